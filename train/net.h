@@ -1,0 +1,47 @@
+/* train/net.h: builds a trainable network from an architecture (arch JSON, see README
+ * "Architecture JSON"). Every layer becomes a few ops on one graph; parameter nodes are named
+ * "l<index>.<part>.<tensor>" (e.g. "l1.dw.w", "l1.dw.bn.mean"), which checkpoints and the
+ * exporters use. Errors name the layer index, its op and the field ("layer 2 (dsconv):
+ * field 'stride': ...").
+ * Ownership: nas_net owns its graph and strings; free with nas_net_free. */
+#ifndef NAS_TRAIN_NET_H
+#define NAS_TRAIN_NET_H
+
+#include <stdint.h>
+
+#include "train/graph.h"
+
+typedef struct nas_layer_info {
+  char op[16];        /* the arch op name ("conv", "dsconv", ...) */
+  int out_h, out_w, out_c; /* output shape per sample (h=w=1 after gap/fc) */
+  long long params;   /* trainable parameters of this layer */
+  long long macs;     /* multiply-accumulates of one forward pass, one sample */
+} nas_layer_info;
+
+typedef struct nas_net {
+  nas_graph *g;       /* the graph (owned) */
+  int input;          /* node id of the input [N,H,W,C] */
+  int labels;         /* node id of the labels [N] */
+  int logits;         /* node id of the logits [N,classes] */
+  int loss;           /* node id of the mean cross-entropy [1] */
+  int in_h, in_w, in_c; /* input shape */
+  int classes;        /* number of classes */
+  int n_layers;       /* arch layers */
+  nas_layer_info *layers; /* [n_layers] */
+  long long params;   /* total trainable parameters */
+  long long macs;     /* total MACs per sample (forward) */
+  char *arch_json;    /* canonical arch JSON (defaults filled in), owned */
+} nas_net;
+
+/* Parses and validates arch JSON text, builds and allocates the graph for max_batch samples,
+ * and initialises parameters with rng seed `seed` (PyTorch default init: kaiming-uniform
+ * weights, uniform biases bounded by 1/sqrt(fan_in), BN gamma 1 beta 0). `source` names the
+ * text in errors (a file name). */
+int nas_net_build(const char *arch_json, const char *source, int max_batch, uint64_t seed,
+                  nas_net **out, nas_err *e);
+void nas_net_free(nas_net *n); /* NULL-safe */
+
+/* Reads a whole file into a NUL-terminated buffer (caller frees). Errors name the file. */
+int nas_read_file(const char *path, char **text, long *len, nas_err *e);
+
+#endif

@@ -1,0 +1,65 @@
+/* train/ops.h: the op table. Each op is one entry {name, inputs, shape inference, forward,
+ * backward}; forward and backward are written side by side in train/ops_*.c. The table is
+ * indexed by enum nas_op and guarded by a static assert on its size, and the gradient-check
+ * test iterates over every entry (it fails when an op is added without a case).
+ *
+ * Inputs and parameters per op (x: [N,H,W,C] unless stated):
+ *   CONV2D     x, w:[Cout,KH,KW,Cin], b:[Cout] (b optional); kh,kw,sh,sw,padding.
+ *              im2row into the shared scratch + one sgemm over the whole batch.
+ *   DWCONV2D   x, w:[KH,KW,C], b:[C] (optional); kh,kw,sh,sw,padding. Own kernel,
+ *              vectorised over channels.
+ *   DENSE      x:[N,K] (any per-sample shape is read as flat), w:[M,K], b:[M] (optional).
+ *   ADD        a, b of equal shape.
+ *   BATCHNORM  x:[N,...,C], gamma:[C], beta:[C], running_mean:[C], running_var:[C] (state);
+ *              eps, momentum. Training: batch statistics (biased variance for the
+ *              normalisation, unbiased for the running update, as PyTorch); eval: running.
+ *   RELU, RELU6 x.
+ *   MAXPOOL, AVGPOOL x; kh,kw,sh,sw,padding (avg excludes padding from the count, as TFLite).
+ *   GAP        x:[N,H,W,C] -> [N,C].
+ *   RESHAPE    x; p.nd/p.d: per-sample target shape (flatten: nd = 1).
+ *   DROPOUT    x; rate (inverted dropout; identity in eval mode).
+ *   SOFTMAX_XENT logits:[N,K], labels:[N] (class index stored as float) -> [1] mean loss.
+ */
+#ifndef NAS_TRAIN_OPS_H
+#define NAS_TRAIN_OPS_H
+
+#include "train/graph.h"
+
+enum nas_op {
+  NAS_OP_CONV2D,
+  NAS_OP_DWCONV2D,
+  NAS_OP_DENSE,
+  NAS_OP_ADD,
+  NAS_OP_BATCHNORM,
+  NAS_OP_RELU,
+  NAS_OP_RELU6,
+  NAS_OP_MAXPOOL,
+  NAS_OP_AVGPOOL,
+  NAS_OP_GAP,
+  NAS_OP_RESHAPE,
+  NAS_OP_DROPOUT,
+  NAS_OP_SOFTMAX_XENT,
+  NAS_OP_COUNT
+};
+
+typedef struct nas_op_def {
+  const char *name;  /* e.g. "conv2d" */
+  int min_in, max_in;/* accepted input counts */
+  /* Sets nd->shape, nd->batched, nd->saved_bytes, nd->scratch_bytes; checks input shapes.
+   * Returns NAS_OK or NAS_EINVAL with e naming the problem. */
+  int (*infer)(nas_graph *g, nas_node *nd, nas_err *e);
+  void (*forward)(nas_graph *g, nas_node *nd);
+  /* Adds the gradient of nd into the grad of every input that has one. */
+  void (*backward)(nas_graph *g, nas_node *nd);
+} nas_op_def;
+
+extern const nas_op_def nas_op_table[NAS_OP_COUNT];
+
+/* Returns the op's name, or "?" for an out-of-range value. */
+const char *nas_op_name(int op);
+
+/* Output size along one spatial axis for a window k, stride s; sets *pad_before. Returns
+ * the output size, or <= 0 when the window does not fit. */
+int nas_conv_out_size(int in, int k, int s, int padding, int *pad_before);
+
+#endif
