@@ -16,13 +16,19 @@ int nas_errf(nas_err *e, int code, const char *fmt, ...) {
 
 int nas_err_prefix(nas_err *e, const char *fmt, ...) {
   if (!e) return NAS_OK;
-  char pre[256], old[sizeof e->msg];
+  char pre[256];
   va_list ap;
   va_start(ap, fmt);
   vsnprintf(pre, sizeof pre, fmt, ap);
   va_end(ap);
-  memcpy(old, e->msg, sizeof old);
-  snprintf(e->msg, sizeof e->msg, "%s: %s", pre, old);
+  size_t lp = strlen(pre) + 2, cap = sizeof e->msg - 1;
+  if (lp > cap) lp = cap;
+  size_t lm = strnlen(e->msg, cap);
+  if (lp + lm > cap) lm = cap - lp; /* keep the start of the old message */
+  memmove(e->msg + lp, e->msg, lm);
+  memcpy(e->msg, pre, lp - 2 < cap ? lp - 2 : cap);
+  if (lp >= 2) e->msg[lp - 2] = ':', e->msg[lp - 1] = ' ';
+  e->msg[lp + lm] = '\0';
   return e->code;
 }
 

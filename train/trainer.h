@@ -34,8 +34,8 @@ typedef struct nas_train_cfg {
 typedef struct nas_train_result {
   double val_acc, test_acc;  /* accuracies in [0,1] after the last epoch */
   double final_loss;         /* mean training loss of the last epoch */
-  double train_seconds;      /* wall time of the training loop */
-  double samples_per_s;      /* training samples per second over the run */
+  double train_seconds;      /* wall time of the training loop, validation included */
+  double samples_per_s;      /* training samples per second (training steps only) */
   long long samples;         /* training samples processed */
 } nas_train_result;
 

@@ -1,0 +1,45 @@
+/* nas/job.h: whole jobs behind the CLI subcommands, as library functions so that the CLI
+ * stays a parser and printer. */
+#ifndef NAS_NAS_JOB_H
+#define NAS_NAS_JOB_H
+
+#include "train/trainer.h"
+
+typedef struct nas_train_job {
+  const char *arch_path;     /* arch JSON file */
+  const char *dataset;       /* dataset spec */
+  const char *save_path;     /* checkpoint to write, or NULL */
+  int train_limit;           /* 0: all training samples */
+  nas_train_cfg cfg;         /* training configuration */
+} nas_train_job;
+
+typedef struct nas_train_summary {
+  nas_train_result r;        /* accuracies and timings */
+  long long params, macs;    /* of the network */
+  int train_n, val_n, test_n;/* split sizes */
+  char arch_name[64];        /* "name" of the arch, or the file name */
+} nas_train_summary;
+
+/* Sets the number of threads for OpenMP and OpenBLAS (0: leave the default). Call before
+ * building networks. */
+void nas_set_threads(int n);
+
+/* Loads the arch and the dataset, trains, evaluates, and saves a checkpoint if asked. */
+int nas_train_job_run(const nas_train_job *job, nas_train_summary *s, nas_err *e);
+
+typedef struct nas_eval_job {
+  const char *checkpoint;    /* checkpoint file */
+  const char *dataset;       /* dataset spec, or NULL for the one the checkpoint was trained on */
+  int batch;                 /* evaluation batch (256) */
+} nas_eval_job;
+
+typedef struct nas_eval_summary {
+  double test_acc, test_loss; /* on the test split */
+  double val_acc;             /* on the validation split */
+  int test_n;                 /* test samples */
+  long long params, macs;     /* of the network */
+} nas_eval_summary;
+
+int nas_eval_job_run(const nas_eval_job *job, nas_eval_summary *s, nas_err *e);
+
+#endif

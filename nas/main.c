@@ -1,0 +1,308 @@
+/* nas/main.c: the `nas` command-line program. Thin: each subcommand parses its options into
+ * a config struct, calls one library function, and prints. Only main() exits.
+ * Exit codes: 0 ok, 1 runtime failure, 2 usage error. */
+#include <errno.h>
+#include <stdarg.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "nas/job.h"
+
+#define EXIT_USAGE 2
+
+static const char *USAGE =
+    "usage: nas <command> [options]\n"
+    "\n"
+    "commands:\n"
+    "  train   train an architecture (arch JSON) on a dataset\n"
+    "  eval    evaluate a checkpoint on a dataset's test split\n"
+    "  help    show this help, or `nas help <command>`\n"
+    "\n"
+    "Run `nas <command> --help` for the options of a command.\n";
+
+static const char *TRAIN_USAGE =
+    "usage: nas train --arch FILE --dataset SPEC [options]\n"
+    "\n"
+    "  --arch FILE         architecture JSON (see README, \"Architecture JSON\")\n"
+    "  --dataset SPEC      fashion-mnist[:DIR] | idx:DIR\n"
+    "  --epochs N          training epochs (10)\n"
+    "  --batch N           batch size (128)\n"
+    "  --lr X              peak learning rate (adam/adamw 0.002, sgd 0.05)\n"
+    "  --optimizer NAME    adam | adamw | sgd (adam); sgd uses momentum 0.9\n"
+    "  --weight-decay X    L2 (sgd, adam) or decoupled (adamw) weight decay (0)\n"
+    "  --schedule NAME     cosine | step | const (cosine, per step)\n"
+    "  --warmup EPOCHS     linear warm-up length in epochs, may be fractional (0)\n"
+    "  --augment LIST      comma list of: shift (random shift by up to 2 px), flip\n"
+    "  --seed N            seed of initialisation, shuffling, dropout (1)\n"
+    "  --threads N         threads for OpenMP and OpenBLAS (all cores)\n"
+    "  --train-limit N     use at most N training samples (all)\n"
+    "  --save FILE         write a checkpoint after training\n"
+    "  --json              print one JSON object as the last line of stdout\n";
+
+static const char *EVAL_USAGE =
+    "usage: nas eval --checkpoint FILE [--dataset SPEC] [--threads N] [--json]\n"
+    "\n"
+    "  --checkpoint FILE   a checkpoint written by `nas train --save`\n"
+    "  --dataset SPEC      dataset to test on (default: the one it was trained on)\n"
+    "  --threads N         threads for OpenMP and OpenBLAS (all cores)\n"
+    "  --json              print one JSON object as the last line of stdout\n";
+
+/* ---- option parsing ---------------------------------------------------------------------- */
+
+/* Prints "nas: error: CMD: MESSAGE (see nas CMD --help)" and returns the usage exit code. */
+static int usage_error(const char *cmd, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+static int usage_error(const char *cmd, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  fprintf(stderr, "nas: error: %s: ", cmd);
+  vfprintf(stderr, fmt, ap);
+  fprintf(stderr, " (see nas %s --help)\n", cmd);
+  va_end(ap);
+  return EXIT_USAGE;
+}
+
+static int parse_long(const char *cmd, const char *name, const char *v, long lo, long hi,
+                      long *out) {
+  char *end;
+  errno = 0;
+  long x = strtol(v, &end, 10);
+  if (errno || *end || end == v || x < lo || x > hi)
+    return usage_error(cmd, "option %s: '%s' is not an integer in %ld..%ld", name, v, lo, hi);
+  *out = x;
+  return 0;
+}
+
+static int parse_double(const char *cmd, const char *name, const char *v, double lo, double hi,
+                        double *out) {
+  char *end;
+  errno = 0;
+  double x = strtod(v, &end);
+  if (errno || *end || end == v || !(x >= lo && x <= hi))
+    return usage_error(cmd, "option %s: '%s' is not a number in %g..%g", name, v, lo, hi);
+  *out = x;
+  return 0;
+}
+
+/* Walks argv as "--name value" pairs (or "--name=value"; flags take no value). For each
+ * option calls handle(name, value); value is NULL for flags. */
+typedef int (*opt_handler)(const char *name, const char *value, void *ctx);
+
+static int walk_opts(const char *cmd, int argc, char **argv, const char *const *flags,
+                     opt_handler handle, void *ctx) {
+  for (int i = 0; i < argc; i++) {
+    char *a = argv[i], name[64];
+    if (strncmp(a, "--", 2) != 0) return usage_error(cmd, "unexpected argument '%s'", a);
+    const char *eq = strchr(a, '='), *val = NULL;
+    snprintf(name, sizeof name, "%.*s", eq ? (int)(eq - a) : (int)strlen(a), a);
+    int is_flag = 0;
+    for (int k = 0; flags[k]; k++) is_flag |= !strcmp(flags[k], name);
+    if (is_flag) {
+      if (eq) return usage_error(cmd, "option %s takes no value", name);
+    } else if (eq) {
+      val = eq + 1;
+    } else if (i + 1 < argc) {
+      val = argv[++i];
+    } else {
+      return usage_error(cmd, "option %s needs a value", name);
+    }
+    int rc = handle(name, val, ctx);
+    if (rc) return rc;
+  }
+  return 0;
+}
+
+static int runtime_error(const nas_err *e) {
+  fprintf(stderr, "nas: error: %s\n", e->msg);
+  return e->code == NAS_EUSAGE ? EXIT_USAGE : 1;
+}
+
+/* ---- train ------------------------------------------------------------------------------- */
+
+typedef struct train_ctx {
+  nas_train_job job;   /* what to run */
+  int optimizer;       /* enum nas_optim_kind */
+  double lr;           /* -1: optimiser default */
+  double wd;           /* weight decay */
+  int threads;         /* 0: default */
+  int json;            /* --json */
+  int help;            /* --help */
+} train_ctx;
+
+static int train_opt(const char *n, const char *v, void *p) {
+  train_ctx *c = p;
+  long x = 0;
+  double d = 0;
+  const char *cmd = "train";
+  if (!strcmp(n, "--help")) c->help = 1;
+  else if (!strcmp(n, "--json")) c->json = 1;
+  else if (!strcmp(n, "--arch")) c->job.arch_path = v;
+  else if (!strcmp(n, "--dataset")) c->job.dataset = v;
+  else if (!strcmp(n, "--save")) c->job.save_path = v;
+  else if (!strcmp(n, "--epochs")) {
+    if (parse_long(cmd, n, v, 1, 100000, &x)) return EXIT_USAGE;
+    c->job.cfg.epochs = (int)x;
+  } else if (!strcmp(n, "--batch")) {
+    if (parse_long(cmd, n, v, 1, 65536, &x)) return EXIT_USAGE;
+    c->job.cfg.batch = (int)x;
+  } else if (!strcmp(n, "--seed")) {
+    if (parse_long(cmd, n, v, 0, 2147483647L, &x)) return EXIT_USAGE;
+    c->job.cfg.seed = (uint64_t)x;
+  } else if (!strcmp(n, "--threads")) {
+    if (parse_long(cmd, n, v, 1, 1024, &x)) return EXIT_USAGE;
+    c->threads = (int)x;
+  } else if (!strcmp(n, "--train-limit")) {
+    if (parse_long(cmd, n, v, 1, 2147483647L, &x)) return EXIT_USAGE;
+    c->job.train_limit = (int)x;
+  } else if (!strcmp(n, "--lr")) {
+    if (parse_double(cmd, n, v, 1e-9, 100, &d)) return EXIT_USAGE;
+    c->lr = d;
+  } else if (!strcmp(n, "--weight-decay")) {
+    if (parse_double(cmd, n, v, 0, 10, &d)) return EXIT_USAGE;
+    c->wd = d;
+  } else if (!strcmp(n, "--warmup")) {
+    if (parse_double(cmd, n, v, 0, 100000, &d)) return EXIT_USAGE;
+    c->job.cfg.warmup_epochs = (float)d;
+  } else if (!strcmp(n, "--optimizer")) {
+    if (!strcmp(v, "sgd")) c->optimizer = NAS_SGD;
+    else if (!strcmp(v, "adam")) c->optimizer = NAS_ADAM;
+    else if (!strcmp(v, "adamw")) c->optimizer = NAS_ADAMW;
+    else return usage_error(cmd, "option --optimizer: unknown optimiser '%s' (sgd, adam, adamw)", v);
+  } else if (!strcmp(n, "--schedule")) {
+    int k = nas_sched_parse(v);
+    if (k < 0) return usage_error(cmd, "option --schedule: unknown schedule '%s' (cosine, step, const)", v);
+    c->job.cfg.sched = k;
+  } else if (!strcmp(n, "--augment")) {
+    char buf[128];
+    snprintf(buf, sizeof buf, "%s", v);
+    for (char *t = strtok(buf, ","); t; t = strtok(NULL, ",")) {
+      if (!strcmp(t, "shift")) c->job.cfg.aug.shift = 2;
+      else if (!strcmp(t, "flip")) c->job.cfg.aug.flip = 1;
+      else return usage_error(cmd, "option --augment: unknown augmentation '%s' (shift, flip)", t);
+    }
+  } else {
+    return usage_error(cmd, "unknown option '%s'", n);
+  }
+  return 0;
+}
+
+/* Progress: a bar on a terminal (stderr), plain per-epoch lines on stdout otherwise. */
+static void train_progress(const nas_epoch_report *r, void *user) {
+  int tty = *(int *)user;
+  if (r->val_acc < 0) {
+    if (!tty || (r->step % 10 && r->step != r->steps)) return;
+    int width = 30, fill = (int)((double)r->step / r->steps * width);
+    fprintf(stderr, "\repoch %d/%d [%.*s%*s] %d/%d loss %.4f %.0f samples/s", r->epoch, r->epochs,
+            fill, "##############################", width - fill, "", r->step, r->steps,
+            r->train_loss, r->samples_per_s);
+    fflush(stderr);
+    return;
+  }
+  if (tty) fprintf(stderr, "\r%*s\r", 100, "");
+  printf("epoch %d/%d  train_loss %.4f  val_acc %.4f  lr %.5f  %.0f samples/s\n", r->epoch,
+         r->epochs, r->train_loss, r->val_acc, (double)r->lr, r->samples_per_s);
+  fflush(stdout);
+}
+
+static int cmd_train(int argc, char **argv) {
+  train_ctx c = {.optimizer = NAS_ADAM, .lr = -1};
+  nas_train_cfg_default(&c.job.cfg, NAS_ADAM);
+  static const char *const flags[] = {"--json", "--help", NULL};
+  int rc = walk_opts("train", argc, argv, flags, train_opt, &c);
+  if (rc) return rc;
+  if (c.help) return fputs(TRAIN_USAGE, stdout), 0;
+  if (!c.job.arch_path) return usage_error("train", "--arch FILE is required");
+  if (!c.job.dataset) return usage_error("train", "--dataset SPEC is required");
+  nas_train_cfg keep = c.job.cfg;
+  nas_train_cfg_default(&c.job.cfg, c.optimizer);
+  c.job.cfg.epochs = keep.epochs, c.job.cfg.batch = keep.batch, c.job.cfg.seed = keep.seed;
+  c.job.cfg.sched = keep.sched, c.job.cfg.warmup_epochs = keep.warmup_epochs;
+  c.job.cfg.aug = keep.aug;
+  if (c.lr > 0) c.job.cfg.lr = (float)c.lr;
+  c.job.cfg.optim.weight_decay = (float)c.wd;
+  nas_set_threads(c.threads);
+  int tty = isatty(fileno(stderr));
+  c.job.cfg.progress = train_progress;
+  c.job.cfg.user = &tty;
+  nas_train_summary s;
+  nas_err e = {0};
+  if (nas_train_job_run(&c.job, &s, &e) != NAS_OK) return runtime_error(&e);
+  printf("%s: params %lld  MACs %lld  train %d  val %d  test %d\n", s.arch_name, s.params, s.macs,
+         s.train_n, s.val_n, s.test_n);
+  printf("val_acc %.4f  test_acc %.4f  train %.1f s  %.0f samples/s\n", s.r.val_acc, s.r.test_acc,
+         s.r.train_seconds, s.r.samples_per_s);
+  if (c.job.save_path) printf("checkpoint: %s\n", c.job.save_path);
+  if (c.json)
+    printf("{\"arch\":\"%s\",\"val_acc\":%.6f,\"test_acc\":%.6f,\"final_loss\":%.6f,\"params\":%lld,"
+           "\"macs\":%lld,\"train_seconds\":%.3f,\"samples_per_s\":%.1f,\"epochs\":%d,\"seed\":%llu}\n",
+           s.arch_name, s.r.val_acc, s.r.test_acc, s.r.final_loss, s.params, s.macs,
+           s.r.train_seconds, s.r.samples_per_s, c.job.cfg.epochs,
+           (unsigned long long)c.job.cfg.seed);
+  return 0;
+}
+
+/* ---- eval -------------------------------------------------------------------------------- */
+
+typedef struct eval_ctx {
+  nas_eval_job job;  /* what to run */
+  int threads;       /* 0: default */
+  int json, help;    /* flags */
+} eval_ctx;
+
+static int eval_opt(const char *n, const char *v, void *p) {
+  eval_ctx *c = p;
+  long x = 0;
+  if (!strcmp(n, "--help")) c->help = 1;
+  else if (!strcmp(n, "--json")) c->json = 1;
+  else if (!strcmp(n, "--checkpoint")) c->job.checkpoint = v;
+  else if (!strcmp(n, "--dataset")) c->job.dataset = v;
+  else if (!strcmp(n, "--threads")) {
+    if (parse_long("eval", n, v, 1, 1024, &x)) return EXIT_USAGE;
+    c->threads = (int)x;
+  } else {
+    return usage_error("eval", "unknown option '%s'", n);
+  }
+  return 0;
+}
+
+static int cmd_eval(int argc, char **argv) {
+  eval_ctx c = {0};
+  static const char *const flags[] = {"--json", "--help", NULL};
+  int rc = walk_opts("eval", argc, argv, flags, eval_opt, &c);
+  if (rc) return rc;
+  if (c.help) return fputs(EVAL_USAGE, stdout), 0;
+  if (!c.job.checkpoint) return usage_error("eval", "--checkpoint FILE is required");
+  nas_set_threads(c.threads);
+  nas_eval_summary s;
+  nas_err e = {0};
+  if (nas_eval_job_run(&c.job, &s, &e) != NAS_OK) return runtime_error(&e);
+  printf("test_acc %.4f  test_loss %.4f  val_acc %.4f  (%d test samples; params %lld, MACs %lld)\n",
+         s.test_acc, s.test_loss, s.val_acc, s.test_n, s.params, s.macs);
+  if (c.json)
+    printf("{\"test_acc\":%.6f,\"test_loss\":%.6f,\"val_acc\":%.6f,\"test_n\":%d,\"params\":%lld,"
+           "\"macs\":%lld}\n",
+           s.test_acc, s.test_loss, s.val_acc, s.test_n, s.params, s.macs);
+  return 0;
+}
+
+/* ---- dispatch ---------------------------------------------------------------------------- */
+
+int main(int argc, char **argv) {
+  if (argc < 2) {
+    fputs(USAGE, stderr);
+    return EXIT_USAGE;
+  }
+  const char *cmd = argv[1];
+  if (!strcmp(cmd, "--help") || !strcmp(cmd, "-h") || !strcmp(cmd, "help")) {
+    if (argc > 2 && !strcmp(argv[2], "train")) return fputs(TRAIN_USAGE, stdout), 0;
+    if (argc > 2 && !strcmp(argv[2], "eval")) return fputs(EVAL_USAGE, stdout), 0;
+    return fputs(USAGE, stdout), 0;
+  }
+  if (!strcmp(cmd, "train")) return cmd_train(argc - 2, argv + 2);
+  if (!strcmp(cmd, "eval")) return cmd_eval(argc - 2, argv + 2);
+  fprintf(stderr, "nas: error: unknown command '%s' (see nas --help)\n", cmd);
+  return EXIT_USAGE;
+}

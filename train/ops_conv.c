@@ -1,0 +1,311 @@
+/* train/ops_conv.c: conv2d (im2row + one sgemm over the whole batch), depthwise conv2d
+ * (its own kernel, vectorised over channels) and dense. Forward and backward side by side.
+ * Layouts: x [N,H,W,Cin]; conv w [Cout,KH,KW,Cin]; depthwise w [KH,KW,C]; dense w [M,K]. */
+#include <cblas.h>
+#include <omp.h>
+#include <string.h>
+
+#include "train/ops_impl.h"
+
+/* ---- shared: spatial shape inference for windowed ops --------------------------------- */
+
+/* Fills nd's [N,OH,OW,C] shape from x and the window in nd->p; C given. */
+static int window_infer(nas_node *nd, const nas_node *x, int c, nas_err *e) {
+  nas_op_params *p = &nd->p;
+  if (p->sh < 1) p->sh = 1;
+  if (p->sw < 1) p->sw = 1;
+  if (p->kh < 1 || p->kw < 1)
+    return nas_errf(e, NAS_EINVAL, "%s: kernel %dx%d must be at least 1x1", nas_op_name(nd->op),
+                    p->kh, p->kw);
+  int oh = nas_conv_out_size(x->shape.d[1], p->kh, p->sh, p->padding, &p->pad_top);
+  int ow = nas_conv_out_size(x->shape.d[2], p->kw, p->sw, p->padding, &p->pad_left);
+  if (oh < 1 || ow < 1)
+    return nas_errf(e, NAS_EINVAL,
+                    "%s: kernel %dx%d stride %dx%d (%s padding) does not fit input %dx%d",
+                    nas_op_name(nd->op), p->kh, p->kw, p->sh, p->sw,
+                    p->padding == NAS_PAD_SAME ? "same" : "valid", x->shape.d[1], x->shape.d[2]);
+  nd->shape.nd = 4;
+  op_like_batch(nd, x);
+  nd->shape.d[1] = oh;
+  nd->shape.d[2] = ow;
+  nd->shape.d[3] = c;
+  return NAS_OK;
+}
+
+static int check_bias(const nas_node *nd, const nas_node *b, int c, nas_err *e) {
+  if (b->shape.nd != 1 || b->shape.d[0] != c)
+    return nas_errf(e, NAS_EINVAL, "%s: bias must be [%d]", nas_op_name(nd->op), c);
+  return NAS_OK;
+}
+
+/* ---- conv2d ------------------------------------------------------------------------------ */
+
+static int conv_is_direct(const nas_node *nd) {
+  const nas_op_params *p = &nd->p;
+  return p->kh == 1 && p->kw == 1 && p->sh == 1 && p->sw == 1;
+}
+
+int conv2d_infer(nas_graph *g, nas_node *nd, nas_err *e) {
+  const nas_node *x = op_in(g, nd, 0), *w = op_in(g, nd, 1);
+  if (op_need_nhwc(nd, x, e)) return e->code;
+  int cin = x->shape.d[3];
+  if (w->shape.nd != 4 || w->shape.d[3] != cin)
+    return nas_errf(e, NAS_EINVAL, "conv2d: %d input channels, weights expect %d", cin,
+                    w->shape.nd == 4 ? w->shape.d[3] : -1);
+  nd->p.kh = w->shape.d[1];
+  nd->p.kw = w->shape.d[2];
+  if (window_infer(nd, x, w->shape.d[0], e)) return e->code;
+  if (nd->n_in == 3 && check_bias(nd, op_in(g, nd, 2), w->shape.d[0], e)) return e->code;
+  if (!conv_is_direct(nd)) {
+    size_t m = (size_t)nd->shape.d[0] * nd->shape.d[1] * nd->shape.d[2];
+    nd->scratch_bytes = m * (size_t)(nd->p.kh * nd->p.kw * cin) * sizeof(float);
+  }
+  return NAS_OK;
+}
+
+/* cols [N*OH*OW, KH*KW*Cin] from x [N,H,W,Cin]; padded cells are 0. */
+static void im2row(const nas_node *nd, const nas_node *x, int n, const float *xv, float *cols) {
+  const nas_op_params *p = &nd->p;
+  int H = x->shape.d[1], W = x->shape.d[2], C = x->shape.d[3];
+  int OH = nd->shape.d[1], OW = nd->shape.d[2];
+  size_t K = (size_t)p->kh * p->kw * C;
+#pragma omp parallel for schedule(static)
+  for (int r = 0; r < n * OH; r++) {
+    int b = r / OH, oh = r % OH;
+    for (int ow = 0; ow < OW; ow++) {
+      float *row = cols + ((size_t)r * OW + ow) * K;
+      for (int kh = 0; kh < p->kh; kh++) {
+        int ih = oh * p->sh - p->pad_top + kh;
+        for (int kw = 0; kw < p->kw; kw++) {
+          int iw = ow * p->sw - p->pad_left + kw;
+          float *dst = row + ((size_t)kh * p->kw + kw) * C;
+          if (ih < 0 || ih >= H || iw < 0 || iw >= W)
+            memset(dst, 0, (size_t)C * sizeof(float));
+          else
+            memcpy(dst, xv + (((size_t)b * H + ih) * W + iw) * C, (size_t)C * sizeof(float));
+        }
+      }
+    }
+  }
+}
+
+/* dx += scatter of dcols (inverse of im2row). Parallel over samples: no write conflicts. */
+static void row2im_add(const nas_node *nd, const nas_node *x, int n, const float *dcols,
+                       float *dx) {
+  const nas_op_params *p = &nd->p;
+  int H = x->shape.d[1], W = x->shape.d[2], C = x->shape.d[3];
+  int OH = nd->shape.d[1], OW = nd->shape.d[2];
+  size_t K = (size_t)p->kh * p->kw * C;
+#pragma omp parallel for schedule(static)
+  for (int b = 0; b < n; b++) {
+    for (int oh = 0; oh < OH; oh++)
+      for (int ow = 0; ow < OW; ow++) {
+        const float *row = dcols + (((size_t)b * OH + oh) * OW + ow) * K;
+        for (int kh = 0; kh < p->kh; kh++) {
+          int ih = oh * p->sh - p->pad_top + kh;
+          if (ih < 0 || ih >= H) continue;
+          for (int kw = 0; kw < p->kw; kw++) {
+            int iw = ow * p->sw - p->pad_left + kw;
+            if (iw < 0 || iw >= W) continue;
+            const float *src = row + ((size_t)kh * p->kw + kw) * C;
+            float *dst = dx + (((size_t)b * H + ih) * W + iw) * C;
+            for (int c = 0; c < C; c++) dst[c] += src[c];
+          }
+        }
+      }
+  }
+}
+
+static void add_bias_rows(float *y, const float *b, size_t rows, int c) {
+#pragma omp parallel for schedule(static)
+  for (size_t r = 0; r < rows; r++)
+    for (int j = 0; j < c; j++) y[r * c + j] += b[j];
+}
+
+static void bias_grad_rows(float *db, const float *dy, size_t rows, int c) {
+  for (size_t r = 0; r < rows; r++)
+    for (int j = 0; j < c; j++) db[j] += dy[r * c + j];
+}
+
+void conv2d_forward(nas_graph *g, nas_node *nd) {
+  nas_node *x = op_in(g, nd, 0), *w = op_in(g, nd, 1);
+  int n = op_batch(g, nd), cout = nd->shape.d[3];
+  int M = n * nd->shape.d[1] * nd->shape.d[2];
+  int K = nd->p.kh * nd->p.kw * x->shape.d[3];
+  const float *a = x->val;
+  if (!conv_is_direct(nd)) {
+    im2row(nd, x, n, x->val, g->scratch);
+    a = g->scratch;
+  }
+  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, M, cout, K, 1.0f, a, K, w->val, K, 0.0f,
+              nd->val, cout);
+  if (nd->n_in == 3) add_bias_rows(nd->val, op_in(g, nd, 2)->val, (size_t)M, cout);
+}
+
+void conv2d_backward(nas_graph *g, nas_node *nd) {
+  nas_node *x = op_in(g, nd, 0), *w = op_in(g, nd, 1);
+  int n = op_batch(g, nd), cout = nd->shape.d[3];
+  int M = n * nd->shape.d[1] * nd->shape.d[2];
+  int K = nd->p.kh * nd->p.kw * x->shape.d[3];
+  int direct = conv_is_direct(nd);
+  if (nd->n_in == 3 && op_in(g, nd, 2)->grad)
+    bias_grad_rows(op_in(g, nd, 2)->grad, nd->grad, (size_t)M, cout);
+  if (w->grad) {
+    const float *a = x->val;
+    if (!direct) {
+      im2row(nd, x, n, x->val, g->scratch);
+      a = g->scratch;
+    }
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, cout, K, M, 1.0f, nd->grad, cout, a, K,
+                1.0f, w->grad, K);
+  }
+  if (x->grad) {
+    if (direct) {
+      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, M, K, cout, 1.0f, nd->grad, cout,
+                  w->val, K, 1.0f, x->grad, K);
+    } else {
+      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, M, K, cout, 1.0f, nd->grad, cout,
+                  w->val, K, 0.0f, g->scratch, K);
+      row2im_add(nd, x, n, g->scratch, x->grad);
+    }
+  }
+}
+
+/* ---- depthwise conv2d -------------------------------------------------------------------- */
+
+static int dw_threads(const nas_node *nd) {
+  size_t per = (size_t)(nd->p.kh * nd->p.kw + 1) * nd->shape.d[3] * sizeof(float);
+  return (int)(nd->scratch_bytes / per);
+}
+
+int dwconv2d_infer(nas_graph *g, nas_node *nd, nas_err *e) {
+  const nas_node *x = op_in(g, nd, 0), *w = op_in(g, nd, 1);
+  if (op_need_nhwc(nd, x, e)) return e->code;
+  int c = x->shape.d[3];
+  if (w->shape.nd != 3 || w->shape.d[2] != c)
+    return nas_errf(e, NAS_EINVAL, "dwconv2d: %d input channels, weights expect %d", c,
+                    w->shape.nd == 3 ? w->shape.d[2] : -1);
+  nd->p.kh = w->shape.d[0];
+  nd->p.kw = w->shape.d[1];
+  if (window_infer(nd, x, c, e)) return e->code;
+  if (nd->n_in == 3 && check_bias(nd, op_in(g, nd, 2), c, e)) return e->code;
+  /* per-thread partial sums of dw and db for the backward pass */
+  int t = omp_get_max_threads();
+  nd->scratch_bytes = (size_t)t * (size_t)(nd->p.kh * nd->p.kw + 1) * c * sizeof(float);
+  return NAS_OK;
+}
+
+void dwconv2d_forward(nas_graph *g, nas_node *nd) {
+  const nas_node *x = op_in(g, nd, 0), *w = op_in(g, nd, 1);
+  const nas_op_params *p = &nd->p;
+  int n = op_batch(g, nd), H = x->shape.d[1], W = x->shape.d[2], C = x->shape.d[3];
+  int OH = nd->shape.d[1], OW = nd->shape.d[2];
+  const float *bias = nd->n_in == 3 ? op_in(g, nd, 2)->val : NULL;
+  const float *xv = x->val, *wv = w->val;
+  float *yv = nd->val;
+#pragma omp parallel for schedule(static)
+  for (int r = 0; r < n * OH; r++) {
+    int b = r / OH, oh = r % OH;
+    for (int ow = 0; ow < OW; ow++) {
+      float *out = yv + ((size_t)r * OW + ow) * C;
+      if (bias)
+        memcpy(out, bias, (size_t)C * sizeof(float));
+      else
+        memset(out, 0, (size_t)C * sizeof(float));
+      for (int kh = 0; kh < p->kh; kh++) {
+        int ih = oh * p->sh - p->pad_top + kh;
+        if (ih < 0 || ih >= H) continue;
+        for (int kw = 0; kw < p->kw; kw++) {
+          int iw = ow * p->sw - p->pad_left + kw;
+          if (iw < 0 || iw >= W) continue;
+          const float *in = xv + (((size_t)b * H + ih) * W + iw) * C;
+          const float *wk = wv + ((size_t)kh * p->kw + kw) * C;
+          for (int c = 0; c < C; c++) out[c] += in[c] * wk[c];
+        }
+      }
+    }
+  }
+}
+
+void dwconv2d_backward(nas_graph *g, nas_node *nd) {
+  nas_node *x = op_in(g, nd, 0), *w = op_in(g, nd, 1);
+  nas_node *bn = nd->n_in == 3 ? op_in(g, nd, 2) : NULL;
+  const nas_op_params *p = &nd->p;
+  int n = op_batch(g, nd), H = x->shape.d[1], W = x->shape.d[2], C = x->shape.d[3];
+  int OH = nd->shape.d[1], OW = nd->shape.d[2];
+  size_t KC = (size_t)p->kh * p->kw * C, per = KC + (size_t)C;
+  int T = dw_threads(nd);
+  float *part = g->scratch;
+  const float *dy = nd->grad, *xv = x->val, *wv = w->val;
+  float *dx = x->grad;
+  int want_w = w->grad != NULL, want_b = bn && bn->grad;
+  memset(part, 0, (size_t)T * per * sizeof(float)); /* the team may be smaller than T */
+#pragma omp parallel num_threads(T)
+  {
+    float *dw = part + (size_t)omp_get_thread_num() * per, *db = dw + KC;
+#pragma omp for schedule(static)
+    for (int b = 0; b < n; b++)
+      for (int oh = 0; oh < OH; oh++)
+        for (int ow = 0; ow < OW; ow++) {
+          const float *g_out = dy + (((size_t)b * OH + oh) * OW + ow) * C;
+          if (want_b)
+            for (int c = 0; c < C; c++) db[c] += g_out[c];
+          for (int kh = 0; kh < p->kh; kh++) {
+            int ih = oh * p->sh - p->pad_top + kh;
+            if (ih < 0 || ih >= H) continue;
+            for (int kw = 0; kw < p->kw; kw++) {
+              int iw = ow * p->sw - p->pad_left + kw;
+              if (iw < 0 || iw >= W) continue;
+              size_t xo = (((size_t)b * H + ih) * W + iw) * C, wo = ((size_t)kh * p->kw + kw) * C;
+              if (want_w)
+                for (int c = 0; c < C; c++) dw[wo + c] += xv[xo + c] * g_out[c];
+              if (dx)
+                for (int c = 0; c < C; c++) dx[xo + c] += wv[wo + c] * g_out[c];
+            }
+          }
+        }
+  }
+  for (int t = 0; t < T; t++) {
+    const float *dw = part + (size_t)t * per;
+    if (want_w)
+      for (size_t i = 0; i < KC; i++) w->grad[i] += dw[i];
+    if (want_b)
+      for (int c = 0; c < C; c++) bn->grad[c] += dw[KC + c];
+  }
+}
+
+/* ---- dense ------------------------------------------------------------------------------- */
+
+int dense_infer(nas_graph *g, nas_node *nd, nas_err *e) {
+  const nas_node *x = op_in(g, nd, 0), *w = op_in(g, nd, 1);
+  int k = (int)nas_node_sample_numel(x);
+  if (w->shape.nd != 2 || w->shape.d[1] != k)
+    return nas_errf(e, NAS_EINVAL, "dense: %d input features, weights expect %d", k,
+                    w->shape.nd == 2 ? w->shape.d[1] : -1);
+  nd->shape.nd = 2;
+  op_like_batch(nd, x);
+  nd->shape.d[1] = w->shape.d[0];
+  if (nd->n_in == 3 && check_bias(nd, op_in(g, nd, 2), w->shape.d[0], e)) return e->code;
+  return NAS_OK;
+}
+
+void dense_forward(nas_graph *g, nas_node *nd) {
+  const nas_node *x = op_in(g, nd, 0), *w = op_in(g, nd, 1);
+  int n = op_batch(g, nd), m = nd->shape.d[1], k = w->shape.d[1];
+  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, m, k, 1.0f, x->val, k, w->val, k, 0.0f,
+              nd->val, m);
+  if (nd->n_in == 3) add_bias_rows(nd->val, op_in(g, nd, 2)->val, (size_t)n, m);
+}
+
+void dense_backward(nas_graph *g, nas_node *nd) {
+  nas_node *x = op_in(g, nd, 0), *w = op_in(g, nd, 1);
+  int n = op_batch(g, nd), m = nd->shape.d[1], k = w->shape.d[1];
+  if (nd->n_in == 3 && op_in(g, nd, 2)->grad)
+    bias_grad_rows(op_in(g, nd, 2)->grad, nd->grad, (size_t)n, m);
+  if (w->grad)
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, m, k, n, 1.0f, nd->grad, m, x->val, k,
+                1.0f, w->grad, k);
+  if (x->grad)
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, k, m, 1.0f, nd->grad, m, w->val, k,
+                1.0f, x->grad, k);
+}

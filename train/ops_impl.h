@@ -1,0 +1,47 @@
+/* train/ops_impl.h: internal to train/: the per-op functions the table in ops.c points at,
+ * and small helpers shared by the op files. Not part of the public API. */
+#ifndef NAS_TRAIN_OPS_IMPL_H
+#define NAS_TRAIN_OPS_IMPL_H
+
+#include "train/ops.h"
+
+#define OP_FNS(name)                                               \
+  int name##_infer(nas_graph *g, nas_node *nd, nas_err *e);        \
+  void name##_forward(nas_graph *g, nas_node *nd);                 \
+  void name##_backward(nas_graph *g, nas_node *nd)
+
+OP_FNS(conv2d);
+OP_FNS(dwconv2d);
+OP_FNS(dense);
+OP_FNS(add);
+OP_FNS(batchnorm);
+OP_FNS(relu);
+OP_FNS(relu6);
+OP_FNS(maxpool);
+OP_FNS(avgpool);
+OP_FNS(gap);
+OP_FNS(reshape);
+OP_FNS(dropout);
+OP_FNS(softmax_xent);
+
+/* Input i of node nd. */
+static inline nas_node *op_in(nas_graph *g, const nas_node *nd, int i) {
+  return &g->nodes[nd->in[i]];
+}
+
+/* Samples a node holds at the current step: the graph's batch for batched nodes, d[0]
+ * otherwise (a PARAM fed as data, as the parity tests do). */
+static inline int op_batch(const nas_graph *g, const nas_node *nd) {
+  return nd->batched ? g->batch : nd->shape.d[0];
+}
+
+/* Output node takes its batch dimension from input x. */
+static inline void op_like_batch(nas_node *nd, const nas_node *x) {
+  nd->batched = x->batched;
+  nd->shape.d[0] = x->shape.d[0];
+}
+
+/* Checks that x is [N,H,W,C]; fills a message naming the op otherwise. */
+int op_need_nhwc(const nas_node *nd, const nas_node *x, nas_err *e);
+
+#endif
