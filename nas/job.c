@@ -76,7 +76,8 @@ int nas_eval_job_run(const nas_eval_job *job, nas_eval_summary *s, nas_err *e) {
   int rc = nas_ckpt_load(job->checkpoint, &c, e);
   if (rc == NAS_OK) {
     rc = nas_net_build(c.arch_json, job->checkpoint, job->batch > 0 ? job->batch : 256, 1, &net, e);
-    if (rc == NAS_OK) rc = nas_ckpt_apply(&c, net->g, e);
+    if (rc == NAS_OK && (rc = nas_ckpt_apply(&c, net->g, e)) != NAS_OK)
+      nas_err_prefix(e, "%s", job->checkpoint);
   }
   const char *spec = job->dataset;
   if (rc == NAS_OK) {

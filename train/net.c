@@ -37,9 +37,11 @@ static int lerr(bld *b, const char *field, const char *fmt, ...) {
   vsnprintf(msg, sizeof msg, fmt, ap);
   va_end(ap);
   if (field)
-    return nas_errf(b->e, NAS_EINVAL, "%s: layer %d (%s): field '%s': %s", b->src, b->li, b->op,
-                    field, msg);
-  return nas_errf(b->e, NAS_EINVAL, "%s: layer %d (%s): %s", b->src, b->li, b->op, msg);
+    nas_errf(b->e, NAS_EINVAL, "%s: layer %d (%s): field '%s': %s", b->src, b->li, b->op, field,
+             msg);
+  else
+    nas_errf(b->e, NAS_EINVAL, "%s: layer %d (%s): %s", b->src, b->li, b->op, msg);
+  return -1; /* layer builders return -1 on failure */
 }
 
 /* ---- field readers (each records the value it settled on in the canonical layer) -------- */
@@ -348,7 +350,8 @@ static int layer_add(bld *b, const cJSON *o, const int *outs) {
 }
 
 static int lower_layer(bld *b, const cJSON *o, const int *outs) {
-  if (!cJSON_IsObject(o)) return nas_errf(b->e, NAS_EINVAL, "%s: layer %d: expected an object", b->src, b->li);
+  if (!cJSON_IsObject(o))
+    return nas_errf(b->e, NAS_EINVAL, "%s: layer %d: expected an object", b->src, b->li), -1;
   const cJSON *opj = cJSON_GetObjectItemCaseSensitive(o, "op");
   b->op = "?";
   if (!cJSON_IsString(opj)) return lerr(b, "op", "required (a string)");

@@ -64,8 +64,8 @@ static void clamp_forward(nas_graph *g, nas_node *nd, float hi) {
   size_t n = numel_now(g, nd);
 #pragma omp parallel for simd schedule(static)
   for (size_t i = 0; i < n; i++) {
-    float v = x[i] > 0 ? x[i] : 0;
-    y[i] = v < hi ? v : hi;
+    float v = x[i] < 0 ? 0.0f : x[i]; /* written so that NaN propagates (divergence is seen) */
+    y[i] = v > hi ? hi : v;
   }
 }
 

@@ -23,14 +23,20 @@ typedef struct nas_optim {
   nas_optim_cfg cfg;  /* copy of the configuration */
   int n;              /* number of parameter tensors */
   int *ids;           /* node ids of the params */
-  float **m, **v;     /* per-param state (momentum buffer / Adam moments); v NULL for SGD */
-  long step;          /* steps taken */
+  float **m, **v;     /* per-param state [n][numel]: m is the momentum buffer (SGD) or first
+                         moment (Adam), v the second moment; v is NULL for SGD and m is NULL
+                         for SGD without momentum */
+  long step;          /* steps taken (Adam's bias-correction t after a step) */
 } nas_optim;
 
 void nas_optim_cfg_default(nas_optim_cfg *c, int kind);
-/* Returns NULL with e filled on allocation failure. The graph must be allocated. */
+/* Collects every PARAM node of g in tape order and allocates zeroed state once. Returns NULL
+ * with e filled on allocation failure (NAS_ENOMEM) or on an invalid configuration or graph
+ * (NAS_EINVAL: unknown kind, negative decay/momentum, betas outside [0,1), nesterov without
+ * momentum, graph not allocated). */
 nas_optim *nas_optim_new(const nas_graph *g, const nas_optim_cfg *cfg, nas_err *e);
-/* One update of every param from its grad with learning rate lr. No allocation. */
+/* One update of every param from its grad with learning rate lr. No allocation. node->grad
+ * is read, never modified. A param whose grad is NULL is skipped (frozen). */
 void nas_optim_step(nas_optim *o, nas_graph *g, float lr);
 void nas_optim_free(nas_optim *o); /* NULL-safe */
 
@@ -46,7 +52,14 @@ typedef struct nas_sched {
   float min_lr;       /* COSINE floor (0) */
 } nas_sched;
 
-/* Learning rate for 0-based step `step`. */
+/* Learning rate for 0-based step `step`. During the first warmup_steps steps:
+ * base_lr*(step+1)/warmup_steps. After that, with t = step - warmup_steps:
+ *   CONST: base_lr;
+ *   COSINE: min_lr + (base_lr-min_lr)*(1+cos(pi*t/T))/2, T = total_steps - warmup_steps,
+ *           t clamped to T (min_lr from total_steps on, and throughout when T <= 0);
+ *   STEP: base_lr * gamma^floor(t/step_size) (step_size <= 0: no decay).
+ * An unknown kind yields NaN, so that it cannot pass unnoticed (validate with
+ * nas_sched_parse). */
 float nas_sched_lr(const nas_sched *s, long step);
 /* Parses "cosine", "step", "const"; returns -1 for anything else. */
 int nas_sched_parse(const char *name);

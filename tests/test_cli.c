@@ -1,0 +1,196 @@
+/* CLI end-to-end tests: usage errors exit 2 with one line on stderr, runtime errors exit 1
+ * with one line, help exits 0, and a real train -> save -> eval round trip on an IDX dataset
+ * the test writes. Runs the `nas` binary named by $NAS_BIN. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "core/rng.h"
+
+static char dir[256];
+static char out_path[300], err_path[300];
+
+/* Runs `nas ARGS`, capturing stdout/stderr into files; returns the exit code. */
+static int run(const char *args) {
+  char cmd[2048];
+  const char *bin = getenv("NAS_BIN");
+  snprintf(cmd, sizeof cmd, "cd %s && %s %s >%s 2>%s", dir, bin ? bin : "nas", args, out_path, err_path);
+  int st = system(cmd);
+  return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+static char *slurp(const char *path) {
+  static char buf[1 << 16];
+  FILE *f = fopen(path, "rb");
+  size_t n = f ? fread(buf, 1, sizeof buf - 1, f) : 0;
+  if (f) fclose(f);
+  buf[n] = 0;
+  return buf;
+}
+
+/* stderr must be exactly one line starting with "nas: error: " and containing frag. */
+static void expect_one_line_error(const char *frag) {
+  char *e = slurp(err_path);
+  if (strncmp(e, "nas: error: ", 12) != 0) fail_msg("stderr does not start with 'nas: error: ': %s", e);
+  char *nl = strchr(e, '\n');
+  if (!nl || nl[1] != 0) fail_msg("stderr is not exactly one line: %s", e);
+  if (frag && !strstr(e, frag)) fail_msg("stderr lacks '%s': %s", frag, e);
+}
+
+static void write_be32(FILE *f, uint32_t v) {
+  unsigned char b[4] = {v >> 24, v >> 16, v >> 8, v};
+  fwrite(b, 1, 4, f);
+}
+
+/* A 3-class MNIST-layout set: class k has a bright vertical bar at columns 3k..3k+2. */
+static void write_idx(const char *prefix, int n, uint64_t seed) {
+  char p[512];
+  nas_rng r;
+  nas_rng_seed(&r, seed);
+  unsigned char *img = malloc((size_t)n * 100), *lab = malloc((size_t)n);
+  for (int i = 0; i < n; i++) {
+    lab[i] = (unsigned char)nas_rng_below(&r, 3);
+    for (int y = 0; y < 10; y++)
+      for (int x = 0; x < 10; x++) {
+        int bar = x >= 3 * lab[i] && x < 3 * lab[i] + 3;
+        img[(size_t)i * 100 + y * 10 + x] = (unsigned char)(bar ? 150 + nas_rng_below(&r, 100) : nas_rng_below(&r, 80));
+      }
+  }
+  snprintf(p, sizeof p, "%s/data/%s-images-idx3-ubyte", dir, prefix);
+  FILE *f = fopen(p, "wb");
+  write_be32(f, 0x803), write_be32(f, (uint32_t)n), write_be32(f, 10), write_be32(f, 10);
+  fwrite(img, 1, (size_t)n * 100, f);
+  fclose(f);
+  snprintf(p, sizeof p, "%s/data/%s-labels-idx1-ubyte", dir, prefix);
+  f = fopen(p, "wb");
+  write_be32(f, 0x801), write_be32(f, (uint32_t)n);
+  fwrite(lab, 1, (size_t)n, f);
+  fclose(f);
+  free(img), free(lab);
+}
+
+static int setup(void **state) {
+  (void)state;
+  snprintf(dir, sizeof dir, "/tmp/nas-cli-XXXXXX");
+  if (!mkdtemp(dir)) return -1;
+  snprintf(out_path, sizeof out_path, "%s/out.txt", dir);
+  snprintf(err_path, sizeof err_path, "%s/err.txt", dir);
+  char p[512];
+  snprintf(p, sizeof p, "mkdir -p %s/data", dir);
+  if (system(p) != 0) return -1;
+  write_idx("train", 1200, 1);
+  write_idx("t10k", 300, 2);
+  snprintf(p, sizeof p, "%s/arch.json", dir);
+  FILE *f = fopen(p, "w");
+  fputs("{\"input\":[10,10,1],\"classes\":3,\"layers\":[{\"op\":\"conv\",\"out\":8},"
+        "{\"op\":\"dsconv\",\"out\":16,\"stride\":2},{\"op\":\"gap\"},{\"op\":\"fc\",\"out\":3}]}",
+        f);
+  fclose(f);
+  return 0;
+}
+
+static int teardown(void **state) {
+  (void)state;
+  char cmd[300];
+  snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+  return system(cmd) == 0 ? 0 : -1;
+}
+
+static void test_usage_errors(void **state) {
+  (void)state;
+  assert_int_equal(run(""), 2);
+  assert_int_equal(run("frobnicate"), 2);
+  expect_one_line_error("unknown command 'frobnicate'");
+  assert_int_equal(run("train --dataset idx:data"), 2);
+  expect_one_line_error("--arch FILE is required");
+  assert_int_equal(run("train --arch arch.json"), 2);
+  expect_one_line_error("--dataset SPEC is required");
+  assert_int_equal(run("train --arch arch.json --dataset idx:data --epochs zero"), 2);
+  expect_one_line_error("--epochs");
+  assert_int_equal(run("train --arch arch.json --dataset idx:data --bogus 1"), 2);
+  expect_one_line_error("unknown option '--bogus'");
+  assert_int_equal(run("train --arch arch.json --dataset idx:data --optimizer rmsprop"), 2);
+  expect_one_line_error("rmsprop");
+  assert_int_equal(run("train --arch arch.json --dataset idx:data --epochs"), 2);
+  expect_one_line_error("needs a value");
+  assert_int_equal(run("eval"), 2);
+  expect_one_line_error("--checkpoint FILE is required");
+}
+
+static void test_help(void **state) {
+  (void)state;
+  assert_int_equal(run("--help"), 0);
+  assert_non_null(strstr(slurp(out_path), "train"));
+  assert_int_equal(run("train --help"), 0);
+  assert_non_null(strstr(slurp(out_path), "--train-limit"));
+  assert_int_equal(run("eval --help"), 0);
+  assert_non_null(strstr(slurp(out_path), "--checkpoint"));
+}
+
+static void test_runtime_errors(void **state) {
+  (void)state;
+  assert_int_equal(run("train --arch missing.json --dataset idx:data"), 1);
+  expect_one_line_error("missing.json");
+  assert_int_equal(run("train --arch arch.json --dataset idx:nowhere"), 1);
+  expect_one_line_error("nowhere");
+  assert_int_equal(run("train --arch arch.json --dataset mnist-ish"), 1);
+  expect_one_line_error("mnist-ish");
+  FILE *f;
+  char p[512];
+  snprintf(p, sizeof p, "%s/bad.json", dir);
+  f = fopen(p, "w");
+  fputs("{\"input\":[10,10,1],\"classes\":3,\"layers\":[{\"op\":\"conv\",\"out\":8,\"k\":20,\"padding\":\"valid\"}]}", f);
+  fclose(f);
+  assert_int_equal(run("train --arch bad.json --dataset idx:data"), 1);
+  expect_one_line_error("layer 0 (conv)");
+  snprintf(p, sizeof p, "%s/junk.ckpt", dir);
+  f = fopen(p, "w");
+  fputs("not a checkpoint at all", f);
+  fclose(f);
+  assert_int_equal(run("eval --checkpoint junk.ckpt --dataset idx:data"), 1);
+  expect_one_line_error("junk.ckpt");
+}
+
+static void test_train_save_eval(void **state) {
+  (void)state;
+  int rc = run("train --arch arch.json --dataset idx:data --epochs 3 --batch 32 --lr 0.01 --seed 4 "
+               "--threads 1 --save m.ckpt --json");
+  if (rc != 0) fail_msg("train exited %d: %s", rc, slurp(err_path));
+  char *out = slurp(out_path);
+  assert_non_null(strstr(out, "epoch 3/3"));
+  char *last = out + strlen(out) - 1;
+  while (last > out && last[-1] != '\n') last--;
+  assert_true(last[0] == '{');
+  double test_acc = -1;
+  char *t = strstr(last, "\"test_acc\":");
+  assert_non_null(t);
+  test_acc = atof(t + 11);
+  if (test_acc < 0.9) fail_msg("test_acc %.3f below 0.9 on an easy task", test_acc);
+  for (const char *k = "val_acc\0params\0macs\0train_seconds\0samples_per_s\0"; *k; k += strlen(k) + 1)
+    if (!strstr(last, k)) fail_msg("JSON lacks %s: %s", k, last);
+  rc = run("eval --checkpoint m.ckpt --json");
+  if (rc != 0) fail_msg("eval exited %d: %s", rc, slurp(err_path));
+  out = slurp(out_path);
+  t = strstr(out, "\"test_acc\":");
+  assert_non_null(t);
+  /* the same weights on the same test set give the same accuracy */
+  assert_true(fabs(atof(t + 11) - test_acc) < 1e-6);
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_usage_errors),
+      cmocka_unit_test(test_help),
+      cmocka_unit_test(test_runtime_errors),
+      cmocka_unit_test(test_train_save_eval),
+  };
+  return cmocka_run_group_tests(tests, setup, teardown);
+}
