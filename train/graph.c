@@ -179,31 +179,43 @@ void nas_graph_forward(nas_graph *g, int batch, int upto) {
   }
 }
 
-static void zero_grads(nas_graph *g, int upto) {
+/* Params (small) are zeroed and marked written; op-node gradients are marked unwritten, so
+ * their first contribution overwrites them instead of a memset of every activation. */
+static void reset_grads(nas_graph *g, int upto) {
   for (int i = 0; i <= upto; i++) {
     nas_node *nd = &g->nodes[i];
-    if (nd->grad) memset(nd->grad, 0, nas_node_numel(g, nd) * sizeof(float));
+    if (!nd->grad) continue;
+    if (nd->kind == NAS_NODE_OP) {
+      nd->grad_written = 0;
+    } else {
+      memset(nd->grad, 0, nas_node_numel(g, nd) * sizeof(float));
+      nd->grad_written = 1;
+    }
   }
 }
 
 static void sweep_back(nas_graph *g, int from) {
   for (int i = from; i >= 0; i--) {
     nas_node *nd = &g->nodes[i];
-    if (nd->kind == NAS_NODE_OP && nd->needs_grad) nas_op_table[nd->op].backward(g, nd);
+    /* a node no gradient reached contributes nothing */
+    if (nd->kind == NAS_NODE_OP && nd->needs_grad && nd->grad_written)
+      nas_op_table[nd->op].backward(g, nd);
   }
 }
 
 void nas_graph_backward(nas_graph *g, int loss) {
   if (loss < 0 || loss >= g->n || !g->nodes[loss].grad) return;
-  zero_grads(g, loss);
+  reset_grads(g, loss);
   g->nodes[loss].grad[0] = 1.0f;
+  g->nodes[loss].grad_written = 1;
   sweep_back(g, loss);
 }
 
 void nas_graph_backward_seed(nas_graph *g, int from, const float *seed) {
   if (from < 0 || from >= g->n || !g->nodes[from].grad) return;
-  zero_grads(g, from);
+  reset_grads(g, from);
   nas_node *nd = &g->nodes[from];
   memcpy(nd->grad, seed, nas_node_numel(g, nd) * sizeof(float));
+  nd->grad_written = 1;
   sweep_back(g, from);
 }

@@ -10,7 +10,10 @@
  * Layout: float32, NHWC. A batched node's shape d[0] is the batch; at run time the batch may
  * be anything from 1 to max_batch (g->batch). Param and state leaves are not batched.
  *
- * Gradients accumulate with += into node->grad; nas_graph_backward zeroes them first.
+ * Gradients accumulate into node->grad. A backward sweep does not clear every gradient: the
+ * first contribution to an op node's gradient overwrites it, later ones add (see
+ * op_grad_fresh in ops_impl.h), and a node that received no gradient is skipped. Param
+ * gradients are zeroed at the start of the sweep and always accumulate.
  * Ownership: the graph owns every node and buffer; free it with nas_graph_free. */
 #ifndef NAS_TRAIN_GRAPH_H
 #define NAS_TRAIN_GRAPH_H
@@ -39,6 +42,9 @@ enum nas_leaf {
 
 enum nas_padding { NAS_PAD_VALID = 0, NAS_PAD_SAME = 1 };
 
+/* Activations fused into an op (batchnorm), as TFLite fuses them into its kernels. */
+enum nas_act { NAS_ACT_NONE = 0, NAS_ACT_RELU = 1, NAS_ACT_RELU6 = 2 };
+
 /* Parameters of an op application. Each op reads the fields it documents in ops.h. */
 typedef struct nas_op_params {
   int kh, kw;          /* kernel / pool window */
@@ -47,6 +53,7 @@ typedef struct nas_op_params {
   int pad_top, pad_left; /* derived by shape inference (TFLite/TensorFlow "same" rule) */
   float rate;          /* dropout rate */
   float eps, momentum; /* batchnorm epsilon and running-statistics momentum (PyTorch sense) */
+  int act;             /* fused activation of batchnorm: enum nas_act */
   int nd, d[NAS_MAX_DIMS]; /* reshape target per sample (without the batch dim) */
 } nas_op_params;
 
@@ -61,6 +68,7 @@ typedef struct nas_node {
   nas_op_params p;     /* op parameters */
   float *val;          /* value, size = numel at max batch */
   float *grad;         /* gradient (NULL when needs_grad == 0) */
+  int grad_written;    /* during a backward sweep: 1 once grad holds a value (see ops_impl.h) */
   void *saved;         /* op-owned state kept from forward to backward (mask, argmax, stats) */
   size_t saved_bytes;  /* size of saved, set by shape inference */
   size_t scratch_bytes;/* transient scratch this op needs (shared across the graph) */

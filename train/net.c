@@ -139,7 +139,7 @@ static int get_enum(bld *b, const cJSON *o, const char *key, const char *const *
 
 static const char *const ACTS[] = {"none", "relu", "relu6", NULL};
 static const char *const PADS[] = {"valid", "same", NULL};
-enum { ACT_NONE, ACT_RELU, ACT_RELU6 };
+enum { ACT_NONE = NAS_ACT_NONE, ACT_RELU = NAS_ACT_RELU, ACT_RELU6 = NAS_ACT_RELU6 };
 
 /* ---- lowering helpers -------------------------------------------------------------------- */
 
@@ -180,7 +180,8 @@ static int need_spatial(bld *b) {
   return NAS_OK;
 }
 
-static int add_bn(bld *b, const char *part) {
+/* BN with the layer's activation fused (act: ACT_*, the same numbering as enum nas_act). */
+static int add_bn(bld *b, const char *part, int act) {
   int c[1] = {b->c};
   char p2[32];
   snprintf(p2, sizeof p2, "%.24s.bn", part);
@@ -190,7 +191,8 @@ static int add_bn(bld *b, const char *part) {
                new_param(b, p2, "var", 1, c, NAS_NODE_STATE)};
   for (int i = 1; i < 5; i++)
     if (in[i] < 0) return -1;
-  return apply(b, NAS_OP_BATCHNORM, in, 5, NULL, p2);
+  nas_op_params p = {.act = act};
+  return apply(b, NAS_OP_BATCHNORM, in, 5, &p, p2);
 }
 
 static int add_act(bld *b, int act, const char *part) {
@@ -214,7 +216,7 @@ static int add_conv(bld *b, const char *part, int dw, int out, const int k[2], c
   nas_op_params p = {.sh = s[0], .sw = s[1], .padding = pad};
   if (apply(b, dw ? NAS_OP_DWCONV2D : NAS_OP_CONV2D, in, n_in, &p, part) < 0) return -1;
   b->macs += (long long)b->h * b->w * b->c * k[0] * k[1] * (dw ? 1 : cin);
-  if (bn && add_bn(b, part) < 0) return -1;
+  if (bn) return add_bn(b, part, act);
   return add_act(b, act, part);
 }
 

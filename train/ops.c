@@ -2,6 +2,7 @@
 #include "train/ops.h"
 
 #include <assert.h>
+#include <string.h>
 
 #include "train/ops_impl.h"
 
@@ -42,6 +43,11 @@ int nas_conv_out_size(int in, int k, int s, int padding, int *pad_before) {
   if (pad_before) *pad_before = 0;
   if (k > in) return 0;
   return (in - k) / s + 1;
+}
+
+void op_grad_clear(const nas_graph *g, nas_node *x) {
+  size_t n = x->batched ? (size_t)g->batch * nas_node_sample_numel(x) : nas_shape_numel(&x->shape);
+  memset(x->grad, 0, n * sizeof(float));
 }
 
 int op_need_nhwc(const nas_node *nd, const nas_node *x, nas_err *e) {

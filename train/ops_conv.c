@@ -149,21 +149,24 @@ void conv2d_backward(nas_graph *g, nas_node *nd) {
   int K = nd->p.kh * nd->p.kw * x->shape.d[3];
   int direct = conv_is_direct(nd);
   if (nd->n_in == 3 && op_in(g, nd, 2)->grad)
-    bias_grad_rows(op_in(g, nd, 2)->grad, nd->grad, (size_t)M, cout);
+    bias_grad_rows(op_grad_acc(g, op_in(g, nd, 2)), nd->grad, (size_t)M, cout);
   if (w->grad) {
     const float *a = x->val;
     if (!direct) {
       im2row(nd, x, n, x->val, g->scratch);
       a = g->scratch;
     }
+    float beta = op_grad_fresh(g, w) ? 0.0f : 1.0f;
     cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, cout, K, M, 1.0f, nd->grad, cout, a, K,
-                1.0f, w->grad, K);
+                beta, w->grad, K);
   }
   if (x->grad) {
     if (direct) {
+      float beta = op_grad_fresh(g, x) ? 0.0f : 1.0f;
       cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, M, K, cout, 1.0f, nd->grad, cout,
-                  w->val, K, 1.0f, x->grad, K);
+                  w->val, K, beta, x->grad, K);
     } else {
+      op_grad_acc(g, x);
       cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, M, K, cout, 1.0f, nd->grad, cout,
                   w->val, K, 0.0f, g->scratch, K);
       row2im_add(nd, x, n, g->scratch, x->grad);
@@ -237,8 +240,10 @@ void dwconv2d_backward(nas_graph *g, nas_node *nd) {
   int T = dw_threads(nd);
   float *part = g->scratch;
   const float *dy = nd->grad, *xv = x->val, *wv = w->val;
-  float *dx = x->grad;
+  float *dx = x->grad ? op_grad_acc(g, x) : NULL;
   int want_w = w->grad != NULL, want_b = bn && bn->grad;
+  if (want_w) op_grad_acc(g, w);
+  if (want_b) op_grad_acc(g, bn);
   memset(part, 0, (size_t)T * per * sizeof(float)); /* the team may be smaller than T */
 #pragma omp parallel num_threads(T)
   {
@@ -301,11 +306,11 @@ void dense_backward(nas_graph *g, nas_node *nd) {
   nas_node *x = op_in(g, nd, 0), *w = op_in(g, nd, 1);
   int n = op_batch(g, nd), m = nd->shape.d[1], k = w->shape.d[1];
   if (nd->n_in == 3 && op_in(g, nd, 2)->grad)
-    bias_grad_rows(op_in(g, nd, 2)->grad, nd->grad, (size_t)n, m);
+    bias_grad_rows(op_grad_acc(g, op_in(g, nd, 2)), nd->grad, (size_t)n, m);
   if (w->grad)
     cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, m, k, n, 1.0f, nd->grad, m, x->val, k,
-                1.0f, w->grad, k);
+                op_grad_fresh(g, w) ? 0.0f : 1.0f, w->grad, k);
   if (x->grad)
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, k, m, 1.0f, nd->grad, m, w->val, k,
-                1.0f, x->grad, k);
+                op_grad_fresh(g, x) ? 0.0f : 1.0f, x->grad, k);
 }

@@ -39,9 +39,14 @@ void add_forward(nas_graph *g, nas_node *nd) {
 void add_backward(nas_graph *g, nas_node *nd) {
   size_t n = numel_now(g, nd);
   for (int k = 0; k < 2; k++) {
-    float *dx = op_in(g, nd, k)->grad;
-    if (!dx) continue;
+    nas_node *x = op_in(g, nd, k);
+    if (!x->grad) continue;
+    float *dx = x->grad;
     const float *dy = nd->grad;
+    if (op_grad_fresh(g, x)) {
+      memcpy(dx, dy, n * sizeof(float));
+      continue;
+    }
 #pragma omp parallel for simd schedule(static)
     for (size_t i = 0; i < n; i++) dx[i] += dy[i];
   }
@@ -76,8 +81,13 @@ static void clamp_backward(nas_graph *g, nas_node *nd, float hi) {
   const float *xv = x->val, *dy = nd->grad;
   float *dx = x->grad;
   size_t n = numel_now(g, nd);
+  if (op_grad_fresh(g, x)) {
 #pragma omp parallel for simd schedule(static)
-  for (size_t i = 0; i < n; i++) dx[i] += (xv[i] > 0 && xv[i] < hi) ? dy[i] : 0.0f;
+    for (size_t i = 0; i < n; i++) dx[i] = (xv[i] > 0 && xv[i] < hi) ? dy[i] : 0.0f;
+  } else {
+#pragma omp parallel for simd schedule(static)
+    for (size_t i = 0; i < n; i++) dx[i] += (xv[i] > 0 && xv[i] < hi) ? dy[i] : 0.0f;
+  }
 }
 
 void relu_forward(nas_graph *g, nas_node *nd) { clamp_forward(g, nd, __builtin_inff()); }
@@ -110,10 +120,14 @@ void reshape_forward(nas_graph *g, nas_node *nd) {
 }
 
 void reshape_backward(nas_graph *g, nas_node *nd) {
-  float *dx = op_in(g, nd, 0)->grad;
-  if (!dx) return;
+  nas_node *x = op_in(g, nd, 0);
+  if (!x->grad) return;
   size_t n = numel_now(g, nd);
-  for (size_t i = 0; i < n; i++) dx[i] += nd->grad[i];
+  if (op_grad_fresh(g, x)) {
+    memcpy(x->grad, nd->grad, n * sizeof(float));
+    return;
+  }
+  for (size_t i = 0; i < n; i++) x->grad[i] += nd->grad[i];
 }
 
 /* ---- dropout (inverted: kept units are scaled by 1/(1-rate) in training) ----------------- */
@@ -140,8 +154,9 @@ void dropout_forward(nas_graph *g, nas_node *nd) {
 }
 
 void dropout_backward(nas_graph *g, nas_node *nd) {
-  float *dx = op_in(g, nd, 0)->grad;
-  if (!dx) return;
+  nas_node *x = op_in(g, nd, 0);
+  if (!x->grad) return;
+  float *dx = op_grad_acc(g, x);
   size_t n = numel_now(g, nd);
   const float *mask = nd->saved, *dy = nd->grad;
   int identity = !g->training || nd->p.rate == 0;

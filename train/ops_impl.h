@@ -41,6 +41,24 @@ static inline void op_like_batch(nas_node *nd, const nas_node *x) {
   nd->shape.d[0] = x->shape.d[0];
 }
 
+/* Gradient-write protocol. An op about to contribute to input x's gradient calls
+ * op_grad_fresh(g, x): 1 means nothing was written yet in this sweep, and the op must
+ * overwrite every element (x->grad holds stale values); 0 means it must add. Ops that can
+ * only add call op_grad_acc, which clears a fresh gradient first. */
+static inline int op_grad_fresh(const nas_graph *g, nas_node *x) {
+  (void)g;
+  int fresh = !x->grad_written;
+  x->grad_written = 1;
+  return fresh;
+}
+
+void op_grad_clear(const nas_graph *g, nas_node *x);
+
+static inline float *op_grad_acc(const nas_graph *g, nas_node *x) {
+  if (op_grad_fresh(g, x)) op_grad_clear(g, x);
+  return x->grad;
+}
+
 /* Checks that x is [N,H,W,C]; fills a message naming the op otherwise. */
 int op_need_nhwc(const nas_node *nd, const nas_node *x, nas_err *e);
 

@@ -43,6 +43,7 @@ void softmax_xent_forward(nas_graph *g, nas_node *nd) {
 void softmax_xent_backward(nas_graph *g, nas_node *nd) {
   nas_node *z = op_in(g, nd, 0), *y = op_in(g, nd, 1);
   if (!z->grad) return;
+  op_grad_acc(g, z);
   int n = op_batch(g, z), K = z->shape.d[1];
   float scale = nd->grad[0] / (float)n;
   const float *prob = nd->saved;

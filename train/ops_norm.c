@@ -1,8 +1,10 @@
-/* train/ops_norm.c: batch normalisation over the last (channel) dimension.
+/* train/ops_norm.c: batch normalisation over the last (channel) dimension, with an optional
+ * fused activation (p.act: none, relu, relu6), as TFLite fuses activations into kernels.
  * Inputs: x [N,...,C], gamma [C], beta [C], running_mean [C], running_var [C] (state).
  * Training: normalise with the batch mean and biased variance; update the running
  * statistics with momentum (PyTorch: r = (1-m) r + m * batch, variance unbiased).
- * Eval: normalise with the running statistics. Saved: mean, invstd, scale, shift [4C]. */
+ * Eval: normalise with the running statistics. Saved: mean, invstd, scale, shift [4C].
+ * Batch statistics are accumulated in double in one pass (sum and sum of squares). */
 #include <math.h>
 #include <omp.h>
 #include <string.h>
@@ -11,6 +13,7 @@
 
 int batchnorm_infer(nas_graph *g, nas_node *nd, nas_err *e) {
   const nas_node *x = op_in(g, nd, 0);
+  if (x->shape.nd < 2) return nas_errf(e, NAS_EINVAL, "batchnorm: input needs a channel axis");
   int c = x->shape.d[x->shape.nd - 1];
   for (int i = 1; i < 5; i++) {
     const nas_node *t = op_in(g, nd, i);
@@ -18,7 +21,8 @@ int batchnorm_infer(nas_graph *g, nas_node *nd, nas_err *e) {
       return nas_errf(e, NAS_EINVAL, "batchnorm: parameter %d must be [%d] for %d channels", i, c,
                       c);
   }
-  if (x->shape.nd < 2) return nas_errf(e, NAS_EINVAL, "batchnorm: input needs a channel axis");
+  if (nd->p.act < NAS_ACT_NONE || nd->p.act > NAS_ACT_RELU6)
+    return nas_errf(e, NAS_EINVAL, "batchnorm: unknown fused activation %d", nd->p.act);
   if (nd->p.eps <= 0) nd->p.eps = 1e-5f;
   if (nd->p.momentum <= 0) nd->p.momentum = 0.1f;
   nd->shape = x->shape;
@@ -28,32 +32,15 @@ int batchnorm_infer(nas_graph *g, nas_node *nd, nas_err *e) {
   return NAS_OK;
 }
 
-/* Per-channel sums over rows of a [R,C] array: s1 = sum(a), s2 = sum(a * b) (b may be NULL:
- * then s2 is unused). With centre != NULL, a is read as (a - centre) * mul. */
-static void channel_sums(nas_graph *g, nas_node *nd, const float *a, const float *b, size_t R,
-                         int C, const float *centre, const float *mul, double *s1, double *s2) {
-  int T = (int)(nd->scratch_bytes / (2 * (size_t)C * sizeof(double)));
-  double *part = g->scratch;
-  memset(part, 0, (size_t)T * 2 * C * sizeof(double));
-#pragma omp parallel num_threads(T)
-  {
-    double *p1 = part + (size_t)omp_get_thread_num() * 2 * C, *p2 = p1 + C;
-#pragma omp for schedule(static)
-    for (size_t r = 0; r < R; r++) {
-      const float *ar = a + r * C;
-      const float *br = b ? b + r * C : NULL;
-      for (int c = 0; c < C; c++) {
-        double v = centre ? (double)(ar[c] - centre[c]) * mul[c] : (double)ar[c];
-        if (br) {
-          p1[c] += br[c];
-          p2[c] += (double)br[c] * v;
-        } else {
-          p1[c] += v;
-          p2[c] += v * v;
-        }
-      }
-    }
-  }
+/* Rows of the [R,C] view at the current batch. */
+static size_t bn_rows(const nas_graph *g, const nas_node *nd, int C) {
+  return (size_t)op_batch(g, nd) * (nas_node_sample_numel(nd) / (size_t)C);
+}
+
+static float act_hi(int act) { return act == NAS_ACT_RELU6 ? 6.0f : __builtin_inff(); }
+
+/* Reduces the per-thread partial sums [T][2][C] in scratch into s1, s2. */
+static void reduce_parts(const double *part, int T, int C, double *s1, double *s2) {
   for (int c = 0; c < C; c++) s1[c] = s2[c] = 0;
   for (int t = 0; t < T; t++)
     for (int c = 0; c < C; c++) {
@@ -62,9 +49,8 @@ static void channel_sums(nas_graph *g, nas_node *nd, const float *a, const float
     }
 }
 
-/* Rows of the [R,C] view at the current batch. */
-static size_t bn_rows(const nas_graph *g, const nas_node *nd, int C) {
-  return (size_t)op_batch(g, nd) * (nas_node_sample_numel(nd) / (size_t)C);
+static int bn_threads(const nas_node *nd, int C) {
+  return (int)(nd->scratch_bytes / (2 * (size_t)C * sizeof(double)));
 }
 
 void batchnorm_forward(nas_graph *g, nas_node *nd) {
@@ -74,17 +60,28 @@ void batchnorm_forward(nas_graph *g, nas_node *nd) {
   int C = nd->shape.d[nd->shape.nd - 1];
   size_t R = bn_rows(g, nd, C);
   float *mean = nd->saved, *invstd = mean + C, *scale = invstd + C, *shift = scale + C;
+  const float *xv = x->val;
   if (g->training) {
-    double s1[C], s2[C];
-    channel_sums(g, nd, x->val, NULL, R, C, NULL, NULL, s1, s2);
-    for (int c = 0; c < C; c++) mean[c] = (float)(s1[c] / (double)R);
-    /* second pass around the mean for a stable variance */
-    float ones[C];
-    for (int c = 0; c < C; c++) ones[c] = 1.0f;
-    channel_sums(g, nd, x->val, NULL, R, C, mean, ones, s1, s2);
+    int T = bn_threads(nd, C);
+    double *part = g->scratch, s1[C], s2[C];
+    memset(part, 0, (size_t)T * 2 * C * sizeof(double));
+#pragma omp parallel num_threads(T)
+    {
+      double *p1 = part + (size_t)omp_get_thread_num() * 2 * C, *p2 = p1 + C;
+#pragma omp for schedule(static)
+      for (size_t r = 0; r < R; r++)
+        for (int c = 0; c < C; c++) {
+          double v = xv[r * C + c];
+          p1[c] += v;
+          p2[c] += v * v;
+        }
+    }
+    reduce_parts(part, T, C, s1, s2);
     float m = nd->p.momentum;
     for (int c = 0; c < C; c++) {
-      double var = s2[c] / (double)R;
+      double mu = s1[c] / (double)R, var = s2[c] / (double)R - mu * mu;
+      if (var < 0) var = 0;
+      mean[c] = (float)mu;
       invstd[c] = (float)(1.0 / sqrt(var + nd->p.eps));
       double unbiased = R > 1 ? var * (double)R / (double)(R - 1) : var;
       rmean[c] = (1 - m) * rmean[c] + m * mean[c];
@@ -100,44 +97,102 @@ void batchnorm_forward(nas_graph *g, nas_node *nd) {
     scale[c] = gamma[c] * invstd[c];
     shift[c] = beta[c] - mean[c] * scale[c];
   }
-  const float *xv = x->val;
   float *y = nd->val;
-#pragma omp parallel for schedule(static)
-  for (size_t r = 0; r < R; r++)
-    for (int c = 0; c < C; c++) y[r * C + c] = xv[r * C + c] * scale[c] + shift[c];
-}
-
-void batchnorm_backward(nas_graph *g, nas_node *nd) {
-  nas_node *x = op_in(g, nd, 0), *gm = op_in(g, nd, 1), *bt = op_in(g, nd, 2);
-  int C = nd->shape.d[nd->shape.nd - 1];
-  size_t R = bn_rows(g, nd, C);
-  const float *mean = nd->saved, *invstd = mean + C, *scale = invstd + C;
-  double sdy[C], sdyx[C];
-  /* sdy = sum dy, sdyx = sum dy * xhat with xhat = (x - mean) * invstd */
-  channel_sums(g, nd, x->val, nd->grad, R, C, mean, invstd, sdy, sdyx);
-  if (gm->grad)
-    for (int c = 0; c < C; c++) gm->grad[c] += (float)sdyx[c];
-  if (bt->grad)
-    for (int c = 0; c < C; c++) bt->grad[c] += (float)sdy[c];
-  if (!x->grad) return;
-  const float *xv = x->val, *dy = nd->grad;
-  float *dx = x->grad;
-  if (!g->training) {
+  if (nd->p.act == NAS_ACT_NONE) {
 #pragma omp parallel for schedule(static)
     for (size_t r = 0; r < R; r++)
-      for (int c = 0; c < C; c++) dx[r * C + c] += dy[r * C + c] * scale[c];
+      for (int c = 0; c < C; c++) y[r * C + c] = xv[r * C + c] * scale[c] + shift[c];
     return;
   }
-  float a[C], b[C];
-  for (int c = 0; c < C; c++) {
-    a[c] = (float)(sdy[c] / (double)R);
-    b[c] = (float)(sdyx[c] / (double)R);
+  float hi = act_hi(nd->p.act);
+#pragma omp parallel for schedule(static)
+  for (size_t r = 0; r < R; r++)
+    for (int c = 0; c < C; c++) {
+      float v = xv[r * C + c] * scale[c] + shift[c];
+      v = v < 0 ? 0.0f : v; /* NaN propagates */
+      y[r * C + c] = v > hi ? hi : v;
+    }
+}
+
+/* The gradient that reaches the normalisation: dy where the fused activation's output lies
+ * strictly inside (0, hi), else 0. Inlined with constant act so each variant vectorises. */
+static inline __attribute__((always_inline)) float dy_eff(int act, float hi, float y, float dy) {
+  if (act == NAS_ACT_NONE) return dy;
+  return dy * (float)((y > 0.0f) & (y < hi)); /* branch-free so the loop vectorises */
+}
+
+/* sdy = sum dy_eff, sdyx = sum dy_eff * xhat (per-thread partials in part). */
+static inline __attribute__((always_inline)) void bwd_sums(int act, float hi, size_t R, int C,
+                                                           const float *restrict xv,
+                                                           const float *restrict y,
+                                                           const float *restrict dy,
+                                                           const float *restrict mean,
+                                                           const float *restrict invstd,
+                                                           double *part, int T) {
+#pragma omp parallel num_threads(T)
+  {
+    double *restrict p1 = part + (size_t)omp_get_thread_num() * 2 * C, *restrict p2 = p1 + C;
+#pragma omp for schedule(static)
+    for (size_t r = 0; r < R; r++)
+      for (int c = 0; c < C; c++) {
+        size_t i = r * C + c;
+        float d = dy_eff(act, hi, y[i], dy[i]);
+        p1[c] += d;
+        p2[c] += d * ((xv[i] - mean[c]) * invstd[c]);
+      }
   }
+}
+
+/* dx = (fresh ? 0 : dx) + scale * (dy_eff - a - xhat * b). */
+static inline __attribute__((always_inline)) void bwd_dx(int act, float hi, int fresh, size_t R,
+                                                         int C, const float *xv, const float *y,
+                                                         const float *dy, const float *mean,
+                                                         const float *invstd, const float *scale,
+                                                         const float *a, const float *b, float *dx) {
 #pragma omp parallel for schedule(static)
   for (size_t r = 0; r < R; r++)
     for (int c = 0; c < C; c++) {
       size_t i = r * C + c;
-      float xhat = (xv[i] - mean[c]) * invstd[c];
-      dx[i] += scale[c] * (dy[i] - a[c] - xhat * b[c]);
+      float v = scale[c] * (dy_eff(act, hi, y[i], dy[i]) - a[c] - (xv[i] - mean[c]) * invstd[c] * b[c]);
+      dx[i] = fresh ? v : dx[i] + v;
     }
+}
+
+void batchnorm_backward(nas_graph *g, nas_node *nd) {
+  nas_node *x = op_in(g, nd, 0), *gm = op_in(g, nd, 1), *bt = op_in(g, nd, 2);
+  int C = nd->shape.d[nd->shape.nd - 1], act = nd->p.act;
+  size_t R = bn_rows(g, nd, C);
+  const float *mean = nd->saved, *invstd = mean + C, *scale = invstd + C;
+  const float *xv = x->val, *dy = nd->grad, *y = nd->val;
+  int T = bn_threads(nd, C);
+  double *part = g->scratch, sdy[C], sdyx[C];
+  memset(part, 0, (size_t)T * 2 * C * sizeof(double));
+  if (act == NAS_ACT_NONE) bwd_sums(NAS_ACT_NONE, 0, R, C, xv, y, dy, mean, invstd, part, T);
+  else if (act == NAS_ACT_RELU) bwd_sums(NAS_ACT_RELU, __builtin_inff(), R, C, xv, y, dy, mean, invstd, part, T);
+  else bwd_sums(NAS_ACT_RELU6, 6.0f, R, C, xv, y, dy, mean, invstd, part, T);
+  reduce_parts(part, T, C, sdy, sdyx);
+  if (gm->grad) {
+    float *dg = op_grad_acc(g, gm);
+    for (int c = 0; c < C; c++) dg[c] += (float)sdyx[c];
+  }
+  if (bt->grad) {
+    float *db = op_grad_acc(g, bt);
+    for (int c = 0; c < C; c++) db[c] += (float)sdy[c];
+  }
+  if (!x->grad) return;
+  float a[C], b[C];
+  int fresh = op_grad_fresh(g, x), training = g->training;
+  for (int c = 0; c < C; c++) {
+    a[c] = training ? (float)(sdy[c] / (double)R) : 0.0f;
+    b[c] = training ? (float)(sdyx[c] / (double)R) : 0.0f;
+  }
+  float *dx = x->grad;
+  if (act == NAS_ACT_NONE) {
+    if (fresh) bwd_dx(NAS_ACT_NONE, 0, 1, R, C, xv, y, dy, mean, invstd, scale, a, b, dx);
+    else bwd_dx(NAS_ACT_NONE, 0, 0, R, C, xv, y, dy, mean, invstd, scale, a, b, dx);
+  } else {
+    float hi = act == NAS_ACT_RELU6 ? 6.0f : __builtin_inff();
+    if (fresh) bwd_dx(NAS_ACT_RELU, hi, 1, R, C, xv, y, dy, mean, invstd, scale, a, b, dx);
+    else bwd_dx(NAS_ACT_RELU, hi, 0, R, C, xv, y, dy, mean, invstd, scale, a, b, dx);
+  }
 }

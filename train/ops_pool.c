@@ -79,6 +79,7 @@ void maxpool_forward(nas_graph *g, nas_node *nd) {
 void maxpool_backward(nas_graph *g, nas_node *nd) {
   nas_node *x = op_in(g, nd, 0);
   if (!x->grad) return;
+  op_grad_acc(g, x);
   int n = op_batch(g, nd);
   size_t in_s = nas_node_sample_numel(x), out_s = nas_node_sample_numel(nd);
   const int32_t *arg = nd->saved;
@@ -116,6 +117,7 @@ void avgpool_forward(nas_graph *g, nas_node *nd) {
 void avgpool_backward(nas_graph *g, nas_node *nd) {
   nas_node *x = op_in(g, nd, 0);
   if (!x->grad) return;
+  op_grad_acc(g, x);
   int n = op_batch(g, nd), H = x->shape.d[1], W = x->shape.d[2], C = x->shape.d[3];
   int OH = nd->shape.d[1], OW = nd->shape.d[2];
 #pragma omp parallel for schedule(static)
@@ -163,6 +165,7 @@ void gap_forward(nas_graph *g, nas_node *nd) {
 void gap_backward(nas_graph *g, nas_node *nd) {
   nas_node *x = op_in(g, nd, 0);
   if (!x->grad) return;
+  op_grad_acc(g, x);
   int n = op_batch(g, nd), HW = x->shape.d[1] * x->shape.d[2], C = x->shape.d[3];
   float inv = 1.0f / (float)HW;
 #pragma omp parallel for schedule(static)
