@@ -9,19 +9,10 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "nas/cli.h"
 #include "nas/job.h"
 
-#define EXIT_USAGE 2
-
-static const char *USAGE =
-    "usage: nas <command> [options]\n"
-    "\n"
-    "commands:\n"
-    "  train   train an architecture (arch JSON) on a dataset\n"
-    "  eval    evaluate a checkpoint on a dataset's test split\n"
-    "  help    show this help, or `nas help <command>`\n"
-    "\n"
-    "Run `nas <command> --help` for the options of a command.\n";
+#define EXIT_USAGE NAS_EXIT_USAGE
 
 static const char *TRAIN_USAGE =
     "usage: nas train --arch FILE --dataset SPEC [options]\n"
@@ -52,10 +43,7 @@ static const char *EVAL_USAGE =
 
 /* ---- option parsing ---------------------------------------------------------------------- */
 
-/* Prints "nas: error: CMD: MESSAGE (see nas CMD --help)" and returns the usage exit code. */
-static int usage_error(const char *cmd, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
-static int usage_error(const char *cmd, const char *fmt, ...) {
+int nas_cli_usage_error(const char *cmd, const char *fmt, ...) {
   va_list ap;
   va_start(ap, fmt);
   fprintf(stderr, "nas: error: %s: ", cmd);
@@ -71,7 +59,7 @@ static int parse_long(const char *cmd, const char *name, const char *v, long lo,
   errno = 0;
   long x = strtol(v, &end, 10);
   if (errno || *end || end == v || x < lo || x > hi)
-    return usage_error(cmd, "option %s: '%s' is not an integer in %ld..%ld", name, v, lo, hi);
+    return nas_cli_usage_error(cmd, "option %s: '%s' is not an integer in %ld..%ld", name, v, lo, hi);
   *out = x;
   return 0;
 }
@@ -82,7 +70,7 @@ static int parse_double(const char *cmd, const char *name, const char *v, double
   errno = 0;
   double x = strtod(v, &end);
   if (errno || *end || end == v || !(x >= lo && x <= hi))
-    return usage_error(cmd, "option %s: '%s' is not a number in %g..%g", name, v, lo, hi);
+    return nas_cli_usage_error(cmd, "option %s: '%s' is not a number in %g..%g", name, v, lo, hi);
   *out = x;
   return 0;
 }
@@ -95,19 +83,19 @@ static int walk_opts(const char *cmd, int argc, char **argv, const char *const *
                      opt_handler handle, void *ctx) {
   for (int i = 0; i < argc; i++) {
     char *a = argv[i], name[64];
-    if (strncmp(a, "--", 2) != 0) return usage_error(cmd, "unexpected argument '%s'", a);
+    if (strncmp(a, "--", 2) != 0) return nas_cli_usage_error(cmd, "unexpected argument '%s'", a);
     const char *eq = strchr(a, '='), *val = NULL;
     snprintf(name, sizeof name, "%.*s", eq ? (int)(eq - a) : (int)strlen(a), a);
     int is_flag = 0;
     for (int k = 0; flags[k]; k++) is_flag |= !strcmp(flags[k], name);
     if (is_flag) {
-      if (eq) return usage_error(cmd, "option %s takes no value", name);
+      if (eq) return nas_cli_usage_error(cmd, "option %s takes no value", name);
     } else if (eq) {
       val = eq + 1;
     } else if (i + 1 < argc) {
       val = argv[++i];
     } else {
-      return usage_error(cmd, "option %s needs a value", name);
+      return nas_cli_usage_error(cmd, "option %s needs a value", name);
     }
     int rc = handle(name, val, ctx);
     if (rc) return rc;
@@ -170,10 +158,10 @@ static int train_opt(const char *n, const char *v, void *p) {
     if (!strcmp(v, "sgd")) c->optimizer = NAS_SGD;
     else if (!strcmp(v, "adam")) c->optimizer = NAS_ADAM;
     else if (!strcmp(v, "adamw")) c->optimizer = NAS_ADAMW;
-    else return usage_error(cmd, "option --optimizer: unknown optimiser '%s' (sgd, adam, adamw)", v);
+    else return nas_cli_usage_error(cmd, "option --optimizer: unknown optimiser '%s' (sgd, adam, adamw)", v);
   } else if (!strcmp(n, "--schedule")) {
     int k = nas_sched_parse(v);
-    if (k < 0) return usage_error(cmd, "option --schedule: unknown schedule '%s' (cosine, step, const)", v);
+    if (k < 0) return nas_cli_usage_error(cmd, "option --schedule: unknown schedule '%s' (cosine, step, const)", v);
     c->job.cfg.sched = k;
   } else if (!strcmp(n, "--augment")) {
     char buf[128];
@@ -181,10 +169,10 @@ static int train_opt(const char *n, const char *v, void *p) {
     for (char *t = strtok(buf, ","); t; t = strtok(NULL, ",")) {
       if (!strcmp(t, "shift")) c->job.cfg.aug.shift = 2;
       else if (!strcmp(t, "flip")) c->job.cfg.aug.flip = 1;
-      else return usage_error(cmd, "option --augment: unknown augmentation '%s' (shift, flip)", t);
+      else return nas_cli_usage_error(cmd, "option --augment: unknown augmentation '%s' (shift, flip)", t);
     }
   } else {
-    return usage_error(cmd, "unknown option '%s'", n);
+    return nas_cli_usage_error(cmd, "unknown option '%s'", n);
   }
   return 0;
 }
@@ -214,8 +202,8 @@ static int cmd_train(int argc, char **argv) {
   int rc = walk_opts("train", argc, argv, flags, train_opt, &c);
   if (rc) return rc;
   if (c.help) return fputs(TRAIN_USAGE, stdout), 0;
-  if (!c.job.arch_path) return usage_error("train", "--arch FILE is required");
-  if (!c.job.dataset) return usage_error("train", "--dataset SPEC is required");
+  if (!c.job.arch_path) return nas_cli_usage_error("train", "--arch FILE is required");
+  if (!c.job.dataset) return nas_cli_usage_error("train", "--dataset SPEC is required");
   nas_train_cfg keep = c.job.cfg;
   nas_train_cfg_default(&c.job.cfg, c.optimizer);
   c.job.cfg.epochs = keep.epochs, c.job.cfg.batch = keep.batch, c.job.cfg.seed = keep.seed;
@@ -263,7 +251,7 @@ static int eval_opt(const char *n, const char *v, void *p) {
     if (parse_long("eval", n, v, 1, 1024, &x)) return EXIT_USAGE;
     c->threads = (int)x;
   } else {
-    return usage_error("eval", "unknown option '%s'", n);
+    return nas_cli_usage_error("eval", "unknown option '%s'", n);
   }
   return 0;
 }
@@ -274,7 +262,7 @@ static int cmd_eval(int argc, char **argv) {
   int rc = walk_opts("eval", argc, argv, flags, eval_opt, &c);
   if (rc) return rc;
   if (c.help) return fputs(EVAL_USAGE, stdout), 0;
-  if (!c.job.checkpoint) return usage_error("eval", "--checkpoint FILE is required");
+  if (!c.job.checkpoint) return nas_cli_usage_error("eval", "--checkpoint FILE is required");
   nas_set_threads(c.threads);
   nas_eval_summary s;
   nas_err e = {0};
@@ -290,19 +278,50 @@ static int cmd_eval(int argc, char **argv) {
 
 /* ---- dispatch ---------------------------------------------------------------------------- */
 
+static const nas_cli_cmd CMD_TRAIN = {"train", "train an architecture (arch JSON) on a dataset",
+                                      cmd_train, NULL};
+static const nas_cli_cmd CMD_EVAL = {"eval", "evaluate a checkpoint on a dataset's test split",
+                                     cmd_eval, NULL};
+
+/* Every subcommand; add new ones (declared in cli.h) here. */
+static const nas_cli_cmd *const COMMANDS[] = {&CMD_TRAIN, &CMD_EVAL};
+#define N_COMMANDS (int)(sizeof COMMANDS / sizeof COMMANDS[0])
+
+static const char *usage_of(const nas_cli_cmd *c) {
+  if (c == &CMD_TRAIN) return TRAIN_USAGE;
+  if (c == &CMD_EVAL) return EVAL_USAGE;
+  return c->usage;
+}
+
+static void print_usage(FILE *f) {
+  fputs("usage: nas <command> [options]\n\ncommands:\n", f);
+  for (int i = 0; i < N_COMMANDS; i++) fprintf(f, "  %-8s %s\n", COMMANDS[i]->name, COMMANDS[i]->summary);
+  fputs("  help     show this help, or `nas help <command>`\n\n"
+        "Run `nas <command> --help` for the options of a command.\n", f);
+}
+
+static const nas_cli_cmd *find_cmd(const char *name) {
+  for (int i = 0; i < N_COMMANDS; i++)
+    if (!strcmp(COMMANDS[i]->name, name)) return COMMANDS[i];
+  return NULL;
+}
+
 int main(int argc, char **argv) {
   if (argc < 2) {
-    fputs(USAGE, stderr);
+    print_usage(stderr);
     return EXIT_USAGE;
   }
   const char *cmd = argv[1];
   if (!strcmp(cmd, "--help") || !strcmp(cmd, "-h") || !strcmp(cmd, "help")) {
-    if (argc > 2 && !strcmp(argv[2], "train")) return fputs(TRAIN_USAGE, stdout), 0;
-    if (argc > 2 && !strcmp(argv[2], "eval")) return fputs(EVAL_USAGE, stdout), 0;
-    return fputs(USAGE, stdout), 0;
+    const nas_cli_cmd *c = argc > 2 ? find_cmd(argv[2]) : NULL;
+    if (c) return fputs(usage_of(c), stdout), 0;
+    print_usage(stdout);
+    return 0;
   }
-  if (!strcmp(cmd, "train")) return cmd_train(argc - 2, argv + 2);
-  if (!strcmp(cmd, "eval")) return cmd_eval(argc - 2, argv + 2);
-  fprintf(stderr, "nas: error: unknown command '%s' (see nas --help)\n", cmd);
-  return EXIT_USAGE;
+  const nas_cli_cmd *c = find_cmd(cmd);
+  if (!c) {
+    fprintf(stderr, "nas: error: unknown command '%s' (see nas --help)\n", cmd);
+    return EXIT_USAGE;
+  }
+  return c->run(argc - 2, argv + 2);
 }

@@ -1,0 +1,25 @@
+/* nas/cli.h: subcommands of the `nas` program. Each lives in nas/cli_<name>.c, parses its
+ * options, calls one library function and prints; it returns the process exit code
+ * (0 ok, 1 runtime failure, 2 usage) and never exits itself. main.c dispatches by name. */
+#ifndef NAS_NAS_CLI_H
+#define NAS_NAS_CLI_H
+
+#include <stdio.h>
+
+#define NAS_EXIT_USAGE 2
+
+typedef struct nas_cli_cmd {
+  const char *name;                      /* e.g. "import" */
+  const char *summary;                   /* one line for `nas --help` */
+  int (*run)(int argc, char **argv);     /* argv excludes the program and command names */
+  const char *usage;                     /* full help text for `nas <name> --help` */
+} nas_cli_cmd;
+
+/* Prints "nas: error: CMD: MESSAGE (see nas CMD --help)" on stderr; returns NAS_EXIT_USAGE. */
+int nas_cli_usage_error(const char *cmd, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+/* Commands defined in cli_*.c files (main.c lists them in its COMMANDS table). A new
+ * command adds `extern const nas_cli_cmd nas_cli_<name>;` here. */
+
+#endif
