@@ -63,26 +63,38 @@ int conv2d_infer(nas_graph *g, nas_node *nd, nas_err *e) {
   return NAS_OK;
 }
 
-/* cols [N*OH*OW, KH*KW*Cin] from x [N,H,W,Cin]; padded cells are 0. */
+/* cols [N*OH*OW, KH*KW*Cin] from x [N,H,W,Cin]; padded cells are 0. A kernel row that lies
+ * wholly inside the image is one contiguous run of KW*Cin floats in x (NHWC), copied at once. */
 static void im2row(const nas_node *nd, const nas_node *x, int n, const float *xv, float *cols) {
   const nas_op_params *p = &nd->p;
   int H = x->shape.d[1], W = x->shape.d[2], C = x->shape.d[3];
   int OH = nd->shape.d[1], OW = nd->shape.d[2];
-  size_t K = (size_t)p->kh * p->kw * C;
+  size_t K = (size_t)p->kh * p->kw * C, run = (size_t)p->kw * C;
 #pragma omp parallel for schedule(static)
   for (int r = 0; r < n * OH; r++) {
     int b = r / OH, oh = r % OH;
     for (int ow = 0; ow < OW; ow++) {
       float *row = cols + ((size_t)r * OW + ow) * K;
+      int iw0 = ow * p->sw - p->pad_left;
+      int inside_w = iw0 >= 0 && iw0 + p->kw <= W;
       for (int kh = 0; kh < p->kh; kh++) {
         int ih = oh * p->sh - p->pad_top + kh;
+        float *dst = row + (size_t)kh * run;
+        if (ih < 0 || ih >= H) {
+          memset(dst, 0, run * sizeof(float));
+          continue;
+        }
+        const float *line = xv + ((size_t)b * H + ih) * W * C; /* input row ih */
+        if (inside_w) {
+          memcpy(dst, line + (size_t)iw0 * C, run * sizeof(float));
+          continue;
+        }
         for (int kw = 0; kw < p->kw; kw++) {
-          int iw = ow * p->sw - p->pad_left + kw;
-          float *dst = row + ((size_t)kh * p->kw + kw) * C;
-          if (ih < 0 || ih >= H || iw < 0 || iw >= W)
-            memset(dst, 0, (size_t)C * sizeof(float));
+          int iw = iw0 + kw;
+          if (iw < 0 || iw >= W)
+            memset(dst + (size_t)kw * C, 0, (size_t)C * sizeof(float));
           else
-            memcpy(dst, xv + (((size_t)b * H + ih) * W + iw) * C, (size_t)C * sizeof(float));
+            memcpy(dst + (size_t)kw * C, line + (size_t)iw * C, (size_t)C * sizeof(float));
         }
       }
     }
@@ -176,6 +188,12 @@ void conv2d_backward(nas_graph *g, nas_node *nd) {
 
 /* ---- depthwise conv2d -------------------------------------------------------------------- */
 
+/* acc[c] += a[c] * b[c]; restrict lets the compiler vectorise without alias checks. */
+static inline void mul_acc(float *restrict acc, const float *restrict a, const float *restrict b,
+                           int C) {
+  for (int c = 0; c < C; c++) acc[c] += a[c] * b[c];
+}
+
 static int dw_threads(const nas_node *nd) {
   size_t per = (size_t)(nd->p.kh * nd->p.kw + 1) * nd->shape.d[3] * sizeof(float);
   return (int)(nd->scratch_bytes / per);
@@ -221,9 +239,8 @@ void dwconv2d_forward(nas_graph *g, nas_node *nd) {
         for (int kw = 0; kw < p->kw; kw++) {
           int iw = ow * p->sw - p->pad_left + kw;
           if (iw < 0 || iw >= W) continue;
-          const float *in = xv + (((size_t)b * H + ih) * W + iw) * C;
-          const float *wk = wv + ((size_t)kh * p->kw + kw) * C;
-          for (int c = 0; c < C; c++) out[c] += in[c] * wk[c];
+          mul_acc(out, xv + (((size_t)b * H + ih) * W + iw) * C, wv + ((size_t)kh * p->kw + kw) * C,
+                  C);
         }
       }
     }
@@ -262,10 +279,8 @@ void dwconv2d_backward(nas_graph *g, nas_node *nd) {
               int iw = ow * p->sw - p->pad_left + kw;
               if (iw < 0 || iw >= W) continue;
               size_t xo = (((size_t)b * H + ih) * W + iw) * C, wo = ((size_t)kh * p->kw + kw) * C;
-              if (want_w)
-                for (int c = 0; c < C; c++) dw[wo + c] += xv[xo + c] * g_out[c];
-              if (dx)
-                for (int c = 0; c < C; c++) dx[xo + c] += wv[wo + c] * g_out[c];
+              if (want_w) mul_acc(dw + wo, xv + xo, g_out, C);
+              if (dx) mul_acc(dx + xo, wv + wo, g_out, C);
             }
           }
         }
