@@ -15,6 +15,8 @@
  * black backgrounds do; for a sample without one it is the sample's darkest pixel. */
 #include "datasets/dataset.h"
 
+#include "datasets/speech.h"
+
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -64,7 +66,7 @@ static int parse_spec(loader *L, nas_data *d, nas_err *e) {
     if (!dir) return nas_errf(e, NAS_EINVAL, "dataset '%s': idx needs a directory (idx:DIR)", s);
   } else {
     return nas_errf(e, NAS_EINVAL,
-                    "dataset '%s': unknown kind '%.*s' (expected fashion-mnist[:DIR] or idx:DIR)",
+                    "dataset '%s': unknown kind '%.*s' (expected fashion-mnist[:DIR], idx:DIR or speech-commands:DIR)",
                     s, (int)(klen > 200 ? 200 : klen), s);
   }
   if (!*dir) return nas_errf(e, NAS_EINVAL, "dataset '%s': empty directory after ':'", s);
@@ -237,6 +239,8 @@ int nas_data_load(const nas_data_opts *o, nas_data *d, nas_err *e) {
   memset(d, 0, sizeof *d);
   int rc = check_opts(o, e);
   if (rc) return rc;
+  if (strncmp(o->spec, "speech-commands:", 16) == 0)
+    return nas_speech_load(o->spec + 16, o, o->warn, d, e);
   loader *L = calloc(1, sizeof *L);
   if (!L) return nas_errf(e, NAS_ENOMEM, "dataset '%s': out of memory", o->spec);
   L->spec = o->spec;

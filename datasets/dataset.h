@@ -7,11 +7,13 @@
  *                        dataset-fashion-mnist); files train-images-idx3-ubyte[.gz],
  *                        train-labels-idx1-ubyte[.gz], t10k-images-idx3-ubyte[.gz],
  *                        t10k-labels-idx1-ubyte[.gz]
- *   idx:DIR              any MNIST-layout set with the same four files */
+ *   idx:DIR              any MNIST-layout set with the same four files
+ *   speech-commands:DIR[,options]  Speech Commands v2 layout (datasets/speech.h) */
 #ifndef NAS_DATASETS_DATASET_H
 #define NAS_DATASETS_DATASET_H
 
 #include <stdint.h>
+#include <stdio.h>
 
 #include "core/error.h"
 #include "core/rng.h"
@@ -35,6 +37,7 @@ typedef struct nas_data_opts {
   double val_frac;       /* share of the training files held out for validation (0.1) */
   int train_limit;       /* keep at most this many training samples (0: all); applied after the split */
   uint64_t split_seed;   /* seed of the train/validation split (fixed: 0 by default) */
+  FILE *warn;            /* where a loader reports skipped files, one line each (NULL: nowhere) */
 } nas_data_opts;
 
 /* Fills opts with defaults (val_frac 0.1, no limit, split_seed 0). */

@@ -41,6 +41,7 @@ int nas_train_job_run(const nas_train_job *job, nas_train_summary *s, nas_err *e
     nas_data_opts o;
     nas_data_opts_default(&o, job->dataset);
     o.train_limit = job->train_limit;
+    o.warn = stderr; /* skipped files are reported to the user */
     rc = nas_data_load(&o, &d, e);
   }
   if (rc == NAS_OK) {
@@ -90,6 +91,7 @@ int nas_eval_job_run(const nas_eval_job *job, nas_eval_summary *s, nas_err *e) {
   if (rc == NAS_OK) {
     nas_data_opts o;
     nas_data_opts_default(&o, spec);
+    o.warn = stderr;
     rc = nas_data_load(&o, &d, e);
   }
   if (rc == NAS_OK) {

@@ -4,6 +4,7 @@
 set -euo pipefail
 pkgs=(build-essential cmake pkg-config libopenblas-openmp-dev libsqlite3-dev sqlite3 libcjson-dev
       libcmocka-dev zlib1g-dev dataset-fashion-mnist)
+pkgs+=(libsndfile1-dev libfftw3-dev espeak-ng sox)  # Speech Commands: WAV, FFT, synth-kws
 if [ "${1:-}" = "--with-reference" ]; then pkgs+=(python3-torch python3-numpy); fi
 missing=()
 for p in "${pkgs[@]}"; do

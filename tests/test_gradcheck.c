@@ -97,6 +97,20 @@ static int build_case(nas_graph *g, int op, int v) {
       in[n_in++] = nas_graph_state(g, "labels", 1, n, NULL);
       break;
     }
+    case NAS_OP_LSTM:
+    case NAS_OP_GRU: {
+      /* N=2, T=4, F=3, H=5; v0: every step, v1: last step, v2: every step without biases */
+      int G = op == NAS_OP_LSTM ? 4 : 3;
+      in[n_in++] = param(g, "x", 3, 2, 4, 3, 0);
+      in[n_in++] = param(g, "w_ih", 2, G * 5, 3, 0, 0);
+      in[n_in++] = param(g, "w_hh", 2, G * 5, 5, 0, 0);
+      if (v != 2) {
+        in[n_in++] = param(g, "b_ih", 1, G * 5, 0, 0, 0);
+        in[n_in++] = param(g, "b_hh", 1, G * 5, 0, 0, 0);
+      }
+      p.kh = v != 1;
+      break;
+    }
     default:
       fail_msg("op '%s' has no gradient-check case", nas_op_name(op));
   }

@@ -81,7 +81,7 @@ static void test_arch_errors(void **state) {
             "'act'", "gelu");
   build_err("{\"input\":[8,8],\"classes\":3,\"layers\":[{\"op\":\"gap\"}]}", "'input'", NULL);
   build_err("{\"input\":[8,8,1],\"classes\":3,\"layers\":[],\"extra\":1}", "unknown field 'extra'", NULL);
-  build_err("{\"input\":[8,8,1],\"classes\":3,\"layers\":[{\"op\":\"lstm\"}]}", "layer 0", "not implemented");
+  build_err("{\"input\":[8,8,1],\"classes\":3,\"layers\":[{\"op\":\"lstm\"}]}", "layer 0 (lstm)", "'units': required");
   build_err("{\"input\":[8,8,1],\"classes\":3,\"layers\":[{\"op\":\"conv\",\"out\":4},{\"op\":\"conv\",\"out\":8},{\"op\":\"add\",\"from\":0}]}",
             "layer 2 (add)", "'from'");
   build_err("{\"input\":[8,8,1], \"classes\":3, \"layers\": [", "invalid JSON", NULL);

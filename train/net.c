@@ -23,6 +23,7 @@ typedef struct bld {
   int cur;           /* node id of the current activation */
   int h, w, c;       /* its per-sample shape; flat = 1 when [N,c] */
   int flat;          /* 1 after gap/flatten/fc */
+  int seq;           /* 1 when the activation is a sequence [N,T,F] (h = T, w = 1, c = F) */
   long long params;  /* trainable parameters of the current layer */
   long long macs;    /* MACs of the current layer */
   cJSON *canon;      /* canonical layer object being filled */
@@ -167,8 +168,11 @@ static int apply(bld *b, int op, const int *in, int n_in, const nas_op_params *p
   }
   const nas_node *nd = &b->g->nodes[id];
   b->cur = id;
+  b->seq = 0;
   if (nd->shape.nd == 4) {
     b->h = nd->shape.d[1], b->w = nd->shape.d[2], b->c = nd->shape.d[3], b->flat = 0;
+  } else if (nd->shape.nd == 3) { /* a sequence from a recurrent layer */
+    b->h = nd->shape.d[1], b->w = 1, b->c = nd->shape.d[2], b->flat = 0, b->seq = 1;
   } else {
     b->h = b->w = 1, b->c = (int)nas_node_sample_numel(nd), b->flat = 1;
   }
@@ -176,6 +180,9 @@ static int apply(bld *b, int op, const int *in, int n_in, const nas_op_params *p
 }
 
 static int need_spatial(bld *b) {
+  if (b->seq)
+    return lerr(b, NULL, "needs a spatial [H,W,C] input, but the previous layer outputs a "
+                         "sequence [T,F] (a recurrent layer with return_sequences true)");
   if (b->flat) return lerr(b, NULL, "needs a spatial [H,W,C] input, but the previous layer is flat");
   return NAS_OK;
 }
@@ -239,6 +246,8 @@ static const struct {
     {"flatten", {0}},
     {"fc", {"out", "act", "bias"}},
     {"dropout", {"rate"}},
+    {"lstm", {"units", "return_sequences"}},
+    {"gru", {"units", "return_sequences"}},
 };
 #define N_LAYER_KINDS (int)(sizeof LAYER_FIELDS / sizeof LAYER_FIELDS[0])
 
@@ -351,6 +360,41 @@ static int layer_add(bld *b, const cJSON *o, const int *outs) {
   return add_act(b, act, "add");
 }
 
+/* lstm (gates 4) or gru (gates 3). The input is read as a sequence: a recurrent layer's
+ * [T,F] as is, a spatial [H,W,C] activation (the network input, or a conv stack: CRNN) as
+ * T = H steps of F = W*C features through an inserted reshape. Weights in PyTorch's layout
+ * (ops.h); parameters G*H*(F+H) + 2*G*H (both biases, as PyTorch); MACs per sample
+ * T * G*H*(F+H) (input and recurrent products; gate nonlinearities and element-wise products
+ * are not counted). */
+static int layer_rnn(bld *b, const cJSON *o, int gates) {
+  int units = 0, rs = 0;
+  const char *part = gates == 4 ? "lstm" : "gru";
+  if (get_int(b, o, "units", INT32_MIN, 1, 4096, &units) ||
+      get_bool(b, o, "return_sequences", 0, &rs))
+    return -1;
+  if (b->flat)
+    return lerr(b, NULL, "needs a sequence [T,F] or spatial [H,W,C] input, but the previous "
+                         "layer is flat");
+  if (!b->seq) {
+    nas_op_params rp = {.nd = 2, .d = {b->h, b->w * b->c}};
+    char rn[32];
+    snprintf(rn, sizeof rn, "%s.seq", part);
+    if (apply(b, NAS_OP_RESHAPE, &b->cur, 1, &rp, rn) < 0) return -1;
+  }
+  int T = b->h, F = b->c, GH = gates * units;
+  int wi[2] = {GH, F}, wh[2] = {GH, units}, bd[1] = {GH};
+  int in[5] = {b->cur, new_param(b, part, "w_ih", 2, wi, NAS_NODE_PARAM),
+               new_param(b, part, "w_hh", 2, wh, NAS_NODE_PARAM),
+               new_param(b, part, "b_ih", 1, bd, NAS_NODE_PARAM),
+               new_param(b, part, "b_hh", 1, bd, NAS_NODE_PARAM)};
+  for (int i = 1; i < 5; i++)
+    if (in[i] < 0) return -1;
+  nas_op_params p = {.kh = rs};
+  if (apply(b, gates == 4 ? NAS_OP_LSTM : NAS_OP_GRU, in, 5, &p, part) < 0) return -1;
+  b->macs += (long long)T * GH * (F + units);
+  return b->cur;
+}
+
 static int lower_layer(bld *b, const cJSON *o, const int *outs) {
   if (!cJSON_IsObject(o))
     return nas_errf(b->e, NAS_EINVAL, "%s: layer %d: expected an object", b->src, b->li), -1;
@@ -361,11 +405,7 @@ static int lower_layer(bld *b, const cJSON *o, const int *outs) {
   int kind = -1;
   for (int i = 0; i < N_LAYER_KINDS; i++)
     if (strcmp(LAYER_FIELDS[i].op, b->op) == 0) kind = i;
-  if (kind < 0) {
-    if (!strcmp(b->op, "lstm") || !strcmp(b->op, "gru"))
-      return lerr(b, "op", "'%s' is not implemented yet (sequence models come with the RNN engine)", b->op);
-    return lerr(b, "op", "unknown op '%s'", b->op);
-  }
+  if (kind < 0) return lerr(b, "op", "unknown op '%s'", b->op);
   if (check_fields(b, o, kind)) return -1;
   cJSON_AddStringToObject(b->canon, "op", b->op);
   switch (kind) {
@@ -383,6 +423,8 @@ static int lower_layer(bld *b, const cJSON *o, const int *outs) {
       return apply(b, NAS_OP_RESHAPE, &b->cur, 1, &p, "flatten");
     }
     case 10: return layer_fc(b, o);
+    case 12: return layer_rnn(b, o, 4);
+    case 13: return layer_rnn(b, o, 3);
     default: {
       double rate = 0;
       if (get_float(b, o, "rate", 0.5, 0.0, 1.0, &rate)) return -1;
@@ -409,6 +451,15 @@ static void init_params(nas_net *n, uint64_t seed) {
     if (!strcmp(t, "beta") || !strcmp(t, "mean")) fill = 0;
     if (fill >= 0) {
       for (size_t k = 0; k < cnt; k++) nd->val[k] = fill;
+      continue;
+    }
+    /* recurrent layers (PyTorch): every tensor uniform in +-1/sqrt(units) */
+    if (!strcmp(t, "w_ih") || !strcmp(t, "w_hh") || !strcmp(t, "b_ih") || !strcmp(t, "b_hh")) {
+      char wn[48];
+      snprintf(wn, sizeof wn, "%.*sw_hh", (int)(t - nd->name), nd->name);
+      int wi = nas_graph_find(g, wn);
+      float bound = wi >= 0 ? 1.0f / sqrtf((float)g->nodes[wi].shape.d[1]) : 0.1f;
+      for (size_t k = 0; k < cnt; k++) nd->val[k] = (nas_rng_uniform(&r) * 2 - 1) * bound;
       continue;
     }
     /* fan_in of the weight this tensor belongs to: w itself, or the sibling w of a bias */

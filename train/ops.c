@@ -22,6 +22,8 @@ const nas_op_def nas_op_table[NAS_OP_COUNT] = {
     ENTRY(NAS_OP_RESHAPE, "reshape", 1, 1, reshape),
     ENTRY(NAS_OP_DROPOUT, "dropout", 1, 1, dropout),
     ENTRY(NAS_OP_SOFTMAX_XENT, "softmax_xent", 2, 2, softmax_xent),
+    ENTRY(NAS_OP_LSTM, "lstm", 3, 5, lstm),
+    ENTRY(NAS_OP_GRU, "gru", 3, 5, gru),
 };
 
 static_assert(sizeof nas_op_table / sizeof nas_op_table[0] == NAS_OP_COUNT,

@@ -19,6 +19,14 @@
  *   RESHAPE    x; p.nd/p.d: per-sample target shape (flatten: nd = 1).
  *   DROPOUT    x; rate (inverted dropout; identity in eval mode).
  *   SOFTMAX_XENT logits:[N,K], labels:[N] (class index stored as float) -> [1] mean loss.
+ *   LSTM       x:[N,T,F] (batch first), w_ih:[4H,F], w_hh:[4H,H], b_ih:[4H], b_hh:[4H] (both
+ *              biases or neither); PyTorch's gate order i,f,g,o and layout; zero initial
+ *              state. p.kh = 1: output every step [N,T,H]; p.kh = 0: last step only [N,H].
+ *              Fused, backprop through time (train/ops_rnn.c): one sgemm for the input
+ *              projection of all steps, one per step for the recurrent part.
+ *   GRU        as LSTM with 3 gates r,z,n (w_ih:[3H,F], w_hh:[3H,H], b_ih, b_hh:[3H]) and
+ *              PyTorch's formulation n = tanh(W_in x + b_in + r * (W_hn h + b_hn)),
+ *              h' = (1 - z) * n + z * h.
  */
 #ifndef NAS_TRAIN_OPS_H
 #define NAS_TRAIN_OPS_H
@@ -39,6 +47,8 @@ enum nas_op {
   NAS_OP_RESHAPE,
   NAS_OP_DROPOUT,
   NAS_OP_SOFTMAX_XENT,
+  NAS_OP_LSTM,
+  NAS_OP_GRU,
   NAS_OP_COUNT
 };
 

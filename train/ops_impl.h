@@ -23,6 +23,8 @@ OP_FNS(gap);
 OP_FNS(reshape);
 OP_FNS(dropout);
 OP_FNS(softmax_xent);
+OP_FNS(lstm);
+OP_FNS(gru);
 
 /* Input i of node nd. */
 static inline nas_node *op_in(nas_graph *g, const nas_node *nd, int i) {

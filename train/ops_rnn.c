@@ -1,0 +1,325 @@
+/* train/ops_rnn.c: fused LSTM and GRU layers (unidirectional, batch-first, zero initial
+ * state) with backpropagation through time. Forward and backward side by side.
+ *
+ * Layouts (PyTorch's, so weights compare directly with torch.nn.LSTM / torch.nn.GRU):
+ *   x     [N,T,F]          sequence, batch first
+ *   w_ih  [G*H,F]          input weights, gate blocks stacked (LSTM G=4: i,f,g,o; GRU G=3: r,z,n)
+ *   w_hh  [G*H,H]          recurrent weights, same gate order
+ *   b_ih, b_hh [G*H]       optional (both or neither)
+ *   y     [N,T,H] (p.kh = 1, return every step) or [N,H] (p.kh = 0, last step only)
+ *
+ * Forward: one sgemm projects every time step at once (x as [N*T,F] times w_ih^T), then one
+ * sgemm per step adds the recurrent part (h_{t-1} [N,H] times w_hh^T; strided views into the
+ * [N,T,.] buffers, no copies) before the element-wise gate math.
+ *
+ * Saved from forward to backward (node->saved, sized at max batch):
+ *   LSTM: gates [N,T,4H] (activated i,f,g,o), c [N,T,H], tanh(c) [N,T,H], h [N,T,H]
+ *   GRU:  gates [N,T,3H] (activated r,z,n), hn [N,T,H] (W_hn h_{t-1} + b_hn), h [N,T,H]
+ * Scratch (shared, transient):
+ *   LSTM backward: dG [N,T,4H], dh [N,H], dc [N,H], h shifted one step [N,T,H]
+ *   GRU forward: gh [N,3H]; backward: dGx [N,T,3H], dGh [N,T,3H], dh [N,H], shifted h [N,T,H]
+ * Backward runs the steps in reverse; the weight gradients of the input projection (and dx)
+ * and of the recurrent weights (against h shifted by one step) are again single sgemms over
+ * all steps; only dh_{t-1} = dG_t w_hh is one sgemm per step. */
+#include <cblas.h>
+#include <math.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "train/ops_impl.h"
+
+/* Parallelise element-wise loops only when there is enough work. */
+#define RNN_PAR_MIN 2048
+
+/* exp(x) for the gate nonlinearities: Cody-Waite reduction x = k ln2 + r, |r| <= ln2/2, a
+ * degree-6 polynomial for e^r (relative error < 2e-7) and 2^k through the exponent bits.
+ * Branch-free so the gate loops vectorise; libm's expf/tanhf took 40% of an LSTM step. */
+static inline float rnn_exp(float x) {
+  x = fminf(fmaxf(x, -87.0f), 88.0f);
+  float k = floorf(x * 1.44269504f + 0.5f);
+  float r = x - k * 0.693359375f + k * 2.12194440e-4f;
+  float p = 1.0f + r * (1.0f + r * (0.5f + r * (1.66666667e-1f + r * (4.16666667e-2f +
+                 r * (8.33333333e-3f + r * 1.38888889e-3f)))));
+  int32_t bits = ((int32_t)k + 127) << 23;
+  float scale;
+  memcpy(&scale, &bits, sizeof scale);
+  return p * scale;
+}
+
+static inline float sigm(float v) { return 1.0f / (1.0f + rnn_exp(-v)); }
+/* tanh(v) = 2 sigmoid(2v) - 1 (absolute error ~1e-7) */
+static inline float rnn_tanh(float v) { return 2.0f / (1.0f + rnn_exp(-2.0f * v)) - 1.0f; }
+
+/* Shared shape inference. gates: 4 (LSTM) or 3 (GRU). Sets the output shape and returns H. */
+static int rnn_infer(nas_graph *g, nas_node *nd, int gates, nas_err *e) {
+  const char *name = nas_op_name(nd->op);
+  const nas_node *x = op_in(g, nd, 0), *wi = op_in(g, nd, 1), *wh = op_in(g, nd, 2);
+  char b[64];
+  if (nd->n_in == 4)
+    return nas_errf(e, NAS_EINVAL, "%s: give both biases (b_ih, b_hh) or neither", name), -1;
+  if (x->shape.nd != 3)
+    return nas_errf(e, NAS_EINVAL, "%s: input must be a sequence [N,T,F], got %s", name,
+                    nas_shape_str(&x->shape, b, sizeof b)),
+           -1;
+  int F = x->shape.d[2];
+  if (wh->shape.nd != 2 || wh->shape.d[0] % gates || wh->shape.d[0] / gates != wh->shape.d[1])
+    return nas_errf(e, NAS_EINVAL, "%s: w_hh must be [%d*H,H], got %s", name, gates,
+                    nas_shape_str(&wh->shape, b, sizeof b)),
+           -1;
+  int H = wh->shape.d[1];
+  if (wi->shape.nd != 2 || wi->shape.d[0] != gates * H || wi->shape.d[1] != F)
+    return nas_errf(e, NAS_EINVAL, "%s: %d input features and %d units: w_ih must be [%d,%d], got %s",
+                    name, F, H, gates * H, F, nas_shape_str(&wi->shape, b, sizeof b)),
+           -1;
+  for (int i = 3; i < nd->n_in; i++) {
+    const nas_node *bi = op_in(g, nd, i);
+    if (bi->shape.nd != 1 || bi->shape.d[0] != gates * H)
+      return nas_errf(e, NAS_EINVAL, "%s: bias %s must be [%d]", name, i == 3 ? "b_ih" : "b_hh",
+                      gates * H),
+             -1;
+  }
+  if (nd->p.kh != 0 && nd->p.kh != 1)
+    return nas_errf(e, NAS_EINVAL, "%s: return-sequences flag (p.kh) must be 0 or 1", name), -1;
+  op_like_batch(nd, x);
+  int T = x->shape.d[1];
+  if (nd->p.kh) {
+    nd->shape.nd = 3;
+    nd->shape.d[1] = T;
+    nd->shape.d[2] = H;
+  } else {
+    nd->shape.nd = 2;
+    nd->shape.d[1] = H;
+  }
+  return H;
+}
+
+/* y[r,:] += b for every row (b may be NULL). */
+static void add_rows(float *y, const float *b, size_t rows, int c) {
+  if (!b) return;
+#pragma omp parallel for schedule(static) if (rows * (size_t)c >= RNN_PAR_MIN)
+  for (size_t r = 0; r < rows; r++)
+    for (int j = 0; j < c; j++) y[r * c + j] += b[j];
+}
+
+/* db[j] += sum over rows of dG[r,j] (rows strided by ld). */
+static void sum_rows(float *db, const float *dG, size_t rows, int c, int ld) {
+  for (size_t r = 0; r < rows; r++)
+    for (int j = 0; j < c; j++) db[j] += dG[r * (size_t)ld + j];
+}
+
+/* Copies the output (every step, or the last) out of the saved h [N,T,H]. */
+static void copy_out(nas_node *nd, const float *hs, int n, int T, int H) {
+  if (nd->p.kh) {
+    memcpy(nd->val, hs, (size_t)n * T * H * sizeof(float));
+  } else {
+    for (int b = 0; b < n; b++)
+      memcpy(nd->val + (size_t)b * H, hs + ((size_t)b * T + T - 1) * H, (size_t)H * sizeof(float));
+  }
+}
+
+/* Shared tail of both backward passes: gradients of w_ih (dG^T x), b_ih, and x (dG w_ih),
+ * each one sgemm / sum over all N*T rows. dG is [N*T,GH]. */
+static void input_proj_backward(nas_graph *g, nas_node *nd, const float *dG, int n, int T, int F,
+                                int GH) {
+  nas_node *x = op_in(g, nd, 0), *wi = op_in(g, nd, 1);
+  int M = n * T;
+  if (wi->grad)
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, GH, F, M, 1.0f, dG, GH, x->val, F,
+                op_grad_fresh(g, wi) ? 0.0f : 1.0f, wi->grad, F);
+  if (nd->n_in == 5 && op_in(g, nd, 3)->grad)
+    sum_rows(op_grad_acc(g, op_in(g, nd, 3)), dG, (size_t)M, GH, GH);
+  if (x->grad)
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, M, F, GH, 1.0f, dG, GH, wi->val, F,
+                op_grad_fresh(g, x) ? 0.0f : 1.0f, x->grad, F);
+}
+
+/* dW_hh += sum_t dGh_t^T h_{t-1} and db_hh += sum of dGh rows. dGh: [N,T,GH]. One sgemm
+ * over all N*T rows: hp (scratch [N,T,H]) gets h shifted by one step (h_{-1} = 0). */
+static void recurrent_backward(nas_graph *g, nas_node *nd, const float *dGh, const float *hs,
+                               float *hp, int n, int T, int H, int GH) {
+  nas_node *wh = op_in(g, nd, 2);
+  if (wh->grad) {
+    for (int b = 0; b < n; b++) {
+      float *dst = hp + (size_t)b * T * H;
+      memset(dst, 0, (size_t)H * sizeof(float));
+      memcpy(dst + H, hs + (size_t)b * T * H, (size_t)(T - 1) * H * sizeof(float));
+    }
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, GH, H, n * T, 1.0f, dGh, GH, hp, H,
+                op_grad_fresh(g, wh) ? 0.0f : 1.0f, wh->grad, H);
+  }
+  if (nd->n_in == 5 && op_in(g, nd, 4)->grad)
+    sum_rows(op_grad_acc(g, op_in(g, nd, 4)), dGh, (size_t)n * T, GH, GH);
+}
+
+/* ---- LSTM -------------------------------------------------------------------------------- */
+
+int lstm_infer(nas_graph *g, nas_node *nd, nas_err *e) {
+  int H = rnn_infer(g, nd, 4, e);
+  if (H < 0) return e->code;
+  const nas_node *x = op_in(g, nd, 0);
+  size_t NT = (size_t)x->shape.d[0] * x->shape.d[1], N = (size_t)x->shape.d[0];
+  nd->saved_bytes = NT * (size_t)(4 * H + 3 * H) * sizeof(float);
+  nd->scratch_bytes = (NT * 4 * (size_t)H + 2 * N * H + NT * H) * sizeof(float);
+  return NAS_OK;
+}
+
+void lstm_forward(nas_graph *g, nas_node *nd) {
+  const nas_node *x = op_in(g, nd, 0), *wi = op_in(g, nd, 1), *wh = op_in(g, nd, 2);
+  int n = op_batch(g, nd), T = x->shape.d[1], F = x->shape.d[2], H = wh->shape.d[1], GH = 4 * H;
+  size_t NTmax = (size_t)x->shape.d[0] * T;
+  float *G = nd->saved, *cs = G + NTmax * GH, *tcs = cs + NTmax * H, *hs = tcs + NTmax * H;
+  /* input projection of every step at once, plus both biases */
+  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n * T, GH, F, 1.0f, x->val, F, wi->val, F,
+              0.0f, G, GH);
+  if (nd->n_in == 5) {
+    add_rows(G, op_in(g, nd, 3)->val, (size_t)n * T, GH);
+    add_rows(G, op_in(g, nd, 4)->val, (size_t)n * T, GH);
+  }
+  for (int t = 0; t < T; t++) {
+    if (t > 0) /* G_t += h_{t-1} w_hh^T (strided rows of the [N,T,.] buffers) */
+      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, GH, H, 1.0f, hs + (size_t)(t - 1) * H,
+                  T * H, wh->val, H, 1.0f, G + (size_t)t * GH, T * GH);
+#pragma omp parallel for schedule(static) if ((size_t)n * H >= RNN_PAR_MIN)
+    for (int b = 0; b < n; b++) {
+      size_t r = (size_t)b * T + t;
+      float *gt = G + r * GH, *c = cs + r * H, *tc = tcs + r * H, *h = hs + r * H;
+      const float *cp = t > 0 ? cs + (r - 1) * H : NULL;
+      for (int j = 0; j < H; j++) {
+        float i = sigm(gt[j]), f = sigm(gt[H + j]), gg = rnn_tanh(gt[2 * H + j]),
+              o = sigm(gt[3 * H + j]);
+        gt[j] = i, gt[H + j] = f, gt[2 * H + j] = gg, gt[3 * H + j] = o;
+        float cv = i * gg + (cp ? f * cp[j] : 0.0f);
+        float tv = rnn_tanh(cv);
+        c[j] = cv, tc[j] = tv;
+        h[j] = o * tv;
+      }
+    }
+  }
+  copy_out(nd, hs, n, T, H);
+}
+
+void lstm_backward(nas_graph *g, nas_node *nd) {
+  nas_node *x = op_in(g, nd, 0), *wh = op_in(g, nd, 2);
+  int n = op_batch(g, nd), T = x->shape.d[1], F = x->shape.d[2], H = wh->shape.d[1], GH = 4 * H;
+  int seq = nd->p.kh;
+  size_t NTmax = (size_t)x->shape.d[0] * T;
+  const float *G = nd->saved, *cs = G + NTmax * GH, *tcs = cs + NTmax * H, *hs = tcs + NTmax * H;
+  float *dG = g->scratch, *dh = dG + NTmax * GH, *dc = dh + (size_t)x->shape.d[0] * H;
+  float *hp = dc + (size_t)x->shape.d[0] * H;
+  const float *dy = nd->grad;
+  memset(dh, 0, (size_t)n * H * sizeof(float));
+  memset(dc, 0, (size_t)n * H * sizeof(float));
+  for (int t = T - 1; t >= 0; t--) {
+#pragma omp parallel for schedule(static) if ((size_t)n * H >= RNN_PAR_MIN)
+    for (int b = 0; b < n; b++) {
+      size_t r = (size_t)b * T + t;
+      const float *gt = G + r * GH, *tcr = tcs + r * H;
+      const float *cp = t > 0 ? cs + (r - 1) * H : NULL;
+      const float *dyt = seq ? dy + r * H : (t == T - 1 ? dy + (size_t)b * H : NULL);
+      float *dgt = dG + r * GH, *dhb = dh + (size_t)b * H, *dcb = dc + (size_t)b * H;
+      for (int j = 0; j < H; j++) {
+        float i = gt[j], f = gt[H + j], gg = gt[2 * H + j], o = gt[3 * H + j];
+        float dhv = dhb[j] + (dyt ? dyt[j] : 0.0f);
+        float tc = tcr[j];
+        float dcv = dcb[j] + dhv * o * (1.0f - tc * tc);
+        float cprev = cp ? cp[j] : 0.0f;
+        dgt[j] = dcv * gg * i * (1.0f - i);
+        dgt[H + j] = dcv * cprev * f * (1.0f - f);
+        dgt[2 * H + j] = dcv * i * (1.0f - gg * gg);
+        dgt[3 * H + j] = dhv * tc * o * (1.0f - o);
+        dcb[j] = dcv * f;
+      }
+    }
+    if (t > 0) /* dh_{t-1} = dG_t w_hh */
+      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, H, GH, 1.0f, dG + (size_t)t * GH,
+                  T * GH, wh->val, H, 0.0f, dh, H);
+  }
+  recurrent_backward(g, nd, dG, hs, hp, n, T, H, GH);
+  input_proj_backward(g, nd, dG, n, T, F, GH);
+}
+
+/* ---- GRU --------------------------------------------------------------------------------- */
+
+int gru_infer(nas_graph *g, nas_node *nd, nas_err *e) {
+  int H = rnn_infer(g, nd, 3, e);
+  if (H < 0) return e->code;
+  const nas_node *x = op_in(g, nd, 0);
+  size_t NT = (size_t)x->shape.d[0] * x->shape.d[1], N = (size_t)x->shape.d[0];
+  nd->saved_bytes = NT * (size_t)(3 * H + H + H) * sizeof(float);
+  size_t fwd = N * 3 * (size_t)H, bwd = 2 * NT * 3 * (size_t)H + N * H + NT * H;
+  nd->scratch_bytes = (fwd > bwd ? fwd : bwd) * sizeof(float);
+  return NAS_OK;
+}
+
+void gru_forward(nas_graph *g, nas_node *nd) {
+  const nas_node *x = op_in(g, nd, 0), *wi = op_in(g, nd, 1), *wh = op_in(g, nd, 2);
+  int n = op_batch(g, nd), T = x->shape.d[1], F = x->shape.d[2], H = wh->shape.d[1], GH = 3 * H;
+  size_t NTmax = (size_t)x->shape.d[0] * T;
+  float *G = nd->saved, *hn = G + NTmax * GH, *hs = hn + NTmax * H, *gh = g->scratch;
+  const float *bhh = nd->n_in == 5 ? op_in(g, nd, 4)->val : NULL;
+  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n * T, GH, F, 1.0f, x->val, F, wi->val, F,
+              0.0f, G, GH);
+  if (nd->n_in == 5) add_rows(G, op_in(g, nd, 3)->val, (size_t)n * T, GH);
+  for (int t = 0; t < T; t++) {
+    /* gh = h_{t-1} w_hh^T + b_hh (h_{-1} = 0) */
+    if (t > 0)
+      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, GH, H, 1.0f, hs + (size_t)(t - 1) * H,
+                  T * H, wh->val, H, 0.0f, gh, GH);
+    else
+      memset(gh, 0, (size_t)n * GH * sizeof(float));
+    add_rows(gh, bhh, (size_t)n, GH);
+#pragma omp parallel for schedule(static) if ((size_t)n * H >= RNN_PAR_MIN)
+    for (int b = 0; b < n; b++) {
+      size_t r = (size_t)b * T + t;
+      float *gt = G + r * GH, *hnr = hn + r * H, *h = hs + r * H;
+      const float *ghb = gh + (size_t)b * GH;
+      const float *hp = t > 0 ? hs + (r - 1) * H : NULL;
+      for (int j = 0; j < H; j++) {
+        float rr = sigm(gt[j] + ghb[j]), z = sigm(gt[H + j] + ghb[H + j]);
+        float hnv = ghb[2 * H + j], nn = rnn_tanh(gt[2 * H + j] + rr * hnv);
+        gt[j] = rr, gt[H + j] = z, gt[2 * H + j] = nn;
+        hnr[j] = hnv;
+        h[j] = (1.0f - z) * nn + (hp ? z * hp[j] : 0.0f);
+      }
+    }
+  }
+  copy_out(nd, hs, n, T, H);
+}
+
+void gru_backward(nas_graph *g, nas_node *nd) {
+  nas_node *x = op_in(g, nd, 0), *wh = op_in(g, nd, 2);
+  int n = op_batch(g, nd), T = x->shape.d[1], F = x->shape.d[2], H = wh->shape.d[1], GH = 3 * H;
+  int seq = nd->p.kh;
+  size_t NTmax = (size_t)x->shape.d[0] * T;
+  const float *G = nd->saved, *hn = G + NTmax * GH, *hs = hn + NTmax * H;
+  float *dGx = g->scratch, *dGh = dGx + NTmax * GH, *dh = dGh + NTmax * GH;
+  float *hp = dh + (size_t)x->shape.d[0] * H;
+  const float *dy = nd->grad;
+  memset(dh, 0, (size_t)n * H * sizeof(float));
+  for (int t = T - 1; t >= 0; t--) {
+#pragma omp parallel for schedule(static) if ((size_t)n * H >= RNN_PAR_MIN)
+    for (int b = 0; b < n; b++) {
+      size_t r = (size_t)b * T + t;
+      const float *gt = G + r * GH, *hnr = hn + r * H;
+      const float *hp = t > 0 ? hs + (r - 1) * H : NULL;
+      const float *dyt = seq ? dy + r * H : (t == T - 1 ? dy + (size_t)b * H : NULL);
+      float *dx_r = dGx + r * GH, *dh_r = dGh + r * GH, *dhb = dh + (size_t)b * H;
+      for (int j = 0; j < H; j++) {
+        float rr = gt[j], z = gt[H + j], nn = gt[2 * H + j];
+        float dhv = dhb[j] + (dyt ? dyt[j] : 0.0f);
+        float hpv = hp ? hp[j] : 0.0f;
+        float dan = dhv * (1.0f - z) * (1.0f - nn * nn);
+        float daz = dhv * (hpv - nn) * z * (1.0f - z);
+        float dar = dan * hnr[j] * rr * (1.0f - rr);
+        dx_r[j] = dar, dx_r[H + j] = daz, dx_r[2 * H + j] = dan;
+        dh_r[j] = dar, dh_r[H + j] = daz, dh_r[2 * H + j] = dan * rr;
+        dhb[j] = dhv * z; /* direct path; the recurrent sgemm adds below */
+      }
+    }
+    if (t > 0) /* dh_{t-1} = dh z + dGh_t w_hh */
+      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, H, GH, 1.0f, dGh + (size_t)t * GH,
+                  T * GH, wh->val, H, 1.0f, dh, H);
+  }
+  recurrent_backward(g, nd, dGh, hs, hp, n, T, H, GH);
+  input_proj_backward(g, nd, dGx, n, T, F, GH);
+}
