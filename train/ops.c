@@ -52,6 +52,26 @@ void op_grad_clear(const nas_graph *g, nas_node *x) {
   memset(x->grad, 0, n * sizeof(float));
 }
 
+int op_window_infer(nas_node *nd, const nas_node *x, int c, nas_err *e) {
+  nas_op_params *p = &nd->p;
+  if (p->kh < 1 || p->kw < 1 || p->sh < 1 || p->sw < 1)
+    return nas_errf(e, NAS_EINVAL, "%s: window %dx%d stride %dx%d must be at least 1", nas_op_name(nd->op),
+                    p->kh, p->kw, p->sh, p->sw);
+  int oh = nas_conv_out_size(x->shape.d[1], p->kh, p->sh, p->padding, &p->pad_top);
+  int ow = nas_conv_out_size(x->shape.d[2], p->kw, p->sw, p->padding, &p->pad_left);
+  if (oh < 1 || ow < 1)
+    return nas_errf(e, NAS_EINVAL,
+                    "%s: window %dx%d stride %dx%d (%s padding) does not fit input %dx%d",
+                    nas_op_name(nd->op), p->kh, p->kw, p->sh, p->sw,
+                    p->padding == NAS_PAD_SAME ? "same" : "valid", x->shape.d[1], x->shape.d[2]);
+  nd->shape.nd = 4;
+  op_like_batch(nd, x);
+  nd->shape.d[1] = oh;
+  nd->shape.d[2] = ow;
+  nd->shape.d[3] = c;
+  return NAS_OK;
+}
+
 int op_need_nhwc(const nas_node *nd, const nas_node *x, nas_err *e) {
   if (x->shape.nd != 4) {
     char b[64];

@@ -7,31 +7,6 @@
 
 #include "train/ops_impl.h"
 
-/* ---- shared: spatial shape inference for windowed ops --------------------------------- */
-
-/* Fills nd's [N,OH,OW,C] shape from x and the window in nd->p; C given. */
-static int window_infer(nas_node *nd, const nas_node *x, int c, nas_err *e) {
-  nas_op_params *p = &nd->p;
-  if (p->sh < 1) p->sh = 1;
-  if (p->sw < 1) p->sw = 1;
-  if (p->kh < 1 || p->kw < 1)
-    return nas_errf(e, NAS_EINVAL, "%s: kernel %dx%d must be at least 1x1", nas_op_name(nd->op),
-                    p->kh, p->kw);
-  int oh = nas_conv_out_size(x->shape.d[1], p->kh, p->sh, p->padding, &p->pad_top);
-  int ow = nas_conv_out_size(x->shape.d[2], p->kw, p->sw, p->padding, &p->pad_left);
-  if (oh < 1 || ow < 1)
-    return nas_errf(e, NAS_EINVAL,
-                    "%s: kernel %dx%d stride %dx%d (%s padding) does not fit input %dx%d",
-                    nas_op_name(nd->op), p->kh, p->kw, p->sh, p->sw,
-                    p->padding == NAS_PAD_SAME ? "same" : "valid", x->shape.d[1], x->shape.d[2]);
-  nd->shape.nd = 4;
-  op_like_batch(nd, x);
-  nd->shape.d[1] = oh;
-  nd->shape.d[2] = ow;
-  nd->shape.d[3] = c;
-  return NAS_OK;
-}
-
 static int check_bias(const nas_node *nd, const nas_node *b, int c, nas_err *e) {
   if (b->shape.nd != 1 || b->shape.d[0] != c)
     return nas_errf(e, NAS_EINVAL, "%s: bias must be [%d]", nas_op_name(nd->op), c);
@@ -46,6 +21,8 @@ static int conv_is_direct(const nas_node *nd) {
 }
 
 int conv2d_infer(nas_graph *g, nas_node *nd, nas_err *e) {
+  if (nd->p.sh < 1) nd->p.sh = 1;
+  if (nd->p.sw < 1) nd->p.sw = 1;
   const nas_node *x = op_in(g, nd, 0), *w = op_in(g, nd, 1);
   if (op_need_nhwc(nd, x, e)) return e->code;
   int cin = x->shape.d[3];
@@ -54,7 +31,7 @@ int conv2d_infer(nas_graph *g, nas_node *nd, nas_err *e) {
                     w->shape.nd == 4 ? w->shape.d[3] : -1);
   nd->p.kh = w->shape.d[1];
   nd->p.kw = w->shape.d[2];
-  if (window_infer(nd, x, w->shape.d[0], e)) return e->code;
+  if (op_window_infer(nd, x, w->shape.d[0], e)) return e->code;
   if (nd->n_in == 3 && check_bias(nd, op_in(g, nd, 2), w->shape.d[0], e)) return e->code;
   if (!conv_is_direct(nd)) {
     size_t m = (size_t)nd->shape.d[0] * nd->shape.d[1] * nd->shape.d[2];
@@ -200,6 +177,8 @@ static int dw_threads(const nas_node *nd) {
 }
 
 int dwconv2d_infer(nas_graph *g, nas_node *nd, nas_err *e) {
+  if (nd->p.sh < 1) nd->p.sh = 1;
+  if (nd->p.sw < 1) nd->p.sw = 1;
   const nas_node *x = op_in(g, nd, 0), *w = op_in(g, nd, 1);
   if (op_need_nhwc(nd, x, e)) return e->code;
   int c = x->shape.d[3];
@@ -208,7 +187,7 @@ int dwconv2d_infer(nas_graph *g, nas_node *nd, nas_err *e) {
                     w->shape.nd == 3 ? w->shape.d[2] : -1);
   nd->p.kh = w->shape.d[0];
   nd->p.kw = w->shape.d[1];
-  if (window_infer(nd, x, c, e)) return e->code;
+  if (op_window_infer(nd, x, c, e)) return e->code;
   if (nd->n_in == 3 && check_bias(nd, op_in(g, nd, 2), c, e)) return e->code;
   /* per-thread partial sums of dw and db for the backward pass */
   int t = omp_get_max_threads();

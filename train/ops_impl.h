@@ -61,6 +61,10 @@ static inline float *op_grad_acc(const nas_graph *g, nas_node *x) {
   return x->grad;
 }
 
+/* Fills nd's [N,OH,OW,c] shape from x [N,H,W,C] and the window (kh, kw, sh, sw, padding) in
+ * nd->p, setting pad_top/pad_left; an error names the op when the window does not fit. */
+int op_window_infer(nas_node *nd, const nas_node *x, int c, nas_err *e);
+
 /* Checks that x is [N,H,W,C]; fills a message naming the op otherwise. */
 int op_need_nhwc(const nas_node *nd, const nas_node *x, nas_err *e);
 

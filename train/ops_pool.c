@@ -6,26 +6,13 @@
 
 #include "train/ops_impl.h"
 
+/* Pools default their stride to the window. */
 static int pool_infer(nas_graph *g, nas_node *nd, nas_err *e) {
   const nas_node *x = op_in(g, nd, 0);
   if (op_need_nhwc(nd, x, e)) return e->code;
-  nas_op_params *p = &nd->p;
-  if (p->sh < 1) p->sh = p->kh;
-  if (p->sw < 1) p->sw = p->kw;
-  if (p->kh < 1 || p->kw < 1)
-    return nas_errf(e, NAS_EINVAL, "%s: window %dx%d must be at least 1x1", nas_op_name(nd->op),
-                    p->kh, p->kw);
-  int oh = nas_conv_out_size(x->shape.d[1], p->kh, p->sh, p->padding, &p->pad_top);
-  int ow = nas_conv_out_size(x->shape.d[2], p->kw, p->sw, p->padding, &p->pad_left);
-  if (oh < 1 || ow < 1)
-    return nas_errf(e, NAS_EINVAL, "%s: window %dx%d stride %dx%d does not fit input %dx%d",
-                    nas_op_name(nd->op), p->kh, p->kw, p->sh, p->sw, x->shape.d[1], x->shape.d[2]);
-  nd->shape.nd = 4;
-  op_like_batch(nd, x);
-  nd->shape.d[1] = oh;
-  nd->shape.d[2] = ow;
-  nd->shape.d[3] = x->shape.d[3];
-  return NAS_OK;
+  if (nd->p.sh < 1) nd->p.sh = nd->p.kh;
+  if (nd->p.sw < 1) nd->p.sw = nd->p.kw;
+  return op_window_infer(nd, x, x->shape.d[3], e);
 }
 
 /* Clipped window [h0,h1) x [w0,w1) of output cell (oh, ow). */
