@@ -21,5 +21,7 @@ int nas_cli_usage_error(const char *cmd, const char *fmt, ...)
 
 /* Commands defined in cli_*.c files (main.c lists them in its COMMANDS table). A new
  * command adds `extern const nas_cli_cmd nas_cli_<name>;` here. */
+extern const nas_cli_cmd nas_cli_import; /* cli_deploy.c: read a .tflite into the int8 graph */
+extern const nas_cli_cmd nas_cli_run;    /* cli_deploy.c: run a .tflite on raw int8 input */
 
 #endif

@@ -5,7 +5,7 @@ set -euo pipefail
 pkgs=(build-essential cmake pkg-config libopenblas-openmp-dev libsqlite3-dev sqlite3 libcjson-dev
       libcmocka-dev zlib1g-dev dataset-fashion-mnist)
 pkgs+=(libsndfile1-dev libfftw3-dev espeak-ng sox)  # Speech Commands: WAV, FFT, synth-kws
-if [ "${1:-}" = "--with-reference" ]; then pkgs+=(python3-torch python3-torchaudio python3-numpy); fi
+if [ "${1:-}" = "--with-reference" ]; then pkgs+=(python3-torch python3-torchaudio python3-numpy python3-pyarmnn libarmnn-cpuref-backend22 libarmnntfliteparser22); fi
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

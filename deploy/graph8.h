@@ -1,0 +1,137 @@
+/* deploy/graph8.h: the int8 graph (quantized IR) that runs on the MCU, its reference kernels
+ * (TFLite Micro's int8 arithmetic, bit for bit where TFLM is integer-only), the memory
+ * planner and the TFLite flatbuffer reader.
+ *
+ * Conventions: tensors are NHWC; real = scale * (q - zero_point); activations int8 with one
+ * scale/zero point; weights int8 symmetric, per tensor or per output channel; biases int32
+ * with scale input_scale * weight_scale. Ownership: a nas_g8_graph owns every array it points
+ * to (tensor names, shapes, quantisation arrays, constant data); free it with
+ * nas_g8_graph_free (NULL-safe). Library functions never print; they return a status of
+ * enum nas_status and fill a nas_err. */
+#ifndef NAS_DEPLOY_GRAPH8_H
+#define NAS_DEPLOY_GRAPH8_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/error.h"
+
+#define NAS_G8_MAXDIM 6 /* most dimensions a tensor may have */
+#define NAS_G8_MAXIN 3  /* most inputs of an operator */
+
+/* Element types (values follow TFLite's TensorType). */
+enum nas_g8_type { NAS_G8_INT32 = 2, NAS_G8_INT8 = 9 };
+
+/* Operator kinds (values follow TFLite's BuiltinOperator). */
+enum nas_g8_opkind {
+  NAS_G8_ADD = 0,
+  NAS_G8_AVERAGE_POOL_2D = 1,
+  NAS_G8_CONV_2D = 3,
+  NAS_G8_DEPTHWISE_CONV_2D = 4,
+  NAS_G8_FULLY_CONNECTED = 9,
+  NAS_G8_MAX_POOL_2D = 17,
+  NAS_G8_RESHAPE = 22,
+  NAS_G8_SOFTMAX = 25,
+  NAS_G8_QUANTIZE = 114 /* int8 -> int8 requantisation only */
+};
+
+/* Fused activations (values follow TFLite's ActivationFunctionType). */
+enum nas_g8_act { NAS_G8_ACT_NONE = 0, NAS_G8_ACT_RELU = 1, NAS_G8_ACT_RELU_N1_TO_1 = 2,
+                  NAS_G8_ACT_RELU6 = 3 };
+
+/* Padding (values follow TFLite's Padding). */
+enum nas_g8_pad { NAS_G8_PAD_SAME = 0, NAS_G8_PAD_VALID = 1 };
+
+typedef struct nas_g8_tensor {
+  char *name;                   /* owned, NUL-terminated ("" when the file has none) */
+  int type;                     /* enum nas_g8_type */
+  int ndim;                     /* 0..NAS_G8_MAXDIM */
+  int dims[NAS_G8_MAXDIM];      /* shape, NHWC for 4-D activations */
+  int nq;                       /* number of scales (1: per tensor, >1: per channel) */
+  float *scale;                 /* [nq], owned */
+  int32_t *zero_point;          /* [nq], owned */
+  int qdim;                     /* quantized dimension when nq > 1 */
+  void *data;                   /* owned constant data (weights, bias), NULL for activations */
+  size_t bytes;                 /* element count * element size */
+} nas_g8_tensor;
+
+typedef struct nas_g8_op {
+  int kind;                     /* enum nas_g8_opkind */
+  int nin;                      /* inputs used */
+  int in[NAS_G8_MAXIN];         /* tensor indices; -1 for an absent optional input (bias) */
+  int out;                      /* output tensor index */
+  int padding;                  /* enum nas_g8_pad (conv, dwconv, pools) */
+  int stride_w, stride_h;       /* strides (conv, dwconv, pools) */
+  int dil_w, dil_h;             /* dilation factors (conv, dwconv), 1 by default */
+  int filter_w, filter_h;       /* pool window */
+  int depth_mult;               /* depthwise channel multiplier */
+  int act;                      /* enum nas_g8_act, fused */
+  float beta;                   /* softmax beta */
+} nas_g8_op;
+
+typedef struct nas_g8_graph {
+  int ntensors;                 /* tensors */
+  nas_g8_tensor *tensors;       /* [ntensors], owned */
+  int nops;                     /* operators in execution order */
+  nas_g8_op *ops;               /* [nops], owned */
+  int input, output;            /* the graph's (single) input and output tensor */
+} nas_g8_graph;
+
+void nas_g8_graph_free(nas_g8_graph *g); /* NULL-safe; frees what g points to, not g */
+
+/* Element count of a tensor (product of dims; 1 for a scalar). */
+size_t nas_g8_numel(const nas_g8_tensor *t);
+/* "CONV_2D" etc. for any TFLite BuiltinOperator code; NULL when unknown. */
+const char *nas_g8_op_name(int builtin_code);
+const char *nas_g8_act_name(int act);
+
+/* Checks every operator's tensors (types, ranks, shapes, quantisation) so the kernels can
+ * run without further checks. Messages: "operator 3 (CONV_2D): ...". */
+int nas_g8_validate(const nas_g8_graph *g, nas_err *e);
+
+/* ---- fixed-point helpers (TFLite / gemmlowp semantics) ---------------------------------- */
+/* Splits a real multiplier into a Q31 significand and a power-of-two shift
+ * (m ~= q * 2^(shift-31)); 0 gives q = 0, shift = 0. */
+void nas_q_quantize_multiplier(double m, int32_t *q, int *shift);
+/* gemmlowp's SaturatingRoundingDoublingHighMul: (a*b + nudge) / 2^31 truncated, nudge = 2^30
+ * for a*b >= 0 else 1 - 2^30 (so -1.5 -> -1, +1.5 -> 2); INT32_MIN*INT32_MIN -> INT32_MAX. */
+int32_t nas_q_srdhm(int32_t a, int32_t b);
+/* x / 2^exponent rounded to nearest, ties away from zero (0 <= exponent <= 31). */
+int32_t nas_q_rdbpot(int32_t x, int exponent);
+/* TFLite's MultiplyByQuantizedMultiplier. */
+int32_t nas_q_mul(int32_t x, int32_t q, int shift);
+/* Activation clamp range in the output's quantised domain. */
+void nas_q_act_range(int act, float scale, int32_t zero_point, int32_t *lo, int32_t *hi);
+
+/* ---- execution ------------------------------------------------------------------------- */
+/* Runs one operator; act[i] points at tensor i's activation storage (NULL for constants).
+ * The graph must have passed nas_g8_validate. */
+int nas_g8_run_op(const nas_g8_graph *g, int op, int8_t *const *act, nas_err *e);
+
+/* ---- memory planner -------------------------------------------------------------------- */
+typedef struct nas_g8_plan {
+  int ntensors;      /* = graph's */
+  long *offset;      /* [ntensors] byte offset in the arena; -1 for constants; owned */
+  int *first, *last; /* [ntensors] lifetime in operator indices (inclusive); owned */
+  size_t peak;       /* arena bytes = max(offset + size) */
+} nas_g8_plan;
+
+/* Plans every activation tensor (greedy by size, largest first, lowest offset that does not
+ * overlap a tensor whose lifetime intersects). Offsets are aligned to 16 bytes. */
+int nas_g8_plan_build(const nas_g8_graph *g, nas_g8_plan *p, nas_err *e);
+void nas_g8_plan_free(nas_g8_plan *p); /* NULL-safe */
+
+/* Runs the whole graph: copies in (nas_g8_numel(input) int8 bytes), executes every operator
+ * in one arena of plan.peak bytes, copies out the output tensor's bytes. */
+int nas_g8_run(const nas_g8_graph *g, const int8_t *in, int8_t *out, nas_err *e);
+
+/* ---- TFLite import --------------------------------------------------------------------- */
+/* Parses a .tflite flatbuffer held in memory (buf is only read; the graph copies what it
+ * keeps). name is used in messages. NAS_EFORMAT for a malformed file, NAS_EINVAL for an
+ * unsupported op/type/quantisation. */
+int nas_tflite_parse(const uint8_t *buf, size_t n, const char *name, nas_g8_graph *g,
+                     nas_err *e);
+/* Reads and parses a file (NAS_EIO when it cannot be read). */
+int nas_tflite_read(const char *path, nas_g8_graph *g, nas_err *e);
+
+#endif
