@@ -47,8 +47,13 @@ int nas_train_job_run(const nas_train_job *job, nas_train_summary *s, nas_err *e
   if (rc == NAS_OK) {
     s->params = net->params, s->macs = net->macs;
     s->train_n = d.train.n, s->val_n = d.val.n, s->test_n = d.test.n;
+    /* the arch's "name", else its file name */
+    cJSON *a = cJSON_Parse(net->arch_json);
+    const cJSON *nm = cJSON_GetObjectItemCaseSensitive(a, "name");
     const char *slash = strrchr(job->arch_path, '/');
-    snprintf(s->arch_name, sizeof s->arch_name, "%s", slash ? slash + 1 : job->arch_path);
+    snprintf(s->arch_name, sizeof s->arch_name, "%s",
+             cJSON_IsString(nm) ? nm->valuestring : slash ? slash + 1 : job->arch_path);
+    cJSON_Delete(a);
     rc = nas_train(net, &d, &job->cfg, &s->r, e);
   }
   if (rc == NAS_OK && job->save_path) {

@@ -9,6 +9,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <cjson/cJSON.h>
+
 #include "nas/cli.h"
 #include "nas/job.h"
 
@@ -101,6 +103,14 @@ static int walk_opts(const char *cmd, int argc, char **argv, const char *const *
     if (rc) return rc;
   }
   return 0;
+}
+
+/* Prints j as one line on stdout and frees it. */
+static void print_json_line(cJSON *j) {
+  char *t = j ? cJSON_PrintUnformatted(j) : NULL;
+  if (t) printf("%s\n", t);
+  cJSON_free(t);
+  cJSON_Delete(j);
 }
 
 static int runtime_error(const nas_err *e) {
@@ -223,12 +233,20 @@ static int cmd_train(int argc, char **argv) {
   printf("val_acc %.4f  test_acc %.4f  train %.1f s  %.0f samples/s\n", s.r.val_acc, s.r.test_acc,
          s.r.train_seconds, s.r.samples_per_s);
   if (c.job.save_path) printf("checkpoint: %s\n", c.job.save_path);
-  if (c.json)
-    printf("{\"arch\":\"%s\",\"val_acc\":%.6f,\"test_acc\":%.6f,\"final_loss\":%.6f,\"params\":%lld,"
-           "\"macs\":%lld,\"train_seconds\":%.3f,\"samples_per_s\":%.1f,\"epochs\":%d,\"seed\":%llu}\n",
-           s.arch_name, s.r.val_acc, s.r.test_acc, s.r.final_loss, s.params, s.macs,
-           s.r.train_seconds, s.r.samples_per_s, c.job.cfg.epochs,
-           (unsigned long long)c.job.cfg.seed);
+  if (c.json) {
+    cJSON *j = cJSON_CreateObject();
+    cJSON_AddStringToObject(j, "arch", s.arch_name);
+    cJSON_AddNumberToObject(j, "val_acc", s.r.val_acc);
+    cJSON_AddNumberToObject(j, "test_acc", s.r.test_acc);
+    cJSON_AddNumberToObject(j, "final_loss", s.r.final_loss);
+    cJSON_AddNumberToObject(j, "params", (double)s.params);
+    cJSON_AddNumberToObject(j, "macs", (double)s.macs);
+    cJSON_AddNumberToObject(j, "train_seconds", s.r.train_seconds);
+    cJSON_AddNumberToObject(j, "samples_per_s", s.r.samples_per_s);
+    cJSON_AddNumberToObject(j, "epochs", c.job.cfg.epochs);
+    cJSON_AddNumberToObject(j, "seed", (double)c.job.cfg.seed);
+    print_json_line(j);
+  }
   return 0;
 }
 
@@ -269,10 +287,16 @@ static int cmd_eval(int argc, char **argv) {
   if (nas_eval_job_run(&c.job, &s, &e) != NAS_OK) return runtime_error(&e);
   printf("test_acc %.4f  test_loss %.4f  val_acc %.4f  (%d test samples; params %lld, MACs %lld)\n",
          s.test_acc, s.test_loss, s.val_acc, s.test_n, s.params, s.macs);
-  if (c.json)
-    printf("{\"test_acc\":%.6f,\"test_loss\":%.6f,\"val_acc\":%.6f,\"test_n\":%d,\"params\":%lld,"
-           "\"macs\":%lld}\n",
-           s.test_acc, s.test_loss, s.val_acc, s.test_n, s.params, s.macs);
+  if (c.json) {
+    cJSON *j = cJSON_CreateObject();
+    cJSON_AddNumberToObject(j, "test_acc", s.test_acc);
+    cJSON_AddNumberToObject(j, "test_loss", s.test_loss);
+    cJSON_AddNumberToObject(j, "val_acc", s.val_acc);
+    cJSON_AddNumberToObject(j, "test_n", s.test_n);
+    cJSON_AddNumberToObject(j, "params", (double)s.params);
+    cJSON_AddNumberToObject(j, "macs", (double)s.macs);
+    print_json_line(j);
+  }
   return 0;
 }
 
