@@ -14,7 +14,9 @@
 # with test accuracies in [0,1] and D = 100 * (ours - pytorch).
 #
 # Environment: THREADS (default 2) is given to both engines (OpenMP + OpenBLAS threads here,
-# torch.set_num_threads there); BENCH_SECONDS (default 3) is the timed span per model.
+# torch.set_num_threads there); BENCH_SECONDS (default 3) is the timed span per model;
+# BENCH_REPEAT (default 1) runs both sides that many times, alternating, and keeps each
+# side's best figure (use 3 or more on a machine where other work may be running).
 # OPENBLAS_CORETYPE, OMP_* and the rest are inherited unchanged by both sides (set them on the
 # command line to override); the values in effect are printed on stderr.
 set -euo pipefail
@@ -32,7 +34,7 @@ while [ $# -gt 0 ]; do
     --epochs)
       [ $# -ge 2 ] || { echo "run.sh: --epochs needs a value" >&2; exit 2; }
       epochs="$2"; shift ;;
-    -h|--help) sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; exit 0 ;;
     -*) echo "run.sh: unknown option '$1' (usage: bench/run.sh [--accuracy] [--epochs N] [BUILD_DIR])" >&2; exit 2 ;;
     *)
       [ -z "$build" ] || { echo "run.sh: more than one BUILD_DIR given" >&2; exit 2; }
@@ -45,6 +47,8 @@ case "$epochs" in ''|*[!0-9]*|0) echo "run.sh: --epochs must be a positive integ
 threads="${THREADS:-2}"
 case "$threads" in ''|*[!0-9]*|0) echo "run.sh: THREADS must be a positive integer" >&2; exit 2 ;; esac
 bench_seconds="${BENCH_SECONDS:-3}"
+repeat="${BENCH_REPEAT:-1}"
+case "$repeat" in ''|*[!0-9]*|0) echo "run.sh: BENCH_REPEAT must be a positive integer" >&2; exit 2 ;; esac
 
 bench_bin="$build/bench_train"
 if [ ! -x "$bench_bin" ]; then
@@ -58,28 +62,36 @@ fi
 
 echo "run.sh: OPENBLAS_CORETYPE=${OPENBLAS_CORETYPE-<unset>} OMP_NUM_THREADS=${OMP_NUM_THREADS-<unset>}" \
      "OPENBLAS_NUM_THREADS=${OPENBLAS_NUM_THREADS-<unset>} THREADS=$threads BENCH_SECONDS=$bench_seconds" \
+     "BENCH_REPEAT=$repeat" \
      "nproc=$(nproc)" >&2
 
 tmp="$(mktemp -d "${TMPDIR:-/tmp}/nas-bench.XXXXXX")"
 trap 'rm -rf "$tmp"' EXIT
 
-echo "run.sh: timing our engine ($bench_bin)" >&2
-"$bench_bin" "$src" "$threads" "$bench_seconds" > "$tmp/ours.jsonl"
-echo "run.sh: timing PyTorch (bench/torch_train.py)" >&2
-"$py" "$here/torch_train.py" --model all --threads "$threads" --seconds "$bench_seconds" \
-  > "$tmp/torch.jsonl"
+: > "$tmp/ours.jsonl"
+: > "$tmp/torch.jsonl"
+for ((rep = 1; rep <= repeat; rep++)); do
+  echo "run.sh: [$rep/$repeat] timing our engine ($bench_bin)" >&2
+  "$bench_bin" "$src" "$threads" "$bench_seconds" >> "$tmp/ours.jsonl"
+  echo "run.sh: [$rep/$repeat] timing PyTorch (bench/torch_train.py)" >&2
+  "$py" "$here/torch_train.py" --model all --threads "$threads" --seconds "$bench_seconds" \
+    >> "$tmp/torch.jsonl"
+done
 
 "$py" - "$tmp/ours.jsonl" "$tmp/torch.jsonl" <<'EOF'
 import json, sys
-def load(path):
+def load(path, field):
+    """Best figure per model over the repetitions."""
     out = {}
     for line in open(path):
         line = line.strip()
         if line.startswith("{"):
             obj = json.loads(line)
-            out[obj["model"]] = obj
+            old = out.get(obj["model"])
+            if old is None or obj[field] > old[field]:
+                out[obj["model"]] = obj
     return out
-ours, torch = load(sys.argv[1]), load(sys.argv[2])
+ours, torch = load(sys.argv[1], "ours"), load(sys.argv[2], "pytorch")
 rc = 0
 for model, o in ours.items():
     t = torch.get(model)
