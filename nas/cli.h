@@ -23,5 +23,8 @@ int nas_cli_usage_error(const char *cmd, const char *fmt, ...)
  * command adds `extern const nas_cli_cmd nas_cli_<name>;` here. */
 extern const nas_cli_cmd nas_cli_import; /* cli_deploy.c: read a .tflite into the int8 graph */
 extern const nas_cli_cmd nas_cli_run;    /* cli_deploy.c: run a .tflite on raw int8 input */
+extern const nas_cli_cmd nas_cli_targets; /* cli_latency.c: list MCU targets */
+extern const nas_cli_cmd nas_cli_profile; /* cli_latency.c: price an arch on a target */
+extern const nas_cli_cmd nas_cli_latency; /* cli_latency.c: fit latency models */
 
 #endif

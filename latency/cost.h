@@ -1,0 +1,143 @@
+/* latency/cost.h: pricing an architecture on a target (MACs, params, int8 flash, peak SRAM,
+ * latency), per kernel call, per arch layer and in total; the latency models; least-squares
+ * fitting from measurements; differentiable per-choice costs for DNAS.
+ *
+ * Counting (int8 deployment, TFLite scheme, DESIGN.md "Quantisation"):
+ *   weights int8; bias int32 per output channel where the layer has a bias or a BN (BN is
+ *   folded into the conv: a conv followed by BN gets a bias); per output channel of every
+ *   weight tensor a float32 scale + int32 zero point (8 bytes); per activation tensor (the
+ *   input and every kernel call's output) a scale + zero point (8 bytes); plus the target's
+ *   runtime_overhead_flash_bytes. MACs and params are train/net.h's (README "Counting").
+ * peak_sram_bytes is PROVISIONAL until deploy/'s memory planner lands: the maximum over
+ *   kernel calls of int8 input + output bytes + the call's scratch (CMSIS-NN im2col/depthwise
+ *   buffers) + tensors kept alive for a later residual add, plus runtime_overhead_sram_bytes.
+ *   Exact for purely sequential nets whose runtime places input and output apart.
+ * Ownership: nas_price owns its calls/layers arrays; free with nas_price_free (NULL-safe). */
+#ifndef NAS_LATENCY_COST_H
+#define NAS_LATENCY_COST_H
+
+#include "core/error.h"
+#include "latency/target.h"
+#include "train/net.h"
+
+/* One kernel call (an arch layer lowers to 0..4 of them: dsconv = dwconv + pwconv). */
+typedef struct nas_kcall {
+  int layer;                 /* arch layer index */
+  int kop;                   /* enum nas_kop */
+  int in_h, in_w, in_c;      /* input shape */
+  int out_h, out_w, out_c;   /* output shape */
+  int kh, kw;                /* kernel (1x1 for fc/add/gap) */
+  long long macs;            /* MACs (0 for pool/gap/add) */
+  long long ops;             /* NAS_LF_OPS feature */
+  long long weights, biases; /* int8 weight and int32 bias counts */
+  long long qch;             /* per-channel quantisation entries (scale + zp) */
+  long long in_bytes, out_bytes, scratch_bytes, live_extra; /* SRAM terms (int8) */
+  long long flash_bytes;     /* weights + 4*biases + 8*qch + 8 (output qparams) */
+  double cycles;             /* predicted */
+  int lat_src;               /* 0 per-layer, 1 linear, 2 lookup */
+} nas_kcall;
+
+typedef struct nas_layer_cost {
+  char op[16];               /* arch op */
+  int out_h, out_w, out_c;   /* output shape */
+  long long macs, params, flash_bytes, sram_bytes; /* sram: this layer's live bytes */
+  double latency_ms;
+  const char *lat_src;       /* "per-layer", "linear", "lookup", "mixed" or "none" */
+} nas_layer_cost;
+
+typedef struct nas_price {
+  int n_calls;
+  nas_kcall *calls;          /* [n_calls] owned */
+  int n_layers;
+  nas_layer_cost *layers;    /* [n_layers] owned */
+  long long macs, params;
+  long long flash_bytes;     /* model bytes + target runtime overhead */
+  long long model_flash_bytes; /* without the runtime overhead */
+  long long peak_sram_bytes; /* PROVISIONAL rule above, includes runtime overhead */
+  int peak_call;             /* kernel call where the peak occurs */
+  double latency_ms, cycles;
+} nas_price;
+
+/* Prices a built network (its canonical arch JSON gives kernels and strides). */
+int nas_price_net(const nas_net *net, const nas_target *t, nas_price **out, nas_err *e);
+/* Parses + validates arch JSON (through nas_net_build, batch 1) and prices it. */
+int nas_price_arch(const char *arch_json, const char *source, const nas_target *t,
+                   nas_price **out, nas_err *e);
+void nas_price_free(nas_price *p);
+
+/* Predicted cycles of one kernel call on t (lookup > per-layer > linear as the target says);
+ * *src gets 0 per-layer, 1 linear, 2 lookup. Error when per-layer lacks the op and
+ * per_layer_missing is "error". */
+int nas_kcall_cycles(const nas_target *t, const nas_kcall *c, double *cycles, int *src,
+                     nas_err *e);
+/* Features of a kernel call (enum NAS_LF_*). */
+void nas_kcall_features(const nas_kcall *c, double f[NAS_LF_COUNT]);
+
+/* Text and JSON reports for `nas profile` (caller frees). JSON: {"arch","target","macs",
+ * "params","flash_bytes","peak_sram_bytes","latency_ms","binding",..., "layers":[...]} */
+char *nas_price_json(const nas_price *p, const nas_target *t, const char *arch_name);
+char *nas_price_table(const nas_price *p, const nas_target *t, const char *arch_name);
+/* `nas targets` listing: one line per built-in target (caller frees). */
+char *nas_targets_table(const char *dir, nas_err *e);
+
+/* ---- fitting (latency/model.c) --------------------------------------------------------- */
+
+/* Solves min ||A x - b||^2 (A row-major [m,n]) through the normal equations with column
+ * scaling and a Cholesky factorisation (n is small). NAS_EINVAL when m < n or A'A is not
+ * positive definite (collinear or all-zero features). */
+int nas_lstsq(const double *A, const double *b, int m, int n, double *x, nas_err *e);
+
+/* Which features the fit uses per op (others stay 0): a bit mask over NAS_LF_*. */
+typedef struct nas_fit_opts {
+  unsigned feat_mask[NAS_KOP_COUNT]; /* 0 = default mask for that op */
+  int fit_fixed;             /* linear model: fit fixed_cycles (needs >= 2 models), else 0 */
+} nas_fit_opts;
+
+typedef struct nas_fit_report {
+  int n_rows;                /* layer rows used */
+  int n_models;              /* whole-model totals used for the linear fit */
+  int fitted[NAS_KOP_COUNT]; /* rows per op fitted (0 = op left without coefficients) */
+  double layer_mape;         /* mean |pred - meas| / meas over layer rows (per-layer model) */
+  double layer_max_ape;
+  double model_mape;         /* same over model totals, linear model */
+  double model_max_ape;
+} nas_fit_report;
+
+/* Fits t's linear model (from whole-model totals: op "model" rows, else sums of a model's
+ * layer rows) and per-layer coefficients (for each op with at least as many rows as
+ * features in its mask) from rows; ops with too few rows keep no coefficients. */
+int nas_fit_target(nas_target *t, const nas_meas *rows, int n, const nas_fit_opts *o,
+                   nas_fit_report *rep, nas_err *e);
+/* Reads the CSV (rows of t's id), fits, and writes the updated target JSON to out_path
+ * (the `nas latency fit --measurements FILE --target T` back end). */
+int nas_fit_target_file(const char *target_path, const char *csv_path, const char *out_path,
+                        const nas_fit_opts *o, nas_fit_report *rep, nas_err *e);
+
+/* ---- differentiable costs for DNAS ----------------------------------------------------- */
+
+/* One candidate choice of a layer: a plain function of these parameters. */
+typedef struct nas_choice {
+  const char *op;            /* "conv", "dwconv", "pwconv", "dsconv", "mbconv", "maxpool",
+                                "avgpool", "gap", "fc", "skip" (identity, cost 0) */
+  int in_h, in_w, in_c;      /* input shape */
+  int out_c;                 /* output channels (ignored by dwconv/pools/gap) */
+  int kh, kw;                /* kernel (0 = op default) */
+  int stride;                /* 1.. (same padding) */
+  int expand;                /* mbconv expansion (0 = 6) */
+} nas_choice;
+
+enum { NAS_COST_MACS, NAS_COST_FLASH, NAS_COST_SRAM, NAS_COST_LATENCY, NAS_COST_COUNT };
+typedef struct nas_cost {
+  double v[NAS_COST_COUNT];  /* MACs, flash bytes (weights, biases, qparams; no runtime),
+                                SRAM bytes (max over its calls of in+out+scratch), latency ms */
+} nas_cost;
+
+int nas_choice_cost(const nas_target *t, const nas_choice *c, nas_cost *out, nas_err *e);
+/* E = sum_i w_i cost_i (w: any weights, usually softmax probabilities); dE/dw_i = cost_i. */
+void nas_expected_cost(const nas_cost *costs, int n, const double *w, nas_cost *E);
+/* Expected cost under p = softmax(logits / temperature) and, for each metric m, its gradient
+ * with respect to the logits: grad[i*NAS_COST_COUNT+m] = p_i (cost_i[m] - E[m]) / T. */
+void nas_expected_cost_softmax(const nas_cost *costs, int n, const double *logits,
+                               double temperature, nas_cost *E, double *grad);
+
+#endif

@@ -1,0 +1,877 @@
+/* results/store.c: the SQLite store (see store.h and README "Results store").
+ * Schema versions: MIGRATIONS[v] takes a file from user_version v to v + 1 inside one
+ * BEGIN IMMEDIATE transaction; adding version 2 is one more function in that list and
+ * NAS_STORE_VERSION bumped. */
+#include "results/store.h"
+
+#include <errno.h>
+#include <math.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct nas_store {
+  sqlite3 *db;  /* the connection (owned) */
+  char *path;   /* file name for messages (owned) */
+  int readonly; /* opened with nas_store_open_readonly */
+};
+
+#define BUSY_TIMEOUT_MS 10000
+#define NOW "strftime('%Y-%m-%dT%H:%M:%fZ','now')"
+
+/* ---- metric table ------------------------------------------------------------------------ */
+
+static const struct {
+  const char *name; /* column name */
+  int is_int;       /* INTEGER column */
+} METRICS[NAS_N_METRICS] = {
+    {"acc_float_val", 0}, {"acc_float_test", 0},  {"acc_int8_val", 0},
+    {"acc_int8_test", 0}, {"macs", 1},            {"params", 1},
+    {"flash_bytes", 1},   {"peak_sram_bytes", 1}, {"latency_pred_ms", 0},
+    {"latency_meas_ms", 0}, {"train_seconds", 0},
+};
+_Static_assert(sizeof(nas_metrics) == NAS_N_METRICS * sizeof(double),
+               "nas_metrics fields and METRICS must match");
+
+const char *nas_metric_name(int i) { return i >= 0 && i < NAS_N_METRICS ? METRICS[i].name : NULL; }
+int nas_metric_is_int(int i) { return i >= 0 && i < NAS_N_METRICS && METRICS[i].is_int; }
+int nas_metric_index(const char *name) {
+  for (int i = 0; name && i < NAS_N_METRICS; i++)
+    if (strcmp(name, METRICS[i].name) == 0) return i;
+  return -1;
+}
+double *nas_metrics_at(nas_metrics *m, int i) { return &((double *)m)[i]; }
+void nas_metrics_clear(nas_metrics *m) {
+  for (int i = 0; i < NAS_N_METRICS; i++) *nas_metrics_at(m, i) = NAN;
+}
+
+/* ---- helpers ----------------------------------------------------------------------------- */
+
+static int dberr(nas_store *s, nas_err *e, const char *what) {
+  return nas_errf(e, NAS_EIO, "%s: %s: %s", s->path, what, sqlite3_errmsg(s->db));
+}
+
+static int exec(nas_store *s, const char *sql, const char *what, nas_err *e) {
+  char *msg = NULL;
+  if (sqlite3_exec(s->db, sql, NULL, NULL, &msg) != SQLITE_OK) {
+    nas_errf(e, NAS_EIO, "%s: %s: %s", s->path, what, msg ? msg : sqlite3_errmsg(s->db));
+    sqlite3_free(msg);
+    return NAS_EIO;
+  }
+  return NAS_OK;
+}
+
+static int prep(nas_store *s, const char *sql, sqlite3_stmt **st, const char *what, nas_err *e) {
+  if (sqlite3_prepare_v2(s->db, sql, -1, st, NULL) != SQLITE_OK) {
+    *st = NULL;
+    return dberr(s, e, what);
+  }
+  return NAS_OK;
+}
+
+static int begin(nas_store *s, const char *what, nas_err *e) {
+  if (s->readonly) return nas_errf(e, NAS_EINVAL, "%s: %s: store is open read-only", s->path, what);
+  return exec(s, "BEGIN IMMEDIATE", what, e);
+}
+static int commit(nas_store *s, const char *what, nas_err *e) {
+  return exec(s, "COMMIT", what, e);
+}
+static void rollback(nas_store *s) {
+  if (!sqlite3_get_autocommit(s->db)) sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+}
+
+static char *dup_col(sqlite3_stmt *st, int i) {
+  const unsigned char *t = sqlite3_column_text(st, i);
+  if (!t) return NULL;
+  size_t n = strlen((const char *)t);
+  char *p = malloc(n + 1);
+  if (p) memcpy(p, t, n + 1);
+  return p;
+}
+
+/* Runs a statement that returns no rows; finalizes it. */
+static int step_done(nas_store *s, sqlite3_stmt *st, const char *what, nas_err *e) {
+  int rc = sqlite3_step(st);
+  int out = rc == SQLITE_DONE ? NAS_OK : dberr(s, e, what);
+  sqlite3_finalize(st);
+  return out;
+}
+
+/* ---- migrations -------------------------------------------------------------------------- */
+
+static int migrate_to_1(nas_store *s, nas_err *e) {
+  static const char *const SQL =
+      "CREATE TABLE runs ("
+      " id INTEGER PRIMARY KEY,"
+      " created_at TEXT NOT NULL DEFAULT (" NOW "),"
+      " updated_at TEXT NOT NULL DEFAULT (" NOW "),"
+      " config_json TEXT NOT NULL DEFAULT '{}',"
+      " strategy TEXT NOT NULL,"
+      " space TEXT NOT NULL,"
+      " dataset TEXT NOT NULL,"
+      " target TEXT NOT NULL,"
+      " seed INTEGER NOT NULL,"
+      " budget INTEGER NOT NULL,"
+      " status TEXT NOT NULL DEFAULT 'running'"
+      "  CHECK (status IN ('running','interrupted','done','failed')),"
+      " objectives TEXT NOT NULL DEFAULT '');"
+      "CREATE TABLE candidates ("
+      " id INTEGER PRIMARY KEY,"
+      " run_id INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,"
+      " arch_json TEXT NOT NULL,"
+      " arch_hash TEXT NOT NULL,"
+      " parent_id INTEGER REFERENCES candidates(id) ON DELETE SET NULL,"
+      " generation INTEGER NOT NULL DEFAULT 0,"
+      " state TEXT NOT NULL DEFAULT 'proposed'"
+      "  CHECK (state IN ('proposed','rejected','training','done','failed')),"
+      " reason TEXT,"
+      " acc_float_val REAL, acc_float_test REAL, acc_int8_val REAL, acc_int8_test REAL,"
+      " macs INTEGER, params INTEGER, flash_bytes INTEGER, peak_sram_bytes INTEGER,"
+      " latency_pred_ms REAL, latency_meas_ms REAL, train_seconds REAL,"
+      " created_at TEXT NOT NULL DEFAULT (" NOW "),"
+      " updated_at TEXT NOT NULL DEFAULT (" NOW "),"
+      " UNIQUE (run_id, arch_hash));"
+      "CREATE INDEX candidates_run_state ON candidates(run_id, state);"
+      "CREATE TABLE weights ("
+      " candidate_id INTEGER NOT NULL REFERENCES candidates(id) ON DELETE CASCADE,"
+      " kind TEXT NOT NULL CHECK (kind IN ('float','int8')),"
+      " data BLOB NOT NULL,"
+      " PRIMARY KEY (candidate_id, kind));"
+      "CREATE TABLE layer_costs ("
+      " candidate_id INTEGER NOT NULL REFERENCES candidates(id) ON DELETE CASCADE,"
+      " layer INTEGER NOT NULL,"
+      " op TEXT NOT NULL,"
+      " macs INTEGER, params INTEGER, flash_bytes INTEGER, sram_bytes INTEGER,"
+      " latency_ms REAL,"
+      " PRIMARY KEY (candidate_id, layer));"
+      "CREATE TABLE events ("
+      " id INTEGER PRIMARY KEY,"
+      " run_id INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,"
+      " candidate_id INTEGER REFERENCES candidates(id) ON DELETE CASCADE,"
+      " time TEXT NOT NULL DEFAULT (" NOW "),"
+      " kind TEXT NOT NULL,"
+      " payload TEXT NOT NULL DEFAULT '{}');"
+      "CREATE INDEX events_run ON events(run_id, id);";
+  return exec(s, SQL, "creating schema version 1", e);
+}
+
+/* MIGRATIONS[v] takes user_version v to v + 1. */
+static int (*const MIGRATIONS[])(nas_store *, nas_err *) = {migrate_to_1};
+_Static_assert(sizeof MIGRATIONS / sizeof MIGRATIONS[0] == NAS_STORE_VERSION,
+               "one migration per schema version");
+
+static int read_version(nas_store *s, int *v, nas_err *e) {
+  sqlite3_stmt *st;
+  if (sqlite3_prepare_v2(s->db, "PRAGMA user_version", -1, &st, NULL) != SQLITE_OK) {
+    int code = sqlite3_errcode(s->db);
+    if (code == SQLITE_NOTADB || code == SQLITE_CORRUPT)
+      return nas_errf(e, NAS_EFORMAT, "%s: not a SQLite database", s->path);
+    return dberr(s, e, "reading the schema version");
+  }
+  int rc = sqlite3_step(st);
+  if (rc != SQLITE_ROW) {
+    int code = sqlite3_errcode(s->db);
+    sqlite3_finalize(st);
+    if (code == SQLITE_NOTADB || code == SQLITE_CORRUPT)
+      return nas_errf(e, NAS_EFORMAT, "%s: not a SQLite database", s->path);
+    return dberr(s, e, "reading the schema version");
+  }
+  *v = sqlite3_column_int(st, 0);
+  sqlite3_finalize(st);
+  return NAS_OK;
+}
+
+static int migrate(nas_store *s, nas_err *e) {
+  for (;;) {
+    int v;
+    if (begin(s, "starting a schema migration", e)) return e->code;
+    if (read_version(s, &v, e)) { /* re-read: another process may have migrated meanwhile */
+      rollback(s);
+      return e->code;
+    }
+    if (v >= NAS_STORE_VERSION) return commit(s, "finishing schema migration", e);
+    char what[64], pragma[48];
+    snprintf(what, sizeof what, "migrating schema %d -> %d", v, v + 1);
+    snprintf(pragma, sizeof pragma, "PRAGMA user_version = %d", v + 1);
+    if (MIGRATIONS[v](s, e) || exec(s, pragma, what, e) || commit(s, what, e)) {
+      rollback(s);
+      return e->code;
+    }
+  }
+}
+
+/* A non-empty file must start with the SQLite header; checked before SQLite touches it. */
+static int check_header(const char *path, int must_exist, nas_err *e) {
+  FILE *f = fopen(path, "rb");
+  if (!f) {
+    if (errno == ENOENT && !must_exist) return NAS_OK;
+    return nas_errf(e, NAS_EIO, "%s: cannot open: %s", path, strerror(errno));
+  }
+  char h[16];
+  size_t n = fread(h, 1, sizeof h, f);
+  fclose(f);
+  if (n == 0 && !must_exist) return NAS_OK;
+  if (n < sizeof h || memcmp(h, "SQLite format 3", 16) != 0)
+    return nas_errf(e, NAS_EFORMAT, "%s: not a SQLite database (refusing to touch it)", path);
+  return NAS_OK;
+}
+
+static int open_impl(const char *path, int readonly, nas_store **out, nas_err *e) {
+  *out = NULL;
+  if (!path || !*path) return nas_errf(e, NAS_EINVAL, "store: empty file name");
+  if (check_header(path, readonly, e)) return e->code;
+  nas_store *s = calloc(1, sizeof *s);
+  if (!s || !(s->path = malloc(strlen(path) + 1))) {
+    free(s);
+    return nas_errf(e, NAS_ENOMEM, "%s: out of memory", path);
+  }
+  strcpy(s->path, path);
+  s->readonly = readonly;
+  int flags = readonly ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE;
+  if (sqlite3_open_v2(path, &s->db, flags, NULL) != SQLITE_OK) {
+    nas_errf(e, NAS_EIO, "%s: cannot open: %s", path, s->db ? sqlite3_errmsg(s->db) : "out of memory");
+    nas_store_close(s);
+    return NAS_EIO;
+  }
+  sqlite3_busy_timeout(s->db, BUSY_TIMEOUT_MS);
+  int v = 0;
+  if (read_version(s, &v, e)) goto fail;
+  if (v > NAS_STORE_VERSION) {
+    nas_errf(e, NAS_EFORMAT,
+             "%s: store schema version %d is newer than this build supports (%d); use a newer nas",
+             path, v, NAS_STORE_VERSION);
+    goto fail;
+  }
+  if (readonly && v != NAS_STORE_VERSION) {
+    nas_errf(e, NAS_EFORMAT, "%s: store schema version %d, expected %d (%s)", path, v,
+             NAS_STORE_VERSION, v == 0 ? "not a nas store" : "open it read-write once to migrate");
+    goto fail;
+  }
+  if (exec(s, "PRAGMA foreign_keys = ON", "enabling foreign keys", e)) goto fail;
+  if (!readonly) {
+    /* An up-to-date file in WAL mode needs no lock here, so opening never waits on a writer. */
+    int wal = 0;
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(s->db, "PRAGMA journal_mode", -1, &st, NULL) == SQLITE_OK) {
+      if (sqlite3_step(st) == SQLITE_ROW)
+        wal = sqlite3_column_text(st, 0) && !strcmp((const char *)sqlite3_column_text(st, 0), "wal");
+      sqlite3_finalize(st);
+    }
+    if ((!wal && exec(s, "PRAGMA journal_mode = WAL", "switching to WAL mode", e)) ||
+        exec(s, "PRAGMA synchronous = NORMAL", "setting synchronous mode", e) ||
+        (v < NAS_STORE_VERSION && migrate(s, e)))
+      goto fail;
+  }
+  *out = s;
+  return NAS_OK;
+fail:
+  nas_store_close(s);
+  return e ? e->code : NAS_EIO;
+}
+
+int nas_store_open(const char *path, nas_store **out, nas_err *e) {
+  return open_impl(path, 0, out, e);
+}
+int nas_store_open_readonly(const char *path, nas_store **out, nas_err *e) {
+  return open_impl(path, 1, out, e);
+}
+
+void nas_store_close(nas_store *s) {
+  if (!s) return;
+  if (s->db) sqlite3_close_v2(s->db);
+  free(s->path);
+  free(s);
+}
+
+const char *nas_store_path(const nas_store *s) { return s->path; }
+sqlite3 *nas_store_sqlite(nas_store *s) { return s->db; }
+int nas_store_user_version(nas_store *s, int *version, nas_err *e) {
+  return read_version(s, version, e);
+}
+
+/* ---- runs -------------------------------------------------------------------------------- */
+
+static const char *or_empty(const char *p, const char *def) { return p ? p : def; }
+
+int nas_store_run_create(nas_store *s, const nas_run_info *info, int64_t *run_id, nas_err *e) {
+  static const char *const W = "creating a run";
+  sqlite3_stmt *st;
+  if (!info->strategy || !info->space || !info->dataset || !info->target)
+    return nas_errf(e, NAS_EINVAL, "%s: %s: strategy, space, dataset and target are required",
+                    s->path, W);
+  if (begin(s, W, e)) return e->code;
+  if (prep(s,
+           "INSERT INTO runs (config_json, strategy, space, dataset, target, seed, budget,"
+           " objectives) VALUES (?,?,?,?,?,?,?,?)",
+           &st, W, e)) {
+    rollback(s);
+    return e->code;
+  }
+  sqlite3_bind_text(st, 1, or_empty(info->config_json, "{}"), -1, SQLITE_TRANSIENT);
+  sqlite3_bind_text(st, 2, info->strategy, -1, SQLITE_TRANSIENT);
+  sqlite3_bind_text(st, 3, info->space, -1, SQLITE_TRANSIENT);
+  sqlite3_bind_text(st, 4, info->dataset, -1, SQLITE_TRANSIENT);
+  sqlite3_bind_text(st, 5, info->target, -1, SQLITE_TRANSIENT);
+  sqlite3_bind_int64(st, 6, (sqlite3_int64)info->seed);
+  sqlite3_bind_int64(st, 7, info->budget);
+  sqlite3_bind_text(st, 8, or_empty(info->objectives, ""), -1, SQLITE_TRANSIENT);
+  if (step_done(s, st, W, e)) {
+    rollback(s);
+    return e->code;
+  }
+  *run_id = sqlite3_last_insert_rowid(s->db);
+  if (commit(s, W, e)) {
+    rollback(s);
+    return e->code;
+  }
+  return NAS_OK;
+}
+
+int nas_store_run_set_status(nas_store *s, int64_t run_id, const char *status, nas_err *e) {
+  static const char *const OK[] = {"running", "interrupted", "done", "failed", NULL};
+  int ok = 0;
+  for (int i = 0; status && OK[i]; i++) ok |= !strcmp(status, OK[i]);
+  if (!ok)
+    return nas_errf(e, NAS_EINVAL,
+                    "%s: run %lld: unknown status '%s' (running, interrupted, done, failed)",
+                    s->path, (long long)run_id, status ? status : "(null)");
+  char what[64];
+  snprintf(what, sizeof what, "setting the status of run %lld", (long long)run_id);
+  sqlite3_stmt *st;
+  if (begin(s, what, e)) return e->code;
+  if (prep(s, "UPDATE runs SET status = ?, updated_at = " NOW " WHERE id = ?", &st, what, e)) {
+    rollback(s);
+    return e->code;
+  }
+  sqlite3_bind_text(st, 1, status, -1, SQLITE_TRANSIENT);
+  sqlite3_bind_int64(st, 2, run_id);
+  if (step_done(s, st, what, e)) {
+    rollback(s);
+    return e->code;
+  }
+  if (sqlite3_changes(s->db) != 1) {
+    rollback(s);
+    return nas_errf(e, NAS_EINVAL, "%s: %s: no such run", s->path, what);
+  }
+  if (commit(s, what, e)) {
+    rollback(s);
+    return e->code;
+  }
+  return NAS_OK;
+}
+
+int nas_store_run_get(nas_store *s, int64_t run_id, nas_run_row *out, nas_err *e) {
+  memset(out, 0, sizeof *out);
+  sqlite3_stmt *st;
+  if (prep(s,
+           "SELECT id, created_at, updated_at, config_json, strategy, space, dataset, target,"
+           " seed, budget, status, objectives FROM runs WHERE id = ?",
+           &st, "reading a run", e))
+    return e->code;
+  sqlite3_bind_int64(st, 1, run_id);
+  int rc = sqlite3_step(st);
+  if (rc != SQLITE_ROW) {
+    int code = rc == SQLITE_DONE
+                   ? nas_errf(e, NAS_EINVAL, "%s: no run %lld", s->path, (long long)run_id)
+                   : dberr(s, e, "reading a run");
+    sqlite3_finalize(st);
+    return code;
+  }
+  out->id = sqlite3_column_int64(st, 0);
+  out->created_at = dup_col(st, 1);
+  out->updated_at = dup_col(st, 2);
+  out->config_json = dup_col(st, 3);
+  out->strategy = dup_col(st, 4);
+  out->space = dup_col(st, 5);
+  out->dataset = dup_col(st, 6);
+  out->target = dup_col(st, 7);
+  out->seed = (uint64_t)sqlite3_column_int64(st, 8);
+  out->budget = sqlite3_column_int64(st, 9);
+  out->status = dup_col(st, 10);
+  out->objectives = dup_col(st, 11);
+  sqlite3_finalize(st);
+  if (!out->status || !out->objectives || !out->strategy) {
+    nas_store_run_row_free(out);
+    return nas_errf(e, NAS_ENOMEM, "%s: out of memory", s->path);
+  }
+  return NAS_OK;
+}
+
+void nas_store_run_row_free(nas_run_row *r) {
+  if (!r) return;
+  free(r->created_at), free(r->updated_at), free(r->config_json), free(r->strategy);
+  free(r->space), free(r->dataset), free(r->target), free(r->status), free(r->objectives);
+  memset(r, 0, sizeof *r);
+}
+
+/* Collects the int64 column 0 of every row of st (bound by the caller); finalizes st. */
+static int collect_ids(nas_store *s, sqlite3_stmt *st, int64_t **ids, int *n, const char *what,
+                       nas_err *e) {
+  int cap = 0, rc;
+  *ids = NULL, *n = 0;
+  while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+    if (*n == cap) {
+      cap = cap ? cap * 2 : 64;
+      int64_t *p = realloc(*ids, (size_t)cap * sizeof *p);
+      if (!p) {
+        sqlite3_finalize(st);
+        free(*ids), *ids = NULL, *n = 0;
+        return nas_errf(e, NAS_ENOMEM, "%s: %s: out of memory", s->path, what);
+      }
+      *ids = p;
+    }
+    (*ids)[(*n)++] = sqlite3_column_int64(st, 0);
+  }
+  if (rc != SQLITE_DONE) {
+    dberr(s, e, what);
+    sqlite3_finalize(st);
+    free(*ids), *ids = NULL, *n = 0;
+    return NAS_EIO;
+  }
+  sqlite3_finalize(st);
+  return NAS_OK;
+}
+
+int nas_store_run_ids(nas_store *s, int64_t **ids, int *n, nas_err *e) {
+  sqlite3_stmt *st;
+  *ids = NULL, *n = 0;
+  if (prep(s, "SELECT id FROM runs ORDER BY id", &st, "listing runs", e)) return e->code;
+  return collect_ids(s, st, ids, n, "listing runs", e);
+}
+
+/* ---- candidates -------------------------------------------------------------------------- */
+
+static int find_hash(nas_store *s, int64_t run_id, const char *hash, int64_t *id, nas_err *e) {
+  sqlite3_stmt *st;
+  *id = 0;
+  if (prep(s, "SELECT id FROM candidates WHERE run_id = ? AND arch_hash = ?", &st,
+           "looking up a candidate", e))
+    return e->code;
+  sqlite3_bind_int64(st, 1, run_id);
+  sqlite3_bind_text(st, 2, hash, -1, SQLITE_TRANSIENT);
+  int rc = sqlite3_step(st);
+  if (rc == SQLITE_ROW) *id = sqlite3_column_int64(st, 0);
+  else if (rc != SQLITE_DONE) {
+    dberr(s, e, "looking up a candidate");
+    sqlite3_finalize(st);
+    return NAS_EIO;
+  }
+  sqlite3_finalize(st);
+  return NAS_OK;
+}
+
+int nas_store_candidate_find(nas_store *s, int64_t run_id, const char *arch_hash, int64_t *id,
+                             nas_err *e) {
+  return find_hash(s, run_id, arch_hash, id, e);
+}
+
+int nas_store_candidate_add(nas_store *s, int64_t run_id, const char *arch_json,
+                            const char *arch_hash, int64_t parent_id, int generation,
+                            int64_t *id, int *existed, nas_err *e) {
+  char what[64];
+  snprintf(what, sizeof what, "adding a candidate to run %lld", (long long)run_id);
+  if (existed) *existed = 0;
+  *id = 0;
+  if (!arch_json || !arch_hash || !*arch_hash)
+    return nas_errf(e, NAS_EINVAL, "%s: %s: arch JSON and hash are required", s->path, what);
+  if (begin(s, what, e)) return e->code;
+  int64_t old;
+  if (find_hash(s, run_id, arch_hash, &old, e)) {
+    rollback(s);
+    return e->code;
+  }
+  if (old) {
+    rollback(s);
+    *id = old;
+    if (existed) *existed = 1;
+    return NAS_OK;
+  }
+  sqlite3_stmt *st;
+  if (prep(s,
+           "INSERT INTO candidates (run_id, arch_json, arch_hash, parent_id, generation)"
+           " VALUES (?,?,?,?,?)",
+           &st, what, e)) {
+    rollback(s);
+    return e->code;
+  }
+  sqlite3_bind_int64(st, 1, run_id);
+  sqlite3_bind_text(st, 2, arch_json, -1, SQLITE_TRANSIENT);
+  sqlite3_bind_text(st, 3, arch_hash, -1, SQLITE_TRANSIENT);
+  if (parent_id > 0) sqlite3_bind_int64(st, 4, parent_id);
+  else sqlite3_bind_null(st, 4);
+  sqlite3_bind_int(st, 5, generation);
+  if (step_done(s, st, what, e)) {
+    rollback(s);
+    return e->code;
+  }
+  *id = sqlite3_last_insert_rowid(s->db);
+  if (commit(s, what, e)) {
+    rollback(s);
+    *id = 0;
+    return e->code;
+  }
+  return NAS_OK;
+}
+
+static int transition_ok(const char *from, const char *to) {
+  static const char *const T[][2] = {
+      {"proposed", "rejected"}, {"proposed", "training"}, {"proposed", "failed"},
+      {"training", "done"},     {"training", "failed"},   {"training", "proposed"},
+  };
+  for (size_t i = 0; i < sizeof T / sizeof T[0]; i++)
+    if (!strcmp(T[i][0], from) && !strcmp(T[i][1], to)) return 1;
+  return 0;
+}
+
+int nas_store_candidate_set_state(nas_store *s, int64_t cand_id, const char *state,
+                                  const char *reason, nas_err *e) {
+  static const char *const OK[] = {"proposed", "rejected", "training", "done", "failed", NULL};
+  int ok = 0;
+  for (int i = 0; state && OK[i]; i++) ok |= !strcmp(state, OK[i]);
+  if (!ok)
+    return nas_errf(e, NAS_EINVAL,
+                    "%s: candidate %lld: unknown state '%s' (proposed, rejected, training, "
+                    "done, failed)",
+                    s->path, (long long)cand_id, state ? state : "(null)");
+  char what[80];
+  snprintf(what, sizeof what, "setting the state of candidate %lld", (long long)cand_id);
+  if (begin(s, what, e)) return e->code;
+  sqlite3_stmt *st;
+  if (prep(s, "SELECT state FROM candidates WHERE id = ?", &st, what, e)) {
+    rollback(s);
+    return e->code;
+  }
+  sqlite3_bind_int64(st, 1, cand_id);
+  int rc = sqlite3_step(st);
+  char from[16] = "";
+  if (rc == SQLITE_ROW)
+    snprintf(from, sizeof from, "%s", (const char *)sqlite3_column_text(st, 0));
+  sqlite3_finalize(st);
+  if (rc != SQLITE_ROW) {
+    rollback(s);
+    return rc == SQLITE_DONE ? nas_errf(e, NAS_EINVAL, "%s: %s: no such candidate", s->path, what)
+                             : dberr(s, e, what);
+  }
+  if (!transition_ok(from, state)) {
+    rollback(s);
+    return nas_errf(e, NAS_EINVAL, "%s: candidate %lld: cannot go from '%s' to '%s'", s->path,
+                    (long long)cand_id, from, state);
+  }
+  if (prep(s, "UPDATE candidates SET state = ?, reason = ?, updated_at = " NOW " WHERE id = ?",
+           &st, what, e)) {
+    rollback(s);
+    return e->code;
+  }
+  sqlite3_bind_text(st, 1, state, -1, SQLITE_TRANSIENT);
+  if (reason) sqlite3_bind_text(st, 2, reason, -1, SQLITE_TRANSIENT);
+  else sqlite3_bind_null(st, 2);
+  sqlite3_bind_int64(st, 3, cand_id);
+  if (step_done(s, st, what, e) || commit(s, what, e)) {
+    rollback(s);
+    return e->code;
+  }
+  return NAS_OK;
+}
+
+int nas_store_candidate_set_metrics(nas_store *s, int64_t cand_id, const nas_metrics *m,
+                                    nas_err *e) {
+  char what[80], sql[1024];
+  snprintf(what, sizeof what, "storing the metrics of candidate %lld", (long long)cand_id);
+  size_t len = (size_t)snprintf(sql, sizeof sql, "UPDATE candidates SET ");
+  for (int i = 0; i < NAS_N_METRICS; i++)
+    len += (size_t)snprintf(sql + len, sizeof sql - len, "%s = ?, ", METRICS[i].name);
+  snprintf(sql + len, sizeof sql - len, "%s", "updated_at = " NOW " WHERE id = ?");
+  if (begin(s, what, e)) return e->code;
+  sqlite3_stmt *st;
+  if (prep(s, sql, &st, what, e)) {
+    rollback(s);
+    return e->code;
+  }
+  for (int i = 0; i < NAS_N_METRICS; i++) {
+    double v = ((const double *)m)[i];
+    if (isnan(v)) sqlite3_bind_null(st, i + 1);
+    else if (METRICS[i].is_int) sqlite3_bind_int64(st, i + 1, (sqlite3_int64)llround(v));
+    else sqlite3_bind_double(st, i + 1, v);
+  }
+  sqlite3_bind_int64(st, NAS_N_METRICS + 1, cand_id);
+  if (step_done(s, st, what, e)) {
+    rollback(s);
+    return e->code;
+  }
+  if (sqlite3_changes(s->db) != 1) {
+    rollback(s);
+    return nas_errf(e, NAS_EINVAL, "%s: %s: no such candidate", s->path, what);
+  }
+  if (commit(s, what, e)) {
+    rollback(s);
+    return e->code;
+  }
+  return NAS_OK;
+}
+
+int nas_store_candidate_get(nas_store *s, int64_t cand_id, nas_candidate_row *out, nas_err *e) {
+  memset(out, 0, sizeof *out);
+  char sql[1024];
+  size_t len = (size_t)snprintf(sql, sizeof sql,
+                                "SELECT id, run_id, arch_json, arch_hash, parent_id, generation,"
+                                " state, reason, created_at, updated_at");
+  for (int i = 0; i < NAS_N_METRICS; i++)
+    len += (size_t)snprintf(sql + len, sizeof sql - len, ", %s", METRICS[i].name);
+  snprintf(sql + len, sizeof sql - len, " FROM candidates WHERE id = ?");
+  sqlite3_stmt *st;
+  if (prep(s, sql, &st, "reading a candidate", e)) return e->code;
+  sqlite3_bind_int64(st, 1, cand_id);
+  int rc = sqlite3_step(st);
+  if (rc != SQLITE_ROW) {
+    int code = rc == SQLITE_DONE
+                   ? nas_errf(e, NAS_EINVAL, "%s: no candidate %lld", s->path, (long long)cand_id)
+                   : dberr(s, e, "reading a candidate");
+    sqlite3_finalize(st);
+    return code;
+  }
+  out->id = sqlite3_column_int64(st, 0);
+  out->run_id = sqlite3_column_int64(st, 1);
+  out->arch_json = dup_col(st, 2);
+  out->arch_hash = dup_col(st, 3);
+  out->parent_id = sqlite3_column_int64(st, 4); /* NULL reads as 0 */
+  out->generation = sqlite3_column_int(st, 5);
+  snprintf(out->state, sizeof out->state, "%s", (const char *)sqlite3_column_text(st, 6));
+  out->reason = dup_col(st, 7);
+  out->created_at = dup_col(st, 8);
+  out->updated_at = dup_col(st, 9);
+  for (int i = 0; i < NAS_N_METRICS; i++) {
+    int c = 10 + i;
+    *nas_metrics_at(&out->m, i) =
+        sqlite3_column_type(st, c) == SQLITE_NULL ? NAN : sqlite3_column_double(st, c);
+  }
+  sqlite3_finalize(st);
+  if (!out->arch_json || !out->arch_hash || !out->created_at || !out->updated_at) {
+    nas_store_candidate_row_free(out);
+    return nas_errf(e, NAS_ENOMEM, "%s: out of memory", s->path);
+  }
+  return NAS_OK;
+}
+
+void nas_store_candidate_row_free(nas_candidate_row *r) {
+  if (!r) return;
+  free(r->arch_json), free(r->arch_hash), free(r->reason), free(r->created_at);
+  free(r->updated_at);
+  memset(r, 0, sizeof *r);
+}
+
+int nas_store_candidate_ids(nas_store *s, int64_t run_id, const char *state, int64_t **ids,
+                            int *n, nas_err *e) {
+  sqlite3_stmt *st;
+  *ids = NULL, *n = 0;
+  if (prep(s,
+           state ? "SELECT id FROM candidates WHERE run_id = ? AND state = ? ORDER BY id"
+                 : "SELECT id FROM candidates WHERE run_id = ? ORDER BY id",
+           &st, "listing candidates", e))
+    return e->code;
+  sqlite3_bind_int64(st, 1, run_id);
+  if (state) sqlite3_bind_text(st, 2, state, -1, SQLITE_TRANSIENT);
+  return collect_ids(s, st, ids, n, "listing candidates", e);
+}
+
+/* ---- weights, layer costs ---------------------------------------------------------------- */
+
+static int check_kind(nas_store *s, int64_t cand_id, const char *kind, nas_err *e) {
+  if (kind && (!strcmp(kind, "float") || !strcmp(kind, "int8"))) return NAS_OK;
+  return nas_errf(e, NAS_EINVAL, "%s: candidate %lld: unknown weights kind '%s' (float, int8)",
+                  s->path, (long long)cand_id, kind ? kind : "(null)");
+}
+
+int nas_store_weights_put(nas_store *s, int64_t cand_id, const char *kind, const void *data,
+                          size_t len, nas_err *e) {
+  if (check_kind(s, cand_id, kind, e)) return e->code;
+  char what[80];
+  snprintf(what, sizeof what, "storing %s weights of candidate %lld", kind, (long long)cand_id);
+  if (len > 0x7fffffff) return nas_errf(e, NAS_EINVAL, "%s: %s: blob too large", s->path, what);
+  if (begin(s, what, e)) return e->code;
+  sqlite3_stmt *st;
+  if (prep(s, "INSERT OR REPLACE INTO weights (candidate_id, kind, data) VALUES (?,?,?)", &st,
+           what, e)) {
+    rollback(s);
+    return e->code;
+  }
+  sqlite3_bind_int64(st, 1, cand_id);
+  sqlite3_bind_text(st, 2, kind, -1, SQLITE_TRANSIENT);
+  if (len == 0) sqlite3_bind_zeroblob(st, 3, 0);
+  else sqlite3_bind_blob(st, 3, data, (int)len, SQLITE_TRANSIENT);
+  if (step_done(s, st, what, e) || commit(s, what, e)) {
+    rollback(s);
+    return e->code;
+  }
+  return NAS_OK;
+}
+
+int nas_store_weights_get(nas_store *s, int64_t cand_id, const char *kind, void **data,
+                          size_t *len, nas_err *e) {
+  *data = NULL, *len = 0;
+  if (check_kind(s, cand_id, kind, e)) return e->code;
+  char what[80];
+  snprintf(what, sizeof what, "reading %s weights of candidate %lld", kind, (long long)cand_id);
+  sqlite3_stmt *st;
+  if (prep(s, "SELECT data FROM weights WHERE candidate_id = ? AND kind = ?", &st, what, e))
+    return e->code;
+  sqlite3_bind_int64(st, 1, cand_id);
+  sqlite3_bind_text(st, 2, kind, -1, SQLITE_TRANSIENT);
+  int rc = sqlite3_step(st);
+  if (rc != SQLITE_ROW) {
+    int code = rc == SQLITE_DONE ? nas_errf(e, NAS_EINVAL, "%s: %s: none stored", s->path, what)
+                                 : dberr(s, e, what);
+    sqlite3_finalize(st);
+    return code;
+  }
+  const void *b = sqlite3_column_blob(st, 0);
+  int n = sqlite3_column_bytes(st, 0);
+  *data = malloc(n > 0 ? (size_t)n : 1);
+  if (!*data) {
+    sqlite3_finalize(st);
+    return nas_errf(e, NAS_ENOMEM, "%s: %s: out of memory", s->path, what);
+  }
+  if (n > 0) memcpy(*data, b, (size_t)n);
+  *len = (size_t)n;
+  sqlite3_finalize(st);
+  return NAS_OK;
+}
+
+int nas_store_layer_costs_put(nas_store *s, int64_t cand_id, const nas_layer_cost *rows, int n,
+                              nas_err *e) {
+  char what[80];
+  snprintf(what, sizeof what, "storing layer costs of candidate %lld", (long long)cand_id);
+  if (begin(s, what, e)) return e->code;
+  sqlite3_stmt *st;
+  if (prep(s, "DELETE FROM layer_costs WHERE candidate_id = ?", &st, what, e)) {
+    rollback(s);
+    return e->code;
+  }
+  sqlite3_bind_int64(st, 1, cand_id);
+  if (step_done(s, st, what, e) ||
+      prep(s,
+           "INSERT INTO layer_costs (candidate_id, layer, op, macs, params, flash_bytes,"
+           " sram_bytes, latency_ms) VALUES (?,?,?,?,?,?,?,?)",
+           &st, what, e)) {
+    rollback(s);
+    return e->code;
+  }
+  for (int i = 0; i < n; i++) {
+    const nas_layer_cost *r = &rows[i];
+    sqlite3_reset(st);
+    sqlite3_bind_int64(st, 1, cand_id);
+    sqlite3_bind_int(st, 2, r->layer);
+    sqlite3_bind_text(st, 3, r->op, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_int64(st, 4, r->macs);
+    sqlite3_bind_int64(st, 5, r->params);
+    sqlite3_bind_int64(st, 6, r->flash_bytes);
+    sqlite3_bind_int64(st, 7, r->sram_bytes);
+    if (isnan(r->latency_ms)) sqlite3_bind_null(st, 8);
+    else sqlite3_bind_double(st, 8, r->latency_ms);
+    if (sqlite3_step(st) != SQLITE_DONE) {
+      dberr(s, e, what);
+      sqlite3_finalize(st);
+      rollback(s);
+      return NAS_EIO;
+    }
+  }
+  sqlite3_finalize(st);
+  if (commit(s, what, e)) {
+    rollback(s);
+    return e->code;
+  }
+  return NAS_OK;
+}
+
+int nas_store_layer_costs_get(nas_store *s, int64_t cand_id, nas_layer_cost **rows, int *n,
+                              nas_err *e) {
+  *rows = NULL, *n = 0;
+  sqlite3_stmt *st;
+  static const char *const W = "reading layer costs";
+  if (prep(s,
+           "SELECT layer, op, macs, params, flash_bytes, sram_bytes, latency_ms FROM layer_costs"
+           " WHERE candidate_id = ? ORDER BY layer",
+           &st, W, e))
+    return e->code;
+  sqlite3_bind_int64(st, 1, cand_id);
+  int cap = 0, rc;
+  while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+    if (*n == cap) {
+      cap = cap ? cap * 2 : 16;
+      nas_layer_cost *p = realloc(*rows, (size_t)cap * sizeof *p);
+      if (!p) {
+        rc = SQLITE_NOMEM;
+        break;
+      }
+      *rows = p;
+    }
+    nas_layer_cost *r = &(*rows)[(*n)++];
+    r->layer = sqlite3_column_int(st, 0);
+    snprintf(r->op, sizeof r->op, "%s", (const char *)sqlite3_column_text(st, 1));
+    r->macs = sqlite3_column_int64(st, 2);
+    r->params = sqlite3_column_int64(st, 3);
+    r->flash_bytes = sqlite3_column_int64(st, 4);
+    r->sram_bytes = sqlite3_column_int64(st, 5);
+    r->latency_ms = sqlite3_column_type(st, 6) == SQLITE_NULL ? NAN : sqlite3_column_double(st, 6);
+  }
+  if (rc != SQLITE_DONE) {
+    if (rc == SQLITE_NOMEM) nas_errf(e, NAS_ENOMEM, "%s: %s: out of memory", s->path, W);
+    else dberr(s, e, W);
+    sqlite3_finalize(st);
+    free(*rows), *rows = NULL, *n = 0;
+    return e ? e->code : NAS_EIO;
+  }
+  sqlite3_finalize(st);
+  return NAS_OK;
+}
+
+/* ---- events ------------------------------------------------------------------------------ */
+
+int nas_store_event_add(nas_store *s, int64_t run_id, int64_t cand_id, const char *kind,
+                        const char *payload_json, int64_t *id, nas_err *e) {
+  char what[80];
+  snprintf(what, sizeof what, "adding an event to run %lld", (long long)run_id);
+  if (!kind || !*kind) return nas_errf(e, NAS_EINVAL, "%s: %s: empty kind", s->path, what);
+  if (begin(s, what, e)) return e->code;
+  sqlite3_stmt *st;
+  if (prep(s, "INSERT INTO events (run_id, candidate_id, kind, payload) VALUES (?,?,?,?)", &st,
+           what, e)) {
+    rollback(s);
+    return e->code;
+  }
+  sqlite3_bind_int64(st, 1, run_id);
+  if (cand_id > 0) sqlite3_bind_int64(st, 2, cand_id);
+  else sqlite3_bind_null(st, 2);
+  sqlite3_bind_text(st, 3, kind, -1, SQLITE_TRANSIENT);
+  sqlite3_bind_text(st, 4, payload_json ? payload_json : "{}", -1, SQLITE_TRANSIENT);
+  if (step_done(s, st, what, e)) {
+    rollback(s);
+    return e->code;
+  }
+  if (id) *id = sqlite3_last_insert_rowid(s->db);
+  if (commit(s, what, e)) {
+    rollback(s);
+    return e->code;
+  }
+  return NAS_OK;
+}
+
+int nas_store_event_count(nas_store *s, int64_t run_id, const char *kind, int *n, nas_err *e) {
+  sqlite3_stmt *st;
+  *n = 0;
+  if (prep(s,
+           kind ? "SELECT count(*) FROM events WHERE run_id = ? AND kind = ?"
+                : "SELECT count(*) FROM events WHERE run_id = ?",
+           &st, "counting events", e))
+    return e->code;
+  sqlite3_bind_int64(st, 1, run_id);
+  if (kind) sqlite3_bind_text(st, 2, kind, -1, SQLITE_TRANSIENT);
+  if (sqlite3_step(st) != SQLITE_ROW) {
+    dberr(s, e, "counting events");
+    sqlite3_finalize(st);
+    return NAS_EIO;
+  }
+  *n = sqlite3_column_int(st, 0);
+  sqlite3_finalize(st);
+  return NAS_OK;
+}

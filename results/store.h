@@ -1,0 +1,176 @@
+/* results/store.h: the SQLite store of searches (one file per project of searches).
+ * Tables: runs, candidates (every metric its own column), weights (BLOBs), layer_costs,
+ * events; the schema is documented in README "Results store" and versioned with
+ * `PRAGMA user_version` (migrations in store.c, one function per version). The file is in WAL
+ * mode with a busy timeout, so readers (`nas pareto`, any sqlite3 client) may run while a
+ * search writes. Every state change commits in its own BEGIN IMMEDIATE ... COMMIT.
+ * Errors name the file and what failed; a file that is not a SQLite database, or whose
+ * user_version is newer than this build knows, is refused and left untouched.
+ * Ownership: nas_store is opaque and owns its connection; free with nas_store_close.
+ * Strings and blobs returned through pointers are malloc'd and owned by the caller. */
+#ifndef NAS_RESULTS_STORE_H
+#define NAS_RESULTS_STORE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/error.h"
+
+#define NAS_STORE_VERSION 1 /* the schema version this build writes (PRAGMA user_version) */
+
+typedef struct nas_store nas_store;
+typedef struct sqlite3 sqlite3;
+
+/* Opens (creating and migrating as needed) the store at path for reading and writing. */
+int nas_store_open(const char *path, nas_store **out, nas_err *e);
+/* Opens an existing store read-only (no creation, no migration): for readers such as
+ * `nas pareto`. A store at an older version than this build is refused (open it read-write
+ * once to migrate). */
+int nas_store_open_readonly(const char *path, nas_store **out, nas_err *e);
+void nas_store_close(nas_store *s); /* NULL-safe */
+const char *nas_store_path(const nas_store *s);
+/* The underlying connection (owned by the store), for read-only queries in results/. */
+sqlite3 *nas_store_sqlite(nas_store *s);
+/* The schema version of the open file (PRAGMA user_version). */
+int nas_store_user_version(nas_store *s, int *version, nas_err *e);
+
+/* ---- runs ---------------------------------------------------------------------------- */
+typedef struct nas_run_info {
+  const char *config_json; /* full configuration as JSON text ("{}" when NULL) */
+  const char *strategy;    /* "random", "evolution", ... */
+  const char *space;       /* search space name or path */
+  const char *dataset;     /* dataset spec */
+  const char *target;      /* MCU target name or path */
+  uint64_t seed;           /* RNG seed of the run (stored as a signed 64-bit integer) */
+  long long budget;        /* number of candidates to evaluate */
+  const char *objectives;  /* e.g. "acc_int8_test:max,latency_pred_ms:min" ("" when NULL) */
+} nas_run_info;
+
+/* A run as read back (strings owned by the caller: free with nas_store_run_row_free). */
+typedef struct nas_run_row {
+  int64_t id;          /* runs.id */
+  char *created_at;    /* ISO-8601 UTC */
+  char *updated_at;    /* ISO-8601 UTC, bumped on every change */
+  char *config_json;   /* configuration JSON */
+  char *strategy;      /* strategy name */
+  char *space;         /* space name */
+  char *dataset;       /* dataset spec */
+  char *target;        /* target name */
+  uint64_t seed;       /* seed */
+  long long budget;    /* budget */
+  char *status;        /* running | interrupted | done | failed */
+  char *objectives;    /* objective list */
+} nas_run_row;
+
+int nas_store_run_create(nas_store *s, const nas_run_info *info, int64_t *run_id, nas_err *e);
+/* status: "running", "interrupted", "done" or "failed" (anything else is an error). */
+int nas_store_run_set_status(nas_store *s, int64_t run_id, const char *status, nas_err *e);
+int nas_store_run_get(nas_store *s, int64_t run_id, nas_run_row *out, nas_err *e);
+void nas_store_run_row_free(nas_run_row *r); /* NULL-safe; frees the strings, not r */
+/* All run ids in ascending order (*ids malloc'd, caller frees; NULL when *n == 0). */
+int nas_store_run_ids(nas_store *s, int64_t **ids, int *n, nas_err *e);
+
+/* ---- candidates ------------------------------------------------------------------------ */
+/* The metric columns of candidates, in schema order. NAN in a field means SQL NULL
+ * (unknown / not measured). Integer columns (macs, params, flash_bytes, peak_sram_bytes)
+ * are stored as 64-bit integers. */
+typedef struct nas_metrics {
+  double acc_float_val;   /* float model, validation accuracy in [0,1] */
+  double acc_float_test;  /* float model, test accuracy */
+  double acc_int8_val;    /* int8 model (what is exported), validation accuracy */
+  double acc_int8_test;   /* int8 model, test accuracy */
+  double macs;            /* multiply-accumulates per inference (integer) */
+  double params;          /* trainable parameters (integer) */
+  double flash_bytes;     /* flash footprint: weights + graph + runtime (integer) */
+  double peak_sram_bytes; /* peak SRAM: tensor arena + runtime overhead (integer) */
+  double latency_pred_ms; /* latency predicted by the target's model, ms */
+  double latency_meas_ms; /* latency measured (host, emulator or board), ms */
+  double train_seconds;   /* wall time spent training this candidate */
+} nas_metrics;
+
+#define NAS_N_METRICS 11
+/* Column name of metric i (0 <= i < NAS_N_METRICS), or NULL out of range. */
+const char *nas_metric_name(int i);
+/* Index of a metric column by name, or -1. */
+int nas_metric_index(const char *name);
+/* 1 for integer-valued columns. */
+int nas_metric_is_int(int i);
+/* Pointer to metric i inside m. */
+double *nas_metrics_at(nas_metrics *m, int i);
+/* All fields NAN (all NULL). */
+void nas_metrics_clear(nas_metrics *m);
+
+/* Candidate states: proposed -> rejected | training | failed; training -> done | failed |
+ * proposed (re-queued after an interruption). done, rejected and failed are final. */
+typedef struct nas_candidate_row {
+  int64_t id;          /* candidates.id */
+  int64_t run_id;      /* its run */
+  char *arch_json;     /* arch JSON text */
+  char *arch_hash;     /* 16 hex digits */
+  int64_t parent_id;   /* 0 when none */
+  int generation;      /* generation (evolution) or 0 */
+  char state[16];      /* proposed | rejected | training | done | failed */
+  char *reason;        /* why rejected/failed, NULL when none */
+  nas_metrics m;       /* metrics (NAN = NULL) */
+  char *created_at;    /* ISO-8601 UTC */
+  char *updated_at;    /* ISO-8601 UTC */
+} nas_candidate_row;
+
+/* Adds a candidate in state "proposed" with NULL metrics. arch_hash is the hex hash of the
+ * canonical arch (nas_arch_hash_hex in search_spaces/space.h); parent_id 0 = none. When the
+ * run already holds this hash, nothing is written, *id is the existing candidate and
+ * *existed is set to 1 (existed may be NULL). */
+int nas_store_candidate_add(nas_store *s, int64_t run_id, const char *arch_json,
+                            const char *arch_hash, int64_t parent_id, int generation,
+                            int64_t *id, int *existed, nas_err *e);
+/* Moves a candidate to state (see the transitions above; others are errors naming both
+ * states); reason may be NULL (kept as NULL) and is stored for rejected/failed. */
+int nas_store_candidate_set_state(nas_store *s, int64_t cand_id, const char *state,
+                                  const char *reason, nas_err *e);
+/* Writes every metric column from m (NAN -> NULL). */
+int nas_store_candidate_set_metrics(nas_store *s, int64_t cand_id, const nas_metrics *m,
+                                    nas_err *e);
+int nas_store_candidate_get(nas_store *s, int64_t cand_id, nas_candidate_row *out, nas_err *e);
+void nas_store_candidate_row_free(nas_candidate_row *r); /* NULL-safe; frees strings */
+/* The candidate of run with this hash: *id = 0 when there is none. */
+int nas_store_candidate_find(nas_store *s, int64_t run_id, const char *arch_hash, int64_t *id,
+                             nas_err *e);
+/* Ids of a run's candidates in ascending order, optionally only those in `state` (NULL =
+ * all). *ids malloc'd (caller frees; NULL when *n == 0). */
+int nas_store_candidate_ids(nas_store *s, int64_t run_id, const char *state, int64_t **ids,
+                            int *n, nas_err *e);
+
+/* ---- weights and per-layer costs --------------------------------------------------------- */
+/* kind: "float" or "int8". Replaces an existing blob of that kind. */
+int nas_store_weights_put(nas_store *s, int64_t cand_id, const char *kind, const void *data,
+                          size_t len, nas_err *e);
+/* *data malloc'd (caller frees). A missing blob is an error (NAS_EINVAL) naming it. */
+int nas_store_weights_get(nas_store *s, int64_t cand_id, const char *kind, void **data,
+                          size_t *len, nas_err *e);
+
+typedef struct nas_layer_cost {
+  int layer;              /* arch layer index */
+  char op[16];            /* arch op name */
+  long long macs;         /* MACs of this layer */
+  long long params;       /* parameters */
+  long long flash_bytes;  /* flash bytes of this layer's weights and metadata */
+  long long sram_bytes;   /* SRAM live while this layer runs */
+  double latency_ms;      /* predicted or measured latency (NAN = NULL) */
+} nas_layer_cost;
+
+/* Replaces all layer cost rows of a candidate with rows[0..n). */
+int nas_store_layer_costs_put(nas_store *s, int64_t cand_id, const nas_layer_cost *rows, int n,
+                              nas_err *e);
+/* Reads them back ordered by layer (*rows malloc'd, caller frees). */
+int nas_store_layer_costs_get(nas_store *s, int64_t cand_id, nas_layer_cost **rows, int *n,
+                              nas_err *e);
+
+/* ---- events ------------------------------------------------------------------------------ */
+/* Appends an event (kind e.g. "run_start", "candidate_done", "interrupt"; payload JSON text,
+ * "{}" when NULL); cand_id 0 = not about one candidate. *id may be NULL. */
+int nas_store_event_add(nas_store *s, int64_t run_id, int64_t cand_id, const char *kind,
+                        const char *payload_json, int64_t *id, nas_err *e);
+/* Number of events of a run, optionally of one kind (NULL = all). */
+int nas_store_event_count(nas_store *s, int64_t run_id, const char *kind, int *n, nas_err *e);
+
+#endif
