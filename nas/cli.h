@@ -26,5 +26,6 @@ extern const nas_cli_cmd nas_cli_run;    /* cli_deploy.c: run a .tflite on raw i
 extern const nas_cli_cmd nas_cli_targets; /* cli_latency.c: list MCU targets */
 extern const nas_cli_cmd nas_cli_profile; /* cli_latency.c: price an arch on a target */
 extern const nas_cli_cmd nas_cli_latency; /* cli_latency.c: fit latency models */
+extern const nas_cli_cmd nas_cli_export;  /* cli_export.c: checkpoint -> int8 model file */
 
 #endif

@@ -3,12 +3,17 @@
 
 #include <cblas.h>
 #include <cjson/cJSON.h>
+#include <errno.h>
 #include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
+#include "deploy/lower.h"
+#include "results/export_tflite.h"
 #include "train/checkpoint.h"
+#include "train/quant.h"
 
 void nas_set_threads(int n) {
   if (n <= 0) return;
@@ -73,46 +78,111 @@ static void renormalise(nas_dataset *ds, float m0, float s0, float m1, float s1)
   for (size_t i = 0; i < n; i++) ds->x[i] = ((ds->x[i] * s0 + m0) - m1) / s1;
 }
 
-int nas_eval_job_run(const nas_eval_job *job, nas_eval_summary *s, nas_err *e) {
-  memset(s, 0, sizeof *s);
-  nas_ckpt c = {0};
-  nas_net *net = NULL;
-  nas_data d = {0};
+/* A checkpoint's network with its weights, and its dataset normalised as at training time
+ * (spec: the given one, else the one recorded in the checkpoint). */
+typedef struct loaded {
+  nas_ckpt c;      /* the checkpoint */
+  nas_net *net;    /* its network, weights applied */
+  nas_data d;      /* the dataset */
+  char name[64];   /* the arch's name, or "model" */
+} loaded;
+
+static void loaded_free(loaded *l) {
+  nas_data_free(&l->d);
+  nas_net_free(l->net);
+  nas_ckpt_free(&l->c);
+}
+
+static int load_trained(const char *path, const char *spec, int batch, loaded *l, nas_err *e) {
+  memset(l, 0, sizeof *l);
   cJSON *meta = NULL;
-  int rc = nas_ckpt_load(job->checkpoint, &c, e);
+  int rc = nas_ckpt_load(path, &l->c, e);
   if (rc == NAS_OK) {
-    rc = nas_net_build(c.arch_json, job->checkpoint, job->batch > 0 ? job->batch : 256, 1, &net, e);
-    if (rc == NAS_OK && (rc = nas_ckpt_apply(&c, net->g, e)) != NAS_OK)
-      nas_err_prefix(e, "%s", job->checkpoint);
+    rc = nas_net_build(l->c.arch_json, path, batch > 0 ? batch : 256, 1, &l->net, e);
+    if (rc == NAS_OK && (rc = nas_ckpt_apply(&l->c, l->net->g, e)) != NAS_OK)
+      nas_err_prefix(e, "%s", path);
   }
-  const char *spec = job->dataset;
   if (rc == NAS_OK) {
-    meta = cJSON_Parse(c.meta_json);
+    meta = cJSON_Parse(l->c.meta_json);
     const cJSON *ds = cJSON_GetObjectItemCaseSensitive(meta, "dataset");
     if (!spec && cJSON_IsString(ds)) spec = ds->valuestring;
-    if (!spec)
-      rc = nas_errf(e, NAS_EUSAGE, "%s: names no dataset; pass --dataset", job->checkpoint);
+    if (!spec) rc = nas_errf(e, NAS_EUSAGE, "%s: names no dataset; pass --dataset", path);
+    cJSON *a = cJSON_Parse(l->c.arch_json);
+    const cJSON *nm = cJSON_GetObjectItemCaseSensitive(a, "name");
+    snprintf(l->name, sizeof l->name, "%s", cJSON_IsString(nm) ? nm->valuestring : "model");
+    cJSON_Delete(a);
   }
   if (rc == NAS_OK) {
     nas_data_opts o;
     nas_data_opts_default(&o, spec);
     o.warn = stderr;
-    rc = nas_data_load(&o, &d, e);
+    rc = nas_data_load(&o, &l->d, e);
   }
   if (rc == NAS_OK) {
     const cJSON *m = cJSON_GetObjectItemCaseSensitive(meta, "norm_mean");
     const cJSON *sd = cJSON_GetObjectItemCaseSensitive(meta, "norm_std");
     if (cJSON_IsNumber(m) && cJSON_IsNumber(sd) && sd->valuedouble > 0) {
-      renormalise(&d.test, d.mean, d.std, (float)m->valuedouble, (float)sd->valuedouble);
-      renormalise(&d.val, d.mean, d.std, (float)m->valuedouble, (float)sd->valuedouble);
+      float m1 = (float)m->valuedouble, s1 = (float)sd->valuedouble;
+      renormalise(&l->d.train, l->d.mean, l->d.std, m1, s1);
+      renormalise(&l->d.val, l->d.mean, l->d.std, m1, s1);
+      renormalise(&l->d.test, l->d.mean, l->d.std, m1, s1);
     }
-    s->params = net->params, s->macs = net->macs, s->test_n = d.test.n;
-    rc = nas_evaluate(net, &d.test, &s->test_acc, &s->test_loss, e);
-    if (rc == NAS_OK && d.val.n > 0) rc = nas_evaluate(net, &d.val, &s->val_acc, NULL, e);
   }
   cJSON_Delete(meta);
-  nas_data_free(&d);
-  nas_net_free(net);
-  nas_ckpt_free(&c);
+  if (rc != NAS_OK) loaded_free(l);
+  return rc;
+}
+
+int nas_eval_job_run(const nas_eval_job *job, nas_eval_summary *s, nas_err *e) {
+  memset(s, 0, sizeof *s);
+  loaded l;
+  int rc = load_trained(job->checkpoint, job->dataset, job->batch, &l, e);
+  if (rc != NAS_OK) return rc;
+  s->params = l.net->params, s->macs = l.net->macs, s->test_n = l.d.test.n;
+  rc = nas_evaluate(l.net, &l.d.test, &s->test_acc, &s->test_loss, e);
+  if (rc == NAS_OK && l.d.val.n > 0) rc = nas_evaluate(l.net, &l.d.val, &s->val_acc, NULL, e);
+  loaded_free(&l);
+  return rc;
+}
+
+int nas_export_job_run(const nas_export_job *job, nas_export_summary *s, nas_err *e) {
+  memset(s, 0, sizeof *s);
+  if (strcmp(job->format, "tflite") != 0)
+    return nas_errf(e, NAS_EINVAL, "export format '%s' is not implemented yet (only tflite)",
+                    job->format);
+  loaded l;
+  int rc = load_trained(job->checkpoint, job->dataset, 256, &l, e);
+  if (rc != NAS_OK) return rc;
+  nas_calib_cfg cc;
+  nas_calib_cfg_default(&cc);
+  cc.method = job->calib_method;
+  if (job->calib_samples > 0) cc.samples = job->calib_samples;
+  nas_lower_cfg lc = {.softmax = job->softmax};
+  nas_g8_graph g;
+  memset(&g, 0, sizeof g);
+  s->test_n = l.d.test.n;
+  rc = nas_evaluate(l.net, &l.d.test, &s->float_test_acc, NULL, e);
+  if (rc == NAS_OK) rc = nas_quantize_net(l.net, &l.d.train, &cc, &lc, &g, e);
+  if (rc == NAS_OK) rc = nas_g8_accuracy(&g, &l.d.test, 0, &s->int8_test_acc, e);
+  if (rc == NAS_OK) {
+    nas_g8_plan plan;
+    if (nas_g8_plan_build(&g, &plan, e) == NAS_OK) {
+      s->arena_bytes = (long long)plan.peak;
+      nas_g8_plan_free(&plan);
+    } else {
+      rc = e->code;
+    }
+    s->ops = g.nops;
+  }
+  if (rc == NAS_OK) {
+    if (mkdir(job->out_dir, 0777) != 0 && errno != EEXIST)
+      rc = nas_errf(e, NAS_EIO, "%s: cannot create directory: %s", job->out_dir, strerror(errno));
+  }
+  if (rc == NAS_OK) {
+    snprintf(s->path, sizeof s->path, "%s/%s.tflite", job->out_dir, l.name);
+    rc = nas_tflite_write(&g, l.name, s->path, e);
+  }
+  nas_g8_graph_free(&g);
+  loaded_free(&l);
   return rc;
 }

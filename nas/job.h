@@ -42,4 +42,27 @@ typedef struct nas_eval_summary {
 
 int nas_eval_job_run(const nas_eval_job *job, nas_eval_summary *s, nas_err *e);
 
+typedef struct nas_export_job {
+  const char *checkpoint;    /* trained float checkpoint */
+  const char *dataset;       /* calibration and evaluation data, or NULL: the checkpoint's */
+  const char *format;        /* "tflite" ("c" and "onnx" are not implemented yet) */
+  const char *out_dir;       /* directory to write <arch name>.<ext> into (created) */
+  int calib_method;          /* enum nas_calib_method */
+  int calib_samples;         /* training samples for calibration (1000) */
+  int softmax;               /* append an int8 SOFTMAX after the logits */
+} nas_export_job;
+
+typedef struct nas_export_summary {
+  double float_test_acc;     /* float network on the test split */
+  double int8_test_acc;      /* the exported int8 graph on the test split */
+  int test_n;                /* test samples */
+  int ops;                   /* operators of the int8 graph */
+  long long arena_bytes;     /* peak tensor arena of the int8 graph (memory planner) */
+  char path[4096];           /* file written */
+} nas_export_summary;
+
+/* Quantises a trained checkpoint (BN folding, post-training calibration), evaluates the int8
+ * graph, and writes it in the requested format. */
+int nas_export_job_run(const nas_export_job *job, nas_export_summary *s, nas_err *e);
+
 #endif

@@ -183,6 +183,47 @@ static void test_train_save_eval(void **state) {
   assert_non_null(t);
   /* the same weights on the same test set give the same accuracy */
   assert_true(fabs(atof(t + 11) - test_acc) < 1e-6);
+
+  /* int8 export: the stored int8 accuracy is close to float, and the file imports and runs */
+  rc = run("export --checkpoint m.ckpt --format tflite --out exp --json");
+  if (rc != 0) fail_msg("export exited %d: %s", rc, slurp(err_path));
+  out = slurp(out_path);
+  t = strstr(out, "\"int8_test_acc\":");
+  assert_non_null(t);
+  double int8_acc = atof(t + 16);
+  if (int8_acc < test_acc - 0.05) fail_msg("int8 accuracy %.3f far below float %.3f", int8_acc, test_acc);
+  assert_int_equal(run("import exp/model.tflite"), 0);
+  assert_non_null(strstr(slurp(out_path), "CONV_2D"));
+  char p[512];
+  snprintf(p, sizeof p, "%s/in.bin", dir);
+  FILE *f = fopen(p, "wb");
+  for (int i = 0; i < 100; i++) fputc(i, f);
+  fclose(f);
+  assert_int_equal(run("run exp/model.tflite --input in.bin --output out.bin"), 0);
+  snprintf(p, sizeof p, "%s/out.bin", dir);
+  f = fopen(p, "rb");
+  assert_non_null(f);
+  fseek(f, 0, SEEK_END);
+  assert_int_equal(ftell(f), 3); /* three int8 logits */
+  fclose(f);
+  assert_int_equal(run("export --checkpoint m.ckpt --format onnx --out exp"), 1);
+  expect_one_line_error("not implemented");
+  assert_int_equal(run("export --checkpoint m.ckpt --format pdf --out exp"), 2);
+  expect_one_line_error("unknown format 'pdf'");
+}
+
+static void test_pricing(void **state) {
+  (void)state;
+  assert_int_equal(run("targets"), 0);
+  assert_non_null(strstr(slurp(out_path), "stm32f446re"));
+  assert_int_equal(run("profile --arch arch.json --target stm32f746 --json"), 0);
+  char *out = slurp(out_path);
+  for (const char *k = "macs\0params\0flash_bytes\0peak_sram_bytes\0latency_ms\0layers\0"; *k; k += strlen(k) + 1)
+    if (!strstr(out, k)) fail_msg("profile JSON lacks %s: %s", k, out);
+  assert_int_equal(run("profile --arch arch.json --target nosuchchip"), 1);
+  expect_one_line_error("nosuchchip");
+  assert_int_equal(run("profile --arch arch.json"), 2);
+  expect_one_line_error("--target");
 }
 
 int main(void) {
@@ -191,6 +232,7 @@ int main(void) {
       cmocka_unit_test(test_help),
       cmocka_unit_test(test_runtime_errors),
       cmocka_unit_test(test_train_save_eval),
+      cmocka_unit_test(test_pricing),
   };
   return cmocka_run_group_tests(tests, setup, teardown);
 }
