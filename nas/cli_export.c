@@ -9,14 +9,15 @@
 #include "train/quant.h"
 
 static const char EXPORT_USAGE[] =
-    "usage: nas export --checkpoint FILE --format tflite --out DIR [options]\n"
+    "usage: nas export --checkpoint FILE --format tflite|onnx --out DIR [options]\n"
     "\n"
     "Quantises a trained checkpoint to int8 (batch-norm folding, post-training calibration\n"
     "of activation ranges on training samples, per-channel int8 weights, int32 biases),\n"
-    "evaluates the int8 model on the test split, and writes DIR/<arch name>.tflite.\n"
+    "evaluates the int8 model on the test split, and writes DIR/<arch name>.tflite\n"
+    "(--format onnx: DIR/<name>.onnx in float and DIR/<name>.qdq.onnx with QDQ int8).\n"
     "\n"
     "  --checkpoint FILE     written by `nas train --save`\n"
-    "  --format tflite       (c and onnx are not implemented yet)\n"
+    "  --format tflite|onnx  (c is not implemented yet)\n"
     "  --out DIR             output directory (created)\n"
     "  --dataset SPEC        calibration/evaluation data (default: the checkpoint's)\n"
     "  --calibration NAME    minmax | percentile (minmax; percentile keeps 99.99%)\n"

@@ -11,6 +11,7 @@
 #include <sys/stat.h>
 
 #include "deploy/lower.h"
+#include "results/export_onnx.h"
 #include "results/export_tflite.h"
 #include "train/checkpoint.h"
 #include "train/quant.h"
@@ -145,10 +146,28 @@ int nas_eval_job_run(const nas_eval_job *job, nas_eval_summary *s, nas_err *e) {
   return rc;
 }
 
+/* Writes the requested format into out_dir; s->path names the (main) file written. */
+static int write_format(const nas_export_job *job, const loaded *l, const nas_calib *c,
+                        const nas_g8_graph *g, nas_export_summary *s, nas_err *e) {
+  if (mkdir(job->out_dir, 0777) != 0 && errno != EEXIST)
+    return nas_errf(e, NAS_EIO, "%s: cannot create directory: %s", job->out_dir, strerror(errno));
+  if (!strcmp(job->format, "tflite")) {
+    snprintf(s->path, sizeof s->path, "%s/%s.tflite", job->out_dir, l->name);
+    return nas_tflite_write(g, l->name, s->path, e);
+  }
+  /* onnx: the float network and its QDQ int8 twin */
+  char qdq[4200];
+  snprintf(s->path, sizeof s->path, "%s/%s.onnx", job->out_dir, l->name);
+  snprintf(qdq, sizeof qdq, "%s/%s.qdq.onnx", job->out_dir, l->name);
+  int rc = nas_onnx_export_float(l->net, s->path, e);
+  if (rc == NAS_OK) rc = nas_onnx_export_qdq(l->net, c, qdq, e);
+  return rc;
+}
+
 int nas_export_job_run(const nas_export_job *job, nas_export_summary *s, nas_err *e) {
   memset(s, 0, sizeof *s);
-  if (strcmp(job->format, "tflite") != 0)
-    return nas_errf(e, NAS_EINVAL, "export format '%s' is not implemented yet (only tflite)",
+  if (strcmp(job->format, "tflite") != 0 && strcmp(job->format, "onnx") != 0)
+    return nas_errf(e, NAS_EINVAL, "export format '%s' is not implemented yet (tflite, onnx)",
                     job->format);
   loaded l;
   int rc = load_trained(job->checkpoint, job->dataset, 256, &l, e);
@@ -158,31 +177,26 @@ int nas_export_job_run(const nas_export_job *job, nas_export_summary *s, nas_err
   cc.method = job->calib_method;
   if (job->calib_samples > 0) cc.samples = job->calib_samples;
   nas_lower_cfg lc = {.softmax = job->softmax};
+  nas_calib calib;
+  memset(&calib, 0, sizeof calib);
   nas_g8_graph g;
   memset(&g, 0, sizeof g);
   s->test_n = l.d.test.n;
   rc = nas_evaluate(l.net, &l.d.test, &s->float_test_acc, NULL, e);
-  if (rc == NAS_OK) rc = nas_quantize_net(l.net, &l.d.train, &cc, &lc, &g, e);
+  if (rc == NAS_OK) rc = nas_calibrate(l.net, &l.d.train, &cc, &calib, e);
+  if (rc == NAS_OK) rc = nas_lower(l.net, &calib, &lc, &g, e);
   if (rc == NAS_OK) rc = nas_g8_accuracy(&g, &l.d.test, 0, &s->int8_test_acc, e);
   if (rc == NAS_OK) {
     nas_g8_plan plan;
-    if (nas_g8_plan_build(&g, &plan, e) == NAS_OK) {
+    if ((rc = nas_g8_plan_build(&g, &plan, e)) == NAS_OK) {
       s->arena_bytes = (long long)plan.peak;
       nas_g8_plan_free(&plan);
-    } else {
-      rc = e->code;
     }
     s->ops = g.nops;
   }
-  if (rc == NAS_OK) {
-    if (mkdir(job->out_dir, 0777) != 0 && errno != EEXIST)
-      rc = nas_errf(e, NAS_EIO, "%s: cannot create directory: %s", job->out_dir, strerror(errno));
-  }
-  if (rc == NAS_OK) {
-    snprintf(s->path, sizeof s->path, "%s/%s.tflite", job->out_dir, l.name);
-    rc = nas_tflite_write(&g, l.name, s->path, e);
-  }
+  if (rc == NAS_OK) rc = write_format(job, &l, &calib, &g, s, e);
   nas_g8_graph_free(&g);
+  nas_calib_free(&calib);
   loaded_free(&l);
   return rc;
 }

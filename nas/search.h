@@ -1,0 +1,109 @@
+/* nas/search.h: the search run loop (README "Search"): propose an architecture from a search
+ * space (random sampling or aging evolution), store it as proposed, price it on the target
+ * (hard constraints are checked before any training: an over-budget candidate is rejected
+ * with its reason), train it, quantise it to int8 and evaluate the int8 graph, store metrics
+ * and state done. A diverging candidate (NaN) is stored as failed and the search goes on.
+ *
+ * Determinism and resume: candidate k (0-based, in id order within the run) is proposed by a
+ * generator seeded from (run seed, k) using only the history of candidates 0..k-1 (hashes,
+ * states, metrics), and trained with a seed derived from (run seed, k). Resuming replays the
+ * proposals of the stored candidates (checking each hash), re-queues a candidate left in
+ * `training`, and continues: an interrupted and resumed run ends with the same candidates as
+ * an uninterrupted one. The budget counts every proposed candidate (rejected ones included).
+ *
+ * Evolution (aging evolution, Real et al. 2019, multi-objective): the population is the last
+ * P candidates in state done; until P exist, candidates are sampled uniformly. A parent is the
+ * best of S members drawn uniformly (with replacement) from the population, "best" meaning
+ * lowest non-dominated rank over the run's objectives within the population, then largest
+ * crowding distance, then oldest; the child is the parent with one decision mutated.
+ * Duplicates (same canonical arch hash within the run) are skipped by drawing again.
+ *
+ * Library code: never prints; progress goes through the callback.
+ * Ownership: strings in nas_search_cfg are borrowed for the duration of the call. */
+#ifndef NAS_NAS_SEARCH_H
+#define NAS_NAS_SEARCH_H
+
+#include <signal.h>
+#include <stdint.h>
+
+#include "core/error.h"
+
+typedef struct nas_search_cfg {
+  const char *space;        /* built-in space name or space JSON file */
+  const char *strategy;     /* "random" | "evolution" */
+  const char *dataset;      /* dataset spec (datasets/dataset.h) */
+  const char *target;       /* target id (latency/target.h), or NULL with target_file */
+  const char *target_file;  /* target JSON file, or NULL */
+  long long max_sram;       /* peak SRAM budget in bytes (0: none) */
+  long long max_flash;      /* flash budget in bytes (0: none) */
+  long long max_macs;       /* MACs budget (0: none) */
+  double max_latency_ms;    /* predicted latency budget (0: none) */
+  int budget;               /* candidates to propose (20) */
+  int epochs;               /* training epochs per candidate (1) */
+  int batch;                /* training batch (128) */
+  int train_limit;          /* training samples kept (0: all) */
+  int population;           /* evolution population P (8) */
+  int sample_size;          /* evolution tournament size S (3) */
+  uint64_t seed;            /* run seed (1) */
+  const char *objectives;   /* "acc_int8_test:max,latency_pred_ms:min" (aliases allowed) */
+} nas_search_cfg;
+
+void nas_search_cfg_default(nas_search_cfg *c);
+
+/* One progress report per candidate state change (state "proposed", "training", "done",
+ * "rejected", "failed") and once per run event (state "replayed" on resume). */
+typedef struct nas_search_progress {
+  int k;                    /* candidate index, 1-based */
+  int budget;               /* run budget */
+  int64_t run_id;           /* run */
+  int64_t cand_id;          /* candidate id */
+  const char *state;        /* new state */
+  const char *reason;       /* why rejected/failed, or NULL */
+  double acc_int8;          /* int8 test accuracy (NAN unless done) */
+  double acc_float;         /* float test accuracy (NAN unless done) */
+  double latency_ms;        /* predicted latency (NAN before pricing) */
+  double peak_sram, flash, macs; /* costs (NAN before pricing) */
+  double train_seconds;     /* training wall time (NAN unless done) */
+  double best_acc;          /* best int8 test accuracy so far in the run (NAN: none yet) */
+  int64_t best_id;          /* its candidate (0: none) */
+} nas_search_progress;
+
+typedef struct nas_search_hooks {
+  void (*progress)(const nas_search_progress *p, void *user); /* may be NULL */
+  void *user;                        /* passed to progress */
+  volatile sig_atomic_t *stop;       /* when it becomes non-zero, the loop stops after the
+                                        current step, marks the run interrupted (may be NULL) */
+} nas_search_hooks;
+
+typedef struct nas_search_summary {
+  int64_t run_id;           /* the run */
+  int candidates;           /* candidates stored in the run */
+  int done, rejected, failed; /* by final state */
+  int interrupted;          /* 1 when stopped by hooks->stop */
+  int exhausted;            /* 1 when no new architecture could be found before the budget */
+  int64_t best_id;          /* best done candidate by int8 test accuracy (0: none) */
+  double best_acc;          /* its int8 test accuracy (NAN: none) */
+} nas_search_summary;
+
+/* Validates the configuration, the space (nas_space_check), the target and the dataset (its
+ * input shape and classes must match the space) BEFORE creating the run; then creates the run
+ * in the store at db_path (created if missing) and runs it to its budget. */
+int nas_search_run(const char *db_path, const nas_search_cfg *cfg, const nas_search_hooks *h,
+                   nas_search_summary *s, nas_err *e);
+
+/* Continues run run_id (0: the latest run not done) of the store from its stored
+ * configuration; a run already done is an error naming it. */
+int nas_search_resume(const char *db_path, int64_t run_id, const nas_search_hooks *h,
+                      nas_search_summary *s, nas_err *e);
+
+/* Rewrites an objective list with the short aliases expanded (acc_int8 -> acc_int8_test,
+ * acc_float -> acc_float_test, latency_ms/latency -> latency_pred_ms, sram ->
+ * peak_sram_bytes, flash -> flash_bytes; "accuracy" -> acc_int8_test) into out. A missing
+ * direction is an error. */
+int nas_objectives_expand(const char *spec, char *out, int cap, nas_err *e);
+
+/* Parses a byte or count size with an optional K/M/G suffix (powers of 1024 for K/M/G,
+ * "k"/"m" too); 0 on success. */
+int nas_parse_size(const char *text, long long *out);
+
+#endif
