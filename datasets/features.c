@@ -1,6 +1,7 @@
 /* datasets/features.c: MFCC / log-mel extraction (definition in features.h) on FFTW's
  * single-precision real FFT. The filterbank and DCT matrices are built once per extractor in
  * double precision and stored as float; accumulations in double. */
+#include "core/hash.h"
 #include "datasets/features.h"
 
 #include <fftw3.h>
@@ -43,20 +44,12 @@ void nas_feat_params_default(nas_feat_params *p) {
   p->log_floor = 1e-6f;
 }
 
-static uint64_t fnv(uint64_t h, const void *data, size_t n) {
-  const unsigned char *b = data;
-  for (size_t i = 0; i < n; i++) {
-    h ^= b[i];
-    h *= 1099511628211ULL;
-  }
-  return h;
-}
 
 uint64_t nas_feat_params_hash(const nas_feat_params *p, uint64_t h) {
   int32_t iv[6] = {p->kind, p->sample_rate, p->window_ms, p->stride_ms, p->n_mels, p->n_mfcc};
   float fv[3] = {p->f_min, p->f_max, p->log_floor};
-  h = fnv(h, iv, sizeof iv);
-  return fnv(h, fv, sizeof fv);
+  h = nas_fnv1a(h, iv, sizeof iv);
+  return nas_fnv1a(h, fv, sizeof fv);
 }
 
 static double hz_to_mel(double f) { return 2595.0 * log10(1.0 + f / 700.0); }

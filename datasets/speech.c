@@ -6,6 +6,7 @@
  * and silently reads what is there; it records the mismatch in its log
  * (SFC_GET_LOG_INFO, a line "data : 32000 (should be 19956)"). A file whose data line
  * carries "should be" is treated as truncated. */
+#include "core/hash.h"
 #include "datasets/speech.h"
 
 #include <dirent.h>
@@ -22,7 +23,6 @@
 #define CACHE_MAGIC "NASSPCH1"  /* 8 bytes at the start of a cache file */
 #define PATH_CAP 4096
 #define NOISE_DIR "_background_noise_"
-#define FNV_OFFSET 14695981039346656037ULL
 
 enum { SPLIT_TRAIN = 0, SPLIT_VAL = 1, SPLIT_TEST = 2, NSPLIT = 3 };
 
@@ -36,14 +36,6 @@ static const char *const words35[35] = {
 
 /* ---- small helpers ---- */
 
-static uint64_t fnv(uint64_t h, const void *data, size_t n) {
-  const unsigned char *b = data;
-  for (size_t i = 0; i < n; i++) {
-    h ^= b[i];
-    h *= 1099511628211ULL;
-  }
-  return h;
-}
 
 static void warnf(const nas_speech_opts *o, const char *fmt, ...)
 #if defined(__GNUC__)
@@ -311,7 +303,7 @@ static int read_list(tree *t, const char *name, strv *out, nas_err *e) {
   char line[PATH_CAP];
   int rc = NAS_OK;
   while (fgets(line, sizeof line, f)) {
-    t->key = fnv(t->key, line, strlen(line));
+    t->key = nas_fnv1a(t->key, line, strlen(line));
     size_t n = strlen(line);
     while (n && (line[n - 1] == '\n' || line[n - 1] == '\r' || line[n - 1] == ' ')) line[--n] = 0;
     char *s = line;
@@ -350,15 +342,15 @@ static int scan(tree *t, nas_err *e) {
   struct stat st;
   if (stat(t->dir, &st) != 0 || !S_ISDIR(st.st_mode))
     return nas_errf(e, NAS_EIO, "speech-commands %s: not a directory", t->dir);
-  t->key = FNV_OFFSET;
+  t->key = NAS_FNV_OFFSET;
   uint32_t ver = CACHE_VERSION;
   int32_t task = o->task;
-  t->key = fnv(t->key, &ver, sizeof ver);
-  t->key = fnv(t->key, &task, sizeof task);
+  t->key = nas_fnv1a(t->key, &ver, sizeof ver);
+  t->key = nas_fnv1a(t->key, &task, sizeof task);
   t->key = nas_feat_params_hash(&o->feat, t->key);
-  t->key = fnv(t->key, &o->silence_frac, sizeof o->silence_frac);
-  t->key = fnv(t->key, &o->unknown_frac, sizeof o->unknown_frac);
-  t->key = fnv(t->key, &o->seed, sizeof o->seed);
+  t->key = nas_fnv1a(t->key, &o->silence_frac, sizeof o->silence_frac);
+  t->key = nas_fnv1a(t->key, &o->unknown_frac, sizeof o->unknown_frac);
+  t->key = nas_fnv1a(t->key, &o->seed, sizeof o->seed);
   int rc = read_list(t, "validation_list.txt", &t->lists[0], e);
   if (!rc) rc = read_list(t, "testing_list.txt", &t->lists[1], e);
   if (rc) return rc;
@@ -387,8 +379,8 @@ static int scan(tree *t, nas_err *e) {
         meta[0] = (int64_t)st.st_size;
         meta[1] = (int64_t)st.st_mtime;
       }
-      t->key = fnv(t->key, rel, strlen(rel) + 1);
-      t->key = fnv(t->key, meta, sizeof meta);
+      t->key = nas_fnv1a(t->key, rel, strlen(rel) + 1);
+      t->key = nas_fnv1a(t->key, meta, sizeof meta);
       if (is_noise) continue;
       t->files_seen++;
       if (label == -1) continue;
@@ -569,10 +561,10 @@ static int cache_load(tree *t, const char *path) {
          fread(t->sp, sizeof(int32_t), (size_t)hd.n, f) == (size_t)hd.n &&
          fread(t->x, sizeof(float), fs * hd.n, f) == fs * hd.n && fread(&sum, sizeof sum, 1, f) == 1;
     if (ok) {
-      uint64_t h = fnv(FNV_OFFSET, &hd, sizeof hd);
-      h = fnv(h, t->y, sizeof(int32_t) * (size_t)hd.n);
-      h = fnv(h, t->sp, sizeof(int32_t) * (size_t)hd.n);
-      h = fnv(h, t->x, sizeof(float) * fs * hd.n);
+      uint64_t h = nas_fnv1a(NAS_FNV_OFFSET, &hd, sizeof hd);
+      h = nas_fnv1a(h, t->y, sizeof(int32_t) * (size_t)hd.n);
+      h = nas_fnv1a(h, t->sp, sizeof(int32_t) * (size_t)hd.n);
+      h = nas_fnv1a(h, t->x, sizeof(float) * fs * hd.n);
       ok = h == sum && fgetc(f) == EOF;
     }
     for (int i = 0; ok && i < hd.n; i++)
@@ -611,10 +603,10 @@ static int cache_store(tree *t, const char *path) {
   hd.skipped = t->skipped;
   hd.files_seen = t->files_seen;
   size_t fs = (size_t)t->h * t->w;
-  uint64_t h = fnv(FNV_OFFSET, &hd, sizeof hd);
-  h = fnv(h, t->y, sizeof(int32_t) * (size_t)t->n);
-  h = fnv(h, t->sp, sizeof(int32_t) * (size_t)t->n);
-  h = fnv(h, t->x, sizeof(float) * fs * t->n);
+  uint64_t h = nas_fnv1a(NAS_FNV_OFFSET, &hd, sizeof hd);
+  h = nas_fnv1a(h, t->y, sizeof(int32_t) * (size_t)t->n);
+  h = nas_fnv1a(h, t->sp, sizeof(int32_t) * (size_t)t->n);
+  h = nas_fnv1a(h, t->x, sizeof(float) * fs * t->n);
   int ok = fwrite(&hd, sizeof hd, 1, f) == 1 &&
            fwrite(t->y, sizeof(int32_t), (size_t)t->n, f) == (size_t)t->n &&
            fwrite(t->sp, sizeof(int32_t), (size_t)t->n, f) == (size_t)t->n &&

@@ -243,7 +243,7 @@ int nas_price_net(const nas_net *net, const nas_target *t, nas_price **out, nas_
         if (p->calls[j].layer > src) p->calls[j].live_extra += b;
     }
     outs[li] = s;
-    nas_layer_cost *lc = &p->layers[li];
+    nas_price_layer *lc = &p->layers[li];
     const nas_layer_info *I = &net->layers[li];
     snprintf(lc->op, sizeof lc->op, "%s", L.op);
     lc->out_h = I->out_h, lc->out_w = I->out_w, lc->out_c = I->out_c;
@@ -267,7 +267,7 @@ int nas_price_net(const nas_net *net, const nas_target *t, nas_price **out, nas_
       nas_err_prefix(e, "layer %d (%s)", c->layer, p->layers[c->layer].op);
       goto done;
     }
-    nas_layer_cost *lc = &p->layers[c->layer];
+    nas_price_layer *lc = &p->layers[c->layer];
     lc->flash_bytes += c->flash_bytes;
     long long live = c->in_bytes + c->out_bytes + c->scratch_bytes + c->live_extra;
     if (live > lc->sram_bytes) lc->sram_bytes = live;
@@ -336,7 +336,7 @@ char *nas_price_json(const nas_price *p, const nas_target *t, const char *arch_n
   cJSON_AddBoolToObject(o, "fits", frac <= 1.0);
   cJSON *arr = cJSON_AddArrayToObject(o, "layers");
   for (int i = 0; i < p->n_layers; i++) {
-    const nas_layer_cost *l = &p->layers[i];
+    const nas_price_layer *l = &p->layers[i];
     cJSON *x = cJSON_CreateObject();
     cJSON_AddNumberToObject(x, "index", i);
     cJSON_AddStringToObject(x, "op", l->op);
@@ -385,7 +385,7 @@ char *nas_price_table(const nas_price *p, const nas_target *t, const char *arch_
   bad |= sb_printf(&b, "%3s %-8s %-13s %12s %9s %9s %9s %10s  %s\n", "#", "op", "out", "macs",
                    "params", "flash", "sram", "ms", "from");
   for (int i = 0; i < p->n_layers; i++) {
-    const nas_layer_cost *l = &p->layers[i];
+    const nas_price_layer *l = &p->layers[i];
     char sh[32];
     snprintf(sh, sizeof sh, "%dx%dx%d", l->out_h, l->out_w, l->out_c);
     bad |= sb_printf(&b, "%3d %-8s %-13s %12lld %9lld %9lld %9lld %10.3f  %s\n", i, l->op, sh,

@@ -37,19 +37,19 @@ typedef struct nas_kcall {
   int lat_src;               /* 0 per-layer, 1 linear, 2 lookup */
 } nas_kcall;
 
-typedef struct nas_layer_cost {
+typedef struct nas_price_layer {
   char op[16];               /* arch op */
   int out_h, out_w, out_c;   /* output shape */
   long long macs, params, flash_bytes, sram_bytes; /* sram: this layer's live bytes */
   double latency_ms;
   const char *lat_src;       /* "per-layer", "linear", "lookup", "mixed" or "none" */
-} nas_layer_cost;
+} nas_price_layer;
 
 typedef struct nas_price {
   int n_calls;
   nas_kcall *calls;          /* [n_calls] owned */
   int n_layers;
-  nas_layer_cost *layers;    /* [n_layers] owned */
+  nas_price_layer *layers;    /* [n_layers] owned */
   long long macs, params;
   long long flash_bytes;     /* model bytes + target runtime overhead */
   long long model_flash_bytes; /* without the runtime overhead */

@@ -27,5 +27,11 @@ extern const nas_cli_cmd nas_cli_targets; /* cli_latency.c: list MCU targets */
 extern const nas_cli_cmd nas_cli_profile; /* cli_latency.c: price an arch on a target */
 extern const nas_cli_cmd nas_cli_latency; /* cli_latency.c: fit latency models */
 extern const nas_cli_cmd nas_cli_export;  /* cli_export.c: checkpoint -> int8 model file */
+extern const nas_cli_cmd nas_cli_search;  /* cli_search.c: run a search */
+extern const nas_cli_cmd nas_cli_resume;  /* cli_search.c: continue an interrupted search */
+extern const nas_cli_cmd nas_cli_runs;    /* cli_search.c: list runs */
+extern const nas_cli_cmd nas_cli_show;    /* cli_search.c: print a candidate */
+extern const nas_cli_cmd nas_cli_pareto;  /* cli_search.c: Pareto front */
+extern const nas_cli_cmd nas_cli_plot;    /* cli_search.c: SVG plot of a run */
 
 #endif

@@ -310,7 +310,9 @@ static const nas_cli_cmd CMD_EVAL = {"eval", "evaluate a checkpoint on a dataset
 /* Every subcommand; add new ones (declared in cli.h) here. */
 static const nas_cli_cmd *const COMMANDS[] = {&CMD_TRAIN,      &CMD_EVAL,        &nas_cli_import,
                                               &nas_cli_run,    &nas_cli_targets, &nas_cli_profile,
-                                              &nas_cli_latency, &nas_cli_export};
+                                              &nas_cli_latency, &nas_cli_export,  &nas_cli_search,
+                                              &nas_cli_resume, &nas_cli_runs,    &nas_cli_show,
+                                              &nas_cli_pareto, &nas_cli_plot};
 #define N_COMMANDS (int)(sizeof COMMANDS / sizeof COMMANDS[0])
 
 static const char *usage_of(const nas_cli_cmd *c) {

@@ -7,11 +7,7 @@
 
 #include <cjson/cJSON.h>
 
-/* latency/cost.h and results/store.h both declare a `nas_layer_cost` (different structs);
- * the cost model's is renamed inside this file only (a tag name, no linkage involved). */
-#define nas_layer_cost nas_price_layer_cost
 #include "latency/cost.h"
-#undef nas_layer_cost
 #include "results/store.h"
 
 #include "datasets/dataset.h"

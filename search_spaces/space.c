@@ -2,6 +2,7 @@
  * materialisation to arch JSON, and canonical arch hashing. One recursive walker reads the
  * template: with no decision vector it validates and records the decisions (taking the
  * first value of each), with one it resolves every decision to build the arch. */
+#include "core/hash.h"
 #include "search_spaces/space.h"
 
 #include <cjson/cJSON.h>
@@ -574,11 +575,7 @@ int nas_arch_hash(const char *arch_json, uint64_t *h, nas_err *e) {
     free(b.p);
     return nas_errf(e, NAS_ENOMEM, "arch hash: out of memory");
   }
-  uint64_t x = 0xcbf29ce484222325ULL; /* FNV-1a 64 offset basis */
-  for (size_t i = 0; i < b.n; i++) {
-    x ^= (unsigned char)b.p[i];
-    x *= 0x100000001b3ULL;
-  }
+  uint64_t x = nas_fnv1a(NAS_FNV_OFFSET, b.p, b.n);
   free(b.p);
   *h = x;
   return NAS_OK;
