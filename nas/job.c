@@ -11,6 +11,7 @@
 #include <sys/stat.h>
 
 #include "deploy/lower.h"
+#include "results/export_c.h"
 #include "results/export_onnx.h"
 #include "results/export_tflite.h"
 #include "train/checkpoint.h"
@@ -155,6 +156,10 @@ static int write_format(const nas_export_job *job, const loaded *l, const nas_ca
     snprintf(s->path, sizeof s->path, "%s/%s.tflite", job->out_dir, l->name);
     return nas_tflite_write(g, l->name, s->path, e);
   }
+  if (!strcmp(job->format, "c")) { /* <name>.h/.c and nas_kernels.h/.c */
+    snprintf(s->path, sizeof s->path, "%s/%s.c", job->out_dir, l->name);
+    return nas_c_export(g, l->name, job->out_dir, e);
+  }
   /* onnx: the float network and its QDQ int8 twin */
   char qdq[4200];
   snprintf(s->path, sizeof s->path, "%s/%s.onnx", job->out_dir, l->name);
@@ -166,9 +171,8 @@ static int write_format(const nas_export_job *job, const loaded *l, const nas_ca
 
 int nas_export_job_run(const nas_export_job *job, nas_export_summary *s, nas_err *e) {
   memset(s, 0, sizeof *s);
-  if (strcmp(job->format, "tflite") != 0 && strcmp(job->format, "onnx") != 0)
-    return nas_errf(e, NAS_EINVAL, "export format '%s' is not implemented yet (tflite, onnx)",
-                    job->format);
+  if (strcmp(job->format, "tflite") && strcmp(job->format, "onnx") && strcmp(job->format, "c"))
+    return nas_errf(e, NAS_EUSAGE, "unknown export format '%s' (tflite, c, onnx)", job->format);
   loaded l;
   int rc = load_trained(job->checkpoint, job->dataset, 256, &l, e);
   if (rc != NAS_OK) return rc;

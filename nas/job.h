@@ -45,7 +45,8 @@ int nas_eval_job_run(const nas_eval_job *job, nas_eval_summary *s, nas_err *e);
 typedef struct nas_export_job {
   const char *checkpoint;    /* trained float checkpoint */
   const char *dataset;       /* calibration and evaluation data, or NULL: the checkpoint's */
-  const char *format;        /* "tflite" or "onnx" (float <name>.onnx + QDQ <name>.qdq.onnx) */
+  const char *format;        /* "tflite", "c" (<name>.h/.c + nas_kernels.h/.c) or "onnx"
+                                (float <name>.onnx + QDQ <name>.qdq.onnx) */
   const char *out_dir;       /* directory to write <arch name>.<ext> into (created) */
   int calib_method;          /* enum nas_calib_method */
   int calib_samples;         /* training samples for calibration (1000) */

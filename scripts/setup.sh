@@ -9,6 +9,7 @@ pkgs=(build-essential cmake pkg-config libopenblas-openmp-dev libsqlite3-dev sql
 pkgs+=(libsndfile1-dev libfftw3-dev espeak-ng sox)  # Speech Commands: WAV, FFT, synth-kws
 pkgs+=(python3-onnx protobuf-c-compiler libprotobuf-c-dev)  # ONNX export
 pkgs+=(python3-pyarmnn libarmnn-cpuref-backend22 libarmnntfliteparser22 nodejs npm)  # checks
+pkgs+=(gcc-arm-none-eabi libnewlib-arm-none-eabi)  # C export: Cortex-M cross compile
 if [ "${1:-}" = "--with-reference" ]; then pkgs+=(python3-torch python3-torchaudio python3-numpy); fi
 missing=()
 for p in "${pkgs[@]}"; do

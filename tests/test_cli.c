@@ -207,8 +207,9 @@ static void test_train_save_eval(void **state) {
   assert_int_equal(ftell(f), 3); /* three int8 logits */
   fclose(f);
   assert_int_equal(run("export --checkpoint m.ckpt --format onnx --out exp"), 0);
-  assert_int_equal(run("export --checkpoint m.ckpt --format c --out exp"), 1);
-  expect_one_line_error("not implemented");
+  assert_int_equal(run("export --checkpoint m.ckpt --format c --out exp"), 0);
+  assert_int_equal(access(strcat(strcpy(p, dir), "/exp/model.c"), R_OK), 0);
+  assert_int_equal(access(strcat(strcpy(p, dir), "/exp/nas_kernels.c"), R_OK), 0);
   assert_int_equal(run("export --checkpoint m.ckpt --format pdf --out exp"), 2);
   expect_one_line_error("unknown format 'pdf'");
 }
