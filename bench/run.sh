@@ -4,7 +4,8 @@
 #
 #   bench/run.sh [--accuracy] [--epochs N] [BUILD_DIR]        (BUILD_DIR defaults to build)
 #
-# Needs a built tree (`make` first) and Debian's python3-torch (scripts/setup.sh
+# Models: dscnn-s, fmnist-cnn (bench_train / torch_train.py) and lstm-kws (bench_lstm /
+# torch_lstm.py). Needs a built tree (`make` first) and Debian's python3-torch (scripts/setup.sh
 # --with-reference). Prints one JSON line per model on stdout:
 #   {"bench":"train","model":"dscnn-s","ours":N,"pytorch":N,"ratio":R,"unit":"samples/s"}
 # ratio = ours / pytorch (above 1: we are faster). With --accuracy it also trains fmnist-cnn
@@ -76,6 +77,11 @@ for ((rep = 1; rep <= repeat; rep++)); do
   echo "run.sh: [$rep/$repeat] timing PyTorch (bench/torch_train.py)" >&2
   "$py" "$here/torch_train.py" --model all --threads "$threads" --seconds "$bench_seconds" \
     >> "$tmp/torch.jsonl"
+  if [ -x "$build/bench_lstm" ]; then
+    echo "run.sh: [$rep/$repeat] timing lstm-kws (bench_lstm, bench/torch_lstm.py)" >&2
+    "$build/bench_lstm" "$threads" "$bench_seconds" >> "$tmp/ours.jsonl"
+    "$py" "$here/torch_lstm.py" --threads "$threads" --seconds "$bench_seconds" >> "$tmp/torch.jsonl"
+  fi
 done
 
 "$py" - "$tmp/ours.jsonl" "$tmp/torch.jsonl" <<'EOF'
