@@ -19,42 +19,17 @@
 #include <sqlite3.h>
 
 #include "core/rng.h"
+#include "tests/test_util.h"
 #include "nas/search.h"
 #include "results/store.h"
 
 static char dir[256], data_spec[300], space_path[300];
 
-static void write_be32(FILE *f, uint32_t v) {
-  unsigned char b[4] = {v >> 24, v >> 16, v >> 8, v};
-  fwrite(b, 1, 4, f);
-}
-
-/* 3 classes: class k has a bright vertical bar at columns 3k..3k+2 of a 10x10 image. */
+/* The easy 3-class IDX set of test_util.h, in DIR/data. */
 static void write_idx(const char *prefix, int n, uint64_t seed) {
-  char p[512];
-  nas_rng r;
-  nas_rng_seed(&r, seed);
-  unsigned char *img = malloc((size_t)n * 100), *lab = malloc((size_t)n);
-  for (int i = 0; i < n; i++) {
-    lab[i] = (unsigned char)nas_rng_below(&r, 3);
-    for (int y = 0; y < 10; y++)
-      for (int x = 0; x < 10; x++) {
-        int bar = x >= 3 * lab[i] && x < 3 * lab[i] + 3;
-        img[(size_t)i * 100 + y * 10 + x] =
-            (unsigned char)(bar ? 150 + nas_rng_below(&r, 100) : nas_rng_below(&r, 80));
-      }
-  }
-  snprintf(p, sizeof p, "%s/data/%s-images-idx3-ubyte", dir, prefix);
-  FILE *f = fopen(p, "wb");
-  write_be32(f, 0x803), write_be32(f, (uint32_t)n), write_be32(f, 10), write_be32(f, 10);
-  fwrite(img, 1, (size_t)n * 100, f);
-  fclose(f);
-  snprintf(p, sizeof p, "%s/data/%s-labels-idx1-ubyte", dir, prefix);
-  f = fopen(p, "wb");
-  write_be32(f, 0x801), write_be32(f, (uint32_t)n);
-  fwrite(lab, 1, (size_t)n, f);
-  fclose(f);
-  free(img), free(lab);
+  char d[300];
+  snprintf(d, sizeof d, "%s/data", dir);
+  test_write_bar_idx(d, prefix, n, seed);
 }
 
 static int setup(void **state) {

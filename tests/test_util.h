@@ -1,0 +1,49 @@
+/* tests/test_util.h: helpers shared by test programs (header-only; each test is one
+ * executable). */
+#ifndef NAS_TESTS_TEST_UTIL_H
+#define NAS_TESTS_TEST_UTIL_H
+
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "core/rng.h"
+
+static inline void test_write_be32(FILE *f, uint32_t v) {
+  unsigned char b[4] = {(unsigned char)(v >> 24), (unsigned char)(v >> 16),
+                        (unsigned char)(v >> 8), (unsigned char)v};
+  fwrite(b, 1, 4, f);
+}
+
+/* Writes DATA_DIR/<prefix>-images-idx3-ubyte and -labels-idx1-ubyte: n 10x10 images of an
+ * easy 3-class task (class k has a bright vertical bar at columns 3k..3k+2, plus noise). */
+static inline void test_write_bar_idx(const char *data_dir, const char *prefix, int n,
+                                      uint64_t seed) {
+  char p[512];
+  nas_rng r;
+  nas_rng_seed(&r, seed);
+  unsigned char *img = malloc((size_t)n * 100), *lab = malloc((size_t)n);
+  for (int i = 0; i < n; i++) {
+    lab[i] = (unsigned char)nas_rng_below(&r, 3);
+    for (int y = 0; y < 10; y++)
+      for (int x = 0; x < 10; x++) {
+        int bar = x >= 3 * lab[i] && x < 3 * lab[i] + 3;
+        img[(size_t)i * 100 + y * 10 + x] =
+            (unsigned char)(bar ? 150 + nas_rng_below(&r, 100) : nas_rng_below(&r, 80));
+      }
+  }
+  snprintf(p, sizeof p, "%s/%s-images-idx3-ubyte", data_dir, prefix);
+  FILE *f = fopen(p, "wb");
+  test_write_be32(f, 0x803), test_write_be32(f, (uint32_t)n);
+  test_write_be32(f, 10), test_write_be32(f, 10);
+  fwrite(img, 1, (size_t)n * 100, f);
+  fclose(f);
+  snprintf(p, sizeof p, "%s/%s-labels-idx1-ubyte", data_dir, prefix);
+  f = fopen(p, "wb");
+  test_write_be32(f, 0x801), test_write_be32(f, (uint32_t)n);
+  fwrite(lab, 1, (size_t)n, f);
+  fclose(f);
+  free(img), free(lab);
+}
+
+#endif
