@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "tests/test_util.h"
 #include "train/net.h"
 #include "train/trainer.h"
 
@@ -108,34 +109,15 @@ static void test_all_layer_kinds(void **state) {
   nas_net_free(n);
 }
 
-/* Synthetic task: 4 classes of 8x8 images; class k has a bright 3x3 blob in quadrant k,
- * plus noise. */
-static void make_task(nas_dataset *ds, int n, uint64_t seed) {
-  nas_rng r;
-  nas_rng_seed(&r, seed);
-  ds->n = n, ds->h = ds->w = 8, ds->c = 1, ds->classes = 4;
-  ds->x = malloc((size_t)n * 64 * sizeof(float));
-  ds->y = malloc((size_t)n * sizeof(int));
-  for (int i = 0; i < n; i++) {
-    int k = (int)nas_rng_below(&r, 4);
-    ds->y[i] = k;
-    float *x = ds->x + (size_t)i * 64;
-    for (int p = 0; p < 64; p++) x[p] = nas_rng_normal(&r) * 0.5f;
-    int oy = (k / 2) * 4 + (int)nas_rng_below(&r, 2), ox = (k % 2) * 4 + (int)nas_rng_below(&r, 2);
-    for (int dy = 0; dy < 3; dy++)
-      for (int dx = 0; dx < 3; dx++) x[(oy + dy) * 8 + ox + dx] += 1.5f;
-  }
-}
-
 static const char *SMALL =
     "{\"input\":[8,8,1],\"classes\":4,\"layers\":[{\"op\":\"conv\",\"out\":8},"
     "{\"op\":\"dsconv\",\"out\":16,\"stride\":2},{\"op\":\"gap\"},{\"op\":\"fc\",\"out\":4}]}";
 
 static void train_small(uint64_t seed, nas_train_result *r, float *weights, int nw) {
   nas_data d = {0};
-  make_task(&d.train, 2000, 11);
-  make_task(&d.val, 300, 12);
-  make_task(&d.test, 500, 13);
+  test_make_blob_task(&d.train, 2000, 11);
+  test_make_blob_task(&d.val, 300, 12);
+  test_make_blob_task(&d.test, 500, 13);
   nas_net *n = NULL;
   nas_err e = {0};
   assert_int_equal(nas_net_build(SMALL, "small", 32, seed, &n, &e), NAS_OK);
@@ -177,7 +159,7 @@ static void test_same_seed_same_run(void **state) {
 static void test_diverging_run_is_reported(void **state) {
   (void)state;
   nas_data d = {0};
-  make_task(&d.train, 256, 1);
+  test_make_blob_task(&d.train, 256, 1);
   d.train.x[5] = __builtin_nanf("");
   nas_net *n = NULL;
   nas_err e = {0};

@@ -12,6 +12,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "tests/test_util.h"
 #include "deploy/lower.h"
 #include "results/export_tflite.h"
 #include "train/quant.h"
@@ -35,24 +36,6 @@ static float *node_val(nas_net *n, const char *name) {
   int id = nas_graph_find(n->g, name);
   if (id < 0) fail_msg("no node %s", name);
   return n->g->nodes[id].val;
-}
-
-/* 4 classes of 8x8 images: a bright 3x3 blob in quadrant k plus noise (as tests/test_net.c). */
-static void make_task(nas_dataset *ds, int n, uint64_t seed) {
-  nas_rng r;
-  nas_rng_seed(&r, seed);
-  ds->n = n, ds->h = ds->w = 8, ds->c = 1, ds->classes = 4;
-  ds->x = malloc((size_t)n * 64 * sizeof(float));
-  ds->y = malloc((size_t)n * sizeof(int));
-  for (int i = 0; i < n; i++) {
-    int k = (int)nas_rng_below(&r, 4);
-    ds->y[i] = k;
-    float *x = ds->x + (size_t)i * 64;
-    for (int p = 0; p < 64; p++) x[p] = nas_rng_normal(&r) * 0.5f;
-    int oy = (k / 2) * 4 + (int)nas_rng_below(&r, 2), ox = (k % 2) * 4 + (int)nas_rng_below(&r, 2);
-    for (int dy = 0; dy < 3; dy++)
-      for (int dx = 0; dx < 3; dx++) x[(oy + dy) * 8 + ox + dx] += 1.5f;
-  }
 }
 
 /* Random dataset of any shape (for structure tests). */
@@ -126,7 +109,7 @@ static void test_calibration(void **state) {
                      "{\"op\":\"conv\",\"out\":4,\"bn\":false,\"act\":\"relu6\"},{\"op\":\"gap\"},"
                      "{\"op\":\"fc\",\"out\":4}]}", 16, 2);
   nas_dataset d = {0};
-  make_task(&d, 100, 3);
+  test_make_blob_task(&d, 100, 3);
   float mn = d.x[0], mx = d.x[0];
   for (int i = 0; i < 100 * 64; i++) mn = fminf(mn, d.x[i]), mx = fmaxf(mx, d.x[i]);
   nas_calib c, p;
@@ -244,9 +227,9 @@ static void test_lower_trained(void **state) {
       "{\"op\":\"dsconv\",\"out\":16},{\"op\":\"gap\"},{\"op\":\"dropout\",\"rate\":0.1},"
       "{\"op\":\"fc\",\"out\":4}]}";
   nas_data d = {0};
-  make_task(&d.train, 2000, 11);
-  make_task(&d.val, 300, 12);
-  make_task(&d.test, 1000, 13);
+  test_make_blob_task(&d.train, 2000, 11);
+  test_make_blob_task(&d.val, 300, 12);
+  test_make_blob_task(&d.test, 1000, 13);
   nas_net *n = build(arch, 32, 4);
   nas_train_cfg cfg;
   nas_train_cfg_default(&cfg, NAS_ADAM);

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 
 #include "core/rng.h"
+#include "datasets/dataset.h"
 
 static inline void test_write_be32(FILE *f, uint32_t v) {
   unsigned char b[4] = {(unsigned char)(v >> 24), (unsigned char)(v >> 16),
@@ -44,6 +45,25 @@ static inline void test_write_bar_idx(const char *data_dir, const char *prefix, 
   fwrite(lab, 1, (size_t)n, f);
   fclose(f);
   free(img), free(lab);
+}
+
+/* Synthetic in-memory task: 4 classes of 8x8x1 images; class k has a bright 3x3 blob in
+ * quadrant k (position jittered by one pixel) on N(0, 0.5) noise. Caller frees x and y. */
+static inline void test_make_blob_task(nas_dataset *ds, int n, uint64_t seed) {
+  nas_rng r;
+  nas_rng_seed(&r, seed);
+  ds->n = n, ds->h = ds->w = 8, ds->c = 1, ds->classes = 4;
+  ds->x = malloc((size_t)n * 64 * sizeof(float));
+  ds->y = malloc((size_t)n * sizeof(int));
+  for (int i = 0; i < n; i++) {
+    int k = (int)nas_rng_below(&r, 4);
+    ds->y[i] = k;
+    float *x = ds->x + (size_t)i * 64;
+    for (int p = 0; p < 64; p++) x[p] = nas_rng_normal(&r) * 0.5f;
+    int oy = (k / 2) * 4 + (int)nas_rng_below(&r, 2), ox = (k % 2) * 4 + (int)nas_rng_below(&r, 2);
+    for (int dy = 0; dy < 3; dy++)
+      for (int dx = 0; dx < 3; dx++) x[(oy + dy) * 8 + ox + dx] += 1.5f;
+  }
 }
 
 #endif
