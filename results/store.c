@@ -1,8 +1,15 @@
-/* results/store.c: the SQLite store (see store.h and README "Results store").
+/* results/store.c: the SQLite store (see store.h and README "Results store"): connection,
+ * schema migrations, runs and candidates; weights, layer costs and events are in
+ * store_artifacts.c.
  * Schema versions: MIGRATIONS[v] takes a file from user_version v to v + 1 inside one
  * BEGIN IMMEDIATE transaction; adding version 2 is one more function in that list and
  * NAS_STORE_VERSION bumped. */
 #include "results/store.h"
+
+#include "results/store_impl.h"
+
+#define BUSY_TIMEOUT_MS 10000
+#define NOW "strftime('%Y-%m-%dT%H:%M:%fZ','now')"
 
 #include <errno.h>
 #include <math.h>
@@ -10,15 +17,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-struct nas_store {
-  sqlite3 *db;  /* the connection (owned) */
-  char *path;   /* file name for messages (owned) */
-  int readonly; /* opened with nas_store_open_readonly */
-};
-
-#define BUSY_TIMEOUT_MS 10000
-#define NOW "strftime('%Y-%m-%dT%H:%M:%fZ','now')"
 
 /* ---- metric table ------------------------------------------------------------------------ */
 
@@ -48,11 +46,11 @@ void nas_metrics_clear(nas_metrics *m) {
 
 /* ---- helpers ----------------------------------------------------------------------------- */
 
-static int dberr(nas_store *s, nas_err *e, const char *what) {
+int store_dberr(nas_store *s, nas_err *e, const char *what) {
   return nas_errf(e, NAS_EIO, "%s: %s: %s", s->path, what, sqlite3_errmsg(s->db));
 }
 
-static int exec(nas_store *s, const char *sql, const char *what, nas_err *e) {
+int store_exec(nas_store *s, const char *sql, const char *what, nas_err *e) {
   char *msg = NULL;
   if (sqlite3_exec(s->db, sql, NULL, NULL, &msg) != SQLITE_OK) {
     nas_errf(e, NAS_EIO, "%s: %s: %s", s->path, what, msg ? msg : sqlite3_errmsg(s->db));
@@ -62,26 +60,26 @@ static int exec(nas_store *s, const char *sql, const char *what, nas_err *e) {
   return NAS_OK;
 }
 
-static int prep(nas_store *s, const char *sql, sqlite3_stmt **st, const char *what, nas_err *e) {
+int store_prep(nas_store *s, const char *sql, sqlite3_stmt **st, const char *what, nas_err *e) {
   if (sqlite3_prepare_v2(s->db, sql, -1, st, NULL) != SQLITE_OK) {
     *st = NULL;
-    return dberr(s, e, what);
+    return store_dberr(s, e, what);
   }
   return NAS_OK;
 }
 
-static int begin(nas_store *s, const char *what, nas_err *e) {
+int store_begin(nas_store *s, const char *what, nas_err *e) {
   if (s->readonly) return nas_errf(e, NAS_EINVAL, "%s: %s: store is open read-only", s->path, what);
-  return exec(s, "BEGIN IMMEDIATE", what, e);
+  return store_exec(s, "BEGIN IMMEDIATE", what, e);
 }
-static int commit(nas_store *s, const char *what, nas_err *e) {
-  return exec(s, "COMMIT", what, e);
+int store_commit(nas_store *s, const char *what, nas_err *e) {
+  return store_exec(s, "COMMIT", what, e);
 }
-static void rollback(nas_store *s) {
+void store_rollback(nas_store *s) {
   if (!sqlite3_get_autocommit(s->db)) sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
 }
 
-static char *dup_col(sqlite3_stmt *st, int i) {
+char *store_dup_col(sqlite3_stmt *st, int i) {
   const unsigned char *t = sqlite3_column_text(st, i);
   if (!t) return NULL;
   size_t n = strlen((const char *)t);
@@ -91,9 +89,9 @@ static char *dup_col(sqlite3_stmt *st, int i) {
 }
 
 /* Runs a statement that returns no rows; finalizes it. */
-static int step_done(nas_store *s, sqlite3_stmt *st, const char *what, nas_err *e) {
+int store_step_done(nas_store *s, sqlite3_stmt *st, const char *what, nas_err *e) {
   int rc = sqlite3_step(st);
-  int out = rc == SQLITE_DONE ? NAS_OK : dberr(s, e, what);
+  int out = rc == SQLITE_DONE ? NAS_OK : store_dberr(s, e, what);
   sqlite3_finalize(st);
   return out;
 }
@@ -153,7 +151,7 @@ static int migrate_to_1(nas_store *s, nas_err *e) {
       " kind TEXT NOT NULL,"
       " payload TEXT NOT NULL DEFAULT '{}');"
       "CREATE INDEX events_run ON events(run_id, id);";
-  return exec(s, SQL, "creating schema version 1", e);
+  return store_exec(s, SQL, "creating schema version 1", e);
 }
 
 /* MIGRATIONS[v] takes user_version v to v + 1. */
@@ -167,7 +165,7 @@ static int read_version(nas_store *s, int *v, nas_err *e) {
     int code = sqlite3_errcode(s->db);
     if (code == SQLITE_NOTADB || code == SQLITE_CORRUPT)
       return nas_errf(e, NAS_EFORMAT, "%s: not a SQLite database", s->path);
-    return dberr(s, e, "reading the schema version");
+    return store_dberr(s, e, "reading the schema version");
   }
   int rc = sqlite3_step(st);
   if (rc != SQLITE_ROW) {
@@ -175,7 +173,7 @@ static int read_version(nas_store *s, int *v, nas_err *e) {
     sqlite3_finalize(st);
     if (code == SQLITE_NOTADB || code == SQLITE_CORRUPT)
       return nas_errf(e, NAS_EFORMAT, "%s: not a SQLite database", s->path);
-    return dberr(s, e, "reading the schema version");
+    return store_dberr(s, e, "reading the schema version");
   }
   *v = sqlite3_column_int(st, 0);
   sqlite3_finalize(st);
@@ -185,17 +183,17 @@ static int read_version(nas_store *s, int *v, nas_err *e) {
 static int migrate(nas_store *s, nas_err *e) {
   for (;;) {
     int v;
-    if (begin(s, "starting a schema migration", e)) return e->code;
+    if (store_begin(s, "starting a schema migration", e)) return e->code;
     if (read_version(s, &v, e)) { /* re-read: another process may have migrated meanwhile */
-      rollback(s);
+      store_rollback(s);
       return e->code;
     }
-    if (v >= NAS_STORE_VERSION) return commit(s, "finishing schema migration", e);
+    if (v >= NAS_STORE_VERSION) return store_commit(s, "finishing schema migration", e);
     char what[64], pragma[48];
     snprintf(what, sizeof what, "migrating schema %d -> %d", v, v + 1);
     snprintf(pragma, sizeof pragma, "PRAGMA user_version = %d", v + 1);
-    if (MIGRATIONS[v](s, e) || exec(s, pragma, what, e) || commit(s, what, e)) {
-      rollback(s);
+    if (MIGRATIONS[v](s, e) || store_exec(s, pragma, what, e) || store_commit(s, what, e)) {
+      store_rollback(s);
       return e->code;
     }
   }
@@ -248,7 +246,7 @@ static int open_impl(const char *path, int readonly, nas_store **out, nas_err *e
              NAS_STORE_VERSION, v == 0 ? "not a nas store" : "open it read-write once to migrate");
     goto fail;
   }
-  if (exec(s, "PRAGMA foreign_keys = ON", "enabling foreign keys", e)) goto fail;
+  if (store_exec(s, "PRAGMA foreign_keys = ON", "enabling foreign keys", e)) goto fail;
   if (!readonly) {
     /* An up-to-date file in WAL mode needs no lock here, so opening never waits on a writer. */
     int wal = 0;
@@ -258,8 +256,8 @@ static int open_impl(const char *path, int readonly, nas_store **out, nas_err *e
         wal = sqlite3_column_text(st, 0) && !strcmp((const char *)sqlite3_column_text(st, 0), "wal");
       sqlite3_finalize(st);
     }
-    if ((!wal && exec(s, "PRAGMA journal_mode = WAL", "switching to WAL mode", e)) ||
-        exec(s, "PRAGMA synchronous = NORMAL", "setting synchronous mode", e) ||
+    if ((!wal && store_exec(s, "PRAGMA journal_mode = WAL", "switching to WAL mode", e)) ||
+        store_exec(s, "PRAGMA synchronous = NORMAL", "setting synchronous mode", e) ||
         (v < NAS_STORE_VERSION && migrate(s, e)))
       goto fail;
   }
@@ -300,12 +298,12 @@ int nas_store_run_create(nas_store *s, const nas_run_info *info, int64_t *run_id
   if (!info->strategy || !info->space || !info->dataset || !info->target)
     return nas_errf(e, NAS_EINVAL, "%s: %s: strategy, space, dataset and target are required",
                     s->path, W);
-  if (begin(s, W, e)) return e->code;
-  if (prep(s,
+  if (store_begin(s, W, e)) return e->code;
+  if (store_prep(s,
            "INSERT INTO runs (config_json, strategy, space, dataset, target, seed, budget,"
            " objectives) VALUES (?,?,?,?,?,?,?,?)",
            &st, W, e)) {
-    rollback(s);
+    store_rollback(s);
     return e->code;
   }
   sqlite3_bind_text(st, 1, or_empty(info->config_json, "{}"), -1, SQLITE_TRANSIENT);
@@ -316,13 +314,13 @@ int nas_store_run_create(nas_store *s, const nas_run_info *info, int64_t *run_id
   sqlite3_bind_int64(st, 6, (sqlite3_int64)info->seed);
   sqlite3_bind_int64(st, 7, info->budget);
   sqlite3_bind_text(st, 8, or_empty(info->objectives, ""), -1, SQLITE_TRANSIENT);
-  if (step_done(s, st, W, e)) {
-    rollback(s);
+  if (store_step_done(s, st, W, e)) {
+    store_rollback(s);
     return e->code;
   }
   *run_id = sqlite3_last_insert_rowid(s->db);
-  if (commit(s, W, e)) {
-    rollback(s);
+  if (store_commit(s, W, e)) {
+    store_rollback(s);
     return e->code;
   }
   return NAS_OK;
@@ -339,23 +337,23 @@ int nas_store_run_set_status(nas_store *s, int64_t run_id, const char *status, n
   char what[64];
   snprintf(what, sizeof what, "setting the status of run %lld", (long long)run_id);
   sqlite3_stmt *st;
-  if (begin(s, what, e)) return e->code;
-  if (prep(s, "UPDATE runs SET status = ?, updated_at = " NOW " WHERE id = ?", &st, what, e)) {
-    rollback(s);
+  if (store_begin(s, what, e)) return e->code;
+  if (store_prep(s, "UPDATE runs SET status = ?, updated_at = " NOW " WHERE id = ?", &st, what, e)) {
+    store_rollback(s);
     return e->code;
   }
   sqlite3_bind_text(st, 1, status, -1, SQLITE_TRANSIENT);
   sqlite3_bind_int64(st, 2, run_id);
-  if (step_done(s, st, what, e)) {
-    rollback(s);
+  if (store_step_done(s, st, what, e)) {
+    store_rollback(s);
     return e->code;
   }
   if (sqlite3_changes(s->db) != 1) {
-    rollback(s);
+    store_rollback(s);
     return nas_errf(e, NAS_EINVAL, "%s: %s: no such run", s->path, what);
   }
-  if (commit(s, what, e)) {
-    rollback(s);
+  if (store_commit(s, what, e)) {
+    store_rollback(s);
     return e->code;
   }
   return NAS_OK;
@@ -364,7 +362,7 @@ int nas_store_run_set_status(nas_store *s, int64_t run_id, const char *status, n
 int nas_store_run_get(nas_store *s, int64_t run_id, nas_run_row *out, nas_err *e) {
   memset(out, 0, sizeof *out);
   sqlite3_stmt *st;
-  if (prep(s,
+  if (store_prep(s,
            "SELECT id, created_at, updated_at, config_json, strategy, space, dataset, target,"
            " seed, budget, status, objectives FROM runs WHERE id = ?",
            &st, "reading a run", e))
@@ -374,22 +372,22 @@ int nas_store_run_get(nas_store *s, int64_t run_id, nas_run_row *out, nas_err *e
   if (rc != SQLITE_ROW) {
     int code = rc == SQLITE_DONE
                    ? nas_errf(e, NAS_EINVAL, "%s: no run %lld", s->path, (long long)run_id)
-                   : dberr(s, e, "reading a run");
+                   : store_dberr(s, e, "reading a run");
     sqlite3_finalize(st);
     return code;
   }
   out->id = sqlite3_column_int64(st, 0);
-  out->created_at = dup_col(st, 1);
-  out->updated_at = dup_col(st, 2);
-  out->config_json = dup_col(st, 3);
-  out->strategy = dup_col(st, 4);
-  out->space = dup_col(st, 5);
-  out->dataset = dup_col(st, 6);
-  out->target = dup_col(st, 7);
+  out->created_at = store_dup_col(st, 1);
+  out->updated_at = store_dup_col(st, 2);
+  out->config_json = store_dup_col(st, 3);
+  out->strategy = store_dup_col(st, 4);
+  out->space = store_dup_col(st, 5);
+  out->dataset = store_dup_col(st, 6);
+  out->target = store_dup_col(st, 7);
   out->seed = (uint64_t)sqlite3_column_int64(st, 8);
   out->budget = sqlite3_column_int64(st, 9);
-  out->status = dup_col(st, 10);
-  out->objectives = dup_col(st, 11);
+  out->status = store_dup_col(st, 10);
+  out->objectives = store_dup_col(st, 11);
   sqlite3_finalize(st);
   if (!out->status || !out->objectives || !out->strategy) {
     nas_store_run_row_free(out);
@@ -424,7 +422,7 @@ static int collect_ids(nas_store *s, sqlite3_stmt *st, int64_t **ids, int *n, co
     (*ids)[(*n)++] = sqlite3_column_int64(st, 0);
   }
   if (rc != SQLITE_DONE) {
-    dberr(s, e, what);
+    store_dberr(s, e, what);
     sqlite3_finalize(st);
     free(*ids), *ids = NULL, *n = 0;
     return NAS_EIO;
@@ -436,7 +434,7 @@ static int collect_ids(nas_store *s, sqlite3_stmt *st, int64_t **ids, int *n, co
 int nas_store_run_ids(nas_store *s, int64_t **ids, int *n, nas_err *e) {
   sqlite3_stmt *st;
   *ids = NULL, *n = 0;
-  if (prep(s, "SELECT id FROM runs ORDER BY id", &st, "listing runs", e)) return e->code;
+  if (store_prep(s, "SELECT id FROM runs ORDER BY id", &st, "listing runs", e)) return e->code;
   return collect_ids(s, st, ids, n, "listing runs", e);
 }
 
@@ -445,7 +443,7 @@ int nas_store_run_ids(nas_store *s, int64_t **ids, int *n, nas_err *e) {
 static int find_hash(nas_store *s, int64_t run_id, const char *hash, int64_t *id, nas_err *e) {
   sqlite3_stmt *st;
   *id = 0;
-  if (prep(s, "SELECT id FROM candidates WHERE run_id = ? AND arch_hash = ?", &st,
+  if (store_prep(s, "SELECT id FROM candidates WHERE run_id = ? AND arch_hash = ?", &st,
            "looking up a candidate", e))
     return e->code;
   sqlite3_bind_int64(st, 1, run_id);
@@ -453,7 +451,7 @@ static int find_hash(nas_store *s, int64_t run_id, const char *hash, int64_t *id
   int rc = sqlite3_step(st);
   if (rc == SQLITE_ROW) *id = sqlite3_column_int64(st, 0);
   else if (rc != SQLITE_DONE) {
-    dberr(s, e, "looking up a candidate");
+    store_dberr(s, e, "looking up a candidate");
     sqlite3_finalize(st);
     return NAS_EIO;
   }
@@ -475,24 +473,24 @@ int nas_store_candidate_add(nas_store *s, int64_t run_id, const char *arch_json,
   *id = 0;
   if (!arch_json || !arch_hash || !*arch_hash)
     return nas_errf(e, NAS_EINVAL, "%s: %s: arch JSON and hash are required", s->path, what);
-  if (begin(s, what, e)) return e->code;
+  if (store_begin(s, what, e)) return e->code;
   int64_t old;
   if (find_hash(s, run_id, arch_hash, &old, e)) {
-    rollback(s);
+    store_rollback(s);
     return e->code;
   }
   if (old) {
-    rollback(s);
+    store_rollback(s);
     *id = old;
     if (existed) *existed = 1;
     return NAS_OK;
   }
   sqlite3_stmt *st;
-  if (prep(s,
+  if (store_prep(s,
            "INSERT INTO candidates (run_id, arch_json, arch_hash, parent_id, generation)"
            " VALUES (?,?,?,?,?)",
            &st, what, e)) {
-    rollback(s);
+    store_rollback(s);
     return e->code;
   }
   sqlite3_bind_int64(st, 1, run_id);
@@ -501,13 +499,13 @@ int nas_store_candidate_add(nas_store *s, int64_t run_id, const char *arch_json,
   if (parent_id > 0) sqlite3_bind_int64(st, 4, parent_id);
   else sqlite3_bind_null(st, 4);
   sqlite3_bind_int(st, 5, generation);
-  if (step_done(s, st, what, e)) {
-    rollback(s);
+  if (store_step_done(s, st, what, e)) {
+    store_rollback(s);
     return e->code;
   }
   *id = sqlite3_last_insert_rowid(s->db);
-  if (commit(s, what, e)) {
-    rollback(s);
+  if (store_commit(s, what, e)) {
+    store_rollback(s);
     *id = 0;
     return e->code;
   }
@@ -536,10 +534,10 @@ int nas_store_candidate_set_state(nas_store *s, int64_t cand_id, const char *sta
                     s->path, (long long)cand_id, state ? state : "(null)");
   char what[80];
   snprintf(what, sizeof what, "setting the state of candidate %lld", (long long)cand_id);
-  if (begin(s, what, e)) return e->code;
+  if (store_begin(s, what, e)) return e->code;
   sqlite3_stmt *st;
-  if (prep(s, "SELECT state FROM candidates WHERE id = ?", &st, what, e)) {
-    rollback(s);
+  if (store_prep(s, "SELECT state FROM candidates WHERE id = ?", &st, what, e)) {
+    store_rollback(s);
     return e->code;
   }
   sqlite3_bind_int64(st, 1, cand_id);
@@ -549,26 +547,26 @@ int nas_store_candidate_set_state(nas_store *s, int64_t cand_id, const char *sta
     snprintf(from, sizeof from, "%s", (const char *)sqlite3_column_text(st, 0));
   sqlite3_finalize(st);
   if (rc != SQLITE_ROW) {
-    rollback(s);
+    store_rollback(s);
     return rc == SQLITE_DONE ? nas_errf(e, NAS_EINVAL, "%s: %s: no such candidate", s->path, what)
-                             : dberr(s, e, what);
+                             : store_dberr(s, e, what);
   }
   if (!transition_ok(from, state)) {
-    rollback(s);
+    store_rollback(s);
     return nas_errf(e, NAS_EINVAL, "%s: candidate %lld: cannot go from '%s' to '%s'", s->path,
                     (long long)cand_id, from, state);
   }
-  if (prep(s, "UPDATE candidates SET state = ?, reason = ?, updated_at = " NOW " WHERE id = ?",
+  if (store_prep(s, "UPDATE candidates SET state = ?, reason = ?, updated_at = " NOW " WHERE id = ?",
            &st, what, e)) {
-    rollback(s);
+    store_rollback(s);
     return e->code;
   }
   sqlite3_bind_text(st, 1, state, -1, SQLITE_TRANSIENT);
   if (reason) sqlite3_bind_text(st, 2, reason, -1, SQLITE_TRANSIENT);
   else sqlite3_bind_null(st, 2);
   sqlite3_bind_int64(st, 3, cand_id);
-  if (step_done(s, st, what, e) || commit(s, what, e)) {
-    rollback(s);
+  if (store_step_done(s, st, what, e) || store_commit(s, what, e)) {
+    store_rollback(s);
     return e->code;
   }
   return NAS_OK;
@@ -582,10 +580,10 @@ int nas_store_candidate_set_metrics(nas_store *s, int64_t cand_id, const nas_met
   for (int i = 0; i < NAS_N_METRICS; i++)
     len += (size_t)snprintf(sql + len, sizeof sql - len, "%s = ?, ", METRICS[i].name);
   snprintf(sql + len, sizeof sql - len, "%s", "updated_at = " NOW " WHERE id = ?");
-  if (begin(s, what, e)) return e->code;
+  if (store_begin(s, what, e)) return e->code;
   sqlite3_stmt *st;
-  if (prep(s, sql, &st, what, e)) {
-    rollback(s);
+  if (store_prep(s, sql, &st, what, e)) {
+    store_rollback(s);
     return e->code;
   }
   for (int i = 0; i < NAS_N_METRICS; i++) {
@@ -595,16 +593,16 @@ int nas_store_candidate_set_metrics(nas_store *s, int64_t cand_id, const nas_met
     else sqlite3_bind_double(st, i + 1, v);
   }
   sqlite3_bind_int64(st, NAS_N_METRICS + 1, cand_id);
-  if (step_done(s, st, what, e)) {
-    rollback(s);
+  if (store_step_done(s, st, what, e)) {
+    store_rollback(s);
     return e->code;
   }
   if (sqlite3_changes(s->db) != 1) {
-    rollback(s);
+    store_rollback(s);
     return nas_errf(e, NAS_EINVAL, "%s: %s: no such candidate", s->path, what);
   }
-  if (commit(s, what, e)) {
-    rollback(s);
+  if (store_commit(s, what, e)) {
+    store_rollback(s);
     return e->code;
   }
   return NAS_OK;
@@ -620,26 +618,26 @@ int nas_store_candidate_get(nas_store *s, int64_t cand_id, nas_candidate_row *ou
     len += (size_t)snprintf(sql + len, sizeof sql - len, ", %s", METRICS[i].name);
   snprintf(sql + len, sizeof sql - len, " FROM candidates WHERE id = ?");
   sqlite3_stmt *st;
-  if (prep(s, sql, &st, "reading a candidate", e)) return e->code;
+  if (store_prep(s, sql, &st, "reading a candidate", e)) return e->code;
   sqlite3_bind_int64(st, 1, cand_id);
   int rc = sqlite3_step(st);
   if (rc != SQLITE_ROW) {
     int code = rc == SQLITE_DONE
                    ? nas_errf(e, NAS_EINVAL, "%s: no candidate %lld", s->path, (long long)cand_id)
-                   : dberr(s, e, "reading a candidate");
+                   : store_dberr(s, e, "reading a candidate");
     sqlite3_finalize(st);
     return code;
   }
   out->id = sqlite3_column_int64(st, 0);
   out->run_id = sqlite3_column_int64(st, 1);
-  out->arch_json = dup_col(st, 2);
-  out->arch_hash = dup_col(st, 3);
+  out->arch_json = store_dup_col(st, 2);
+  out->arch_hash = store_dup_col(st, 3);
   out->parent_id = sqlite3_column_int64(st, 4); /* NULL reads as 0 */
   out->generation = sqlite3_column_int(st, 5);
   snprintf(out->state, sizeof out->state, "%s", (const char *)sqlite3_column_text(st, 6));
-  out->reason = dup_col(st, 7);
-  out->created_at = dup_col(st, 8);
-  out->updated_at = dup_col(st, 9);
+  out->reason = store_dup_col(st, 7);
+  out->created_at = store_dup_col(st, 8);
+  out->updated_at = store_dup_col(st, 9);
   for (int i = 0; i < NAS_N_METRICS; i++) {
     int c = 10 + i;
     *nas_metrics_at(&out->m, i) =
@@ -664,7 +662,7 @@ int nas_store_candidate_ids(nas_store *s, int64_t run_id, const char *state, int
                             int *n, nas_err *e) {
   sqlite3_stmt *st;
   *ids = NULL, *n = 0;
-  if (prep(s,
+  if (store_prep(s,
            state ? "SELECT id FROM candidates WHERE run_id = ? AND state = ? ORDER BY id"
                  : "SELECT id FROM candidates WHERE run_id = ? ORDER BY id",
            &st, "listing candidates", e))
@@ -674,204 +672,3 @@ int nas_store_candidate_ids(nas_store *s, int64_t run_id, const char *state, int
   return collect_ids(s, st, ids, n, "listing candidates", e);
 }
 
-/* ---- weights, layer costs ---------------------------------------------------------------- */
-
-static int check_kind(nas_store *s, int64_t cand_id, const char *kind, nas_err *e) {
-  if (kind && (!strcmp(kind, "float") || !strcmp(kind, "int8"))) return NAS_OK;
-  return nas_errf(e, NAS_EINVAL, "%s: candidate %lld: unknown weights kind '%s' (float, int8)",
-                  s->path, (long long)cand_id, kind ? kind : "(null)");
-}
-
-int nas_store_weights_put(nas_store *s, int64_t cand_id, const char *kind, const void *data,
-                          size_t len, nas_err *e) {
-  if (check_kind(s, cand_id, kind, e)) return e->code;
-  char what[80];
-  snprintf(what, sizeof what, "storing %s weights of candidate %lld", kind, (long long)cand_id);
-  if (len > 0x7fffffff) return nas_errf(e, NAS_EINVAL, "%s: %s: blob too large", s->path, what);
-  if (begin(s, what, e)) return e->code;
-  sqlite3_stmt *st;
-  if (prep(s, "INSERT OR REPLACE INTO weights (candidate_id, kind, data) VALUES (?,?,?)", &st,
-           what, e)) {
-    rollback(s);
-    return e->code;
-  }
-  sqlite3_bind_int64(st, 1, cand_id);
-  sqlite3_bind_text(st, 2, kind, -1, SQLITE_TRANSIENT);
-  if (len == 0) sqlite3_bind_zeroblob(st, 3, 0);
-  else sqlite3_bind_blob(st, 3, data, (int)len, SQLITE_TRANSIENT);
-  if (step_done(s, st, what, e) || commit(s, what, e)) {
-    rollback(s);
-    return e->code;
-  }
-  return NAS_OK;
-}
-
-int nas_store_weights_get(nas_store *s, int64_t cand_id, const char *kind, void **data,
-                          size_t *len, nas_err *e) {
-  *data = NULL, *len = 0;
-  if (check_kind(s, cand_id, kind, e)) return e->code;
-  char what[80];
-  snprintf(what, sizeof what, "reading %s weights of candidate %lld", kind, (long long)cand_id);
-  sqlite3_stmt *st;
-  if (prep(s, "SELECT data FROM weights WHERE candidate_id = ? AND kind = ?", &st, what, e))
-    return e->code;
-  sqlite3_bind_int64(st, 1, cand_id);
-  sqlite3_bind_text(st, 2, kind, -1, SQLITE_TRANSIENT);
-  int rc = sqlite3_step(st);
-  if (rc != SQLITE_ROW) {
-    int code = rc == SQLITE_DONE ? nas_errf(e, NAS_EINVAL, "%s: %s: none stored", s->path, what)
-                                 : dberr(s, e, what);
-    sqlite3_finalize(st);
-    return code;
-  }
-  const void *b = sqlite3_column_blob(st, 0);
-  int n = sqlite3_column_bytes(st, 0);
-  *data = malloc(n > 0 ? (size_t)n : 1);
-  if (!*data) {
-    sqlite3_finalize(st);
-    return nas_errf(e, NAS_ENOMEM, "%s: %s: out of memory", s->path, what);
-  }
-  if (n > 0) memcpy(*data, b, (size_t)n);
-  *len = (size_t)n;
-  sqlite3_finalize(st);
-  return NAS_OK;
-}
-
-int nas_store_layer_costs_put(nas_store *s, int64_t cand_id, const nas_layer_cost *rows, int n,
-                              nas_err *e) {
-  char what[80];
-  snprintf(what, sizeof what, "storing layer costs of candidate %lld", (long long)cand_id);
-  if (begin(s, what, e)) return e->code;
-  sqlite3_stmt *st;
-  if (prep(s, "DELETE FROM layer_costs WHERE candidate_id = ?", &st, what, e)) {
-    rollback(s);
-    return e->code;
-  }
-  sqlite3_bind_int64(st, 1, cand_id);
-  if (step_done(s, st, what, e) ||
-      prep(s,
-           "INSERT INTO layer_costs (candidate_id, layer, op, macs, params, flash_bytes,"
-           " sram_bytes, latency_ms) VALUES (?,?,?,?,?,?,?,?)",
-           &st, what, e)) {
-    rollback(s);
-    return e->code;
-  }
-  for (int i = 0; i < n; i++) {
-    const nas_layer_cost *r = &rows[i];
-    sqlite3_reset(st);
-    sqlite3_bind_int64(st, 1, cand_id);
-    sqlite3_bind_int(st, 2, r->layer);
-    sqlite3_bind_text(st, 3, r->op, -1, SQLITE_TRANSIENT);
-    sqlite3_bind_int64(st, 4, r->macs);
-    sqlite3_bind_int64(st, 5, r->params);
-    sqlite3_bind_int64(st, 6, r->flash_bytes);
-    sqlite3_bind_int64(st, 7, r->sram_bytes);
-    if (isnan(r->latency_ms)) sqlite3_bind_null(st, 8);
-    else sqlite3_bind_double(st, 8, r->latency_ms);
-    if (sqlite3_step(st) != SQLITE_DONE) {
-      dberr(s, e, what);
-      sqlite3_finalize(st);
-      rollback(s);
-      return NAS_EIO;
-    }
-  }
-  sqlite3_finalize(st);
-  if (commit(s, what, e)) {
-    rollback(s);
-    return e->code;
-  }
-  return NAS_OK;
-}
-
-int nas_store_layer_costs_get(nas_store *s, int64_t cand_id, nas_layer_cost **rows, int *n,
-                              nas_err *e) {
-  *rows = NULL, *n = 0;
-  sqlite3_stmt *st;
-  static const char *const W = "reading layer costs";
-  if (prep(s,
-           "SELECT layer, op, macs, params, flash_bytes, sram_bytes, latency_ms FROM layer_costs"
-           " WHERE candidate_id = ? ORDER BY layer",
-           &st, W, e))
-    return e->code;
-  sqlite3_bind_int64(st, 1, cand_id);
-  int cap = 0, rc;
-  while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-    if (*n == cap) {
-      cap = cap ? cap * 2 : 16;
-      nas_layer_cost *p = realloc(*rows, (size_t)cap * sizeof *p);
-      if (!p) {
-        rc = SQLITE_NOMEM;
-        break;
-      }
-      *rows = p;
-    }
-    nas_layer_cost *r = &(*rows)[(*n)++];
-    r->layer = sqlite3_column_int(st, 0);
-    snprintf(r->op, sizeof r->op, "%s", (const char *)sqlite3_column_text(st, 1));
-    r->macs = sqlite3_column_int64(st, 2);
-    r->params = sqlite3_column_int64(st, 3);
-    r->flash_bytes = sqlite3_column_int64(st, 4);
-    r->sram_bytes = sqlite3_column_int64(st, 5);
-    r->latency_ms = sqlite3_column_type(st, 6) == SQLITE_NULL ? NAN : sqlite3_column_double(st, 6);
-  }
-  if (rc != SQLITE_DONE) {
-    if (rc == SQLITE_NOMEM) nas_errf(e, NAS_ENOMEM, "%s: %s: out of memory", s->path, W);
-    else dberr(s, e, W);
-    sqlite3_finalize(st);
-    free(*rows), *rows = NULL, *n = 0;
-    return e ? e->code : NAS_EIO;
-  }
-  sqlite3_finalize(st);
-  return NAS_OK;
-}
-
-/* ---- events ------------------------------------------------------------------------------ */
-
-int nas_store_event_add(nas_store *s, int64_t run_id, int64_t cand_id, const char *kind,
-                        const char *payload_json, int64_t *id, nas_err *e) {
-  char what[80];
-  snprintf(what, sizeof what, "adding an event to run %lld", (long long)run_id);
-  if (!kind || !*kind) return nas_errf(e, NAS_EINVAL, "%s: %s: empty kind", s->path, what);
-  if (begin(s, what, e)) return e->code;
-  sqlite3_stmt *st;
-  if (prep(s, "INSERT INTO events (run_id, candidate_id, kind, payload) VALUES (?,?,?,?)", &st,
-           what, e)) {
-    rollback(s);
-    return e->code;
-  }
-  sqlite3_bind_int64(st, 1, run_id);
-  if (cand_id > 0) sqlite3_bind_int64(st, 2, cand_id);
-  else sqlite3_bind_null(st, 2);
-  sqlite3_bind_text(st, 3, kind, -1, SQLITE_TRANSIENT);
-  sqlite3_bind_text(st, 4, payload_json ? payload_json : "{}", -1, SQLITE_TRANSIENT);
-  if (step_done(s, st, what, e)) {
-    rollback(s);
-    return e->code;
-  }
-  if (id) *id = sqlite3_last_insert_rowid(s->db);
-  if (commit(s, what, e)) {
-    rollback(s);
-    return e->code;
-  }
-  return NAS_OK;
-}
-
-int nas_store_event_count(nas_store *s, int64_t run_id, const char *kind, int *n, nas_err *e) {
-  sqlite3_stmt *st;
-  *n = 0;
-  if (prep(s,
-           kind ? "SELECT count(*) FROM events WHERE run_id = ? AND kind = ?"
-                : "SELECT count(*) FROM events WHERE run_id = ?",
-           &st, "counting events", e))
-    return e->code;
-  sqlite3_bind_int64(st, 1, run_id);
-  if (kind) sqlite3_bind_text(st, 2, kind, -1, SQLITE_TRANSIENT);
-  if (sqlite3_step(st) != SQLITE_ROW) {
-    dberr(s, e, "counting events");
-    sqlite3_finalize(st);
-    return NAS_EIO;
-  }
-  *n = sqlite3_column_int(st, 0);
-  sqlite3_finalize(st);
-  return NAS_OK;
-}

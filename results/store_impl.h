@@ -1,0 +1,32 @@
+/* results/store_impl.h: internal to results/store*.c: the store handle and the SQLite
+ * helpers shared by the store's files. Not part of the public API. */
+#ifndef NAS_RESULTS_STORE_IMPL_H
+#define NAS_RESULTS_STORE_IMPL_H
+
+#include <sqlite3.h>
+
+#include "results/store.h"
+
+struct nas_store {
+  sqlite3 *db;  /* the connection (owned) */
+  char *path;   /* file name for messages (owned) */
+  int readonly; /* opened with nas_store_open_readonly */
+};
+
+
+/* One-line error naming the file, the operation and SQLite's message; returns NAS_EIO. */
+int store_dberr(nas_store *s, nas_err *e, const char *what);
+/* Runs SQL without results. */
+int store_exec(nas_store *s, const char *sql, const char *what, nas_err *e);
+/* Prepares a statement (*st NULL on failure). */
+int store_prep(nas_store *s, const char *sql, sqlite3_stmt **st, const char *what, nas_err *e);
+/* BEGIN IMMEDIATE (refused on a read-only store) / COMMIT / ROLLBACK if a transaction is open. */
+int store_begin(nas_store *s, const char *what, nas_err *e);
+int store_commit(nas_store *s, const char *what, nas_err *e);
+void store_rollback(nas_store *s);
+/* malloc'd copy of a text column, NULL for NULL. */
+char *store_dup_col(sqlite3_stmt *st, int i);
+/* Steps a statement that returns no rows, then finalizes it. */
+int store_step_done(nas_store *s, sqlite3_stmt *st, const char *what, nas_err *e);
+
+#endif
