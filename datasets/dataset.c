@@ -262,6 +262,7 @@ int nas_data_load(const nas_data_opts *o, nas_data *d, nas_err *e) {
 static void dataset_free(nas_dataset *ds) {
   free(ds->x);
   free(ds->y);
+  free(ds->x_aug);
   memset(ds, 0, sizeof *ds);
 }
 
@@ -320,8 +321,13 @@ void nas_data_batch(const nas_dataset *ds, const int *idx, int n, float *x, floa
                     const nas_augment *aug, nas_rng *r) {
   size_t sz = (size_t)ds->h * ds->w * ds->c;
   int active = aug && r && (aug->shift > 0 || aug->flip);
+  int variants = r && ds->n_aug > 0 && ds->x_aug ? ds->n_aug : 0;
   for (int i = 0; i < n; i++) {
     const float *src = ds->x + (size_t)idx[i] * sz;
+    if (variants) {
+      uint32_t v = nas_rng_below(r, (uint32_t)variants + 1u);
+      if (v > 0) src = ds->x_aug + ((size_t)idx[i] * (size_t)variants + (v - 1)) * sz;
+    }
     float *dst = x + (size_t)i * sz;
     y[i] = (float)ds->y[idx[i]];
     if (!active) {

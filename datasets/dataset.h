@@ -24,6 +24,8 @@ typedef struct nas_dataset {
   int classes;  /* number of classes (labels are 0..classes-1) */
   float *x;     /* [n,h,w,c], normalised */
   int *y;       /* [n] */
+  int n_aug;    /* augmented variants per sample in x_aug (0: none; speech-commands aug=N) */
+  float *x_aug; /* [n,n_aug,h,w,c] normalised like x, or NULL; owned, freed with the set */
 } nas_dataset;
 
 typedef struct nas_data {
@@ -68,7 +70,10 @@ typedef struct nas_augment {
 void nas_data_shuffle(const nas_dataset *ds, int *perm, nas_rng *r);
 
 /* Copies samples idx[0..n) into x ([n,h,w,c]) and labels into y (as float class indices),
- * applying aug (may be NULL) with rng r (may be NULL when aug is NULL). */
+ * applying aug (may be NULL) with rng r (may be NULL when aug is NULL). When the set has
+ * variants (n_aug > 0, x_aug) and r is given, each sample is first drawn uniformly among its
+ * n_aug + 1 versions (version 0 the clean x, version v variant v-1; one nas_rng_below draw
+ * per sample, before that sample's aug draws); without r (evaluation) x is used. */
 void nas_data_batch(const nas_dataset *ds, const int *idx, int n, float *x, float *y,
                     const nas_augment *aug, nas_rng *r);
 

@@ -1,8 +1,9 @@
 /* tests/test_speech.c: the Speech Commands reader (WAV decoding and its failure modes, list
  * splits, 12/35-class tasks), MFCC/log-mel against a torchaudio fixture
  * (tests/fixtures/mfcc.txt from tests/fixtures/make_mfcc_fixture.py), the feature cache
- * (parameter change, corruption), the spec, augmentation, and synth-kws (skipped without
- * espeak-ng and sox). Every test writes its files under a fresh mkdtemp directory. */
+ * (parameter change, corruption), the spec, augmentation, and synth-kws with its N_UNKNOWN,
+ * SPLIT=voice and LISTS_ONLY settings (skipped without espeak-ng and sox). Every test writes
+ * its files under a fresh mkdtemp directory; augmentation in training: test_speech_aug.c. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -32,77 +33,7 @@
 #define TOL_MFCC 1e-4
 #define TOL_LOGMEL 1e-4
 
-static char g_root[64];
-
-static void rm_tree(const char *path) {
-  DIR *dir = opendir(path);
-  if (dir) {
-    struct dirent *de;
-    while ((de = readdir(dir)) != NULL) {
-      if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, "..")) continue;
-      char sub[2048];
-      snprintf(sub, sizeof sub, "%s/%s", path, de->d_name);
-      rm_tree(sub);
-    }
-    closedir(dir);
-    rmdir(path);
-  } else {
-    unlink(path);
-  }
-}
-
-static int setup(void **state) {
-  (void)state;
-  snprintf(g_root, sizeof g_root, "/tmp/test_speech_XXXXXX");
-  return mkdtemp(g_root) ? 0 : -1;
-}
-
-static int teardown(void **state) {
-  (void)state;
-  rm_tree(g_root);
-  return 0;
-}
-
-/* Writes n frames of a tone (seeded by id) with the given rate/channels/format. */
-static void write_wav(const char *path, int rate, int channels, int format, int n, int id) {
-  SF_INFO info;
-  memset(&info, 0, sizeof info);
-  info.samplerate = rate;
-  info.channels = channels;
-  info.format = format;
-  SNDFILE *f = sf_open(path, SFM_WRITE, &info);
-  assert_non_null(f);
-  float *x = malloc(sizeof(float) * (size_t)n * channels);
-  assert_non_null(x);
-  for (int i = 0; i < n * channels; i++)
-    x[i] = 0.3f * (float)sin(2.0 * M_PI * (200.0 + 50.0 * id) * i / rate) + 0.001f * (float)(id % 7);
-  assert_int_equal(sf_writef_float(f, x, n), n);
-  free(x);
-  assert_int_equal(sf_close(f), 0);
-}
-
-#define PCM16 (SF_FORMAT_WAV | SF_FORMAT_PCM_16)
-
-static void write_text(const char *path, const char *text) {
-  FILE *f = fopen(path, "wb");
-  assert_non_null(f);
-  fputs(text, f);
-  assert_int_equal(fclose(f), 0);
-}
-
-static void mkdirp(const char *path) { assert_int_equal(mkdir(path, 0700), 0); }
-
-/* Counts warning lines. */
-typedef struct warnings {
-  int n;
-  char last[1024];
-} warnings;
-
-static void on_warn(void *ctx, const char *line) {
-  warnings *w = ctx;
-  w->n++;
-  snprintf(w->last, sizeof w->last, "%s", line);
-}
+#include "tests/test_speech_util.h"
 
 /* ---- WAV decoding ---- */
 
@@ -145,73 +76,6 @@ static void test_wav_read(void **state) {
     assert_int_not_equal(nas_wav_read(p, &x, &n, &e), NAS_OK);
     assert_null(x);
     if (!strstr(e.msg, bad[i].want) || !strstr(e.msg, bad[i].name)) fail_msg("%s: %s", bad[i].name, e.msg);
-  }
-}
-
-/* ---- a small tree ---- */
-
-/* Words yes, no, go (20 clips each, files 0-1 in validation, 2-3 in testing), cat and dog
- * (5 each, cat/c0 in validation, dog/d0 in testing), 5 broken files in yes/ (all training),
- * one 3 s noise file. */
-static void make_tree(const char *dir, int with_broken) {
-  char p[512], sub[300];
-  mkdirp(dir);
-  const char *kw[3] = {"yes", "no", "go"};
-  char val[4096] = "", test[4096] = "";
-  int id = 0;
-  for (int w = 0; w < 3; w++) {
-    snprintf(sub, sizeof sub, "%s/%s", dir, kw[w]);
-    mkdirp(sub);
-    for (int i = 0; i < 20; i++) {
-      snprintf(p, sizeof p, "%s/k%02d_nohash_0.wav", sub, i);
-      write_wav(p, 16000, 1, PCM16, i == 5 ? 9000 : 16000, id++);
-      char line[64];
-      snprintf(line, sizeof line, "%s/k%02d_nohash_0.wav\n", kw[w], i);
-      if (i < 2) strcat(val, line);
-      else if (i < 4) strcat(test, line);
-    }
-  }
-  const char *other[2] = {"cat", "dog"};
-  for (int w = 0; w < 2; w++) {
-    snprintf(sub, sizeof sub, "%s/%s", dir, other[w]);
-    mkdirp(sub);
-    for (int i = 0; i < 5; i++) {
-      snprintf(p, sizeof p, "%s/%c%d.wav", sub, other[w][0], i);
-      write_wav(p, 16000, 1, PCM16, 16000, id++);
-    }
-  }
-  strcat(val, "cat/c0.wav\n");
-  strcat(test, "dog/d0.wav\r\n");
-  snprintf(p, sizeof p, "%s/validation_list.txt", dir);
-  write_text(p, val);
-  snprintf(p, sizeof p, "%s/testing_list.txt", dir);
-  write_text(p, test);
-  snprintf(sub, sizeof sub, "%s/_background_noise_", dir);
-  mkdirp(sub);
-  snprintf(p, sizeof p, "%s/white.wav", sub);
-  write_wav(p, 16000, 1, PCM16, 48000, 99);
-  snprintf(p, sizeof p, "%s/README.md", sub);
-  write_text(p, "noise\n");
-  if (with_broken) {
-    snprintf(p, sizeof p, "%s/yes/b_8k.wav", dir);
-    write_wav(p, 8000, 1, PCM16, 8000, 1);
-    snprintf(p, sizeof p, "%s/yes/b_stereo.wav", dir);
-    write_wav(p, 16000, 2, PCM16, 16000, 1);
-    snprintf(p, sizeof p, "%s/yes/b_float.wav", dir);
-    write_wav(p, 16000, 1, SF_FORMAT_WAV | SF_FORMAT_FLOAT, 16000, 1);
-    snprintf(p, sizeof p, "%s/yes/b_trunc.wav", dir);
-    write_wav(p, 16000, 1, PCM16, 16000, 1);
-    assert_int_equal(truncate(p, 5000), 0);
-    snprintf(p, sizeof p, "%s/yes/b_text.wav", dir);
-    write_text(p, "RIFF? no.\n");
-  }
-}
-
-static void count_labels(const nas_dataset *ds, int *counts, int classes) {
-  memset(counts, 0, sizeof(int) * (size_t)classes);
-  for (int i = 0; i < ds->n; i++) {
-    assert_true(ds->y[i] >= 0 && ds->y[i] < classes);
-    counts[ds->y[i]]++;
   }
 }
 
@@ -628,6 +492,102 @@ static void test_synth_kws(void **state) {
   nas_data_free(&d);
 }
 
+/* Lines of a list file as "speaker" prefixes (the file name up to "_nohash_"), '\n'-joined
+ * into out with a leading and trailing '\n' so " \nSPK\n" lookups are exact. */
+static int speakers_of_list(const char *path, char *out, size_t cap) {
+  FILE *f = fopen(path, "r");
+  assert_non_null(f);
+  char line[512];
+  int n = 0;
+  snprintf(out, cap, "\n");
+  while (fgets(line, sizeof line, f)) {
+    char *slash = strchr(line, '/'), *cut = strstr(line, "_nohash_");
+    assert_non_null(slash);
+    assert_non_null(cut);
+    *cut = 0;
+    char key[300];
+    snprintf(key, sizeof key, "\n%s\n", slash + 1);
+    if (!strstr(out, key)) strncat(out, key + 1, cap - strlen(out) - 1);
+    n++;
+  }
+  fclose(f);
+  return n;
+}
+
+/* N_UNKNOWN sets the utterances per _unknown_ word; SPLIT=voice LISTS_ONLY=1 writes
+ * speaker-disjoint lists for the same audio (here into a twin of symlinked folders). */
+static void test_synth_kws_voice_split(void **state) {
+  (void)state;
+  if (!have("espeak-ng") || !have("sox")) skip();
+  const char *src = getenv("NAS_SOURCE_DIR");
+  src = src ? src : NAS_SOURCE_DIR;
+  char dir[256], twin[256], cmd[2048], p[512];
+  snprintf(dir, sizeof dir, "%s/synthv", g_root);
+  snprintf(twin, sizeof twin, "%s/synthv-voice", g_root);
+  snprintf(cmd, sizeof cmd, "N_UNKNOWN=2 bash %s/datasets/tools/synth-kws %s 4 >/dev/null 2>&1",
+           src, dir);
+  assert_int_equal(system(cmd), 0);
+  const char *words[2] = {"yes", "bed"};
+  for (int k = 0; k < 2; k++) { /* 4 per keyword, 2 per unknown word */
+    snprintf(p, sizeof p, "%s/%s", dir, words[k]);
+    DIR *dd = opendir(p);
+    assert_non_null(dd);
+    int n = 0;
+    struct dirent *de;
+    while ((de = readdir(dd)) != NULL) n += strstr(de->d_name, ".wav") != NULL;
+    closedir(dd);
+    assert_int_equal(n, k == 0 ? 4 : 2);
+  }
+  snprintf(cmd, sizeof cmd,
+           "mkdir -p %s && for d in %s/*/; do ln -s \"$d\" %s/$(basename \"$d\"); done && "
+           "SPLIT=voice LISTS_ONLY=1 N_UNKNOWN=2 bash %s/datasets/tools/synth-kws %s 4 >/dev/null 2>&1",
+           twin, dir, twin, src, twin);
+  assert_int_equal(system(cmd), 0);
+  static char val[8192], test[8192];
+  snprintf(p, sizeof p, "%s/validation_list.txt", twin);
+  int nv = speakers_of_list(p, val, sizeof val);
+  snprintf(p, sizeof p, "%s/testing_list.txt", twin);
+  int nt = speakers_of_list(p, test, sizeof test);
+  assert_true(nv > 0 && nt > 0);
+  /* validation is one voice, testing two; none of them speaks a training clip */
+  int lines = 0;
+  for (const char *c = val; *c; c++) lines += *c == '\n';
+  assert_int_equal(lines, 2);
+  lines = 0;
+  for (const char *c = test; *c; c++) lines += *c == '\n';
+  assert_int_equal(lines, 3);
+  nas_speech_opts o;
+  nas_speech_opts_default(&o);
+  nas_data d;
+  nas_err e = {0};
+  if (nas_speech_load_dir(twin, &o, &d, NULL, &e)) fail_msg("%s", e.msg);
+  assert_true(d.train.n > 0 && d.val.n > 0 && d.test.n > 0);
+  nas_data_free(&d);
+  DIR *top = opendir(twin);
+  assert_non_null(top);
+  struct dirent *w;
+  int train_files = 0;
+  while ((w = readdir(top)) != NULL) {
+    if (w->d_name[0] == '.' || w->d_name[0] == '_' || strstr(w->d_name, ".txt")) continue;
+    snprintf(p, sizeof p, "%s/%s", twin, w->d_name);
+    DIR *wd = opendir(p);
+    assert_non_null(wd);
+    struct dirent *f;
+    while ((f = readdir(wd)) != NULL) {
+      char *cut = strstr(f->d_name, "_nohash_");
+      if (!cut) continue;
+      char key[300];
+      snprintf(key, sizeof key, "\n%.*s\n", (int)(cut - f->d_name), f->d_name);
+      int in_val = strstr(val, key) != NULL, in_test = strstr(test, key) != NULL;
+      assert_false(in_val && in_test);
+      train_files += !in_val && !in_test;
+    }
+    closedir(wd);
+  }
+  closedir(top);
+  assert_int_equal(train_files, 60 - nv - nt); /* every other clip is training data */
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_wav_read),     cmocka_unit_test(test_tree_12),
@@ -635,6 +595,7 @@ int main(void) {
       cmocka_unit_test(test_mfcc_fixture), cmocka_unit_test(test_feat_params),
       cmocka_unit_test(test_cache),        cmocka_unit_test(test_spec),
       cmocka_unit_test(test_augment),      cmocka_unit_test(test_synth_kws),
+      cmocka_unit_test(test_synth_kws_voice_split),
   };
   return cmocka_run_group_tests(tests, setup, teardown);
 }

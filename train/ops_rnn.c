@@ -16,8 +16,10 @@
  *   LSTM: gates [N,T,4H] (activated i,f,g,o), c [N,T,H], tanh(c) [N,T,H], h [N,T,H]
  *   GRU:  gates [N,T,3H] (activated r,z,n), hn [N,T,H] (W_hn h_{t-1} + b_hn), h [N,T,H]
  * Scratch (shared, transient):
- *   LSTM backward: dG [N,T,4H], dh [N,H], dc [N,H], h shifted one step [N,T,H]
- *   GRU forward: gh [N,3H]; backward: dGx [N,T,3H], dGh [N,T,3H], dh [N,H], shifted h [N,T,H]
+ *   LSTM backward: dG [N,T,4H], dh [N,H], dc [N,H], h shifted one step [N,T,H], zeros [H]
+ *        (forward uses only the zero row, as c_{-1})
+ *   GRU forward: gh [N,3H], zeros [H] (h_{-1}); backward: dGx [N,T,3H], dGh [N,T,3H], dh [N,H],
+ *        shifted h [N,T,H]
  * Backward runs the steps in reverse; the weight gradients of the input projection (and dx)
  * and of the recurrent weights (against h shifted by one step) are again single sgemms over
  * all steps; only dh_{t-1} = dG_t w_hh is one sgemm per step. */
@@ -28,14 +30,33 @@
 
 #include "train/ops_impl.h"
 
+/* The gate loops only vectorise without -ftrapping-math (GCC will not turn the clamp's
+ * comparisons into selects while FP traps are assumed observable); the engine never enables
+ * FP exceptions, so this file drops that assumption. */
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC optimize("no-trapping-math")
+#endif
+/* Keeps a row function out of the OpenMP-outlined loop body, where GCC 12 did not
+ * vectorise it. */
+#if defined(__GNUC__)
+#define RNN_NOINLINE __attribute__((noinline))
+#else
+#define RNN_NOINLINE
+#endif
+
 /* Parallelise element-wise loops only when there is enough work. */
 #define RNN_PAR_MIN 2048
 
 /* exp(x) for the gate nonlinearities: Cody-Waite reduction x = k ln2 + r, |r| <= ln2/2, a
  * degree-6 polynomial for e^r (relative error < 2e-7) and 2^k through the exponent bits.
- * Branch-free so the gate loops vectorise; libm's expf/tanhf took 40% of an LSTM step. */
+ * Branch-free so the gate loops vectorise; libm's expf/tanhf took 40% of an LSTM step.
+ * The clamp is written with comparisons, not fminf/fmaxf: without -ffinite-math-only GCC
+ * keeps those as libm calls (their NaN rules differ from minps/maxps), which kept the
+ * forward gate loop scalar (a third of an lstm-kws step in perf). A NaN input stays NaN
+ * (fminf/fmaxf turned it into exp(-87)), so a diverging run is still reported. */
 static inline float rnn_exp(float x) {
-  x = fminf(fmaxf(x, -87.0f), 88.0f);
+  x = x < -87.0f ? -87.0f : x;
+  x = x > 88.0f ? 88.0f : x;
   float k = floorf(x * 1.44269504f + 0.5f);
   float r = x - k * 0.693359375f + k * 2.12194440e-4f;
   float p = 1.0f + r * (1.0f + r * (0.5f + r * (1.66666667e-1f + r * (4.16666667e-2f +
@@ -159,8 +180,51 @@ int lstm_infer(nas_graph *g, nas_node *nd, nas_err *e) {
   const nas_node *x = op_in(g, nd, 0);
   size_t NT = (size_t)x->shape.d[0] * x->shape.d[1], N = (size_t)x->shape.d[0];
   nd->saved_bytes = NT * (size_t)(4 * H + 3 * H) * sizeof(float);
-  nd->scratch_bytes = (NT * 4 * (size_t)H + 2 * N * H + NT * H) * sizeof(float);
+  nd->scratch_bytes = (NT * 4 * (size_t)H + 2 * N * H + NT * H + H) * sizeof(float);
   return NAS_OK;
+}
+
+/* One row (sample b, step t) of the LSTM cell: gt [4H] pre-activations -> activated
+ * i,f,g,o (in place); c, tc, h [H] get c_t, tanh(c_t), h_t; cp [H] is c_{t-1} (a zero row
+ * at t 0: no NULL pointers in the vector loops, since AVX-512 masked loads from a NULL
+ * row take a fault-suppression assist every iteration, which made the backward slower).
+ * A separate, not inlined function rather than the body of the OpenMP loop: GCC 12 does
+ * not vectorise the loop inside the outlined parallel region, and does here. */
+RNN_NOINLINE static void lstm_gates_row(float *restrict gt, float *restrict c,
+                                        float *restrict tc, float *restrict h,
+                                        const float *restrict cp, int H) {
+  for (int j = 0; j < H; j++) {
+    float i = sigm(gt[j]), f = sigm(gt[H + j]), gg = rnn_tanh(gt[2 * H + j]),
+          o = sigm(gt[3 * H + j]);
+    gt[j] = i, gt[H + j] = f, gt[2 * H + j] = gg, gt[3 * H + j] = o;
+    float cv = i * gg + f * cp[j];
+    float tv = rnn_tanh(cv);
+    c[j] = cv, tc[j] = tv;
+    h[j] = o * tv;
+  }
+}
+
+/* Backward of one row: gt [4H] activated gates, tcr [H] tanh(c_t), cp [H] c_{t-1} (or a zero
+ * row), dyt [H] the output gradient at this step (or a zero row); dgt [4H] gets the pre-activation
+ * gradients; dhb, dcb [H] carry dh and dc from step t+1 (dcb is updated to dc_{t-1}). */
+RNN_NOINLINE static void lstm_gates_row_backward(const float *restrict gt,
+                                                 const float *restrict tcr,
+                                                 const float *restrict cp,
+                                                 const float *restrict dyt, float *restrict dgt,
+                                                 const float *restrict dhb, float *restrict dcb,
+                                                 int H) {
+  for (int j = 0; j < H; j++) {
+    float i = gt[j], f = gt[H + j], gg = gt[2 * H + j], o = gt[3 * H + j];
+    float dhv = dhb[j] + dyt[j];
+    float tc = tcr[j];
+    float dcv = dcb[j] + dhv * o * (1.0f - tc * tc);
+    float cprev = cp[j];
+    dgt[j] = dcv * gg * i * (1.0f - i);
+    dgt[H + j] = dcv * cprev * f * (1.0f - f);
+    dgt[2 * H + j] = dcv * i * (1.0f - gg * gg);
+    dgt[3 * H + j] = dhv * tc * o * (1.0f - o);
+    dcb[j] = dcv * f;
+  }
 }
 
 void lstm_forward(nas_graph *g, nas_node *nd) {
@@ -168,6 +232,9 @@ void lstm_forward(nas_graph *g, nas_node *nd) {
   int n = op_batch(g, nd), T = x->shape.d[1], F = x->shape.d[2], H = wh->shape.d[1], GH = 4 * H;
   size_t NTmax = (size_t)x->shape.d[0] * T;
   float *G = nd->saved, *cs = G + NTmax * GH, *tcs = cs + NTmax * H, *hs = tcs + NTmax * H;
+  /* c_{-1}: a zero row at the end of the scratch (layout in lstm_backward) */
+  float *zero = (float *)g->scratch + NTmax * (GH + H) + 2 * (size_t)x->shape.d[0] * H;
+  memset(zero, 0, (size_t)H * sizeof(float));
   /* input projection of every step at once, plus both biases */
   cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n * T, GH, F, 1.0f, x->val, F, wi->val, F,
               0.0f, G, GH);
@@ -182,17 +249,8 @@ void lstm_forward(nas_graph *g, nas_node *nd) {
 #pragma omp parallel for schedule(static) if ((size_t)n * H >= RNN_PAR_MIN)
     for (int b = 0; b < n; b++) {
       size_t r = (size_t)b * T + t;
-      float *gt = G + r * GH, *c = cs + r * H, *tc = tcs + r * H, *h = hs + r * H;
-      const float *cp = t > 0 ? cs + (r - 1) * H : NULL;
-      for (int j = 0; j < H; j++) {
-        float i = sigm(gt[j]), f = sigm(gt[H + j]), gg = rnn_tanh(gt[2 * H + j]),
-              o = sigm(gt[3 * H + j]);
-        gt[j] = i, gt[H + j] = f, gt[2 * H + j] = gg, gt[3 * H + j] = o;
-        float cv = i * gg + (cp ? f * cp[j] : 0.0f);
-        float tv = rnn_tanh(cv);
-        c[j] = cv, tc[j] = tv;
-        h[j] = o * tv;
-      }
+      lstm_gates_row(G + r * GH, cs + r * H, tcs + r * H, hs + r * H,
+                     t > 0 ? cs + (r - 1) * H : zero, H);
     }
   }
   copy_out(nd, hs, n, T, H);
@@ -205,30 +263,18 @@ void lstm_backward(nas_graph *g, nas_node *nd) {
   size_t NTmax = (size_t)x->shape.d[0] * T;
   const float *G = nd->saved, *cs = G + NTmax * GH, *tcs = cs + NTmax * H, *hs = tcs + NTmax * H;
   float *dG = g->scratch, *dh = dG + NTmax * GH, *dc = dh + (size_t)x->shape.d[0] * H;
-  float *hp = dc + (size_t)x->shape.d[0] * H;
+  float *hp = dc + (size_t)x->shape.d[0] * H, *zero = hp + NTmax * H; /* zero: [H] */
   const float *dy = nd->grad;
   memset(dh, 0, (size_t)n * H * sizeof(float));
   memset(dc, 0, (size_t)n * H * sizeof(float));
+  memset(zero, 0, (size_t)H * sizeof(float));
   for (int t = T - 1; t >= 0; t--) {
 #pragma omp parallel for schedule(static) if ((size_t)n * H >= RNN_PAR_MIN)
     for (int b = 0; b < n; b++) {
       size_t r = (size_t)b * T + t;
-      const float *gt = G + r * GH, *tcr = tcs + r * H;
-      const float *cp = t > 0 ? cs + (r - 1) * H : NULL;
-      const float *dyt = seq ? dy + r * H : (t == T - 1 ? dy + (size_t)b * H : NULL);
-      float *dgt = dG + r * GH, *dhb = dh + (size_t)b * H, *dcb = dc + (size_t)b * H;
-      for (int j = 0; j < H; j++) {
-        float i = gt[j], f = gt[H + j], gg = gt[2 * H + j], o = gt[3 * H + j];
-        float dhv = dhb[j] + (dyt ? dyt[j] : 0.0f);
-        float tc = tcr[j];
-        float dcv = dcb[j] + dhv * o * (1.0f - tc * tc);
-        float cprev = cp ? cp[j] : 0.0f;
-        dgt[j] = dcv * gg * i * (1.0f - i);
-        dgt[H + j] = dcv * cprev * f * (1.0f - f);
-        dgt[2 * H + j] = dcv * i * (1.0f - gg * gg);
-        dgt[3 * H + j] = dhv * tc * o * (1.0f - o);
-        dcb[j] = dcv * f;
-      }
+      lstm_gates_row_backward(G + r * GH, tcs + r * H, t > 0 ? cs + (r - 1) * H : zero,
+                              seq ? dy + r * H : (t == T - 1 ? dy + (size_t)b * H : zero),
+                              dG + r * GH, dh + (size_t)b * H, dc + (size_t)b * H, H);
     }
     if (t > 0) /* dh_{t-1} = dG_t w_hh */
       cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, H, GH, 1.0f, dG + (size_t)t * GH,
@@ -246,9 +292,24 @@ int gru_infer(nas_graph *g, nas_node *nd, nas_err *e) {
   const nas_node *x = op_in(g, nd, 0);
   size_t NT = (size_t)x->shape.d[0] * x->shape.d[1], N = (size_t)x->shape.d[0];
   nd->saved_bytes = NT * (size_t)(3 * H + H + H) * sizeof(float);
-  size_t fwd = N * 3 * (size_t)H, bwd = 2 * NT * 3 * (size_t)H + N * H + NT * H;
+  size_t fwd = N * 3 * (size_t)H + H, bwd = 2 * NT * 3 * (size_t)H + N * H + NT * H;
   nd->scratch_bytes = (fwd > bwd ? fwd : bwd) * sizeof(float);
   return NAS_OK;
+}
+
+/* One row of the GRU cell: gt [3H] input pre-activations -> activated r,z,n (in place);
+ * ghb [3H] the recurrent part (W_h h_{t-1} + b_hh); hnr [H] gets its n block; h [H] gets h_t;
+ * hp [H] is h_{t-1} (a zero row at t 0). Not inlined, as lstm_gates_row. */
+RNN_NOINLINE static void gru_gates_row(float *restrict gt, const float *restrict ghb,
+                                       float *restrict hnr, float *restrict h,
+                                       const float *restrict hp, int H) {
+  for (int j = 0; j < H; j++) {
+    float rr = sigm(gt[j] + ghb[j]), z = sigm(gt[H + j] + ghb[H + j]);
+    float hnv = ghb[2 * H + j], nn = rnn_tanh(gt[2 * H + j] + rr * hnv);
+    gt[j] = rr, gt[H + j] = z, gt[2 * H + j] = nn;
+    hnr[j] = hnv;
+    h[j] = (1.0f - z) * nn + z * hp[j];
+  }
 }
 
 void gru_forward(nas_graph *g, nas_node *nd) {
@@ -256,6 +317,8 @@ void gru_forward(nas_graph *g, nas_node *nd) {
   int n = op_batch(g, nd), T = x->shape.d[1], F = x->shape.d[2], H = wh->shape.d[1], GH = 3 * H;
   size_t NTmax = (size_t)x->shape.d[0] * T;
   float *G = nd->saved, *hn = G + NTmax * GH, *hs = hn + NTmax * H, *gh = g->scratch;
+  float *zero = gh + (size_t)x->shape.d[0] * GH; /* h_{-1}: [H] zeros after gh */
+  memset(zero, 0, (size_t)H * sizeof(float));
   const float *bhh = nd->n_in == 5 ? op_in(g, nd, 4)->val : NULL;
   cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n * T, GH, F, 1.0f, x->val, F, wi->val, F,
               0.0f, G, GH);
@@ -271,16 +334,8 @@ void gru_forward(nas_graph *g, nas_node *nd) {
 #pragma omp parallel for schedule(static) if ((size_t)n * H >= RNN_PAR_MIN)
     for (int b = 0; b < n; b++) {
       size_t r = (size_t)b * T + t;
-      float *gt = G + r * GH, *hnr = hn + r * H, *h = hs + r * H;
-      const float *ghb = gh + (size_t)b * GH;
-      const float *hp = t > 0 ? hs + (r - 1) * H : NULL;
-      for (int j = 0; j < H; j++) {
-        float rr = sigm(gt[j] + ghb[j]), z = sigm(gt[H + j] + ghb[H + j]);
-        float hnv = ghb[2 * H + j], nn = rnn_tanh(gt[2 * H + j] + rr * hnv);
-        gt[j] = rr, gt[H + j] = z, gt[2 * H + j] = nn;
-        hnr[j] = hnv;
-        h[j] = (1.0f - z) * nn + (hp ? z * hp[j] : 0.0f);
-      }
+      gru_gates_row(G + r * GH, gh + (size_t)b * GH, hn + r * H, hs + r * H,
+                    t > 0 ? hs + (r - 1) * H : zero, H);
     }
   }
   copy_out(nd, hs, n, T, H);
