@@ -111,6 +111,20 @@ for model, o in ours.items():
 sys.exit(rc)
 EOF
 
+# Optional: batch-1 inference time, one JSON line per figure ({"bench":"infer8",...,
+# "median_ms":M}): bench_infer8 (dscnn-s on the float engine and on the int8 deploy runtime,
+# kws_ref_model imported on the int8 runtime) and, when python3-pyarmnn is installed,
+# bench/armnn_infer.py (Arm NN CpuRef on the same kws_ref_model.tflite).
+if [ -x "$build/bench_infer8" ]; then
+  echo "run.sh: timing batch-1 inference (bench_infer8)" >&2
+  "$build/bench_infer8" "$src" "$bench_seconds"
+  if "$py" -c 'import pyarmnn' >/dev/null 2>&1; then
+    echo "run.sh: timing Arm NN CpuRef inference (bench/armnn_infer.py)" >&2
+    "$py" "$here/armnn_infer.py" --seconds "$bench_seconds" 2> "$tmp/armnn.err" ||
+      { cat "$tmp/armnn.err" >&2; exit 1; }
+  fi
+fi
+
 if [ "$accuracy" -eq 1 ]; then
   nas_bin="$build/nas"
   [ -x "$nas_bin" ] || { echo "run.sh: $nas_bin not found: build first" >&2; exit 1; }

@@ -175,12 +175,20 @@ static int k_conv(const nas_g8_graph *g, const nas_g8_op *op, int8_t *const *act
     if (pt < 0) pt = 0;
     if (pl < 0) pl = 0;
   }
-  int32_t *mult = malloc(sizeof *mult * (size_t)Co);
+  /* Accumulation order: per output pixel, an int32 accumulator per output channel, each
+   * filter tap adding (input + in_off) * weight across all output channels at once, with the
+   * weights laid out [Kh,Kw,Ci,Co] so that the channel loop is contiguous (it vectorises).
+   * Integer sums are exact, so the order does not change the result. */
+  int32_t *mult = malloc(sizeof *mult * (size_t)Co), *acc = malloc(sizeof *acc * (size_t)Co);
   int *shift = malloc(sizeof *shift * (size_t)Co);
-  if (!mult || !shift) {
-    free(mult), free(shift);
+  int8_t *wt = dw ? NULL : malloc((size_t)Kh * Kw * Ci * Co);
+  if (!mult || !shift || !acc || (!dw && !wt)) {
+    free(mult), free(shift), free(acc), free(wt);
     return nas_errf(e, NAS_ENOMEM, "out of memory");
   }
+  if (!dw) /* [Co,Kh,Kw,Ci] -> [Kh,Kw,Ci,Co] */
+    for (int oc = 0; oc < Co; oc++)
+      for (size_t t = 0; t < (size_t)Kh * Kw * Ci; t++) wt[t * Co + oc] = wd[(size_t)oc * Kh * Kw * Ci + t];
   conv_requant(x, w, y, Co, mult, shift);
   const int32_t in_off = -x->zero_point[0], out_off = y->zero_point[0];
   int32_t lo, hi;
@@ -190,30 +198,34 @@ static int k_conv(const nas_g8_graph *g, const nas_g8_op *op, int8_t *const *act
       for (int ox = 0; ox < Wo; ox++) {
         const int iy0 = oy * sh - pt, ix0 = ox * sw - pl;
         int8_t *o = out + (((size_t)n * Ho + oy) * Wo + ox) * Co;
-        for (int oc = 0; oc < Co; oc++) {
-          int32_t acc = 0;
-          const int ic0 = dw ? oc / M : 0;
-          for (int ky = 0; ky < Kh; ky++) {
-            const int iy = iy0 + dh * ky;
-            if (iy < 0 || iy >= H) continue;
-            for (int kx = 0; kx < Kw; kx++) {
-              const int ix = ix0 + dwl * kx;
-              if (ix < 0 || ix >= W) continue;
-              const int8_t *px = in + (((size_t)n * H + iy) * W + ix) * Ci;
-              if (dw) {
-                acc += (px[ic0] + in_off) * wd[((size_t)ky * Kw + kx) * Co + oc];
-              } else {
-                const int8_t *pw = wd + (((size_t)oc * Kh + ky) * Kw + kx) * Ci;
-                for (int ic = 0; ic < Ci; ic++) acc += (px[ic] + in_off) * pw[ic];
+        for (int oc = 0; oc < Co; oc++) acc[oc] = bias ? bias[oc] : 0;
+        for (int ky = 0; ky < Kh; ky++) {
+          const int iy = iy0 + dh * ky;
+          if (iy < 0 || iy >= H) continue; /* padding: input = zero point, adds nothing */
+          for (int kx = 0; kx < Kw; kx++) {
+            const int ix = ix0 + dwl * kx;
+            if (ix < 0 || ix >= W) continue;
+            const int8_t *px = in + (((size_t)n * H + iy) * W + ix) * Ci;
+            if (dw) {
+              const int8_t *pw = wd + ((size_t)ky * Kw + kx) * Co;
+              if (M == 1)
+                for (int oc = 0; oc < Co; oc++) acc[oc] += (px[oc] + in_off) * pw[oc];
+              else
+                for (int oc = 0; oc < Co; oc++) acc[oc] += (px[oc / M] + in_off) * pw[oc];
+            } else {
+              const int8_t *pw = wt + ((size_t)ky * Kw + kx) * Ci * Co;
+              for (int ic = 0; ic < Ci; ic++) {
+                const int32_t v = px[ic] + in_off;
+                const int8_t *pwc = pw + (size_t)ic * Co;
+                for (int oc = 0; oc < Co; oc++) acc[oc] += v * pwc[oc];
               }
             }
           }
-          if (bias) acc += bias[oc];
-          acc = nas_q_mul(acc, mult[oc], shift[oc]) + out_off;
-          o[oc] = (int8_t)clamp32(acc, lo, hi);
         }
+        for (int oc = 0; oc < Co; oc++)
+          o[oc] = (int8_t)clamp32(nas_q_mul(acc[oc], mult[oc], shift[oc]) + out_off, lo, hi);
       }
-  free(mult), free(shift);
+  free(mult), free(shift), free(acc), free(wt);
   return NAS_OK;
 }
 

@@ -2,8 +2,9 @@
  * protobuf-c bindings and has the expected nodes and initializers; run in onnxruntime
  * (tests/onnx_check.js with onnxruntime-node from $NAS_ORT_DIR, default
  * /opt/nas-ort/node_modules; skipped with a message when absent), the float model matches our
- * eval-mode forward pass within 1e-4 and the QDQ model matches the int8 deployment
- * (deploy/lower.h + nas_g8_run) within two quantisation steps of the logits (see check_qdq). */
+ * eval-mode forward pass within 1e-4; the QDQ model matches a correctly rounded recomputation
+ * of the int8 deployment graph (deploy/lower.h) within 1 step of the logits and the int8 runtime
+ * itself (nas_g8_run) within 1 step (ARCH_A) or 2 steps (ARCH_B): see check_qdq. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -18,6 +19,7 @@
 #include "deploy/lower.h"
 #include "onnx.pb-c.h"
 #include "results/export_onnx.h"
+#include "tests/test_deploy_util.h"
 #include "train/quant.h"
 
 /* conv (same, stride 2, odd/even input: asymmetric pads) + dsconv + mbconv with residual and
@@ -282,7 +284,20 @@ static void test_ort_float(void **state) {
   check_float(ARCH_B, 2, "fb.onnx");
 }
 
-static void check_qdq(const char *arch, uint64_t seed, const char *file) {
+/* onnxruntime runs the QDQ graph as a float simulation: DequantizeLinear, the float op, then
+ * QuantizeLinear rounding half to even, so every layer is correctly rounded from float. The
+ * int8 runtime follows TFLite Micro instead: requantisation by a Q31 multiplier with two
+ * roundings (one step off near a tie, by up to 0.5 * 2^-right_shift of a step) and an
+ * AVERAGE_POOL_2D that rounds exact ties of the raw int8 mean away from zero, where the float
+ * chain breaks them by rounding noise. A 2x2 average pool has such ties in about one output of
+ * eight, and a following fc amplifies a one-step flip of its inputs (ARCH_B: avgpool -> fc16 ->
+ * fc3 reaches 2 steps on these inputs; ARCH_A stays within 1). So two checks:
+ *   - the export carries exactly the deployed graph's arithmetic content (weights, biases,
+ *     scales, zero points, per-channel axes, layouts): onnxruntime agrees within 1 step with a
+ *     correctly rounded double-precision recomputation of the lowered int8 graph
+ *     (deploy_emulate_rounded; 0 steps on ARCH_A, 1 on ARCH_B from one float-noise tie);
+ *   - the int8 runtime's logits are within tol_steps of onnxruntime's. */
+static void check_qdq(const char *arch, uint64_t seed, const char *file, double tol_steps) {
   nas_net *n = build(arch, seed);
   nas_dataset d;
   make_noise(&d, n, 64, seed + 7);
@@ -299,22 +314,27 @@ static void check_qdq(const char *arch, uint64_t seed, const char *file) {
   ort_run(path, n, d.x, BATCH, got);
   size_t per = (size_t)n->in_h * n->in_w * n->in_c;
   int8_t *qi = malloc(per), qo[8];
-  double worst = 0;
+  double worst = 0, worst_emu = 0;
   for (int s = 0; s < BATCH; s++) {
     nas_g8_quantize_input(&g8, d.x + (size_t)s * per, qi);
     assert_int_equal(nas_g8_run(&g8, qi, qo, &e), NAS_OK);
+    int8_t **emu = deploy_emulate_rounded(&g8, qi);
     for (int k = 0; k < n->classes; k++) {
       double deq = ot->scale[0] * (qo[k] - ot->zero_point[0]);
       double steps = fabs(deq - got[s * n->classes + k]) / ot->scale[0];
       if (steps > worst) worst = steps;
+      deq = ot->scale[0] * (emu[g8.output][k] - ot->zero_point[0]);
+      steps = fabs(deq - got[s * n->classes + k]) / ot->scale[0];
+      if (steps > worst_emu) worst_emu = steps;
     }
+    for (int i = 0; i < g8.ntensors; i++) free(emu[i]);
+    free(emu);
   }
-  print_message("%s: QDQ max |onnxruntime - int8 runtime| = %.3g steps (scale %g)\n", file, worst,
-                ot->scale[0]);
-  /* Issue 4 asks for 1 step. ARCH_A meets it; ARCH_B reaches 2 steps: ORT simulates QDQ in
-   * float while deploy/ requantises in fixed point, and 1-step differences in the 16 hidden
-   * units are amplified by the last fc. Tolerance 2 until a fake-quant reference exists. */
-  assert_true(worst <= 2.0 + 1e-3);
+  print_message("%s: QDQ max |onnxruntime - int8 runtime| = %.3g steps (bound %g), "
+                "|onnxruntime - correctly rounded int8 graph| = %.3g steps (bound 1; scale %g)\n",
+                file, worst, tol_steps, worst_emu, ot->scale[0]);
+  assert_true(worst_emu <= 1.0 + 1e-3);
+  assert_true(worst <= tol_steps + 1e-3);
   free(qi);
   nas_g8_graph_free(&g8);
   nas_calib_free(&c);
@@ -325,8 +345,8 @@ static void check_qdq(const char *arch, uint64_t seed, const char *file) {
 static void test_ort_qdq(void **state) {
   (void)state;
   if (!have_ort()) skip();
-  check_qdq(ARCH_A, 1, "qa.onnx");
-  check_qdq(ARCH_B, 2, "qb.onnx");
+  check_qdq(ARCH_A, 1, "qa.onnx", 1.0);
+  check_qdq(ARCH_B, 2, "qb.onnx", 2.0);
 }
 
 int main(void) {
