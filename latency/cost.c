@@ -3,6 +3,7 @@
 #include "latency/cost.h"
 
 #include <cjson/cJSON.h>
+#include "deploy/lower_shape.h"
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -194,7 +195,17 @@ void nas_price_free(nas_price *p) {
   free(p);
 }
 
+/* latency/cost_graph.c: the planner's arena for net (fills arena_bytes, peak_sram_bytes,
+ * sram_method, layer sram_bytes, peak_layer). */
+int nas_price_net_sram(nas_price *p, const nas_net *net, const nas_lower_cfg *lcfg,
+                       const nas_target *t, nas_err *e);
+
 int nas_price_net(const nas_net *net, const nas_target *t, nas_price **out, nas_err *e) {
+  return nas_price_net_cfg(net, t, NULL, out, e);
+}
+
+int nas_price_net_cfg(const nas_net *net, const nas_target *t, const nas_lower_cfg *lcfg,
+                      nas_price **out, nas_err *e) {
   *out = NULL;
   cJSON *root = cJSON_Parse(net->arch_json);
   const cJSON *layers = root ? cJSON_GetObjectItemCaseSensitive(root, "layers") : NULL;
@@ -285,9 +296,28 @@ int nas_price_net(const nas_net *net, const nas_target *t, nas_price **out, nas_
   if (p->cycles < 0) p->cycles = 0;
   p->latency_ms = p->cycles / (t->clock_mhz * 1e3);
   p->flash_bytes = p->model_flash_bytes + t->rt_flash;
-  if (p->n_calls == 0) /* only reshapes: input and output share the tensor */
-    p->peak_sram_bytes = (long long)net->in_h * net->in_w * net->in_c;
-  p->peak_sram_bytes += t->rt_sram;
+  int un = nas_lower_unsupported_layer(net);
+  if (un >= 0) {
+    snprintf(p->sram_note, sizeof p->sram_note, "layer %d (%s) does not lower to int8", un,
+             net->layers[un].op);
+  } else {
+    nas_err le = {0};
+    int lrc = nas_price_net_sram(p, net, lcfg, t, &le);
+    if (lrc == NAS_ENOMEM) {
+      rc = nas_errf(e, NAS_ENOMEM, "%s", le.msg);
+      goto done;
+    }
+    if (lrc) snprintf(p->sram_note, sizeof p->sram_note, "%.190s", le.msg); /* cannot lower */
+  }
+  if (p->sram_note[0]) {
+    /* no int8 graph to plan: the working-set estimate above stands, labelled as such */
+    if (p->n_calls == 0) /* only reshapes: input and output share the tensor */
+      p->peak_sram_bytes = (long long)net->in_h * net->in_w * net->in_c;
+    p->arena_bytes = p->peak_sram_bytes;
+    p->peak_sram_bytes = p->arena_bytes + t->rt_sram;
+    p->sram_method = "estimate";
+    p->peak_layer = p->n_calls ? p->calls[p->peak_call].layer : 0;
+  }
 done:
   free(outs);
   cJSON_Delete(root);
@@ -330,7 +360,11 @@ char *nas_price_json(const nas_price *p, const nas_target *t, const char *arch_n
   cJSON_AddNumberToObject(o, "cycles", p->cycles);
   cJSON_AddStringToObject(o, "latency_model", nas_latmodel_name(t->model));
   cJSON_AddBoolToObject(o, "calibrated", t->calibrated);
-  cJSON_AddBoolToObject(o, "peak_sram_provisional", 1);
+  cJSON_AddNumberToObject(o, "arena_bytes", (double)p->arena_bytes);
+  cJSON_AddNumberToObject(o, "runtime_sram_bytes", (double)t->rt_sram);
+  cJSON_AddStringToObject(o, "peak_sram_method", p->sram_method ? p->sram_method : "planner");
+  cJSON_AddNumberToObject(o, "peak_layer", p->peak_layer);
+  if (p->sram_note[0]) cJSON_AddStringToObject(o, "peak_sram_note", p->sram_note);
   cJSON_AddStringToObject(o, "binding", b);
   cJSON_AddNumberToObject(o, "binding_fraction", frac);
   cJSON_AddBoolToObject(o, "fits", frac <= 1.0);
@@ -391,11 +425,14 @@ char *nas_price_table(const nas_price *p, const nas_target *t, const char *arch_
     bad |= sb_printf(&b, "%3d %-8s %-13s %12lld %9lld %9lld %9lld %10.3f  %s\n", i, l->op, sh,
                      l->macs, l->params, l->flash_bytes, l->sram_bytes, l->latency_ms, l->lat_src);
   }
+  const int est = p->sram_method && !strcmp(p->sram_method, "estimate");
   bad |= sb_printf(&b, "total: %lld MACs, %lld params, flash %lld B (model %lld + runtime %lld) "
-                   "of %lld, peak SRAM %lld B (provisional; incl. runtime %lld) of %lld, "
+                   "of %lld, peak SRAM %lld B (%s %lld at layer %d + runtime %lld) of %lld, "
                    "%.3f ms\n", p->macs, p->params, p->flash_bytes, p->model_flash_bytes,
-                   t->rt_flash, t->flash_bytes, p->peak_sram_bytes, t->rt_sram, t->sram_bytes,
-                   p->latency_ms);
+                   t->rt_flash, t->flash_bytes, p->peak_sram_bytes,
+                   est ? "working-set estimate" : "tensor arena", p->arena_bytes, p->peak_layer,
+                   t->rt_sram, t->sram_bytes, p->latency_ms);
+  if (est) bad |= sb_printf(&b, "peak SRAM is estimated, not planned: %s\n", p->sram_note);
   bad |= sb_printf(&b, "binding budget: %s (%.1f%% used)%s\n", bind, 100 * frac,
                    frac > 1 ? " - DOES NOT FIT" : "");
   if (bad) return free(b.s), NULL;

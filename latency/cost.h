@@ -8,10 +8,22 @@
  *   weight tensor a float32 scale + int32 zero point (8 bytes); per activation tensor (the
  *   input and every kernel call's output) a scale + zero point (8 bytes); plus the target's
  *   runtime_overhead_flash_bytes. MACs and params are train/net.h's (README "Counting").
- * peak_sram_bytes is PROVISIONAL until deploy/'s memory planner lands: the maximum over
- *   kernel calls of int8 input + output bytes + the call's scratch (CMSIS-NN im2col/depthwise
- *   buffers) + tensors kept alive for a later residual add, plus runtime_overhead_sram_bytes.
- *   Exact for purely sequential nets whose runtime places input and output apart.
+ * Peak SRAM (latency/cost_graph.c): the network is lowered to deploy/'s int8 graph by the
+ *   real lowering (deploy/lower_shape.h: nas_lower with a synthetic calibration, no training)
+ *   and deploy/'s memory planner places every activation tensor (graph input and output
+ *   included; lifetimes in execution order). arena_bytes is the planner's peak: byte for
+ *   byte the tensor arena the C export allocates (<NAME>_ARENA_BYTES; its portable kernels
+ *   use no scratch buffers). peak_sram_bytes = arena_bytes + the target's
+ *   runtime_overhead_sram_bytes (interpreter state), the figure budgets are checked against.
+ *   A layer's sram_bytes is the arena in use (highest offset + size of a live tensor) while
+ *   its operators run; the largest equals arena_bytes.
+ *   Fallback, nets that do not lower to int8 (lstm/gru, or a lowering error, whose message
+ *   goes to sram_note): sram_method "estimate", arena_bytes = the maximum over kernel
+ *   calls of int8 input + output + CMSIS-NN scratch + tensors kept alive for a later
+ *   residual add (lstm/gru gate and state buffers are not counted: an underestimate).
+ * A .tflite (nas_price_tflite) is priced from its int8 graph: one layer per operator, flash
+ *   from the real constant buffers (+ 8 bytes per quantisation entry of a weight tensor and
+ *   per activation tensor), peak SRAM from the same planner.
  * Ownership: nas_price owns its calls/layers arrays; free with nas_price_free (NULL-safe). */
 #ifndef NAS_LATENCY_COST_H
 #define NAS_LATENCY_COST_H
@@ -38,7 +50,7 @@ typedef struct nas_kcall {
 } nas_kcall;
 
 typedef struct nas_price_layer {
-  char op[16];               /* arch op */
+  char op[16];               /* arch op, or the int8 operator ("conv2d", "dwconv2d", ...) */
   int out_h, out_w, out_c;   /* output shape */
   long long macs, params, flash_bytes, sram_bytes; /* sram: this layer's live bytes */
   double latency_ms;
@@ -53,13 +65,35 @@ typedef struct nas_price {
   long long macs, params;
   long long flash_bytes;     /* model bytes + target runtime overhead */
   long long model_flash_bytes; /* without the runtime overhead */
-  long long peak_sram_bytes; /* PROVISIONAL rule above, includes runtime overhead */
-  int peak_call;             /* kernel call where the peak occurs */
+  long long arena_bytes;     /* tensor arena (planner peak; see the header comment) */
+  long long peak_sram_bytes; /* arena_bytes + the target's runtime SRAM overhead */
+  const char *sram_method;   /* "planner" or "estimate" (the net does not lower to int8) */
+  char sram_note[200];       /* why it is an estimate ("layer 0 (lstm) does not lower to
+                                int8"), "" for "planner" */
+  int peak_call;             /* kernel call where the estimate peaks ("estimate" only) */
+  int peak_layer;            /* layer whose operators reach the peak */
+  int n_ops;                 /* int8 operators planned (0 for "estimate") */
   double latency_ms, cycles;
 } nas_price;
 
-/* Prices a built network (its canonical arch JSON gives kernels and strides). */
+/* Prices a built network (its canonical arch JSON gives kernels and strides); the int8 graph
+ * is lowered with the default nas_lower_cfg (int8 logits, as `nas export` without --softmax
+ * and the search loop). */
 int nas_price_net(const nas_net *net, const nas_target *t, nas_price **out, nas_err *e);
+/* Same with lowering options (lcfg may be NULL: defaults), e.g. softmax = 1 to match
+ * `nas export --softmax`. */
+struct nas_lower_cfg;
+int nas_price_net_cfg(const nas_net *net, const nas_target *t, const struct nas_lower_cfg *lcfg,
+                      nas_price **out, nas_err *e);
+/* Loads a checkpoint (train/checkpoint.h), builds its network, applies the weights and
+ * prices it (the weights do not change the price; a bad file is an error naming it). */
+int nas_price_checkpoint(const char *path, const nas_target *t, nas_price **out, nas_err *e);
+/* Prices an int8 graph (one layer per operator; see the header comment). */
+struct nas_g8_graph;
+int nas_price_graph(const struct nas_g8_graph *g, const nas_target *t, nas_price **out,
+                    nas_err *e);
+/* Reads a .tflite (deploy/tflite_read.c) and prices its int8 graph. */
+int nas_price_tflite(const char *path, const nas_target *t, nas_price **out, nas_err *e);
 /* Parses + validates arch JSON (through nas_net_build, batch 1) and prices it. */
 int nas_price_arch(const char *arch_json, const char *source, const nas_target *t,
                    nas_price **out, nas_err *e);

@@ -1,11 +1,13 @@
 /* nas/cli_latency.c: `nas targets`, `nas profile` and `nas latency fit`: pricing an
- * architecture on an MCU target without training it. */
+ * architecture on an MCU target without training it; `nas latency ingest`: a board's log
+ * (latency/measure.h) into measurement CSV rows for the fit. */
 #include <cjson/cJSON.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "latency/cost.h"
+#include "latency/measure.h"
 #include "latency/target.h"
 #include "nas/cli.h"
 #include "train/net.h"
@@ -41,17 +43,21 @@ const nas_cli_cmd nas_cli_targets = {"targets", "list the MCU targets", cmd_targ
 /* ---- nas profile ------------------------------------------------------------------------- */
 
 static const char PROFILE_USAGE[] =
-    "usage: nas profile --arch FILE (--target ID | --target-file FILE) [--json]\n"
+    "usage: nas profile (--arch FILE | --checkpoint FILE | --tflite FILE)\n"
+    "                   (--target ID | --target-file FILE) [--json]\n"
     "\n"
-    "Prices an architecture on a target before any training: per layer (kernel call) the\n"
-    "op, output shape, MACs, parameters, flash bytes, SRAM working set and predicted ms,\n"
-    "then totals and the binding budget. With --json, one JSON object whose totals are\n"
-    "macs, params, flash_bytes, peak_sram_bytes and latency_ms, plus a layers array.\n"
-    "Peak SRAM is provisional (a per-kernel working-set rule) until pricing goes through\n"
-    "the int8 graph's memory planner.\n";
+    "Prices a model on a target without training it: an architecture (arch JSON), the\n"
+    "network of a checkpoint, or an int8 .tflite (one row per operator, flash from its real\n"
+    "buffers). Per layer: op, output shape, MACs, parameters, flash bytes, the tensor arena\n"
+    "in use while it runs and predicted ms; then totals and the binding budget. Peak SRAM\n"
+    "is the int8 graph's tensor arena from deploy/'s memory planner (byte for byte what\n"
+    "`nas export --format c` allocates) plus the target's runtime SRAM overhead; a net that\n"
+    "does not lower to int8 (lstm/gru) gets a working-set estimate instead and says why.\n"
+    "With --json, one JSON object whose totals are macs, params, flash_bytes,\n"
+    "peak_sram_bytes (arena_bytes + runtime_sram_bytes) and latency_ms, plus a layers array.\n";
 
 static int cmd_profile(int argc, char **argv) {
-  const char *arch = NULL, *target = NULL, *target_file = NULL;
+  const char *arch = NULL, *target = NULL, *target_file = NULL, *ckpt = NULL, *tfl = NULL;
   int json = 0;
   for (int i = 0; i < argc; i++) {
     const char *a = argv[i];
@@ -61,6 +67,8 @@ static int cmd_profile(int argc, char **argv) {
       continue;
     }
     const char **slot = !strcmp(a, "--arch")          ? &arch
+                        : !strcmp(a, "--checkpoint")  ? &ckpt
+                        : !strcmp(a, "--tflite")      ? &tfl
                         : !strcmp(a, "--target")      ? &target
                         : !strcmp(a, "--target-file") ? &target_file
                                                       : NULL;
@@ -68,7 +76,9 @@ static int cmd_profile(int argc, char **argv) {
     if (i + 1 >= argc) return nas_cli_usage_error("profile", "option %s needs a value", a);
     *slot = argv[++i];
   }
-  if (!arch) return nas_cli_usage_error("profile", "--arch FILE is required");
+  if (!!arch + !!ckpt + !!tfl != 1)
+    return nas_cli_usage_error("profile", "exactly one of --arch, --checkpoint or --tflite FILE is required");
+  const char *model = arch ? arch : ckpt ? ckpt : tfl;
   if (!target && !target_file)
     return nas_cli_usage_error("profile", "--target ID or --target-file FILE is required");
   nas_err e = {0};
@@ -76,12 +86,14 @@ static int cmd_profile(int argc, char **argv) {
   nas_price *p = NULL;
   char *text = NULL, *out = NULL;
   int rc = nas_target_open(target, target_file, &t, &e);
-  if (rc == NAS_OK) rc = nas_read_file(arch, &text, NULL, &e);
-  if (rc == NAS_OK) rc = nas_price_arch(text, arch, t, &p, &e);
+  if (rc == NAS_OK && arch) rc = nas_read_file(arch, &text, NULL, &e);
+  if (rc == NAS_OK && arch) rc = nas_price_arch(text, arch, t, &p, &e);
+  if (rc == NAS_OK && ckpt) rc = nas_price_checkpoint(ckpt, t, &p, &e);
+  if (rc == NAS_OK && tfl) rc = nas_price_tflite(tfl, t, &p, &e);
   if (rc == NAS_OK) {
-    const char *slash = strrchr(arch, '/');
-    out = json ? nas_price_json(p, t, slash ? slash + 1 : arch)
-               : nas_price_table(p, t, slash ? slash + 1 : arch);
+    const char *slash = strrchr(model, '/');
+    out = json ? nas_price_json(p, t, slash ? slash + 1 : model)
+               : nas_price_table(p, t, slash ? slash + 1 : model);
     if (out) {
       fputs(out, stdout);
       if (out[0] && out[strlen(out) - 1] != '\n') fputc('\n', stdout);
@@ -94,7 +106,7 @@ static int cmd_profile(int argc, char **argv) {
   return rc == NAS_OK ? 0 : fail(&e);
 }
 
-const nas_cli_cmd nas_cli_profile = {"profile", "price an architecture on an MCU target",
+const nas_cli_cmd nas_cli_profile = {"profile", "price an arch, checkpoint or .tflite on an MCU target",
                                      cmd_profile, PROFILE_USAGE};
 
 /* ---- nas latency fit --------------------------------------------------------------------- */
@@ -105,12 +117,50 @@ static const char LATENCY_USAGE[] =
     "Fits the target's latency models (linear in MACs from whole-model rows; per-layer\n"
     "coefficients per op from layer rows, least squares) to measurements and writes the\n"
     "updated target JSON to --out. CSV columns:\n"
-    "target,model,layer,op,macs,in_bytes,out_bytes,k,cin,cout,cycles,ms\n";
+    "target,model,layer,op,macs,in_bytes,out_bytes,k,cin,cout,cycles,ms\n"
+    "\n"
+    "usage: nas latency ingest LOG --target ID|--target-file FILE [--out FILE.csv]\n"
+    "\n"
+    "Reads the serial log of the firmware `nas measure --backend board --emit DIR` writes\n"
+    "(NAS-BEGIN / NAS,... / NAS-END lines; other output is ignored), takes the median cycles\n"
+    "per layer over the runs and writes the measurement CSV above (stdout without --out).\n";
+
+/* nas latency ingest LOG --target T [--out CSV] (argv after "ingest"). */
+static int cmd_ingest(int argc, char **argv) {
+  const char *log = NULL, *target = NULL, *target_file = NULL, *out = NULL;
+  for (int i = 0; i < argc; i++) {
+    const char *a = argv[i];
+    if (!strcmp(a, "--help")) return fputs(LATENCY_USAGE, stdout), 0;
+    const char **slot = !strcmp(a, "--target") ? &target : !strcmp(a, "--target-file") ? &target_file
+                        : !strcmp(a, "--out") ? &out : NULL;
+    if (!slot && a[0] == '-' && a[1]) return nas_cli_usage_error("latency", "unknown option '%s'", a);
+    if (!slot) {
+      if (log) return nas_cli_usage_error("latency", "ingest takes one LOG file ('%s' and '%s')", log, a);
+      log = a;
+      continue;
+    }
+    if (i + 1 >= argc) return nas_cli_usage_error("latency", "option %s needs a value", a);
+    *slot = argv[++i];
+  }
+  if (!log || (!target && !target_file))
+    return nas_cli_usage_error("latency", "ingest needs LOG and --target (or --target-file)");
+  nas_err e = {0};
+  nas_target *t = NULL;
+  nas_meas *rows = NULL;
+  int n = 0, rc = nas_target_open(target, target_file, &t, &e);
+  if (rc == NAS_OK) rc = nas_board_ingest(log, t->id, &rows, &n, &e);
+  if (rc == NAS_OK) rc = nas_meas_write_csv(out ? out : "-", rows, n, &e);
+  if (rc == NAS_OK && out) printf("wrote %s: %d rows (median cycles per layer) for %s\n", out, n, t->id);
+  free(rows);
+  nas_target_free(t);
+  return rc == NAS_OK ? 0 : fail(&e);
+}
 
 static int cmd_latency(int argc, char **argv) {
+  if (argc >= 1 && !strcmp(argv[0], "ingest")) return cmd_ingest(argc - 1, argv + 1);
   if (argc < 1 || strcmp(argv[0], "fit") != 0) {
     if (argc >= 1 && !strcmp(argv[0], "--help")) return fputs(LATENCY_USAGE, stdout), 0;
-    return nas_cli_usage_error("latency", "expected the subcommand 'fit'");
+    return nas_cli_usage_error("latency", "expected the subcommand 'fit' or 'ingest'");
   }
   const char *meas = NULL, *target = NULL, *target_file = NULL, *out = NULL;
   for (int i = 1; i < argc; i++) {
@@ -144,5 +194,5 @@ static int cmd_latency(int argc, char **argv) {
   return 0;
 }
 
-const nas_cli_cmd nas_cli_latency = {"latency", "fit a target's latency model to measurements",
+const nas_cli_cmd nas_cli_latency = {"latency", "fit a target's latency model; ingest board logs",
                                      cmd_latency, LATENCY_USAGE};
