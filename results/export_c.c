@@ -658,7 +658,13 @@ int nas_c_export(const nas_g8_graph *g, const char *name, const char *out_dir, n
           "#include <stddef.h>\n#include <stdint.h>\n#include <string.h>\n\n"
           "#include \"nas_kernels.h\"\n#include \"%s.h\"\n\n"
           "/* Every activation tensor lives at its planned offset in this arena. */\n"
-          "static _Alignas(16) int8_t arena[%s_ARENA_BYTES];\n\n",
+          "static _Alignas(16) int8_t arena[%s_ARENA_BYTES];\n\n"
+          "/* Layer boundaries for measurement (nas measure): with NAS_LAYER_MARK defined, the\n"
+          " * model calls nas_layer_mark(i) before operator i and nas_layer_mark(<ops>) after the\n"
+          " * last one; the caller defines the function. Without it the marks compile to nothing. */\n"
+          "#ifndef NAS_MARK\n#ifdef NAS_LAYER_MARK\nvoid nas_layer_mark(int i);\n"
+          "#define NAS_MARK(i) nas_layer_mark(i)\n#else\n#define NAS_MARK(i) ((void)0)\n#endif\n"
+          "#endif\n\n",
           name, name, up);
   /* Constant tensors that some operator reads. */
   unsigned char *used = calloc((size_t)g->ntensors + 1, 1);
@@ -682,11 +688,13 @@ int nas_c_export(const nas_g8_graph *g, const char *name, const char *out_dir, n
   for (int i = 0; !rc && i < g->nops; i++) {
     if (g->tensors[g->ops[i].out].data)
       rc = nas_errf(e, NAS_EINVAL, "operator %d: writes a constant tensor", i);
-    else
+    else {
+      fprintf(call, "  NAS_MARK(%d);\n", i);
       rc = emit_op(f, call, g, &p, i, e);
+    }
   }
-  fprintf(call, "  memcpy(out, arena + %ld, %s_OUTPUT_SIZE);\n  return 0;\n}\n",
-          p.offset[g->output], up);
+  fprintf(call, "  NAS_MARK(%d);\n  memcpy(out, arena + %ld, %s_OUTPUT_SIZE);\n  return 0;\n}\n",
+          g->nops, p.offset[g->output], up);
   fprintf(call,
           "\n#ifndef %s_NO_MODEL_INVOKE\nint model_invoke(const int8_t *in, int8_t *out) "
           "{ return %s_invoke(in, out); }\n#endif\n",

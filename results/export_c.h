@@ -11,6 +11,10 @@
  *   NAME_ARENA_BYTES, NAME_INPUT_SIZE, NAME_OUTPUT_SIZE (int8 elements),
  *   NAME_INPUT_SCALE, NAME_INPUT_ZERO_POINT, NAME_OUTPUT_SCALE, NAME_OUTPUT_ZERO_POINT.
  * Define NAME_NO_MODEL_INVOKE to link several exported models (then call <name>_invoke).
+ * Define NAS_LAYER_MARK to have <name>_invoke call `void nas_layer_mark(int i)` (defined by
+ * the caller) before operator i and with i = <operator count> after the last one: the layer
+ * boundaries the emulator and the board firmware of latency/ measure (without the define the
+ * marks compile to nothing).
  * Ownership: the graph is only read. */
 #ifndef NAS_RESULTS_EXPORT_C_H
 #define NAS_RESULTS_EXPORT_C_H
