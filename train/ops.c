@@ -24,6 +24,11 @@ const nas_op_def nas_op_table[NAS_OP_COUNT] = {
     ENTRY(NAS_OP_SOFTMAX_XENT, "softmax_xent", 2, 2, softmax_xent),
     ENTRY(NAS_OP_LSTM, "lstm", 3, 5, lstm),
     ENTRY(NAS_OP_GRU, "gru", 3, 5, gru),
+    ENTRY(NAS_OP_FAKEQUANT, "fakequant", 1, 2, fakequant),
+    ENTRY(NAS_OP_ALPHA_BLEND, "alpha_blend", 2, 2, alpha_blend),
+    ENTRY(NAS_OP_MASK_MUL, "mask_mul", 2, 2, mask_mul),
+    ENTRY(NAS_OP_MIX, "mix", 2, NAS_MAX_INPUTS, mix),
+    ENTRY(NAS_OP_CHANPAD, "chanpad", 1, 1, chanpad),
 };
 
 static_assert(sizeof nas_op_table / sizeof nas_op_table[0] == NAS_OP_COUNT,

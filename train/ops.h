@@ -27,6 +27,15 @@
  *   GRU        as LSTM with 3 gates r,z,n (w_ih:[3H,F], w_hh:[3H,H], b_ih, b_hh:[3H]) and
  *              PyTorch's formulation n = tanh(W_in x + b_in + r * (W_hn h + b_hn)),
  *              h' = (1 - z) * n + z * h.
+ *   FAKEQUANT  int8 fake quantisation with a straight-through estimator (train/ops_quant.c).
+ *              Weights: w (unbatched); p.kh = channel axis of the per-channel symmetric scales
+ *              (-1: per tensor). Activations: x, range:[3] (STATE lo, hi, initialised);
+ *              asymmetric, range tracked by EMA of batch min/max in training (decay
+ *              p.momentum, 0.99 when 0); p.kw = 1: use the range without updating it.
+ *   ALPHA_BLEND w, alpha:[1] (STATE); (1-alpha)*w + alpha*q(w), q as FAKEQUANT weights (axis
+ *              p.kh); gradient (1-alpha)*dy only (alpha-blending, no STE).
+ *   MASK_MUL, MIX, CHANPAD  DNAS supernet gates (channel/kernel masks, weighted mixtures,
+ *              channel zero-padding); see train/ops_dnas.c.
  */
 #ifndef NAS_TRAIN_OPS_H
 #define NAS_TRAIN_OPS_H
@@ -49,6 +58,11 @@ enum nas_op {
   NAS_OP_SOFTMAX_XENT,
   NAS_OP_LSTM,
   NAS_OP_GRU,
+  NAS_OP_FAKEQUANT,
+  NAS_OP_ALPHA_BLEND,
+  NAS_OP_MASK_MUL,
+  NAS_OP_MIX,
+  NAS_OP_CHANPAD,
   NAS_OP_COUNT
 };
 

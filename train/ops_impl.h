@@ -25,6 +25,11 @@ OP_FNS(dropout);
 OP_FNS(softmax_xent);
 OP_FNS(lstm);
 OP_FNS(gru);
+OP_FNS(fakequant);
+OP_FNS(alpha_blend);
+OP_FNS(mask_mul);
+OP_FNS(mix);
+OP_FNS(chanpad);
 
 /* Input i of node nd. */
 static inline nas_node *op_in(nas_graph *g, const nas_node *nd, int i) {

@@ -1,0 +1,203 @@
+/* train/ops_quant.c: the quantisation-aware training ops.
+ *
+ * FAKEQUANT  (straight-through estimator) has two forms:
+ *   weights (1 input, a PARAM or anything unbatched): int8 symmetric, per channel along axis
+ *     p.kh (p.kh = -1: one scale for the whole tensor), scale = max|w|/127, q = round(w/scale)
+ *     in -127..127, y = q*scale: the arithmetic of nas_q_weights (train/quant.h), which is what
+ *     deploy/ applies at export. Backward: dy passes through unchanged (the STE; the max-abs
+ *     scale never clips a weight, so "zero outside the range" never applies; the scale itself is
+ *     treated as a constant, as TFLite's QAT does).
+ *   activations (2 inputs: x, a STATE range r[3] = {lo, hi, initialised}): int8 asymmetric with
+ *     scale/zero point from nas_q_choose(lo, hi) and rounding of nas_q_int8, y = (q - zp)*scale.
+ *     In training mode (and p.kw == 0) the range is first updated from the batch: the first
+ *     batch sets it (r[2] = 1), later batches move it by an exponential moving average with
+ *     decay p.momentum (0.99 when 0): lo = d*lo + (1-d)*min(x), hi likewise (TFLite QAT's
+ *     moving-average min/max). p.kw = 1 reads the range without updating it (a second use of
+ *     a range, e.g. after average pooling, which keeps its input's quantisation).
+ *     Backward (STE with clipping): dx = dy where x lies inside the representable real range
+ *     [scale*(-128-zp), scale*(127-zp)] of the forward pass, 0 outside.
+ * ALPHA_BLEND (alpha-blending, Liu and Mattina 2019): inputs w and a STATE alpha[1];
+ *   y = (1-a)*w + a*q(w) with q the weight quantiser above (axis p.kh). No STE: the quantised
+ *   term is a constant for the gradient, dw = (1-a)*dy.
+ * The range/alpha STATE inputs never receive a gradient. */
+#include <math.h>
+#include <string.h>
+
+#include "train/ops_impl.h"
+#include "train/quant.h"
+
+#define FQ_DEFAULT_DECAY 0.99f
+
+/* Saved by an activation FAKEQUANT for its backward: the real range represented. */
+typedef struct fq_saved {
+  float rmin, rmax;
+} fq_saved;
+
+static size_t numel_now(const nas_graph *g, const nas_node *nd) {
+  return (size_t)op_batch(g, nd) * nas_node_sample_numel(nd);
+}
+
+/* Channel layout of a weight tensor for quantisation axis `axis` (-1: per tensor). */
+static void weight_layout(const nas_node *w, int axis, size_t *outer, int *ch, size_t *inner) {
+  size_t n = nas_shape_numel(&w->shape);
+  if (axis < 0) {
+    *outer = 1, *ch = 1, *inner = n;
+    return;
+  }
+  size_t o = 1, in = 1;
+  for (int k = 0; k < axis; k++) o *= (size_t)w->shape.d[k];
+  for (int k = axis + 1; k < w->shape.nd; k++) in *= (size_t)w->shape.d[k];
+  *outer = o, *ch = w->shape.d[axis], *inner = in;
+}
+
+/* y = fake-quantised w (per-channel symmetric int8); blended with w by alpha when blend. */
+static void weight_fq(const nas_node *x, nas_node *nd, int axis, int blend, float alpha) {
+  size_t outer, inner;
+  int C;
+  weight_layout(x, axis, &outer, &C, &inner);
+  const float *w = x->val;
+  float *y = nd->val;
+  for (int c = 0; c < C; c++) {
+    float m = 0;
+    for (size_t o = 0; o < outer; o++) {
+      const float *p = w + (o * (size_t)C + (size_t)c) * inner;
+      for (size_t i = 0; i < inner; i++) {
+        float a = fabsf(p[i]);
+        if (a > m) m = a;
+      }
+    }
+    const float s = m > 0 ? m / 127.0f : 1.0f;
+    for (size_t o = 0; o < outer; o++) {
+      size_t base = (o * (size_t)C + (size_t)c) * inner;
+      for (size_t i = 0; i < inner; i++) {
+        long v = lroundf(w[base + i] / s);
+        float q = (float)(v < -127 ? -127 : v > 127 ? 127 : v) * s;
+        y[base + i] = blend ? (1.0f - alpha) * w[base + i] + alpha * q : q;
+      }
+    }
+  }
+}
+
+static int check_axis(const nas_node *nd, const nas_node *x, nas_err *e) {
+  if (x->batched)
+    return nas_errf(e, NAS_EINVAL, "%s '%s': weight input must not be batched", nas_op_name(nd->op), nd->name);
+  if (nd->p.kh < -1 || nd->p.kh >= x->shape.nd)
+    return nas_errf(e, NAS_EINVAL, "%s '%s': channel axis %d out of range for %d dimensions",
+                    nas_op_name(nd->op), nd->name, nd->p.kh, x->shape.nd);
+  return NAS_OK;
+}
+
+static int check_state(const nas_node *nd, const nas_node *s, int numel, const char *what, nas_err *e) {
+  if (s->kind != NAS_NODE_STATE || s->batched || (int)nas_shape_numel(&s->shape) != numel)
+    return nas_errf(e, NAS_EINVAL, "%s '%s': %s must be a STATE of %d values", nas_op_name(nd->op),
+                    nd->name, what, numel);
+  return NAS_OK;
+}
+
+/* ---- fakequant --------------------------------------------------------------------------- */
+
+int fakequant_infer(nas_graph *g, nas_node *nd, nas_err *e) {
+  const nas_node *x = op_in(g, nd, 0);
+  nd->shape = x->shape;
+  op_like_batch(nd, x);
+  if (nd->n_in == 1) return check_axis(nd, x, e);
+  if (check_state(nd, op_in(g, nd, 1), 3, "the range", e)) return e->code;
+  if (nd->p.momentum < 0 || nd->p.momentum >= 1)
+    return nas_errf(e, NAS_EINVAL, "fakequant '%s': EMA decay %g must be in [0,1)", nd->name,
+                    (double)nd->p.momentum);
+  nd->saved_bytes = sizeof(fq_saved);
+  return NAS_OK;
+}
+
+static void act_forward(nas_graph *g, nas_node *nd) {
+  const nas_node *x = op_in(g, nd, 0);
+  float *r = op_in(g, nd, 1)->val;
+  const size_t n = numel_now(g, nd);
+  if (g->training && nd->p.kw == 0 && n > 0) {
+    float lo = x->val[0], hi = x->val[0];
+    for (size_t i = 1; i < n; i++) {
+      float v = x->val[i];
+      lo = v < lo ? v : lo;
+      hi = v > hi ? v : hi;
+    }
+    if (r[2] == 0) {
+      r[0] = lo, r[1] = hi, r[2] = 1;
+    } else {
+      float d = nd->p.momentum > 0 ? nd->p.momentum : FQ_DEFAULT_DECAY;
+      r[0] = d * r[0] + (1 - d) * lo;
+      r[1] = d * r[1] + (1 - d) * hi;
+    }
+  }
+  float s;
+  int32_t zp;
+  nas_q_choose(r[0], r[1], &s, &zp);
+  fq_saved *sv = nd->saved;
+  sv->rmin = s * (float)(-128 - zp);
+  sv->rmax = s * (float)(127 - zp);
+  const float *xv = x->val;
+  float *y = nd->val;
+  for (size_t i = 0; i < n; i++) y[i] = (float)((int)nas_q_int8(xv[i], s, zp) - zp) * s;
+}
+
+void fakequant_forward(nas_graph *g, nas_node *nd) {
+  if (nd->n_in == 2) {
+    act_forward(g, nd);
+    return;
+  }
+  weight_fq(op_in(g, nd, 0), nd, nd->p.kh, 0, 0);
+}
+
+void fakequant_backward(nas_graph *g, nas_node *nd) {
+  nas_node *x = op_in(g, nd, 0);
+  if (!x->grad) return;
+  const float *dy = nd->grad;
+  if (nd->n_in == 1) { /* weights: identity */
+    size_t n = nas_shape_numel(&nd->shape);
+    float *dx = x->grad;
+    if (op_grad_fresh(g, x)) {
+      memcpy(dx, dy, n * sizeof(float));
+      return;
+    }
+    for (size_t i = 0; i < n; i++) dx[i] += dy[i];
+    return;
+  }
+  const fq_saved *sv = nd->saved;
+  const size_t n = numel_now(g, nd);
+  const float *xv = x->val;
+  float *dx = x->grad;
+  if (op_grad_fresh(g, x)) {
+    for (size_t i = 0; i < n; i++) dx[i] = (xv[i] >= sv->rmin && xv[i] <= sv->rmax) ? dy[i] : 0.0f;
+    return;
+  }
+  for (size_t i = 0; i < n; i++)
+    if (xv[i] >= sv->rmin && xv[i] <= sv->rmax) dx[i] += dy[i];
+}
+
+/* ---- alpha_blend ------------------------------------------------------------------------- */
+
+int alpha_blend_infer(nas_graph *g, nas_node *nd, nas_err *e) {
+  const nas_node *x = op_in(g, nd, 0);
+  nd->shape = x->shape;
+  op_like_batch(nd, x);
+  if (check_axis(nd, x, e)) return e->code;
+  return check_state(nd, op_in(g, nd, 1), 1, "alpha", e);
+}
+
+void alpha_blend_forward(nas_graph *g, nas_node *nd) {
+  float a = op_in(g, nd, 1)->val[0];
+  weight_fq(op_in(g, nd, 0), nd, nd->p.kh, 1, a);
+}
+
+void alpha_blend_backward(nas_graph *g, nas_node *nd) {
+  nas_node *x = op_in(g, nd, 0);
+  if (!x->grad) return;
+  const float k = 1.0f - op_in(g, nd, 1)->val[0];
+  const size_t n = nas_shape_numel(&nd->shape);
+  const float *dy = nd->grad;
+  float *dx = x->grad;
+  if (op_grad_fresh(g, x)) {
+    for (size_t i = 0; i < n; i++) dx[i] = k * dy[i];
+    return;
+  }
+  for (size_t i = 0; i < n; i++) dx[i] += k * dy[i];
+}
