@@ -15,6 +15,7 @@
 #include "results/export_onnx.h"
 #include "results/export_tflite.h"
 #include "train/checkpoint.h"
+#include "train/qat.h"
 #include "train/quant.h"
 
 void nas_set_threads(int n) {
@@ -23,8 +24,11 @@ void nas_set_threads(int n) {
   openblas_set_num_threads(n);
 }
 
-static char *meta_json(const nas_train_job *job, const nas_data *d, const nas_train_summary *s) {
+/* qat: the "qat" object of a QAT run ({"method", "epochs", "ranges"}), taken over; or NULL. */
+static char *meta_json(const nas_train_job *job, const nas_data *d, const nas_train_summary *s,
+                       cJSON *qat) {
   cJSON *m = cJSON_CreateObject();
+  if (qat) cJSON_AddItemToObject(m, "qat", qat);
   cJSON_AddStringToObject(m, "dataset", job->dataset);
   cJSON_AddNumberToObject(m, "norm_mean", d->mean);
   cJSON_AddNumberToObject(m, "norm_std", d->std);
@@ -37,8 +41,33 @@ static char *meta_json(const nas_train_job *job, const nas_data *d, const nas_tr
   return t;
 }
 
+/* Float epochs, then (job->qat) the QAT epochs; the QAT ranges go to *qc. */
+static int train_phases(const nas_train_job *job, nas_net *net, const nas_data *d,
+                        nas_train_summary *s, nas_calib *qc, nas_err *e) {
+  if (!job->qat) return nas_train(net, d, &job->cfg, &s->r, e);
+  const int qe = job->qat_epochs > 0 ? job->qat_epochs : 1, fe = job->cfg.epochs - qe;
+  if (qe > job->cfg.epochs)
+    return nas_errf(e, NAS_EUSAGE, "--qat-epochs %d exceeds --epochs %d", qe, job->cfg.epochs);
+  if (fe > 0) {
+    nas_train_cfg fc = job->cfg;
+    fc.epochs = fe;
+    int rc = nas_train(net, d, &fc, &s->float_r, e);
+    if (rc) return rc;
+  }
+  nas_train_cfg tc = job->cfg;
+  tc.epochs = qe;
+  if (fe > 0) tc.lr *= job->qat_lr_scale > 0 ? job->qat_lr_scale : 0.1f, tc.warmup_epochs = 0;
+  nas_qat_cfg q;
+  nas_qat_cfg_default(&q);
+  q.mode = job->qat;
+  q.epoch_offset = fe, q.epochs_total = job->cfg.epochs;
+  return nas_qat_run(net, d, &q, &tc, &s->r, qc, e);
+}
+
 int nas_train_job_run(const nas_train_job *job, nas_train_summary *s, nas_err *e) {
   memset(s, 0, sizeof *s);
+  nas_calib qat_calib;
+  memset(&qat_calib, 0, sizeof qat_calib);
   char *text = NULL;
   nas_net *net = NULL;
   nas_data d = {0};
@@ -61,13 +90,21 @@ int nas_train_job_run(const nas_train_job *job, nas_train_summary *s, nas_err *e
     snprintf(s->arch_name, sizeof s->arch_name, "%s",
              cJSON_IsString(nm) ? nm->valuestring : slash ? slash + 1 : job->arch_path);
     cJSON_Delete(a);
-    rc = nas_train(net, &d, &job->cfg, &s->r, e);
+    rc = train_phases(job, net, &d, s, &qat_calib, e);
   }
   if (rc == NAS_OK && job->save_path) {
-    char *meta = meta_json(job, &d, s);
+    cJSON *qat = NULL;
+    if (job->qat) {
+      qat = cJSON_CreateObject();
+      cJSON_AddStringToObject(qat, "method", nas_qat_mode_name(job->qat));
+      cJSON_AddNumberToObject(qat, "epochs", job->qat_epochs > 0 ? job->qat_epochs : 1);
+      cJSON_AddItemToObject(qat, "ranges", nas_qat_ranges_to_json(net, &qat_calib));
+    }
+    char *meta = meta_json(job, &d, s, qat);
     rc = nas_ckpt_save(job->save_path, net->arch_json, meta ? meta : "{}", net->g, e);
     cJSON_free(meta);
   }
+  nas_calib_free(&qat_calib);
   nas_data_free(&d);
   nas_net_free(net);
   free(text);
@@ -95,11 +132,12 @@ static void loaded_free(loaded *l) {
   nas_ckpt_free(&l->c);
 }
 
-static int load_trained(const char *path, const char *spec, int batch, loaded *l, nas_err *e) {
-  memset(l, 0, sizeof *l);
+/* Builds the network of the checkpoint already in l->c (path names it in errors) and loads
+ * its dataset with the recorded train_limit, so the normalisation is the training one. */
+static int finish_load(const char *path, const char *spec, int batch, loaded *l, nas_err *e) {
   cJSON *meta = NULL;
-  int rc = nas_ckpt_load(path, &l->c, e);
-  if (rc == NAS_OK) {
+  int rc = NAS_OK, train_limit = 0;
+  {
     rc = nas_net_build(l->c.arch_json, path, batch > 0 ? batch : 256, 1, &l->net, e);
     if (rc == NAS_OK && (rc = nas_ckpt_apply(&l->c, l->net->g, e)) != NAS_OK)
       nas_err_prefix(e, "%s", path);
@@ -108,6 +146,8 @@ static int load_trained(const char *path, const char *spec, int batch, loaded *l
     meta = cJSON_Parse(l->c.meta_json);
     const cJSON *ds = cJSON_GetObjectItemCaseSensitive(meta, "dataset");
     if (!spec && cJSON_IsString(ds)) spec = ds->valuestring;
+    const cJSON *tl = cJSON_GetObjectItemCaseSensitive(meta, "train_limit");
+    if (cJSON_IsNumber(tl) && tl->valuedouble > 0) train_limit = (int)tl->valuedouble;
     if (!spec) rc = nas_errf(e, NAS_EUSAGE, "%s: names no dataset; pass --dataset", path);
     cJSON *a = cJSON_Parse(l->c.arch_json);
     const cJSON *nm = cJSON_GetObjectItemCaseSensitive(a, "name");
@@ -117,13 +157,15 @@ static int load_trained(const char *path, const char *spec, int batch, loaded *l
   if (rc == NAS_OK) {
     nas_data_opts o;
     nas_data_opts_default(&o, spec);
+    o.train_limit = train_limit;
     o.warn = stderr;
     rc = nas_data_load(&o, &l->d, e);
   }
   if (rc == NAS_OK) {
     const cJSON *m = cJSON_GetObjectItemCaseSensitive(meta, "norm_mean");
     const cJSON *sd = cJSON_GetObjectItemCaseSensitive(meta, "norm_std");
-    if (cJSON_IsNumber(m) && cJSON_IsNumber(sd) && sd->valuedouble > 0) {
+    if (cJSON_IsNumber(m) && cJSON_IsNumber(sd) && sd->valuedouble > 0 &&
+        ((float)m->valuedouble != l->d.mean || (float)sd->valuedouble != l->d.std)) {
       float m1 = (float)m->valuedouble, s1 = (float)sd->valuedouble;
       renormalise(&l->d.train, l->d.mean, l->d.std, m1, s1);
       renormalise(&l->d.val, l->d.mean, l->d.std, m1, s1);
@@ -133,6 +175,13 @@ static int load_trained(const char *path, const char *spec, int batch, loaded *l
   cJSON_Delete(meta);
   if (rc != NAS_OK) loaded_free(l);
   return rc;
+}
+
+static int load_trained(const char *path, const char *spec, int batch, loaded *l, nas_err *e) {
+  memset(l, 0, sizeof *l);
+  int rc = nas_ckpt_load(path, &l->c, e);
+  if (rc != NAS_OK) return rc;
+  return finish_load(path, spec, batch, l, e);
 }
 
 int nas_eval_job_run(const nas_eval_job *job, nas_eval_summary *s, nas_err *e) {
@@ -169,6 +218,26 @@ static int write_format(const nas_export_job *job, const loaded *l, const nas_ca
   return rc;
 }
 
+/* The activation ranges for lowering: the QAT ranges stored in the checkpoint's metadata
+ * ("qat": {"ranges": ...}) unless job->recalibrate, else a fresh calibration. */
+static int export_calib(const nas_export_job *job, const loaded *l, const nas_calib_cfg *cc,
+                        nas_calib *c, int *used_qat, nas_err *e) {
+  *used_qat = 0;
+  cJSON *meta = job->recalibrate ? NULL : cJSON_Parse(l->c.meta_json);
+  const cJSON *qat = cJSON_GetObjectItemCaseSensitive(meta, "qat");
+  const cJSON *ranges = cJSON_GetObjectItemCaseSensitive(qat, "ranges");
+  int rc;
+  if (ranges) {
+    rc = nas_qat_ranges_from_json(l->net, ranges, c, e);
+    if (rc) nas_err_prefix(e, "%s", job->checkpoint);
+    else *used_qat = 1;
+  } else {
+    rc = nas_calibrate(l->net, &l->d.train, cc, c, e);
+  }
+  cJSON_Delete(meta);
+  return rc;
+}
+
 int nas_export_job_run(const nas_export_job *job, nas_export_summary *s, nas_err *e) {
   memset(s, 0, sizeof *s);
   if (strcmp(job->format, "tflite") && strcmp(job->format, "onnx") && strcmp(job->format, "c"))
@@ -187,7 +256,7 @@ int nas_export_job_run(const nas_export_job *job, nas_export_summary *s, nas_err
   memset(&g, 0, sizeof g);
   s->test_n = l.d.test.n;
   rc = nas_evaluate(l.net, &l.d.test, &s->float_test_acc, NULL, e);
-  if (rc == NAS_OK) rc = nas_calibrate(l.net, &l.d.train, &cc, &calib, e);
+  if (rc == NAS_OK) rc = export_calib(job, &l, &cc, &calib, &s->qat_ranges, e);
   if (rc == NAS_OK) rc = nas_lower(l.net, &calib, &lc, &g, e);
   if (rc == NAS_OK) rc = nas_g8_accuracy(&g, &l.d.test, 0, &s->int8_test_acc, e);
   if (rc == NAS_OK) {
@@ -202,5 +271,40 @@ int nas_export_job_run(const nas_export_job *job, nas_export_summary *s, nas_err
   nas_g8_graph_free(&g);
   nas_calib_free(&calib);
   loaded_free(&l);
+  return rc;
+}
+
+int nas_checkpoint_lower(const nas_export_job *job, nas_g8_graph *g, char name[64],
+                         int8_t **sample, nas_err *e) {
+  memset(g, 0, sizeof *g);
+  if (sample) *sample = NULL;
+  loaded l;
+  int rc = load_trained(job->checkpoint, job->dataset, 256, &l, e);
+  if (rc != NAS_OK) return rc;
+  nas_calib_cfg cc;
+  nas_calib_cfg_default(&cc);
+  cc.method = job->calib_method;
+  if (job->calib_samples > 0) cc.samples = job->calib_samples;
+  nas_lower_cfg lc = {.softmax = job->softmax};
+  nas_calib calib;
+  memset(&calib, 0, sizeof calib);
+  int used_qat; /* as nas export: a QAT checkpoint's learned ranges, else calibration */
+  rc = export_calib(job, &l, &cc, &calib, &used_qat, e);
+  if (rc == NAS_OK) rc = nas_lower(l.net, &calib, &lc, g, e);
+  if (rc == NAS_OK && sample) {
+    const size_t ni = nas_g8_numel(&g->tensors[g->input]);
+    const size_t per = (size_t)l.d.test.h * l.d.test.w * l.d.test.c;
+    *sample = malloc(ni ? ni : 1);
+    if (!*sample) rc = nas_errf(e, NAS_ENOMEM, "out of memory");
+    else if (l.d.test.n > 0 && per == ni) nas_g8_quantize_input(g, l.d.test.x, *sample);
+    else memset(*sample, (int)g->tensors[g->input].zero_point[0], ni);
+  }
+  snprintf(name, 64, "%s", l.name);
+  nas_calib_free(&calib);
+  loaded_free(&l);
+  if (rc != NAS_OK) {
+    nas_g8_graph_free(g);
+    if (sample) free(*sample), *sample = NULL;
+  }
   return rc;
 }

@@ -3,6 +3,7 @@
 #ifndef NAS_NAS_JOB_H
 #define NAS_NAS_JOB_H
 
+#include "deploy/graph8.h"
 #include "train/trainer.h"
 
 typedef struct nas_train_job {
@@ -11,10 +12,15 @@ typedef struct nas_train_job {
   const char *save_path;     /* checkpoint to write, or NULL */
   int train_limit;           /* 0: all training samples */
   nas_train_cfg cfg;         /* training configuration */
+  int qat;                   /* enum nas_qat_mode (train/qat.h): 0 none, ste, alpha */
+  int qat_epochs;            /* QAT: the last qat_epochs of cfg.epochs are QAT epochs (1); equal to
+                                cfg.epochs: the whole run is QAT */
+  float qat_lr_scale;        /* QAT after float epochs: learning rate = cfg.lr * this (0.1) */
 } nas_train_job;
 
 typedef struct nas_train_summary {
-  nas_train_result r;        /* accuracies and timings */
+  nas_train_result r;        /* accuracies and timings (of the QAT network when QAT ran) */
+  nas_train_result float_r;  /* the float phase when QAT followed it (zero otherwise) */
   long long params, macs;    /* of the network */
   int train_n, val_n, test_n;/* split sizes */
   char arch_name[64];        /* "name" of the arch, or the file name */
@@ -51,6 +57,9 @@ typedef struct nas_export_job {
   int calib_method;          /* enum nas_calib_method */
   int calib_samples;         /* training samples for calibration (1000) */
   int softmax;               /* append an int8 SOFTMAX after the logits */
+  int recalibrate;           /* 1: calibrate even when the checkpoint holds QAT ranges */
+  const char *db;            /* nas_export_store_run: the SQLite store */
+  long long candidate;       /* nas_export_store_run: the candidate id */
 } nas_export_job;
 
 typedef struct nas_export_summary {
@@ -59,11 +68,29 @@ typedef struct nas_export_summary {
   int test_n;                /* test samples */
   int ops;                   /* operators of the int8 graph */
   long long arena_bytes;     /* peak tensor arena of the int8 graph (memory planner) */
+  int qat_ranges;            /* 1: the checkpoint's QAT ranges were used instead of calibration */
   char path[4096];           /* file written */
 } nas_export_summary;
 
 /* Quantises a trained checkpoint (BN folding, post-training calibration), evaluates the int8
  * graph, and writes it in the requested format. */
 int nas_export_job_run(const nas_export_job *job, nas_export_summary *s, nas_err *e);
+
+/* Exports candidate job->candidate of the store job->db (nas/job_store.c): the stored float
+ * weights lowered with the stored calibration rebuild the int8 graph the search evaluated;
+ * it is scored on the same test samples (the candidate's eval_limit) and written as
+ * job->format (tflite: the stored .tflite bytes themselves unless job->softmax). A candidate
+ * that is not done or has no stored weights (a store written before weights were kept) is an
+ * error naming it. job->dataset overrides the stored dataset spec; calibration options are
+ * unused. */
+int nas_export_store_run(const nas_export_job *job, nas_export_summary *s, nas_err *e);
+
+/* Quantises a trained checkpoint as nas_export_job_run does (QAT ranges when the checkpoint
+ * has them, else calibration; job->format and job->out_dir are unused) without evaluating or writing anything: *g receives the int8 graph (caller
+ * frees with nas_g8_graph_free), name the arch's name ("model" when it has none), and
+ * *sample, when sample is non-NULL, the first test sample quantised with the graph's input
+ * scale and zero point (caller frees; all zero points when the test split is empty). */
+int nas_checkpoint_lower(const nas_export_job *job, nas_g8_graph *g, char name[64],
+                         int8_t **sample, nas_err *e);
 
 #endif

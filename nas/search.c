@@ -14,6 +14,7 @@
 #include "deploy/lower.h"
 #include "latency/target.h"
 #include "nas/search.h"
+#include "nas/search_impl.h"
 #include "results/pareto.h"
 #include "search_spaces/space.h"
 #include "train/net.h"
@@ -22,6 +23,9 @@
 
 #define PROPOSE_TRIES 1000 /* draws before a space is considered exhausted */
 #define MUTATE_TRIES 50    /* mutations of one parent before falling back to sampling */
+
+/* The strategies this loop knows; propose() dispatches on the name. */
+static const char *const STRATEGIES[] = {"random", "evolution", NULL};
 
 void nas_search_cfg_default(nas_search_cfg *c) {
   memset(c, 0, sizeof *c);
@@ -82,34 +86,7 @@ int nas_objectives_expand(const char *spec, char *out, int cap, nas_err *e) {
   return NAS_OK;
 }
 
-/* ---- the run context ----------------------------------------------------------------------- */
-
-typedef struct hist {
-  int64_t id;         /* candidates.id */
-  char hash[17];      /* arch hash */
-  int *d;             /* decisions (replayed) */
-  char state[16];     /* current state */
-  nas_metrics m;      /* metrics */
-  int generation;     /* generation */
-} hist;
-
-typedef struct ctx {
-  nas_search_cfg cfg;      /* configuration (strings owned through `owned`) */
-  cJSON *owned;            /* keeps the strings of a resumed configuration alive */
-  nas_space *sp;           /* the space */
-  nas_target *t;           /* the target */
-  nas_data d;              /* the dataset */
-  nas_store *st;           /* the store */
-  nas_objectives obj;      /* the run's objectives */
-  int64_t run_id;          /* the run */
-  int nd;                  /* decisions of the space */
-  hist *h;                 /* [n] candidates in id order */
-  int n, cap;
-  const nas_search_hooks *hooks;
-  nas_search_summary *sum;
-} ctx;
-
-static uint64_t mix(uint64_t seed, uint64_t k, uint64_t salt) {
+uint64_t search_mix(uint64_t seed, uint64_t k, uint64_t salt) {
   uint64_t z = seed * 0x9E3779B97F4A7C15ull ^ (k + 1) * 0xBF58476D1CE4E5B9ull ^ salt;
   z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
   z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
@@ -126,9 +103,9 @@ static void ctx_free(ctx *c) {
   cJSON_Delete(c->owned);
 }
 
-static int stopping(const ctx *c) { return c->hooks && c->hooks->stop && *c->hooks->stop; }
+int search_stopping(const ctx *c) { return c->hooks && c->hooks->stop && *c->hooks->stop; }
 
-static void report(ctx *c, int k, const hist *x, const char *reason) {
+void search_report(ctx *c, int k, int of, const hist *x, const char *reason, int retrain_epochs) {
   double best = NAN;
   int64_t best_id = 0;
   for (int i = 0; i < c->n; i++)
@@ -137,13 +114,13 @@ static void report(ctx *c, int k, const hist *x, const char *reason) {
       best = c->h[i].m.acc_int8_test, best_id = c->h[i].id;
   c->sum->best_acc = best, c->sum->best_id = best_id;
   if (!c->hooks || !c->hooks->progress) return;
-  nas_search_progress p = {.k = k + 1, .budget = c->cfg.budget, .run_id = c->run_id,
+  nas_search_progress p = {.k = k + 1, .budget = of, .run_id = c->run_id,
                            .cand_id = x->id, .state = x->state, .reason = reason,
                            .acc_int8 = x->m.acc_int8_test, .acc_float = x->m.acc_float_test,
                            .latency_ms = x->m.latency_pred_ms, .peak_sram = x->m.peak_sram_bytes,
                            .flash = x->m.flash_bytes, .macs = x->m.macs,
                            .train_seconds = x->m.train_seconds, .best_acc = best,
-                           .best_id = best_id};
+                           .best_id = best_id, .retrain_epochs = retrain_epochs};
   c->hooks->progress(&p, c->hooks->user);
 }
 
@@ -207,7 +184,7 @@ static int pick_parent(const ctx *c, int k, nas_rng *r) {
 static int propose(ctx *c, int k, int *d, char **arch, char hash[17], int64_t *parent, int *gen,
                    int *found, nas_err *e) {
   nas_rng r;
-  nas_rng_seed(&r, mix(c->cfg.seed, (uint64_t)k, 0x5EA7C4ull));
+  nas_rng_seed(&r, search_mix(c->cfg.seed, (uint64_t)k, 0x5EA7C4ull));
   *found = 0, *parent = 0, *gen = 0, *arch = NULL;
   if (!strcmp(c->cfg.strategy, "evolution")) {
     int p = pick_parent(c, k, &r);
@@ -237,7 +214,7 @@ static int propose(ctx *c, int k, int *d, char **arch, char hash[17], int64_t *p
 static int set_state(ctx *c, int k, const char *state, const char *reason, nas_err *e) {
   int rc = nas_store_candidate_set_state(c->st, c->h[k].id, state, reason, e);
   if (rc == NAS_OK) snprintf(c->h[k].state, sizeof c->h[k].state, "%s", state);
-  report(c, k, &c->h[k], reason);
+  search_report(c, k, c->cfg.budget, &c->h[k], reason, 0);
   return rc;
 }
 
@@ -281,39 +258,13 @@ static int process(ctx *c, int k, const char *arch, int *stopped, nas_err *e) {
   nas_price_free(p);
   if (rc != NAS_OK) return rc;
   if (reason[0]) return set_state(c, k, "rejected", reason, e);
-  if (stopping(c)) return *stopped = 1, NAS_OK; /* stays proposed; resume trains it */
+  if (search_stopping(c)) return *stopped = 1, NAS_OK; /* stays proposed; resume trains it */
   if ((rc = set_state(c, k, "training", NULL, e)) != NAS_OK) return rc;
 
-  nas_net *net = NULL;
-  uint64_t tseed = mix(g->seed, (uint64_t)k, 0x7EA1ull);
-  nas_train_cfg tc;
-  nas_train_cfg_default(&tc, 0);
-  tc.epochs = g->epochs, tc.batch = g->batch, tc.seed = tseed;
-  nas_train_result tr;
-  nas_g8_graph g8;
-  memset(&g8, 0, sizeof g8);
-  const char *what = "training";
-  int crc = nas_net_build(arch, "candidate", g->batch, tseed, &net, &ce);
-  if (crc == NAS_OK) crc = nas_train(net, &c->d, &tc, &tr, &ce);
-  if (crc == NAS_OK) {
-    what = "int8";
-    crc = nas_quantize_net(net, &c->d.train, NULL, NULL, &g8, &ce);
-  }
-  double v8 = NAN, t8 = NAN;
-  if (crc == NAS_OK) crc = nas_g8_accuracy(&g8, &c->d.val, 0, &v8, &ce);
-  if (crc == NAS_OK) crc = nas_g8_accuracy(&g8, &c->d.test, 0, &t8, &ce);
-  nas_g8_graph_free(&g8);
-  nas_net_free(net);
-  if (crc == NAS_ENOMEM) return nas_errf(e, NAS_ENOMEM, "candidate %d: %s", k + 1, ce.msg);
-  if (crc != NAS_OK) {
-    snprintf(reason, sizeof reason, "%s: %s", crc == NAS_ENUMERIC ? "diverged" : what, ce.msg);
-    return set_state(c, k, "failed", reason, e);
-  }
-  x->m.acc_float_val = tr.val_acc, x->m.acc_float_test = tr.test_acc;
-  x->m.acc_int8_val = v8, x->m.acc_int8_test = t8;
-  x->m.train_seconds = tr.train_seconds;
-  if ((rc = nas_store_candidate_set_metrics(c->st, x->id, &x->m, e)) != NAS_OK) return rc;
-  return set_state(c, k, "done", NULL, e);
+  uint64_t tseed = search_mix(g->seed, (uint64_t)k, 0x7EA1ull);
+  rc = search_train_store(c, x, arch, g->epochs, g->eval_limit, tseed, reason, e);
+  if (rc == NAS_OK) search_report(c, k, g->budget, x, reason[0] ? reason : NULL, 0);
+  return rc;
 }
 
 static hist *push(ctx *c) {
@@ -334,7 +285,7 @@ static hist *push(ctx *c) {
 /* Replays the stored candidates, then proposes and processes up to the budget. */
 static int loop(ctx *c, nas_err *e) {
   int64_t *ids = NULL;
-  int nids = 0, rc = nas_store_candidate_ids(c->st, c->run_id, NULL, &ids, &nids, e);
+  int nids = 0, rc = nas_store_search_candidate_ids(c->st, c->run_id, NULL, &ids, &nids, e);
   if (rc != NAS_OK) return rc;
   int *d = calloc((size_t)(c->nd ? c->nd : 1), sizeof(int));
   int pending = -1; /* a stored candidate that is not final yet */
@@ -376,12 +327,12 @@ static int loop(ctx *c, nas_err *e) {
   free(ids);
   int stopped = 0;
   if (rc == NAS_OK && pending >= 0) {
-    if (stopping(c)) stopped = 1;
+    if (search_stopping(c)) stopped = 1;
     else rc = process(c, pending, pending_arch, &stopped, e);
   }
   free(pending_arch);
   for (int k = c->n; rc == NAS_OK && !stopped && k < c->cfg.budget; k++) {
-    if (stopping(c)) {
+    if (search_stopping(c)) {
       stopped = 1;
       break;
     }
@@ -405,12 +356,13 @@ static int loop(ctx *c, nas_err *e) {
       snprintf(x->hash, sizeof x->hash, "%s", hash);
       snprintf(x->state, sizeof x->state, "proposed");
       memcpy(x->d, d, sizeof(int) * (size_t)c->nd);
-      report(c, k, x, NULL);
+      search_report(c, k, c->cfg.budget, x, NULL, 0);
       rc = process(c, k, arch, &stopped, e);
     }
     free(arch);
   }
   free(d);
+  if (rc == NAS_OK && !stopped) rc = search_retrain_front(c, &stopped, e);
   c->sum->interrupted = stopped;
   c->sum->candidates = c->n;
   for (int i = 0; i < c->n; i++) {
@@ -434,7 +386,9 @@ static int loop(ctx *c, nas_err *e) {
 /* Loads and validates everything a run needs (no store access). */
 static int prepare(ctx *c, nas_err *e) {
   nas_search_cfg *g = &c->cfg;
-  if (!g->strategy || (strcmp(g->strategy, "random") && strcmp(g->strategy, "evolution")))
+  int known = 0;
+  for (int i = 0; g->strategy && STRATEGIES[i]; i++) known |= !strcmp(g->strategy, STRATEGIES[i]);
+  if (!known)
     return nas_errf(e, NAS_EUSAGE, "unknown strategy '%s' (random, evolution)",
                     g->strategy ? g->strategy : "");
   if (!g->space) return nas_errf(e, NAS_EUSAGE, "no search space given");
@@ -454,6 +408,9 @@ static int prepare(ctx *c, nas_err *e) {
   if (g->max_sram < 0 || g->max_flash < 0 || g->max_macs < 0 || !(g->max_latency_ms >= 0))
     return nas_errf(e, NAS_EUSAGE, "a constraint is negative");
   if (g->train_limit < 0) return nas_errf(e, NAS_EUSAGE, "train limit is negative");
+  if (g->eval_limit < 0) return nas_errf(e, NAS_EUSAGE, "eval limit is negative");
+  if (g->retrain_epochs < 0 || g->retrain_epochs > 100000)
+    return nas_errf(e, NAS_EUSAGE, "retrain epochs %d is out of range 0..100000", g->retrain_epochs);
   char obj[512];
   int rc = nas_objectives_expand(g->objectives, obj, sizeof obj, e);
   if (rc == NAS_OK) rc = nas_objectives_parse(obj, &c->obj, e);
@@ -509,6 +466,8 @@ static char *config_json(const nas_search_cfg *g, const char *objectives) {
   snprintf(seed, sizeof seed, "%llu", (unsigned long long)g->seed);
   cJSON_AddStringToObject(j, "seed", seed); /* text: a double cannot hold every uint64 */
   cJSON_AddStringToObject(j, "objectives", objectives);
+  cJSON_AddNumberToObject(j, "eval_limit", g->eval_limit);
+  cJSON_AddNumberToObject(j, "retrain_epochs", g->retrain_epochs);
   char *t = cJSON_PrintUnformatted(j);
   cJSON_Delete(j);
   return t;
@@ -602,6 +561,8 @@ int nas_search_resume(const char *db_path, int64_t run_id, const nas_search_hook
     const char *sd = jstr(j, "seed");
     g->seed = sd ? strtoull(sd, NULL, 10) : r.seed;
     if (jstr(j, "objectives")) g->objectives = jstr(j, "objectives");
+    g->eval_limit = (int)jnum(j, "eval_limit", 0);
+    g->retrain_epochs = (int)jnum(j, "retrain_epochs", 0);
     rc = prepare(&c, e);
     if (rc != NAS_OK) nas_err_prefix(e, "run %lld", (long long)run_id);
   }

@@ -18,6 +18,22 @@
  * crowding distance, then oldest; the child is the parent with one decision mutated.
  * Duplicates (same canonical arch hash within the run) are skipped by drawing again.
  *
+ * Front retraining (cfg.retrain_epochs > 0): once the budget is spent, every member of the
+ * run's Pareto front over its objectives (search candidates only, nas_pareto_front order) is
+ * trained again from scratch for retrain_epochs epochs (seed from (run seed, index, salt)),
+ * quantised and scored on the full validation/test splits, and stored as a new candidate of
+ * the run with parent_id = the original and retrain_epochs = E (results/store.h). The run is
+ * done only when every twin is final; resume continues the retraining, and a twin already
+ * final is never trained again.
+ *
+ * SIGINT (hooks->stop): the loop stops at the next step boundary: a candidate being trained
+ * finishes (trained, quantised, stored), no new candidate is started, the run is marked
+ * interrupted. A process killed mid-training leaves the candidate in state training, which
+ * resume re-queues and trains again from scratch with the same seed.
+ *
+ * Strategies are named in one place (STRATEGIES in search.c); the proposal of candidate k is
+ * one function (propose) that dispatches on the strategy.
+ *
  * Library code: never prints; progress goes through the callback.
  * Ownership: strings in nas_search_cfg are borrowed for the duration of the call. */
 #ifndef NAS_NAS_SEARCH_H
@@ -27,6 +43,8 @@
 #include <stdint.h>
 
 #include "core/error.h"
+#include "datasets/dataset.h"
+#include "results/store.h"
 
 typedef struct nas_search_cfg {
   const char *space;        /* built-in space name or space JSON file */
@@ -46,6 +64,9 @@ typedef struct nas_search_cfg {
   int sample_size;          /* evolution tournament size S (3) */
   uint64_t seed;            /* run seed (1) */
   const char *objectives;   /* "acc_int8_test:max,latency_pred_ms:min" (aliases allowed) */
+  int eval_limit;           /* validation/test samples scoring a search candidate (0: all) */
+  int retrain_epochs;       /* after the budget, retrain the front for this many epochs (0:
+                               no retraining); retrained twins are scored on all samples */
 } nas_search_cfg;
 
 void nas_search_cfg_default(nas_search_cfg *c);
@@ -66,6 +87,8 @@ typedef struct nas_search_progress {
   double train_seconds;     /* training wall time (NAN unless done) */
   double best_acc;          /* best int8 test accuracy so far in the run (NAN: none yet) */
   int64_t best_id;          /* its candidate (0: none) */
+  int retrain_epochs;       /* > 0 in the front retraining phase: k of budget are then the
+                               front member and the front size */
 } nas_search_progress;
 
 typedef struct nas_search_hooks {
@@ -81,6 +104,7 @@ typedef struct nas_search_summary {
   int done, rejected, failed; /* by final state */
   int interrupted;          /* 1 when stopped by hooks->stop */
   int exhausted;            /* 1 when no new architecture could be found before the budget */
+  int retrained;            /* retrained twins stored in the run (done or failed) */
   int64_t best_id;          /* best done candidate by int8 test accuracy (0: none) */
   double best_acc;          /* its int8 test accuracy (NAN: none) */
 } nas_search_summary;
@@ -95,6 +119,18 @@ int nas_search_run(const char *db_path, const nas_search_cfg *cfg, const nas_sea
  * configuration; a run already done is an error naming it. */
 int nas_search_resume(const char *db_path, int64_t run_id, const nas_search_hooks *h,
                       nas_search_summary *s, nas_err *e);
+
+/* The search loop's training step for other strategies (e.g. DNAS): candidate cand_id of run
+ * run_id in store st, already in state "training" with its cost columns in m, is trained
+ * from scratch on d (train split; dataset/train_limit are recorded with the weights) for
+ * epochs with batch and seed, quantised, scored on the first eval_limit validation/test
+ * samples (0: all), and stored with its metrics and both weight blobs (nas/artifacts.h) and
+ * state done in one transaction, or failed with reason (then reason is non-empty). m
+ * receives the metrics. Returns store errors and out-of-memory only. */
+int nas_search_train_candidate(nas_store *st, int64_t run_id, int64_t cand_id,
+                               const char *arch, const nas_data *d, const char *dataset,
+                               int train_limit, int epochs, int batch, int eval_limit,
+                               uint64_t seed, nas_metrics *m, char reason[600], nas_err *e);
 
 /* Rewrites an objective list with the short aliases expanded (acc_int8 -> acc_int8_test,
  * acc_float -> acc_float_test, latency_ms/latency -> latency_pred_ms, sram ->

@@ -154,8 +154,45 @@ static int migrate_to_1(nas_store *s, nas_err *e) {
   return store_exec(s, SQL, "creating schema version 1", e);
 }
 
+/* Version 2: candidates.retrain_epochs (0 for a search candidate, E for a Pareto-front member
+ * retrained from scratch for E epochs after the search; such a row has parent_id = the
+ * original), and the uniqueness key becomes (run_id, arch_hash, retrain_epochs). SQLite
+ * cannot alter a UNIQUE constraint, so the table is rebuilt (foreign keys are off during
+ * migrations, so dropping the old table cascades nothing; the other tables' references name
+ * "candidates" and so point at the new table once it is renamed). */
+#define V2_COLS                                                                                  \
+  "id, run_id, arch_json, arch_hash, parent_id, generation, state, reason, acc_float_val,"       \
+  " acc_float_test, acc_int8_val, acc_int8_test, macs, params, flash_bytes, peak_sram_bytes,"    \
+  " latency_pred_ms, latency_meas_ms, train_seconds, created_at, updated_at"
+static int migrate_to_2(nas_store *s, nas_err *e) {
+  static const char *const SQL =
+      "CREATE TABLE candidates_v2 ("
+      " id INTEGER PRIMARY KEY,"
+      " run_id INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,"
+      " arch_json TEXT NOT NULL,"
+      " arch_hash TEXT NOT NULL,"
+      " parent_id INTEGER REFERENCES candidates(id) ON DELETE SET NULL,"
+      " generation INTEGER NOT NULL DEFAULT 0,"
+      " retrain_epochs INTEGER NOT NULL DEFAULT 0,"
+      " state TEXT NOT NULL DEFAULT 'proposed'"
+      "  CHECK (state IN ('proposed','rejected','training','done','failed')),"
+      " reason TEXT,"
+      " acc_float_val REAL, acc_float_test REAL, acc_int8_val REAL, acc_int8_test REAL,"
+      " macs INTEGER, params INTEGER, flash_bytes INTEGER, peak_sram_bytes INTEGER,"
+      " latency_pred_ms REAL, latency_meas_ms REAL, train_seconds REAL,"
+      " created_at TEXT NOT NULL DEFAULT (" NOW "),"
+      " updated_at TEXT NOT NULL DEFAULT (" NOW "),"
+      " UNIQUE (run_id, arch_hash, retrain_epochs));"
+      "INSERT INTO candidates_v2 (" V2_COLS ") SELECT " V2_COLS " FROM candidates;"
+      "DROP TABLE candidates;"
+      "ALTER TABLE candidates_v2 RENAME TO candidates;"
+      "CREATE INDEX candidates_run_state ON candidates(run_id, state);";
+  return store_exec(s, SQL, "migrating candidates to schema version 2", e);
+}
+#undef V2_COLS
+
 /* MIGRATIONS[v] takes user_version v to v + 1. */
-static int (*const MIGRATIONS[])(nas_store *, nas_err *) = {migrate_to_1};
+static int (*const MIGRATIONS[])(nas_store *, nas_err *) = {migrate_to_1, migrate_to_2};
 _Static_assert(sizeof MIGRATIONS / sizeof MIGRATIONS[0] == NAS_STORE_VERSION,
                "one migration per schema version");
 
@@ -241,12 +278,12 @@ static int open_impl(const char *path, int readonly, nas_store **out, nas_err *e
              path, v, NAS_STORE_VERSION);
     goto fail;
   }
-  if (readonly && v != NAS_STORE_VERSION) {
-    nas_errf(e, NAS_EFORMAT, "%s: store schema version %d, expected %d (%s)", path, v,
-             NAS_STORE_VERSION, v == 0 ? "not a nas store" : "open it read-write once to migrate");
+  if (readonly && v < 1) {
+    nas_errf(e, NAS_EFORMAT, "%s: store schema version %d, expected %d (not a nas store)", path,
+             v, NAS_STORE_VERSION);
     goto fail;
   }
-  if (store_exec(s, "PRAGMA foreign_keys = ON", "enabling foreign keys", e)) goto fail;
+  s->version = v; /* a read-only reader of an older store reads what that version has */
   if (!readonly) {
     /* An up-to-date file in WAL mode needs no lock here, so opening never waits on a writer. */
     int wal = 0;
@@ -258,9 +295,13 @@ static int open_impl(const char *path, int readonly, nas_store **out, nas_err *e
     }
     if ((!wal && store_exec(s, "PRAGMA journal_mode = WAL", "switching to WAL mode", e)) ||
         store_exec(s, "PRAGMA synchronous = NORMAL", "setting synchronous mode", e) ||
+        store_exec(s, "PRAGMA foreign_keys = OFF", "disabling foreign keys", e) ||
         (v < NAS_STORE_VERSION && migrate(s, e)))
       goto fail;
+    s->version = NAS_STORE_VERSION;
   }
+  /* after the migrations: a table rebuild must not cascade deletes */
+  if (store_exec(s, "PRAGMA foreign_keys = ON", "enabling foreign keys", e)) goto fail;
   *out = s;
   return NAS_OK;
 fail:
@@ -443,8 +484,11 @@ int nas_store_run_ids(nas_store *s, int64_t **ids, int *n, nas_err *e) {
 static int find_hash(nas_store *s, int64_t run_id, const char *hash, int64_t *id, nas_err *e) {
   sqlite3_stmt *st;
   *id = 0;
-  if (store_prep(s, "SELECT id FROM candidates WHERE run_id = ? AND arch_hash = ?", &st,
-           "looking up a candidate", e))
+  if (store_prep(s,
+           s->version >= 2 ? "SELECT id FROM candidates WHERE run_id = ? AND arch_hash = ?"
+                             " AND retrain_epochs = 0"
+                           : "SELECT id FROM candidates WHERE run_id = ? AND arch_hash = ?",
+           &st, "looking up a candidate", e))
     return e->code;
   sqlite3_bind_int64(st, 1, run_id);
   sqlite3_bind_text(st, 2, hash, -1, SQLITE_TRANSIENT);
@@ -535,57 +579,62 @@ int nas_store_candidate_set_state(nas_store *s, int64_t cand_id, const char *sta
   char what[80];
   snprintf(what, sizeof what, "setting the state of candidate %lld", (long long)cand_id);
   if (store_begin(s, what, e)) return e->code;
-  sqlite3_stmt *st;
-  if (store_prep(s, "SELECT state FROM candidates WHERE id = ?", &st, what, e)) {
-    store_rollback(s);
-    return e->code;
-  }
-  sqlite3_bind_int64(st, 1, cand_id);
-  int rc = sqlite3_step(st);
-  char from[16] = "";
-  if (rc == SQLITE_ROW)
-    snprintf(from, sizeof from, "%s", (const char *)sqlite3_column_text(st, 0));
-  sqlite3_finalize(st);
-  if (rc != SQLITE_ROW) {
-    store_rollback(s);
-    return rc == SQLITE_DONE ? nas_errf(e, NAS_EINVAL, "%s: %s: no such candidate", s->path, what)
-                             : store_dberr(s, e, what);
-  }
-  if (!transition_ok(from, state)) {
-    store_rollback(s);
-    return nas_errf(e, NAS_EINVAL, "%s: candidate %lld: cannot go from '%s' to '%s'", s->path,
-                    (long long)cand_id, from, state);
-  }
-  if (store_prep(s, "UPDATE candidates SET state = ?, reason = ?, updated_at = " NOW " WHERE id = ?",
-           &st, what, e)) {
-    store_rollback(s);
-    return e->code;
-  }
-  sqlite3_bind_text(st, 1, state, -1, SQLITE_TRANSIENT);
-  if (reason) sqlite3_bind_text(st, 2, reason, -1, SQLITE_TRANSIENT);
-  else sqlite3_bind_null(st, 2);
-  sqlite3_bind_int64(st, 3, cand_id);
-  if (store_step_done(s, st, what, e) || store_commit(s, what, e)) {
+  if (store_set_state_tx(s, cand_id, state, reason, e) || store_commit(s, what, e)) {
     store_rollback(s);
     return e->code;
   }
   return NAS_OK;
 }
 
+int store_set_state_tx(nas_store *s, int64_t cand_id, const char *state, const char *reason,
+                       nas_err *e) {
+  char what[80];
+  snprintf(what, sizeof what, "setting the state of candidate %lld", (long long)cand_id);
+  sqlite3_stmt *st;
+  if (store_prep(s, "SELECT state FROM candidates WHERE id = ?", &st, what, e)) return e->code;
+  sqlite3_bind_int64(st, 1, cand_id);
+  int rc = sqlite3_step(st);
+  char from[16] = "";
+  if (rc == SQLITE_ROW)
+    snprintf(from, sizeof from, "%s", (const char *)sqlite3_column_text(st, 0));
+  sqlite3_finalize(st);
+  if (rc != SQLITE_ROW)
+    return rc == SQLITE_DONE ? nas_errf(e, NAS_EINVAL, "%s: %s: no such candidate", s->path, what)
+                             : store_dberr(s, e, what);
+  if (!transition_ok(from, state))
+    return nas_errf(e, NAS_EINVAL, "%s: candidate %lld: cannot go from '%s' to '%s'", s->path,
+                    (long long)cand_id, from, state);
+  if (store_prep(s, "UPDATE candidates SET state = ?, reason = ?, updated_at = " NOW " WHERE id = ?",
+           &st, what, e))
+    return e->code;
+  sqlite3_bind_text(st, 1, state, -1, SQLITE_TRANSIENT);
+  if (reason) sqlite3_bind_text(st, 2, reason, -1, SQLITE_TRANSIENT);
+  else sqlite3_bind_null(st, 2);
+  sqlite3_bind_int64(st, 3, cand_id);
+  return store_step_done(s, st, what, e);
+}
+
 int nas_store_candidate_set_metrics(nas_store *s, int64_t cand_id, const nas_metrics *m,
                                     nas_err *e) {
+  char what[80];
+  snprintf(what, sizeof what, "storing the metrics of candidate %lld", (long long)cand_id);
+  if (store_begin(s, what, e)) return e->code;
+  if (store_set_metrics_tx(s, cand_id, m, e) || store_commit(s, what, e)) {
+    store_rollback(s);
+    return e->code;
+  }
+  return NAS_OK;
+}
+
+int store_set_metrics_tx(nas_store *s, int64_t cand_id, const nas_metrics *m, nas_err *e) {
   char what[80], sql[1024];
   snprintf(what, sizeof what, "storing the metrics of candidate %lld", (long long)cand_id);
   size_t len = (size_t)snprintf(sql, sizeof sql, "UPDATE candidates SET ");
   for (int i = 0; i < NAS_N_METRICS; i++)
     len += (size_t)snprintf(sql + len, sizeof sql - len, "%s = ?, ", METRICS[i].name);
   snprintf(sql + len, sizeof sql - len, "%s", "updated_at = " NOW " WHERE id = ?");
-  if (store_begin(s, what, e)) return e->code;
   sqlite3_stmt *st;
-  if (store_prep(s, sql, &st, what, e)) {
-    store_rollback(s);
-    return e->code;
-  }
+  if (store_prep(s, sql, &st, what, e)) return e->code;
   for (int i = 0; i < NAS_N_METRICS; i++) {
     double v = ((const double *)m)[i];
     if (isnan(v)) sqlite3_bind_null(st, i + 1);
@@ -593,18 +642,9 @@ int nas_store_candidate_set_metrics(nas_store *s, int64_t cand_id, const nas_met
     else sqlite3_bind_double(st, i + 1, v);
   }
   sqlite3_bind_int64(st, NAS_N_METRICS + 1, cand_id);
-  if (store_step_done(s, st, what, e)) {
-    store_rollback(s);
-    return e->code;
-  }
-  if (sqlite3_changes(s->db) != 1) {
-    store_rollback(s);
+  if (store_step_done(s, st, what, e)) return e->code;
+  if (sqlite3_changes(s->db) != 1)
     return nas_errf(e, NAS_EINVAL, "%s: %s: no such candidate", s->path, what);
-  }
-  if (store_commit(s, what, e)) {
-    store_rollback(s);
-    return e->code;
-  }
   return NAS_OK;
 }
 
@@ -613,7 +653,8 @@ int nas_store_candidate_get(nas_store *s, int64_t cand_id, nas_candidate_row *ou
   char sql[1024];
   size_t len = (size_t)snprintf(sql, sizeof sql,
                                 "SELECT id, run_id, arch_json, arch_hash, parent_id, generation,"
-                                " state, reason, created_at, updated_at");
+                                " state, reason, created_at, updated_at, %s",
+                                s->version >= 2 ? "retrain_epochs" : "0");
   for (int i = 0; i < NAS_N_METRICS; i++)
     len += (size_t)snprintf(sql + len, sizeof sql - len, ", %s", METRICS[i].name);
   snprintf(sql + len, sizeof sql - len, " FROM candidates WHERE id = ?");
@@ -638,8 +679,9 @@ int nas_store_candidate_get(nas_store *s, int64_t cand_id, nas_candidate_row *ou
   out->reason = store_dup_col(st, 7);
   out->created_at = store_dup_col(st, 8);
   out->updated_at = store_dup_col(st, 9);
+  out->retrain_epochs = sqlite3_column_int(st, 10);
   for (int i = 0; i < NAS_N_METRICS; i++) {
-    int c = 10 + i;
+    int c = 11 + i;
     *nas_metrics_at(&out->m, i) =
         sqlite3_column_type(st, c) == SQLITE_NULL ? NAN : sqlite3_column_double(st, c);
   }
@@ -672,3 +714,19 @@ int nas_store_candidate_ids(nas_store *s, int64_t run_id, const char *state, int
   return collect_ids(s, st, ids, n, "listing candidates", e);
 }
 
+
+int nas_store_search_candidate_ids(nas_store *s, int64_t run_id, const char *state,
+                                   int64_t **ids, int *n, nas_err *e) {
+  if (s->version < 2) return nas_store_candidate_ids(s, run_id, state, ids, n, e);
+  sqlite3_stmt *st;
+  *ids = NULL, *n = 0;
+  if (store_prep(s,
+           state ? "SELECT id FROM candidates WHERE run_id = ? AND retrain_epochs = 0"
+                   " AND state = ? ORDER BY id"
+                 : "SELECT id FROM candidates WHERE run_id = ? AND retrain_epochs = 0 ORDER BY id",
+           &st, "listing candidates", e))
+    return e->code;
+  sqlite3_bind_int64(st, 1, run_id);
+  if (state) sqlite3_bind_text(st, 2, state, -1, SQLITE_TRANSIENT);
+  return collect_ids(s, st, ids, n, "listing candidates", e);
+}

@@ -1,7 +1,8 @@
 /* results/store.h: the SQLite store of searches (one file per project of searches).
  * Tables: runs, candidates (every metric its own column), weights (BLOBs), layer_costs,
  * events; the schema is documented in README "Results store" and versioned with
- * `PRAGMA user_version` (migrations in store.c, one function per version). The file is in WAL
+ * `PRAGMA user_version` (migrations in store.c, one function per version; version 2 added
+ * candidates.retrain_epochs). The file is in WAL
  * mode with a busy timeout, so readers (`nas pareto`, any sqlite3 client) may run while a
  * search writes. Every state change commits in its own BEGIN IMMEDIATE ... COMMIT.
  * Errors name the file and what failed; a file that is not a SQLite database, or whose
@@ -16,7 +17,7 @@
 
 #include "core/error.h"
 
-#define NAS_STORE_VERSION 1 /* the schema version this build writes (PRAGMA user_version) */
+#define NAS_STORE_VERSION 2 /* the schema version this build writes (PRAGMA user_version) */
 
 typedef struct nas_store nas_store;
 typedef struct sqlite3 sqlite3;
@@ -24,8 +25,8 @@ typedef struct sqlite3 sqlite3;
 /* Opens (creating and migrating as needed) the store at path for reading and writing. */
 int nas_store_open(const char *path, nas_store **out, nas_err *e);
 /* Opens an existing store read-only (no creation, no migration): for readers such as
- * `nas pareto`. A store at an older version than this build is refused (open it read-write
- * once to migrate). */
+ * `nas pareto`. A store at an older schema version is read as it is (a version-1 store reads
+ * retrain_epochs as 0); opening it read-write once migrates it. */
 int nas_store_open_readonly(const char *path, nas_store **out, nas_err *e);
 void nas_store_close(nas_store *s); /* NULL-safe */
 const char *nas_store_path(const nas_store *s);
@@ -109,6 +110,8 @@ typedef struct nas_candidate_row {
   char *arch_hash;     /* 16 hex digits */
   int64_t parent_id;   /* 0 when none */
   int generation;      /* generation (evolution) or 0 */
+  int retrain_epochs;  /* 0: a search candidate; E: parent_id's arch retrained from scratch
+                          for E epochs after the search (--retrain-front) */
   char state[16];      /* proposed | rejected | training | done | failed */
   char *reason;        /* why rejected/failed, NULL when none */
   nas_metrics m;       /* metrics (NAN = NULL) */
@@ -139,6 +142,33 @@ int nas_store_candidate_find(nas_store *s, int64_t run_id, const char *arch_hash
  * all). *ids malloc'd (caller frees; NULL when *n == 0). */
 int nas_store_candidate_ids(nas_store *s, int64_t run_id, const char *state, int64_t **ids,
                             int *n, nas_err *e);
+
+/* Ids of a run's search candidates (retrain_epochs = 0) in ascending order, optionally only
+ * those in `state`; the same contract as nas_store_candidate_ids. */
+int nas_store_search_candidate_ids(nas_store *s, int64_t run_id, const char *state,
+                                   int64_t **ids, int *n, nas_err *e);
+
+/* The retrained twin of search candidate parent_id: a candidate of the same run with the same
+ * arch, hash, generation and cost columns (MACs, params, flash, SRAM, latencies) and layer
+ * costs, parent_id = parent_id, retrain_epochs = epochs (>= 1), state "proposed", accuracy
+ * columns NULL. Idempotent: when the run already holds it, nothing is written, *id is it and
+ * *existed is set to 1 (existed may be NULL). */
+int nas_store_candidate_add_retrain(nas_store *s, int64_t parent_id, int epochs, int64_t *id,
+                                    int *existed, nas_err *e);
+
+/* A blob for nas_store_candidate_finish. */
+typedef struct nas_store_blob {
+  const char *kind;   /* "float" or "int8" */
+  const void *data;   /* bytes (borrowed) */
+  size_t len;         /* byte count */
+} nas_store_blob;
+
+/* In ONE transaction: writes every metric column from m (when m is not NULL), replaces the
+ * weights of blobs[0..nblobs) and moves the candidate to state (reason as for set_state).
+ * Either all of it is stored or none of it (a crash leaves the previous state). */
+int nas_store_candidate_finish(nas_store *s, int64_t cand_id, const char *state,
+                               const char *reason, const nas_metrics *m,
+                               const nas_store_blob *blobs, int nblobs, nas_err *e);
 
 /* ---- weights and per-layer costs --------------------------------------------------------- */
 /* kind: "float" or "int8". Replaces an existing blob of that kind. */

@@ -1,5 +1,6 @@
 /* results/store_artifacts.c: what the store keeps per candidate besides its row: weights
- * (BLOBs), per-layer costs, and the run's event log. */
+ * (BLOBs), per-layer costs, and the run's event log; the candidate's final transition with
+ * its metrics and weights in one transaction; the retrained twins of front members. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,28 +16,107 @@ static int check_kind(nas_store *s, int64_t cand_id, const char *kind, nas_err *
                   s->path, (long long)cand_id, kind ? kind : "(null)");
 }
 
+/* INSERT OR REPLACE of one blob inside an open transaction. */
+static int weights_put_tx(nas_store *s, int64_t cand_id, const char *kind, const void *data,
+                          size_t len, nas_err *e) {
+  char what[80];
+  snprintf(what, sizeof what, "storing %s weights of candidate %lld", kind, (long long)cand_id);
+  if (len > 0x7fffffff) return nas_errf(e, NAS_EINVAL, "%s: %s: blob too large", s->path, what);
+  sqlite3_stmt *st;
+  if (store_prep(s, "INSERT OR REPLACE INTO weights (candidate_id, kind, data) VALUES (?,?,?)", &st,
+           what, e))
+    return e->code;
+  sqlite3_bind_int64(st, 1, cand_id);
+  sqlite3_bind_text(st, 2, kind, -1, SQLITE_TRANSIENT);
+  if (len == 0) sqlite3_bind_zeroblob(st, 3, 0);
+  else sqlite3_bind_blob(st, 3, data, (int)len, SQLITE_TRANSIENT);
+  return store_step_done(s, st, what, e);
+}
+
 int nas_store_weights_put(nas_store *s, int64_t cand_id, const char *kind, const void *data,
                           size_t len, nas_err *e) {
   if (check_kind(s, cand_id, kind, e)) return e->code;
   char what[80];
   snprintf(what, sizeof what, "storing %s weights of candidate %lld", kind, (long long)cand_id);
-  if (len > 0x7fffffff) return nas_errf(e, NAS_EINVAL, "%s: %s: blob too large", s->path, what);
   if (store_begin(s, what, e)) return e->code;
-  sqlite3_stmt *st;
-  if (store_prep(s, "INSERT OR REPLACE INTO weights (candidate_id, kind, data) VALUES (?,?,?)", &st,
-           what, e)) {
-    store_rollback(s);
-    return e->code;
-  }
-  sqlite3_bind_int64(st, 1, cand_id);
-  sqlite3_bind_text(st, 2, kind, -1, SQLITE_TRANSIENT);
-  if (len == 0) sqlite3_bind_zeroblob(st, 3, 0);
-  else sqlite3_bind_blob(st, 3, data, (int)len, SQLITE_TRANSIENT);
-  if (store_step_done(s, st, what, e) || store_commit(s, what, e)) {
+  if (weights_put_tx(s, cand_id, kind, data, len, e) || store_commit(s, what, e)) {
     store_rollback(s);
     return e->code;
   }
   return NAS_OK;
+}
+
+int nas_store_candidate_finish(nas_store *s, int64_t cand_id, const char *state,
+                               const char *reason, const nas_metrics *m,
+                               const nas_store_blob *blobs, int nblobs, nas_err *e) {
+  for (int i = 0; i < nblobs; i++)
+    if (check_kind(s, cand_id, blobs[i].kind, e)) return e->code;
+  char what[80];
+  snprintf(what, sizeof what, "finishing candidate %lld", (long long)cand_id);
+  if (store_begin(s, what, e)) return e->code;
+  int rc = m ? store_set_metrics_tx(s, cand_id, m, e) : NAS_OK;
+  for (int i = 0; rc == NAS_OK && i < nblobs; i++)
+    rc = weights_put_tx(s, cand_id, blobs[i].kind, blobs[i].data, blobs[i].len, e);
+  if (rc == NAS_OK) rc = store_set_state_tx(s, cand_id, state, reason, e);
+  if (rc == NAS_OK) rc = store_commit(s, what, e);
+  if (rc != NAS_OK) store_rollback(s);
+  return rc;
+}
+
+int nas_store_candidate_add_retrain(nas_store *s, int64_t parent_id, int epochs, int64_t *id,
+                                    int *existed, nas_err *e) {
+  char what[80];
+  snprintf(what, sizeof what, "adding the retrained twin of candidate %lld", (long long)parent_id);
+  *id = 0;
+  if (existed) *existed = 0;
+  if (epochs < 1) return nas_errf(e, NAS_EINVAL, "%s: %s: epochs %d < 1", s->path, what, epochs);
+  if (store_begin(s, what, e)) return e->code;
+  sqlite3_stmt *st;
+  int rc = store_prep(s,
+      "SELECT t.id FROM candidates p JOIN candidates t ON t.run_id = p.run_id AND"
+      " t.arch_hash = p.arch_hash AND t.retrain_epochs = ? WHERE p.id = ?", &st, what, e);
+  if (rc == NAS_OK) {
+    sqlite3_bind_int(st, 1, epochs);
+    sqlite3_bind_int64(st, 2, parent_id);
+    int r = sqlite3_step(st);
+    if (r == SQLITE_ROW) *id = sqlite3_column_int64(st, 0);
+    else if (r != SQLITE_DONE) rc = store_dberr(s, e, what);
+    sqlite3_finalize(st);
+  }
+  if (rc == NAS_OK && *id) {
+    store_rollback(s);
+    if (existed) *existed = 1;
+    return NAS_OK;
+  }
+  if (rc == NAS_OK)
+    rc = store_prep(s,
+        "INSERT INTO candidates (run_id, arch_json, arch_hash, parent_id, generation,"
+        " retrain_epochs, macs, params, flash_bytes, peak_sram_bytes, latency_pred_ms,"
+        " latency_meas_ms) SELECT run_id, arch_json, arch_hash, id, generation, ?, macs, params,"
+        " flash_bytes, peak_sram_bytes, latency_pred_ms, latency_meas_ms FROM candidates"
+        " WHERE id = ? AND retrain_epochs = 0", &st, what, e);
+  if (rc == NAS_OK) {
+    sqlite3_bind_int(st, 1, epochs);
+    sqlite3_bind_int64(st, 2, parent_id);
+    rc = store_step_done(s, st, what, e);
+    if (rc == NAS_OK && sqlite3_changes(s->db) != 1)
+      rc = nas_errf(e, NAS_EINVAL, "%s: %s: no such search candidate", s->path, what);
+  }
+  if (rc == NAS_OK) {
+    *id = sqlite3_last_insert_rowid(s->db);
+    rc = store_prep(s,
+        "INSERT INTO layer_costs (candidate_id, layer, op, macs, params, flash_bytes, sram_bytes,"
+        " latency_ms) SELECT ?, layer, op, macs, params, flash_bytes, sram_bytes, latency_ms"
+        " FROM layer_costs WHERE candidate_id = ?", &st, what, e);
+    if (rc == NAS_OK) {
+      sqlite3_bind_int64(st, 1, *id);
+      sqlite3_bind_int64(st, 2, parent_id);
+      rc = store_step_done(s, st, what, e);
+    }
+  }
+  if (rc == NAS_OK) rc = store_commit(s, what, e);
+  if (rc != NAS_OK) store_rollback(s), *id = 0;
+  return rc;
 }
 
 int nas_store_weights_get(nas_store *s, int64_t cand_id, const char *kind, void **data,

@@ -11,6 +11,7 @@ struct nas_store {
   sqlite3 *db;  /* the connection (owned) */
   char *path;   /* file name for messages (owned) */
   int readonly; /* opened with nas_store_open_readonly */
+  int version;  /* schema version of the file (older only for read-only opens) */
 };
 
 
@@ -28,5 +29,11 @@ void store_rollback(nas_store *s);
 char *store_dup_col(sqlite3_stmt *st, int i);
 /* Steps a statement that returns no rows, then finalizes it. */
 int store_step_done(nas_store *s, sqlite3_stmt *st, const char *what, nas_err *e);
+
+/* Inside an open transaction (no BEGIN/COMMIT of their own): the state transition and the
+ * metric columns of nas_store_candidate_set_state / _set_metrics. */
+int store_set_state_tx(nas_store *s, int64_t cand_id, const char *state, const char *reason,
+                       nas_err *e);
+int store_set_metrics_tx(nas_store *s, int64_t cand_id, const nas_metrics *m, nas_err *e);
 
 #endif

@@ -20,8 +20,12 @@
 
 #include "core/rng.h"
 #include "tests/test_util.h"
+#include "nas/job.h"
 #include "nas/search.h"
+#include "results/pareto.h"
 #include "results/store.h"
+#include "train/checkpoint.h"
+#include "train/net.h"
 
 static char dir[256], data_spec[300], space_path[300];
 
@@ -81,15 +85,32 @@ static char *dump(const char *db, int64_t run) {
   int64_t *ids = NULL;
   int n = 0;
   assert_int_equal(nas_store_candidate_ids(st, run, NULL, &ids, &n, &e), NAS_OK);
-  size_t cap = (size_t)n * 160 + 1, len = 0;
+  size_t cap = (size_t)n * 240 + 1, len = 0;
   char *out = calloc(cap, 1);
   for (int i = 0; i < n; i++) {
     nas_candidate_row r;
     memset(&r, 0, sizeof r);
     assert_int_equal(nas_store_candidate_get(st, ids[i], &r, &e), NAS_OK);
-    len += (size_t)snprintf(out + len, cap - len, "%s %s %.17g %.17g %.17g %lld\n", r.arch_hash,
-                            r.state, r.m.acc_int8_test, r.m.acc_int8_val, r.m.latency_pred_ms,
-                            (long long)r.parent_id);
+    /* the weights: length and FNV-1a of each blob ("-" when none) */
+    char wf[2][40];
+    const char *kinds[2] = {"float", "int8"};
+    for (int k = 0; k < 2; k++) {
+      void *b = NULL;
+      size_t bl = 0;
+      nas_err we = {0};
+      if (nas_store_weights_get(st, ids[i], kinds[k], &b, &bl, &we) == NAS_OK) {
+        uint64_t h = 1469598103934665603ull;
+        for (size_t j = 0; j < bl; j++) h = (h ^ ((unsigned char *)b)[j]) * 1099511628211ull;
+        snprintf(wf[k], sizeof wf[k], "%zu:%016llx", bl, (unsigned long long)h);
+      } else {
+        snprintf(wf[k], sizeof wf[k], "-");
+      }
+      free(b);
+    }
+    len += (size_t)snprintf(out + len, cap - len, "%s %s %.17g %.17g %.17g %lld %d %s %s\n",
+                            r.arch_hash, r.state, r.m.acc_int8_test, r.m.acc_int8_val,
+                            r.m.latency_pred_ms, (long long)r.parent_id, r.retrain_epochs, wf[0],
+                            wf[1]);
     nas_store_candidate_row_free(&r);
   }
   free(ids);
@@ -242,6 +263,236 @@ static void test_stop_and_resume_in_process(void **state) {
   assert_int_not_equal(nas_search_resume(b, s2.run_id, NULL, &s2, &e), NAS_OK);
 }
 
+
+/* Every done candidate has both blobs; the float blob is a checkpoint file's bytes; `nas
+ * export --db` (nas_export_store_run) reproduces the stored int8 test accuracy exactly and
+ * writes the stored .tflite bytes; a rejected candidate has no weights and exporting it is an
+ * error naming it. With an eval limit the export scores the same samples. */
+static void test_weights_and_export(void **state) {
+  (void)state;
+  for (int pass = 0; pass < 2; pass++) {
+    char db[400], out[400];
+    db_path(db, sizeof db, pass ? "w2.db" : "w.db");
+    snprintf(out, sizeof out, "%s/export%d", dir, pass);
+    nas_search_cfg c;
+    base_cfg(&c, "random");
+    c.budget = 5;
+    c.max_sram = 5500;
+    c.eval_limit = pass ? 37 : 0;
+    nas_search_summary s;
+    nas_err e = {0};
+    assert_int_equal(nas_search_run(db, &c, NULL, &s, &e), NAS_OK);
+    assert_true(s.done >= 1);
+    nas_store *st = NULL;
+    assert_int_equal(nas_store_open_readonly(db, &st, &e), NAS_OK);
+    int64_t *ids = NULL;
+    int n = 0, exported = 0, refused = 0;
+    assert_int_equal(nas_store_candidate_ids(st, s.run_id, NULL, &ids, &n, &e), NAS_OK);
+    for (int i = 0; i < n; i++) {
+      nas_candidate_row r;
+      memset(&r, 0, sizeof r);
+      assert_int_equal(nas_store_candidate_get(st, ids[i], &r, &e), NAS_OK);
+      void *fb = NULL, *qb = NULL;
+      size_t fl = 0, ql = 0;
+      int hasf = nas_store_weights_get(st, ids[i], "float", &fb, &fl, &e) == NAS_OK;
+      int hasq = nas_store_weights_get(st, ids[i], "int8", &qb, &ql, &e) == NAS_OK;
+      nas_export_job job = {.db = db, .candidate = ids[i], .format = "tflite", .out_dir = out};
+      nas_export_summary es;
+      nas_err xe = {0};
+      int xrc = nas_export_store_run(&job, &es, &xe);
+      if (!strcmp(r.state, "done")) {
+        assert_true(hasf && hasq);
+        /* the float blob is a checkpoint, byte for byte */
+        char ck[400];
+        snprintf(ck, sizeof ck, "%s/blob.ckpt", dir);
+        FILE *f = fopen(ck, "wb");
+        assert_int_equal(fwrite(fb, 1, fl, f), fl);
+        fclose(f);
+        nas_ckpt k;
+        assert_int_equal(nas_ckpt_load(ck, &k, &e), NAS_OK);
+        nas_net *net = NULL; /* the checkpoint's arch is the candidate's, normalised */
+        assert_int_equal(nas_net_build(r.arch_json, "c", 1, 1, &net, &e), NAS_OK);
+        assert_string_equal(k.arch_json, net->arch_json);
+        assert_int_equal(nas_ckpt_apply(&k, net->g, &e), NAS_OK);
+        nas_net_free(net);
+        assert_non_null(strstr(k.meta_json, "\"calib\""));
+        nas_ckpt_free(&k);
+        if (xrc != NAS_OK) fail_msg("export of candidate %lld: %s", (long long)ids[i], xe.msg);
+        assert_true(es.int8_test_acc == r.m.acc_int8_test); /* exactly */
+        assert_true(es.float_test_acc == r.m.acc_float_test);
+        assert_int_equal(es.test_n, pass ? 37 : 200);
+        /* the .tflite written is the stored int8 blob */
+        f = fopen(es.path, "rb");
+        assert_non_null(f);
+        unsigned char *buf = malloc(ql + 1);
+        assert_int_equal(fread(buf, 1, ql + 1, f), ql);
+        fclose(f);
+        assert_memory_equal(buf, qb, ql);
+        free(buf);
+        if (!exported && !pass) { /* the other formats from the same stored weights */
+          job.format = "c";
+          assert_int_equal(nas_export_store_run(&job, &es, &xe), NAS_OK);
+          assert_true(es.int8_test_acc == r.m.acc_int8_test);
+          job.format = "onnx";
+          assert_int_equal(nas_export_store_run(&job, &es, &xe), NAS_OK);
+        }
+        exported++;
+      } else {
+        assert_false(hasf || hasq);
+        assert_int_not_equal(xrc, NAS_OK);
+        char idtxt[32];
+        snprintf(idtxt, sizeof idtxt, "candidate %lld", (long long)ids[i]);
+        assert_non_null(strstr(xe.msg, idtxt));
+        refused++;
+      }
+      free(fb), free(qb);
+      nas_store_candidate_row_free(&r);
+    }
+    assert_true(exported >= 1);
+    if (!pass) assert_true(refused >= 1);
+    nas_export_job job = {.db = db, .candidate = 9999, .format = "tflite", .out_dir = out};
+    nas_export_summary es;
+    assert_int_not_equal(nas_export_store_run(&job, &es, &e), NAS_OK);
+    assert_non_null(strstr(e.msg, "9999"));
+    free(ids);
+    nas_store_close(st);
+  }
+}
+
+/* --retrain-front: each member of the front (search candidates) gets one retrained twin
+ * (parent = it, same hash, retrain_epochs = E, done with weights); stopping during the
+ * retraining and resuming ends with the same store, and no twin is trained twice. */
+static volatile sig_atomic_t stop_rt;
+static void stop_after_first_retrain(const nas_search_progress *p, void *user) {
+  (void)user;
+  if (p->retrain_epochs && !strcmp(p->state, "done")) stop_rt = 1;
+}
+
+static int timing_events(const char *db, int64_t run) {
+  nas_store *st = NULL;
+  nas_err e = {0};
+  int n = -1;
+  assert_int_equal(nas_store_open_readonly(db, &st, &e), NAS_OK);
+  assert_int_equal(nas_store_event_count(st, run, "timing", &n, &e), NAS_OK);
+  nas_store_close(st);
+  return n;
+}
+
+static void test_retrain_front(void **state) {
+  (void)state;
+  char a[400], b[400];
+  db_path(a, sizeof a, "ra.db");
+  db_path(b, sizeof b, "rb.db");
+  nas_search_cfg c;
+  base_cfg(&c, "evolution");
+  c.budget = 6;
+  c.retrain_epochs = 2;
+  c.objectives = "acc_int8_test:max,macs:min";
+  nas_search_summary s1, s2;
+  nas_err e = {0};
+  assert_int_equal(nas_search_run(a, &c, NULL, &s1, &e), NAS_OK);
+  assert_true(s1.retrained >= 1);
+  assert_int_equal(s1.candidates, 6); /* the budget counts search candidates only */
+  nas_store *st = NULL;
+  assert_int_equal(nas_store_open_readonly(a, &st, &e), NAS_OK);
+  int64_t *ids = NULL, *sids = NULL;
+  int n = 0, ns = 0, twins = 0;
+  assert_int_equal(nas_store_candidate_ids(st, s1.run_id, NULL, &ids, &n, &e), NAS_OK);
+  assert_int_equal(nas_store_search_candidate_ids(st, s1.run_id, NULL, &sids, &ns, &e), NAS_OK);
+  assert_int_equal(ns, 6);
+  assert_int_equal(n, 6 + s1.retrained);
+  for (int i = 0; i < n; i++) {
+    nas_candidate_row r, p;
+    memset(&r, 0, sizeof r);
+    assert_int_equal(nas_store_candidate_get(st, ids[i], &r, &e), NAS_OK);
+    if (r.retrain_epochs) {
+      twins++;
+      assert_int_equal(r.retrain_epochs, 2);
+      assert_string_equal(r.state, "done");
+      assert_int_equal(nas_store_candidate_get(st, r.parent_id, &p, &e), NAS_OK);
+      assert_int_equal(p.retrain_epochs, 0);
+      assert_string_equal(p.state, "done");
+      assert_string_equal(p.arch_hash, r.arch_hash);
+      assert_true(p.m.macs == r.m.macs && p.m.latency_pred_ms == r.m.latency_pred_ms);
+      assert_true(isfinite(r.m.acc_int8_test) && isfinite(r.m.train_seconds));
+      void *w = NULL;
+      size_t wl = 0;
+      assert_int_equal(nas_store_weights_get(st, ids[i], "int8", &w, &wl, &e), NAS_OK);
+      free(w);
+      nas_store_candidate_row_free(&p);
+    }
+    nas_store_candidate_row_free(&r);
+  }
+  assert_int_equal(twins, s1.retrained);
+  /* the twins are exactly the front of the search candidates */
+  nas_objectives ob;
+  assert_int_equal(nas_objectives_parse("acc_int8_test:max,macs:min", &ob, &e), NAS_OK);
+  nas_pareto_row *rows = NULL;
+  int nr = 0;
+  assert_int_equal(nas_pareto_front(st, &ob, s1.run_id, "retrain_epochs = 0", &rows, &nr, &e), NAS_OK);
+  assert_int_equal(nr, twins);
+  free(rows), free(ids), free(sids);
+  nas_store_close(st);
+
+  stop_rt = 0;
+  nas_search_hooks h = {stop_after_first_retrain, NULL, &stop_rt};
+  assert_int_equal(nas_search_run(b, &c, &h, &s2, &e), NAS_OK);
+  if (s1.retrained > 1) assert_int_equal(s2.interrupted, 1);
+  stop_rt = 0;
+  nas_search_hooks h2 = {NULL, NULL, &stop_rt};
+  if (s2.interrupted) assert_int_equal(nas_search_resume(b, 0, &h2, &s2, &e), NAS_OK);
+  assert_int_equal(s2.retrained, s1.retrained);
+  char *da = dump(a, s1.run_id), *dbb = dump(b, s2.run_id);
+  assert_string_equal(da, dbb);
+  free(da), free(dbb);
+  /* every done candidate was trained exactly once in both */
+  assert_int_equal(timing_events(a, s1.run_id), timing_events(b, s2.run_id));
+}
+
+
+/* nas_search_train_candidate (the training step offered to other strategies): a candidate in
+ * state training ends done with metrics and weights, and exports to its stored accuracy. */
+static void test_train_candidate_api(void **state) {
+  (void)state;
+  char db[400], out[400];
+  db_path(db, sizeof db, "api.db");
+  snprintf(out, sizeof out, "%s/export_api", dir);
+  nas_store *st = NULL;
+  nas_err e = {0};
+  assert_int_equal(nas_store_open(db, &st, &e), NAS_OK);
+  nas_run_info ri = {.strategy = "dnas", .space = "tiny", .dataset = data_spec,
+                     .target = "stm32f446re", .seed = 3, .budget = 1};
+  int64_t run, id;
+  assert_int_equal(nas_store_run_create(st, &ri, &run, &e), NAS_OK);
+  const char *arch = "{\"input\":[10,10,1],\"classes\":3,\"layers\":[{\"op\":\"conv\",\"out\":4,"
+                     "\"k\":3},{\"op\":\"gap\"},{\"op\":\"fc\",\"out\":3}]}";
+  assert_int_equal(nas_store_candidate_add(st, run, arch, "00000000000000ab", 0, 0, &id, NULL, &e), NAS_OK);
+  assert_int_equal(nas_store_candidate_set_state(st, id, "training", NULL, &e), NAS_OK);
+  nas_data_opts o;
+  nas_data_opts_default(&o, data_spec);
+  nas_data d;
+  assert_int_equal(nas_data_load(&o, &d, &e), NAS_OK);
+  nas_metrics m;
+  nas_metrics_clear(&m);
+  m.macs = 1234;
+  char reason[600];
+  assert_int_equal(nas_search_train_candidate(st, run, id, arch, &d, data_spec, 0, 1, 16, 0, 7, &m,
+                                              reason, &e), NAS_OK);
+  assert_string_equal(reason, "");
+  assert_true(m.macs == 1234 && isfinite(m.acc_int8_test) && isfinite(m.train_seconds));
+  nas_candidate_row r;
+  assert_int_equal(nas_store_candidate_get(st, id, &r, &e), NAS_OK);
+  assert_string_equal(r.state, "done");
+  assert_true(r.m.acc_int8_test == m.acc_int8_test);
+  nas_store_candidate_row_free(&r);
+  nas_store_close(st);
+  nas_data_free(&d);
+  nas_export_job job = {.db = db, .candidate = id, .format = "tflite", .out_dir = out};
+  nas_export_summary es;
+  assert_int_equal(nas_export_store_run(&job, &es, &e), NAS_OK);
+  assert_true(es.int8_test_acc == m.acc_int8_test);
+}
+
 /* ---- through the real binary ------------------------------------------------------------- */
 
 static const char *nas_bin(void) {
@@ -280,6 +531,38 @@ static int count_finished(const char *db) {
   return n;
 }
 
+/* count(*) of candidates matching an SQL condition, -1 when the store is not readable yet */
+static int count_where(const char *db, const char *cond) {
+  sqlite3 *s = NULL;
+  int n = -1;
+  char sql[300];
+  snprintf(sql, sizeof sql, "SELECT count(*) FROM candidates WHERE %s", cond);
+  if (sqlite3_open_v2(db, &s, SQLITE_OPEN_READONLY, NULL) == SQLITE_OK) {
+    sqlite3_busy_timeout(s, 2000);
+    sqlite3_stmt *q = NULL;
+    if (sqlite3_prepare_v2(s, sql, -1, &q, NULL) == SQLITE_OK && sqlite3_step(q) == SQLITE_ROW)
+      n = sqlite3_column_int(q, 0);
+    sqlite3_finalize(q);
+  }
+  sqlite3_close(s);
+  return n;
+}
+
+static int run_status_is(const char *db, const char *status) {
+  sqlite3 *s = NULL;
+  int yes = 0;
+  if (sqlite3_open_v2(db, &s, SQLITE_OPEN_READONLY, NULL) == SQLITE_OK) {
+    sqlite3_busy_timeout(s, 2000);
+    sqlite3_stmt *q = NULL;
+    if (sqlite3_prepare_v2(s, "SELECT status FROM runs WHERE id = 1", -1, &q, NULL) == SQLITE_OK &&
+        sqlite3_step(q) == SQLITE_ROW)
+      yes = !strcmp((const char *)sqlite3_column_text(q, 0), status);
+    sqlite3_finalize(q);
+  }
+  sqlite3_close(s);
+  return yes;
+}
+
 static void sleep_ms(int ms) {
   struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
   nanosleep(&ts, NULL);
@@ -299,10 +582,22 @@ static void test_kill_and_resume_binary(void **state) {
                       "--target", "stm32f446re", "--budget", budget, "--epochs", "2",
                       "--batch", "16", "--seed", seed, "--db", u, NULL};
     int st;
-    if (at == 1) {
+    if (at == 1) { /* the reference run, with readers running all along: they never fail */
       pid_t p = spawn(bin, args_u);
-      waitpid(p, &st, 0);
+      int reads = 0;
+      while (waitpid(p, &st, WNOHANG) != p) {
+        if (count_where(u, "1") >= 0) {
+          char cmd[1200];
+          snprintf(cmd, sizeof cmd, "%s pareto --db %s >/dev/null && %s runs --db %s >/dev/null",
+                   bin, u, bin, u);
+          int rs = system(cmd);
+          assert_true(WIFEXITED(rs) && WEXITSTATUS(rs) == 0);
+          reads++;
+        }
+        sleep_ms(5);
+      }
       assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+      assert_true(reads > 0);
     }
     char *args_k[sizeof args_u / sizeof args_u[0]];
     memcpy(args_k, args_u, sizeof args_u);
@@ -312,7 +607,8 @@ static void test_kill_and_resume_binary(void **state) {
     int reads = 0;
     for (int t = 0; t < 20000; t++) {
       int n = count_finished(k);
-      if (n >= at) break;
+      /* kill mid-training (a candidate in state training) once `at` candidates are final */
+      if (n >= at && count_where(k, "state = 'training'") > 0) break;
       if (n >= 0 && reads < 3) {
         char cmd[1200];
         snprintf(cmd, sizeof cmd, "%s pareto --db %s >/dev/null 2>&1", bin, k);
@@ -330,15 +626,84 @@ static void test_kill_and_resume_binary(void **state) {
       kill(p, SIGKILL);
       waitpid(p, &st, 0);
     }
+    int was_done = count_where(k, "1") >= 0 && run_status_is(k, "done");
     char *args_r[] = {(char *)bin, "resume", "--db", k, NULL};
     p = spawn(bin, args_r);
     waitpid(p, &st, 0);
     /* resuming a run that had already finished is refused; otherwise it must succeed */
     assert_true(WIFEXITED(st));
+    if (!was_done) assert_int_equal(WEXITSTATUS(st), 0);
+    assert_int_equal(count_where(k, "state NOT IN ('done','rejected','failed')"), 0);
     char *du = dump(u, 1), *dk = dump(k, 1);
     assert_string_equal(du, dk);
     free(du), free(dk);
   }
+}
+
+
+/* SIGINT to a real `nas search` while a candidate trains: the candidate finishes (it is done,
+ * nothing is left in training), the process exits 0 with the run interrupted, and `nas
+ * resume` ends with the same store as an uninterrupted run of the same seed. Two SIGINTs stop
+ * at once (the process dies by the signal, the candidate stays in training) and resume trains
+ * it again from scratch: same store again. */
+static void test_sigint_binary(void **state) {
+  (void)state;
+  const char *bin = nas_bin();
+  if (!bin) skip();
+  char u[400];
+  db_path(u, sizeof u, "su.db");
+  char *args[] = {(char *)bin, "search", "--space", space_path, "--strategy", "evolution",
+                  "--population", "3", "--sample-size", "2", "--dataset", data_spec,
+                  "--target", "stm32f446re", "--budget", "6", "--epochs", "4", "--batch", "16",
+                  "--seed", "11", "--retrain-front", "1", "--db", u, NULL};
+  const int DB_ARG = 25;
+  int st;
+  pid_t p = spawn(bin, args);
+  waitpid(p, &st, 0);
+  assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+  char *du = dump(u, 1);
+  for (int twice = 0; twice < 2; twice++) {
+    char k[400];
+    db_path(k, sizeof k, twice ? "s2.db" : "s1.db");
+    char *a2[sizeof args / sizeof args[0]];
+    memcpy(a2, args, sizeof args);
+    a2[DB_ARG] = k;
+    p = spawn(bin, a2);
+    int signalled = 0;
+    for (int t = 0; t < 60000 && !signalled; t++) {
+      if (count_where(k, "state = 'training' AND retrain_epochs = 0") > 0 &&
+          count_finished(k) >= 1) {
+        kill(p, SIGINT);
+        if (twice) sleep_ms(2), kill(p, SIGINT);
+        signalled = 1;
+      } else if (waitpid(p, &st, WNOHANG) == p) {
+        p = 0;
+        break;
+      } else {
+        sleep_ms(1);
+      }
+    }
+    assert_true(signalled);
+    waitpid(p, &st, 0);
+    if (!twice) {
+      assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+      assert_int_equal(count_where(k, "state IN ('training','proposed')"), 0);
+      assert_true(run_status_is(k, "interrupted"));
+      assert_true(count_where(k, "1") < 6); /* stopped before the budget */
+    } else if (WIFSIGNALED(st)) {
+      assert_int_equal(WTERMSIG(st), SIGINT);
+      assert_false(run_status_is(k, "done"));
+    }
+    char *args_r[] = {(char *)bin, "resume", "--db", k, NULL};
+    pid_t r = spawn(bin, args_r);
+    waitpid(r, &st, 0);
+    assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+    assert_true(run_status_is(k, "done"));
+    char *dk = dump(k, 1);
+    assert_string_equal(du, dk);
+    free(dk);
+  }
+  free(du);
 }
 
 int main(void) {
@@ -348,7 +713,11 @@ int main(void) {
       cmocka_unit_test(test_constraints_and_states),
       cmocka_unit_test(test_same_seed_same_run),
       cmocka_unit_test(test_stop_and_resume_in_process),
+      cmocka_unit_test(test_weights_and_export),
+      cmocka_unit_test(test_retrain_front),
+      cmocka_unit_test(test_train_candidate_api),
       cmocka_unit_test(test_kill_and_resume_binary),
+      cmocka_unit_test(test_sigint_binary),
   };
   return cmocka_run_group_tests(tests, setup, teardown);
 }

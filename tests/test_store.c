@@ -1,7 +1,8 @@
 /* SQLite store: schema creation and version, migration from an empty file, reopening,
  * refusing non-databases and newer versions (file untouched), candidates (dedupe, state
  * transitions, metrics NULL vs values), weights round trip, layer costs, events, and a
- * concurrent reader while a write transaction is open. */
+ * concurrent reader while a write transaction is open, migration of a version-1 file,
+ * retrained twins, and the all-or-nothing final transition. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -379,11 +380,181 @@ static void test_concurrent_reader(void **state) {
   rm_db(p);
 }
 
+
+/* A version-1 file (the schema before retrain_epochs) with a run, candidates, weights and
+ * layer costs: readable read-only as it is; a read-write open migrates it to the current
+ * version keeping every row (the table rebuild cascades no delete), and the new uniqueness
+ * key lets a retrained twin share its parent's hash. */
+static void test_migrate_v1(void **state) {
+  (void)state;
+  char *p = tmp_path("v1");
+  rm_db(p);
+  sqlite3 *db;
+  assert_int_equal(sqlite3_open(p, &db), SQLITE_OK);
+  const char *v1 =
+      "CREATE TABLE runs (id INTEGER PRIMARY KEY, created_at TEXT NOT NULL DEFAULT 'x',"
+      " updated_at TEXT NOT NULL DEFAULT 'x', config_json TEXT NOT NULL DEFAULT '{}',"
+      " strategy TEXT NOT NULL, space TEXT NOT NULL, dataset TEXT NOT NULL, target TEXT NOT NULL,"
+      " seed INTEGER NOT NULL, budget INTEGER NOT NULL, status TEXT NOT NULL DEFAULT 'running',"
+      " objectives TEXT NOT NULL DEFAULT '');"
+      "CREATE TABLE candidates (id INTEGER PRIMARY KEY,"
+      " run_id INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE, arch_json TEXT NOT NULL,"
+      " arch_hash TEXT NOT NULL, parent_id INTEGER REFERENCES candidates(id) ON DELETE SET NULL,"
+      " generation INTEGER NOT NULL DEFAULT 0, state TEXT NOT NULL DEFAULT 'proposed',"
+      " reason TEXT, acc_float_val REAL, acc_float_test REAL, acc_int8_val REAL,"
+      " acc_int8_test REAL, macs INTEGER, params INTEGER, flash_bytes INTEGER,"
+      " peak_sram_bytes INTEGER, latency_pred_ms REAL, latency_meas_ms REAL, train_seconds REAL,"
+      " created_at TEXT NOT NULL DEFAULT 'x', updated_at TEXT NOT NULL DEFAULT 'x',"
+      " UNIQUE (run_id, arch_hash));"
+      "CREATE INDEX candidates_run_state ON candidates(run_id, state);"
+      "CREATE TABLE weights (candidate_id INTEGER NOT NULL REFERENCES candidates(id) ON DELETE"
+      " CASCADE, kind TEXT NOT NULL, data BLOB NOT NULL, PRIMARY KEY (candidate_id, kind));"
+      "CREATE TABLE layer_costs (candidate_id INTEGER NOT NULL REFERENCES candidates(id) ON"
+      " DELETE CASCADE, layer INTEGER NOT NULL, op TEXT NOT NULL, macs INTEGER, params INTEGER,"
+      " flash_bytes INTEGER, sram_bytes INTEGER, latency_ms REAL, PRIMARY KEY (candidate_id,"
+      " layer));"
+      "CREATE TABLE events (id INTEGER PRIMARY KEY, run_id INTEGER NOT NULL REFERENCES runs(id)"
+      " ON DELETE CASCADE, candidate_id INTEGER REFERENCES candidates(id) ON DELETE CASCADE,"
+      " time TEXT NOT NULL DEFAULT 'x', kind TEXT NOT NULL, payload TEXT NOT NULL DEFAULT '{}');"
+      "INSERT INTO runs (strategy, space, dataset, target, seed, budget) VALUES"
+      " ('random','s','d','t',1,2);"
+      "INSERT INTO candidates (run_id, arch_json, arch_hash, state, acc_int8_test, macs) VALUES"
+      " (1, '{}', 'aaaaaaaaaaaaaaaa', 'done', 0.5, 1000);"
+      "INSERT INTO candidates (run_id, arch_json, arch_hash, parent_id, state) VALUES"
+      " (1, '{}', 'bbbbbbbbbbbbbbbb', 1, 'proposed');"
+      "INSERT INTO weights VALUES (1, 'float', x'0102'), (1, 'int8', x'03');"
+      "INSERT INTO layer_costs VALUES (1, 0, 'conv', 10, 2, 3, 4, NULL);"
+      "INSERT INTO events (run_id, candidate_id, kind) VALUES (1, 1, 'x');"
+      "PRAGMA user_version = 1;";
+  assert_int_equal(sqlite3_exec(db, v1, NULL, NULL, NULL), SQLITE_OK);
+  sqlite3_close(db);
+  nas_err e = {0};
+  nas_store *s = NULL;
+  /* read-only: read as version 1 */
+  assert_int_equal(nas_store_open_readonly(p, &s, &e), NAS_OK);
+  nas_candidate_row r;
+  assert_int_equal(nas_store_candidate_get(s, 1, &r, &e), NAS_OK);
+  assert_int_equal(r.retrain_epochs, 0);
+  assert_true(r.m.acc_int8_test == 0.5);
+  nas_store_candidate_row_free(&r);
+  int64_t *ids;
+  int n;
+  assert_int_equal(nas_store_search_candidate_ids(s, 1, NULL, &ids, &n, &e), NAS_OK);
+  assert_int_equal(n, 2);
+  free(ids);
+  int v;
+  assert_int_equal(nas_store_user_version(s, &v, &e), NAS_OK);
+  assert_int_equal(v, 1);
+  nas_store_close(s);
+  /* read-write: migrated, nothing lost */
+  s = open_ok(p);
+  assert_int_equal(nas_store_user_version(s, &v, &e), NAS_OK);
+  assert_int_equal(v, NAS_STORE_VERSION);
+  assert_int_equal(nas_store_candidate_get(s, 2, &r, &e), NAS_OK);
+  assert_int_equal(r.parent_id, 1);
+  assert_string_equal(r.arch_hash, "bbbbbbbbbbbbbbbb");
+  nas_store_candidate_row_free(&r);
+  void *w;
+  size_t wl;
+  assert_int_equal(nas_store_weights_get(s, 1, "float", &w, &wl, &e), NAS_OK);
+  assert_int_equal(wl, 2);
+  free(w);
+  nas_layer_cost *lc;
+  assert_int_equal(nas_store_layer_costs_get(s, 1, &lc, &n, &e), NAS_OK);
+  assert_int_equal(n, 1);
+  free(lc);
+  int cnt;
+  assert_int_equal(nas_store_event_count(s, 1, NULL, &cnt, &e), NAS_OK);
+  assert_int_equal(cnt, 1);
+  sqlite3_stmt *st;
+  assert_int_equal(sqlite3_prepare_v2(nas_store_sqlite(s), "PRAGMA foreign_key_check", -1, &st, NULL), SQLITE_OK);
+  assert_int_equal(sqlite3_step(st), SQLITE_DONE); /* no dangling reference */
+  sqlite3_finalize(st);
+  assert_int_equal(sqlite3_prepare_v2(nas_store_sqlite(s), "PRAGMA foreign_keys", -1, &st, NULL), SQLITE_OK);
+  assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+  assert_int_equal(sqlite3_column_int(st, 0), 1);
+  sqlite3_finalize(st);
+  /* a retrained twin: same hash, parent = the original, costs copied, idempotent */
+  int64_t t1, t2;
+  int existed = -1;
+  assert_int_equal(nas_store_candidate_add_retrain(s, 1, 5, &t1, &existed, &e), NAS_OK);
+  assert_int_equal(existed, 0);
+  assert_int_equal(nas_store_candidate_add_retrain(s, 1, 5, &t2, &existed, &e), NAS_OK);
+  assert_int_equal(existed, 1);
+  assert_int_equal(t1, t2);
+  assert_int_equal(nas_store_candidate_get(s, t1, &r, &e), NAS_OK);
+  assert_int_equal(r.retrain_epochs, 5);
+  assert_int_equal(r.parent_id, 1);
+  assert_string_equal(r.arch_hash, "aaaaaaaaaaaaaaaa");
+  assert_string_equal(r.state, "proposed");
+  assert_true(r.m.macs == 1000);
+  assert_true(isnan(r.m.acc_int8_test));
+  nas_store_candidate_row_free(&r);
+  assert_int_equal(nas_store_layer_costs_get(s, t1, &lc, &n, &e), NAS_OK);
+  assert_int_equal(n, 1);
+  free(lc);
+  int64_t found;
+  assert_int_equal(nas_store_candidate_find(s, 1, "aaaaaaaaaaaaaaaa", &found, &e), NAS_OK);
+  assert_int_equal(found, 1); /* the search candidate, not the twin */
+  assert_int_equal(nas_store_candidate_ids(s, 1, NULL, &ids, &n, &e), NAS_OK);
+  assert_int_equal(n, 3);
+  free(ids);
+  assert_int_equal(nas_store_search_candidate_ids(s, 1, NULL, &ids, &n, &e), NAS_OK);
+  assert_int_equal(n, 2);
+  free(ids);
+  assert_int_not_equal(nas_store_candidate_add_retrain(s, 999, 5, &t2, NULL, &e), NAS_OK);
+  nas_store_close(s);
+  rm_db(p);
+}
+
+/* nas_store_candidate_finish is all or nothing: a refused transition stores neither the
+ * metrics nor the weights; an accepted one stores all three. */
+static void test_finish_atomic(void **state) {
+  (void)state;
+  char *p = tmp_path("finish");
+  rm_db(p);
+  nas_store *s = open_ok(p);
+  nas_err e = {0};
+  int64_t run = make_run(s), a;
+  assert_int_equal(nas_store_candidate_add(s, run, "{}", "00000000000000aa", 0, 0, &a, NULL, &e), NAS_OK);
+  nas_metrics m;
+  nas_metrics_clear(&m);
+  m.acc_int8_test = 0.75;
+  unsigned char blob[3] = {1, 2, 3};
+  nas_store_blob b[2] = {{"float", blob, 3}, {"int8", blob, 2}};
+  /* proposed -> done is not a transition: nothing written */
+  assert_int_not_equal(nas_store_candidate_finish(s, a, "done", NULL, &m, b, 2, &e), NAS_OK);
+  assert_non_null(strstr(e.msg, "cannot go from 'proposed' to 'done'"));
+  void *w = NULL;
+  size_t wl;
+  assert_int_not_equal(nas_store_weights_get(s, a, "float", &w, &wl, &e), NAS_OK);
+  nas_candidate_row r;
+  assert_int_equal(nas_store_candidate_get(s, a, &r, &e), NAS_OK);
+  assert_true(isnan(r.m.acc_int8_test));
+  assert_string_equal(r.state, "proposed");
+  nas_store_candidate_row_free(&r);
+  /* a bad blob kind is refused before anything */
+  nas_store_blob bad = {"fp16", blob, 3};
+  assert_int_not_equal(nas_store_candidate_finish(s, a, "failed", "x", &m, &bad, 1, &e), NAS_OK);
+  assert_int_equal(nas_store_candidate_set_state(s, a, "training", NULL, &e), NAS_OK);
+  assert_int_equal(nas_store_candidate_finish(s, a, "done", NULL, &m, b, 2, &e), NAS_OK);
+  assert_int_equal(nas_store_candidate_get(s, a, &r, &e), NAS_OK);
+  assert_true(r.m.acc_int8_test == 0.75);
+  assert_string_equal(r.state, "done");
+  nas_store_candidate_row_free(&r);
+  assert_int_equal(nas_store_weights_get(s, a, "int8", &w, &wl, &e), NAS_OK);
+  assert_int_equal(wl, 2);
+  free(w);
+  nas_store_close(s);
+  rm_db(p);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_schema),           cmocka_unit_test(test_migrate_empty_file),
       cmocka_unit_test(test_refuse),           cmocka_unit_test(test_candidates),
       cmocka_unit_test(test_concurrent_reader),
+      cmocka_unit_test(test_migrate_v1),       cmocka_unit_test(test_finish_atomic),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

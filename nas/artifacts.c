@@ -1,0 +1,246 @@
+/* nas/artifacts.c: a candidate's stored blobs (float checkpoint bytes with the calibration in
+ * its meta JSON, int8 .tflite bytes) and the int8 evaluation used by the search (see
+ * nas/artifacts.h). Checkpoint bytes go through a private temporary file (train/checkpoint.c
+ * reads and writes files), preferably in /dev/shm. */
+#include "nas/artifacts.h"
+
+#include <cjson/cJSON.h>
+#include <errno.h>
+#include <omp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "deploy/lower.h"
+#include "results/export_tflite.h"
+
+/* A fresh empty file name (the file exists, mode 0600); 0 on success. */
+static int temp_file(char *buf, size_t cap) {
+  const char *dirs[] = {"/dev/shm", getenv("TMPDIR"), "/tmp"};
+  for (size_t i = 0; i < sizeof dirs / sizeof dirs[0]; i++) {
+    if (!dirs[i] || access(dirs[i], W_OK) != 0) continue;
+    snprintf(buf, cap, "%s/nas-cand-XXXXXX", dirs[i]);
+    int fd = mkstemp(buf);
+    if (fd >= 0) {
+      close(fd);
+      return 0;
+    }
+  }
+  return -1;
+}
+
+static int read_bytes(const char *path, uint8_t **buf, size_t *len, nas_err *e) {
+  FILE *f = fopen(path, "rb");
+  if (!f) return nas_errf(e, NAS_EIO, "%s: cannot open: %s", path, strerror(errno));
+  fseek(f, 0, SEEK_END);
+  long n = ftell(f);
+  fseek(f, 0, SEEK_SET);
+  *buf = malloc(n > 0 ? (size_t)n : 1);
+  if (!*buf) return fclose(f), nas_errf(e, NAS_ENOMEM, "out of memory");
+  *len = n > 0 ? fread(*buf, 1, (size_t)n, f) : 0;
+  fclose(f);
+  if ((long)*len != n) {
+    free(*buf), *buf = NULL;
+    return nas_errf(e, NAS_EIO, "%s: short read", path);
+  }
+  return NAS_OK;
+}
+
+static char *meta_text(const nas_cand_info *info, const nas_calib *c) {
+  cJSON *m = cJSON_CreateObject();
+  cJSON_AddStringToObject(m, "dataset", info->dataset ? info->dataset : "");
+  cJSON_AddNumberToObject(m, "train_limit", info->train_limit);
+  cJSON_AddNumberToObject(m, "eval_limit", info->eval_limit);
+  cJSON_AddNumberToObject(m, "norm_mean", info->norm_mean);
+  cJSON_AddNumberToObject(m, "norm_std", info->norm_std);
+  cJSON_AddNumberToObject(m, "epochs", info->epochs);
+  char seed[32];
+  snprintf(seed, sizeof seed, "%llu", (unsigned long long)info->seed);
+  cJSON_AddStringToObject(m, "seed", seed);
+  cJSON_AddNumberToObject(m, "test_acc", info->float_test_acc);
+  cJSON *cal = cJSON_AddObjectToObject(m, "calib");
+  cJSON_AddNumberToObject(cal, "method", c->method);
+  cJSON_AddNumberToObject(cal, "samples", c->samples);
+  cJSON_AddNumberToObject(cal, "n", c->n);
+  cJSON *nodes = cJSON_AddArrayToObject(cal, "nodes"), *lo = cJSON_AddArrayToObject(cal, "lo"),
+        *hi = cJSON_AddArrayToObject(cal, "hi");
+  for (int i = 0; i < c->n; i++) {
+    if (!c->point[i]) continue;
+    /* a float widened to double prints (cJSON: 15 or 17 digits) and reads back exactly */
+    cJSON_AddItemToArray(nodes, cJSON_CreateNumber(i));
+    cJSON_AddItemToArray(lo, cJSON_CreateNumber((double)c->lo[i]));
+    cJSON_AddItemToArray(hi, cJSON_CreateNumber((double)c->hi[i]));
+  }
+  char *t = cJSON_PrintUnformatted(m);
+  cJSON_Delete(m);
+  return t;
+}
+
+int nas_cand_pack(const nas_net *net, const nas_cand_info *info, const nas_calib *c,
+                  const nas_g8_graph *g8, const char *name, uint8_t **fbuf, size_t *flen,
+                  uint8_t **qbuf, size_t *qlen, nas_err *e) {
+  *fbuf = *qbuf = NULL, *flen = *qlen = 0;
+  char *meta = meta_text(info, c);
+  if (!meta) return nas_errf(e, NAS_ENOMEM, "%s: out of memory", name);
+  char path[512];
+  int rc = NAS_OK;
+  if (temp_file(path, sizeof path) != 0)
+    rc = nas_errf(e, NAS_EIO, "%s: cannot create a temporary file: %s", name, strerror(errno));
+  else {
+    rc = nas_ckpt_save(path, net->arch_json, meta, net->g, e);
+    if (rc == NAS_OK) rc = read_bytes(path, fbuf, flen, e);
+    unlink(path);
+  }
+  cJSON_free(meta);
+  if (rc == NAS_OK) rc = nas_tflite_write_mem(g8, name, qbuf, qlen, e);
+  if (rc != NAS_OK) {
+    free(*fbuf), free(*qbuf);
+    *fbuf = *qbuf = NULL, *flen = *qlen = 0;
+    nas_err_prefix(e, "%s", name);
+  }
+  return rc;
+}
+
+int nas_cand_unpack_float(const void *buf, size_t len, const char *what, nas_cand_float *out,
+                          nas_err *e) {
+  memset(out, 0, sizeof *out);
+  char path[512];
+  if (temp_file(path, sizeof path) != 0)
+    return nas_errf(e, NAS_EIO, "%s: cannot create a temporary file: %s", what, strerror(errno));
+  FILE *f = fopen(path, "wb");
+  int ok = f && fwrite(buf, 1, len, f) == len;
+  if (f && fclose(f) != 0) ok = 0;
+  int rc = ok ? nas_ckpt_load(path, &out->ck, e)
+              : nas_errf(e, NAS_EIO, "%s: cannot write a temporary file", what);
+  unlink(path);
+  if (rc != NAS_OK) {
+    nas_err_prefix(e, "%s: float weights", what);
+    return rc;
+  }
+  cJSON *m = cJSON_Parse(out->ck.meta_json);
+  const cJSON *v;
+  if ((v = cJSON_GetObjectItemCaseSensitive(m, "dataset")) && cJSON_IsString(v))
+    snprintf(out->dataset, sizeof out->dataset, "%s", v->valuestring);
+  if ((v = cJSON_GetObjectItemCaseSensitive(m, "train_limit")) && cJSON_IsNumber(v))
+    out->train_limit = (int)v->valuedouble;
+  if ((v = cJSON_GetObjectItemCaseSensitive(m, "eval_limit")) && cJSON_IsNumber(v))
+    out->eval_limit = (int)v->valuedouble;
+  const cJSON *cal = cJSON_GetObjectItemCaseSensitive(m, "calib");
+  if (cal) {
+    const cJSON *nodes = cJSON_GetObjectItemCaseSensitive(cal, "nodes"),
+                *lo = cJSON_GetObjectItemCaseSensitive(cal, "lo"),
+                *hi = cJSON_GetObjectItemCaseSensitive(cal, "hi"),
+                *n = cJSON_GetObjectItemCaseSensitive(cal, "n");
+    int k = cJSON_GetArraySize(nodes);
+    if (!cJSON_IsNumber(n) || n->valuedouble < 1 || n->valuedouble > 1e7 ||
+        cJSON_GetArraySize(lo) != k || cJSON_GetArraySize(hi) != k) {
+      rc = nas_errf(e, NAS_EFORMAT, "%s: float weights: malformed calibration", what);
+    } else {
+      nas_calib *c = &out->calib;
+      c->n = (int)n->valuedouble;
+      c->point = calloc((size_t)c->n, 1);
+      c->lo = calloc((size_t)c->n, sizeof(float));
+      c->hi = calloc((size_t)c->n, sizeof(float));
+      const cJSON *mm = cJSON_GetObjectItemCaseSensitive(cal, "method"),
+                  *ss = cJSON_GetObjectItemCaseSensitive(cal, "samples");
+      c->method = cJSON_IsNumber(mm) ? (int)mm->valuedouble : 0;
+      c->samples = cJSON_IsNumber(ss) ? (int)ss->valuedouble : 0;
+      if (!c->point || !c->lo || !c->hi) rc = nas_errf(e, NAS_ENOMEM, "%s: out of memory", what);
+      const cJSON *a = nodes ? nodes->child : NULL, *l = lo ? lo->child : NULL,
+                  *h = hi ? hi->child : NULL;
+      for (; rc == NAS_OK && a; a = a->next, l = l->next, h = h->next) {
+        int i = cJSON_IsNumber(a) ? (int)a->valuedouble : -1;
+        if (i < 0 || i >= c->n || !cJSON_IsNumber(l) || !cJSON_IsNumber(h)) {
+          rc = nas_errf(e, NAS_EFORMAT, "%s: float weights: malformed calibration", what);
+          break;
+        }
+        c->point[i] = 1, c->lo[i] = (float)l->valuedouble, c->hi[i] = (float)h->valuedouble;
+      }
+    }
+  }
+  cJSON_Delete(m);
+  if (rc != NAS_OK) nas_cand_float_free(out);
+  return rc;
+}
+
+void nas_cand_float_free(nas_cand_float *f) {
+  if (!f) return;
+  nas_ckpt_free(&f->ck);
+  nas_calib_free(&f->calib);
+  memset(f, 0, sizeof *f);
+}
+
+int nas_cand_calib(const nas_cand_float *f, int n, nas_calib *c, nas_err *e) {
+  memset(c, 0, sizeof *c);
+  if (f->calib.n == 0) return nas_errf(e, NAS_EFORMAT, "no calibration stored with the weights");
+  if (f->calib.n != n)
+    return nas_errf(e, NAS_EFORMAT, "stored calibration covers %d graph nodes, the network has %d",
+                    f->calib.n, n);
+  c->n = n, c->method = f->calib.method, c->samples = f->calib.samples;
+  c->point = malloc((size_t)n);
+  c->lo = malloc(sizeof(float) * (size_t)n);
+  c->hi = malloc(sizeof(float) * (size_t)n);
+  if (!c->point || !c->lo || !c->hi) {
+    nas_calib_free(c);
+    return nas_errf(e, NAS_ENOMEM, "out of memory");
+  }
+  memcpy(c->point, f->calib.point, (size_t)n);
+  memcpy(c->lo, f->calib.lo, sizeof(float) * (size_t)n);
+  memcpy(c->hi, f->calib.hi, sizeof(float) * (size_t)n);
+  return NAS_OK;
+}
+
+nas_dataset nas_dataset_head(const nas_dataset *ds, int limit) {
+  nas_dataset v = *ds;
+  if (limit > 0 && limit < v.n) v.n = limit;
+  return v;
+}
+
+int nas_eval8(const nas_g8_graph *g, const nas_dataset *ds, int limit, double *acc, nas_err *e) {
+  const nas_g8_tensor *ti = &g->tensors[g->input], *to = &g->tensors[g->output];
+  size_t ni = nas_g8_numel(ti), no = nas_g8_numel(to);
+  if (!ds || ds->n < 1) return nas_errf(e, NAS_EINVAL, "int8 evaluation: the dataset is empty");
+  if ((size_t)ds->h * ds->w * ds->c != ni)
+    return nas_errf(e, NAS_EINVAL, "int8 evaluation: samples have %d values, the graph input '%s' has %zu",
+                    ds->h * ds->w * ds->c, ti->name, ni);
+  int N = limit > 0 && limit < ds->n ? limit : ds->n;
+  nas_g8_plan p;
+  int rc = nas_g8_plan_build(g, &p, e);
+  if (rc != NAS_OK) return rc;
+  long correct = 0;
+  int failed = 0;
+  nas_err first = {0};
+#pragma omp parallel reduction(+ : correct)
+  {
+    int8_t *arena = malloc(p.peak ? p.peak : 1), *y = malloc(no);
+    int8_t **act = calloc((size_t)g->ntensors + 1, sizeof *act);
+    nas_err te = {0};
+    int trc = arena && y && act ? NAS_OK : nas_errf(&te, NAS_ENOMEM, "int8 evaluation: out of memory");
+    for (int i = 0; act && i < g->ntensors; i++) act[i] = p.offset[i] >= 0 ? arena + p.offset[i] : NULL;
+#pragma omp for schedule(static)
+    for (int s = 0; s < N; s++) {
+      if (trc != NAS_OK) continue;
+      nas_g8_quantize_input(g, ds->x + (size_t)s * ni, act[g->input]);
+      for (int o = 0; o < g->nops && trc == NAS_OK; o++) trc = nas_g8_run_op(g, o, act, &te);
+      if (trc != NAS_OK) continue;
+      memcpy(y, act[g->output], no);
+      int best = 0;
+      for (size_t k = 1; k < no; k++)
+        if (y[k] > y[best]) best = (int)k;
+      correct += best == ds->y[s];
+    }
+    if (trc != NAS_OK) {
+#pragma omp critical(nas_eval8_err)
+      if (!failed) failed = 1, first = te;
+    }
+    free(arena), free(y), free(act);
+  }
+  nas_g8_plan_free(&p);
+  if (failed) {
+    if (e) *e = first;
+    return first.code ? first.code : NAS_EINVAL;
+  }
+  if (acc) *acc = (double)correct / N;
+  return NAS_OK;
+}

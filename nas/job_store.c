@@ -1,0 +1,141 @@
+/* nas/job_store.c: `nas export --db FILE --candidate N`: a stored candidate -> a model file
+ * (see nas_export_store_run in nas/job.h and nas/artifacts.h for what is stored). */
+#include <cjson/cJSON.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "deploy/lower.h"
+#include "nas/artifacts.h"
+#include "nas/job.h"
+#include "results/export_c.h"
+#include "results/export_onnx.h"
+#include "results/export_tflite.h"
+#include "results/store.h"
+#include "train/trainer.h"
+
+/* Re-expresses a split normalised with (m0, s0) in the stored normalisation (m1, s1). */
+static void renormalise(nas_dataset *ds, float m0, float s0, float m1, float s1) {
+  size_t n = (size_t)ds->n * ds->h * ds->w * ds->c;
+  for (size_t i = 0; i < n; i++) ds->x[i] = ((ds->x[i] * s0 + m0) - m1) / s1;
+}
+
+/* The candidate's two blobs; errors name the candidate and why it has none. */
+static int read_blobs(const nas_export_job *job, void **fb, size_t *fl, void **qb, size_t *ql,
+                      nas_err *e) {
+  nas_store *st = NULL;
+  int rc = nas_store_open_readonly(job->db, &st, e);
+  if (rc != NAS_OK) return rc;
+  nas_candidate_row r;
+  memset(&r, 0, sizeof r);
+  rc = nas_store_candidate_get(st, (int64_t)job->candidate, &r, e);
+  if (rc == NAS_OK && strcmp(r.state, "done"))
+    rc = nas_errf(e, NAS_EINVAL, "%s: candidate %lld is %s%s%s: only done candidates have weights",
+                  job->db, job->candidate, r.state, r.reason ? " (" : "", r.reason ? r.reason : "");
+  if (rc == NAS_OK) {
+    nas_err we = {0};
+    if (nas_store_weights_get(st, (int64_t)job->candidate, "float", fb, fl, &we) != NAS_OK ||
+        nas_store_weights_get(st, (int64_t)job->candidate, "int8", qb, ql, &we) != NAS_OK) {
+      free(*fb), *fb = NULL;
+      rc = nas_errf(e, NAS_EINVAL,
+                    "%s: candidate %lld has no stored weights (the store predates stored weights, "
+                    "or they were deleted): %s", job->db, job->candidate, we.msg);
+    }
+  }
+  nas_store_candidate_row_free(&r);
+  nas_store_close(st);
+  return rc;
+}
+
+int nas_export_store_run(const nas_export_job *job, nas_export_summary *s, nas_err *e) {
+  memset(s, 0, sizeof *s);
+  if (!job->format || (strcmp(job->format, "tflite") && strcmp(job->format, "onnx") &&
+                       strcmp(job->format, "c")))
+    return nas_errf(e, NAS_EUSAGE, "unknown export format '%s' (tflite, c, onnx)",
+                    job->format ? job->format : "");
+  void *fb = NULL, *qb = NULL;
+  size_t fl = 0, ql = 0;
+  int rc = read_blobs(job, &fb, &fl, &qb, &ql, e);
+  if (rc != NAS_OK) return rc;
+  char what[64], name[32];
+  snprintf(what, sizeof what, "candidate %lld", job->candidate);
+  snprintf(name, sizeof name, "cand%lld", job->candidate);
+  nas_cand_float f;
+  nas_net *net = NULL;
+  nas_data d;
+  memset(&d, 0, sizeof d);
+  nas_calib calib;
+  memset(&calib, 0, sizeof calib);
+  nas_g8_graph g;
+  memset(&g, 0, sizeof g);
+  rc = nas_cand_unpack_float(fb, fl, what, &f, e);
+  free(fb);
+  if (rc != NAS_OK) return free(qb), rc;
+  rc = nas_net_build(f.ck.arch_json, what, 256, 1, &net, e);
+  if (rc == NAS_OK && (rc = nas_ckpt_apply(&f.ck, net->g, e)) != NAS_OK) nas_err_prefix(e, "%s", what);
+  if (rc == NAS_OK && (rc = nas_cand_calib(&f, net->g->n, &calib, e)) != NAS_OK)
+    nas_err_prefix(e, "%s", what);
+  const char *spec = job->dataset ? job->dataset : f.dataset;
+  if (rc == NAS_OK && !*spec) rc = nas_errf(e, NAS_EUSAGE, "%s names no dataset; pass --dataset", what);
+  if (rc == NAS_OK) {
+    nas_data_opts o;
+    nas_data_opts_default(&o, spec);
+    o.train_limit = f.train_limit;
+    o.warn = stderr;
+    rc = nas_data_load(&o, &d, e);
+  }
+  if (rc == NAS_OK) { /* the training normalisation (identical when the dataset is the same) */
+    cJSON *meta = cJSON_Parse(f.ck.meta_json);
+    const cJSON *m = cJSON_GetObjectItemCaseSensitive(meta, "norm_mean");
+    const cJSON *sd = cJSON_GetObjectItemCaseSensitive(meta, "norm_std");
+    if (cJSON_IsNumber(m) && cJSON_IsNumber(sd) && sd->valuedouble > 0 &&
+        ((float)m->valuedouble != d.mean || (float)sd->valuedouble != d.std))
+      renormalise(&d.test, d.mean, d.std, (float)m->valuedouble, (float)sd->valuedouble);
+    cJSON_Delete(meta);
+  }
+  nas_lower_cfg lc = {.softmax = job->softmax};
+  if (rc == NAS_OK) rc = nas_lower(net, &calib, &lc, &g, e);
+  nas_dataset test = rc == NAS_OK ? nas_dataset_head(&d.test, f.eval_limit) : d.test;
+  s->test_n = test.n;
+  if (rc == NAS_OK) rc = nas_evaluate(net, &test, &s->float_test_acc, NULL, e);
+  if (rc == NAS_OK) rc = nas_eval8(&g, &test, 0, &s->int8_test_acc, e);
+  if (rc == NAS_OK) {
+    nas_g8_plan plan;
+    if ((rc = nas_g8_plan_build(&g, &plan, e)) == NAS_OK) {
+      s->arena_bytes = (long long)plan.peak;
+      nas_g8_plan_free(&plan);
+    }
+    s->ops = g.nops;
+  }
+  if (rc == NAS_OK && mkdir(job->out_dir, 0777) != 0 && errno != EEXIST)
+    rc = nas_errf(e, NAS_EIO, "%s: cannot create directory: %s", job->out_dir, strerror(errno));
+  if (rc == NAS_OK && !strcmp(job->format, "tflite")) {
+    snprintf(s->path, sizeof s->path, "%s/%s.tflite", job->out_dir, name);
+    if (job->softmax) {
+      rc = nas_tflite_write(&g, name, s->path, e);
+    } else { /* the bytes that were evaluated during the search */
+      FILE *o = fopen(s->path, "wb");
+      int ok = o && fwrite(qb, 1, ql, o) == ql;
+      if (o && fclose(o) != 0) ok = 0;
+      if (!ok) rc = nas_errf(e, NAS_EIO, "%s: cannot write: %s", s->path, strerror(errno));
+    }
+  } else if (rc == NAS_OK && !strcmp(job->format, "c")) {
+    snprintf(s->path, sizeof s->path, "%s/%s.c", job->out_dir, name);
+    rc = nas_c_export(&g, name, job->out_dir, e);
+  } else if (rc == NAS_OK) {
+    char qdq[4200];
+    snprintf(s->path, sizeof s->path, "%s/%s.onnx", job->out_dir, name);
+    snprintf(qdq, sizeof qdq, "%s/%s.qdq.onnx", job->out_dir, name);
+    rc = nas_onnx_export_float(net, s->path, e);
+    if (rc == NAS_OK) rc = nas_onnx_export_qdq(net, &calib, qdq, e);
+  }
+  free(qb);
+  nas_g8_graph_free(&g);
+  nas_calib_free(&calib);
+  nas_data_free(&d);
+  nas_net_free(net);
+  nas_cand_float_free(&f);
+  return rc;
+}
