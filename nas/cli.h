@@ -33,5 +33,12 @@ extern const nas_cli_cmd nas_cli_runs;    /* cli_search.c: list runs */
 extern const nas_cli_cmd nas_cli_show;    /* cli_search.c: print a candidate */
 extern const nas_cli_cmd nas_cli_pareto;  /* cli_search.c: Pareto front */
 extern const nas_cli_cmd nas_cli_plot;    /* cli_search.c: SVG plot of a run */
+extern const nas_cli_cmd nas_cli_spaces;  /* cli_spaces.c: list built-in search spaces */
+extern const nas_cli_cmd nas_cli_measure; /* cli_measure.c: per-layer measurement */
+
+/* cli_dnas.c: `nas search --strategy dnas` and `nas resume` of a DNAS run (cli_search.c
+ * hands these over). */
+int nas_cli_dnas_search(int argc, char **argv);
+int nas_cli_dnas_resume(const char *db, long run);
 
 #endif

@@ -9,6 +9,7 @@
 #include <cjson/cJSON.h>
 
 #include "nas/cli.h"
+#include "nas/dnas.h"
 #include "nas/search.h"
 #include "results/pareto.h"
 #include "results/store.h"
@@ -60,13 +61,17 @@ static int parse_sz(const char *cmd, const char *name, const char *v, long long 
 
 static volatile sig_atomic_t g_stop = 0;
 static void on_sigint(int sig) {
-  (void)sig;
+  if (g_stop) { /* a second Ctrl-C: stop now (the store stays consistent; resume re-trains) */
+    signal(sig, SIG_DFL);
+    raise(sig);
+  }
   g_stop = 1;
 }
 
 static void progress(const nas_search_progress *p, void *user) {
   (void)user;
   if (!strcmp(p->state, "proposed")) return;
+  if (p->retrain_epochs) printf("retrain (%d epochs) ", p->retrain_epochs);
   printf("candidate %d/%d  #%lld  %-8s", p->k, p->budget, (long long)p->cand_id, p->state);
   if (!strcmp(p->state, "done"))
     printf("  acc_int8 %.4f  acc_float %.4f", p->acc_int8, p->acc_float);
@@ -86,6 +91,7 @@ static int finish(const char *db, const nas_search_summary *s) {
   else
     printf("run %lld done%s: %d candidates (%d done, %d rejected, %d failed)\n", (long long)s->run_id,
            s->exhausted ? " (space exhausted)" : "", s->candidates, s->done, s->rejected, s->failed);
+  if (s->retrained) printf("front retrained: %d candidates\n", s->retrained);
   if (s->best_id) printf("best: candidate %lld, int8 test accuracy %.4f\n", (long long)s->best_id, s->best_acc);
   return 0;
 }
@@ -108,10 +114,12 @@ static const char SEARCH_USAGE[] =
     "Proposes architectures from the space, prices each on the target (over-budget ones are\n"
     "rejected without training), trains the rest, quantises them to int8 and stores all of\n"
     "it in the SQLite store FILE. Ctrl-C finishes the current candidate and leaves a\n"
-    "resumable run (`nas resume`).\n"
+    "resumable run (`nas resume`); a second Ctrl-C stops at once (resume trains the\n"
+    "unfinished candidate again).\n"
     "\n"
     "  --space S            built-in space name or space JSON file\n"
     "  --strategy NAME      random | evolution (aging evolution, Pareto rank + crowding)\n"
+    "                       | dnas (differentiable; see nas search --strategy dnas --help)\n"
     "  --dataset SPEC       dataset (fashion-mnist[:DIR], idx:DIR, speech-commands:DIR)\n"
     "  --target ID          MCU target id (nas targets), or --target-file FILE\n"
     "  --db FILE            SQLite store (created if missing)\n"
@@ -127,9 +135,18 @@ static const char SEARCH_USAGE[] =
     "  --sample-size S      evolution tournament size (3)\n"
     "  --seed N             run seed (1)\n"
     "  --objectives LIST    (acc_int8_test:max,latency_pred_ms:min); aliases acc_int8,\n"
-    "                       latency_ms, sram, flash\n";
+    "                       latency_ms, sram, flash\n"
+    "  --eval-limit N       score each candidate on the first N validation and test\n"
+    "                       samples (all)\n"
+    "  --retrain-front E    after the budget, retrain each Pareto-front member from scratch\n"
+    "                       for E epochs, scored on all samples, stored as a new candidate\n"
+    "                       with parent = the original and retrain_epochs = E\n";
 
 static int cmd_search(int argc, char **argv) {
+  for (int i = 0; i < argc; i++) /* DNAS has its own options (nas/cli_dnas.c) */
+    if (!strcmp(argv[i], "--strategy=dnas") ||
+        (!strcmp(argv[i], "--strategy") && i + 1 < argc && !strcmp(argv[i + 1], "dnas")))
+      return nas_cli_dnas_search(argc, argv);
   nas_search_cfg cfg;
   nas_search_cfg_default(&cfg);
   cfg.strategy = NULL;
@@ -177,6 +194,12 @@ static int cmd_search(int argc, char **argv) {
     } else if (!strcmp(n, "--sample-size")) {
       if (parse_int(cmd, n, v, 1, 100000, &x)) return NAS_EXIT_USAGE;
       cfg.sample_size = (int)x;
+    } else if (!strcmp(n, "--eval-limit")) {
+      if (parse_int(cmd, n, v, 1, 2147483647L, &x)) return NAS_EXIT_USAGE;
+      cfg.eval_limit = (int)x;
+    } else if (!strcmp(n, "--retrain-front")) {
+      if (parse_int(cmd, n, v, 1, 100000, &x)) return NAS_EXIT_USAGE;
+      cfg.retrain_epochs = (int)x;
     } else if (!strcmp(n, "--seed")) {
       if (parse_int(cmd, n, v, 0, 2147483647L, &x)) return NAS_EXIT_USAGE;
       cfg.seed = (uint64_t)x;
@@ -227,6 +250,7 @@ static int cmd_resume(int argc, char **argv) {
       return nas_cli_usage_error(cmd, "unknown option '%s'", n);
   }
   if (!db) return nas_cli_usage_error(cmd, "--db FILE is required");
+  if (nas_dnas_is_dnas_run(db, run)) return nas_cli_dnas_resume(db, run);
   install_sigint();
   nas_search_hooks h = {progress, NULL, &g_stop};
   nas_search_summary s;
@@ -312,8 +336,9 @@ static int cmd_show(int argc, char **argv) {
   if (nas_store_candidate_get(st, cand, &r, &e) != NAS_OK) return nas_store_close(st), fail(&e);
   printf("candidate %lld (run %lld)  state %s%s%s\n", (long long)r.id, (long long)r.run_id, r.state,
          r.reason ? "  reason: " : "", r.reason ? r.reason : "");
-  printf("  hash %s  parent %lld  generation %d\n  created %s  updated %s\n", r.arch_hash,
-         (long long)r.parent_id, r.generation, r.created_at, r.updated_at);
+  printf("  hash %s  parent %lld  generation %d", r.arch_hash, (long long)r.parent_id, r.generation);
+  if (r.retrain_epochs) printf("  retrained from scratch for %d epochs", r.retrain_epochs);
+  printf("\n  created %s  updated %s\n", r.created_at, r.updated_at);
   for (int i = 0; i < NAS_N_METRICS; i++)
     num_or_null(nas_metric_name(i), *nas_metrics_at(&r.m, i), nas_metric_is_int(i));
   printf("  arch %s\n", r.arch_json);

@@ -13,6 +13,7 @@
 
 #include "nas/cli.h"
 #include "nas/job.h"
+#include "train/qat.h"
 
 #define EXIT_USAGE NAS_EXIT_USAGE
 
@@ -33,6 +34,11 @@ static const char *TRAIN_USAGE =
     "  --threads N         threads for OpenMP and OpenBLAS (all cores)\n"
     "  --train-limit N     use at most N training samples (all)\n"
     "  --save FILE         write a checkpoint after training\n"
+    "  --qat METHOD        quantisation-aware training: ste (fake quant, straight-through\n"
+    "                      estimator) | alpha (alpha-blending); the learned activation ranges\n"
+    "                      are saved in the checkpoint and used by `nas export`\n"
+    "  --qat-epochs N      the last N of --epochs are QAT epochs at 0.1x the learning rate (1);\n"
+    "                      N = --epochs: the whole run is QAT at the full learning rate\n"
     "  --json              print one JSON object as the last line of stdout\n";
 
 static const char *EVAL_USAGE =
@@ -173,6 +179,12 @@ static int train_opt(const char *n, const char *v, void *p) {
     int k = nas_sched_parse(v);
     if (k < 0) return nas_cli_usage_error(cmd, "option --schedule: unknown schedule '%s' (cosine, step, const)", v);
     c->job.cfg.sched = k;
+  } else if (!strcmp(n, "--qat")) {
+    nas_err qe = {0};
+    if (nas_qat_mode_parse(v, &c->job.qat, &qe)) return nas_cli_usage_error(cmd, "option --qat: %s", qe.msg);
+  } else if (!strcmp(n, "--qat-epochs")) {
+    if (parse_long(cmd, n, v, 1, 100000, &x)) return EXIT_USAGE;
+    c->job.qat_epochs = (int)x;
   } else if (!strcmp(n, "--augment")) {
     char buf[128];
     snprintf(buf, sizeof buf, "%s", v);
@@ -214,6 +226,9 @@ static int cmd_train(int argc, char **argv) {
   if (c.help) return fputs(TRAIN_USAGE, stdout), 0;
   if (!c.job.arch_path) return nas_cli_usage_error("train", "--arch FILE is required");
   if (!c.job.dataset) return nas_cli_usage_error("train", "--dataset SPEC is required");
+  if (c.job.qat_epochs && !c.job.qat) return nas_cli_usage_error("train", "--qat-epochs needs --qat ste|alpha");
+  if (c.job.qat_epochs > c.job.cfg.epochs)
+    return nas_cli_usage_error("train", "--qat-epochs %d exceeds --epochs %d", c.job.qat_epochs, c.job.cfg.epochs);
   nas_train_cfg keep = c.job.cfg;
   nas_train_cfg_default(&c.job.cfg, c.optimizer);
   c.job.cfg.epochs = keep.epochs, c.job.cfg.batch = keep.batch, c.job.cfg.seed = keep.seed;
@@ -232,6 +247,10 @@ static int cmd_train(int argc, char **argv) {
          s.train_n, s.val_n, s.test_n);
   printf("val_acc %.4f  test_acc %.4f  train %.1f s  %.0f samples/s\n", s.r.val_acc, s.r.test_acc,
          s.r.train_seconds, s.r.samples_per_s);
+  if (c.job.qat && s.float_r.samples > 0)
+    printf("float phase: val_acc %.4f  test_acc %.4f\n", s.float_r.val_acc, s.float_r.test_acc);
+  if (c.job.qat) printf("qat (%s): val_acc %.4f  test_acc %.4f (fake-quantised network)\n",
+                        nas_qat_mode_name(c.job.qat), s.r.val_acc, s.r.test_acc);
   if (c.job.save_path) printf("checkpoint: %s\n", c.job.save_path);
   if (c.json) {
     cJSON *j = cJSON_CreateObject();
@@ -245,6 +264,10 @@ static int cmd_train(int argc, char **argv) {
     cJSON_AddNumberToObject(j, "samples_per_s", s.r.samples_per_s);
     cJSON_AddNumberToObject(j, "epochs", c.job.cfg.epochs);
     cJSON_AddNumberToObject(j, "seed", (double)c.job.cfg.seed);
+    if (c.job.qat) {
+      cJSON_AddStringToObject(j, "qat", nas_qat_mode_name(c.job.qat));
+      if (s.float_r.samples > 0) cJSON_AddNumberToObject(j, "float_test_acc", s.float_r.test_acc);
+    }
     print_json_line(j);
   }
   return 0;
@@ -312,7 +335,7 @@ static const nas_cli_cmd *const COMMANDS[] = {&CMD_TRAIN,      &CMD_EVAL,       
                                               &nas_cli_run,    &nas_cli_targets, &nas_cli_profile,
                                               &nas_cli_latency, &nas_cli_export,  &nas_cli_search,
                                               &nas_cli_resume, &nas_cli_runs,    &nas_cli_show,
-                                              &nas_cli_pareto, &nas_cli_plot};
+                                              &nas_cli_pareto, &nas_cli_plot,   &nas_cli_measure, &nas_cli_spaces};
 #define N_COMMANDS (int)(sizeof COMMANDS / sizeof COMMANDS[0])
 
 static const char *usage_of(const nas_cli_cmd *c) {
