@@ -33,13 +33,13 @@ static inline void test_write_bar_idx(const char *data_dir, const char *prefix, 
             (unsigned char)(bar ? 150 + nas_rng_below(&r, 100) : nas_rng_below(&r, 80));
       }
   }
-  snprintf(p, sizeof p, "%s/%s-images-idx3-ubyte", data_dir, prefix);
+  if (snprintf(p, sizeof p, "%s/%s-images-idx3-ubyte", data_dir, prefix) >= (int)sizeof p) abort();
   FILE *f = fopen(p, "wb");
   test_write_be32(f, 0x803), test_write_be32(f, (uint32_t)n);
   test_write_be32(f, 10), test_write_be32(f, 10);
   fwrite(img, 1, (size_t)n * 100, f);
   fclose(f);
-  snprintf(p, sizeof p, "%s/%s-labels-idx1-ubyte", data_dir, prefix);
+  if (snprintf(p, sizeof p, "%s/%s-labels-idx1-ubyte", data_dir, prefix) >= (int)sizeof p) abort();
   f = fopen(p, "wb");
   test_write_be32(f, 0x801), test_write_be32(f, (uint32_t)n);
   fwrite(lab, 1, (size_t)n, f);
