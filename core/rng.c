@@ -61,3 +61,10 @@ void nas_rng_shuffle(nas_rng *r, int *a, int n) {
     a[j] = t;
   }
 }
+
+uint64_t nas_seed_mix(uint64_t seed, uint64_t k, uint64_t salt) {
+  uint64_t z = seed * 0x9E3779B97F4A7C15ull ^ (k + 1) * 0xBF58476D1CE4E5B9ull ^ salt;
+  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+  return z ^ (z >> 31);
+}

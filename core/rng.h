@@ -20,6 +20,10 @@ uint32_t nas_rng_below(nas_rng *r, uint32_t n);
 float nas_rng_normal(nas_rng *r);
 /* Derives an independent generator (for a sub-task) from this one. */
 void nas_rng_split(nas_rng *r, nas_rng *child);
+/* A seed for sub-task k of a job seeded with seed (salt tells tasks of different kinds
+ * apart): a splitmix64-style finaliser of the three, so neighbouring k give unrelated
+ * seeds. The search strategies derive candidate k's proposal and training seeds with it. */
+uint64_t nas_seed_mix(uint64_t seed, uint64_t k, uint64_t salt);
 /* Fisher-Yates shuffle of an int array. */
 void nas_rng_shuffle(nas_rng *r, int *a, int n);
 

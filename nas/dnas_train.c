@@ -8,13 +8,11 @@
 #include <string.h>
 #include <time.h>
 
-#include "deploy/lower.h"
-#include "nas/artifacts.h"
+#include "core/rng.h"
 #include "nas/dnas_impl.h"
 #include "train/checkpoint.h"
 #include "train/ops.h"
 #include "train/optim.h"
-#include "train/quant.h"
 #include "train/trainer.h"
 
 static double now_s(void) {
@@ -23,12 +21,6 @@ static double now_s(void) {
   return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
 }
 
-static uint64_t mix(uint64_t seed, uint64_t k, uint64_t salt) {
-  uint64_t z = seed * 0x9E3779B97F4A7C15ull ^ (k + 1) * 0xBF58476D1CE4E5B9ull ^ salt;
-  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-  return z ^ (z >> 31);
-}
 
 static int stopping(const dnas_ctx *c) { return c->hooks && c->hooks->stop && *c->hooks->stop; }
 
@@ -233,7 +225,7 @@ static int train_supernet(dnas_ctx *c, int k, const double *w, sn_state *s, int 
   const nas_dnas_cfg *cf = &c->cfg;
   const nas_search_cfg *g = &cf->base;
   int n_p = c->rx->n_p, B = g->batch;
-  uint64_t seed = mix(g->seed, (uint64_t)k, 0xD1A5ull);
+  uint64_t seed = nas_seed_mix(g->seed, (uint64_t)k, 0xD1A5ull);
   nas_dnas_net *dn = NULL;
   int rc = nas_dnas_net_build(c->rx, B, seed, &dn, e);
   if (rc != NAS_OK) return rc;
@@ -269,8 +261,8 @@ static int train_supernet(dnas_ctx *c, int k, const double *w, sn_state *s, int 
   for (int ep = s->epoch; rc == NAS_OK && ep < E && !*stopped; ep++) {
     double t_ep = now_s(), T = cf->t0 * pow(cf->t1 / cf->t0, E > 1 ? (double)ep / (E - 1) : 1.0);
     nas_rng rng;
-    nas_rng_seed(&rng, mix(seed, (uint64_t)ep, 0xE90Cull));
-    nas_rng_seed(&gr->rng, mix(seed, (uint64_t)ep, 0xD0ull));
+    nas_rng_seed(&rng, nas_seed_mix(seed, (uint64_t)ep, 0xE90Cull));
+    nas_rng_seed(&gr->rng, nas_seed_mix(seed, (uint64_t)ep, 0xD0ull));
     nas_data_shuffle(&c->d.train, perm, &rng);
     nas_data_shuffle(&c->d.val, vperm, &rng);
     int arch = ep >= cf->warmup, vi = 0;
@@ -418,108 +410,22 @@ static int process(dnas_ctx *c, int k, int64_t cand, const char *arch, nas_err *
   const nas_search_cfg *g = &c->cfg.base;
   nas_metrics m;
   nas_metrics_clear(&m);
-  nas_err ce = {0};
-  nas_price *p = NULL;
   char reason[600];
-  if (nas_price_arch(arch, "candidate", c->t, &p, &ce) != NAS_OK) {
-    snprintf(reason, sizeof reason, "invalid architecture: %s", ce.msg);
-    report(c, k, cand, "rejected", reason, NULL);
-    return nas_store_candidate_set_state(c->st, cand, "rejected", reason, e);
-  }
-  m.macs = (double)p->macs, m.params = (double)p->params, m.flash_bytes = (double)p->flash_bytes;
-  m.peak_sram_bytes = (double)p->peak_sram_bytes, m.latency_pred_ms = p->latency_ms;
-  nas_layer_cost *rows = calloc((size_t)(p->n_layers ? p->n_layers : 1), sizeof *rows);
-  for (int i = 0; rows && i < p->n_layers; i++) {
-    rows[i].layer = i;
-    snprintf(rows[i].op, sizeof rows[i].op, "%s", p->layers[i].op);
-    rows[i].macs = p->layers[i].macs, rows[i].params = p->layers[i].params;
-    rows[i].flash_bytes = p->layers[i].flash_bytes, rows[i].sram_bytes = p->layers[i].sram_bytes;
-    rows[i].latency_ms = p->layers[i].latency_ms;
-  }
-  int rc = nas_store_candidate_set_metrics(c->st, cand, &m, e);
-  if (rc == NAS_OK && rows) rc = nas_store_layer_costs_put(c->st, cand, rows, p->n_layers, e);
-  free(rows);
-  reason[0] = 0;
-  if (g->max_sram && p->peak_sram_bytes > g->max_sram)
-    snprintf(reason, sizeof reason, "peak SRAM %lld B > max %lld B", p->peak_sram_bytes, g->max_sram);
-  else if (g->max_flash && p->flash_bytes > g->max_flash)
-    snprintf(reason, sizeof reason, "flash %lld B > max %lld B", p->flash_bytes, g->max_flash);
-  else if (g->max_macs && p->macs > g->max_macs)
-    snprintf(reason, sizeof reason, "MACs %lld > max %lld", p->macs, g->max_macs);
-  else if (g->max_latency_ms > 0 && p->latency_ms > g->max_latency_ms)
-    snprintf(reason, sizeof reason, "latency %.3f ms > max %.3f ms", p->latency_ms, g->max_latency_ms);
-  nas_price_free(p);
+  int rc = nas_search_price_candidate(c->st, cand, arch, c->t, g, &m, reason, e);
   if (rc != NAS_OK) return rc;
   if (reason[0]) {
-    report(c, k, cand, "rejected", reason, &m);
+    report(c, k, cand, "rejected", reason, m.macs > 0 ? &m : NULL);
     return nas_store_candidate_set_state(c->st, cand, "rejected", reason, e);
   }
   if ((rc = nas_store_candidate_set_state(c->st, cand, "training", NULL, e)) != NAS_OK) return rc;
   report(c, k, cand, "training", NULL, &m);
   /* train from scratch, score float and int8, store metrics + weights + done in one
-     transaction (as the search core's candidates, so `nas export --db` works) */
-  uint64_t tseed = mix(g->seed, (uint64_t)k, 0x7EA1ull);
-  nas_train_cfg tc;
-  nas_train_cfg_default(&tc, 0);
-  tc.epochs = g->epochs, tc.batch = g->batch, tc.seed = tseed;
-  nas_data td = c->d;
-  td.val.n = 0, td.test.n = 0; /* the trainer's seconds are training steps only */
-  nas_train_result tr;
-  memset(&tr, 0, sizeof tr);
-  nas_calib cal;
-  memset(&cal, 0, sizeof cal);
-  nas_g8_graph g8;
-  memset(&g8, 0, sizeof g8);
-  nas_net *net = NULL;
-  double fv = NAN, ft = NAN, v8 = NAN, t8 = NAN;
-  const char *what = "training";
-  uint8_t *fb = NULL, *qb = NULL;
-  size_t fl = 0, ql = 0;
-  int crc = nas_net_build(arch, "candidate", g->batch, tseed, &net, &ce);
-  if (crc == NAS_OK) crc = nas_train(net, &td, &tc, &tr, &ce);
-  if (crc == NAS_OK) {
-    what = "evaluation";
-    crc = nas_evaluate(net, &c->d.val, &fv, NULL, &ce);
-    if (crc == NAS_OK && c->d.test.n > 0) crc = nas_evaluate(net, &c->d.test, &ft, NULL, &ce);
-  }
-  if (crc == NAS_OK) {
-    what = "int8";
-    nas_calib_cfg cc;
-    nas_calib_cfg_default(&cc);
-    crc = nas_calibrate(net, &c->d.train, &cc, &cal, &ce);
-    if (crc == NAS_OK) crc = nas_lower(net, &cal, NULL, &g8, &ce);
-    if (crc == NAS_OK) crc = nas_eval8(&g8, &c->d.val, 0, &v8, &ce);
-    if (crc == NAS_OK && c->d.test.n > 0) crc = nas_eval8(&g8, &c->d.test, 0, &t8, &ce);
-  }
-  if (crc == NAS_OK) {
-    what = "storing weights";
-    char name[32];
-    snprintf(name, sizeof name, "cand%lld", (long long)cand);
-    nas_cand_info info = {.dataset = g->dataset, .train_limit = g->train_limit, .eval_limit = 0,
-                          .epochs = g->epochs, .seed = tseed, .norm_mean = c->d.mean,
-                          .norm_std = c->d.std, .float_test_acc = ft};
-    crc = nas_cand_pack(net, &info, &cal, &g8, name, &fb, &fl, &qb, &ql, &ce);
-  }
-  nas_g8_graph_free(&g8);
-  nas_calib_free(&cal);
-  nas_net_free(net);
-  if (crc == NAS_ENOMEM) {
-    free(fb), free(qb);
-    return nas_errf(e, NAS_ENOMEM, "candidate %d: %s", k + 1, ce.msg);
-  }
-  if (crc != NAS_OK) {
-    snprintf(reason, sizeof reason, "%s: %s", crc == NAS_ENUMERIC ? "diverged" : what, ce.msg);
-    report(c, k, cand, "failed", reason, &m);
-    free(fb), free(qb);
-    return nas_store_candidate_finish(c->st, cand, "failed", reason, &m, NULL, 0, e);
-  }
-  m.acc_float_val = fv, m.acc_float_test = ft;
-  m.acc_int8_val = v8, m.acc_int8_test = t8, m.train_seconds = tr.train_seconds;
-  nas_store_blob blobs[2] = {{"float", fb, fl}, {"int8", qb, ql}};
-  rc = nas_store_candidate_finish(c->st, cand, "done", NULL, &m, blobs, 2, e);
-  free(fb), free(qb);
+     transaction, exactly as the search core does for its candidates */
+  uint64_t tseed = nas_seed_mix(g->seed, (uint64_t)k, 0x7EA1ull);
+  rc = nas_search_train_candidate(c->st, c->run_id, cand, arch, &c->d, g->dataset, g->train_limit,
+                                  g->epochs, g->batch, g->eval_limit, tseed, &m, reason, e);
   if (rc != NAS_OK) return rc;
-  report(c, k, cand, "done", NULL, &m);
+  report(c, k, cand, reason[0] ? "failed" : "done", reason[0] ? reason : NULL, &m);
   return NAS_OK;
 }
 

@@ -86,12 +86,6 @@ int nas_objectives_expand(const char *spec, char *out, int cap, nas_err *e) {
   return NAS_OK;
 }
 
-uint64_t search_mix(uint64_t seed, uint64_t k, uint64_t salt) {
-  uint64_t z = seed * 0x9E3779B97F4A7C15ull ^ (k + 1) * 0xBF58476D1CE4E5B9ull ^ salt;
-  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-  return z ^ (z >> 31);
-}
 
 static void ctx_free(ctx *c) {
   for (int i = 0; i < c->n; i++) free(c->h[i].d);
@@ -184,7 +178,7 @@ static int pick_parent(const ctx *c, int k, nas_rng *r) {
 static int propose(ctx *c, int k, int *d, char **arch, char hash[17], int64_t *parent, int *gen,
                    int *found, nas_err *e) {
   nas_rng r;
-  nas_rng_seed(&r, search_mix(c->cfg.seed, (uint64_t)k, 0x5EA7C4ull));
+  nas_rng_seed(&r, nas_seed_mix(c->cfg.seed, (uint64_t)k, 0x5EA7C4ull));
   *found = 0, *parent = 0, *gen = 0, *arch = NULL;
   if (!strcmp(c->cfg.strategy, "evolution")) {
     int p = pick_parent(c, k, &r);
@@ -223,45 +217,15 @@ static int set_state(ctx *c, int k, const char *state, const char *reason, nas_e
 static int process(ctx *c, int k, const char *arch, int *stopped, nas_err *e) {
   hist *x = &c->h[k];
   nas_metrics_clear(&x->m);
-  nas_err ce = {0};
-  nas_price *p = NULL;
   char reason[600];
-  if (nas_price_arch(arch, "candidate", c->t, &p, &ce) != NAS_OK) {
-    snprintf(reason, sizeof reason, "invalid architecture: %s", ce.msg);
-    return set_state(c, k, "rejected", reason, e);
-  }
-  x->m.macs = (double)p->macs, x->m.params = (double)p->params;
-  x->m.flash_bytes = (double)p->flash_bytes, x->m.peak_sram_bytes = (double)p->peak_sram_bytes;
-  x->m.latency_pred_ms = p->latency_ms;
-  nas_layer_cost *rows = calloc((size_t)(p->n_layers ? p->n_layers : 1), sizeof *rows);
-  for (int i = 0; rows && i < p->n_layers; i++) {
-    rows[i].layer = i;
-    snprintf(rows[i].op, sizeof rows[i].op, "%s", p->layers[i].op);
-    rows[i].macs = p->layers[i].macs, rows[i].params = p->layers[i].params;
-    rows[i].flash_bytes = p->layers[i].flash_bytes, rows[i].sram_bytes = p->layers[i].sram_bytes;
-    rows[i].latency_ms = p->layers[i].latency_ms;
-  }
-  int rc = nas_store_candidate_set_metrics(c->st, x->id, &x->m, e);
-  if (rc == NAS_OK && rows) rc = nas_store_layer_costs_put(c->st, x->id, rows, p->n_layers, e);
-  free(rows);
-  reason[0] = 0;
   const nas_search_cfg *g = &c->cfg;
-  if (g->max_sram && p->peak_sram_bytes > g->max_sram)
-    snprintf(reason, sizeof reason, "peak SRAM %lld B > max %lld B", p->peak_sram_bytes, g->max_sram);
-  else if (g->max_flash && p->flash_bytes > g->max_flash)
-    snprintf(reason, sizeof reason, "flash %lld B > max %lld B", p->flash_bytes, g->max_flash);
-  else if (g->max_macs && p->macs > g->max_macs)
-    snprintf(reason, sizeof reason, "MACs %lld > max %lld", p->macs, g->max_macs);
-  else if (g->max_latency_ms > 0 && p->latency_ms > g->max_latency_ms)
-    snprintf(reason, sizeof reason, "latency %.3f ms > max %.3f ms", p->latency_ms,
-             g->max_latency_ms);
-  nas_price_free(p);
+  int rc = nas_search_price_candidate(c->st, x->id, arch, c->t, g, &x->m, reason, e);
   if (rc != NAS_OK) return rc;
   if (reason[0]) return set_state(c, k, "rejected", reason, e);
   if (search_stopping(c)) return *stopped = 1, NAS_OK; /* stays proposed; resume trains it */
   if ((rc = set_state(c, k, "training", NULL, e)) != NAS_OK) return rc;
 
-  uint64_t tseed = search_mix(g->seed, (uint64_t)k, 0x7EA1ull);
+  uint64_t tseed = nas_seed_mix(g->seed, (uint64_t)k, 0x7EA1ull);
   rc = search_train_store(c, x, arch, g->epochs, g->eval_limit, tseed, reason, e);
   if (rc == NAS_OK) search_report(c, k, g->budget, x, reason[0] ? reason : NULL, 0);
   return rc;

@@ -120,6 +120,16 @@ int nas_search_run(const char *db_path, const nas_search_cfg *cfg, const nas_sea
 int nas_search_resume(const char *db_path, int64_t run_id, const nas_search_hooks *h,
                       nas_search_summary *s, nas_err *e);
 
+/* Prices candidate cand_id's arch on target t (latency/cost.h), stores its cost metrics (into
+ * m as well) and per-layer costs, and checks the hard budgets of cfg (max_sram, max_flash,
+ * max_macs, max_latency_ms). reason receives why it must be rejected ("invalid
+ * architecture: ...", "peak SRAM 70000 B > max 65536 B", ...) or is left empty when it fits;
+ * the state is not changed. Returns store errors and out-of-memory only. */
+struct nas_target;
+int nas_search_price_candidate(nas_store *st, int64_t cand_id, const char *arch,
+                               const struct nas_target *t, const nas_search_cfg *cfg,
+                               nas_metrics *m, char reason[600], nas_err *e);
+
 /* The search loop's training step for other strategies (e.g. DNAS): candidate cand_id of run
  * run_id in store st, already in state "training" with its cost columns in m, is trained
  * from scratch on d (train split; dataset/train_limit are recorded with the weights) for

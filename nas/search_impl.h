@@ -5,6 +5,7 @@
 
 #include <cjson/cJSON.h>
 
+#include "core/rng.h"
 #include "datasets/dataset.h"
 #include "latency/target.h"
 #include "nas/search.h"
@@ -37,8 +38,6 @@ typedef struct ctx {
   nas_search_summary *sum;
 } ctx;
 
-/* A 64-bit seed from (run seed, candidate index, salt). */
-uint64_t search_mix(uint64_t seed, uint64_t k, uint64_t salt);
 /* 1 when a stop was requested. */
 int search_stopping(const ctx *c);
 /* Progress report for x (k 0-based of `of`; retrain_epochs > 0 in the retraining phase). */

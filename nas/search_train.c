@@ -1,6 +1,7 @@
-/* nas/search_train.c: the training step of the search (train from scratch, quantise, score
- * float and int8, store metrics + weights + the done transition in one transaction) and the
- * retraining of the run's Pareto front after the budget (see nas/search.h, search_impl.h). */
+/* nas/search_train.c: the steps every strategy's candidate goes through (nas/search.h):
+ * pricing and the hard-budget check before any training, then training from scratch,
+ * quantising, scoring float and int8, storing metrics + weights + the done transition in one
+ * transaction; and the retraining of the run's Pareto front after the budget. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -8,6 +9,7 @@
 #include <time.h>
 
 #include "deploy/lower.h"
+#include "latency/cost.h"
 #include "nas/artifacts.h"
 #include "nas/search_impl.h"
 #include "train/net.h"
@@ -158,7 +160,7 @@ int search_retrain_front(ctx *c, int *stopped, nas_err *e) {
     if (rc == NAS_OK) {
       snprintf(x.state, sizeof x.state, "training");
       search_report(c, i, n, &x, NULL, E);
-      uint64_t seed = search_mix(c->cfg.seed, (uint64_t)k, 0x2E72A1ull);
+      uint64_t seed = nas_seed_mix(c->cfg.seed, (uint64_t)k, 0x2E72A1ull);
       rc = search_train_store(c, &x, r.arch_json, E, 0, seed, reason, e);
     }
     if (rc == NAS_OK) {
@@ -188,5 +190,45 @@ int nas_search_train_candidate(nas_store *st, int64_t run_id, int64_t cand_id, c
   snprintf(x.state, sizeof x.state, "training");
   int rc = search_train_store(&c, &x, arch, epochs, eval_limit, seed, reason, e);
   *m = x.m;
+  return rc;
+}
+
+int nas_search_price_candidate(nas_store *st, int64_t cand_id, const char *arch,
+                               const struct nas_target *t, const nas_search_cfg *g,
+                               nas_metrics *m, char reason[600], nas_err *e) {
+  nas_err ce = {0};
+  nas_price *p = NULL;
+  reason[0] = 0;
+  if (nas_price_arch(arch, "candidate", t, &p, &ce) != NAS_OK) {
+    snprintf(reason, 600, "invalid architecture: %s", ce.msg);
+    return NAS_OK;
+  }
+  m->macs = (double)p->macs, m->params = (double)p->params;
+  m->flash_bytes = (double)p->flash_bytes, m->peak_sram_bytes = (double)p->peak_sram_bytes;
+  m->latency_pred_ms = p->latency_ms;
+  nas_layer_cost *rows = calloc((size_t)(p->n_layers ? p->n_layers : 1), sizeof *rows);
+  if (!rows) {
+    nas_price_free(p);
+    return nas_errf(e, NAS_ENOMEM, "out of memory");
+  }
+  for (int i = 0; i < p->n_layers; i++) {
+    rows[i].layer = i;
+    snprintf(rows[i].op, sizeof rows[i].op, "%s", p->layers[i].op);
+    rows[i].macs = p->layers[i].macs, rows[i].params = p->layers[i].params;
+    rows[i].flash_bytes = p->layers[i].flash_bytes, rows[i].sram_bytes = p->layers[i].sram_bytes;
+    rows[i].latency_ms = p->layers[i].latency_ms;
+  }
+  int rc = nas_store_candidate_set_metrics(st, cand_id, m, e);
+  if (rc == NAS_OK) rc = nas_store_layer_costs_put(st, cand_id, rows, p->n_layers, e);
+  free(rows);
+  if (g->max_sram && p->peak_sram_bytes > g->max_sram)
+    snprintf(reason, 600, "peak SRAM %lld B > max %lld B", p->peak_sram_bytes, g->max_sram);
+  else if (g->max_flash && p->flash_bytes > g->max_flash)
+    snprintf(reason, 600, "flash %lld B > max %lld B", p->flash_bytes, g->max_flash);
+  else if (g->max_macs && p->macs > g->max_macs)
+    snprintf(reason, 600, "MACs %lld > max %lld", p->macs, g->max_macs);
+  else if (g->max_latency_ms > 0 && p->latency_ms > g->max_latency_ms)
+    snprintf(reason, 600, "latency %.3f ms > max %.3f ms", p->latency_ms, g->max_latency_ms);
+  nas_price_free(p);
   return rc;
 }
