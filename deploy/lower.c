@@ -426,22 +426,42 @@ int nas_g8_accuracy(const nas_g8_graph *g, const nas_dataset *ds, int limit, dou
     return nas_errf(e, NAS_EINVAL, "int8 evaluation: samples have %d values, the graph input '%s' has %zu",
                     ds->h * ds->w * ds->c, ti->name, ni);
   int N = limit > 0 && limit < ds->n ? limit : ds->n;
-  int8_t *q = malloc(ni), *y = malloc(no);
-  if (!q || !y) {
-    free(q), free(y);
-    return nas_errf(e, NAS_ENOMEM, "int8 evaluation: out of memory");
-  }
+  nas_g8_plan p;
+  int rc = nas_g8_plan_build(g, &p, e);
+  if (rc != NAS_OK) return rc;
   long correct = 0;
-  int rc = NAS_OK;
-  for (int s = 0; s < N && !rc; s++) {
-    nas_g8_quantize_input(g, ds->x + (size_t)s * ni, q);
-    rc = nas_g8_run(g, q, y, e);
-    int best = 0;
-    for (size_t k = 1; k < no; k++)
-      if (y[k] > y[best]) best = (int)k;
-    correct += best == ds->y[s];
+  int failed = 0;
+  nas_err first = {0};
+#pragma omp parallel reduction(+ : correct)
+  {
+    int8_t *arena = malloc(p.peak ? p.peak : 1), *y = malloc(no);
+    int8_t **act = calloc((size_t)g->ntensors + 1, sizeof *act);
+    nas_err te = {0};
+    int trc = arena && y && act ? NAS_OK : nas_errf(&te, NAS_ENOMEM, "int8 evaluation: out of memory");
+    for (int i = 0; act && i < g->ntensors; i++) act[i] = p.offset[i] >= 0 ? arena + p.offset[i] : NULL;
+#pragma omp for schedule(static)
+    for (int s = 0; s < N; s++) {
+      if (trc != NAS_OK) continue;
+      nas_g8_quantize_input(g, ds->x + (size_t)s * ni, act[g->input]);
+      for (int o = 0; o < g->nops && trc == NAS_OK; o++) trc = nas_g8_run_op(g, o, act, &te);
+      if (trc != NAS_OK) continue;
+      memcpy(y, act[g->output], no);
+      int best = 0;
+      for (size_t k = 1; k < no; k++)
+        if (y[k] > y[best]) best = (int)k;
+      correct += best == ds->y[s];
+    }
+    if (trc != NAS_OK) {
+#pragma omp critical(nas_g8_accuracy_err)
+      if (!failed) failed = 1, first = te;
+    }
+    free(arena), free(y), free(act);
   }
-  free(q), free(y);
-  if (!rc && acc) *acc = (double)correct / N;
-  return rc;
+  nas_g8_plan_free(&p);
+  if (failed) {
+    if (e) *e = first;
+    return first.code ? first.code : NAS_EINVAL;
+  }
+  if (acc) *acc = (double)correct / N;
+  return NAS_OK;
 }

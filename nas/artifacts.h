@@ -60,10 +60,6 @@ void nas_cand_float_free(nas_cand_float *f); /* NULL-safe */
  * when the blob has none or it does not fit the net's graph of n nodes. */
 int nas_cand_calib(const nas_cand_float *f, int n, nas_calib *c, nas_err *e);
 
-/* The same accuracy as nas_g8_accuracy (same quantisation, same argmax rule, same first
- * `limit` samples), with the memory plan built once and samples shared among OpenMP
- * threads. */
-int nas_eval8(const nas_g8_graph *g, const nas_dataset *ds, int limit, double *acc, nas_err *e);
 
 /* A view of the first `limit` samples of ds (limit 0 or >= n: all); shares ds's arrays. */
 nas_dataset nas_dataset_head(const nas_dataset *ds, int limit);

@@ -100,7 +100,7 @@ int nas_export_store_run(const nas_export_job *job, nas_export_summary *s, nas_e
   nas_dataset test = rc == NAS_OK ? nas_dataset_head(&d.test, f.eval_limit) : d.test;
   s->test_n = test.n;
   if (rc == NAS_OK) rc = nas_evaluate(net, &test, &s->float_test_acc, NULL, e);
-  if (rc == NAS_OK) rc = nas_eval8(&g, &test, 0, &s->int8_test_acc, e);
+  if (rc == NAS_OK) rc = nas_g8_accuracy(&g, &test, 0, &s->int8_test_acc, e);
   if (rc == NAS_OK) {
     nas_g8_plan plan;
     if ((rc = nas_g8_plan_build(&g, &plan, e)) == NAS_OK) {

@@ -64,8 +64,8 @@ int search_train_store(ctx *c, hist *x, const char *arch, int epochs, int eval_l
     t_cal = now_s();
     if (crc == NAS_OK) crc = nas_lower(net, &cal, NULL, &g8, &ce);
     t_low = now_s();
-    if (crc == NAS_OK && val.n > 0) crc = nas_eval8(&g8, &val, 0, &v8, &ce);
-    if (crc == NAS_OK) crc = nas_eval8(&g8, &test, 0, &t8, &ce);
+    if (crc == NAS_OK && val.n > 0) crc = nas_g8_accuracy(&g8, &val, 0, &v8, &ce);
+    if (crc == NAS_OK) crc = nas_g8_accuracy(&g8, &test, 0, &t8, &ce);
   }
   t[3] = now_s();
   uint8_t *fb = NULL, *qb = NULL;
