@@ -15,6 +15,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "core/fileio.h"
 #include "latency/emulator.h"
 #include "results/export_c.h"
 
@@ -103,17 +104,6 @@ static const char STARTUP_C[] =
     "    (uintptr_t)nas_fault, 0, 0, 0, 0, (uintptr_t)nas_fault, (uintptr_t)nas_fault, 0,\n"
     "    (uintptr_t)nas_fault, (uintptr_t)nas_fault};\n";
 
-static int write_file(const char *dir, const char *name, const char *text, nas_err *e) {
-  char path[4200];
-  snprintf(path, sizeof path, "%s/%s", dir, name);
-  FILE *f = fopen(path, "w");
-  if (!f) return nas_errf(e, NAS_EIO, "%s: cannot open for writing", path);
-  size_t n = strlen(text);
-  int bad = fwrite(text, 1, n, f) != n;
-  bad |= fclose(f) != 0;
-  return bad ? nas_errf(e, NAS_EIO, "%s: write failed", path) : NAS_OK;
-}
-
 static int write_linker_script(const char *dir, const nas_target *t, nas_err *e) {
   char text[2400];
   snprintf(text, sizeof text,
@@ -136,7 +126,7 @@ static int write_linker_script(const char *dir, const nas_target *t, nas_err *e)
            "}\n",
            t->id, t->flash_bytes, t->sram_bytes, FLASH_BASE, t->flash_bytes, SRAM_BASE,
            t->sram_bytes, STACK_BYTES, STACK_BYTES);
-  return write_file(dir, "link.ld", text, e);
+  return nas_file_write_text(dir, "link.ld", text, e);
 }
 
 /* Starts argv with stdout and stderr into log; returns the pid, or -1. */
@@ -309,7 +299,7 @@ int nas_emu_build(const nas_g8_graph *g, const nas_target *t, const nas_emu_cfg 
     dir = tmp;
   }
   if ((rc = nas_c_export(g, MODEL_NAME, dir, e)) == NAS_OK &&
-      (rc = write_file(dir, "nas_startup.c", STARTUP_C, e)) == NAS_OK)
+      (rc = nas_file_write_text(dir, "nas_startup.c", STARTUP_C, e)) == NAS_OK)
     rc = write_linker_script(dir, t, e);
   char elf[4200];
   snprintf(elf, sizeof elf, "%s/fw.elf", dir);

@@ -62,13 +62,7 @@ void nas_g8_layer_info(const nas_g8_graph *g, int i, nas_g8_linfo *li) {
                 : op->kind == NAS_G8_QUANTIZE ? "quantize" : "other");
 }
 
-int nas_meas_from_graph(const nas_g8_graph *g, const char *target, const char *model,
-                        const double *cycles, double total_cycles, nas_meas **rows, int *n,
-                        nas_err *e) {
-  *rows = NULL, *n = 0;
-  nas_meas *v = calloc((size_t)g->nops + 1, sizeof *v);
-  if (!v) return nas_errf(e, NAS_ENOMEM, "out of memory");
-  int k = 0;
+long long nas_g8_model_macs(const nas_g8_graph *g) {
   long long macs = 0;
   for (int i = 0; i < g->nops; i++) {
     nas_g8_linfo li;
@@ -76,6 +70,21 @@ int nas_meas_from_graph(const nas_g8_graph *g, const char *target, const char *m
     if (li.kop == NAS_KOP_CONV || li.kop == NAS_KOP_PWCONV || li.kop == NAS_KOP_DWCONV ||
         li.kop == NAS_KOP_FC)
       macs += li.macs;
+  }
+  return macs;
+}
+
+int nas_meas_from_graph(const nas_g8_graph *g, const char *target, const char *model,
+                        const double *cycles, double total_cycles, nas_meas **rows, int *n,
+                        nas_err *e) {
+  *rows = NULL, *n = 0;
+  nas_meas *v = calloc((size_t)g->nops + 1, sizeof *v);
+  if (!v) return nas_errf(e, NAS_ENOMEM, "out of memory");
+  int k = 0;
+  long long macs = nas_g8_model_macs(g);
+  for (int i = 0; i < g->nops; i++) {
+    nas_g8_linfo li;
+    nas_g8_layer_info(g, i, &li);
     if (li.kop < 0) continue;
     nas_meas *m = &v[k++];
     snprintf(m->target, sizeof m->target, "%s", target);
@@ -166,7 +175,7 @@ int nas_host_time(const nas_g8_graph *g, const int8_t *in, int runs, double *lay
 
 /* ---- board CSV ingest -------------------------------------------------------------------- */
 
-static int split(char *line, char **f, int max) {
+int nas_csv_split(char *line, char **f, int max) {
   int n = 0;
   char *p = line;
   for (;;) {
@@ -176,10 +185,12 @@ static int split(char *line, char **f, int max) {
     if (!c) break;
     *c = 0, p = c + 1;
   }
-  for (int i = 0; i < n; i++) {
+  for (int i = 0; i < n; i++) { /* trim */
     while (*f[i] == ' ' || *f[i] == '\t') f[i]++;
     size_t l = strlen(f[i]);
-    while (l && (f[i][l - 1] == ' ' || f[i][l - 1] == '\t')) f[i][--l] = 0;
+    while (l && (f[i][l - 1] == ' ' || f[i][l - 1] == '\r' || f[i][l - 1] == '\n' ||
+                 f[i][l - 1] == '\t'))
+      f[i][--l] = 0;
   }
   return n;
 }
@@ -216,7 +227,7 @@ int nas_board_ingest(const char *path, const char *target_id, nas_meas **rows, i
     if (strncmp(p, "NAS,", 4) && strncmp(p, "NAS-", 4)) continue; /* other serial output */
     char buf[4096], *fl[16];
     snprintf(buf, sizeof buf, "%s", p);
-    int nf = split(buf, fl, 16);
+    int nf = nas_csv_split(buf, fl, 16);
     if (!strcmp(fl[0], "NAS-BEGIN")) {
       if (state != 0) { rc = nas_errf(e, NAS_EFORMAT, "%s:%d: a second NAS-BEGIN (one measurement per file)", path, lineno); break; }
       if (nf != 6 || strcmp(fl[1], "v1")) { rc = nas_errf(e, NAS_EFORMAT, "%s:%d: expected NAS-BEGIN,v1,MODEL,TARGET,OPERATORS,RUNS", path, lineno); break; }

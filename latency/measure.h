@@ -40,6 +40,14 @@ typedef struct nas_g8_linfo {
  * whole map to 1x1 is "gap". */
 void nas_g8_layer_info(const nas_g8_graph *g, int i, nas_g8_linfo *li);
 
+/* MACs of g's multiply-accumulate operators (conv, pwconv, dwconv, fc): the "model" row's
+ * macs of a measurement. */
+long long nas_g8_model_macs(const nas_g8_graph *g);
+
+/* Splits a CSV line in place at commas into at most max fields f (spaces, tabs and line
+ * ends around each field trimmed); returns the field count, or -1 when there are more. */
+int nas_csv_split(char *line, char **f, int max);
+
 /* Measurement rows of one model: one per operator with a kop (cycles[i], the operator's
  * cycles), then one op "model" row (macs = sum of MACs, cycles = total_cycles). target and
  * model are copied (truncated to the field sizes). Caller frees *rows. */

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "latency/cost.h"
+#include "latency/measure.h"
 #include "latency/target.h"
 
 /* ---- CSV -------------------------------------------------------------------------------- */
@@ -14,24 +15,6 @@
 enum { C_TARGET, C_MODEL, C_LAYER, C_OP, C_MACS, C_IN, C_OUT, C_K, C_CIN, C_COUT, C_CYC, C_MS, C_N };
 static const char *const COLS[C_N] = {"target", "model", "layer", "op", "macs", "in_bytes",
                                       "out_bytes", "k", "cin", "cout", "cycles", "ms"};
-
-static int split(char *line, char **f, int max) {
-  int n = 0;
-  char *p = line;
-  for (;;) {
-    if (n == max) return -1;
-    f[n++] = p;
-    char *c = strchr(p, ',');
-    if (!c) break;
-    *c = 0, p = c + 1;
-  }
-  for (int i = 0; i < n; i++) { /* trim */
-    while (*f[i] == ' ' || *f[i] == '\t') f[i]++;
-    size_t l = strlen(f[i]);
-    while (l && (f[i][l - 1] == ' ' || f[i][l - 1] == '\r' || f[i][l - 1] == '\n' || f[i][l - 1] == '\t')) f[i][--l] = 0;
-  }
-  return n;
-}
 
 static int num(const char *s, double *x) {
   char *end;
@@ -54,7 +37,7 @@ int nas_meas_read_csv(const char *path, const char *only_target, double clock_mh
     while (*p == ' ' || *p == '\t') p++;
     if (*p == '#' || *p == '\n' || *p == '\r' || !*p) continue;
     char *fld[64];
-    int nf = split(p, fld, 64);
+    int nf = nas_csv_split(p, fld, 64);
     if (nf < 0) { rc = nas_errf(e, NAS_EFORMAT, "%s:%d: too many columns", path, lineno); break; }
     if (!have_header) {
       for (int c = 0; c < C_N; c++) {

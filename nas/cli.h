@@ -41,4 +41,21 @@ extern const nas_cli_cmd nas_cli_measure; /* cli_measure.c: per-layer measuremen
 int nas_cli_dnas_search(int argc, char **argv);
 int nas_cli_dnas_resume(const char *db, long run);
 
+/* cli_search.c: what `nas search` shares with every strategy's command line. */
+struct nas_search_cfg;
+struct nas_search_summary;
+struct nas_err;
+/* Takes option n with value v when it is one every strategy has (--space, --dataset, --target,
+ * --target-file, --db, --objectives, --max-sram/-flash/-macs, --max-latency-ms, --epochs,
+ * --batch, --train-limit, --seed) into g or *db: 0 when taken, NAS_EXIT_USAGE (message
+ * printed) when its value is bad, -1 when n is not one of them. */
+int nas_cli_search_opt(const char *cmd, const char *n, const char *v, struct nas_search_cfg *g,
+                       const char **db);
+/* Usage error unless --space, --dataset, --target (or --target-file) and --db were given. */
+int nas_cli_search_required(const char *cmd, const struct nas_search_cfg *g, const char *db);
+/* Prints "nas: error: MSG"; returns the exit code (2 for NAS_EUSAGE, else 1). */
+int nas_cli_search_fail(const struct nas_err *e);
+/* Prints the end-of-run summary (interrupted and resumable, or the counts and the best). */
+int nas_cli_search_finish(const char *db, const struct nas_search_summary *s);
+
 #endif

@@ -9,6 +9,7 @@
 
 #include "nas/cli.h"
 #include "nas/dnas.h"
+#include "nas/search.h"
 
 static const char USAGE[] =
     "usage: nas search --strategy dnas --space S --dataset D --target T --db FILE [options]\n"
@@ -62,22 +63,6 @@ static void progress(const nas_search_progress *p, void *user) {
   fflush(stdout);
 }
 
-static int fail(const nas_err *e) {
-  fprintf(stderr, "nas: error: %s\n", e->msg);
-  return e->code == NAS_EUSAGE ? NAS_EXIT_USAGE : 1;
-}
-
-static int finish(const char *db, const nas_search_summary *s) {
-  if (s->interrupted)
-    printf("interrupted: run %lld is resumable with `nas resume --db %s --run %lld`\n",
-           (long long)s->run_id, db, (long long)s->run_id);
-  else
-    printf("run %lld done: %d candidates (%d done, %d rejected, %d failed)\n", (long long)s->run_id,
-           s->candidates, s->done, s->rejected, s->failed);
-  if (s->best_id) printf("best: candidate %lld, int8 test accuracy %.4f\n", (long long)s->best_id, s->best_acc);
-  return 0;
-}
-
 static int num(const char *cmd, const char *n, const char *v, double lo, double hi, double *out) {
   char *end;
   double x = v ? strtod(v, &end) : 0;
@@ -102,34 +87,12 @@ int nas_cli_dnas_search(int argc, char **argv) {
     if (eq) v = eq + 1;
     else if (i + 1 < argc && strncmp(argv[i + 1], "--", 2)) v = argv[++i];
     if (!v) return nas_cli_usage_error(cmd, "option %s needs a value", n);
-    double x;
-    long long sz;
-    if (!strcmp(n, "--strategy")) {
+    double x = 0;
+    int rc = nas_cli_search_opt(cmd, n, v, g, &db);
+    if (rc >= 0) {
+      if (rc) return rc;
+    } else if (!strcmp(n, "--strategy")) {
       if (strcmp(v, "dnas")) return nas_cli_usage_error(cmd, "option --strategy: expected dnas");
-    } else if (!strcmp(n, "--space")) g->space = v;
-    else if (!strcmp(n, "--dataset")) g->dataset = v;
-    else if (!strcmp(n, "--target")) g->target = v;
-    else if (!strcmp(n, "--target-file")) g->target_file = v;
-    else if (!strcmp(n, "--db")) db = v;
-    else if (!strcmp(n, "--objectives")) g->objectives = v;
-    else if (!strcmp(n, "--max-sram") || !strcmp(n, "--max-flash") || !strcmp(n, "--max-macs")) {
-      if (nas_parse_size(v, &sz))
-        return nas_cli_usage_error(cmd, "option %s: '%s' is not a size (N, NK, NM)", n, v);
-      *(n[6] == 's' ? &g->max_sram : n[6] == 'f' ? &g->max_flash : &g->max_macs) = sz;
-    } else if (!strcmp(n, "--max-latency-ms")) {
-      if (num(cmd, n, v, 1e-9, 1e9, &g->max_latency_ms)) return NAS_EXIT_USAGE;
-    } else if (!strcmp(n, "--epochs")) {
-      if (num(cmd, n, v, 1, 100000, &x)) return NAS_EXIT_USAGE;
-      g->epochs = (int)x;
-    } else if (!strcmp(n, "--batch")) {
-      if (num(cmd, n, v, 1, 65536, &x)) return NAS_EXIT_USAGE;
-      g->batch = (int)x;
-    } else if (!strcmp(n, "--train-limit")) {
-      if (num(cmd, n, v, 1, 2147483647.0, &x)) return NAS_EXIT_USAGE;
-      g->train_limit = (int)x;
-    } else if (!strcmp(n, "--seed")) {
-      if (num(cmd, n, v, 0, 2147483647.0, &x)) return NAS_EXIT_USAGE;
-      g->seed = (uint64_t)x;
     } else if (!strcmp(n, "--supernet-epochs")) {
       if (num(cmd, n, v, 1, 10000, &x)) return NAS_EXIT_USAGE;
       c.sn_epochs = (int)x;
@@ -155,17 +118,14 @@ int nas_cli_dnas_search(int argc, char **argv) {
     } else
       return nas_cli_usage_error(cmd, "unknown option '%s' for --strategy dnas", n);
   }
-  if (!g->space) return nas_cli_usage_error(cmd, "--space S is required");
-  if (!g->dataset) return nas_cli_usage_error(cmd, "--dataset SPEC is required");
-  if (!g->target && !g->target_file) return nas_cli_usage_error(cmd, "--target ID is required");
-  if (!db) return nas_cli_usage_error(cmd, "--db FILE is required");
+  if (nas_cli_search_required(cmd, g, db)) return NAS_EXIT_USAGE;
   if (c.warmup >= c.sn_epochs)
     return nas_cli_usage_error(cmd, "--warmup %d must be below --supernet-epochs %d", c.warmup, c.sn_epochs);
   install_sigint();
   nas_search_hooks h = {progress, NULL, &g_stop};
   nas_search_summary s;
-  if (nas_dnas_run(db, &c, &h, &s, &e) != NAS_OK) return fail(&e);
-  return finish(db, &s);
+  if (nas_dnas_run(db, &c, &h, &s, &e) != NAS_OK) return nas_cli_search_fail(&e);
+  return nas_cli_search_finish(db, &s);
 }
 
 int nas_cli_dnas_resume(const char *db, long run) {
@@ -173,6 +133,6 @@ int nas_cli_dnas_resume(const char *db, long run) {
   nas_search_hooks h = {progress, NULL, &g_stop};
   nas_search_summary s;
   nas_err e = {0};
-  if (nas_dnas_resume(db, run, &h, &s, &e) != NAS_OK) return fail(&e);
-  return finish(db, &s);
+  if (nas_dnas_resume(db, run, &h, &s, &e) != NAS_OK) return nas_cli_search_fail(&e);
+  return nas_cli_search_finish(db, &s);
 }

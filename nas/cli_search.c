@@ -14,7 +14,7 @@
 #include "results/pareto.h"
 #include "results/store.h"
 
-static int fail(const nas_err *e) {
+int nas_cli_search_fail(const nas_err *e) {
   fprintf(stderr, "nas: error: %s\n", e->msg);
   return e->code == NAS_EUSAGE ? NAS_EXIT_USAGE : 1;
 }
@@ -84,7 +84,7 @@ static void progress(const nas_search_progress *p, void *user) {
   fflush(stdout);
 }
 
-static int finish(const char *db, const nas_search_summary *s) {
+int nas_cli_search_finish(const char *db, const nas_search_summary *s) {
   if (s->interrupted)
     printf("interrupted: run %lld is resumable with `nas resume --db %s --run %lld`\n",
            (long long)s->run_id, db, (long long)s->run_id);
@@ -106,6 +106,49 @@ static void install_sigint(void) {
 }
 
 /* ---- search --------------------------------------------------------------------------------- */
+
+int nas_cli_search_opt(const char *cmd, const char *n, const char *v, nas_search_cfg *g,
+                       const char **db) {
+  long x = 0;
+  if (!strcmp(n, "--space")) g->space = v;
+  else if (!strcmp(n, "--dataset")) g->dataset = v;
+  else if (!strcmp(n, "--target")) g->target = v;
+  else if (!strcmp(n, "--target-file")) g->target_file = v;
+  else if (!strcmp(n, "--db")) *db = v;
+  else if (!strcmp(n, "--objectives")) g->objectives = v;
+  else if (!strcmp(n, "--max-sram")) return parse_sz(cmd, n, v, &g->max_sram) ? NAS_EXIT_USAGE : 0;
+  else if (!strcmp(n, "--max-flash")) return parse_sz(cmd, n, v, &g->max_flash) ? NAS_EXIT_USAGE : 0;
+  else if (!strcmp(n, "--max-macs")) return parse_sz(cmd, n, v, &g->max_macs) ? NAS_EXIT_USAGE : 0;
+  else if (!strcmp(n, "--max-latency-ms")) {
+    char *end;
+    double dx = strtod(v, &end);
+    if (*end || end == v || !(dx > 0 && dx < 1e9))
+      return nas_cli_usage_error(cmd, "option %s: '%s' is not a positive number", n, v);
+    g->max_latency_ms = dx;
+  } else if (!strcmp(n, "--epochs")) {
+    if (parse_int(cmd, n, v, 1, 100000, &x)) return NAS_EXIT_USAGE;
+    g->epochs = (int)x;
+  } else if (!strcmp(n, "--batch")) {
+    if (parse_int(cmd, n, v, 1, 65536, &x)) return NAS_EXIT_USAGE;
+    g->batch = (int)x;
+  } else if (!strcmp(n, "--train-limit")) {
+    if (parse_int(cmd, n, v, 1, 2147483647L, &x)) return NAS_EXIT_USAGE;
+    g->train_limit = (int)x;
+  } else if (!strcmp(n, "--seed")) {
+    if (parse_int(cmd, n, v, 0, 2147483647L, &x)) return NAS_EXIT_USAGE;
+    g->seed = (uint64_t)x;
+  } else
+    return -1;
+  return 0;
+}
+
+int nas_cli_search_required(const char *cmd, const nas_search_cfg *g, const char *db) {
+  if (!g->space) return nas_cli_usage_error(cmd, "--space S is required");
+  if (!g->dataset) return nas_cli_usage_error(cmd, "--dataset SPEC is required");
+  if (!g->target && !g->target_file) return nas_cli_usage_error(cmd, "--target ID is required");
+  if (!db) return nas_cli_usage_error(cmd, "--db FILE is required");
+  return 0;
+}
 
 static const char SEARCH_USAGE[] =
     "usage: nas search --space S --strategy random|evolution --dataset D --target T --db FILE\n"
@@ -155,39 +198,17 @@ static int cmd_search(int argc, char **argv) {
   const char *n, *v;
   char nb[64];
   long x = 0;
-  double dx = 0;
   while (next_opt(&o, &n, &v, nb, sizeof nb)) {
     if (!strcmp(n, "--help")) return fputs(SEARCH_USAGE, stdout), 0;
     if (strncmp(n, "--", 2)) return nas_cli_usage_error(cmd, "unexpected argument '%s'", n);
     if (need(cmd, n, v)) return NAS_EXIT_USAGE;
-    if (!strcmp(n, "--space")) cfg.space = v;
-    else if (!strcmp(n, "--strategy")) cfg.strategy = v;
-    else if (!strcmp(n, "--dataset")) cfg.dataset = v;
-    else if (!strcmp(n, "--target")) cfg.target = v;
-    else if (!strcmp(n, "--target-file")) cfg.target_file = v;
-    else if (!strcmp(n, "--db")) db = v;
-    else if (!strcmp(n, "--objectives")) cfg.objectives = v;
-    else if (!strcmp(n, "--max-sram")) { if (parse_sz(cmd, n, v, &cfg.max_sram)) return NAS_EXIT_USAGE; }
-    else if (!strcmp(n, "--max-flash")) { if (parse_sz(cmd, n, v, &cfg.max_flash)) return NAS_EXIT_USAGE; }
-    else if (!strcmp(n, "--max-macs")) { if (parse_sz(cmd, n, v, &cfg.max_macs)) return NAS_EXIT_USAGE; }
-    else if (!strcmp(n, "--max-latency-ms")) {
-      char *end;
-      dx = strtod(v, &end);
-      if (*end || end == v || !(dx > 0 && dx < 1e9))
-        return nas_cli_usage_error(cmd, "option %s: '%s' is not a positive number", n, v);
-      cfg.max_latency_ms = dx;
-    } else if (!strcmp(n, "--budget")) {
+    int rc = nas_cli_search_opt(cmd, n, v, &cfg, &db);
+    if (rc >= 0) {
+      if (rc) return rc;
+    } else if (!strcmp(n, "--strategy")) cfg.strategy = v;
+    else if (!strcmp(n, "--budget")) {
       if (parse_int(cmd, n, v, 1, 1000000, &x)) return NAS_EXIT_USAGE;
       cfg.budget = (int)x;
-    } else if (!strcmp(n, "--epochs")) {
-      if (parse_int(cmd, n, v, 1, 100000, &x)) return NAS_EXIT_USAGE;
-      cfg.epochs = (int)x;
-    } else if (!strcmp(n, "--batch")) {
-      if (parse_int(cmd, n, v, 1, 65536, &x)) return NAS_EXIT_USAGE;
-      cfg.batch = (int)x;
-    } else if (!strcmp(n, "--train-limit")) {
-      if (parse_int(cmd, n, v, 1, 2147483647L, &x)) return NAS_EXIT_USAGE;
-      cfg.train_limit = (int)x;
     } else if (!strcmp(n, "--population")) {
       if (parse_int(cmd, n, v, 2, 100000, &x)) return NAS_EXIT_USAGE;
       cfg.population = (int)x;
@@ -200,9 +221,6 @@ static int cmd_search(int argc, char **argv) {
     } else if (!strcmp(n, "--retrain-front")) {
       if (parse_int(cmd, n, v, 1, 100000, &x)) return NAS_EXIT_USAGE;
       cfg.retrain_epochs = (int)x;
-    } else if (!strcmp(n, "--seed")) {
-      if (parse_int(cmd, n, v, 0, 2147483647L, &x)) return NAS_EXIT_USAGE;
-      cfg.seed = (uint64_t)x;
     } else
       return nas_cli_usage_error(cmd, "unknown option '%s'", n);
   }
@@ -210,9 +228,7 @@ static int cmd_search(int argc, char **argv) {
   if (!cfg.strategy) return nas_cli_usage_error(cmd, "--strategy random|evolution is required");
   if (strcmp(cfg.strategy, "random") && strcmp(cfg.strategy, "evolution"))
     return nas_cli_usage_error(cmd, "option --strategy: unknown strategy '%s' (random, evolution)", cfg.strategy);
-  if (!cfg.dataset) return nas_cli_usage_error(cmd, "--dataset SPEC is required");
-  if (!cfg.target && !cfg.target_file) return nas_cli_usage_error(cmd, "--target ID is required");
-  if (!db) return nas_cli_usage_error(cmd, "--db FILE is required");
+  if (nas_cli_search_required(cmd, &cfg, db)) return NAS_EXIT_USAGE;
   if (cfg.sample_size > cfg.population)
     return nas_cli_usage_error(cmd, "--sample-size %d is larger than --population %d", cfg.sample_size, cfg.population);
   nas_err e = {0};
@@ -224,8 +240,8 @@ static int cmd_search(int argc, char **argv) {
   install_sigint();
   nas_search_hooks h = {progress, NULL, &g_stop};
   nas_search_summary s;
-  if (nas_search_run(db, &cfg, &h, &s, &e) != NAS_OK) return fail(&e);
-  return finish(db, &s);
+  if (nas_search_run(db, &cfg, &h, &s, &e) != NAS_OK) return nas_cli_search_fail(&e);
+  return nas_cli_search_finish(db, &s);
 }
 
 static const char RESUME_USAGE[] =
@@ -255,8 +271,8 @@ static int cmd_resume(int argc, char **argv) {
   nas_search_hooks h = {progress, NULL, &g_stop};
   nas_search_summary s;
   nas_err e = {0};
-  if (nas_search_resume(db, run, &h, &s, &e) != NAS_OK) return fail(&e);
-  return finish(db, &s);
+  if (nas_search_resume(db, run, &h, &s, &e) != NAS_OK) return nas_cli_search_fail(&e);
+  return nas_cli_search_finish(db, &s);
 }
 
 /* ---- runs, show ----------------------------------------------------------------------------- */
@@ -288,10 +304,11 @@ static int cmd_runs(int argc, char **argv) {
   if (rc) return rc < 0 ? 0 : rc;
   nas_err e = {0};
   nas_store *st = NULL;
-  if (nas_store_open_readonly(db, &st, &e) != NAS_OK) return fail(&e);
+  if (nas_store_open_readonly(db, &st, &e) != NAS_OK) return nas_cli_search_fail(&e);
   int64_t *ids = NULL;
   int n = 0;
-  if (nas_store_run_ids(st, &ids, &n, &e) != NAS_OK) return nas_store_close(st), fail(&e);
+  if (nas_store_run_ids(st, &ids, &n, &e) != NAS_OK)
+    return nas_store_close(st), nas_cli_search_fail(&e);
   printf("%-4s %-11s %-9s %-16s %-14s %-20s %6s %6s %5s %5s %5s\n", "run", "status", "strategy",
          "space", "target", "dataset", "budget", "cands", "done", "rej", "fail");
   for (int i = 0; i < n; i++) {
@@ -330,10 +347,11 @@ static int cmd_show(int argc, char **argv) {
   if (rc) return rc < 0 ? 0 : rc;
   nas_err e = {0};
   nas_store *st = NULL;
-  if (nas_store_open_readonly(db, &st, &e) != NAS_OK) return fail(&e);
+  if (nas_store_open_readonly(db, &st, &e) != NAS_OK) return nas_cli_search_fail(&e);
   nas_candidate_row r;
   memset(&r, 0, sizeof r);
-  if (nas_store_candidate_get(st, cand, &r, &e) != NAS_OK) return nas_store_close(st), fail(&e);
+  if (nas_store_candidate_get(st, cand, &r, &e) != NAS_OK)
+    return nas_store_close(st), nas_cli_search_fail(&e);
   printf("candidate %lld (run %lld)  state %s%s%s\n", (long long)r.id, (long long)r.run_id, r.state,
          r.reason ? "  reason: " : "", r.reason ? r.reason : "");
   printf("  hash %s  parent %lld  generation %d", r.arch_hash, (long long)r.parent_id, r.generation);
@@ -395,11 +413,11 @@ static int cmd_pareto(int argc, char **argv) {
       nas_objectives_parse(ex, &ob, &e) != NAS_OK)
     return nas_cli_usage_error(cmd, "option --objectives: %s", e.msg);
   nas_store *st = NULL;
-  if (nas_store_open_readonly(db, &st, &e) != NAS_OK) return fail(&e);
+  if (nas_store_open_readonly(db, &st, &e) != NAS_OK) return nas_cli_search_fail(&e);
   nas_pareto_row *rows = NULL;
   int nr = 0;
   if (nas_pareto_front(st, &ob, run, where, &rows, &nr, &e) != NAS_OK)
-    return nas_store_close(st), fail(&e);
+    return nas_store_close(st), nas_cli_search_fail(&e);
   if (fmt == 2) {
     cJSON *a = cJSON_CreateArray();
     for (int i = 0; i < nr; i++) {
@@ -460,14 +478,14 @@ static int cmd_plot(int argc, char **argv) {
   if (!use_macs && strcmp(xs, "latency")) return nas_cli_usage_error(cmd, "option --x: '%s' (latency, macs)", xs);
   nas_err e = {0};
   nas_store *st = NULL;
-  if (nas_store_open_readonly(db, &st, &e) != NAS_OK) return fail(&e);
+  if (nas_store_open_readonly(db, &st, &e) != NAS_OK) return nas_cli_search_fail(&e);
   nas_run_row rr;
   memset(&rr, 0, sizeof rr);
   int64_t *ids = NULL;
   int nc = 0;
   if (nas_store_run_get(st, run, &rr, &e) != NAS_OK ||
       nas_store_candidate_ids(st, run, NULL, &ids, &nc, &e) != NAS_OK)
-    return nas_store_close(st), fail(&e);
+    return nas_store_close(st), nas_cli_search_fail(&e);
   double *X = calloc((size_t)nc + 1, sizeof(double)), *Y = calloc((size_t)nc + 1, sizeof(double));
   int *done = calloc((size_t)nc + 1, sizeof(int)), *front = calloc((size_t)nc + 1, sizeof(int));
   int m = 0;
@@ -501,7 +519,7 @@ static int cmd_plot(int argc, char **argv) {
   if (!f) {
     nas_errf(&e, NAS_EIO, "%s: cannot write", out);
     free(X), free(Y), free(done), free(front), free(ids), nas_store_run_row_free(&rr), nas_store_close(st);
-    return fail(&e);
+    return nas_cli_search_fail(&e);
   }
   const int W = 640, H = 440, L = 70, R = 20, T = 40, B = 60;
   double pw = W - L - R, ph = H - T - B;
@@ -550,7 +568,7 @@ static int cmd_plot(int argc, char **argv) {
   free(X), free(Y), free(done), free(front), free(ids);
   nas_store_run_row_free(&rr);
   nas_store_close(st);
-  if (bad) return nas_errf(&e, NAS_EIO, "%s: write failed", out), fail(&e);
+  if (bad) return nas_errf(&e, NAS_EIO, "%s: write failed", out), nas_cli_search_fail(&e);
   return 0;
 }
 

@@ -100,25 +100,8 @@ int nas_dnas_parse_sweep(const char *spec, double *v, int *n, nas_err *e) {
 /* ---- configuration as JSON (stored with the run, read back on resume) -------------------- */
 
 char *dnas_config_json(const nas_dnas_cfg *c, const char *objectives) {
-  const nas_search_cfg *g = &c->base;
   cJSON *j = cJSON_CreateObject();
-  cJSON_AddStringToObject(j, "space", g->space);
-  cJSON_AddStringToObject(j, "strategy", "dnas");
-  cJSON_AddStringToObject(j, "dataset", g->dataset);
-  if (g->target) cJSON_AddStringToObject(j, "target", g->target);
-  if (g->target_file) cJSON_AddStringToObject(j, "target_file", g->target_file);
-  cJSON_AddNumberToObject(j, "max_sram", (double)g->max_sram);
-  cJSON_AddNumberToObject(j, "max_flash", (double)g->max_flash);
-  cJSON_AddNumberToObject(j, "max_macs", (double)g->max_macs);
-  cJSON_AddNumberToObject(j, "max_latency_ms", g->max_latency_ms);
-  cJSON_AddNumberToObject(j, "budget", g->budget);
-  cJSON_AddNumberToObject(j, "epochs", g->epochs);
-  cJSON_AddNumberToObject(j, "batch", g->batch);
-  cJSON_AddNumberToObject(j, "train_limit", g->train_limit);
-  char seed[32];
-  snprintf(seed, sizeof seed, "%llu", (unsigned long long)g->seed);
-  cJSON_AddStringToObject(j, "seed", seed);
-  cJSON_AddStringToObject(j, "objectives", objectives);
+  nas_search_config_write(j, &c->base, "dnas", objectives);
   cJSON_AddNumberToObject(j, "supernet_epochs", c->sn_epochs);
   cJSON_AddNumberToObject(j, "warmup", c->warmup);
   cJSON_AddNumberToObject(j, "arch_lr", c->arch_lr);
@@ -148,16 +131,7 @@ static double jnum(const cJSON *j, const char *k, double def) {
 /* Fills c from stored JSON j (strings point into j, which must outlive c). */
 void dnas_config_read(const cJSON *j, nas_dnas_cfg *c) {
   nas_dnas_cfg_default(c);
-  nas_search_cfg *g = &c->base;
-  g->space = jstr(j, "space"), g->dataset = jstr(j, "dataset");
-  g->target = jstr(j, "target"), g->target_file = jstr(j, "target_file");
-  g->max_sram = (long long)jnum(j, "max_sram", 0), g->max_flash = (long long)jnum(j, "max_flash", 0);
-  g->max_macs = (long long)jnum(j, "max_macs", 0), g->max_latency_ms = jnum(j, "max_latency_ms", 0);
-  g->budget = (int)jnum(j, "budget", 1), g->epochs = (int)jnum(j, "epochs", 1);
-  g->batch = (int)jnum(j, "batch", 128), g->train_limit = (int)jnum(j, "train_limit", 0);
-  const char *sd = jstr(j, "seed");
-  g->seed = sd ? strtoull(sd, NULL, 10) : 1;
-  if (jstr(j, "objectives")) g->objectives = jstr(j, "objectives");
+  nas_search_config_read(j, &c->base);
   c->sn_epochs = (int)jnum(j, "supernet_epochs", c->sn_epochs);
   c->warmup = (int)jnum(j, "warmup", c->warmup);
   c->arch_lr = jnum(j, "arch_lr", c->arch_lr), c->lr = jnum(j, "lr", c->lr);
@@ -186,13 +160,8 @@ void dnas_ctx_free(dnas_ctx *c) {
 int dnas_prepare(dnas_ctx *c, nas_err *e) {
   nas_dnas_cfg *k = &c->cfg;
   nas_search_cfg *g = &k->base;
-  if (!g->space) return nas_errf(e, NAS_EUSAGE, "no search space given");
-  if (!g->dataset) return nas_errf(e, NAS_EUSAGE, "no dataset given");
-  if (!g->target && !g->target_file) return nas_errf(e, NAS_EUSAGE, "no target given");
-  if (g->epochs < 1 || g->epochs > 100000)
-    return nas_errf(e, NAS_EUSAGE, "epochs %d is out of range 1..100000", g->epochs);
-  if (g->batch < 1 || g->batch > 65536)
-    return nas_errf(e, NAS_EUSAGE, "batch %d is out of range 1..65536", g->batch);
+  int rc = nas_search_check_cfg(g, e);
+  if (rc != NAS_OK) return rc;
   if (k->sn_epochs < 1 || k->sn_epochs > 10000)
     return nas_errf(e, NAS_EUSAGE, "supernet epochs %d is out of range 1..10000", k->sn_epochs);
   if (k->warmup < 0 || k->warmup >= k->sn_epochs)
@@ -201,19 +170,9 @@ int dnas_prepare(dnas_ctx *c, nas_err *e) {
   if (!(k->arch_lr > 0 && k->arch_lr < 100) || !(k->lr > 0 && k->lr < 100))
     return nas_errf(e, NAS_EUSAGE, "learning rates must be in (0, 100)");
   if (!(k->t0 > 0) || !(k->t1 > 0)) return nas_errf(e, NAS_EUSAGE, "temperatures must be > 0");
-  if (g->max_sram < 0 || g->max_flash < 0 || g->max_macs < 0 || !(g->max_latency_ms >= 0))
-    return nas_errf(e, NAS_EUSAGE, "a constraint is negative");
-  if (g->train_limit < 0) return nas_errf(e, NAS_EUSAGE, "train limit is negative");
   c->n_points = k->n_sweep ? k->n_sweep : 1;
   g->budget = c->n_points;
-  char obj[512];
-  int rc = nas_objectives_expand(g->objectives, obj, sizeof obj, e);
-  if (rc == NAS_OK) rc = nas_objectives_parse(obj, &c->obj, e);
-  if (rc != NAS_OK) {
-    nas_err_prefix(e, "option --objectives");
-    if (e) e->code = NAS_EUSAGE;
-    return NAS_EUSAGE;
-  }
+  if ((rc = nas_search_objectives(g->objectives, &c->obj, e)) != NAS_OK) return rc;
   if ((rc = nas_supernet_load(g->space, &c->sn, e)) != NAS_OK) return rc;
   if ((rc = nas_space_check(c->sn->space, e)) != NAS_OK) return rc;
   if ((rc = nas_target_open(g->target, g->target_file, &c->t, e)) != NAS_OK) return rc;
@@ -222,18 +181,12 @@ int dnas_prepare(dnas_ctx *c, nas_err *e) {
   nas_dnas_net *dn = NULL;
   if ((rc = nas_dnas_net_build(c->rx, 1, 1, &dn, e)) != NAS_OK) return rc;
   nas_dnas_net_free(dn);
-  nas_data_opts o;
-  nas_data_opts_default(&o, g->dataset);
-  o.train_limit = g->train_limit;
-  if ((rc = nas_data_load(&o, &c->d, e)) != NAS_OK) return rc;
+  if ((rc = nas_search_load_data(g, &c->d, e)) != NAS_OK) return rc;
   if (c->d.val.n < 1)
     return nas_errf(e, NAS_EINVAL, "dataset %s: DNAS needs a validation split", g->dataset);
-  if (c->sn->in_h != c->d.train.h || c->sn->in_w != c->d.train.w || c->sn->in_c != c->d.train.c ||
-      c->sn->classes < c->d.train.classes)
-    return nas_errf(e, NAS_EINVAL, "space %s expects input %dx%dx%d with %d classes, dataset %s has "
-                    "%dx%dx%d with %d classes", nas_space_name(c->sn->space), c->sn->in_h,
-                    c->sn->in_w, c->sn->in_c, c->sn->classes, g->dataset, c->d.train.h,
-                    c->d.train.w, c->d.train.c, c->d.train.classes);
+  if ((rc = nas_search_check_shape(nas_space_name(c->sn->space), c->sn->in_h, c->sn->in_w,
+                                   c->sn->in_c, c->sn->classes, g->dataset, &c->d, e)) != NAS_OK)
+    return rc;
   /* budgets and reference scales of the cost terms */
   c->budget[NAS_COST_MACS] = (double)g->max_macs, c->budget[NAS_COST_FLASH] = (double)g->max_flash;
   c->budget[NAS_COST_SRAM] = (double)g->max_sram, c->budget[NAS_COST_LATENCY] = g->max_latency_ms;
@@ -262,39 +215,18 @@ int nas_dnas_run(const char *db_path, const nas_dnas_cfg *cfg, const nas_search_
   c.cfg = *cfg, c.hooks = h, c.sum = s, c.db = db_path;
   int rc = dnas_prepare(&c, e);
   char obj[512];
-  if (rc == NAS_OK) nas_objectives_format(&c.obj, obj, sizeof obj);
-  if (rc == NAS_OK) rc = nas_store_open(db_path, &c.st, e);
-  char *conf = rc == NAS_OK ? dnas_config_json(&c.cfg, obj) : NULL;
   if (rc == NAS_OK) {
-    const nas_search_cfg *g = &c.cfg.base;
-    nas_run_info info = {.config_json = conf, .strategy = "dnas", .space = g->space,
-                         .dataset = g->dataset, .target = g->target ? g->target : g->target_file,
-                         .seed = g->seed, .budget = c.n_points, .objectives = obj};
-    rc = nas_store_run_create(c.st, &info, &c.run_id, e);
+    nas_objectives_format(&c.obj, obj, sizeof obj);
+    char *conf = dnas_config_json(&c.cfg, obj);
+    rc = nas_search_create_run(db_path, &c.cfg.base, "dnas", c.n_points, obj, conf, &c.st,
+                               &c.run_id, e);
+    cJSON_free(conf);
   }
-  cJSON_free(conf);
   if (rc == NAS_OK) {
     s->run_id = c.run_id;
-    nas_store_event_add(c.st, c.run_id, 0, "run_start", "{}", NULL, e);
     rc = dnas_loop(&c, e);
   }
   dnas_ctx_free(&c);
-  return rc;
-}
-
-static int find_run(nas_store *st, const char *db_path, int64_t *run_id, nas_err *e) {
-  if (*run_id) return NAS_OK;
-  int64_t *ids = NULL;
-  int n = 0, rc = nas_store_run_ids(st, &ids, &n, e);
-  for (int i = n - 1; rc == NAS_OK && i >= 0 && !*run_id; i--) {
-    nas_run_row r;
-    memset(&r, 0, sizeof r);
-    if ((rc = nas_store_run_get(st, ids[i], &r, e)) == NAS_OK && strcmp(r.status, "done"))
-      *run_id = ids[i];
-    nas_store_run_row_free(&r);
-  }
-  free(ids);
-  if (rc == NAS_OK && !*run_id) rc = nas_errf(e, NAS_EINVAL, "%s: no run to resume", db_path);
   return rc;
 }
 
@@ -305,7 +237,8 @@ int nas_dnas_is_dnas_run(const char *db_path, int64_t run_id) {
   nas_store *st = NULL;
   nas_err e = {0};
   int yes = 0;
-  if (nas_store_open_readonly(db_path, &st, &e) == NAS_OK && find_run(st, db_path, &run_id, &e) == NAS_OK) {
+  if (nas_store_open_readonly(db_path, &st, &e) == NAS_OK &&
+      nas_search_find_run(st, db_path, &run_id, &e) == NAS_OK) {
     nas_run_row r;
     memset(&r, 0, sizeof r);
     if (nas_store_run_get(st, run_id, &r, &e) == NAS_OK) yes = r.strategy && !strcmp(r.strategy, "dnas");
@@ -322,21 +255,10 @@ int nas_dnas_resume(const char *db_path, int64_t run_id, const nas_search_hooks 
   dnas_ctx c;
   memset(&c, 0, sizeof c);
   c.hooks = h, c.sum = s, c.db = db_path;
-  FILE *f = fopen(db_path, "rb");
-  if (!f) return nas_errf(e, NAS_EIO, "%s: cannot open the store", db_path);
-  fclose(f);
   nas_store *st = NULL;
-  int rc = nas_store_open(db_path, &st, e);
-  if (rc == NAS_OK) rc = find_run(st, db_path, &run_id, e);
   nas_run_row r;
   memset(&r, 0, sizeof r);
-  if (rc == NAS_OK) rc = nas_store_run_get(st, run_id, &r, e);
-  if (rc == NAS_OK && !strcmp(r.status, "done"))
-    rc = nas_errf(e, NAS_EINVAL, "%s: run %lld is already done", db_path, (long long)run_id);
-  if (rc == NAS_OK && strcmp(r.strategy, "dnas"))
-    rc = nas_errf(e, NAS_EINVAL, "%s: run %lld is not a DNAS run", db_path, (long long)run_id);
-  if (rc == NAS_OK && !(c.owned = cJSON_Parse(r.config_json)))
-    rc = nas_errf(e, NAS_EFORMAT, "run %lld: bad configuration JSON", (long long)run_id);
+  int rc = nas_search_open_resume(db_path, "dnas", &run_id, &st, &r, &c.owned, e);
   if (rc == NAS_OK) {
     dnas_config_read(c.owned, &c.cfg);
     if ((rc = dnas_prepare(&c, e)) != NAS_OK) nas_err_prefix(e, "run %lld", (long long)run_id);

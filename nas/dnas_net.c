@@ -358,35 +358,6 @@ static int slot(sb *b, int x) {
 }
 
 /* PyTorch default initialisation, as train/net.c (gates are left to set_gates). */
-static void init(nas_graph *g, uint64_t seed) {
-  nas_rng r;
-  nas_rng_seed(&r, seed);
-  for (int i = 0; i < g->n; i++) {
-    nas_node *nd = &g->nodes[i];
-    if (nd->kind != NAS_NODE_PARAM && nd->kind != NAS_NODE_STATE) continue;
-    size_t cnt = nas_shape_numel(&nd->shape);
-    const char *t = strrchr(nd->name, '.');
-    t = t ? t + 1 : nd->name;
-    if (!strcmp(t, "gamma") || !strcmp(t, "var") || !strcmp(t, "beta") || !strcmp(t, "mean")) {
-      float v = (!strcmp(t, "gamma") || !strcmp(t, "var")) ? 1.0f : 0.0f;
-      for (size_t k = 0; k < cnt; k++) nd->val[k] = v;
-      continue;
-    }
-    if (nd->kind != NAS_NODE_PARAM) continue;
-    const nas_node *w = nd;
-    if (!strcmp(t, "b")) {
-      char wn[48];
-      snprintf(wn, sizeof wn, "%.*sw", (int)(t - nd->name), nd->name);
-      int wi = nas_graph_find(g, wn);
-      if (wi >= 0) w = &g->nodes[wi];
-    }
-    size_t fan_in = w->shape.nd == 3 ? (size_t)w->shape.d[0] * w->shape.d[1]
-                                     : nas_shape_numel(&w->shape) / (size_t)w->shape.d[0];
-    float bound = 1.0f / sqrtf((float)fan_in);
-    for (size_t k = 0; k < cnt; k++) nd->val[k] = (nas_rng_uniform(&r) * 2 - 1) * bound;
-  }
-}
-
 void nas_dnas_net_free(nas_dnas_net *dn) {
   if (!dn) return;
   nas_net_free(dn->net);
@@ -422,18 +393,14 @@ int nas_dnas_net_build(const nas_dnas_relax *rx, int max_batch, uint64_t seed, n
                   "classes", nas_space_name(sn->space), b.h * b.w * b.c, sn->classes);
   if (rc == NAS_OK) {
     n->logits = x;
-    int one[1] = {1};
-    n->labels = nas_graph_input(n->g, "labels", 1, one, e);
-    int xin[2] = {n->logits, n->labels};
-    n->loss = n->labels < 0 ? -1 : nas_graph_apply(n->g, NAS_OP_SOFTMAX_XENT, xin, 2, NULL, "loss", e);
-    if (n->loss < 0) rc = e->code;
+    rc = nas_net_add_loss(n, e);
   }
   if (rc == NAS_OK) rc = nas_graph_alloc(n->g, e);
   if (rc != NAS_OK) {
     nas_dnas_net_free(dn);
     return rc;
   }
-  init(n->g, seed);
+  nas_net_init_params(n->g, seed);
   *out = dn;
   return NAS_OK;
 }

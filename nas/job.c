@@ -197,25 +197,48 @@ int nas_eval_job_run(const nas_eval_job *job, nas_eval_summary *s, nas_err *e) {
 }
 
 /* Writes the requested format into out_dir; s->path names the (main) file written. */
-static int write_format(const nas_export_job *job, const loaded *l, const nas_calib *c,
-                        const nas_g8_graph *g, nas_export_summary *s, nas_err *e) {
+int nas_export_write(const nas_export_job *job, const char *name, const nas_net *net,
+                     const nas_calib *c, const nas_g8_graph *g, const void *tflite,
+                     size_t tflite_len, nas_export_summary *s, nas_err *e) {
   if (mkdir(job->out_dir, 0777) != 0 && errno != EEXIST)
     return nas_errf(e, NAS_EIO, "%s: cannot create directory: %s", job->out_dir, strerror(errno));
   if (!strcmp(job->format, "tflite")) {
-    snprintf(s->path, sizeof s->path, "%s/%s.tflite", job->out_dir, l->name);
-    return nas_tflite_write(g, l->name, s->path, e);
+    snprintf(s->path, sizeof s->path, "%s/%s.tflite", job->out_dir, name);
+    if (!tflite) return nas_tflite_write(g, name, s->path, e);
+    FILE *o = fopen(s->path, "wb");
+    int ok = o && fwrite(tflite, 1, tflite_len, o) == tflite_len;
+    if (o && fclose(o) != 0) ok = 0;
+    return ok ? NAS_OK : nas_errf(e, NAS_EIO, "%s: cannot write: %s", s->path, strerror(errno));
   }
   if (!strcmp(job->format, "c")) { /* <name>.h/.c and nas_kernels.h/.c */
-    snprintf(s->path, sizeof s->path, "%s/%s.c", job->out_dir, l->name);
-    return nas_c_export(g, l->name, job->out_dir, e);
+    snprintf(s->path, sizeof s->path, "%s/%s.c", job->out_dir, name);
+    return nas_c_export(g, name, job->out_dir, e);
   }
   /* onnx: the float network and its QDQ int8 twin */
   char qdq[4200];
-  snprintf(s->path, sizeof s->path, "%s/%s.onnx", job->out_dir, l->name);
-  snprintf(qdq, sizeof qdq, "%s/%s.qdq.onnx", job->out_dir, l->name);
-  int rc = nas_onnx_export_float(l->net, s->path, e);
-  if (rc == NAS_OK) rc = nas_onnx_export_qdq(l->net, c, qdq, e);
+  snprintf(s->path, sizeof s->path, "%s/%s.onnx", job->out_dir, name);
+  snprintf(qdq, sizeof qdq, "%s/%s.qdq.onnx", job->out_dir, name);
+  int rc = nas_onnx_export_float(net, s->path, e);
+  if (rc == NAS_OK) rc = nas_onnx_export_qdq(net, c, qdq, e);
   return rc;
+}
+
+int nas_export_graph_stats(const nas_g8_graph *g, nas_export_summary *s, nas_err *e) {
+  nas_g8_plan plan;
+  int rc = nas_g8_plan_build(g, &plan, e);
+  if (rc == NAS_OK) {
+    s->arena_bytes = (long long)plan.peak;
+    nas_g8_plan_free(&plan);
+  }
+  s->ops = g->nops;
+  return rc;
+}
+
+/* The calibration options of job (method, samples). */
+static void job_calib_cfg(const nas_export_job *job, nas_calib_cfg *cc) {
+  nas_calib_cfg_default(cc);
+  cc->method = job->calib_method;
+  if (job->calib_samples > 0) cc->samples = job->calib_samples;
 }
 
 /* The activation ranges for lowering: the QAT ranges stored in the checkpoint's metadata
@@ -246,9 +269,7 @@ int nas_export_job_run(const nas_export_job *job, nas_export_summary *s, nas_err
   int rc = load_trained(job->checkpoint, job->dataset, 256, &l, e);
   if (rc != NAS_OK) return rc;
   nas_calib_cfg cc;
-  nas_calib_cfg_default(&cc);
-  cc.method = job->calib_method;
-  if (job->calib_samples > 0) cc.samples = job->calib_samples;
+  job_calib_cfg(job, &cc);
   nas_lower_cfg lc = {.softmax = job->softmax};
   nas_calib calib;
   memset(&calib, 0, sizeof calib);
@@ -259,15 +280,8 @@ int nas_export_job_run(const nas_export_job *job, nas_export_summary *s, nas_err
   if (rc == NAS_OK) rc = export_calib(job, &l, &cc, &calib, &s->qat_ranges, e);
   if (rc == NAS_OK) rc = nas_lower(l.net, &calib, &lc, &g, e);
   if (rc == NAS_OK) rc = nas_g8_accuracy(&g, &l.d.test, 0, &s->int8_test_acc, e);
-  if (rc == NAS_OK) {
-    nas_g8_plan plan;
-    if ((rc = nas_g8_plan_build(&g, &plan, e)) == NAS_OK) {
-      s->arena_bytes = (long long)plan.peak;
-      nas_g8_plan_free(&plan);
-    }
-    s->ops = g.nops;
-  }
-  if (rc == NAS_OK) rc = write_format(job, &l, &calib, &g, s, e);
+  if (rc == NAS_OK) rc = nas_export_graph_stats(&g, s, e);
+  if (rc == NAS_OK) rc = nas_export_write(job, l.name, l.net, &calib, &g, NULL, 0, s, e);
   nas_g8_graph_free(&g);
   nas_calib_free(&calib);
   loaded_free(&l);
@@ -282,9 +296,7 @@ int nas_checkpoint_lower(const nas_export_job *job, nas_g8_graph *g, char name[6
   int rc = load_trained(job->checkpoint, job->dataset, 256, &l, e);
   if (rc != NAS_OK) return rc;
   nas_calib_cfg cc;
-  nas_calib_cfg_default(&cc);
-  cc.method = job->calib_method;
-  if (job->calib_samples > 0) cc.samples = job->calib_samples;
+  job_calib_cfg(job, &cc);
   nas_lower_cfg lc = {.softmax = job->softmax};
   nas_calib calib;
   memset(&calib, 0, sizeof calib);

@@ -85,6 +85,19 @@ int nas_export_job_run(const nas_export_job *job, nas_export_summary *s, nas_err
  * unused. */
 int nas_export_store_run(const nas_export_job *job, nas_export_summary *s, nas_err *e);
 
+/* Shared by nas_export_job_run and nas_export_store_run: s->ops and s->arena_bytes (the
+ * memory planner's peak) of g. */
+int nas_export_graph_stats(const nas_g8_graph *g, nas_export_summary *s, nas_err *e);
+
+/* Shared by nas_export_job_run and nas_export_store_run: creates job->out_dir and writes
+ * job->format there as name: tflite (the bytes tflite[0..tflite_len) when tflite is not NULL,
+ * else g serialised), c (g: name.h/.c and nas_kernels.h/.c), onnx (net in float and its QDQ
+ * int8 twin with the ranges c); s->path receives the file written. */
+struct nas_calib;
+int nas_export_write(const nas_export_job *job, const char *name, const nas_net *net,
+                     const struct nas_calib *c, const nas_g8_graph *g, const void *tflite,
+                     size_t tflite_len, nas_export_summary *s, nas_err *e);
+
 /* Quantises a trained checkpoint as nas_export_job_run does (QAT ranges when the checkpoint
  * has them, else calibration; job->format and job->out_dir are unused) without evaluating or writing anything: *g receives the int8 graph (caller
  * frees with nas_g8_graph_free), name the arch's name ("model" when it has none), and

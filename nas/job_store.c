@@ -1,18 +1,13 @@
 /* nas/job_store.c: `nas export --db FILE --candidate N`: a stored candidate -> a model file
  * (see nas_export_store_run in nas/job.h and nas/artifacts.h for what is stored). */
 #include <cjson/cJSON.h>
-#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
 #include "deploy/lower.h"
 #include "nas/artifacts.h"
 #include "nas/job.h"
-#include "results/export_c.h"
-#include "results/export_onnx.h"
-#include "results/export_tflite.h"
 #include "results/store.h"
 #include "train/trainer.h"
 
@@ -101,36 +96,10 @@ int nas_export_store_run(const nas_export_job *job, nas_export_summary *s, nas_e
   s->test_n = test.n;
   if (rc == NAS_OK) rc = nas_evaluate(net, &test, &s->float_test_acc, NULL, e);
   if (rc == NAS_OK) rc = nas_g8_accuracy(&g, &test, 0, &s->int8_test_acc, e);
-  if (rc == NAS_OK) {
-    nas_g8_plan plan;
-    if ((rc = nas_g8_plan_build(&g, &plan, e)) == NAS_OK) {
-      s->arena_bytes = (long long)plan.peak;
-      nas_g8_plan_free(&plan);
-    }
-    s->ops = g.nops;
-  }
-  if (rc == NAS_OK && mkdir(job->out_dir, 0777) != 0 && errno != EEXIST)
-    rc = nas_errf(e, NAS_EIO, "%s: cannot create directory: %s", job->out_dir, strerror(errno));
-  if (rc == NAS_OK && !strcmp(job->format, "tflite")) {
-    snprintf(s->path, sizeof s->path, "%s/%s.tflite", job->out_dir, name);
-    if (job->softmax) {
-      rc = nas_tflite_write(&g, name, s->path, e);
-    } else { /* the bytes that were evaluated during the search */
-      FILE *o = fopen(s->path, "wb");
-      int ok = o && fwrite(qb, 1, ql, o) == ql;
-      if (o && fclose(o) != 0) ok = 0;
-      if (!ok) rc = nas_errf(e, NAS_EIO, "%s: cannot write: %s", s->path, strerror(errno));
-    }
-  } else if (rc == NAS_OK && !strcmp(job->format, "c")) {
-    snprintf(s->path, sizeof s->path, "%s/%s.c", job->out_dir, name);
-    rc = nas_c_export(&g, name, job->out_dir, e);
-  } else if (rc == NAS_OK) {
-    char qdq[4200];
-    snprintf(s->path, sizeof s->path, "%s/%s.onnx", job->out_dir, name);
-    snprintf(qdq, sizeof qdq, "%s/%s.qdq.onnx", job->out_dir, name);
-    rc = nas_onnx_export_float(net, s->path, e);
-    if (rc == NAS_OK) rc = nas_onnx_export_qdq(net, &calib, qdq, e);
-  }
+  if (rc == NAS_OK) rc = nas_export_graph_stats(&g, s, e);
+  /* tflite: the bytes that were evaluated during the search, unless a softmax is appended */
+  if (rc == NAS_OK)
+    rc = nas_export_write(job, name, net, &calib, &g, job->softmax ? NULL : qb, ql, s, e);
   free(qb);
   nas_g8_graph_free(&g);
   nas_calib_free(&calib);

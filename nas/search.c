@@ -347,72 +347,55 @@ static int loop(ctx *c, nas_err *e) {
   return rc;
 }
 
-/* Loads and validates everything a run needs (no store access). */
-static int prepare(ctx *c, nas_err *e) {
-  nas_search_cfg *g = &c->cfg;
-  int known = 0;
-  for (int i = 0; g->strategy && STRATEGIES[i]; i++) known |= !strcmp(g->strategy, STRATEGIES[i]);
-  if (!known)
-    return nas_errf(e, NAS_EUSAGE, "unknown strategy '%s' (random, evolution)",
-                    g->strategy ? g->strategy : "");
+/* ---- run setup shared by the strategies (search.h) ------------------------------------ */
+
+int nas_search_check_cfg(const nas_search_cfg *g, nas_err *e) {
   if (!g->space) return nas_errf(e, NAS_EUSAGE, "no search space given");
   if (!g->dataset) return nas_errf(e, NAS_EUSAGE, "no dataset given");
   if (!g->target && !g->target_file) return nas_errf(e, NAS_EUSAGE, "no target given");
-  if (g->budget < 1 || g->budget > 1000000)
-    return nas_errf(e, NAS_EUSAGE, "budget %d is out of range 1..1000000", g->budget);
   if (g->epochs < 1 || g->epochs > 100000)
     return nas_errf(e, NAS_EUSAGE, "epochs %d is out of range 1..100000", g->epochs);
   if (g->batch < 1 || g->batch > 65536)
     return nas_errf(e, NAS_EUSAGE, "batch %d is out of range 1..65536", g->batch);
-  if (g->population < 2 || g->population > 100000)
-    return nas_errf(e, NAS_EUSAGE, "population %d is out of range 2..100000", g->population);
-  if (g->sample_size < 1 || g->sample_size > g->population)
-    return nas_errf(e, NAS_EUSAGE, "sample size %d is out of range 1..%d", g->sample_size,
-                    g->population);
   if (g->max_sram < 0 || g->max_flash < 0 || g->max_macs < 0 || !(g->max_latency_ms >= 0))
     return nas_errf(e, NAS_EUSAGE, "a constraint is negative");
   if (g->train_limit < 0) return nas_errf(e, NAS_EUSAGE, "train limit is negative");
-  if (g->eval_limit < 0) return nas_errf(e, NAS_EUSAGE, "eval limit is negative");
-  if (g->retrain_epochs < 0 || g->retrain_epochs > 100000)
-    return nas_errf(e, NAS_EUSAGE, "retrain epochs %d is out of range 0..100000", g->retrain_epochs);
-  char obj[512];
-  int rc = nas_objectives_expand(g->objectives, obj, sizeof obj, e);
-  if (rc == NAS_OK) rc = nas_objectives_parse(obj, &c->obj, e);
+  return NAS_OK;
+}
+
+int nas_search_objectives(const char *spec, nas_objectives *obj, nas_err *e) {
+  char buf[512];
+  int rc = nas_objectives_expand(spec, buf, sizeof buf, e);
+  if (rc == NAS_OK) rc = nas_objectives_parse(buf, obj, e);
   if (rc != NAS_OK) {
     nas_err_prefix(e, "option --objectives");
     if (e) e->code = NAS_EUSAGE;
     return NAS_EUSAGE;
   }
-  if ((rc = nas_space_load(g->space, &c->sp, e)) != NAS_OK) return rc;
-  if ((rc = nas_space_check(c->sp, e)) != NAS_OK) return rc;
-  c->nd = nas_space_n_decisions(c->sp);
-  if ((rc = nas_target_open(g->target, g->target_file, &c->t, e)) != NAS_OK) return rc;
+  return NAS_OK;
+}
+
+int nas_search_load_data(const nas_search_cfg *g, nas_data *d, nas_err *e) {
   nas_data_opts o;
   nas_data_opts_default(&o, g->dataset);
   o.train_limit = g->train_limit;
-  if ((rc = nas_data_load(&o, &c->d, e)) != NAS_OK) return rc;
-  /* the space's input shape and classes must be the dataset's */
-  int *d = calloc((size_t)(c->nd ? c->nd : 1), sizeof(int));
-  char *arch = NULL;
-  nas_net *net = NULL;
-  rc = d ? nas_space_materialize(c->sp, d, &arch, e) : nas_errf(e, NAS_ENOMEM, "out of memory");
-  if (rc == NAS_OK) rc = nas_net_build(arch, nas_space_name(c->sp), 1, 1, &net, e);
-  if (rc == NAS_OK && (net->in_h != c->d.train.h || net->in_w != c->d.train.w ||
-                       net->in_c != c->d.train.c || net->classes < c->d.train.classes))
-    rc = nas_errf(e, NAS_EINVAL,
-                  "space %s expects input %dx%dx%d with %d classes, dataset %s has %dx%dx%d with "
-                  "%d classes", nas_space_name(c->sp), net->in_h, net->in_w, net->in_c,
-                  net->classes, g->dataset, c->d.train.h, c->d.train.w, c->d.train.c,
-                  c->d.train.classes);
-  nas_net_free(net);
-  free(arch), free(d);
-  return rc;
+  return nas_data_load(&o, d, e);
 }
 
-static char *config_json(const nas_search_cfg *g, const char *objectives) {
-  cJSON *j = cJSON_CreateObject();
+int nas_search_check_shape(const char *space_name, int h, int w, int c, int classes,
+                           const char *dataset, const nas_data *d, nas_err *e) {
+  if (h == d->train.h && w == d->train.w && c == d->train.c && classes >= d->train.classes)
+    return NAS_OK;
+  return nas_errf(e, NAS_EINVAL,
+                  "space %s expects input %dx%dx%d with %d classes, dataset %s has %dx%dx%d with "
+                  "%d classes", space_name, h, w, c, classes, dataset, d->train.h, d->train.w,
+                  d->train.c, d->train.classes);
+}
+
+void nas_search_config_write(cJSON *j, const nas_search_cfg *g, const char *strategy,
+                             const char *objectives) {
   cJSON_AddStringToObject(j, "space", g->space);
-  cJSON_AddStringToObject(j, "strategy", g->strategy);
+  cJSON_AddStringToObject(j, "strategy", strategy);
   cJSON_AddStringToObject(j, "dataset", g->dataset);
   if (g->target) cJSON_AddStringToObject(j, "target", g->target);
   if (g->target_file) cJSON_AddStringToObject(j, "target_file", g->target_file);
@@ -424,12 +407,127 @@ static char *config_json(const nas_search_cfg *g, const char *objectives) {
   cJSON_AddNumberToObject(j, "epochs", g->epochs);
   cJSON_AddNumberToObject(j, "batch", g->batch);
   cJSON_AddNumberToObject(j, "train_limit", g->train_limit);
-  cJSON_AddNumberToObject(j, "population", g->population);
-  cJSON_AddNumberToObject(j, "sample_size", g->sample_size);
   char seed[32];
   snprintf(seed, sizeof seed, "%llu", (unsigned long long)g->seed);
   cJSON_AddStringToObject(j, "seed", seed); /* text: a double cannot hold every uint64 */
   cJSON_AddStringToObject(j, "objectives", objectives);
+}
+
+static const char *jstr(const cJSON *j, const char *k) {
+  const cJSON *v = cJSON_GetObjectItemCaseSensitive(j, k);
+  return cJSON_IsString(v) ? v->valuestring : NULL;
+}
+static double jnum(const cJSON *j, const char *k, double def) {
+  const cJSON *v = cJSON_GetObjectItemCaseSensitive(j, k);
+  return cJSON_IsNumber(v) ? v->valuedouble : def;
+}
+
+void nas_search_config_read(const cJSON *j, nas_search_cfg *g) {
+  g->space = jstr(j, "space"), g->dataset = jstr(j, "dataset");
+  g->target = jstr(j, "target"), g->target_file = jstr(j, "target_file");
+  g->max_sram = (long long)jnum(j, "max_sram", 0), g->max_flash = (long long)jnum(j, "max_flash", 0);
+  g->max_macs = (long long)jnum(j, "max_macs", 0), g->max_latency_ms = jnum(j, "max_latency_ms", 0);
+  g->budget = (int)jnum(j, "budget", g->budget), g->epochs = (int)jnum(j, "epochs", g->epochs);
+  g->batch = (int)jnum(j, "batch", g->batch), g->train_limit = (int)jnum(j, "train_limit", 0);
+  const char *sd = jstr(j, "seed");
+  if (sd) g->seed = strtoull(sd, NULL, 10);
+  if (jstr(j, "objectives")) g->objectives = jstr(j, "objectives");
+}
+
+int nas_search_create_run(const char *db_path, const nas_search_cfg *g, const char *strategy,
+                          int budget, const char *objectives, const char *config_json,
+                          nas_store **st, int64_t *run_id, nas_err *e) {
+  int rc = nas_store_open(db_path, st, e);
+  if (rc == NAS_OK) {
+    nas_run_info info = {.config_json = config_json, .strategy = strategy, .space = g->space,
+                         .dataset = g->dataset, .target = g->target ? g->target : g->target_file,
+                         .seed = g->seed, .budget = budget, .objectives = objectives};
+    rc = nas_store_run_create(*st, &info, run_id, e);
+  }
+  if (rc == NAS_OK) nas_store_event_add(*st, *run_id, 0, "run_start", "{}", NULL, e);
+  return rc;
+}
+
+int nas_search_find_run(nas_store *st, const char *db_path, int64_t *run_id, nas_err *e) {
+  if (*run_id) return NAS_OK;
+  int64_t *ids = NULL;
+  int n = 0, rc = nas_store_run_ids(st, &ids, &n, e);
+  for (int i = n - 1; rc == NAS_OK && i >= 0 && !*run_id; i--) {
+    nas_run_row r;
+    memset(&r, 0, sizeof r);
+    if ((rc = nas_store_run_get(st, ids[i], &r, e)) == NAS_OK && strcmp(r.status, "done"))
+      *run_id = ids[i];
+    nas_store_run_row_free(&r);
+  }
+  free(ids);
+  if (rc == NAS_OK && !*run_id) rc = nas_errf(e, NAS_EINVAL, "%s: no run to resume", db_path);
+  return rc;
+}
+
+int nas_search_open_resume(const char *db_path, const char *strategy, int64_t *run_id,
+                           nas_store **st, nas_run_row *r, cJSON **config, nas_err *e) {
+  /* the store must exist: resuming never creates one */
+  FILE *f = fopen(db_path, "rb");
+  if (!f) return nas_errf(e, NAS_EIO, "%s: cannot open the store", db_path);
+  fclose(f);
+  int rc = nas_store_open(db_path, st, e);
+  if (rc == NAS_OK) rc = nas_search_find_run(*st, db_path, run_id, e);
+  if (rc == NAS_OK) rc = nas_store_run_get(*st, *run_id, r, e);
+  if (rc == NAS_OK && !strcmp(r->status, "done"))
+    rc = nas_errf(e, NAS_EINVAL, "%s: run %lld is already done", db_path, (long long)*run_id);
+  if (rc == NAS_OK && strategy && strcmp(r->strategy, strategy))
+    rc = nas_errf(e, NAS_EINVAL, "%s: run %lld is not a %s run", db_path, (long long)*run_id,
+                  !strcmp(strategy, "dnas") ? "DNAS" : strategy);
+  if (rc == NAS_OK && !(*config = cJSON_Parse(r->config_json)))
+    rc = nas_errf(e, NAS_EFORMAT, "run %lld: bad configuration JSON", (long long)*run_id);
+  return rc;
+}
+
+/* Loads and validates everything a run needs (no store access). */
+static int prepare(ctx *c, nas_err *e) {
+  nas_search_cfg *g = &c->cfg;
+  int known = 0;
+  for (int i = 0; g->strategy && STRATEGIES[i]; i++) known |= !strcmp(g->strategy, STRATEGIES[i]);
+  if (!known)
+    return nas_errf(e, NAS_EUSAGE, "unknown strategy '%s' (random, evolution)",
+                    g->strategy ? g->strategy : "");
+  int rc = nas_search_check_cfg(g, e);
+  if (rc != NAS_OK) return rc;
+  if (g->budget < 1 || g->budget > 1000000)
+    return nas_errf(e, NAS_EUSAGE, "budget %d is out of range 1..1000000", g->budget);
+  if (g->population < 2 || g->population > 100000)
+    return nas_errf(e, NAS_EUSAGE, "population %d is out of range 2..100000", g->population);
+  if (g->sample_size < 1 || g->sample_size > g->population)
+    return nas_errf(e, NAS_EUSAGE, "sample size %d is out of range 1..%d", g->sample_size,
+                    g->population);
+  if (g->eval_limit < 0) return nas_errf(e, NAS_EUSAGE, "eval limit is negative");
+  if (g->retrain_epochs < 0 || g->retrain_epochs > 100000)
+    return nas_errf(e, NAS_EUSAGE, "retrain epochs %d is out of range 0..100000", g->retrain_epochs);
+  if ((rc = nas_search_objectives(g->objectives, &c->obj, e)) != NAS_OK) return rc;
+  if ((rc = nas_space_load(g->space, &c->sp, e)) != NAS_OK) return rc;
+  if ((rc = nas_space_check(c->sp, e)) != NAS_OK) return rc;
+  c->nd = nas_space_n_decisions(c->sp);
+  if ((rc = nas_target_open(g->target, g->target_file, &c->t, e)) != NAS_OK) return rc;
+  if ((rc = nas_search_load_data(g, &c->d, e)) != NAS_OK) return rc;
+  /* the space's input shape and classes must be the dataset's */
+  int *d = calloc((size_t)(c->nd ? c->nd : 1), sizeof(int));
+  char *arch = NULL;
+  nas_net *net = NULL;
+  rc = d ? nas_space_materialize(c->sp, d, &arch, e) : nas_errf(e, NAS_ENOMEM, "out of memory");
+  if (rc == NAS_OK) rc = nas_net_build(arch, nas_space_name(c->sp), 1, 1, &net, e);
+  if (rc == NAS_OK)
+    rc = nas_search_check_shape(nas_space_name(c->sp), net->in_h, net->in_w, net->in_c,
+                                net->classes, g->dataset, &c->d, e);
+  nas_net_free(net);
+  free(arch), free(d);
+  return rc;
+}
+
+static char *config_json(const nas_search_cfg *g, const char *objectives) {
+  cJSON *j = cJSON_CreateObject();
+  nas_search_config_write(j, g, g->strategy, objectives);
+  cJSON_AddNumberToObject(j, "population", g->population);
+  cJSON_AddNumberToObject(j, "sample_size", g->sample_size);
   cJSON_AddNumberToObject(j, "eval_limit", g->eval_limit);
   cJSON_AddNumberToObject(j, "retrain_epochs", g->retrain_epochs);
   char *t = cJSON_PrintUnformatted(j);
@@ -446,33 +544,19 @@ int nas_search_run(const char *db_path, const nas_search_cfg *cfg, const nas_sea
   c.cfg = *cfg, c.hooks = h, c.sum = s;
   int rc = prepare(&c, e);
   char obj[512];
-  if (rc == NAS_OK) nas_objectives_format(&c.obj, obj, sizeof obj);
-  if (rc == NAS_OK) rc = nas_store_open(db_path, &c.st, e);
-  char *conf = rc == NAS_OK ? config_json(cfg, obj) : NULL;
   if (rc == NAS_OK) {
-    nas_run_info info = {.config_json = conf, .strategy = cfg->strategy, .space = cfg->space,
-                         .dataset = cfg->dataset,
-                         .target = cfg->target ? cfg->target : cfg->target_file,
-                         .seed = cfg->seed, .budget = cfg->budget, .objectives = obj};
-    rc = nas_store_run_create(c.st, &info, &c.run_id, e);
+    nas_objectives_format(&c.obj, obj, sizeof obj);
+    char *conf = config_json(cfg, obj);
+    rc = nas_search_create_run(db_path, cfg, cfg->strategy, cfg->budget, obj, conf, &c.st,
+                               &c.run_id, e);
+    cJSON_free(conf);
   }
-  cJSON_free(conf);
   if (rc == NAS_OK) {
     s->run_id = c.run_id;
-    nas_store_event_add(c.st, c.run_id, 0, "run_start", "{}", NULL, e);
     rc = loop(&c, e);
   }
   ctx_free(&c);
   return rc;
-}
-
-static const char *jstr(const cJSON *j, const char *k) {
-  const cJSON *v = cJSON_GetObjectItemCaseSensitive(j, k);
-  return cJSON_IsString(v) ? v->valuestring : NULL;
-}
-static double jnum(const cJSON *j, const char *k, double def) {
-  const cJSON *v = cJSON_GetObjectItemCaseSensitive(j, k);
-  return cJSON_IsNumber(v) ? v->valuedouble : def;
 }
 
 int nas_search_resume(const char *db_path, int64_t run_id, const nas_search_hooks *h,
@@ -483,48 +567,17 @@ int nas_search_resume(const char *db_path, int64_t run_id, const nas_search_hook
   memset(&c, 0, sizeof c);
   c.hooks = h, c.sum = s;
   nas_store *st = NULL;
-  /* the store must exist: resuming never creates one */
-  FILE *f = fopen(db_path, "rb");
-  if (!f) return nas_errf(e, NAS_EIO, "%s: cannot open the store", db_path);
-  fclose(f);
-  int rc = nas_store_open(db_path, &st, e);
-  if (rc == NAS_OK && run_id == 0) {
-    int64_t *ids = NULL;
-    int n = 0;
-    rc = nas_store_run_ids(st, &ids, &n, e);
-    for (int i = n - 1; rc == NAS_OK && i >= 0 && !run_id; i--) {
-      nas_run_row r;
-      memset(&r, 0, sizeof r);
-      if ((rc = nas_store_run_get(st, ids[i], &r, e)) == NAS_OK && strcmp(r.status, "done"))
-        run_id = ids[i];
-      nas_store_run_row_free(&r);
-    }
-    free(ids);
-    if (rc == NAS_OK && !run_id) rc = nas_errf(e, NAS_EINVAL, "%s: no run to resume", db_path);
-  }
   nas_run_row r;
   memset(&r, 0, sizeof r);
-  if (rc == NAS_OK) rc = nas_store_run_get(st, run_id, &r, e);
-  if (rc == NAS_OK && !strcmp(r.status, "done"))
-    rc = nas_errf(e, NAS_EINVAL, "%s: run %lld is already done", db_path, (long long)run_id);
-  if (rc == NAS_OK) {
-    c.owned = cJSON_Parse(r.config_json);
-    if (!c.owned) rc = nas_errf(e, NAS_EFORMAT, "run %lld: bad configuration JSON", (long long)run_id);
-  }
+  int rc = nas_search_open_resume(db_path, NULL, &run_id, &st, &r, &c.owned, e);
   if (rc == NAS_OK) {
     nas_search_cfg *g = &c.cfg;
     nas_search_cfg_default(g);
     const cJSON *j = c.owned;
-    g->space = jstr(j, "space"), g->strategy = jstr(j, "strategy"), g->dataset = jstr(j, "dataset");
-    g->target = jstr(j, "target"), g->target_file = jstr(j, "target_file");
-    g->max_sram = (long long)jnum(j, "max_sram", 0), g->max_flash = (long long)jnum(j, "max_flash", 0);
-    g->max_macs = (long long)jnum(j, "max_macs", 0), g->max_latency_ms = jnum(j, "max_latency_ms", 0);
-    g->budget = (int)jnum(j, "budget", 20), g->epochs = (int)jnum(j, "epochs", 1);
-    g->batch = (int)jnum(j, "batch", 128), g->train_limit = (int)jnum(j, "train_limit", 0);
+    g->seed = r.seed;
+    nas_search_config_read(j, g);
+    g->strategy = jstr(j, "strategy");
     g->population = (int)jnum(j, "population", 8), g->sample_size = (int)jnum(j, "sample_size", 3);
-    const char *sd = jstr(j, "seed");
-    g->seed = sd ? strtoull(sd, NULL, 10) : r.seed;
-    if (jstr(j, "objectives")) g->objectives = jstr(j, "objectives");
     g->eval_limit = (int)jnum(j, "eval_limit", 0);
     g->retrain_epochs = (int)jnum(j, "retrain_epochs", 0);
     rc = prepare(&c, e);

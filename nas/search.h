@@ -142,6 +142,53 @@ int nas_search_train_candidate(nas_store *st, int64_t run_id, int64_t cand_id,
                                int train_limit, int epochs, int batch, int eval_limit,
                                uint64_t seed, nas_metrics *m, char reason[600], nas_err *e);
 
+/* ---- run setup shared by the strategies (search.c and dnas.c) ---------------------------
+ * One implementation of the steps every strategy's run and resume take. */
+
+/* Checks the fields every strategy uses: space, dataset and target given, epochs 1..100000,
+ * batch 1..65536, no negative constraint, train limit >= 0 (NAS_EUSAGE naming the field). */
+int nas_search_check_cfg(const nas_search_cfg *g, nas_err *e);
+
+/* Expands (nas_objectives_expand) and parses spec into obj; an error is NAS_EUSAGE prefixed
+ * "option --objectives". */
+struct nas_objectives;
+int nas_search_objectives(const char *spec, struct nas_objectives *obj, nas_err *e);
+
+/* Loads g->dataset with g->train_limit training samples into d (caller frees d). */
+int nas_search_load_data(const nas_search_cfg *g, nas_data *d, nas_err *e);
+
+/* NAS_EINVAL naming both sides unless the space's input h x w x c and classes fit d (the
+ * dataset may have fewer classes than the space). */
+int nas_search_check_shape(const char *space_name, int h, int w, int c, int classes,
+                           const char *dataset, const nas_data *d, nas_err *e);
+
+/* Adds the fields of g every strategy stores (space, dataset, target, budgets, budget,
+ * epochs, batch, train_limit, seed as text, objectives) and strategy to the JSON object j;
+ * nas_search_config_read reads them back into g, keeping g's value where a field is absent
+ * (strings: NULL where absent; objectives kept). */
+struct cJSON;
+void nas_search_config_write(struct cJSON *j, const nas_search_cfg *g, const char *strategy,
+                             const char *objectives);
+void nas_search_config_read(const struct cJSON *j, nas_search_cfg *g);
+
+/* Opens (creating if missing) the store at db_path into *st (caller closes it, also on
+ * error), creates a run of g's space/dataset/target/seed with strategy, budget, objectives
+ * and config_json into *run_id, and adds its run_start event. */
+int nas_search_create_run(const char *db_path, const nas_search_cfg *g, const char *strategy,
+                          int budget, const char *objectives, const char *config_json,
+                          nas_store **st, int64_t *run_id, nas_err *e);
+
+/* *run_id 0: sets it to the latest run of st that is not done (NAS_EINVAL when none). */
+int nas_search_find_run(nas_store *st, const char *db_path, int64_t *run_id, nas_err *e);
+
+/* Resume setup: the store at db_path must exist; opens it into *st (caller closes it, also
+ * on error), picks *run_id (nas_search_find_run), reads its row into r (caller frees it with
+ * nas_store_run_row_free, also on error; r must be zeroed), checks it is not done and, when
+ * strategy is not NULL, that it is a run of that strategy, and parses its configuration
+ * into *config (caller frees with cJSON_Delete). */
+int nas_search_open_resume(const char *db_path, const char *strategy, int64_t *run_id,
+                           nas_store **st, nas_run_row *r, struct cJSON **config, nas_err *e);
+
 /* Rewrites an objective list with the short aliases expanded (acc_int8 -> acc_int8_test,
  * acc_float -> acc_float_test, latency_ms/latency -> latency_pred_ms, sram ->
  * peak_sram_bytes, flash -> flash_bytes; "accuracy" -> acc_int8_test) into out. A missing

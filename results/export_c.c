@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/fileio.h"
 #include "results/export_c.h"
 
 /* ---- the portable kernels (written to nas_kernels.h / nas_kernels.c) -------------------- */
@@ -351,17 +352,6 @@ static const char *const KERNELS_C =
 
 /* ---- helpers ------------------------------------------------------------------------------ */
 
-static int write_text(const char *dir, const char *file, const char *text, nas_err *e) {
-  char path[4096];
-  snprintf(path, sizeof path, "%s/%s", dir, file);
-  FILE *f = fopen(path, "w");
-  if (!f) return nas_errf(e, NAS_EIO, "%s: cannot open for writing", path);
-  size_t n = strlen(text);
-  int bad = fwrite(text, 1, n, f) != n;
-  bad |= fclose(f) != 0;
-  return bad ? nas_errf(e, NAS_EIO, "%s: write failed", path) : NAS_OK;
-}
-
 /* A C expression for tensor t's storage: its constant array or its place in the arena. */
 static void tensor_expr(char *buf, size_t n, const nas_g8_graph *g, const nas_g8_plan *p, int t) {
   if (g->tensors[t].data) snprintf(buf, n, "t%d", t);
@@ -580,10 +570,11 @@ static void fmt_float(char *buf, size_t n, float v) { snprintf(buf, n, "%.9ef", 
 
 static int emit_header(const nas_g8_graph *g, const nas_g8_plan *p, const char *name,
                        const char *id, const char *up, const char *dir, nas_err *e) {
-  char path[4096];
-  snprintf(path, sizeof path, "%s/%s.h", dir, name);
-  FILE *f = fopen(path, "w");
-  if (!f) return nas_errf(e, NAS_EIO, "%s: cannot open for writing", path);
+  char file[300];
+  snprintf(file, sizeof file, "%s.h", name);
+  FILE *f;
+  int rc = nas_file_create(dir, file, &f, e);
+  if (rc != NAS_OK) return rc;
   const nas_g8_tensor *in = &g->tensors[g->input], *out = &g->tensors[g->output];
   char is[64], os[64];
   fmt_float(is, sizeof is, in->scale[0]);
@@ -611,9 +602,7 @@ static int emit_header(const nas_g8_graph *g, const nas_g8_plan *p, const char *
           "#ifndef %s_NO_MODEL_INVOKE\nint model_invoke(const int8_t *in, int8_t *out);\n#endif\n"
           "\n#endif\n",
           up, up, id, up);
-  int bad = ferror(f);
-  bad |= fclose(f) != 0;
-  return bad ? nas_errf(e, NAS_EIO, "%s: write failed", path) : NAS_OK;
+  return nas_file_finish(dir, file, f, e);
 }
 
 int nas_c_export(const nas_g8_graph *g, const char *name, const char *out_dir, nas_err *e) {
@@ -635,8 +624,8 @@ int nas_c_export(const nas_g8_graph *g, const char *name, const char *out_dir, n
   }
   nas_g8_plan p;
   if ((rc = nas_g8_plan_build(g, &p, e))) return rc;
-  if ((rc = write_text(out_dir, "nas_kernels.h", KERNELS_H, e)) ||
-      (rc = write_text(out_dir, "nas_kernels.c", KERNELS_C, e)) ||
+  if ((rc = nas_file_write_text(out_dir, "nas_kernels.h", KERNELS_H, e)) ||
+      (rc = nas_file_write_text(out_dir, "nas_kernels.c", KERNELS_C, e)) ||
       (rc = emit_header(g, &p, name, id, up, out_dir, e))) {
     nas_g8_plan_free(&p);
     return rc;

@@ -20,26 +20,11 @@ static char dir[256];
 static char out_path[300], err_path[300];
 
 /* Runs `nas ARGS`, capturing stdout/stderr into files; returns the exit code. */
-static int run(const char *args) {
-  char cmd[2048];
-  const char *bin = getenv("NAS_BIN");
-  snprintf(cmd, sizeof cmd, "cd %s && %s %s >%s 2>%s", dir, bin ? bin : "nas", args, out_path, err_path);
-  int st = system(cmd);
-  return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-}
-
-static char *slurp(const char *path) {
-  static char buf[1 << 16];
-  FILE *f = fopen(path, "rb");
-  size_t n = f ? fread(buf, 1, sizeof buf - 1, f) : 0;
-  if (f) fclose(f);
-  buf[n] = 0;
-  return buf;
-}
+static int run(const char *args) { return test_run_nas(dir, args, out_path, err_path); }
 
 /* stderr must be exactly one line starting with "nas: error: " and containing frag. */
 static void expect_one_line_error(const char *frag) {
-  char *e = slurp(err_path);
+  char *e = test_slurp(err_path);
   if (strncmp(e, "nas: error: ", 12) != 0) fail_msg("stderr does not start with 'nas: error: ': %s", e);
   char *nl = strchr(e, '\n');
   if (!nl || nl[1] != 0) fail_msg("stderr is not exactly one line: %s", e);
@@ -75,9 +60,7 @@ static int setup(void **state) {
 
 static int teardown(void **state) {
   (void)state;
-  char cmd[300];
-  snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
-  return system(cmd) == 0 ? 0 : -1;
+  return test_rm_rf(dir);
 }
 
 static void test_usage_errors(void **state) {
@@ -104,11 +87,11 @@ static void test_usage_errors(void **state) {
 static void test_help(void **state) {
   (void)state;
   assert_int_equal(run("--help"), 0);
-  assert_non_null(strstr(slurp(out_path), "train"));
+  assert_non_null(strstr(test_slurp(out_path), "train"));
   assert_int_equal(run("train --help"), 0);
-  assert_non_null(strstr(slurp(out_path), "--train-limit"));
+  assert_non_null(strstr(test_slurp(out_path), "--train-limit"));
   assert_int_equal(run("eval --help"), 0);
-  assert_non_null(strstr(slurp(out_path), "--checkpoint"));
+  assert_non_null(strstr(test_slurp(out_path), "--checkpoint"));
 }
 
 static void test_runtime_errors(void **state) {
@@ -139,8 +122,8 @@ static void test_train_save_eval(void **state) {
   (void)state;
   int rc = run("train --arch arch.json --dataset idx:data --epochs 3 --batch 32 --lr 0.01 --seed 4 "
                "--threads 1 --save m.ckpt --json");
-  if (rc != 0) fail_msg("train exited %d: %s", rc, slurp(err_path));
-  char *out = slurp(out_path);
+  if (rc != 0) fail_msg("train exited %d: %s", rc, test_slurp(err_path));
+  char *out = test_slurp(out_path);
   assert_non_null(strstr(out, "epoch 3/3"));
   char *last = out + strlen(out) - 1;
   while (last > out && last[-1] != '\n') last--;
@@ -153,8 +136,8 @@ static void test_train_save_eval(void **state) {
   for (const char *k = "val_acc\0params\0macs\0train_seconds\0samples_per_s\0"; *k; k += strlen(k) + 1)
     if (!strstr(last, k)) fail_msg("JSON lacks %s: %s", k, last);
   rc = run("eval --checkpoint m.ckpt --json");
-  if (rc != 0) fail_msg("eval exited %d: %s", rc, slurp(err_path));
-  out = slurp(out_path);
+  if (rc != 0) fail_msg("eval exited %d: %s", rc, test_slurp(err_path));
+  out = test_slurp(out_path);
   t = strstr(out, "\"test_acc\":");
   assert_non_null(t);
   /* the same weights on the same test set give the same accuracy */
@@ -162,14 +145,14 @@ static void test_train_save_eval(void **state) {
 
   /* int8 export: the stored int8 accuracy is close to float, and the file imports and runs */
   rc = run("export --checkpoint m.ckpt --format tflite --out exp --json");
-  if (rc != 0) fail_msg("export exited %d: %s", rc, slurp(err_path));
-  out = slurp(out_path);
+  if (rc != 0) fail_msg("export exited %d: %s", rc, test_slurp(err_path));
+  out = test_slurp(out_path);
   t = strstr(out, "\"int8_test_acc\":");
   assert_non_null(t);
   double int8_acc = atof(t + 16);
   if (int8_acc < test_acc - 0.05) fail_msg("int8 accuracy %.3f far below float %.3f", int8_acc, test_acc);
   assert_int_equal(run("import exp/model.tflite"), 0);
-  assert_non_null(strstr(slurp(out_path), "CONV_2D"));
+  assert_non_null(strstr(test_slurp(out_path), "CONV_2D"));
   char p[512];
   snprintf(p, sizeof p, "%s/in.bin", dir);
   FILE *f = fopen(p, "wb");
@@ -193,9 +176,9 @@ static void test_train_save_eval(void **state) {
 static void test_pricing(void **state) {
   (void)state;
   assert_int_equal(run("targets"), 0);
-  assert_non_null(strstr(slurp(out_path), "stm32f446re"));
+  assert_non_null(strstr(test_slurp(out_path), "stm32f446re"));
   assert_int_equal(run("profile --arch arch.json --target stm32f746 --json"), 0);
-  char *out = slurp(out_path);
+  char *out = test_slurp(out_path);
   for (const char *k = "macs\0params\0flash_bytes\0peak_sram_bytes\0latency_ms\0layers\0"; *k; k += strlen(k) + 1)
     if (!strstr(out, k)) fail_msg("profile JSON lacks %s: %s", k, out);
   assert_int_equal(run("profile --arch arch.json --target nosuchchip"), 1);

@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "core/rng.h"
+#include "tests/test_util.h"
 #include "deploy/lower.h"
 #include "latency/cost.h"
 #include "latency/emulator.h"
@@ -39,20 +40,7 @@ static int have_emu(void) {
 }
 
 static void rm_rf(const char *dir) {
-  char cmd[1200];
-  snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
-  if (system(cmd) != 0) print_message("could not remove %s\n", dir);
-}
-
-static void make_noise(nas_dataset *ds, int n, int h, int w, int c, int classes, uint64_t seed) {
-  nas_rng r;
-  nas_rng_seed(&r, seed);
-  ds->n = n, ds->h = h, ds->w = w, ds->c = c, ds->classes = classes;
-  size_t per = (size_t)h * w * c;
-  ds->x = malloc((size_t)n * per * sizeof(float));
-  ds->y = malloc((size_t)n * sizeof(int));
-  for (size_t i = 0; i < (size_t)n * per; i++) ds->x[i] = nas_rng_normal(&r);
-  for (int i = 0; i < n; i++) ds->y[i] = (int)nas_rng_below(&r, (uint64_t)classes);
+  if (test_rm_rf(dir)) print_message("could not remove %s\n", dir);
 }
 
 /* A small net with every kernel kind: conv (stride, relu6), pwconv, residual add, dwconv,
@@ -70,7 +58,7 @@ static void lowered(const char *json, nas_g8_graph *g) {
   nas_err e = {0};
   if (nas_net_build(json, "t.json", 8, 7, &n, &e)) fail_msg("build: %s", e.msg);
   nas_dataset d = {0};
-  make_noise(&d, 24, n->in_h, n->in_w, n->in_c, n->classes, 5);
+  test_make_noise(&d, 24, n->in_h, n->in_w, n->in_c, n->classes, 5);
   nas_lower_cfg lc = {.softmax = 1};
   if (nas_quantize_net(n, &d, NULL, &lc, g, &e)) fail_msg("lower: %s", e.msg);
   free(d.x), free(d.y);

@@ -525,22 +525,7 @@ static void test_run_and_ranges_json(void **st) {
 
 static char cdir[256], out_path[300], err_path[300];
 
-static int run(const char *args) {
-  char cmd[2048];
-  const char *bin = getenv("NAS_BIN");
-  snprintf(cmd, sizeof cmd, "cd %s && %s %s >%s 2>%s", cdir, bin ? bin : "nas", args, out_path, err_path);
-  int st = system(cmd);
-  return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-}
-
-static char *slurp(const char *path) {
-  static char buf[1 << 16];
-  FILE *f = fopen(path, "rb");
-  size_t n = f ? fread(buf, 1, sizeof buf - 1, f) : 0;
-  if (f) fclose(f);
-  buf[n] = 0;
-  return buf;
-}
+static int run(const char *args) { return test_run_nas(cdir, args, out_path, err_path); }
 
 static double json_num(const char *text, const char *key) {
   char k[64];
@@ -552,7 +537,7 @@ static double json_num(const char *text, const char *key) {
 
 static void expect_usage(const char *args, const char *frag) {
   assert_int_equal(run(args), 2);
-  char *e = slurp(err_path), *nl = strchr(e, '\n');
+  char *e = test_slurp(err_path), *nl = strchr(e, '\n');
   if (strncmp(e, "nas: error: ", 12) || !nl || nl[1] || !strstr(e, frag))
     fail_msg("%s: expected one error line with '%s', got: %s", args, frag, e);
 }
@@ -581,20 +566,20 @@ static void test_cli_qat(void **st) {
     char args[512];
     snprintf(args, sizeof args, "train --arch arch.json --dataset idx:data --epochs 3 --qat-epochs %d --qat %s "
              "--batch 32 --lr 0.01 --seed 4 --threads 1 --save q.ckpt --json", m ? 3 : 1, meth);
-    if (run(args)) fail_msg("%s: %s", args, slurp(err_path));
-    char *out = slurp(out_path);
+    if (run(args)) fail_msg("%s: %s", args, test_slurp(err_path));
+    char *out = test_slurp(out_path);
     if (!strstr(out, "epoch 3/3") || !strstr(out, meth)) fail_msg("train output: %s", out);
     double qat_acc = json_num(out, "test_acc");
     if (m == 0) json_num(out, "float_test_acc"); /* a float phase ran before the QAT epoch */
     assert_int_equal(run("export --checkpoint q.ckpt --format tflite --out exp --json"), 0);
-    out = slurp(out_path);
+    out = test_slurp(out_path);
     if (!strstr(out, "QAT ranges")) fail_msg("export did not use the QAT ranges: %s", out);
     double int8_acc = json_num(out, "int8_test_acc");
     print_message("%s: QAT fake-quant test %.4f, exported int8 %.4f\n", meth, qat_acc, int8_acc);
     if (qat_acc < 0.9 || fabs(int8_acc - qat_acc) > 0.01)
       fail_msg("%s: QAT %.4f vs int8 %.4f", meth, qat_acc, int8_acc);
     assert_int_equal(run("export --checkpoint q.ckpt --format tflite --out exp --recalibrate"), 0);
-    assert_non_null(strstr(slurp(out_path), "minmax calibration"));
+    assert_non_null(strstr(test_slurp(out_path), "minmax calibration"));
   }
   snprintf(p, sizeof p, "rm -rf %s", cdir);
   assert_int_equal(system(p), 0);

@@ -38,18 +38,6 @@ static float *node_val(nas_net *n, const char *name) {
   return n->g->nodes[id].val;
 }
 
-/* Random dataset of any shape (for structure tests). */
-static void make_noise(nas_dataset *ds, int n, int h, int w, int c, int classes, uint64_t seed) {
-  nas_rng r;
-  nas_rng_seed(&r, seed);
-  ds->n = n, ds->h = h, ds->w = w, ds->c = c, ds->classes = classes;
-  size_t per = (size_t)h * w * c;
-  ds->x = malloc((size_t)n * per * sizeof(float));
-  ds->y = malloc((size_t)n * sizeof(int));
-  for (size_t i = 0; i < (size_t)n * per; i++) ds->x[i] = nas_rng_normal(&r);
-  for (int i = 0; i < n; i++) ds->y[i] = (int)nas_rng_below(&r, (uint64_t)classes);
-}
-
 static void ds_free(nas_dataset *d) { free(d->x), free(d->y); }
 
 /* ---- batch-norm folding ------------------------------------------------------------------ */
@@ -286,7 +274,7 @@ static void test_export_structures(void **state) {
   for (int a = 0; a < 2; a++) {
     nas_net *n = build(archs[a], 8, 7);
     nas_dataset d = {0};
-    make_noise(&d, 24, n->in_h, n->in_w, n->in_c, n->classes, 5);
+    test_make_noise(&d, 24, n->in_h, n->in_w, n->in_c, n->classes, 5);
     nas_g8_graph g;
     nas_lower_cfg lc = {.softmax = a == 1};
     if (nas_quantize_net(n, &d, NULL, &lc, &g, &e)) fail_msg("%s: %s", tags[a], e.msg);
@@ -303,7 +291,7 @@ static void test_rnn_refused(void **state) {
   nas_net *n = build("{\"input\":[4,3,1],\"classes\":2,\"layers\":[{\"op\":\"gru\",\"units\":4},"
                      "{\"op\":\"fc\",\"out\":2}]}", 4, 1);
   nas_dataset d = {0};
-  make_noise(&d, 8, 4, 3, 1, 2, 1);
+  test_make_noise(&d, 8, 4, 3, 1, 2, 1);
   nas_g8_graph g;
   nas_err e = {0};
   assert_int_equal(nas_quantize_net(n, &d, NULL, NULL, &g, &e), NAS_EINVAL);

@@ -59,9 +59,7 @@ static int setup(void **state) {
 
 static int teardown(void **state) {
   (void)state;
-  char cmd[300];
-  snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
-  return system(cmd) == 0 ? 0 : -1;
+  return test_rm_rf(dir);
 }
 
 static void base_cfg(nas_search_cfg *c, const char *strategy) {
@@ -687,7 +685,11 @@ static void test_sigint_binary(void **state) {
     waitpid(p, &st, 0);
     if (!twice) {
       assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
-      assert_int_equal(count_where(k, "state IN ('training','proposed')"), 0);
+      /* nothing is left mid-training; when the signal lands just after the candidate it was
+         aimed at finished, the next one may already be proposed (priced, not trained): it
+         stays proposed and resume trains it */
+      assert_int_equal(count_where(k, "state = 'training'"), 0);
+      assert_true(count_where(k, "state = 'proposed'") <= 1);
       assert_true(run_status_is(k, "interrupted"));
       assert_true(count_where(k, "1") < 6); /* stopped before the budget */
     } else if (WIFSIGNALED(st)) {

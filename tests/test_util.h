@@ -6,6 +6,7 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/wait.h>
 
 #include "core/rng.h"
 #include "datasets/dataset.h"
@@ -64,6 +65,51 @@ static inline void test_make_blob_task(nas_dataset *ds, int n, uint64_t seed) {
     for (int dy = 0; dy < 3; dy++)
       for (int dx = 0; dx < 3; dx++) x[(oy + dy) * 8 + ox + dx] += 1.5f;
   }
+}
+
+/* Random dataset of any shape (for structure tests): N(0,1) inputs, uniform labels. Caller
+ * frees x and y. */
+static inline void test_make_noise(nas_dataset *ds, int n, int h, int w, int c, int classes,
+                                   uint64_t seed) {
+  nas_rng r;
+  nas_rng_seed(&r, seed);
+  ds->n = n, ds->h = h, ds->w = w, ds->c = c, ds->classes = classes;
+  size_t per = (size_t)h * w * c;
+  ds->x = malloc((size_t)n * per * sizeof(float));
+  ds->y = malloc((size_t)n * sizeof(int));
+  for (size_t i = 0; i < (size_t)n * per; i++) ds->x[i] = nas_rng_normal(&r);
+  for (int i = 0; i < n; i++) ds->y[i] = (int)nas_rng_below(&r, (uint64_t)classes);
+}
+
+/* Removes the directory tree dir; 0 on success, -1 otherwise. */
+static inline int test_rm_rf(const char *dir) {
+  char cmd[1200];
+  if (snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir) >= (int)sizeof cmd) abort();
+  return system(cmd) == 0 ? 0 : -1;
+}
+
+/* Runs `cd DIR && $NAS_BIN ARGS >OUT 2>ERR` (`nas` when NAS_BIN is unset); returns the exit
+ * code, or -1 when the command did not exit. */
+static inline int test_run_nas(const char *dir, const char *args, const char *out,
+                               const char *err) {
+  char cmd[2048];
+  const char *bin = getenv("NAS_BIN");
+  if (snprintf(cmd, sizeof cmd, "cd %s && %s %s >%s 2>%s", dir, bin ? bin : "nas", args, out,
+               err) >= (int)sizeof cmd)
+    abort();
+  int st = system(cmd);
+  return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+/* The first 64 KiB of a file as a string ("" when it cannot be read); a static buffer that the
+ * next call overwrites. */
+static inline char *test_slurp(const char *path) {
+  static char buf[1 << 16];
+  FILE *f = fopen(path, "rb");
+  size_t n = f ? fread(buf, 1, sizeof buf - 1, f) : 0;
+  if (f) fclose(f);
+  buf[n] = 0;
+  return buf;
 }
 
 #endif

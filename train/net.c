@@ -436,10 +436,9 @@ static int lower_layer(bld *b, const cJSON *o, const int *outs) {
 
 /* ---- initialisation (PyTorch defaults) --------------------------------------------------- */
 
-static void init_params(nas_net *n, uint64_t seed) {
+void nas_net_init_params(nas_graph *g, uint64_t seed) {
   nas_rng r;
   nas_rng_seed(&r, seed);
-  nas_graph *g = n->g;
   for (int i = 0; i < g->n; i++) {
     nas_node *nd = &g->nodes[i];
     if (nd->kind != NAS_NODE_PARAM && nd->kind != NAS_NODE_STATE) continue;
@@ -453,6 +452,7 @@ static void init_params(nas_net *n, uint64_t seed) {
       for (size_t k = 0; k < cnt; k++) nd->val[k] = fill;
       continue;
     }
+    if (nd->kind != NAS_NODE_PARAM) continue; /* other state (e.g. DNAS gates) is the caller's */
     /* recurrent layers (PyTorch): every tensor uniform in +-1/sqrt(units) */
     if (!strcmp(t, "w_ih") || !strcmp(t, "w_hh") || !strcmp(t, "b_ih") || !strcmp(t, "b_hh")) {
       char wn[48];
@@ -475,6 +475,14 @@ static void init_params(nas_net *n, uint64_t seed) {
     float bound = 1.0f / sqrtf((float)fan_in); /* kaiming_uniform(a=sqrt(5)) == 1/sqrt(fan_in) */
     for (size_t k = 0; k < cnt; k++) nd->val[k] = (nas_rng_uniform(&r) * 2 - 1) * bound;
   }
+}
+
+int nas_net_add_loss(nas_net *n, nas_err *e) {
+  int one[1] = {1};
+  n->labels = nas_graph_input(n->g, "labels", 1, one, e);
+  int xin[2] = {n->logits, n->labels};
+  n->loss = n->labels < 0 ? -1 : nas_graph_apply(n->g, NAS_OP_SOFTMAX_XENT, xin, 2, NULL, "loss", e);
+  return n->loss < 0 ? e->code : NAS_OK;
 }
 
 /* ---- top level --------------------------------------------------------------------------- */
@@ -555,15 +563,11 @@ static int build(nas_net *n, const cJSON *root, const char *src, int max_batch, 
                   src, b.h, b.w, b.c, n->classes, n->classes);
   if (rc == NAS_OK) {
     n->logits = b.cur;
-    int one[1] = {1};
-    n->labels = nas_graph_input(n->g, "labels", 1, one, e);
-    int xin[2] = {n->logits, n->labels};
-    n->loss = n->labels < 0 ? -1 : nas_graph_apply(n->g, NAS_OP_SOFTMAX_XENT, xin, 2, NULL, "loss", e);
-    if (n->loss < 0) rc = e->code;
+    rc = nas_net_add_loss(n, e);
   }
   if (rc == NAS_OK) rc = nas_graph_alloc(n->g, e);
   if (rc == NAS_OK) {
-    init_params(n, seed);
+    nas_net_init_params(n->g, seed);
     n->arch_json = cJSON_PrintUnformatted(canon);
     if (!n->arch_json) rc = nas_errf(e, NAS_ENOMEM, "%s: out of memory", src);
   }

@@ -41,6 +41,15 @@ int nas_net_build(const char *arch_json, const char *source, int max_batch, uint
                   nas_net **out, nas_err *e);
 void nas_net_free(nas_net *n); /* NULL-safe */
 
+/* The pieces of nas_net_build that other network builders (the DNAS supernet, nas/dnas_net.c)
+ * share. nas_net_add_loss: n->logits set, adds the "labels" input [N] and the mean softmax
+ * cross-entropy "loss" (n->labels, n->loss). nas_net_init_params: after nas_graph_alloc,
+ * initialises g's parameters named "<prefix>.<part>.<tensor>" as nas_net_build does (w, b
+ * with the fan-in of its sibling w, w_ih/w_hh/b_ih/b_hh, BN gamma/beta/mean/var); other state
+ * nodes are left unchanged. */
+int nas_net_add_loss(nas_net *n, nas_err *e);
+void nas_net_init_params(nas_graph *g, uint64_t seed);
+
 /* Reads a whole file into a NUL-terminated buffer (caller frees). Errors name the file. */
 int nas_read_file(const char *path, char **text, long *len, nas_err *e);
 
