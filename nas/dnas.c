@@ -119,27 +119,19 @@ char *dnas_config_json(const nas_dnas_cfg *c, const char *objectives) {
   return t;
 }
 
-static const char *jstr(const cJSON *j, const char *k) {
-  const cJSON *v = cJSON_GetObjectItemCaseSensitive(j, k);
-  return cJSON_IsString(v) ? v->valuestring : NULL;
-}
-static double jnum(const cJSON *j, const char *k, double def) {
-  const cJSON *v = cJSON_GetObjectItemCaseSensitive(j, k);
-  return cJSON_IsNumber(v) ? v->valuedouble : def;
-}
 
 /* Fills c from stored JSON j (strings point into j, which must outlive c). */
 void dnas_config_read(const cJSON *j, nas_dnas_cfg *c) {
   nas_dnas_cfg_default(c);
   nas_search_config_read(j, &c->base);
-  c->sn_epochs = (int)jnum(j, "supernet_epochs", c->sn_epochs);
-  c->warmup = (int)jnum(j, "warmup", c->warmup);
-  c->arch_lr = jnum(j, "arch_lr", c->arch_lr), c->lr = jnum(j, "lr", c->lr);
-  c->t0 = jnum(j, "t0", c->t0), c->t1 = jnum(j, "t1", c->t1), c->hinge = jnum(j, "hinge", c->hinge);
-  const char *smp = jstr(j, "sampling");
+  c->sn_epochs = (int)nas_config_num(j, "supernet_epochs", c->sn_epochs);
+  c->warmup = (int)nas_config_num(j, "warmup", c->warmup);
+  c->arch_lr = nas_config_num(j, "arch_lr", c->arch_lr), c->lr = nas_config_num(j, "lr", c->lr);
+  c->t0 = nas_config_num(j, "t0", c->t0), c->t1 = nas_config_num(j, "t1", c->t1), c->hinge = nas_config_num(j, "hinge", c->hinge);
+  const char *smp = nas_config_str(j, "sampling");
   c->sampling = smp && !strcmp(smp, "softmax") ? NAS_DNAS_SOFTMAX : NAS_DNAS_GUMBEL;
   const cJSON *w = cJSON_GetObjectItemCaseSensitive(j, "cost_weights");
-  for (int m = 0; m < NAS_COST_COUNT; m++) c->w[m] = jnum(w, COST_NAMES[m], 0);
+  for (int m = 0; m < NAS_COST_COUNT; m++) c->w[m] = nas_config_num(w, COST_NAMES[m], 0);
   const cJSON *sw = cJSON_GetObjectItemCaseSensitive(j, "sweep"), *it;
   c->n_sweep = 0;
   cJSON_ArrayForEach(it, sw) if (c->n_sweep < NAS_DNAS_MAX_SWEEP && cJSON_IsNumber(it))

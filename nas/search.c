@@ -413,25 +413,25 @@ void nas_search_config_write(cJSON *j, const nas_search_cfg *g, const char *stra
   cJSON_AddStringToObject(j, "objectives", objectives);
 }
 
-static const char *jstr(const cJSON *j, const char *k) {
+const char *nas_config_str(const cJSON *j, const char *k) {
   const cJSON *v = cJSON_GetObjectItemCaseSensitive(j, k);
   return cJSON_IsString(v) ? v->valuestring : NULL;
 }
-static double jnum(const cJSON *j, const char *k, double def) {
+double nas_config_num(const cJSON *j, const char *k, double def) {
   const cJSON *v = cJSON_GetObjectItemCaseSensitive(j, k);
   return cJSON_IsNumber(v) ? v->valuedouble : def;
 }
 
 void nas_search_config_read(const cJSON *j, nas_search_cfg *g) {
-  g->space = jstr(j, "space"), g->dataset = jstr(j, "dataset");
-  g->target = jstr(j, "target"), g->target_file = jstr(j, "target_file");
-  g->max_sram = (long long)jnum(j, "max_sram", 0), g->max_flash = (long long)jnum(j, "max_flash", 0);
-  g->max_macs = (long long)jnum(j, "max_macs", 0), g->max_latency_ms = jnum(j, "max_latency_ms", 0);
-  g->budget = (int)jnum(j, "budget", g->budget), g->epochs = (int)jnum(j, "epochs", g->epochs);
-  g->batch = (int)jnum(j, "batch", g->batch), g->train_limit = (int)jnum(j, "train_limit", 0);
-  const char *sd = jstr(j, "seed");
+  g->space = nas_config_str(j, "space"), g->dataset = nas_config_str(j, "dataset");
+  g->target = nas_config_str(j, "target"), g->target_file = nas_config_str(j, "target_file");
+  g->max_sram = (long long)nas_config_num(j, "max_sram", 0), g->max_flash = (long long)nas_config_num(j, "max_flash", 0);
+  g->max_macs = (long long)nas_config_num(j, "max_macs", 0), g->max_latency_ms = nas_config_num(j, "max_latency_ms", 0);
+  g->budget = (int)nas_config_num(j, "budget", g->budget), g->epochs = (int)nas_config_num(j, "epochs", g->epochs);
+  g->batch = (int)nas_config_num(j, "batch", g->batch), g->train_limit = (int)nas_config_num(j, "train_limit", 0);
+  const char *sd = nas_config_str(j, "seed");
   if (sd) g->seed = strtoull(sd, NULL, 10);
-  if (jstr(j, "objectives")) g->objectives = jstr(j, "objectives");
+  if (nas_config_str(j, "objectives")) g->objectives = nas_config_str(j, "objectives");
 }
 
 int nas_search_create_run(const char *db_path, const nas_search_cfg *g, const char *strategy,
@@ -576,10 +576,10 @@ int nas_search_resume(const char *db_path, int64_t run_id, const nas_search_hook
     const cJSON *j = c.owned;
     g->seed = r.seed;
     nas_search_config_read(j, g);
-    g->strategy = jstr(j, "strategy");
-    g->population = (int)jnum(j, "population", 8), g->sample_size = (int)jnum(j, "sample_size", 3);
-    g->eval_limit = (int)jnum(j, "eval_limit", 0);
-    g->retrain_epochs = (int)jnum(j, "retrain_epochs", 0);
+    g->strategy = nas_config_str(j, "strategy");
+    g->population = (int)nas_config_num(j, "population", 8), g->sample_size = (int)nas_config_num(j, "sample_size", 3);
+    g->eval_limit = (int)nas_config_num(j, "eval_limit", 0);
+    g->retrain_epochs = (int)nas_config_num(j, "retrain_epochs", 0);
     rc = prepare(&c, e);
     if (rc != NAS_OK) nas_err_prefix(e, "run %lld", (long long)run_id);
   }

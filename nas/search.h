@@ -170,6 +170,10 @@ struct cJSON;
 void nas_search_config_write(struct cJSON *j, const nas_search_cfg *g, const char *strategy,
                              const char *objectives);
 void nas_search_config_read(const struct cJSON *j, nas_search_cfg *g);
+/* Readers of a stored config object: the string field k (NULL when absent or not a string),
+ * the number field k (def when absent or not a number). */
+const char *nas_config_str(const struct cJSON *j, const char *k);
+double nas_config_num(const struct cJSON *j, const char *k, double def);
 
 /* Opens (creating if missing) the store at db_path into *st (caller closes it, also on
  * error), creates a run of g's space/dataset/target/seed with strategy, budget, objectives

@@ -96,6 +96,16 @@ int store_step_done(nas_store *s, sqlite3_stmt *st, const char *what, nas_err *e
   return out;
 }
 
+int store_step_row(nas_store *s, sqlite3_stmt *st, const char *noun, long long id,
+                   const char *what, nas_err *e) {
+  int rc = sqlite3_step(st);
+  if (rc == SQLITE_ROW) return NAS_OK;
+  int code = rc == SQLITE_DONE ? nas_errf(e, NAS_EINVAL, "%s: no %s %lld", s->path, noun, id)
+                               : store_dberr(s, e, what);
+  sqlite3_finalize(st);
+  return code;
+}
+
 /* ---- migrations -------------------------------------------------------------------------- */
 
 static int migrate_to_1(nas_store *s, nas_err *e) {
@@ -409,14 +419,7 @@ int nas_store_run_get(nas_store *s, int64_t run_id, nas_run_row *out, nas_err *e
            &st, "reading a run", e))
     return e->code;
   sqlite3_bind_int64(st, 1, run_id);
-  int rc = sqlite3_step(st);
-  if (rc != SQLITE_ROW) {
-    int code = rc == SQLITE_DONE
-                   ? nas_errf(e, NAS_EINVAL, "%s: no run %lld", s->path, (long long)run_id)
-                   : store_dberr(s, e, "reading a run");
-    sqlite3_finalize(st);
-    return code;
-  }
+  if (store_step_row(s, st, "run", (long long)run_id, "reading a run", e)) return e->code;
   out->id = sqlite3_column_int64(st, 0);
   out->created_at = store_dup_col(st, 1);
   out->updated_at = store_dup_col(st, 2);
@@ -661,14 +664,8 @@ int nas_store_candidate_get(nas_store *s, int64_t cand_id, nas_candidate_row *ou
   sqlite3_stmt *st;
   if (store_prep(s, sql, &st, "reading a candidate", e)) return e->code;
   sqlite3_bind_int64(st, 1, cand_id);
-  int rc = sqlite3_step(st);
-  if (rc != SQLITE_ROW) {
-    int code = rc == SQLITE_DONE
-                   ? nas_errf(e, NAS_EINVAL, "%s: no candidate %lld", s->path, (long long)cand_id)
-                   : store_dberr(s, e, "reading a candidate");
-    sqlite3_finalize(st);
-    return code;
-  }
+  if (store_step_row(s, st, "candidate", (long long)cand_id, "reading a candidate", e))
+    return e->code;
   out->id = sqlite3_column_int64(st, 0);
   out->run_id = sqlite3_column_int64(st, 1);
   out->arch_json = store_dup_col(st, 2);

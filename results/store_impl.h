@@ -29,6 +29,11 @@ void store_rollback(nas_store *s);
 char *store_dup_col(sqlite3_stmt *st, int i);
 /* Steps a statement that returns no rows, then finalizes it. */
 int store_step_done(nas_store *s, sqlite3_stmt *st, const char *what, nas_err *e);
+/* Steps a statement that looks up one row by id: NAS_OK on a row (st stays open for the
+ * caller to read and finalize); otherwise finalizes st and fails with "<path>: no <noun>
+ * <id>" when there is no such row, or the database error. */
+int store_step_row(nas_store *s, sqlite3_stmt *st, const char *noun, long long id,
+                   const char *what, nas_err *e);
 
 /* Inside an open transaction (no BEGIN/COMMIT of their own): the state transition and the
  * metric columns of nas_store_candidate_set_state / _set_metrics. */

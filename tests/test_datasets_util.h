@@ -4,7 +4,6 @@
 #ifndef NAS_TESTS_TEST_DATASETS_UTIL_H
 #define NAS_TESTS_TEST_DATASETS_UTIL_H
 
-#include <dirent.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,29 +12,12 @@
 #include <unistd.h>
 #include <zlib.h>
 
+#include "tests/test_util.h"
 #include "datasets/dataset.h"
 
 static char g_root[64]; /* the temporary directory of this run */
 
 /* ---- file helpers ---- */
-
-/* Removes a directory tree (no symlinks are created by these tests). */
-static inline void rm_tree(const char *path) {
-  DIR *dir = opendir(path);
-  if (dir) {
-    struct dirent *de;
-    while ((de = readdir(dir)) != NULL) {
-      if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, "..")) continue;
-      char sub[1024];
-      int len = snprintf(sub, sizeof sub, "%s/%s", path, de->d_name);
-      if (len > 0 && (size_t)len < sizeof sub) rm_tree(sub); /* test paths are short */
-    }
-    closedir(dir);
-    rmdir(path);
-  } else {
-    unlink(path);
-  }
-}
 
 /* Makes g_root/name and returns its path in out. */
 static inline void make_dir(const char *name, char *out, size_t cap) {
@@ -172,7 +154,7 @@ static inline int setup(void **state) {
 
 static inline int teardown(void **state) {
   (void)state;
-  rm_tree(g_root);
+  test_rm_rf(g_root);
   return 0;
 }
 

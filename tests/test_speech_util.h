@@ -14,6 +14,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "tests/test_util.h"
 #include "datasets/speech.h"
 
 #ifndef M_PI
@@ -21,26 +22,6 @@
 #endif
 
 static char g_root[64];
-
-/* Removes a tree; symbolic links are removed, never followed. */
-static inline void rm_tree(const char *path) {
-  struct stat st;
-  if (lstat(path, &st) != 0) return;
-  DIR *dir = S_ISDIR(st.st_mode) ? opendir(path) : NULL;
-  if (dir) {
-    struct dirent *de;
-    while ((de = readdir(dir)) != NULL) {
-      if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, "..")) continue;
-      char sub[2048];
-      int len = snprintf(sub, sizeof sub, "%s/%s", path, de->d_name);
-      if (len > 0 && (size_t)len < sizeof sub) rm_tree(sub); /* test paths are short */
-    }
-    closedir(dir);
-    rmdir(path);
-  } else {
-    unlink(path);
-  }
-}
 
 static inline int setup(void **state) {
   (void)state;
@@ -50,7 +31,7 @@ static inline int setup(void **state) {
 
 static inline int teardown(void **state) {
   (void)state;
-  rm_tree(g_root);
+  test_rm_rf(g_root);
   return 0;
 }
 
