@@ -10,8 +10,9 @@
  * depend on the weights' values. Three figures are measured on one fixed input each:
  *   dscnn-s float: nas_graph_forward in eval mode, batch 1, one thread (OpenMP and OpenBLAS
  *     set to 1 thread, as the int8 runtime is single-threaded);
- *   dscnn-s int8: nas_g8_run (memory plan, arena allocation and every operator);
- *   kws_ref_model int8: nas_g8_run on TFLITE_MODEL (default SOURCE_DIR/../shared/models/
+ *   dscnn-s int8: nas_g8_exec_run (every operator; the memory plan, prepared constants and
+ *     arena are built once before timing, as a deployed model has them);
+ *   kws_ref_model int8: the same on TFLITE_MODEL (default SOURCE_DIR/../shared/models/
  *     kws_ref_model.tflite; skipped with a message when absent).
  * Each is warmed up (3 runs), then timed one inference at a time for at least SECONDS
  * (default 2) and at least 20 runs; one JSON line per figure on stdout:
@@ -51,7 +52,7 @@ static int cmp_double(const void *a, const void *b) {
 /* What one timed inference runs. */
 typedef struct bench_case {
   nas_net *net;             /* float: the network (input node filled) */
-  const nas_g8_graph *g8;   /* int8: the graph */
+  nas_g8_exec *x8;         /* int8: the prepared graph */
   const int8_t *in;         /* int8: input bytes */
   int8_t *out;              /* int8: output bytes */
 } bench_case;
@@ -61,7 +62,7 @@ static int run_once(bench_case *c, nas_err *e) {
     nas_graph_forward(c->net->g, 1, c->net->logits);
     return NAS_OK;
   }
-  return nas_g8_run(c->g8, c->in, c->out, e);
+  return nas_g8_exec_run(c->x8, c->in, c->out, e);
 }
 
 /* Times c; prints its JSON line. */
@@ -133,8 +134,11 @@ static int bench_dscnn(const char *src, double seconds, nas_err *e) {
   bench_case fc = {.net = net};
   if ((rc = time_case(&fc, "dscnn-s", "float", seconds, e))) goto done;
   nas_g8_quantize_input(&g8, ds.x, qin);
-  bench_case ic = {.g8 = &g8, .in = qin, .out = qout};
+  nas_g8_exec x8;
+  if ((rc = nas_g8_exec_init(&x8, &g8, e))) goto done;
+  bench_case ic = {.x8 = &x8, .in = qin, .out = qout};
   rc = time_case(&ic, "dscnn-s", "int8", seconds, e);
+  nas_g8_exec_free(&x8);
 done:
   free(qin), free(qout), free(ds.x), free(ds.y), free(text);
   nas_g8_graph_free(&g8);
@@ -167,8 +171,11 @@ static int bench_tflite(const char *path, double seconds, nas_err *e) {
     int len = dot ? (int)(dot - name) : (int)strlen(name);
     char model[256];
     snprintf(model, sizeof model, "%.*s", len < 200 ? len : 200, name);
-    bench_case c = {.g8 = &g, .in = in, .out = out};
-    rc = time_case(&c, model, "int8", seconds, e);
+    nas_g8_exec x8;
+    rc = nas_g8_exec_init(&x8, &g, e);
+    bench_case c = {.x8 = &x8, .in = in, .out = out};
+    if (!rc) rc = time_case(&c, model, "int8", seconds, e);
+    nas_g8_exec_free(&x8);
   }
   free(in), free(out);
   nas_g8_graph_free(&g);

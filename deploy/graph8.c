@@ -239,21 +239,49 @@ int nas_g8_validate(const nas_g8_graph *g, nas_err *e) {
 
 /* ---- execution ------------------------------------------------------------------------- */
 
-int nas_g8_run(const nas_g8_graph *g, const int8_t *in, int8_t *out, nas_err *e) {
-  nas_g8_plan p;
-  int rc = nas_g8_plan_build(g, &p, e);
+int nas_g8_exec_init(nas_g8_exec *x, const nas_g8_graph *g, nas_err *e) {
+  memset(x, 0, sizeof *x);
+  x->g = g;
+  int rc = nas_g8_plan_build(g, &x->plan, e);
   if (rc) return rc;
-  int8_t *arena = malloc(p.peak ? p.peak : 1);
-  int8_t **act = calloc((size_t)g->ntensors + 1, sizeof *act);
-  if (!arena || !act) {
-    free(arena), free(act), nas_g8_plan_free(&p);
-    return nas_errf(e, NAS_ENOMEM, "out of memory for a %zu-byte arena", p.peak);
+  if ((rc = nas_g8_prep_build(g, &x->prep, e)) != NAS_OK) {
+    nas_g8_exec_free(x);
+    return rc;
+  }
+  x->arena = malloc(x->plan.peak ? x->plan.peak : 1);
+  x->act = calloc((size_t)g->ntensors + 1, sizeof *x->act);
+  x->scratch = aligned_alloc(64, (x->prep.scratch_bytes + 128 + 63) & ~(size_t)63);
+  if (!x->arena || !x->act || !x->scratch) {
+    size_t peak = x->plan.peak;
+    nas_g8_exec_free(x);
+    return nas_errf(e, NAS_ENOMEM, "out of memory for a %zu-byte arena", peak);
   }
   for (int i = 0; i < g->ntensors; i++)
-    act[i] = p.offset[i] >= 0 ? arena + p.offset[i] : NULL;
-  memcpy(act[g->input], in, nas_g8_numel(&g->tensors[g->input]));
-  for (int i = 0; i < g->nops && !rc; i++) rc = nas_g8_run_op(g, i, act, e);
-  if (!rc) memcpy(out, act[g->output], nas_g8_numel(&g->tensors[g->output]));
-  free(arena), free(act), nas_g8_plan_free(&p);
+    x->act[i] = x->plan.offset[i] >= 0 ? x->arena + x->plan.offset[i] : NULL;
+  return NAS_OK;
+}
+
+int nas_g8_exec_run(nas_g8_exec *x, const int8_t *in, int8_t *out, nas_err *e) {
+  const nas_g8_graph *g = x->g;
+  int rc = NAS_OK;
+  memcpy(x->act[g->input], in, nas_g8_numel(&g->tensors[g->input]));
+  for (int i = 0; i < g->nops && !rc; i++) rc = nas_g8_run_op_prep(g, &x->prep, i, x->act, x->scratch, e);
+  if (!rc) memcpy(out, x->act[g->output], nas_g8_numel(&g->tensors[g->output]));
+  return rc;
+}
+
+void nas_g8_exec_free(nas_g8_exec *x) {
+  if (!x) return;
+  nas_g8_plan_free(&x->plan);
+  nas_g8_prep_free(&x->prep);
+  free(x->arena), free(x->act), free(x->scratch);
+  x->arena = NULL, x->act = NULL, x->scratch = NULL;
+}
+
+int nas_g8_run(const nas_g8_graph *g, const int8_t *in, int8_t *out, nas_err *e) {
+  nas_g8_exec x;
+  int rc = nas_g8_exec_init(&x, g, e);
+  if (rc == NAS_OK) rc = nas_g8_exec_run(&x, in, out, e);
+  nas_g8_exec_free(&x);
   return rc;
 }

@@ -103,10 +103,47 @@ int32_t nas_q_mul(int32_t x, int32_t q, int shift);
 /* Activation clamp range in the output's quantised domain. */
 void nas_q_act_range(int act, float scale, int32_t zero_point, int32_t *lo, int32_t *hi);
 
+/* Requantises n int32 accumulators per channel c: clamp(nas_q_mul(acc[c], q[c], shift[c]) +
+ * out_off, lo, hi), written as int8 (the vectorisable form of nas_q_mul, same results). */
+typedef struct nas_q_rq {
+  int32_t *mult;  /* [n] Q31 significands (>= 0) */
+  int32_t *lmul;  /* [n] 2^left shift */
+  int32_t *rsh;   /* [n] right shift 0..31 */
+  int32_t *mask;  /* [n] 2^rsh - 1 */
+} nas_q_rq;
+void nas_q_requant_row(const int32_t *acc, int n, const nas_q_rq *r, int32_t out_off, int32_t lo,
+                       int32_t hi, int8_t *out);
+
 /* ---- execution ------------------------------------------------------------------------- */
+/* What the kernels derive from an operator's constants, computed once per graph instead of on
+ * every run: per-channel requantisation (conv, depthwise conv, fully connected) and, for conv
+ * and depthwise conv (multiplier 1), int16 filters and an int32 bias with the output channels
+ * padded to a multiple of 16 (zeros), filters laid out [Kh,Kw,Ci,Cop] / [Kh,Kw,Cop] so every
+ * channel loop is whole vectors; a conv with few output channels over many pixels keeps its
+ * [Co,Kh,Kw,Ci] order and runs with the pixels on the vector axis. Owned arrays. */
+typedef struct nas_g8_prep_op {
+  nas_q_rq rq;     /* requantisation, one entry per output channel; NULL arrays when unused */
+  int cop;         /* padded output channels (0 when w16 is unused; Co when pixel) */
+  int pixel;       /* CONV_2D run with pixels on the vector axis: w16 is [Co,Kh*Kw*Ci] */
+  int16_t *w16;    /* repacked filter, or NULL */
+  int32_t *bias;   /* [cop] bias (0 where absent), or NULL */
+} nas_g8_prep_op;
+typedef struct nas_g8_prep {
+  int nops;
+  nas_g8_prep_op *op;   /* [nops], owned */
+  size_t scratch_bytes; /* scratch the kernels need (accumulators, depthwise staging) */
+} nas_g8_prep;
+/* Prepares every operator of a validated graph. */
+int nas_g8_prep_build(const nas_g8_graph *g, nas_g8_prep *p, nas_err *e);
+void nas_g8_prep_free(nas_g8_prep *p); /* NULL-safe */
+
 /* Runs one operator; act[i] points at tensor i's activation storage (NULL for constants).
- * The graph must have passed nas_g8_validate. */
+ * The graph must have passed nas_g8_validate. nas_g8_run_op prepares the operator itself
+ * (for one-off calls); nas_g8_run_op_prep uses p from nas_g8_prep_build on the same graph
+ * and scratch of p->scratch_bytes + 128 bytes (64-byte aligned), not shared between threads. */
 int nas_g8_run_op(const nas_g8_graph *g, int op, int8_t *const *act, nas_err *e);
+int nas_g8_run_op_prep(const nas_g8_graph *g, const nas_g8_prep *p, int op, int8_t *const *act,
+                       void *scratch, nas_err *e);
 
 /* ---- memory planner -------------------------------------------------------------------- */
 typedef struct nas_g8_plan {
@@ -121,8 +158,22 @@ typedef struct nas_g8_plan {
 int nas_g8_plan_build(const nas_g8_graph *g, nas_g8_plan *p, nas_err *e);
 void nas_g8_plan_free(nas_g8_plan *p); /* NULL-safe */
 
-/* Runs the whole graph: copies in (nas_g8_numel(input) int8 bytes), executes every operator
- * in one arena of plan.peak bytes, copies out the output tensor's bytes. */
+/* A graph ready to run many times: its plan, prepared operators and one arena. Not shared
+ * between threads (one exec per thread; the graph itself is only read). */
+typedef struct nas_g8_exec {
+  const nas_g8_graph *g; /* borrowed; must outlive the exec */
+  nas_g8_plan plan;
+  nas_g8_prep prep;
+  int8_t *arena;         /* plan.peak bytes, owned */
+  int8_t **act;          /* [ntensors + 1] pointers into arena (NULL for constants), owned */
+  void *scratch;         /* prep.scratch_bytes + 128, 64-byte aligned, owned */
+} nas_g8_exec;
+int nas_g8_exec_init(nas_g8_exec *x, const nas_g8_graph *g, nas_err *e);
+/* Quantised input bytes in, output bytes out (nas_g8_numel of the graph's input / output). */
+int nas_g8_exec_run(nas_g8_exec *x, const int8_t *in, int8_t *out, nas_err *e);
+void nas_g8_exec_free(nas_g8_exec *x); /* NULL-safe */
+
+/* Runs the whole graph once: nas_g8_exec_init, nas_g8_exec_run, nas_g8_exec_free. */
 int nas_g8_run(const nas_g8_graph *g, const int8_t *in, int8_t *out, nas_err *e);
 
 /* ---- TFLite import --------------------------------------------------------------------- */

@@ -54,6 +54,44 @@ int32_t nas_q_mul(int32_t x, int32_t q, int shift) {
   return nas_q_rdbpot(nas_q_srdhm((int32_t)xl, q), right);
 }
 
+/* nas_q_mul + zero point + clamp without branches, so loops over it vectorise: the left shift
+ * as a saturated multiply, SRDHM's division by 2^31 truncating toward zero as a biased
+ * arithmetic shift (the INT32_MIN * INT32_MIN case cannot occur: multipliers are >= 0), the
+ * rounding divide by 2^rsh with its mask precomputed. */
+static inline int32_t mulq(int32_t a, int32_t lm, int32_t qm, int32_t rs, int32_t mk) {
+  int64_t x = (int64_t)a * lm;
+  x = x > INT32_MAX ? INT32_MAX : x < INT32_MIN ? INT32_MIN : x;
+  int64_t ab = x * qm;
+  int64_t t = ab + (ab >= 0 ? ((int64_t)1 << 30) : 1 - ((int64_t)1 << 30));
+  int32_t h = (int32_t)((t + ((t >> 63) & INT64_C(0x7fffffff))) >> 31);
+  int32_t rem = h & mk, thr = (mk >> 1) + (h < 0);
+  return (h >> rs) + (rem > thr);
+}
+
+static inline int8_t rq1(int32_t a, int32_t lm, int32_t qm, int32_t rs, int32_t mk, int32_t out_off,
+                         int32_t lo, int32_t hi) {
+  int32_t v = mulq(a, lm, qm, rs, mk) + out_off;
+  return (int8_t)(v < lo ? lo : v > hi ? hi : v);
+}
+
+/* The four constants of mulq for a real multiplier (as nas_q_quantize_multiplier + nas_q_mul). */
+static void mulq_params(double m, int32_t *lm, int32_t *qm, int32_t *rs, int32_t *mk) {
+  int sh;
+  nas_q_quantize_multiplier(m, qm, &sh);
+  if (*qm < 0) *qm = 0;
+  int left = sh > 0 ? sh : 0, right = sh > 0 ? 0 : -sh;
+  if (right > 31) right = 31;
+  *lm = (int32_t)((int64_t)1 << left), *rs = right, *mk = (int32_t)(((int64_t)1 << right) - 1);
+}
+
+void nas_q_requant_row(const int32_t *acc, int n, const nas_q_rq *r, int32_t out_off, int32_t lo,
+                       int32_t hi, int8_t *out) {
+  const int32_t *restrict a = acc, *restrict lm = r->lmul, *restrict qm = r->mult;
+  const int32_t *restrict rs = r->rsh, *restrict mk = r->mask;
+  int8_t *restrict o = out; /* restrict: an int8 store may otherwise alias the arrays */
+  for (int c = 0; c < n; c++) o[c] = rq1(a[c], lm[c], qm[c], rs[c], mk[c], out_off, lo, hi);
+}
+
 static int32_t quantize_f(float f, float scale, int32_t zp) {
   return zp + (int32_t)roundf(f / scale);
 }
@@ -147,58 +185,150 @@ static const int8_t *tdata(const nas_g8_graph *g, int8_t *const *act, int t) {
   return act[t] ? act[t] : (const int8_t *)g->tensors[t].data;
 }
 
-static void conv_requant(const nas_g8_tensor *x, const nas_g8_tensor *w, const nas_g8_tensor *y,
-                         int co, int32_t *mult, int *shift) {
+/* Per-output-channel requantisation of a conv/depthwise/FC op (TFLite's effective scale
+ * input_scale * weight_scale / output_scale, per channel when the weights are). */
+static int rq_build(const nas_g8_tensor *x, const nas_g8_tensor *w, const nas_g8_tensor *y, int co,
+                    nas_q_rq *r) {
+  r->mult = malloc(sizeof *r->mult * (size_t)co), r->lmul = malloc(sizeof *r->lmul * (size_t)co);
+  r->rsh = malloc(sizeof *r->rsh * (size_t)co), r->mask = malloc(sizeof *r->mask * (size_t)co);
+  if (!r->mult || !r->lmul || !r->rsh || !r->mask) return NAS_ENOMEM;
   for (int c = 0; c < co; c++) {
     double ws = w->scale[w->nq > 1 ? c : 0];
     double eff = (double)x->scale[0] * ws / (double)y->scale[0];
-    nas_q_quantize_multiplier(eff, &mult[c], &shift[c]);
+    mulq_params(eff, &r->lmul[c], &r->mult[c], &r->rsh[c], &r->mask[c]);
   }
+  return NAS_OK;
 }
 
-static int k_conv(const nas_g8_graph *g, const nas_g8_op *op, int8_t *const *act, nas_err *e) {
+static void prep_op_free(nas_g8_prep_op *p) {
+  free(p->rq.mult), free(p->rq.lmul), free(p->rq.rsh), free(p->rq.mask), free(p->w16),
+      free(p->bias);
+  memset(p, 0, sizeof *p);
+}
+
+#define LANES 16 /* output channels are padded to a multiple of this (one 512-bit int32 vector) */
+
+/* Geometry of a conv/depthwise window sweep: top/left padding and the extent of the input
+ * that the windows cover (in rows/columns from -pad). */
+typedef struct win { int pt, pl, hs, ws; } win;
+static win window(const nas_g8_graph *g, const nas_g8_op *op) {
   const nas_g8_tensor *x = &g->tensors[op->in[0]], *w = &g->tensors[op->in[1]];
   const nas_g8_tensor *y = &g->tensors[op->out];
+  const int H = x->dims[1], W = x->dims[2], Ho = y->dims[1], Wo = y->dims[2];
+  const int Kh = w->dims[1], Kw = w->dims[2];
+  win r = {0, 0, (Ho - 1) * op->stride_h + (Kh - 1) * op->dil_h + 1,
+           (Wo - 1) * op->stride_w + (Kw - 1) * op->dil_w + 1};
+  /* TFLite padding: the total padding is split with the smaller half at top/left. */
+  if (op->padding == NAS_G8_PAD_SAME) {
+    r.pt = (r.hs - H) / 2, r.pl = (r.ws - W) / 2;
+    if (r.pt < 0) r.pt = 0;
+    if (r.pl < 0) r.pl = 0;
+  }
+  return r;
+}
+
+/* Prepares operator i of g into p (zeroed by the caller); *scratch gets the bytes of scratch
+ * its kernel needs. */
+static int prep_op(const nas_g8_graph *g, int i, nas_g8_prep_op *p, size_t *scratch) {
+  const nas_g8_op *op = &g->ops[i];
+  *scratch = 0;
+  if (op->kind != NAS_G8_CONV_2D && op->kind != NAS_G8_DEPTHWISE_CONV_2D &&
+      op->kind != NAS_G8_FULLY_CONNECTED)
+    return NAS_OK;
+  const nas_g8_tensor *x = &g->tensors[op->in[0]], *w = &g->tensors[op->in[1]];
+  const nas_g8_tensor *y = &g->tensors[op->out];
+  const int co = op->kind == NAS_G8_FULLY_CONNECTED ? w->dims[0] : y->dims[3];
+  const int cop = (co + LANES - 1) / LANES * LANES;
+  *scratch = sizeof(int32_t) * (size_t)cop;
+  if (rq_build(x, w, y, co, &p->rq) != NAS_OK) return NAS_ENOMEM;
   const int dw = op->kind == NAS_G8_DEPTHWISE_CONV_2D;
-  const int8_t *in = tdata(g, act, op->in[0]), *wd = w->data;
+  if (op->kind == NAS_G8_FULLY_CONNECTED || (dw && y->dims[3] != x->dims[3])) return NAS_OK;
+  const size_t npix = nas_g8_numel(y) / (size_t)co; /* output pixels */
+  const size_t depth = (size_t)w->dims[1] * w->dims[2] * (size_t)x->dims[3]; /* Kh*Kw*Ci */
+  if (!dw && co <= 48 && npix >= 32 && depth * npix * sizeof(int16_t) <= ((size_t)8 << 20)) {
+    /* pixel-vector conv (measured on the host: few output channels leave the channel vectors
+     * half empty, while 32+ output pixels fill the pixel vectors; otherwise the channel-vector
+     * kernel is faster): int16 filter [Co][Kh*Kw*Ci] in the stored order; scratch for the
+     * unrolled input (int16 [Kh*Kw*Ci][P]), one channel's accumulators and int8 results */
+    const int8_t *wd = w->data;
+    const int32_t *bias = op->nin > 2 && op->in[2] >= 0 ? g->tensors[op->in[2]].data : NULL;
+    p->pixel = 1, p->cop = co;
+    p->w16 = malloc(sizeof *p->w16 * depth * (size_t)co);
+    p->bias = malloc(sizeof *p->bias * (size_t)co);
+    if (!p->w16 || !p->bias) return NAS_ENOMEM;
+    for (size_t k = 0; k < depth * (size_t)co; k++) p->w16[k] = wd[k];
+    for (int oc = 0; oc < co; oc++) p->bias[oc] = bias ? bias[oc] : 0;
+    *scratch = sizeof(int16_t) * depth * npix + sizeof(int32_t) * npix + npix + 3 * 64;
+    return NAS_OK;
+  }
+  /* conv and depthwise (multiplier 1): int16 filters [Kh,Kw,(Ci,)Cop] and bias [Cop], zero in
+   * the padding channels, so every channel loop runs whole vectors */
+  const int8_t *wd = w->data;
   const int32_t *bias = op->nin > 2 && op->in[2] >= 0 ? g->tensors[op->in[2]].data : NULL;
+  const size_t taps = (size_t)w->dims[1] * w->dims[2] * (dw ? 1 : (size_t)w->dims[3]);
+  p->cop = cop;
+  p->w16 = calloc(taps * (size_t)cop, sizeof *p->w16);
+  p->bias = calloc((size_t)cop, sizeof *p->bias);
+  if (!p->w16 || !p->bias) return NAS_ENOMEM;
+  for (int oc = 0; oc < co; oc++) {
+    p->bias[oc] = bias ? bias[oc] : 0;
+    for (size_t t = 0; t < taps; t++) /* conv [Co,Kh,Kw,Ci], depthwise [1,Kh,Kw,Co] */
+      p->w16[t * cop + oc] = dw ? wd[t * co + oc] : wd[(size_t)oc * taps + t];
+  }
+  if (dw) { /* the staged input: int16, zero point removed, zero border, Cop channels */
+    win r = window(g, op);
+    *scratch += sizeof(int16_t) * (size_t)r.hs * (size_t)r.ws * (size_t)cop + 64;
+  }
+  return NAS_OK;
+}
+
+int nas_g8_prep_build(const nas_g8_graph *g, nas_g8_prep *p, nas_err *e) {
+  memset(p, 0, sizeof *p);
+  p->op = calloc((size_t)(g->nops > 0 ? g->nops : 1), sizeof *p->op);
+  if (!p->op) return nas_errf(e, NAS_ENOMEM, "out of memory preparing %d operators", g->nops);
+  p->nops = g->nops;
+  for (int i = 0; i < g->nops; i++) {
+    size_t sb = 0;
+    if (prep_op(g, i, &p->op[i], &sb) != NAS_OK) {
+      nas_g8_prep_free(p);
+      return nas_errf(e, NAS_ENOMEM, "operator %d: out of memory preparing its constants", i);
+    }
+    if (sb > p->scratch_bytes) p->scratch_bytes = sb;
+  }
+  return NAS_OK;
+}
+
+void nas_g8_prep_free(nas_g8_prep *p) {
+  if (!p) return;
+  for (int i = 0; p->op && i < p->nops; i++) prep_op_free(&p->op[i]);
+  free(p->op);
+  memset(p, 0, sizeof *p);
+}
+
+/* Products of an input value with the zero point removed (-255..255) and an int8 weight
+ * (-128..127) fit int16 (|x| <= 32640), so the channel loops multiply in 16 bits and widen for
+ * the int32 sum (exact, like TFLM's int32 arithmetic). Conv: per output pixel, every tap adds
+ * v * w[ic][0..Cop) for each input channel. */
+static void k_conv(const nas_g8_graph *g, const nas_g8_op *op, const nas_g8_prep_op *pp,
+                   int8_t *const *act, int32_t *restrict acc) {
+  const nas_g8_tensor *x = &g->tensors[op->in[0]], *w = &g->tensors[op->in[1]];
+  const nas_g8_tensor *y = &g->tensors[op->out];
+  const int8_t *in = tdata(g, act, op->in[0]);
   int8_t *out = act[op->out];
   const int N = x->dims[0], H = x->dims[1], W = x->dims[2], Ci = x->dims[3];
-  const int Ho = y->dims[1], Wo = y->dims[2], Co = y->dims[3];
-  const int Kh = w->dims[1], Kw = w->dims[2], M = dw ? Co / Ci : 1;
+  const int Ho = y->dims[1], Wo = y->dims[2], Co = y->dims[3], Cop = pp->cop;
+  const int Kh = w->dims[1], Kw = w->dims[2];
   const int sh = op->stride_h, sw = op->stride_w, dh = op->dil_h, dwl = op->dil_w;
-  /* TFLite padding: the total padding is split with the smaller half at top/left. */
-  int pt = 0, pl = 0;
-  if (op->padding == NAS_G8_PAD_SAME) {
-    pt = ((Ho - 1) * sh + (Kh - 1) * dh + 1 - H) / 2;
-    pl = ((Wo - 1) * sw + (Kw - 1) * dwl + 1 - W) / 2;
-    if (pt < 0) pt = 0;
-    if (pl < 0) pl = 0;
-  }
-  /* Accumulation order: per output pixel, an int32 accumulator per output channel, each
-   * filter tap adding (input + in_off) * weight across all output channels at once, with the
-   * weights laid out [Kh,Kw,Ci,Co] so that the channel loop is contiguous (it vectorises).
-   * Integer sums are exact, so the order does not change the result. */
-  int32_t *mult = malloc(sizeof *mult * (size_t)Co), *acc = malloc(sizeof *acc * (size_t)Co);
-  int *shift = malloc(sizeof *shift * (size_t)Co);
-  int8_t *wt = dw ? NULL : malloc((size_t)Kh * Kw * Ci * Co);
-  if (!mult || !shift || !acc || (!dw && !wt)) {
-    free(mult), free(shift), free(acc), free(wt);
-    return nas_errf(e, NAS_ENOMEM, "out of memory");
-  }
-  if (!dw) /* [Co,Kh,Kw,Ci] -> [Kh,Kw,Ci,Co] */
-    for (int oc = 0; oc < Co; oc++)
-      for (size_t t = 0; t < (size_t)Kh * Kw * Ci; t++) wt[t * Co + oc] = wd[(size_t)oc * Kh * Kw * Ci + t];
-  conv_requant(x, w, y, Co, mult, shift);
-  const int32_t in_off = -x->zero_point[0], out_off = y->zero_point[0];
+  const win r = window(g, op);
+  const int16_t in_off = (int16_t)-x->zero_point[0];
+  const int32_t out_off = y->zero_point[0];
   int32_t lo, hi;
   nas_q_act_range(op->act, y->scale[0], y->zero_point[0], &lo, &hi);
   for (int n = 0; n < N; n++)
     for (int oy = 0; oy < Ho; oy++)
       for (int ox = 0; ox < Wo; ox++) {
-        const int iy0 = oy * sh - pt, ix0 = ox * sw - pl;
-        int8_t *o = out + (((size_t)n * Ho + oy) * Wo + ox) * Co;
-        for (int oc = 0; oc < Co; oc++) acc[oc] = bias ? bias[oc] : 0;
+        const int iy0 = oy * sh - r.pt, ix0 = ox * sw - r.pl;
+        memcpy(acc, pp->bias, sizeof *acc * (size_t)Cop);
         for (int ky = 0; ky < Kh; ky++) {
           const int iy = iy0 + dh * ky;
           if (iy < 0 || iy >= H) continue; /* padding: input = zero point, adds nothing */
@@ -206,30 +336,158 @@ static int k_conv(const nas_g8_graph *g, const nas_g8_op *op, int8_t *const *act
             const int ix = ix0 + dwl * kx;
             if (ix < 0 || ix >= W) continue;
             const int8_t *px = in + (((size_t)n * H + iy) * W + ix) * Ci;
-            if (dw) {
-              const int8_t *pw = wd + ((size_t)ky * Kw + kx) * Co;
-              if (M == 1)
-                for (int oc = 0; oc < Co; oc++) acc[oc] += (px[oc] + in_off) * pw[oc];
-              else
-                for (int oc = 0; oc < Co; oc++) acc[oc] += (px[oc / M] + in_off) * pw[oc];
-            } else {
-              const int8_t *pw = wt + ((size_t)ky * Kw + kx) * Ci * Co;
-              for (int ic = 0; ic < Ci; ic++) {
-                const int32_t v = px[ic] + in_off;
-                const int8_t *pwc = pw + (size_t)ic * Co;
-                for (int oc = 0; oc < Co; oc++) acc[oc] += v * pwc[oc];
-              }
+            const int16_t *pw = pp->w16 + ((size_t)ky * Kw + kx) * Ci * Cop;
+            for (int ic = 0; ic < Ci; ic++) {
+              const int16_t v = (int16_t)(px[ic] + in_off);
+              const int16_t *restrict pwc = pw + (size_t)ic * Cop;
+              for (int oc = 0; oc < Cop; oc++) acc[oc] += (int16_t)(v * pwc[oc]);
             }
           }
         }
-        for (int oc = 0; oc < Co; oc++)
-          o[oc] = (int8_t)clamp32(nas_q_mul(acc[oc], mult[oc], shift[oc]) + out_off, lo, hi);
+        nas_q_requant_row(acc, Co, &pp->rq, out_off, lo, hi,
+                          out + (((size_t)n * Ho + oy) * Wo + ox) * Co);
       }
-  free(mult), free(shift), free(acc), free(wt);
-  return NAS_OK;
 }
 
-static int k_fc(const nas_g8_graph *g, const nas_g8_op *op, int8_t *const *act, nas_err *e) {
+/* Conv as a matrix product with the output pixels on the vector axis: the input is unrolled
+ * (im2col) to int16 [Kh*Kw*Ci][P] with the zero point removed (padding taps are 0), then for
+ * each output channel acc[0..P) = bias + sum_k w[oc][k] * x[k][0..P), requantised with that
+ * channel's multiplier and scattered to NHWC. Long unit-stride loops whatever the channel
+ * count. */
+static void k_conv_pixels(const nas_g8_graph *g, const nas_g8_op *op, const nas_g8_prep_op *pp,
+                          int8_t *const *act, void *scratch) {
+  const nas_g8_tensor *x = &g->tensors[op->in[0]], *w = &g->tensors[op->in[1]];
+  const nas_g8_tensor *y = &g->tensors[op->out];
+  const int8_t *in = tdata(g, act, op->in[0]);
+  int8_t *out = act[op->out];
+  const int N = x->dims[0], H = x->dims[1], W = x->dims[2], Ci = x->dims[3];
+  const int Ho = y->dims[1], Wo = y->dims[2], Co = y->dims[3], Kh = w->dims[1], Kw = w->dims[2];
+  const size_t P = (size_t)N * Ho * Wo, D = (size_t)Kh * Kw * Ci, a64 = 64;
+  const win r = window(g, op);
+  int16_t *restrict xt = scratch;
+  int32_t *restrict acc = (int32_t *)((char *)scratch + ((sizeof *xt * D * P + a64 - 1) & ~(a64 - 1)));
+  int8_t *restrict tmp = (int8_t *)acc + ((sizeof *acc * P + a64 - 1) & ~(a64 - 1));
+  const int16_t in_off = (int16_t)-x->zero_point[0];
+  const int32_t out_off = y->zero_point[0];
+  int32_t lo, hi;
+  nas_q_act_range(op->act, y->scale[0], y->zero_point[0], &lo, &hi);
+  size_t p = 0;
+  for (int n = 0; n < N; n++)
+    for (int oy = 0; oy < Ho; oy++)
+      for (int ox = 0; ox < Wo; ox++, p++)
+        for (int ky = 0; ky < Kh; ky++) {
+          const int iy = oy * op->stride_h - r.pt + op->dil_h * ky;
+          for (int kx = 0; kx < Kw; kx++) {
+            const int ix = ox * op->stride_w - r.pl + op->dil_w * kx;
+            int16_t *col = xt + ((size_t)ky * Kw + kx) * Ci * P + p;
+            if (iy < 0 || iy >= H || ix < 0 || ix >= W) { /* padding = zero point -> 0 */
+              for (int ic = 0; ic < Ci; ic++) col[(size_t)ic * P] = 0;
+            } else {
+              const int8_t *px = in + (((size_t)n * H + iy) * W + ix) * Ci;
+              for (int ic = 0; ic < Ci; ic++) col[(size_t)ic * P] = (int16_t)(px[ic] + in_off);
+            }
+          }
+        }
+  for (int oc = 0; oc < Co; oc++) {
+    const int32_t b = pp->bias[oc];
+    for (size_t q = 0; q < P; q++) acc[q] = b;
+    const int16_t *wr = pp->w16 + (size_t)oc * D;
+    for (size_t k = 0; k < D; k++) {
+      const int16_t wv = wr[k];
+      if (!wv) continue;
+      const int16_t *restrict xr = xt + k * P;
+      for (size_t q = 0; q < P; q++) acc[q] += (int16_t)(wv * xr[q]);
+    }
+    const int32_t lm = pp->rq.lmul[oc], qm = pp->rq.mult[oc], rs = pp->rq.rsh[oc], mk = pp->rq.mask[oc];
+    for (size_t q = 0; q < P; q++) tmp[q] = rq1(acc[q], lm, qm, rs, mk, out_off, lo, hi);
+    for (size_t q = 0; q < P; q++) out[q * Co + oc] = tmp[q];
+  }
+}
+
+/* Depthwise conv, multiplier 1: the input is first staged as int16 with the zero point
+ * removed, a zero border for the padding and Cop channels, so each tap is one unbroken
+ * vector loop. */
+static void k_dwconv(const nas_g8_graph *g, const nas_g8_op *op, const nas_g8_prep_op *pp,
+                     int8_t *const *act, int32_t *restrict acc, int16_t *restrict st) {
+  const nas_g8_tensor *x = &g->tensors[op->in[0]], *w = &g->tensors[op->in[1]];
+  const nas_g8_tensor *y = &g->tensors[op->out];
+  const int8_t *in = tdata(g, act, op->in[0]);
+  int8_t *out = act[op->out];
+  const int N = x->dims[0], H = x->dims[1], W = x->dims[2], C = x->dims[3];
+  const int Ho = y->dims[1], Wo = y->dims[2], Cop = pp->cop;
+  const int Kh = w->dims[1], Kw = w->dims[2];
+  const int sh = op->stride_h, sw = op->stride_w, dh = op->dil_h, dwl = op->dil_w;
+  const win r = window(g, op);
+  const int16_t in_off = (int16_t)-x->zero_point[0];
+  const int32_t out_off = y->zero_point[0];
+  int32_t lo, hi;
+  nas_q_act_range(op->act, y->scale[0], y->zero_point[0], &lo, &hi);
+  for (int n = 0; n < N; n++) {
+    memset(st, 0, sizeof *st * (size_t)r.hs * r.ws * Cop);
+    for (int yy = 0; yy < H; yy++) {
+      const int sy = yy + r.pt;
+      if (sy >= r.hs) break;
+      for (int xx = 0; xx < W; xx++) {
+        const int sx = xx + r.pl;
+        if (sx >= r.ws) break;
+        const int8_t *restrict px = in + (((size_t)n * H + yy) * W + xx) * C;
+        int16_t *restrict ps = st + ((size_t)sy * r.ws + sx) * Cop;
+        for (int c = 0; c < C; c++) ps[c] = (int16_t)(px[c] + in_off);
+      }
+    }
+    for (int oy = 0; oy < Ho; oy++)
+      for (int ox = 0; ox < Wo; ox++) {
+        memcpy(acc, pp->bias, sizeof *acc * (size_t)Cop);
+        for (int ky = 0; ky < Kh; ky++)
+          for (int kx = 0; kx < Kw; kx++) {
+            const int16_t *restrict ps =
+                st + ((size_t)(oy * sh + ky * dh) * r.ws + (size_t)(ox * sw + kx * dwl)) * Cop;
+            const int16_t *restrict pw = pp->w16 + ((size_t)ky * Kw + kx) * Cop;
+            for (int c = 0; c < Cop; c++) acc[c] += (int16_t)(ps[c] * pw[c]);
+          }
+        nas_q_requant_row(acc, C, &pp->rq, out_off, lo, hi,
+                          out + (((size_t)n * Ho + oy) * Wo + ox) * C);
+      }
+  }
+}
+
+/* Depthwise conv with a channel multiplier M > 1 (output channel oc reads input oc / M). */
+static void k_dwconv_mult(const nas_g8_graph *g, const nas_g8_op *op, const nas_g8_prep_op *pp,
+                          int8_t *const *act, int32_t *restrict acc) {
+  const nas_g8_tensor *x = &g->tensors[op->in[0]], *w = &g->tensors[op->in[1]];
+  const nas_g8_tensor *y = &g->tensors[op->out];
+  const int8_t *in = tdata(g, act, op->in[0]), *wd = w->data;
+  const int32_t *bias = op->nin > 2 && op->in[2] >= 0 ? g->tensors[op->in[2]].data : NULL;
+  int8_t *out = act[op->out];
+  const int N = x->dims[0], H = x->dims[1], W = x->dims[2], Ci = x->dims[3];
+  const int Ho = y->dims[1], Wo = y->dims[2], Co = y->dims[3], M = Co / Ci;
+  const int Kh = w->dims[1], Kw = w->dims[2];
+  const win r = window(g, op);
+  const int32_t in_off = -x->zero_point[0], out_off = y->zero_point[0];
+  int32_t lo, hi;
+  nas_q_act_range(op->act, y->scale[0], y->zero_point[0], &lo, &hi);
+  for (int n = 0; n < N; n++)
+    for (int oy = 0; oy < Ho; oy++)
+      for (int ox = 0; ox < Wo; ox++) {
+        for (int oc = 0; oc < Co; oc++) acc[oc] = bias ? bias[oc] : 0;
+        for (int ky = 0; ky < Kh; ky++) {
+          const int iy = oy * op->stride_h - r.pt + op->dil_h * ky;
+          if (iy < 0 || iy >= H) continue;
+          for (int kx = 0; kx < Kw; kx++) {
+            const int ix = ox * op->stride_w - r.pl + op->dil_w * kx;
+            if (ix < 0 || ix >= W) continue;
+            const int8_t *px = in + (((size_t)n * H + iy) * W + ix) * Ci;
+            const int8_t *pw = wd + ((size_t)ky * Kw + kx) * Co;
+            for (int oc = 0; oc < Co; oc++) acc[oc] += (px[oc / M] + in_off) * pw[oc];
+          }
+        }
+        nas_q_requant_row(acc, Co, &pp->rq, out_off, lo, hi,
+                          out + (((size_t)n * Ho + oy) * Wo + ox) * Co);
+      }
+}
+
+static void k_fc(const nas_g8_graph *g, const nas_g8_op *op, const nas_g8_prep_op *pp,
+                 int8_t *const *act, int32_t *restrict acc) {
   const nas_g8_tensor *x = &g->tensors[op->in[0]], *w = &g->tensors[op->in[1]];
   const nas_g8_tensor *y = &g->tensors[op->out];
   const int8_t *in = tdata(g, act, op->in[0]), *wd = w->data;
@@ -237,27 +495,19 @@ static int k_fc(const nas_g8_graph *g, const nas_g8_op *op, int8_t *const *act, 
   int8_t *out = act[op->out];
   const int Co = w->dims[0], D = w->dims[1];
   const size_t B = nas_g8_numel(x) / (size_t)D;
-  int32_t *mult = malloc(sizeof *mult * (size_t)Co);
-  int *shift = malloc(sizeof *shift * (size_t)Co);
-  if (!mult || !shift) {
-    free(mult), free(shift);
-    return nas_errf(e, NAS_ENOMEM, "out of memory");
-  }
-  conv_requant(x, w, y, Co, mult, shift);
   const int32_t in_off = -x->zero_point[0], w_off = -w->zero_point[0], out_off = y->zero_point[0];
   int32_t lo, hi;
   nas_q_act_range(op->act, y->scale[0], y->zero_point[0], &lo, &hi);
-  for (size_t b = 0; b < B; b++)
+  for (size_t b = 0; b < B; b++) {
+    const int8_t *px = in + b * (size_t)D;
     for (int oc = 0; oc < Co; oc++) {
-      const int8_t *px = in + b * (size_t)D, *pw = wd + (size_t)oc * D;
-      int32_t acc = 0;
-      for (int d = 0; d < D; d++) acc += (px[d] + in_off) * (pw[d] + w_off);
-      if (bias) acc += bias[oc];
-      acc = nas_q_mul(acc, mult[oc], shift[oc]) + out_off;
-      out[b * (size_t)Co + oc] = (int8_t)clamp32(acc, lo, hi);
+      const int8_t *pw = wd + (size_t)oc * D;
+      int32_t s = 0;
+      for (int d = 0; d < D; d++) s += (px[d] + in_off) * (pw[d] + w_off);
+      acc[oc] = s + (bias ? bias[oc] : 0);
     }
-  free(mult), free(shift);
-  return NAS_OK;
+    nas_q_requant_row(acc, Co, &pp->rq, out_off, lo, hi, out + b * (size_t)Co);
+  }
 }
 
 static void k_pool(const nas_g8_graph *g, const nas_g8_op *op, int8_t *const *act) {
@@ -307,20 +557,19 @@ static void k_add(const nas_g8_graph *g, const nas_g8_op *op, int8_t *const *act
   const int left_shift = 20;
   double sa = a->scale[0], sb = b->scale[0];
   double twice_max = 2.0 * (sa > sb ? sa : sb);
-  int32_t m1, m2, mo;
-  int s1, s2, so;
-  nas_q_quantize_multiplier(sa / twice_max, &m1, &s1);
-  nas_q_quantize_multiplier(sb / twice_max, &m2, &s2);
-  nas_q_quantize_multiplier(twice_max / ((double)(1 << left_shift) * (double)y->scale[0]), &mo, &so);
+  int32_t l1, m1, r1, k1, l2, m2, r2, k2, lo_, mo, ro, ko;
+  mulq_params(sa / twice_max, &l1, &m1, &r1, &k1);
+  mulq_params(sb / twice_max, &l2, &m2, &r2, &k2);
+  mulq_params(twice_max / ((double)(1 << left_shift) * (double)y->scale[0]), &lo_, &mo, &ro, &ko);
   int32_t lo, hi;
   nas_q_act_range(op->act, y->scale[0], y->zero_point[0], &lo, &hi);
+  const int32_t za = a->zero_point[0], zb = b->zero_point[0], zy = y->zero_point[0];
   const size_t n = nas_g8_numel(y);
+  int8_t *restrict o = out;
   for (size_t i = 0; i < n; i++) {
-    int32_t va = (pa[i] - a->zero_point[0]) * (1 << left_shift);
-    int32_t vb = (pb[i] - b->zero_point[0]) * (1 << left_shift);
-    int32_t sum = nas_q_mul(va, m1, s1) + nas_q_mul(vb, m2, s2);
-    int32_t r = nas_q_mul(sum, mo, so) + y->zero_point[0];
-    out[i] = (int8_t)clamp32(r, lo, hi);
+    int32_t va = (pa[i] - za) * (1 << left_shift), vb = (pb[i] - zb) * (1 << left_shift);
+    int32_t sum = mulq(va, l1, m1, r1, k1) + mulq(vb, l2, m2, r2, k2);
+    o[i] = rq1(sum, lo_, mo, ro, ko, zy, lo, hi);
   }
 }
 
@@ -389,12 +638,23 @@ static void k_quantize(const nas_g8_graph *g, const nas_g8_op *op, int8_t *const
   }
 }
 
-int nas_g8_run_op(const nas_g8_graph *g, int i, int8_t *const *act, nas_err *e) {
+int nas_g8_run_op_prep(const nas_g8_graph *g, const nas_g8_prep *p, int i, int8_t *const *act,
+                       void *scratch, nas_err *e) {
   const nas_g8_op *op = &g->ops[i];
+  const nas_g8_prep_op *pp = &p->op[i];
+  /* scratch: the accumulators (Cop int32), then the depthwise staging buffer, 64-byte aligned */
+  int32_t *acc = scratch;
+  int16_t *st = (int16_t *)((char *)scratch + ((sizeof(int32_t) * (size_t)(pp->cop ? pp->cop : 1) + 63) & ~(size_t)63));
   switch (op->kind) {
     case NAS_G8_CONV_2D:
-    case NAS_G8_DEPTHWISE_CONV_2D: return k_conv(g, op, act, e);
-    case NAS_G8_FULLY_CONNECTED: return k_fc(g, op, act, e);
+      if (pp->pixel) k_conv_pixels(g, op, pp, act, scratch);
+      else k_conv(g, op, pp, act, acc);
+      return NAS_OK;
+    case NAS_G8_DEPTHWISE_CONV_2D:
+      if (pp->w16) k_dwconv(g, op, pp, act, acc, st);
+      else k_dwconv_mult(g, op, pp, act, acc);
+      return NAS_OK;
+    case NAS_G8_FULLY_CONNECTED: k_fc(g, op, pp, act, acc); return NAS_OK;
     case NAS_G8_AVERAGE_POOL_2D:
     case NAS_G8_MAX_POOL_2D: k_pool(g, op, act); return NAS_OK;
     case NAS_G8_ADD: k_add(g, op, act); return NAS_OK;
@@ -408,4 +668,23 @@ int nas_g8_run_op(const nas_g8_graph *g, int i, int8_t *const *act, nas_err *e) 
       return nas_errf(e, NAS_EINVAL, "operator %d: unsupported op %s", i,
                       nas_g8_op_name(op->kind) ? nas_g8_op_name(op->kind) : "?");
   }
+}
+
+int nas_g8_run_op(const nas_g8_graph *g, int i, int8_t *const *act, nas_err *e) {
+  /* a one-operator preparation: only op i's entry is filled */
+  nas_g8_prep p = {0};
+  nas_g8_prep_op *ops = calloc((size_t)g->nops, sizeof *ops);
+  size_t sb = 0;
+  if (!ops) return nas_errf(e, NAS_ENOMEM, "out of memory");
+  int rc = prep_op(g, i, &ops[i], &sb);
+  void *scratch = rc == NAS_OK ? malloc(sb + 128) : NULL;
+  if (!scratch) {
+    prep_op_free(&ops[i]), free(ops);
+    return nas_errf(e, NAS_ENOMEM, "operator %d: out of memory preparing its constants", i);
+  }
+  p.nops = g->nops, p.op = ops, p.scratch_bytes = sb;
+  rc = nas_g8_run_op_prep(g, &p, i, act, scratch, e);
+  prep_op_free(&ops[i]);
+  free(ops), free(scratch);
+  return rc;
 }

@@ -426,26 +426,20 @@ int nas_g8_accuracy(const nas_g8_graph *g, const nas_dataset *ds, int limit, dou
     return nas_errf(e, NAS_EINVAL, "int8 evaluation: samples have %d values, the graph input '%s' has %zu",
                     ds->h * ds->w * ds->c, ti->name, ni);
   int N = limit > 0 && limit < ds->n ? limit : ds->n;
-  nas_g8_plan p;
-  int rc = nas_g8_plan_build(g, &p, e);
-  if (rc != NAS_OK) return rc;
   long correct = 0;
   int failed = 0;
   nas_err first = {0};
 #pragma omp parallel reduction(+ : correct)
   {
-    int8_t *arena = malloc(p.peak ? p.peak : 1), *y = malloc(no);
-    int8_t **act = calloc((size_t)g->ntensors + 1, sizeof *act);
+    nas_g8_exec x; /* one per thread: plan, prepared operators, arena */
+    int8_t *in = malloc(ni), *y = malloc(no);
     nas_err te = {0};
-    int trc = arena && y && act ? NAS_OK : nas_errf(&te, NAS_ENOMEM, "int8 evaluation: out of memory");
-    for (int i = 0; act && i < g->ntensors; i++) act[i] = p.offset[i] >= 0 ? arena + p.offset[i] : NULL;
+    int trc = in && y ? nas_g8_exec_init(&x, g, &te) : nas_errf(&te, NAS_ENOMEM, "int8 evaluation: out of memory");
 #pragma omp for schedule(static)
     for (int s = 0; s < N; s++) {
       if (trc != NAS_OK) continue;
-      nas_g8_quantize_input(g, ds->x + (size_t)s * ni, act[g->input]);
-      for (int o = 0; o < g->nops && trc == NAS_OK; o++) trc = nas_g8_run_op(g, o, act, &te);
-      if (trc != NAS_OK) continue;
-      memcpy(y, act[g->output], no);
+      nas_g8_quantize_input(g, ds->x + (size_t)s * ni, in);
+      if ((trc = nas_g8_exec_run(&x, in, y, &te)) != NAS_OK) continue;
       int best = 0;
       for (size_t k = 1; k < no; k++)
         if (y[k] > y[best]) best = (int)k;
@@ -455,9 +449,9 @@ int nas_g8_accuracy(const nas_g8_graph *g, const nas_dataset *ds, int limit, dou
 #pragma omp critical(nas_g8_accuracy_err)
       if (!failed) failed = 1, first = te;
     }
-    free(arena), free(y), free(act);
+    if (in && y) nas_g8_exec_free(&x);
+    free(in), free(y);
   }
-  nas_g8_plan_free(&p);
   if (failed) {
     if (e) *e = first;
     return first.code ? first.code : NAS_EINVAL;

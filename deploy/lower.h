@@ -39,7 +39,7 @@ void nas_g8_quantize_input(const nas_g8_graph *g, const float *x, int8_t *q);
 
 /* Accuracy of the int8 graph over the first `limit` samples of ds (0: all): every sample is
  * quantised with the input tensor's scale/zero point and run through every operator (as
- * nas_g8_run, with the memory plan built once), and its class is the argmax of the int8
+ * nas_g8_exec_run, plan and prepared operators built once per thread), and its class is the argmax of the int8
  * output (the first of equal values). Samples are shared among OpenMP threads, each with its
  * own arena; the figure does not depend on the thread count. */
 int nas_g8_accuracy(const nas_g8_graph *g, const nas_dataset *ds, int limit, double *acc,

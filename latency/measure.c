@@ -142,24 +142,21 @@ static double median(double *v, int n) {
 int nas_host_time(const nas_g8_graph *g, const int8_t *in, int runs, double *layer_ms,
                   double *total_ms, nas_err *e) {
   if (runs < 1) return nas_errf(e, NAS_EINVAL, "host timing: runs must be >= 1");
-  nas_g8_plan p;
-  int rc = nas_g8_plan_build(g, &p, e);
+  nas_g8_exec x; /* plan, prepared operators and arena, built once outside the timing */
+  int rc = nas_g8_exec_init(&x, g, e);
   if (rc) return rc;
-  int8_t *arena = malloc(p.peak ? p.peak : 1);
-  int8_t **act = calloc((size_t)g->ntensors + 1, sizeof *act);
   double *t = malloc(sizeof *t * (size_t)runs * (size_t)(g->nops + 1));
-  if (!arena || !act || !t) {
-    free(arena), free(act), free(t), nas_g8_plan_free(&p);
+  if (!t) {
+    nas_g8_exec_free(&x);
     return nas_errf(e, NAS_ENOMEM, "out of memory");
   }
-  for (int i = 0; i < g->ntensors; i++) act[i] = p.offset[i] >= 0 ? arena + p.offset[i] : NULL;
   const int nl = g->nops + 1;
   for (int r = 0; r < runs && !rc; r++) {
     double t0 = now_s(), tot = 0;
-    memcpy(act[g->input], in, nas_g8_numel(&g->tensors[g->input]));
+    memcpy(x.act[g->input], in, nas_g8_numel(&g->tensors[g->input]));
     for (int i = 0; i < g->nops && !rc; i++) {
       double a = now_s();
-      rc = nas_g8_run_op(g, i, act, e);
+      rc = nas_g8_run_op_prep(g, &x.prep, i, x.act, x.scratch, e);
       t[(size_t)i * (size_t)runs + (size_t)r] = (now_s() - a) * 1e3;
     }
     tot = (now_s() - t0) * 1e3;
@@ -169,7 +166,8 @@ int nas_host_time(const nas_g8_graph *g, const int8_t *in, int runs, double *lay
     for (int i = 0; i < g->nops; i++) layer_ms[i] = median(t + (size_t)i * (size_t)runs, runs);
     *total_ms = median(t + (size_t)(nl - 1) * (size_t)runs, runs);
   }
-  free(arena), free(act), free(t), nas_g8_plan_free(&p);
+  free(t);
+  nas_g8_exec_free(&x);
   return rc;
 }
 

@@ -122,6 +122,51 @@ static void test_fixed_point(void **state) {
   assert_int_equal(lo, -128), assert_int_equal(hi, 127);
 }
 
+/* nas_q_requant_row (the kernels' vectorised requantisation) equals the scalar
+ * clamp(nas_q_mul(acc, q, shift) + zp) for random accumulators and multipliers, shifts from
+ * +30 to -40 (clamped like nas_q_quantize_multiplier does), exact ties of both roundings of
+ * either sign, and the int32 extremes. */
+static void test_requant_row(void **state) {
+  (void)state;
+  enum { N = 4096 };
+  int32_t *acc = malloc(N * sizeof *acc), *m = malloc(N * sizeof *m), *lm = malloc(N * sizeof *lm);
+  int32_t *rs = malloc(N * sizeof *rs), *mk = malloc(N * sizeof *mk);
+  int *sh = malloc(N * sizeof *sh);
+  int8_t *out = malloc(N);
+  assert_true(acc && m && lm && rs && mk && sh && out);
+  uint64_t x = 0x9E3779B97F4A7C15ull;
+  for (int i = 0; i < N; i++) {
+    x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+    double real = ldexp(0.5 + (double)(x % 1000003) / 2000006.0, (int)(x >> 40) % 71 - 40);
+    if (i % 97 == 0) real = 0.0;
+    nas_q_quantize_multiplier(real, &m[i], &sh[i]);
+    int left = sh[i] > 0 ? sh[i] : 0, right = sh[i] > 0 ? 0 : -sh[i];
+    lm[i] = (int32_t)((int64_t)1 << left), rs[i] = right > 31 ? 31 : right;
+    mk[i] = (int32_t)(((int64_t)1 << rs[i]) - 1);
+    x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+    acc[i] = i % 5 == 0 ? (int32_t)(uint32_t)x : (int32_t)(x % 200001) - 100000;
+    if (i % 7 == 1) { /* an exact tie of the rounding divide: h = +-(k * 2^r + 2^(r-1)) */
+      int rr = 1 + i % 9;
+      m[i] = 1 << 30, sh[i] = -rr, lm[i] = 1, rs[i] = rr, mk[i] = (1 << rr) - 1;
+      int32_t h = (int32_t)(x % 1000) * (1 << rr) + (1 << (rr - 1));
+      acc[i] = 2 * (i % 2 ? h : -h); /* srdhm(2h, 2^30) = h exactly */
+    }
+    if (i % 211 == 0) acc[i] = INT32_MIN;
+    if (i % 213 == 0) acc[i] = INT32_MAX;
+  }
+  nas_q_rq r = {m, lm, rs, mk};
+  const int32_t zp = -7;
+  nas_q_requant_row(acc, N, &r, zp, -128, 127, out);
+  for (int i = 0; i < N; i++) {
+    int32_t v = nas_q_mul(acc[i], m[i], sh[i]) + zp;
+    v = v < -128 ? -128 : v > 127 ? 127 : v;
+    if (out[i] != v)
+      fail_msg("requant_row[%d]: acc %d q %d shift %d gives %d, nas_q_mul %d", i, acc[i], m[i],
+               sh[i], out[i], v);
+  }
+  free(acc), free(m), free(lm), free(rs), free(mk), free(sh), free(out);
+}
+
 /* ---- kernels --------------------------------------------------------------------------- */
 
 /* x [1,3,3,1] 1..9, filter [1,2,2,1] of ones: VALID gives 2x2 window sums, SAME gives 3x3
@@ -403,7 +448,8 @@ static void test_planner_synthetic(void **state) {
 
 int main(void) {
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test(test_fixed_point),       cmocka_unit_test(test_conv),
+      cmocka_unit_test(test_fixed_point),       cmocka_unit_test(test_requant_row),
+      cmocka_unit_test(test_conv),
       cmocka_unit_test(test_depthwise),         cmocka_unit_test(test_fully_connected),
       cmocka_unit_test(test_pools),             cmocka_unit_test(test_add),
       cmocka_unit_test(test_reshape_quantize),  cmocka_unit_test(test_softmax),

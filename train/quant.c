@@ -144,6 +144,7 @@ int nas_calibrate(nas_net *net, const nas_dataset *ds, const nas_calib_cfg *cfg,
         size_t cnt = nas_node_numel(g, &g->nodes[t]);
         if (pass == 0) {
           float lo = c->lo[t], hi = c->hi[t];
+#pragma omp simd reduction(min : lo) reduction(max : hi)
           for (size_t k = 0; k < cnt; k++) {
             if (v[k] < lo) lo = v[k];
             if (v[k] > hi) hi = v[k];
