@@ -22,7 +22,7 @@ static const char USAGE[] =
     "\n"
     "  --space, --dataset, --target/--target-file, --db, --max-sram, --max-flash,\n"
     "  --max-latency-ms, --max-macs, --epochs (retraining), --batch, --train-limit,\n"
-    "  --seed, --objectives     as for the other strategies\n"
+    "  --seed, --objectives, --eval-limit, --calib-samples   as for the other strategies\n"
     "  --supernet-epochs E  supernet training epochs per sweep point (8)\n"
     "  --warmup E           of those, epochs with the architecture fixed (2)\n"
     "  --arch-lr X          Adam learning rate of the architecture logits (0.05)\n"

@@ -137,6 +137,12 @@ int nas_cli_search_opt(const char *cmd, const char *n, const char *v, nas_search
   } else if (!strcmp(n, "--seed")) {
     if (parse_int(cmd, n, v, 0, 2147483647L, &x)) return NAS_EXIT_USAGE;
     g->seed = (uint64_t)x;
+  } else if (!strcmp(n, "--eval-limit")) {
+    if (parse_int(cmd, n, v, 1, 2147483647L, &x)) return NAS_EXIT_USAGE;
+    g->eval_limit = (int)x;
+  } else if (!strcmp(n, "--calib-samples")) {
+    if (parse_int(cmd, n, v, 1, 2147483647L, &x)) return NAS_EXIT_USAGE;
+    g->calib_samples = (int)x;
   } else
     return -1;
   return 0;
@@ -181,6 +187,8 @@ static const char SEARCH_USAGE[] =
     "                       latency_ms, sram, flash\n"
     "  --eval-limit N       score each candidate on the first N validation and test\n"
     "                       samples (all)\n"
+    "  --calib-samples N    training samples calibrating each candidate's int8 ranges\n"
+    "                       (1000)\n"
     "  --retrain-front E    after the budget, retrain each Pareto-front member from scratch\n"
     "                       for E epochs, scored on all samples, stored as a new candidate\n"
     "                       with parent = the original and retrain_epochs = E\n";
@@ -215,9 +223,6 @@ static int cmd_search(int argc, char **argv) {
     } else if (!strcmp(n, "--sample-size")) {
       if (parse_int(cmd, n, v, 1, 100000, &x)) return NAS_EXIT_USAGE;
       cfg.sample_size = (int)x;
-    } else if (!strcmp(n, "--eval-limit")) {
-      if (parse_int(cmd, n, v, 1, 2147483647L, &x)) return NAS_EXIT_USAGE;
-      cfg.eval_limit = (int)x;
     } else if (!strcmp(n, "--retrain-front")) {
       if (parse_int(cmd, n, v, 1, 100000, &x)) return NAS_EXIT_USAGE;
       cfg.retrain_epochs = (int)x;

@@ -422,8 +422,7 @@ static int process(dnas_ctx *c, int k, int64_t cand, const char *arch, nas_err *
   /* train from scratch, score float and int8, store metrics + weights + done in one
      transaction, exactly as the search core does for its candidates */
   uint64_t tseed = nas_seed_mix(g->seed, (uint64_t)k, 0x7EA1ull);
-  rc = nas_search_train_candidate(c->st, c->run_id, cand, arch, &c->d, g->dataset, g->train_limit,
-                                  g->epochs, g->batch, g->eval_limit, tseed, &m, reason, e);
+  rc = nas_search_train_candidate(c->st, c->run_id, cand, arch, &c->d, g, tseed, &m, reason, e);
   if (rc != NAS_OK) return rc;
   report(c, k, cand, reason[0] ? "failed" : "done", reason[0] ? reason : NULL, &m);
   return NAS_OK;

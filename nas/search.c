@@ -35,6 +35,7 @@ void nas_search_cfg_default(nas_search_cfg *c) {
   c->batch = 128;
   c->population = 8;
   c->sample_size = 3;
+  c->calib_samples = 1000;
   c->seed = 1;
   c->objectives = "acc_int8_test:max,latency_pred_ms:min";
 }
@@ -360,6 +361,9 @@ int nas_search_check_cfg(const nas_search_cfg *g, nas_err *e) {
   if (g->max_sram < 0 || g->max_flash < 0 || g->max_macs < 0 || !(g->max_latency_ms >= 0))
     return nas_errf(e, NAS_EUSAGE, "a constraint is negative");
   if (g->train_limit < 0) return nas_errf(e, NAS_EUSAGE, "train limit is negative");
+  if (g->eval_limit < 0) return nas_errf(e, NAS_EUSAGE, "eval limit is negative");
+  if (g->calib_samples < 1)
+    return nas_errf(e, NAS_EUSAGE, "calibration samples %d must be at least 1", g->calib_samples);
   return NAS_OK;
 }
 
@@ -411,6 +415,8 @@ void nas_search_config_write(cJSON *j, const nas_search_cfg *g, const char *stra
   snprintf(seed, sizeof seed, "%llu", (unsigned long long)g->seed);
   cJSON_AddStringToObject(j, "seed", seed); /* text: a double cannot hold every uint64 */
   cJSON_AddStringToObject(j, "objectives", objectives);
+  cJSON_AddNumberToObject(j, "eval_limit", g->eval_limit);
+  cJSON_AddNumberToObject(j, "calib_samples", g->calib_samples);
 }
 
 const char *nas_config_str(const cJSON *j, const char *k) {
@@ -432,6 +438,8 @@ void nas_search_config_read(const cJSON *j, nas_search_cfg *g) {
   const char *sd = nas_config_str(j, "seed");
   if (sd) g->seed = strtoull(sd, NULL, 10);
   if (nas_config_str(j, "objectives")) g->objectives = nas_config_str(j, "objectives");
+  g->eval_limit = (int)nas_config_num(j, "eval_limit", 0);
+  g->calib_samples = (int)nas_config_num(j, "calib_samples", 1000); /* runs before it: 1000 */
 }
 
 int nas_search_create_run(const char *db_path, const nas_search_cfg *g, const char *strategy,
@@ -500,7 +508,6 @@ static int prepare(ctx *c, nas_err *e) {
   if (g->sample_size < 1 || g->sample_size > g->population)
     return nas_errf(e, NAS_EUSAGE, "sample size %d is out of range 1..%d", g->sample_size,
                     g->population);
-  if (g->eval_limit < 0) return nas_errf(e, NAS_EUSAGE, "eval limit is negative");
   if (g->retrain_epochs < 0 || g->retrain_epochs > 100000)
     return nas_errf(e, NAS_EUSAGE, "retrain epochs %d is out of range 0..100000", g->retrain_epochs);
   if ((rc = nas_search_objectives(g->objectives, &c->obj, e)) != NAS_OK) return rc;
@@ -528,7 +535,6 @@ static char *config_json(const nas_search_cfg *g, const char *objectives) {
   nas_search_config_write(j, g, g->strategy, objectives);
   cJSON_AddNumberToObject(j, "population", g->population);
   cJSON_AddNumberToObject(j, "sample_size", g->sample_size);
-  cJSON_AddNumberToObject(j, "eval_limit", g->eval_limit);
   cJSON_AddNumberToObject(j, "retrain_epochs", g->retrain_epochs);
   char *t = cJSON_PrintUnformatted(j);
   cJSON_Delete(j);
@@ -578,7 +584,6 @@ int nas_search_resume(const char *db_path, int64_t run_id, const nas_search_hook
     nas_search_config_read(j, g);
     g->strategy = nas_config_str(j, "strategy");
     g->population = (int)nas_config_num(j, "population", 8), g->sample_size = (int)nas_config_num(j, "sample_size", 3);
-    g->eval_limit = (int)nas_config_num(j, "eval_limit", 0);
     g->retrain_epochs = (int)nas_config_num(j, "retrain_epochs", 0);
     rc = prepare(&c, e);
     if (rc != NAS_OK) nas_err_prefix(e, "run %lld", (long long)run_id);

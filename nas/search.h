@@ -65,6 +65,7 @@ typedef struct nas_search_cfg {
   uint64_t seed;            /* run seed (1) */
   const char *objectives;   /* "acc_int8_test:max,latency_pred_ms:min" (aliases allowed) */
   int eval_limit;           /* validation/test samples scoring a search candidate (0: all) */
+  int calib_samples;        /* training samples calibrating each candidate's int8 ranges (1000) */
   int retrain_epochs;       /* after the budget, retrain the front for this many epochs (0:
                                no retraining); retrained twins are scored on all samples */
 } nas_search_cfg;
@@ -132,14 +133,14 @@ int nas_search_price_candidate(nas_store *st, int64_t cand_id, const char *arch,
 
 /* The search loop's training step for other strategies (e.g. DNAS): candidate cand_id of run
  * run_id in store st, already in state "training" with its cost columns in m, is trained
- * from scratch on d (train split; dataset/train_limit are recorded with the weights) for
- * epochs with batch and seed, quantised, scored on the first eval_limit validation/test
- * samples (0: all), and stored with its metrics and both weight blobs (nas/artifacts.h) and
- * state done in one transaction, or failed with reason (then reason is non-empty). m
- * receives the metrics. Returns store errors and out-of-memory only. */
+ * from scratch on d (train split; cfg's dataset/train_limit are recorded with the weights) for
+ * cfg->epochs with cfg->batch and seed, calibrated on cfg->calib_samples, quantised, scored on
+ * the first cfg->eval_limit validation/test samples (0: all), and stored with its metrics and
+ * both weight blobs (nas/artifacts.h) and state done in one transaction, or failed with reason
+ * (then reason is non-empty). m receives the metrics. Returns store errors and out-of-memory
+ * only. */
 int nas_search_train_candidate(nas_store *st, int64_t run_id, int64_t cand_id,
-                               const char *arch, const nas_data *d, const char *dataset,
-                               int train_limit, int epochs, int batch, int eval_limit,
+                               const char *arch, const nas_data *d, const nas_search_cfg *cfg,
                                uint64_t seed, nas_metrics *m, char reason[600], nas_err *e);
 
 /* ---- run setup shared by the strategies (search.c and dnas.c) ---------------------------

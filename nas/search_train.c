@@ -60,6 +60,7 @@ int search_train_store(ctx *c, hist *x, const char *arch, int epochs, int eval_l
     what = "int8";
     nas_calib_cfg cc;
     nas_calib_cfg_default(&cc);
+    if (g->calib_samples > 0) cc.samples = g->calib_samples;
     crc = nas_calibrate(net, &c->d.train, &cc, &cal, &ce);
     t_cal = now_s();
     if (crc == NAS_OK) crc = nas_lower(net, &cal, NULL, &g8, &ce);
@@ -174,21 +175,19 @@ int search_retrain_front(ctx *c, int *stopped, nas_err *e) {
 }
 
 int nas_search_train_candidate(nas_store *st, int64_t run_id, int64_t cand_id, const char *arch,
-                               const nas_data *d, const char *dataset, int train_limit,
-                               int epochs, int batch, int eval_limit, uint64_t seed,
+                               const nas_data *d, const nas_search_cfg *cfg, uint64_t seed,
                                nas_metrics *m, char reason[600], nas_err *e) {
   nas_search_summary sum;
   memset(&sum, 0, sizeof sum);
   ctx c; /* only what search_train_store reads; nothing here is owned */
   memset(&c, 0, sizeof c);
-  nas_search_cfg_default(&c.cfg);
-  c.cfg.dataset = dataset, c.cfg.train_limit = train_limit, c.cfg.batch = batch;
+  c.cfg = *cfg;
   c.d = *d, c.st = st, c.run_id = run_id, c.sum = &sum;
   hist x;
   memset(&x, 0, sizeof x);
   x.id = cand_id, x.m = *m;
   snprintf(x.state, sizeof x.state, "training");
-  int rc = search_train_store(&c, &x, arch, epochs, eval_limit, seed, reason, e);
+  int rc = search_train_store(&c, &x, arch, cfg->epochs, cfg->eval_limit, seed, reason, e);
   *m = x.m;
   return rc;
 }

@@ -265,7 +265,8 @@ static void test_stop_and_resume_in_process(void **state) {
 /* Every done candidate has both blobs; the float blob is a checkpoint file's bytes; `nas
  * export --db` (nas_export_store_run) reproduces the stored int8 test accuracy exactly and
  * writes the stored .tflite bytes; a rejected candidate has no weights and exporting it is an
- * error naming it. With an eval limit the export scores the same samples. */
+ * error naming it. With an eval limit the export scores the same samples; the calibration used
+ * the configured number of training samples. */
 static void test_weights_and_export(void **state) {
   (void)state;
   for (int pass = 0; pass < 2; pass++) {
@@ -277,6 +278,7 @@ static void test_weights_and_export(void **state) {
     c.budget = 5;
     c.max_sram = 5500;
     c.eval_limit = pass ? 37 : 0;
+    c.calib_samples = pass ? 50 : 1000; /* 50, or all the training split */
     nas_search_summary s;
     nas_err e = {0};
     assert_int_equal(nas_search_run(db, &c, NULL, &s, &e), NAS_OK);
@@ -314,6 +316,7 @@ static void test_weights_and_export(void **state) {
         assert_int_equal(nas_ckpt_apply(&k, net->g, &e), NAS_OK);
         nas_net_free(net);
         assert_non_null(strstr(k.meta_json, "\"calib\""));
+        assert_true(!strstr(k.meta_json, "\"samples\":50,") == !pass);
         nas_ckpt_free(&k);
         if (xrc != NAS_OK) fail_msg("export of candidate %lld: %s", (long long)ids[i], xe.msg);
         assert_true(es.int8_test_acc == r.m.acc_int8_test); /* exactly */
@@ -474,8 +477,10 @@ static void test_train_candidate_api(void **state) {
   nas_metrics_clear(&m);
   m.macs = 1234;
   char reason[600];
-  assert_int_equal(nas_search_train_candidate(st, run, id, arch, &d, data_spec, 0, 1, 16, 0, 7, &m,
-                                              reason, &e), NAS_OK);
+  nas_search_cfg g;
+  nas_search_cfg_default(&g);
+  g.dataset = data_spec, g.epochs = 1, g.batch = 16;
+  assert_int_equal(nas_search_train_candidate(st, run, id, arch, &d, &g, 7, &m, reason, &e), NAS_OK);
   assert_string_equal(reason, "");
   assert_true(m.macs == 1234 && isfinite(m.acc_int8_test) && isfinite(m.train_seconds));
   nas_candidate_row r;
