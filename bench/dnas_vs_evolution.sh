@@ -22,6 +22,7 @@
 #   SPACE=vision-mbnet  TRAIN_LIMIT=0 (all 54000)  EPOCHS=3 (retraining per candidate)
 #   EVO_BUDGET=60  POP=12  SN_EPOCHS=6  WARMUP=2  SWEEP=0.25,0.5,1,2,4  BATCH=128
 #   WEIGHTS=sram=1,flash=0.5,latency=0.5  SEED=1  THREADS=2  OUT=/tmp/nas-dnas-bench
+#   EVAL_LIMIT=0 (score on all validation/test samples)  CALIB=1000 (calibration samples)
 #   REUSE_EVO=1 keeps OUT/evo.db and its recorded wall time from an earlier run with the same
 #   settings (to re-run only the DNAS side)
 set -euo pipefail
@@ -47,6 +48,8 @@ SWEEP="${SWEEP:-0.25,0.5,1,2,4}"
 BATCH="${BATCH:-128}"
 WEIGHTS="${WEIGHTS:-sram=1,flash=0.5,latency=0.5}"
 SEED="${SEED:-1}"
+EVAL_LIMIT="${EVAL_LIMIT:-0}"
+CALIB="${CALIB:-1000}"
 OUT="${OUT:-/tmp/nas-dnas-bench}"
 export OMP_NUM_THREADS="${THREADS:-2}" OPENBLAS_NUM_THREADS="${THREADS:-2}"
 mkdir -p "$OUT"
@@ -62,6 +65,8 @@ rm -f "$OUT"/dnas.db*
 common=(--space "$SPACE" --dataset fashion-mnist --target stm32f446re --max-sram 64K
         --max-flash 256K --epochs "$EPOCHS" --batch "$BATCH" --seed "$SEED")
 [ "$TRAIN_LIMIT" != 0 ] && common+=(--train-limit "$TRAIN_LIMIT")
+[ "$EVAL_LIMIT" != 0 ] && common+=(--eval-limit "$EVAL_LIMIT")
+common+=(--calib-samples "$CALIB")
 echo "dnas_vs_evolution: space $SPACE, train limit $TRAIN_LIMIT, retraining $EPOCHS epochs," \
      "evolution $EVO_BUDGET candidates (population $POP), DNAS $SN_EPOCHS supernet epochs" \
      "($WARMUP warm-up) x sweep $SWEEP, threads $OMP_NUM_THREADS" >&2

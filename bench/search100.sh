@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # bench/search100.sh: a 100-candidate aging-evolution search on Fashion-MNIST for a Cortex-M4
 # (STM32F446RE) with peak SRAM <= 64 KB and flash <= 256 KB, and where its time goes.
-# Per-candidate budget: one epoch over 10000 training samples (batch 32), scored on the first
-# 500 validation and 500 test samples in float and int8 (--eval-limit 500).
+# Per-candidate budget (environment EPOCHS, TRAIN_LIMIT): 2 epochs over 20000 training samples
+# (batch 32), calibrated on 500 training samples (--calib-samples 500), scored on the first 500
+# validation and 500 test samples in float and int8 (--eval-limit 500).
 # Prints the wall time, the sum of train_seconds (training steps only: the trainer is given no
 # validation/test split), the share of the wall time spent outside training (pricing,
 # proposals, evaluation, calibration + lowering, packing weights, SQLite, dataset loading),
@@ -17,8 +18,9 @@ DB="$OUT/search100.db"
 rm -f "$DB" "$DB-wal" "$DB-shm"
 t0=$(date +%s.%N)
 "$NAS" search --space vision-mbnet --strategy evolution --dataset fashion-mnist \
-  --target stm32f446re --max-sram 64K --max-flash 256K --budget "$BUDGET" --epochs 1 \
-  --train-limit 10000 --eval-limit 500 --batch 32 --seed 1 --db "$DB" > "$OUT/search100.log"
+  --target stm32f446re --max-sram 64K --max-flash 256K --budget "$BUDGET" --epochs "${EPOCHS:-2}" \
+  --train-limit "${TRAIN_LIMIT:-20000}" --eval-limit 500 --calib-samples 500 --batch 32 --seed 1 \
+  --db "$DB" > "$OUT/search100.log"
 t1=$(date +%s.%N)
 python3 - "$DB" "$t0" "$t1" <<'PY'
 import json, sqlite3, sys
