@@ -305,47 +305,66 @@ void nas_g8_prep_free(nas_g8_prep *p) {
   memset(p, 0, sizeof *p);
 }
 
+/* What every weighted kernel (conv, depthwise, fully connected) reads of its operator: the
+ * tensors, their data, NHWC shapes (filters [Co|1,Kh,Kw,Ci|Co]; FC [Co,D] in Kh/Kw unused),
+ * the zero-point offsets, the activation clamp and the padding window. */
+typedef struct kview {
+  const nas_g8_tensor *x, *w, *y;
+  const int8_t *in, *wd;
+  const int32_t *bias; /* NULL when absent */
+  int8_t *out;
+  int N, H, W, Ci, Ho, Wo, Co, Kh, Kw;
+  int32_t in_off, w_off, out_off, lo, hi;
+  win r;               /* conv and depthwise only */
+} kview;
+
+static kview view(const nas_g8_graph *g, const nas_g8_op *op, int8_t *const *act) {
+  kview k;
+  k.x = &g->tensors[op->in[0]], k.w = &g->tensors[op->in[1]], k.y = &g->tensors[op->out];
+  k.in = tdata(g, act, op->in[0]), k.wd = k.w->data, k.out = act[op->out];
+  k.bias = op->nin > 2 && op->in[2] >= 0 ? g->tensors[op->in[2]].data : NULL;
+  const int conv = op->kind != NAS_G8_FULLY_CONNECTED;
+  k.N = conv ? k.x->dims[0] : 0, k.H = conv ? k.x->dims[1] : 0, k.W = conv ? k.x->dims[2] : 0;
+  k.Ci = conv ? k.x->dims[3] : 0, k.Ho = conv ? k.y->dims[1] : 0, k.Wo = conv ? k.y->dims[2] : 0;
+  k.Co = conv ? k.y->dims[3] : k.w->dims[0];
+  k.Kh = conv ? k.w->dims[1] : 0, k.Kw = conv ? k.w->dims[2] : 0;
+  k.in_off = -k.x->zero_point[0], k.w_off = -k.w->zero_point[0], k.out_off = k.y->zero_point[0];
+  nas_q_act_range(op->act, k.y->scale[0], k.y->zero_point[0], &k.lo, &k.hi);
+  k.r = conv ? window(g, op) : (win){0, 0, 0, 0};
+  return k;
+}
+
 /* Products of an input value with the zero point removed (-255..255) and an int8 weight
  * (-128..127) fit int16 (|x| <= 32640), so the channel loops multiply in 16 bits and widen for
  * the int32 sum (exact, like TFLM's int32 arithmetic). Conv: per output pixel, every tap adds
  * v * w[ic][0..Cop) for each input channel. */
 static void k_conv(const nas_g8_graph *g, const nas_g8_op *op, const nas_g8_prep_op *pp,
                    int8_t *const *act, int32_t *restrict acc) {
-  const nas_g8_tensor *x = &g->tensors[op->in[0]], *w = &g->tensors[op->in[1]];
-  const nas_g8_tensor *y = &g->tensors[op->out];
-  const int8_t *in = tdata(g, act, op->in[0]);
-  int8_t *out = act[op->out];
-  const int N = x->dims[0], H = x->dims[1], W = x->dims[2], Ci = x->dims[3];
-  const int Ho = y->dims[1], Wo = y->dims[2], Co = y->dims[3], Cop = pp->cop;
-  const int Kh = w->dims[1], Kw = w->dims[2];
+  const kview k_ = view(g, op, act);
+  const int Cop = pp->cop;
   const int sh = op->stride_h, sw = op->stride_w, dh = op->dil_h, dwl = op->dil_w;
-  const win r = window(g, op);
-  const int16_t in_off = (int16_t)-x->zero_point[0];
-  const int32_t out_off = y->zero_point[0];
-  int32_t lo, hi;
-  nas_q_act_range(op->act, y->scale[0], y->zero_point[0], &lo, &hi);
-  for (int n = 0; n < N; n++)
-    for (int oy = 0; oy < Ho; oy++)
-      for (int ox = 0; ox < Wo; ox++) {
-        const int iy0 = oy * sh - r.pt, ix0 = ox * sw - r.pl;
+  for (int n = 0; n < k_.N; n++)
+    for (int oy = 0; oy < k_.Ho; oy++)
+      for (int ox = 0; ox < k_.Wo; ox++) {
+        const int iy0 = oy * sh - k_.r.pt, ix0 = ox * sw - k_.r.pl;
         memcpy(acc, pp->bias, sizeof *acc * (size_t)Cop);
-        for (int ky = 0; ky < Kh; ky++) {
+        for (int ky = 0; ky < k_.Kh; ky++) {
           const int iy = iy0 + dh * ky;
-          if (iy < 0 || iy >= H) continue; /* padding: input = zero point, adds nothing */
-          for (int kx = 0; kx < Kw; kx++) {
+          if (iy < 0 || iy >= k_.H) continue; /* padding: input = zero point, adds nothing */
+          for (int kx = 0; kx < k_.Kw; kx++) {
             const int ix = ix0 + dwl * kx;
-            if (ix < 0 || ix >= W) continue;
-            const int8_t *px = in + (((size_t)n * H + iy) * W + ix) * Ci;
-            const int16_t *pw = pp->w16 + ((size_t)ky * Kw + kx) * Ci * Cop;
-            for (int ic = 0; ic < Ci; ic++) {
-              const int16_t v = (int16_t)(px[ic] + in_off);
+            if (ix < 0 || ix >= k_.W) continue;
+            const int8_t *px = k_.in + (((size_t)n * k_.H + iy) * k_.W + ix) * k_.Ci;
+            const int16_t *pw = pp->w16 + ((size_t)ky * k_.Kw + kx) * k_.Ci * Cop;
+            for (int ic = 0; ic < k_.Ci; ic++) {
+              const int16_t v = (int16_t)(px[ic] + k_.in_off);
               const int16_t *restrict pwc = pw + (size_t)ic * Cop;
               for (int oc = 0; oc < Cop; oc++) acc[oc] += (int16_t)(v * pwc[oc]);
             }
           }
         }
-        nas_q_requant_row(acc, Co, &pp->rq, out_off, lo, hi,
-                          out + (((size_t)n * Ho + oy) * Wo + ox) * Co);
+        nas_q_requant_row(acc, k_.Co, &pp->rq, k_.out_off, k_.lo, k_.hi,
+                          k_.out + (((size_t)n * k_.Ho + oy) * k_.Wo + ox) * k_.Co);
       }
 }
 
@@ -356,39 +375,29 @@ static void k_conv(const nas_g8_graph *g, const nas_g8_op *op, const nas_g8_prep
  * count. */
 static void k_conv_pixels(const nas_g8_graph *g, const nas_g8_op *op, const nas_g8_prep_op *pp,
                           int8_t *const *act, void *scratch) {
-  const nas_g8_tensor *x = &g->tensors[op->in[0]], *w = &g->tensors[op->in[1]];
-  const nas_g8_tensor *y = &g->tensors[op->out];
-  const int8_t *in = tdata(g, act, op->in[0]);
-  int8_t *out = act[op->out];
-  const int N = x->dims[0], H = x->dims[1], W = x->dims[2], Ci = x->dims[3];
-  const int Ho = y->dims[1], Wo = y->dims[2], Co = y->dims[3], Kh = w->dims[1], Kw = w->dims[2];
-  const size_t P = (size_t)N * Ho * Wo, D = (size_t)Kh * Kw * Ci, a64 = 64;
-  const win r = window(g, op);
+  const kview k_ = view(g, op, act);
+  const size_t P = (size_t)k_.N * k_.Ho * k_.Wo, D = (size_t)k_.Kh * k_.Kw * k_.Ci, a64 = 64;
   int16_t *restrict xt = scratch;
   int32_t *restrict acc = (int32_t *)((char *)scratch + ((sizeof *xt * D * P + a64 - 1) & ~(a64 - 1)));
   int8_t *restrict tmp = (int8_t *)acc + ((sizeof *acc * P + a64 - 1) & ~(a64 - 1));
-  const int16_t in_off = (int16_t)-x->zero_point[0];
-  const int32_t out_off = y->zero_point[0];
-  int32_t lo, hi;
-  nas_q_act_range(op->act, y->scale[0], y->zero_point[0], &lo, &hi);
   size_t p = 0;
-  for (int n = 0; n < N; n++)
-    for (int oy = 0; oy < Ho; oy++)
-      for (int ox = 0; ox < Wo; ox++, p++)
-        for (int ky = 0; ky < Kh; ky++) {
-          const int iy = oy * op->stride_h - r.pt + op->dil_h * ky;
-          for (int kx = 0; kx < Kw; kx++) {
-            const int ix = ox * op->stride_w - r.pl + op->dil_w * kx;
-            int16_t *col = xt + ((size_t)ky * Kw + kx) * Ci * P + p;
-            if (iy < 0 || iy >= H || ix < 0 || ix >= W) { /* padding = zero point -> 0 */
-              for (int ic = 0; ic < Ci; ic++) col[(size_t)ic * P] = 0;
+  for (int n = 0; n < k_.N; n++)
+    for (int oy = 0; oy < k_.Ho; oy++)
+      for (int ox = 0; ox < k_.Wo; ox++, p++)
+        for (int ky = 0; ky < k_.Kh; ky++) {
+          const int iy = oy * op->stride_h - k_.r.pt + op->dil_h * ky;
+          for (int kx = 0; kx < k_.Kw; kx++) {
+            const int ix = ox * op->stride_w - k_.r.pl + op->dil_w * kx;
+            int16_t *col = xt + ((size_t)ky * k_.Kw + kx) * k_.Ci * P + p;
+            if (iy < 0 || iy >= k_.H || ix < 0 || ix >= k_.W) { /* padding = zero point -> 0 */
+              for (int ic = 0; ic < k_.Ci; ic++) col[(size_t)ic * P] = 0;
             } else {
-              const int8_t *px = in + (((size_t)n * H + iy) * W + ix) * Ci;
-              for (int ic = 0; ic < Ci; ic++) col[(size_t)ic * P] = (int16_t)(px[ic] + in_off);
+              const int8_t *px = k_.in + (((size_t)n * k_.H + iy) * k_.W + ix) * k_.Ci;
+              for (int ic = 0; ic < k_.Ci; ic++) col[(size_t)ic * P] = (int16_t)(px[ic] + k_.in_off);
             }
           }
         }
-  for (int oc = 0; oc < Co; oc++) {
+  for (int oc = 0; oc < k_.Co; oc++) {
     const int32_t b = pp->bias[oc];
     for (size_t q = 0; q < P; q++) acc[q] = b;
     const int16_t *wr = pp->w16 + (size_t)oc * D;
@@ -399,8 +408,8 @@ static void k_conv_pixels(const nas_g8_graph *g, const nas_g8_op *op, const nas_
       for (size_t q = 0; q < P; q++) acc[q] += (int16_t)(wv * xr[q]);
     }
     const int32_t lm = pp->rq.lmul[oc], qm = pp->rq.mult[oc], rs = pp->rq.rsh[oc], mk = pp->rq.mask[oc];
-    for (size_t q = 0; q < P; q++) tmp[q] = rq1(acc[q], lm, qm, rs, mk, out_off, lo, hi);
-    for (size_t q = 0; q < P; q++) out[q * Co + oc] = tmp[q];
+    for (size_t q = 0; q < P; q++) tmp[q] = rq1(acc[q], lm, qm, rs, mk, k_.out_off, k_.lo, k_.hi);
+    for (size_t q = 0; q < P; q++) k_.out[q * k_.Co + oc] = tmp[q];
   }
 }
 
@@ -409,44 +418,34 @@ static void k_conv_pixels(const nas_g8_graph *g, const nas_g8_op *op, const nas_
  * vector loop. */
 static void k_dwconv(const nas_g8_graph *g, const nas_g8_op *op, const nas_g8_prep_op *pp,
                      int8_t *const *act, int32_t *restrict acc, int16_t *restrict st) {
-  const nas_g8_tensor *x = &g->tensors[op->in[0]], *w = &g->tensors[op->in[1]];
-  const nas_g8_tensor *y = &g->tensors[op->out];
-  const int8_t *in = tdata(g, act, op->in[0]);
-  int8_t *out = act[op->out];
-  const int N = x->dims[0], H = x->dims[1], W = x->dims[2], C = x->dims[3];
-  const int Ho = y->dims[1], Wo = y->dims[2], Cop = pp->cop;
-  const int Kh = w->dims[1], Kw = w->dims[2];
+  const kview k_ = view(g, op, act);
+  const int Cop = pp->cop;
   const int sh = op->stride_h, sw = op->stride_w, dh = op->dil_h, dwl = op->dil_w;
-  const win r = window(g, op);
-  const int16_t in_off = (int16_t)-x->zero_point[0];
-  const int32_t out_off = y->zero_point[0];
-  int32_t lo, hi;
-  nas_q_act_range(op->act, y->scale[0], y->zero_point[0], &lo, &hi);
-  for (int n = 0; n < N; n++) {
-    memset(st, 0, sizeof *st * (size_t)r.hs * r.ws * Cop);
-    for (int yy = 0; yy < H; yy++) {
-      const int sy = yy + r.pt;
-      if (sy >= r.hs) break;
-      for (int xx = 0; xx < W; xx++) {
-        const int sx = xx + r.pl;
-        if (sx >= r.ws) break;
-        const int8_t *restrict px = in + (((size_t)n * H + yy) * W + xx) * C;
-        int16_t *restrict ps = st + ((size_t)sy * r.ws + sx) * Cop;
-        for (int c = 0; c < C; c++) ps[c] = (int16_t)(px[c] + in_off);
+  for (int n = 0; n < k_.N; n++) {
+    memset(st, 0, sizeof *st * (size_t)k_.r.hs * k_.r.ws * Cop);
+    for (int yy = 0; yy < k_.H; yy++) {
+      const int sy = yy + k_.r.pt;
+      if (sy >= k_.r.hs) break;
+      for (int xx = 0; xx < k_.W; xx++) {
+        const int sx = xx + k_.r.pl;
+        if (sx >= k_.r.ws) break;
+        const int8_t *restrict px = k_.in + (((size_t)n * k_.H + yy) * k_.W + xx) * k_.Ci;
+        int16_t *restrict ps = st + ((size_t)sy * k_.r.ws + sx) * Cop;
+        for (int c = 0; c < k_.Ci; c++) ps[c] = (int16_t)(px[c] + k_.in_off);
       }
     }
-    for (int oy = 0; oy < Ho; oy++)
-      for (int ox = 0; ox < Wo; ox++) {
+    for (int oy = 0; oy < k_.Ho; oy++)
+      for (int ox = 0; ox < k_.Wo; ox++) {
         memcpy(acc, pp->bias, sizeof *acc * (size_t)Cop);
-        for (int ky = 0; ky < Kh; ky++)
-          for (int kx = 0; kx < Kw; kx++) {
+        for (int ky = 0; ky < k_.Kh; ky++)
+          for (int kx = 0; kx < k_.Kw; kx++) {
             const int16_t *restrict ps =
-                st + ((size_t)(oy * sh + ky * dh) * r.ws + (size_t)(ox * sw + kx * dwl)) * Cop;
-            const int16_t *restrict pw = pp->w16 + ((size_t)ky * Kw + kx) * Cop;
+                st + ((size_t)(oy * sh + ky * dh) * k_.r.ws + (size_t)(ox * sw + kx * dwl)) * Cop;
+            const int16_t *restrict pw = pp->w16 + ((size_t)ky * k_.Kw + kx) * Cop;
             for (int c = 0; c < Cop; c++) acc[c] += (int16_t)(ps[c] * pw[c]);
           }
-        nas_q_requant_row(acc, C, &pp->rq, out_off, lo, hi,
-                          out + (((size_t)n * Ho + oy) * Wo + ox) * C);
+        nas_q_requant_row(acc, k_.Ci, &pp->rq, k_.out_off, k_.lo, k_.hi,
+                          k_.out + (((size_t)n * k_.Ho + oy) * k_.Wo + ox) * k_.Ci);
       }
   }
 }
@@ -454,59 +453,42 @@ static void k_dwconv(const nas_g8_graph *g, const nas_g8_op *op, const nas_g8_pr
 /* Depthwise conv with a channel multiplier M > 1 (output channel oc reads input oc / M). */
 static void k_dwconv_mult(const nas_g8_graph *g, const nas_g8_op *op, const nas_g8_prep_op *pp,
                           int8_t *const *act, int32_t *restrict acc) {
-  const nas_g8_tensor *x = &g->tensors[op->in[0]], *w = &g->tensors[op->in[1]];
-  const nas_g8_tensor *y = &g->tensors[op->out];
-  const int8_t *in = tdata(g, act, op->in[0]), *wd = w->data;
-  const int32_t *bias = op->nin > 2 && op->in[2] >= 0 ? g->tensors[op->in[2]].data : NULL;
-  int8_t *out = act[op->out];
-  const int N = x->dims[0], H = x->dims[1], W = x->dims[2], Ci = x->dims[3];
-  const int Ho = y->dims[1], Wo = y->dims[2], Co = y->dims[3], M = Co / Ci;
-  const int Kh = w->dims[1], Kw = w->dims[2];
-  const win r = window(g, op);
-  const int32_t in_off = -x->zero_point[0], out_off = y->zero_point[0];
-  int32_t lo, hi;
-  nas_q_act_range(op->act, y->scale[0], y->zero_point[0], &lo, &hi);
-  for (int n = 0; n < N; n++)
-    for (int oy = 0; oy < Ho; oy++)
-      for (int ox = 0; ox < Wo; ox++) {
-        for (int oc = 0; oc < Co; oc++) acc[oc] = bias ? bias[oc] : 0;
-        for (int ky = 0; ky < Kh; ky++) {
-          const int iy = oy * op->stride_h - r.pt + op->dil_h * ky;
-          if (iy < 0 || iy >= H) continue;
-          for (int kx = 0; kx < Kw; kx++) {
-            const int ix = ox * op->stride_w - r.pl + op->dil_w * kx;
-            if (ix < 0 || ix >= W) continue;
-            const int8_t *px = in + (((size_t)n * H + iy) * W + ix) * Ci;
-            const int8_t *pw = wd + ((size_t)ky * Kw + kx) * Co;
-            for (int oc = 0; oc < Co; oc++) acc[oc] += (px[oc / M] + in_off) * pw[oc];
+  const kview k_ = view(g, op, act);
+  const int M = k_.Co / k_.Ci;
+  for (int n = 0; n < k_.N; n++)
+    for (int oy = 0; oy < k_.Ho; oy++)
+      for (int ox = 0; ox < k_.Wo; ox++) {
+        for (int oc = 0; oc < k_.Co; oc++) acc[oc] = k_.bias ? k_.bias[oc] : 0;
+        for (int ky = 0; ky < k_.Kh; ky++) {
+          const int iy = oy * op->stride_h - k_.r.pt + op->dil_h * ky;
+          if (iy < 0 || iy >= k_.H) continue;
+          for (int kx = 0; kx < k_.Kw; kx++) {
+            const int ix = ox * op->stride_w - k_.r.pl + op->dil_w * kx;
+            if (ix < 0 || ix >= k_.W) continue;
+            const int8_t *px = k_.in + (((size_t)n * k_.H + iy) * k_.W + ix) * k_.Ci;
+            const int8_t *pw = k_.wd + ((size_t)ky * k_.Kw + kx) * k_.Co;
+            for (int oc = 0; oc < k_.Co; oc++) acc[oc] += (px[oc / M] + k_.in_off) * pw[oc];
           }
         }
-        nas_q_requant_row(acc, Co, &pp->rq, out_off, lo, hi,
-                          out + (((size_t)n * Ho + oy) * Wo + ox) * Co);
+        nas_q_requant_row(acc, k_.Co, &pp->rq, k_.out_off, k_.lo, k_.hi,
+                          k_.out + (((size_t)n * k_.Ho + oy) * k_.Wo + ox) * k_.Co);
       }
 }
 
 static void k_fc(const nas_g8_graph *g, const nas_g8_op *op, const nas_g8_prep_op *pp,
                  int8_t *const *act, int32_t *restrict acc) {
-  const nas_g8_tensor *x = &g->tensors[op->in[0]], *w = &g->tensors[op->in[1]];
-  const nas_g8_tensor *y = &g->tensors[op->out];
-  const int8_t *in = tdata(g, act, op->in[0]), *wd = w->data;
-  const int32_t *bias = op->nin > 2 && op->in[2] >= 0 ? g->tensors[op->in[2]].data : NULL;
-  int8_t *out = act[op->out];
-  const int Co = w->dims[0], D = w->dims[1];
-  const size_t B = nas_g8_numel(x) / (size_t)D;
-  const int32_t in_off = -x->zero_point[0], w_off = -w->zero_point[0], out_off = y->zero_point[0];
-  int32_t lo, hi;
-  nas_q_act_range(op->act, y->scale[0], y->zero_point[0], &lo, &hi);
+  const kview k_ = view(g, op, act);
+  const int D = k_.w->dims[1];
+  const size_t B = nas_g8_numel(k_.x) / (size_t)D;
   for (size_t b = 0; b < B; b++) {
-    const int8_t *px = in + b * (size_t)D;
-    for (int oc = 0; oc < Co; oc++) {
-      const int8_t *pw = wd + (size_t)oc * D;
+    const int8_t *px = k_.in + b * (size_t)D;
+    for (int oc = 0; oc < k_.Co; oc++) {
+      const int8_t *pw = k_.wd + (size_t)oc * D;
       int32_t s = 0;
-      for (int d = 0; d < D; d++) s += (px[d] + in_off) * (pw[d] + w_off);
-      acc[oc] = s + (bias ? bias[oc] : 0);
+      for (int d = 0; d < D; d++) s += (px[d] + k_.in_off) * (pw[d] + k_.w_off);
+      acc[oc] = s + (k_.bias ? k_.bias[oc] : 0);
     }
-    nas_q_requant_row(acc, Co, &pp->rq, out_off, lo, hi, out + b * (size_t)Co);
+    nas_q_requant_row(acc, k_.Co, &pp->rq, k_.out_off, k_.lo, k_.hi, k_.out + b * (size_t)k_.Co);
   }
 }
 
