@@ -13,8 +13,11 @@
 # set; DNAS, the supernet's training + architecture-step samples (its "dnas_point" events)
 # plus the extracted candidates' retraining. train_s = training wall time (candidates'
 # train_seconds, plus the supernet's seconds for DNAS). Then one line
-#   {"bench":"dnas_vs_evolution","compute_ratio":R,"dnas_dominated":K,"dnas_points":P}
-# R = DNAS samples / evolution samples; K = DNAS candidates dominated (accuracy, SRAM,
+#   {"bench":"dnas_vs_evolution","compute_ratio":R,"train_seconds_ratio":S,"dnas_dominated":K,
+#    "dnas_points":P}
+# R = DNAS samples / evolution samples (train_seconds_ratio: the same for training seconds, a
+# fairer measure of compute: a supernet sample costs more than a candidate's); K = DNAS
+# candidates dominated (accuracy, SRAM,
 # latency) by an evolution candidate. Every DNAS candidate's stored costs are the exact
 # model's; over-budget ones would be stored as rejected.
 #
@@ -120,6 +123,7 @@ dominated=$(sqlite3 -noheader "$OUT/dnas.db" "ATTACH '$OUT/evo.db' AS evo;
       AND v.latency_pred_ms <= d.latency_pred_ms
       AND (v.acc_int8_test > d.acc_int8_test OR v.peak_sram_bytes < d.peak_sram_bytes
            OR v.latency_pred_ms < d.latency_pred_ms))")
-printf '{"bench":"dnas_vs_evolution","compute_ratio":%s,"dnas_dominated":%s,"dnas_points":%s}\n' \
+printf '{"bench":"dnas_vs_evolution","compute_ratio":%s,"train_seconds_ratio":%s,"dnas_dominated":%s,"dnas_points":%s}\n' \
   "$(awk -v a="$dn_samples" -v b="$evo_samples" 'BEGIN { printf "%.3f", (b > 0) ? a / b : -1 }')" \
+  "$(awk -v a="$dn_train" -v b="$evo_train" 'BEGIN { printf "%.3f", (b > 0) ? a / b : -1 }')" \
   "$dominated" "$dn_done"
