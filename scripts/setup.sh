@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what the project needs. Idempotent: installs only what is missing.
 #   scripts/setup.sh                    build and test dependencies, the third-party runtimes
-#                                       the tests check exports against (Arm NN, onnxruntime)
+#                                       the tests check exports against (Arm NN, onnxruntime,
+#                                       TensorFlow Lite)
 #   scripts/setup.sh --with-reference   also PyTorch/torchaudio (fixture scripts, benchmarks)
 set -euo pipefail
 pkgs=(build-essential cmake pkg-config libopenblas-openmp-dev libsqlite3-dev sqlite3 libcjson-dev
@@ -36,4 +37,15 @@ if [ ! -d "$ORT_DIR/node_modules/onnxruntime-node" ]; then
   (cd "$ORT_DIR" && ONNXRUNTIME_NODE_INSTALL=skip $SUDO npm install --silent --no-audit --no-fund \
      onnxruntime-node@1.30.0 >/dev/null) ||
     echo "setup: warning: onnxruntime-node could not be installed; ONNX runtime checks will be skipped" >&2
+fi
+# TensorFlow Lite 2.9 for the int8 import/export checks (tests/test_deploy_tflite.c): the npm
+# package tfjs-tflite-node ships libtensorflowlite_c.so (TFLite's C API); its node-gyp build is
+# not needed (--ignore-scripts), tests/fixtures/tflite_run.py drives the library via ctypes.
+TFL_DIR=${NAS_TFLITE_PREFIX:-/opt/nas-tflite}
+if [ ! -f "$TFL_DIR/node_modules/tfjs-tflite-node/cc_deps/linux_amd64/libtensorflowlite_c.so" ]; then
+  echo "setup: installing tfjs-tflite-node (TensorFlow Lite 2.9 C library) into $TFL_DIR" >&2
+  $SUDO mkdir -p "$TFL_DIR"
+  (cd "$TFL_DIR" && $SUDO npm install --silent --no-audit --no-fund --ignore-scripts \
+     tfjs-tflite-node@0.0.2 >/dev/null) ||
+    echo "setup: warning: tfjs-tflite-node could not be installed; TensorFlow Lite checks will be skipped" >&2
 fi
