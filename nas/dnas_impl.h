@@ -9,6 +9,7 @@
 #include "nas/dnas.h"
 #include "results/pareto.h"
 #include "results/store.h"
+#include "train/optim.h"
 
 typedef struct dnas_ctx {
   nas_dnas_cfg cfg;          /* configuration (strings borrowed, or owned through `owned`) */
@@ -27,6 +28,29 @@ typedef struct dnas_ctx {
   const nas_search_hooks *hooks;
   nas_search_summary *sum;
 } dnas_ctx;
+
+/* State of one sweep point's supernet training besides the weights (owned by the caller). */
+typedef struct dnas_sn_state {
+  double *alpha, *m, *v;   /* [n_p] logits and their Adam moments */
+  long astep;              /* Adam steps taken (bias correction) */
+  int epoch;               /* epochs completed */
+  long long samples;       /* samples processed (training + architecture steps) */
+  double seconds;          /* wall time of supernet training so far */
+} dnas_sn_state;
+
+/* Supernet checkpoints (nas/dnas_ckpt.c). Point k's file; k = -1: the warm-up shared by
+ * every sweep point (the cost weights play no part before the architecture steps start, so
+ * point 0's warm-up is reused). */
+void dnas_ckpt_path(const dnas_ctx *c, int k, char *buf, size_t n);
+/* Writes the weights and BN statistics of dn, the weight optimiser's state (opt) and s,
+ * atomically (tmp file + rename), as a train/checkpoint file with the DNAS state in its meta
+ * JSON (format in nas/dnas_ckpt.c). */
+int dnas_ckpt_save(const dnas_ctx *c, int k, const nas_dnas_net *dn, const nas_optim *opt,
+                   const dnas_sn_state *s, nas_err *e);
+/* Loads point k's checkpoint when the file exists: 0 none, 1 loaded into dn, opt and s,
+ * -1 refused (e names the file and what is wrong; dn, opt and s are then untouched). */
+int dnas_ckpt_load(const dnas_ctx *c, int k, nas_dnas_net *dn, nas_optim *opt, dnas_sn_state *s,
+                   nas_err *e);
 
 int dnas_prepare(dnas_ctx *c, nas_err *e);
 void dnas_ctx_free(dnas_ctx *c);

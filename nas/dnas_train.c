@@ -1,7 +1,8 @@
 /* nas/dnas_train.c: the DNAS loop (nas/dnas.h): per sweep point, alternating supernet
  * training with per-epoch checkpoints and "dnas_epoch" events (the architecture-parameter
  * history), then extraction, exact-cost check and greedy repair, and the candidate's
- * retraining from scratch, int8 evaluation and storage. Never prints. */
+ * retraining from scratch, int8 evaluation and storage. The checkpoint format is in
+ * nas/dnas_ckpt.c. Never prints. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -10,7 +11,6 @@
 
 #include "core/rng.h"
 #include "nas/dnas_impl.h"
-#include "train/checkpoint.h"
 #include "train/ops.h"
 #include "train/optim.h"
 #include "train/trainer.h"
@@ -41,84 +41,10 @@ static void report(dnas_ctx *c, int k, int64_t cand, const char *state, const ch
 
 /* ---- supernet training ------------------------------------------------------------------- */
 
-typedef struct sn_state {
-  double *alpha, *m, *v;   /* [n_p] logits and Adam moments */
-  long astep;              /* Adam steps */
-  int epoch;               /* epochs completed */
-  long long samples;       /* samples processed (training + architecture steps) */
-  double seconds;          /* wall time of supernet training so far */
-} sn_state;
-
-/* Point k's checkpoint; k = -1: the warm-up shared by every sweep point (the cost weights
- * play no part before the architecture steps start, so point 0's warm-up is reused). */
-static void ckpt_path(const dnas_ctx *c, int k, char *buf, size_t n) {
-  if (k < 0) snprintf(buf, n, "%s.dnas-r%lld-warmup.ckpt", c->db, (long long)c->run_id);
-  else snprintf(buf, n, "%s.dnas-r%lld-p%d.ckpt", c->db, (long long)c->run_id, k);
-}
-
 static cJSON *num_array(const double *v, int n) {
   cJSON *a = cJSON_CreateArray();
   for (int i = 0; i < n; i++) cJSON_AddItemToArray(a, cJSON_CreateNumber(v[i]));
   return a;
-}
-
-static int read_array(const cJSON *j, const char *key, double *v, int n) {
-  const cJSON *a = cJSON_GetObjectItemCaseSensitive(j, key), *it;
-  if (!cJSON_IsArray(a) || cJSON_GetArraySize(a) != n) return -1;
-  int i = 0;
-  cJSON_ArrayForEach(it, a) {
-    if (!cJSON_IsNumber(it)) return -1;
-    v[i++] = it->valuedouble;
-  }
-  return 0;
-}
-
-static int save_ckpt(const dnas_ctx *c, int k, const nas_dnas_net *dn, const sn_state *s, nas_err *e) {
-  char path[4200];
-  ckpt_path(c, k, path, sizeof path);
-  int n = c->rx->n_p;
-  cJSON *j = cJSON_CreateObject();
-  cJSON_AddNumberToObject(j, "epoch", s->epoch);
-  cJSON_AddNumberToObject(j, "astep", (double)s->astep);
-  cJSON_AddNumberToObject(j, "samples", (double)s->samples);
-  cJSON_AddNumberToObject(j, "seconds", s->seconds);
-  cJSON_AddItemToObject(j, "alpha", num_array(s->alpha, n));
-  cJSON_AddItemToObject(j, "m", num_array(s->m, n));
-  cJSON_AddItemToObject(j, "v", num_array(s->v, n));
-  char *meta = cJSON_PrintUnformatted(j);
-  cJSON_Delete(j);
-  int rc = meta ? nas_ckpt_save(path, nas_space_name(c->sn->space), meta, dn->net->g, e)
-                : nas_errf(e, NAS_ENOMEM, "dnas: out of memory");
-  cJSON_free(meta);
-  return rc;
-}
-
-/* Loads point k's checkpoint when one exists (0: none; 1: loaded; <0: error in e). */
-static int load_ckpt(const dnas_ctx *c, int k, nas_dnas_net *dn, sn_state *s, nas_err *e) {
-  char path[4200];
-  ckpt_path(c, k, path, sizeof path);
-  FILE *f = fopen(path, "rb");
-  if (!f) return 0;
-  fclose(f);
-  nas_ckpt ck;
-  if (nas_ckpt_load(path, &ck, e) != NAS_OK) return -1;
-  int rc = nas_ckpt_apply(&ck, dn->net->g, e);
-  cJSON *j = rc == NAS_OK ? cJSON_Parse(ck.meta_json) : NULL;
-  int n = c->rx->n_p;
-  if (rc == NAS_OK && (!j || read_array(j, "alpha", s->alpha, n) || read_array(j, "m", s->m, n) ||
-                       read_array(j, "v", s->v, n)))
-    rc = nas_errf(e, NAS_EFORMAT, "%s: bad DNAS state (the space or build changed?)", path);
-  if (rc == NAS_OK) {
-    s->epoch = (int)cJSON_GetObjectItemCaseSensitive(j, "epoch")->valuedouble;
-    s->astep = (long)cJSON_GetObjectItemCaseSensitive(j, "astep")->valuedouble;
-    s->samples = (long long)cJSON_GetObjectItemCaseSensitive(j, "samples")->valuedouble;
-    s->seconds = cJSON_GetObjectItemCaseSensitive(j, "seconds")->valuedouble;
-  } else if (rc != NAS_OK && !strstr(e->msg, path)) {
-    nas_err_prefix(e, "%s", path);
-  }
-  cJSON_Delete(j);
-  nas_ckpt_free(&ck);
-  return rc == NAS_OK ? 1 : -1;
 }
 
 static void gumbel(nas_rng *r, double *g, int n) {
@@ -128,7 +54,7 @@ static void gumbel(nas_rng *r, double *g, int n) {
   }
 }
 
-static int epoch_event(dnas_ctx *c, int k, const sn_state *s, double T, double loss, double val_acc,
+static int epoch_event(dnas_ctx *c, int k, const dnas_sn_state *s, double T, double loss, double val_acc,
                        const double *y, const nas_cost *E, nas_err *e) {
   const nas_supernet *sn = c->sn;
   cJSON *j = cJSON_CreateObject();
@@ -221,7 +147,7 @@ static int argmax_acc(dnas_ctx *c, nas_dnas_net *dn, const double *alpha, const 
 }
 
 /* Trains point k's supernet to its last epoch (resuming from its checkpoint). */
-static int train_supernet(dnas_ctx *c, int k, const double *w, sn_state *s, int *stopped, nas_err *e) {
+static int train_supernet(dnas_ctx *c, int k, const double *w, dnas_sn_state *s, int *stopped, nas_err *e) {
   const nas_dnas_cfg *cf = &c->cfg;
   const nas_search_cfg *g = &cf->base;
   int n_p = c->rx->n_p, B = g->batch;
@@ -229,25 +155,24 @@ static int train_supernet(dnas_ctx *c, int k, const double *w, sn_state *s, int 
   nas_dnas_net *dn = NULL;
   int rc = nas_dnas_net_build(c->rx, B, seed, &dn, e);
   if (rc != NAS_OK) return rc;
-  int lr_ = load_ckpt(c, k, dn, s, e);
-  if (lr_ == 0 && k > 0 && cf->warmup > 0) {
-    lr_ = load_ckpt(c, -1, dn, s, e);
-    if (lr_ > 0) s->samples = 0, s->seconds = 0; /* the shared warm-up is counted in point 0 */
-  }
-  if (lr_ < 0) {
-    nas_dnas_net_free(dn);
-    return e->code;
-  }
-  if (s->epoch >= cf->sn_epochs) {
-    nas_dnas_net_free(dn);
-    return NAS_OK;
-  }
   nas_net *net = dn->net;
   nas_graph *gr = net->g;
   nas_optim_cfg oc;
   nas_optim_cfg_default(&oc, NAS_SGD);
   oc.weight_decay = 4e-5f;
   nas_optim *opt = nas_optim_new(gr, &oc, e);
+  /* continue from the point's last epoch, else (later points) from the shared warm-up; the
+     checkpoint restores weights, BN statistics, momentum, logits and their Adam moments */
+  int lr_ = opt ? dnas_ckpt_load(c, k, dn, opt, s, e) : -1;
+  if (lr_ == 0 && k > 0 && cf->warmup > 0) {
+    lr_ = dnas_ckpt_load(c, -1, dn, opt, s, e);
+    if (lr_ > 0) s->samples = 0, s->seconds = 0; /* the shared warm-up is counted in point 0 */
+  }
+  if (lr_ < 0 || s->epoch >= cf->sn_epochs) {
+    nas_optim_free(opt);
+    nas_dnas_net_free(dn);
+    return lr_ < 0 ? e->code : NAS_OK;
+  }
   int *perm = malloc(sizeof(int) * (size_t)c->d.train.n), *vperm = malloc(sizeof(int) * (size_t)c->d.val.n);
   double *y = malloc(sizeof(double) * (size_t)n_p), *dy = malloc(sizeof(double) * (size_t)n_p);
   double *da = malloc(sizeof(double) * (size_t)n_p), *gn = malloc(sizeof(double) * (size_t)n_p);
@@ -324,9 +249,9 @@ static int train_supernet(dnas_ctx *c, int k, const double *w, sn_state *s, int 
     nas_dnas_probs(c->rx, s->alpha, T, NULL, y);
     nas_dnas_expected(c->rx, y, &Ec, NULL);
     if (rc == NAS_OK) rc = epoch_event(c, k, s, T, seen ? loss_sum / seen : NAN, vacc, y, &Ec, e);
-    if (rc == NAS_OK) rc = save_ckpt(c, k, dn, s, e);
+    if (rc == NAS_OK) rc = dnas_ckpt_save(c, k, dn, opt, s, e);
     if (rc == NAS_OK && k == 0 && s->epoch == cf->warmup && c->n_points > 1)
-      rc = save_ckpt(c, -1, dn, s, e);
+      rc = dnas_ckpt_save(c, -1, dn, opt, s, e);
     if (rc == NAS_OK && c->hooks && c->hooks->progress) {
       char msg[256];
       snprintf(msg, sizeof msg, "supernet epoch %d/%d%s  T %.3f  loss %.4f  argmax val acc %.4f  "
@@ -434,7 +359,7 @@ static int point(dnas_ctx *c, int k, int *stopped, nas_err *e) {
   int n_p = c->rx->n_p;
   double w[NAS_COST_COUNT];
   for (int m = 0; m < NAS_COST_COUNT; m++) w[m] = cf->w[m] * (cf->n_sweep ? cf->sweep[k] : 1);
-  sn_state s = {0};
+  dnas_sn_state s = {0};
   s.alpha = calloc((size_t)n_p, sizeof(double));
   s.m = calloc((size_t)n_p, sizeof(double));
   s.v = calloc((size_t)n_p, sizeof(double));
