@@ -26,6 +26,7 @@
 #   EVO_BUDGET=60  POP=12  SN_EPOCHS=6  WARMUP=2  SWEEP=0.25,0.5,1,2,4  BATCH=128
 #   WEIGHTS=sram=1,flash=0.5,latency=0.5  SEED=1  THREADS=2  OUT=/tmp/nas-dnas-bench
 #   EVAL_LIMIT=0 (score on all validation/test samples)  CALIB=1000 (calibration samples)
+#   SN_LIMIT=0 (supernet training samples; 0: all)  ARCH_EVERY=1 (weight steps per arch step)
 #   REUSE_EVO=1 keeps OUT/evo.db and its recorded wall time from an earlier run with the same
 #   settings (to re-run only the DNAS side)
 set -euo pipefail
@@ -53,6 +54,8 @@ WEIGHTS="${WEIGHTS:-sram=1,flash=0.5,latency=0.5}"
 SEED="${SEED:-1}"
 EVAL_LIMIT="${EVAL_LIMIT:-0}"
 CALIB="${CALIB:-1000}"
+SN_LIMIT="${SN_LIMIT:-0}"
+ARCH_EVERY="${ARCH_EVERY:-1}"
 OUT="${OUT:-/tmp/nas-dnas-bench}"
 export OMP_NUM_THREADS="${THREADS:-2}" OPENBLAS_NUM_THREADS="${THREADS:-2}"
 mkdir -p "$OUT"
@@ -84,7 +87,9 @@ fi
 evo_wall=$(cat "$OUT/evo.wall")
 t1=$(now)
 "$nas" search --strategy dnas --supernet-epochs "$SN_EPOCHS" --warmup "$WARMUP" \
-  --cost-weights "$WEIGHTS" --sweep "$SWEEP" --db "$OUT/dnas.db" "${common[@]}" > "$OUT/dnas.log"
+  --cost-weights "$WEIGHTS" --sweep "$SWEEP" --arch-every "$ARCH_EVERY" \
+  $( [ "$SN_LIMIT" != 0 ] && echo --supernet-limit "$SN_LIMIT" ) \
+  --db "$OUT/dnas.db" "${common[@]}" > "$OUT/dnas.log"
 t2=$(now)
 
 # training-set size actually used (the run's configuration knows the limit; 54000 otherwise)

@@ -25,6 +25,9 @@ static const char USAGE[] =
     "  --seed, --objectives, --eval-limit, --calib-samples   as for the other strategies\n"
     "  --supernet-epochs E  supernet training epochs per sweep point (8)\n"
     "  --warmup E           of those, epochs with the architecture fixed (2)\n"
+    "  --supernet-limit N   the supernet trains on the first N training samples (all);\n"
+    "                       the extracted candidates are retrained on all of them\n"
+    "  --arch-every K       one architecture step after every K-th weight step (1)\n"
     "  --arch-lr X          Adam learning rate of the architecture logits (0.05)\n"
     "  --lr X               SGD learning rate of the supernet weights (0.05)\n"
     "  --temperature T0[:T1]  softmax temperature, annealed geometrically (5:0.5)\n"
@@ -99,6 +102,12 @@ int nas_cli_dnas_search(int argc, char **argv) {
     } else if (!strcmp(n, "--warmup")) {
       if (num(cmd, n, v, 0, 10000, &x)) return NAS_EXIT_USAGE;
       c.warmup = (int)x;
+    } else if (!strcmp(n, "--supernet-limit")) {
+      if (num(cmd, n, v, 1, 2147483647.0, &x)) return NAS_EXIT_USAGE;
+      c.sn_limit = (int)x;
+    } else if (!strcmp(n, "--arch-every")) {
+      if (num(cmd, n, v, 1, 1000000, &x)) return NAS_EXIT_USAGE;
+      c.arch_every = (int)x;
     } else if (!strcmp(n, "--arch-lr")) {
       if (num(cmd, n, v, 1e-9, 100, &c.arch_lr)) return NAS_EXIT_USAGE;
     } else if (!strcmp(n, "--lr")) {

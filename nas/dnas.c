@@ -28,6 +28,7 @@ void nas_dnas_cfg_default(nas_dnas_cfg *c) {
   c->base.budget = 1;
   c->sn_epochs = 8;
   c->warmup = 2;
+  c->arch_every = 1;
   c->arch_lr = 0.05;
   c->lr = 0.05;
   c->t0 = 5, c->t1 = 0.5;
@@ -104,6 +105,8 @@ char *dnas_config_json(const nas_dnas_cfg *c, const char *objectives) {
   nas_search_config_write(j, &c->base, "dnas", objectives);
   cJSON_AddNumberToObject(j, "supernet_epochs", c->sn_epochs);
   cJSON_AddNumberToObject(j, "warmup", c->warmup);
+  cJSON_AddNumberToObject(j, "supernet_limit", c->sn_limit);
+  cJSON_AddNumberToObject(j, "arch_every", c->arch_every);
   cJSON_AddNumberToObject(j, "arch_lr", c->arch_lr);
   cJSON_AddNumberToObject(j, "lr", c->lr);
   cJSON_AddNumberToObject(j, "t0", c->t0);
@@ -126,6 +129,8 @@ void dnas_config_read(const cJSON *j, nas_dnas_cfg *c) {
   nas_search_config_read(j, &c->base);
   c->sn_epochs = (int)nas_config_num(j, "supernet_epochs", c->sn_epochs);
   c->warmup = (int)nas_config_num(j, "warmup", c->warmup);
+  c->sn_limit = (int)nas_config_num(j, "supernet_limit", 0);
+  c->arch_every = (int)nas_config_num(j, "arch_every", 1);
   c->arch_lr = nas_config_num(j, "arch_lr", c->arch_lr), c->lr = nas_config_num(j, "lr", c->lr);
   c->t0 = nas_config_num(j, "t0", c->t0), c->t1 = nas_config_num(j, "t1", c->t1), c->hinge = nas_config_num(j, "hinge", c->hinge);
   const char *smp = nas_config_str(j, "sampling");
@@ -156,6 +161,9 @@ int dnas_prepare(dnas_ctx *c, nas_err *e) {
   if (rc != NAS_OK) return rc;
   if (k->sn_epochs < 1 || k->sn_epochs > 10000)
     return nas_errf(e, NAS_EUSAGE, "supernet epochs %d is out of range 1..10000", k->sn_epochs);
+  if (k->sn_limit < 0) return nas_errf(e, NAS_EUSAGE, "supernet limit %d is negative", k->sn_limit);
+  if (k->arch_every < 1 || k->arch_every > 1000000)
+    return nas_errf(e, NAS_EUSAGE, "arch-every %d is out of range 1..1000000", k->arch_every);
   if (k->warmup < 0 || k->warmup >= k->sn_epochs)
     return nas_errf(e, NAS_EUSAGE, "warm-up %d must be 0..%d (below the supernet epochs)", k->warmup,
                     k->sn_epochs - 1);

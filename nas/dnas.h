@@ -125,6 +125,9 @@ typedef struct nas_dnas_cfg {
                                 retraining, train_limit, seed, objectives (strategy "dnas") */
   int sn_epochs;             /* supernet epochs per sweep point (8) */
   int warmup;                /* of those, warm-up epochs with the architecture fixed (2) */
+  int sn_limit;              /* supernet trains on the first sn_limit training samples (0: all
+                                of the train split; the retraining always uses all) */
+  int arch_every;            /* an architecture step after every arch_every-th weight step (1) */
   double arch_lr;            /* Adam learning rate of the logits (0.05) */
   double lr;                 /* SGD learning rate of the supernet weights (0.05) */
   double t0, t1;             /* temperature annealed from t0 to t1 (5 -> 0.5) */

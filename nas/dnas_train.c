@@ -10,6 +10,7 @@
 #include <time.h>
 
 #include "core/rng.h"
+#include "nas/artifacts.h"
 #include "nas/dnas_impl.h"
 #include "train/ops.h"
 #include "train/optim.h"
@@ -119,8 +120,9 @@ static int argmax_acc(dnas_ctx *c, nas_dnas_net *dn, const double *alpha, const 
   int B = g->max_batch, rc = mom ? NAS_OK : nas_errf(e, NAS_ENOMEM, "dnas: out of memory");
   for (int i = 0; rc == NAS_OK && i < g->n; i++) mom[i] = g->nodes[i].p.momentum;
   g->training = 1;
-  for (int b = 0; rc == NAS_OK && b < RECAL && b * B < c->d.train.n; b++) {
-    int n = c->d.train.n - b * B < B ? c->d.train.n - b * B : B;
+  const int ntr = nas_dataset_head(&c->d.train, c->cfg.sn_limit).n; /* perm's length */
+  for (int b = 0; rc == NAS_OK && b < RECAL && b * B < ntr; b++) {
+    int n = ntr - b * B < B ? ntr - b * B : B;
     for (int i = 0; i < g->n; i++)
       if (g->nodes[i].kind == NAS_NODE_OP && g->nodes[i].op == NAS_OP_BATCHNORM)
         g->nodes[i].p.momentum = 1.0f / (float)(b + 1);
@@ -173,12 +175,14 @@ static int train_supernet(dnas_ctx *c, int k, const double *w, dnas_sn_state *s,
     nas_dnas_net_free(dn);
     return lr_ < 0 ? e->code : NAS_OK;
   }
-  int *perm = malloc(sizeof(int) * (size_t)c->d.train.n), *vperm = malloc(sizeof(int) * (size_t)c->d.val.n);
+  /* the supernet's training set: the first sn_limit samples of the train split (all: 0) */
+  const nas_dataset tr = nas_dataset_head(&c->d.train, cf->sn_limit);
+  int *perm = malloc(sizeof(int) * (size_t)tr.n), *vperm = malloc(sizeof(int) * (size_t)c->d.val.n);
   double *y = malloc(sizeof(double) * (size_t)n_p), *dy = malloc(sizeof(double) * (size_t)n_p);
   double *da = malloc(sizeof(double) * (size_t)n_p), *gn = malloc(sizeof(double) * (size_t)n_p);
   if (!opt || !perm || !vperm || !y || !dy || !da || !gn)
     rc = e->code ? e->code : nas_errf(e, NAS_ENOMEM, "dnas: out of memory");
-  long spe = (c->d.train.n + B - 1) / B;
+  long spe = (tr.n + B - 1) / B;
   nas_sched sched = {.kind = NAS_SCHED_COSINE, .base_lr = (float)cf->lr,
                      .total_steps = spe * cf->sn_epochs};
   int E = cf->sn_epochs;
@@ -188,7 +192,7 @@ static int train_supernet(dnas_ctx *c, int k, const double *w, dnas_sn_state *s,
     nas_rng rng;
     nas_rng_seed(&rng, nas_seed_mix(seed, (uint64_t)ep, 0xE90Cull));
     nas_rng_seed(&gr->rng, nas_seed_mix(seed, (uint64_t)ep, 0xD0ull));
-    nas_data_shuffle(&c->d.train, perm, &rng);
+    nas_data_shuffle(&tr, perm, &rng);
     nas_data_shuffle(&c->d.val, vperm, &rng);
     int arch = ep >= cf->warmup, vi = 0;
     double loss_sum = 0;
@@ -198,12 +202,12 @@ static int train_supernet(dnas_ctx *c, int k, const double *w, dnas_sn_state *s,
         *stopped = 1;
         break;
       }
-      int off = (int)(st * B), n = c->d.train.n - off < B ? c->d.train.n - off : B;
+      int off = (int)(st * B), n = tr.n - off < B ? tr.n - off : B;
       gr->training = 1;
       if (cf->sampling == NAS_DNAS_GUMBEL) gumbel(&rng, gn, n_p);
       nas_dnas_probs(c->rx, s->alpha, T, cf->sampling == NAS_DNAS_GUMBEL ? gn : NULL, y);
       nas_dnas_net_set_gates(dn, y);
-      nas_data_batch(&c->d.train, perm + off, n, gr->nodes[net->input].val, gr->nodes[net->labels].val,
+      nas_data_batch(&tr, perm + off, n, gr->nodes[net->input].val, gr->nodes[net->labels].val,
                      NULL, NULL);
       nas_graph_forward(gr, n, net->loss);
       float loss = gr->nodes[net->loss].val[0];
@@ -215,8 +219,8 @@ static int train_supernet(dnas_ctx *c, int k, const double *w, dnas_sn_state *s,
       nas_graph_backward(gr, net->loss);
       nas_optim_step(opt, gr, nas_sched_lr(&sched, ep * spe + st));
       loss_sum += (double)loss * n, seen += n, s->samples += n;
-      if (!arch) continue;
-      /* architecture step on a validation batch */
+      if (!arch || (st + 1) % cf->arch_every) continue;
+      /* architecture step on a validation batch (after every arch_every-th weight step) */
       int vn = c->d.val.n - vi < B ? c->d.val.n - vi : B;
       if (cf->sampling == NAS_DNAS_GUMBEL) gumbel(&rng, gn, n_p);
       nas_dnas_probs(c->rx, s->alpha, T, cf->sampling == NAS_DNAS_GUMBEL ? gn : NULL, y);

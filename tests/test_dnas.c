@@ -573,6 +573,30 @@ static void test_tiny_run(void **state) {
   assert_int_not_equal(nas_dnas_resume(db, s.run_id, NULL, &s, &e), NAS_OK);
   c.warmup = 3;
   assert_int_equal(nas_dnas_run(db, &c, NULL, &s, &e), NAS_EUSAGE);
+  c.warmup = 1, c.arch_every = 0;
+  assert_int_equal(nas_dnas_run(db, &c, NULL, &s, &e), NAS_EUSAGE);
+  /* --supernet-limit 64 --arch-every 2: the supernet's epochs see 64 training samples (the
+     warm-up epoch's cumulative "samples" is 64), and an architecture epoch of 2 weight steps
+     takes one architecture step on one validation batch (1..32 samples more) */
+  c.sn_limit = 64, c.arch_every = 2, c.sn_epochs = 2, c.n_sweep = 0;
+  if (nas_dnas_run(db, &c, NULL, &s, &e) != NAS_OK) fail_msg("%s", e.msg);
+  sqlite3 *q = NULL;
+  sqlite3_stmt *stmt = NULL;
+  assert_int_equal(sqlite3_open_v2(db, &q, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+  assert_int_equal(sqlite3_prepare_v2(q, "SELECT json_extract(payload, '$.samples') FROM events "
+                                         "WHERE run_id = ? AND kind = 'dnas_epoch' ORDER BY id",
+                                      -1, &stmt, NULL), SQLITE_OK);
+  sqlite3_bind_int64(stmt, 1, s.run_id);
+  long long smp[2] = {-1, -1};
+  for (int k = 0; k < 2; k++) {
+    assert_int_equal(sqlite3_step(stmt), SQLITE_ROW);
+    smp[k] = sqlite3_column_int64(stmt, 0);
+  }
+  assert_int_equal(sqlite3_step(stmt), SQLITE_DONE);
+  sqlite3_finalize(stmt);
+  sqlite3_close(q);
+  assert_int_equal(smp[0], 64);
+  assert_true(smp[1] - smp[0] - 64 >= 1 && smp[1] - smp[0] - 64 <= 32);
 }
 
 /* ---- interruption and exact resume ------------------------------------------------------ */
