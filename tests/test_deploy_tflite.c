@@ -62,14 +62,6 @@ static int have_tflite(void) {
   return cached;
 }
 
-static int have_armnn(void) {
-  static int cached = -1;
-  if (cached < 0)
-    cached = access("/usr/bin/python3", X_OK) == 0 &&
-             system("/usr/bin/python3 -c 'import pyarmnn' >/dev/null 2>&1") == 0;
-  return cached;
-}
-
 static void write_file(const char *path, const void *p, size_t n) {
   FILE *f = fopen(path, "wb");
   assert_non_null(f);
@@ -244,7 +236,7 @@ static void test_resnet_logits(void **state) {
                 "differ, max %d (bound %d)\n", fc, nops, no, NIN, nd, ot, RESNET_LOGITS_MAX);
   if (ot > RESNET_LOGITS_MAX)
     fail_msg("resnet logits: ours and TFLite differ by %d steps (bound %d)", ot, RESNET_LOGITS_MAX);
-  if (have_armnn()) {
+  if (test_have_armnn()) {
     int *arm = malloc(sizeof(int) * no), ta = 0, oa = 0;
     for (int k = 0; k < NIN; k++) {
       armnn_output(tmp, cut, x + (size_t)k * nin, nin, no, arm);

@@ -147,14 +147,6 @@ static void test_calibration(void **state) {
 
 /* ---- round trip and Arm NN ---------------------------------------------------------------- */
 
-static int have_armnn(void) {
-  static int cached = -1;
-  if (cached < 0)
-    cached = access("/usr/bin/python3", X_OK) == 0 &&
-             system("/usr/bin/python3 -c 'import pyarmnn' >/dev/null 2>&1") == 0;
-  return cached;
-}
-
 /* Exports g, reads it back, runs both on `count` samples of ds: outputs must be identical;
  * with Arm NN, its outputs must agree within 2 steps. */
 static void round_trip(const nas_g8_graph *g, const nas_dataset *ds, int count, const char *tag) {
@@ -170,7 +162,7 @@ static void round_trip(const nas_g8_graph *g, const nas_dataset *ds, int count, 
   assert_int_equal(r.ntensors, g->ntensors);
   size_t ni = nas_g8_numel(&g->tensors[g->input]), no = nas_g8_numel(&g->tensors[g->output]);
   int8_t *q = malloc(ni), *y1 = malloc(no), *y2 = malloc(no);
-  int armnn = have_armnn(), worst = 0;
+  int armnn = test_have_armnn(), worst = 0;
   for (int s = 0; s < count; s++) {
     nas_g8_quantize_input(g, ds->x + (size_t)(s % ds->n) * ni, q);
     assert_int_equal(nas_g8_run(g, q, y1, &e), NAS_OK);

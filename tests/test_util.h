@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 #include "core/rng.h"
 #include "datasets/dataset.h"
@@ -82,6 +83,15 @@ static inline void test_make_noise(nas_dataset *ds, int n, int h, int w, int c, 
 }
 
 /* Removes the directory tree dir; 0 on success, -1 otherwise. */
+/* 1 when /usr/bin/python3 can import pyarmnn (Arm NN checks run), else 0; asked once. */
+static inline int test_have_armnn(void) {
+  static int cached = -1;
+  if (cached < 0)
+    cached = access("/usr/bin/python3", X_OK) == 0 &&
+             system("/usr/bin/python3 -c 'import pyarmnn' >/dev/null 2>&1") == 0;
+  return cached;
+}
+
 static inline int test_rm_rf(const char *dir) {
   char cmd[1200];
   if (snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir) >= (int)sizeof cmd) abort();
