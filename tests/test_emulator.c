@@ -82,7 +82,7 @@ static void random_input(int8_t *in, size_t n, uint64_t seed) {
 static void classify_asm(const char *src, nas_icount *c, long long *n) {
   char dir[] = "/tmp/nas_emu_test_XXXXXX";
   if (!mkdtemp(dir)) fail_msg("mkdtemp");
-  char path[256], cmd[1024], cc[4096];
+  char path[256], cmd[9400], cc[4096];
   nas_err e = {0};
   assert_int_equal(nas_emu_find_cc(NULL, cc, sizeof cc, &e), NAS_OK);
   snprintf(path, sizeof path, "%s/a.s", dir);
@@ -93,10 +93,11 @@ static void classify_asm(const char *src, nas_icount *c, long long *n) {
   size_t l = strlen(cc);
   assert_true(l > 3);
   cc[l - 3] = 0; /* ...-gcc -> ...- */
-  snprintf(cmd, sizeof cmd,
-           "cd %s && %sgcc -mcpu=cortex-m4 -mthumb -c a.s -o a.o && %sobjcopy -O binary "
-           "-j .text a.o a.bin",
-           dir, cc, cc);
+  if (snprintf(cmd, sizeof cmd,
+               "cd %s && %sgcc -mcpu=cortex-m4 -mthumb -c a.s -o a.o && %sobjcopy -O binary "
+               "-j .text a.o a.bin",
+               dir, cc, cc) >= (int)sizeof cmd)
+    fail_msg("compiler path too long: %s", cc);
   assert_int_equal(system(cmd), 0);
   snprintf(path, sizeof path, "%s/a.bin", dir);
   f = fopen(path, "rb");
