@@ -4,6 +4,7 @@
 #ifndef NAS_NAS_CLI_H
 #define NAS_NAS_CLI_H
 
+#include <signal.h>
 #include <stdio.h>
 
 #define NAS_EXIT_USAGE 2
@@ -57,5 +58,9 @@ int nas_cli_search_required(const char *cmd, const struct nas_search_cfg *g, con
 int nas_cli_search_fail(const struct nas_err *e);
 /* Prints the end-of-run summary (interrupted and resumable, or the counts and the best). */
 int nas_cli_search_finish(const char *db, const struct nas_search_summary *s);
+/* Installs the search commands' SIGINT/SIGTERM handler (the first signal sets the returned
+ * flag, which the search hooks poll: the current step finishes and the run stays resumable;
+ * a second one stops the process at once) and returns that flag. */
+volatile sig_atomic_t *nas_cli_stop_on_sigint(void);
 
 #endif

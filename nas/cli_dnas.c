@@ -36,20 +36,6 @@ static const char USAGE[] =
     "  --hinge X            weight of the over-budget penalty (5)\n"
     "  --sweep LIST         multipliers of the cost weights, one candidate each (1)\n";
 
-static volatile sig_atomic_t g_stop = 0;
-static void on_sigint(int sig) {
-  (void)sig;
-  g_stop = 1;
-}
-static void install_sigint(void) {
-  struct sigaction sa;
-  memset(&sa, 0, sizeof sa);
-  sa.sa_handler = on_sigint;
-  sigemptyset(&sa.sa_mask);
-  sigaction(SIGINT, &sa, NULL);
-  sigaction(SIGTERM, &sa, NULL);
-}
-
 static void progress(const nas_search_progress *p, void *user) {
   (void)user;
   if (!strcmp(p->state, "supernet")) {
@@ -130,16 +116,14 @@ int nas_cli_dnas_search(int argc, char **argv) {
   if (nas_cli_search_required(cmd, g, db)) return NAS_EXIT_USAGE;
   if (c.warmup >= c.sn_epochs)
     return nas_cli_usage_error(cmd, "--warmup %d must be below --supernet-epochs %d", c.warmup, c.sn_epochs);
-  install_sigint();
-  nas_search_hooks h = {progress, NULL, &g_stop};
+  nas_search_hooks h = {progress, NULL, nas_cli_stop_on_sigint()};
   nas_search_summary s;
   if (nas_dnas_run(db, &c, &h, &s, &e) != NAS_OK) return nas_cli_search_fail(&e);
   return nas_cli_search_finish(db, &s);
 }
 
 int nas_cli_dnas_resume(const char *db, long run) {
-  install_sigint();
-  nas_search_hooks h = {progress, NULL, &g_stop};
+  nas_search_hooks h = {progress, NULL, nas_cli_stop_on_sigint()};
   nas_search_summary s;
   nas_err e = {0};
   if (nas_dnas_resume(db, run, &h, &s, &e) != NAS_OK) return nas_cli_search_fail(&e);

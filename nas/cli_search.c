@@ -96,13 +96,14 @@ int nas_cli_search_finish(const char *db, const nas_search_summary *s) {
   return 0;
 }
 
-static void install_sigint(void) {
+volatile sig_atomic_t *nas_cli_stop_on_sigint(void) {
   struct sigaction sa;
   memset(&sa, 0, sizeof sa);
   sa.sa_handler = on_sigint;
   sigemptyset(&sa.sa_mask);
   sigaction(SIGINT, &sa, NULL);
   sigaction(SIGTERM, &sa, NULL);
+  return &g_stop;
 }
 
 /* ---- search --------------------------------------------------------------------------------- */
@@ -242,8 +243,7 @@ static int cmd_search(int argc, char **argv) {
   if (nas_objectives_expand(cfg.objectives, obj, sizeof obj, &e) != NAS_OK ||
       nas_objectives_parse(obj, &ob, &e) != NAS_OK)
     return nas_cli_usage_error(cmd, "option --objectives: %s", e.msg);
-  install_sigint();
-  nas_search_hooks h = {progress, NULL, &g_stop};
+  nas_search_hooks h = {progress, NULL, nas_cli_stop_on_sigint()};
   nas_search_summary s;
   if (nas_search_run(db, &cfg, &h, &s, &e) != NAS_OK) return nas_cli_search_fail(&e);
   return nas_cli_search_finish(db, &s);
@@ -272,8 +272,7 @@ static int cmd_resume(int argc, char **argv) {
   }
   if (!db) return nas_cli_usage_error(cmd, "--db FILE is required");
   if (nas_dnas_is_dnas_run(db, run)) return nas_cli_dnas_resume(db, run);
-  install_sigint();
-  nas_search_hooks h = {progress, NULL, &g_stop};
+  nas_search_hooks h = {progress, NULL, nas_cli_stop_on_sigint()};
   nas_search_summary s;
   nas_err e = {0};
   if (nas_search_resume(db, run, &h, &s, &e) != NAS_OK) return nas_cli_search_fail(&e);
