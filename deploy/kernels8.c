@@ -620,10 +620,10 @@ static void k_quantize(const nas_g8_graph *g, const nas_g8_op *op, int8_t *const
   }
 }
 
-int nas_g8_run_op_prep(const nas_g8_graph *g, const nas_g8_prep *p, int i, int8_t *const *act,
-                       void *scratch, nas_err *e) {
+/* Runs operator i with its prepared constants pp. */
+static int run_prepared(const nas_g8_graph *g, const nas_g8_prep_op *pp, int i, int8_t *const *act,
+                        void *scratch, nas_err *e) {
   const nas_g8_op *op = &g->ops[i];
-  const nas_g8_prep_op *pp = &p->op[i];
   /* scratch: the accumulators (Cop int32), then the depthwise staging buffer, 64-byte aligned */
   int32_t *acc = scratch;
   int16_t *st = (int16_t *)((char *)scratch + ((sizeof(int32_t) * (size_t)(pp->cop ? pp->cop : 1) + 63) & ~(size_t)63));
@@ -652,21 +652,19 @@ int nas_g8_run_op_prep(const nas_g8_graph *g, const nas_g8_prep *p, int i, int8_
   }
 }
 
+int nas_g8_run_op_prep(const nas_g8_graph *g, const nas_g8_prep *p, int i, int8_t *const *act,
+                       void *scratch, nas_err *e) {
+  return run_prepared(g, &p->op[i], i, act, scratch, e);
+}
+
 int nas_g8_run_op(const nas_g8_graph *g, int i, int8_t *const *act, nas_err *e) {
-  /* a one-operator preparation: only op i's entry is filled */
-  nas_g8_prep p = {0};
-  nas_g8_prep_op *ops = calloc((size_t)g->nops, sizeof *ops);
+  nas_g8_prep_op one = {0}; /* op i prepared for this one call */
   size_t sb = 0;
-  if (!ops) return nas_errf(e, NAS_ENOMEM, "out of memory");
-  int rc = prep_op(g, i, &ops[i], &sb);
+  int rc = prep_op(g, i, &one, &sb);
   void *scratch = rc == NAS_OK ? malloc(sb + 128) : NULL;
-  if (!scratch) {
-    prep_op_free(&ops[i]), free(ops);
-    return nas_errf(e, NAS_ENOMEM, "operator %d: out of memory preparing its constants", i);
-  }
-  p.nops = g->nops, p.op = ops, p.scratch_bytes = sb;
-  rc = nas_g8_run_op_prep(g, &p, i, act, scratch, e);
-  prep_op_free(&ops[i]);
-  free(ops), free(scratch);
+  rc = scratch ? run_prepared(g, &one, i, act, scratch, e)
+               : nas_errf(e, NAS_ENOMEM, "operator %d: out of memory preparing its constants", i);
+  prep_op_free(&one);
+  free(scratch);
   return rc;
 }
