@@ -1,4 +1,5 @@
 #include "core/arena.h"
+#include "core/alloc.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -14,7 +15,7 @@ int nas_arena_reserve(nas_arena *a, size_t cap) {
   a->used = 0;
   a->cap = 0;
   cap = nas_arena_round(cap ? cap : ALIGN);
-  void *p = aligned_alloc(ALIGN, cap);
+  void *p = nas_aligned_alloc(ALIGN, cap);
   if (!p) return NAS_ENOMEM;
   memset(p, 0, cap);
   a->base = p;

@@ -1,6 +1,7 @@
-/* core/fileio.h: writing generated files into an output directory (exported models, firmware
- * projects, linker scripts) with one error convention: "DIR/NAME: cannot open for writing"
- * or "DIR/NAME: write failed", as NAS_EIO. Never prints.
+/* core/fileio.h: reading a whole file (nas_read_file), and writing generated files into an
+ * output directory (exported models, firmware projects, linker scripts) with one error
+ * convention: "DIR/NAME: cannot open for writing" or "DIR/NAME: write failed", as NAS_EIO.
+ * Never prints.
  * Ownership: nas_file_create hands the caller a FILE that nas_file_finish closes. */
 #ifndef NAS_CORE_FILEIO_H
 #define NAS_CORE_FILEIO_H
@@ -18,5 +19,8 @@ int nas_file_finish(const char *dir, const char *name, FILE *f, nas_err *e);
 
 /* Writes the string text as DIR/NAME. */
 int nas_file_write_text(const char *dir, const char *name, const char *text, nas_err *e);
+
+/* Reads a whole file into a NUL-terminated buffer (caller frees). Errors name the file. */
+int nas_read_file(const char *path, char **text, long *len, nas_err *e);
 
 #endif

@@ -14,6 +14,7 @@
  * -mean/std whenever the sample has a black (0) pixel, as Fashion-MNIST images with their
  * black backgrounds do; for a sample without one it is the sample's darkest pixel. */
 #include "datasets/dataset.h"
+#include "core/alloc.h"
 
 #include "datasets/speech.h"
 
@@ -153,7 +154,7 @@ static int split(loader *L, const nas_data_opts *o, nas_err *e) {
   if (n_val >= n)
     return nas_errf(e, NAS_EINVAL, "dataset '%s': val_frac %g leaves no training samples of %d",
                     L->spec, o->val_frac, n);
-  L->perm = malloc((size_t)n * sizeof *L->perm);
+  L->perm = nas_malloc((size_t)n * sizeof *L->perm);
   if (!L->perm) return nas_errf(e, NAS_ENOMEM, "dataset '%s': out of memory", L->spec);
   for (int i = 0; i < n; i++) L->perm[i] = i;
   nas_rng r;
@@ -194,8 +195,8 @@ static int fill(nas_dataset *ds, const nas_idx *img, const nas_idx *lbl, const i
   if (n == 0) return NAS_OK;
   if ((size_t)n > SIZE_MAX / sizeof(float) / sz)
     return nas_errf(e, NAS_ENOMEM, "%d samples of %zu floats do not fit in memory", n, sz);
-  ds->x = malloc((size_t)n * sz * sizeof(float));
-  ds->y = malloc((size_t)n * sizeof(int));
+  ds->x = nas_malloc((size_t)n * sz * sizeof(float));
+  ds->y = nas_malloc((size_t)n * sizeof(int));
   if (!ds->x || !ds->y) return nas_errf(e, NAS_ENOMEM, "out of memory for %d samples", n);
   for (int i = 0; i < n; i++) {
     size_t s = idx ? (size_t)idx[i] : (size_t)i;
@@ -241,7 +242,7 @@ int nas_data_load(const nas_data_opts *o, nas_data *d, nas_err *e) {
   if (rc) return rc;
   if (strncmp(o->spec, "speech-commands:", 16) == 0)
     return nas_speech_load(o->spec + 16, o, o->warn, d, e);
-  loader *L = calloc(1, sizeof *L);
+  loader *L = nas_calloc(1, sizeof *L);
   if (!L) return nas_errf(e, NAS_ENOMEM, "dataset '%s': out of memory", o->spec);
   L->spec = o->spec;
   int classes = 0;

@@ -2,6 +2,7 @@
  * single-precision real FFT. The filterbank and DCT matrices are built once per extractor in
  * double precision and stored as float; accumulations in double. */
 #include "core/hash.h"
+#include "core/alloc.h"
 #include "datasets/features.h"
 
 #include <fftw3.h>
@@ -84,7 +85,7 @@ static int check(const nas_feat_params *p, int n_samples, nas_err *e) {
 static void build_filterbank(nas_feat *f) {
   int M = f->p.n_mels, B = f->bins;
   double mlo = hz_to_mel(f->p.f_min), mhi = hz_to_mel(f->p.f_max);
-  double *fp = malloc(sizeof(double) * (size_t)(M + 2));
+  double *fp = nas_malloc(sizeof(double) * (size_t)(M + 2));
   for (int j = 0; j < M + 2; j++) fp[j] = mel_to_hz(mlo + (mhi - mlo) * j / (M + 1));
   for (int j = 0; j < M; j++) {
     f->fb_lo[j] = B;
@@ -118,7 +119,7 @@ int nas_feat_build(const nas_feat_params *p, int n_samples, nas_feat **out, nas_
   *out = NULL;
   int rc = check(p, n_samples, e);
   if (rc) return rc;
-  nas_feat *f = calloc(1, sizeof *f);
+  nas_feat *f = nas_calloc(1, sizeof *f);
   if (!f) return nas_errf(e, NAS_ENOMEM, "features: out of memory");
   f->p = *p;
   f->n_samples = n_samples;
@@ -130,13 +131,13 @@ int nas_feat_build(const nas_feat_params *p, int n_samples, nas_feat **out, nas_
   f->bins = f->N / 2 + 1;
   f->frames = 1 + (n_samples - f->L) / f->H;
   f->width = p->kind == NAS_FEAT_MFCC ? p->n_mfcc : p->n_mels;
-  f->window = malloc(sizeof(float) * (size_t)f->L);
-  f->fb = malloc(sizeof(float) * (size_t)p->n_mels * f->bins);
-  f->fb_lo = malloc(sizeof(int) * (size_t)p->n_mels);
-  f->fb_hi = malloc(sizeof(int) * (size_t)p->n_mels);
-  f->dct = malloc(sizeof(float) * (size_t)p->n_mels * p->n_mels);
-  f->mag = malloc(sizeof(float) * (size_t)f->bins);
-  f->logmel = malloc(sizeof(double) * (size_t)p->n_mels);
+  f->window = nas_malloc(sizeof(float) * (size_t)f->L);
+  f->fb = nas_malloc(sizeof(float) * (size_t)p->n_mels * f->bins);
+  f->fb_lo = nas_malloc(sizeof(int) * (size_t)p->n_mels);
+  f->fb_hi = nas_malloc(sizeof(int) * (size_t)p->n_mels);
+  f->dct = nas_malloc(sizeof(float) * (size_t)p->n_mels * p->n_mels);
+  f->mag = nas_malloc(sizeof(float) * (size_t)f->bins);
+  f->logmel = nas_malloc(sizeof(double) * (size_t)p->n_mels);
   f->frame = fftwf_malloc(sizeof(float) * (size_t)f->N);
   f->spec = fftwf_malloc(sizeof(fftwf_complex) * (size_t)f->bins);
   if (!f->window || !f->fb || !f->fb_lo || !f->fb_hi || !f->dct || !f->mag || !f->logmel ||

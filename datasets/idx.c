@@ -9,6 +9,7 @@
  * size. Known limit: zlib ignores bytes after the end of a gzip member (as gzip(1) does),
  * so trailing data is detected inside the decompressed stream and in raw files only. */
 #include "datasets/dataset.h"
+#include "core/alloc.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -108,7 +109,7 @@ static int read_header(gzFile f, const char *path, nas_idx *out, size_t *total, 
 /* Grows *buf from *cap to min(2 * *cap, total). */
 static int grow(unsigned char **buf, size_t *cap, size_t total, const char *path, nas_err *e) {
   size_t ncap = *cap > total / 2 ? total : 2 * *cap;
-  unsigned char *nb = realloc(*buf, ncap);
+  unsigned char *nb = nas_realloc(*buf, ncap);
   if (!nb) return nas_errf(e, NAS_ENOMEM, "%s: out of memory for %zu bytes", path, ncap);
   *buf = nb;
   *cap = ncap;
@@ -134,7 +135,7 @@ static int check_end(gzFile f, const char *path, size_t total, nas_err *e) {
  * twice the data the file really holds. */
 static int read_data(gzFile f, const char *path, size_t total, unsigned char **out, nas_err *e) {
   size_t cap = total < IDX_FIRST_BUF ? total : IDX_FIRST_BUF, got = 0, n = 0;
-  unsigned char *buf = malloc(cap);
+  unsigned char *buf = nas_malloc(cap);
   if (!buf) return nas_errf(e, NAS_ENOMEM, "%s: out of memory for %zu bytes", path, cap);
   int rc = NAS_OK;
   for (;;) {

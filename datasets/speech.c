@@ -4,6 +4,7 @@
  * Behaviour is specified in speech.h; file I/O is in speech_io.c, the caches in
  * speech_cache.c, augmentation in speech_aug.c, the spec in speech_spec.c. */
 #include "core/hash.h"
+#include "core/alloc.h"
 #include "datasets/speech_impl.h"
 
 #include <math.h>
@@ -129,7 +130,7 @@ static int scan(speech_tree *t, nas_err *e) {
       if (label == -1) continue;
       if (t->n_ent == t->cap_ent) {
         int cap = t->cap_ent ? t->cap_ent * 2 : 1024;
-        speech_entry *p = realloc(t->ent, sizeof(speech_entry) * (size_t)cap);
+        speech_entry *p = nas_realloc(t->ent, sizeof(speech_entry) * (size_t)cap);
         if (!p) {
           speech_strv_free(&files);
           return nas_errf(e, NAS_ENOMEM, "speech-commands %s: out of memory", t->dir);
@@ -138,7 +139,7 @@ static int scan(speech_tree *t, nas_err *e) {
         t->cap_ent = cap;
       }
       speech_entry *en = &t->ent[t->n_ent];
-      en->rel = strdup(rel);
+      en->rel = nas_strdup(rel);
       if (!en->rel) {
         speech_strv_free(&files);
         return nas_errf(e, NAS_ENOMEM, "speech-commands %s: out of memory", t->dir);
@@ -171,8 +172,8 @@ static int plan_clips(speech_tree *t, nas_err *e) {
     int rc = nas_speech_noise_read(path, o, &t->noise, &t->skipped, e);
     if (rc) return rc;
   }
-  t->clips = calloc((size_t)cap + (size_t)extra + 1, sizeof(speech_clip));
-  int *cand = malloc(sizeof(int) * ((size_t)t->n_ent + 1));
+  t->clips = nas_calloc((size_t)cap + (size_t)extra + 1, sizeof(speech_clip));
+  int *cand = nas_malloc(sizeof(int) * ((size_t)t->n_ent + 1));
   if (!t->clips || !cand) {
     free(cand);
     return nas_errf(e, NAS_ENOMEM, "speech-commands %s: out of memory", t->dir);
@@ -262,11 +263,11 @@ static int compute(speech_tree *t, nas_err *e) {
   int planned_train = 0;
   for (int i = 0; i < t->n_clips; i++) planned_train += t->clips[i].split == SPLIT_TRAIN;
   size_t per_aug = fs * (size_t)o->aug_n; /* floats of one clip's variants */
-  t->x = malloc(sizeof(float) * fs * ((size_t)t->n_clips + 1));
-  t->y = malloc(sizeof(int32_t) * ((size_t)t->n_clips + 1));
-  t->sp = malloc(sizeof(int32_t) * ((size_t)t->n_clips + 1));
-  float *buf = malloc(sizeof(float) * NAS_SPEECH_CLIP * 2); /* wave, augmented wave */
-  if (o->aug_n > 0) t->xa = malloc(sizeof(float) * (per_aug * (size_t)planned_train + 1));
+  t->x = nas_malloc(sizeof(float) * fs * ((size_t)t->n_clips + 1));
+  t->y = nas_malloc(sizeof(int32_t) * ((size_t)t->n_clips + 1));
+  t->sp = nas_malloc(sizeof(int32_t) * ((size_t)t->n_clips + 1));
+  float *buf = nas_malloc(sizeof(float) * NAS_SPEECH_CLIP * 2); /* wave, augmented wave */
+  if (o->aug_n > 0) t->xa = nas_malloc(sizeof(float) * (per_aug * (size_t)planned_train + 1));
   if (!t->x || !t->y || !t->sp || !buf || (o->aug_n > 0 && !t->xa)) {
     free(buf);
     nas_feat_free(fx);
@@ -315,8 +316,8 @@ static int fill_split(const speech_tree *t, nas_dataset *ds, int split, const in
   ds->classes = t->classes;
   ds->n = 0;
   if (n == 0) return 0;
-  ds->x = malloc(sizeof(float) * fs * n);
-  ds->y = malloc(sizeof(int) * (size_t)n);
+  ds->x = nas_malloc(sizeof(float) * fs * n);
+  ds->y = nas_malloc(sizeof(int) * (size_t)n);
   if (!ds->x || !ds->y) return -1;
   for (int k = 0; k < n_order; k++) {
     int i = order[k];
@@ -333,9 +334,9 @@ static int fill_split(const speech_tree *t, nas_dataset *ds, int split, const in
 static int fill_variants(const speech_tree *t, nas_dataset *ds, const int *order, int nt,
                          float mean, float std) {
   if (!t->xa || nt == 0) return 0;
-  int *row = malloc(sizeof(int) * ((size_t)t->n + 1)); /* t->x index -> row of t->xa */
+  int *row = nas_malloc(sizeof(int) * ((size_t)t->n + 1)); /* t->x index -> row of t->xa */
   size_t per = (size_t)t->h * t->w * (size_t)t->o->aug_n;
-  ds->x_aug = malloc(sizeof(float) * per * (size_t)nt);
+  ds->x_aug = nas_malloc(sizeof(float) * per * (size_t)nt);
   if (!row || !ds->x_aug) {
     free(row);
     return -1;
@@ -353,7 +354,7 @@ static int fill_variants(const speech_tree *t, nas_dataset *ds, const int *order
 
 static int assemble(speech_tree *t, nas_data *d, nas_err *e) {
   const nas_speech_opts *o = t->o;
-  int *order = malloc(sizeof(int) * ((size_t)t->n + 1));
+  int *order = nas_malloc(sizeof(int) * ((size_t)t->n + 1));
   if (!order) return nas_errf(e, NAS_ENOMEM, "speech-commands %s: out of memory", t->dir);
   /* training clips shuffled (seed-derived), then limited; val and test in clip order */
   int nt = 0;

@@ -8,6 +8,7 @@
  *             (int32 each), xa float32[n_train*aug_n*h*w] (the variants of the training
  *             clips in the order they have in the feature file), checksum u64 */
 #include "core/hash.h"
+#include "core/alloc.h"
 #include "datasets/speech_impl.h"
 
 #include <stdlib.h>
@@ -97,9 +98,9 @@ int speech_cache_load(speech_tree *t, const char *path) {
            hd.classes == t->o->task;
   if (ok) {
     size_t fs = (size_t)hd.h * hd.w;
-    x = malloc(sizeof(float) * fs * ((size_t)hd.n + 1));
-    y = malloc(sizeof(int32_t) * ((size_t)hd.n + 1));
-    sp = malloc(sizeof(int32_t) * ((size_t)hd.n + 1));
+    x = nas_malloc(sizeof(float) * fs * ((size_t)hd.n + 1));
+    y = nas_malloc(sizeof(int32_t) * ((size_t)hd.n + 1));
+    sp = nas_malloc(sizeof(int32_t) * ((size_t)hd.n + 1));
     ok = x && y && sp;
     if (ok) {
       ck_read(&c, y, sizeof(int32_t), (size_t)hd.n);
@@ -169,7 +170,7 @@ int speech_aug_cache_load(speech_tree *t, const char *path) {
            hd.n_train == n_train && hd.aug_n == t->o->aug_n && hd.h == t->h && hd.w == t->w;
   if (ok) {
     size_t cnt = (size_t)n_train * (size_t)hd.aug_n * (size_t)hd.h * (size_t)hd.w;
-    xa = malloc(sizeof(float) * (cnt + 1));
+    xa = nas_malloc(sizeof(float) * (cnt + 1));
     ok = xa != NULL;
     if (ok) {
       ck_read(&c, xa, sizeof(float), cnt);

@@ -7,6 +7,7 @@
  * (SFC_GET_LOG_INFO, a line "data : 32000 (should be 19956)"). A file whose data line
  * carries "should be" is treated as truncated. */
 #include "datasets/speech_impl.h"
+#include "core/alloc.h"
 
 #include <dirent.h>
 #include <sndfile.h>
@@ -41,12 +42,12 @@ static int ends_with_wav(const char *name) {
 int speech_strv_push(speech_strv *v, const char *s) {
   if (v->n == v->cap) {
     int cap = v->cap ? v->cap * 2 : 64;
-    char **p = realloc(v->s, sizeof(char *) * (size_t)cap);
+    char **p = nas_realloc(v->s, sizeof(char *) * (size_t)cap);
     if (!p) return -1;
     v->s = p;
     v->cap = cap;
   }
-  v->s[v->n] = strdup(s);
+  v->s[v->n] = nas_strdup(s);
   if (!v->s[v->n]) return -1;
   v->n++;
   return 0;
@@ -123,7 +124,7 @@ int nas_wav_read(const char *path, float **out, int *n, nas_err *e) {
     rc = nas_errf(e, NAS_EFORMAT, "%s: %lld samples is too long", path, (long long)info.frames);
   if (!rc) rc = check_truncation(f, path, e);
   if (!rc) {
-    float *x = malloc(sizeof(float) * (size_t)info.frames);
+    float *x = nas_malloc(sizeof(float) * (size_t)info.frames);
     if (!x) {
       rc = nas_errf(e, NAS_ENOMEM, "%s: out of memory", path);
     } else {
@@ -160,8 +161,8 @@ int nas_speech_noise_read(const char *dir, const nas_speech_opts *o, nas_speech_
     speech_strv_free(&names);
     return NAS_OK; /* no noise folder: no noise */
   }
-  nz->x = calloc((size_t)names.n + 1, sizeof(float *));
-  nz->len = calloc((size_t)names.n + 1, sizeof(int));
+  nz->x = nas_calloc((size_t)names.n + 1, sizeof(float *));
+  nz->len = nas_calloc((size_t)names.n + 1, sizeof(int));
   if (!nz->x || !nz->len) {
     speech_strv_free(&names);
     nas_speech_noise_free(nz);

@@ -1,6 +1,7 @@
 /* deploy/graph8.c: the int8 graph's bookkeeping: free, names, shape/type validation of every
  * operator (so kernels run unchecked), and whole-graph execution in a planned arena. */
 #include "deploy/graph8.h"
+#include "core/alloc.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -104,7 +105,7 @@ int nas_g8_validate(const nas_g8_graph *g, nas_err *e) {
   if (g->input < 0 || g->input >= g->ntensors || g->output < 0 || g->output >= g->ntensors)
     return nas_errf(e, NAS_EINVAL, "graph input/output tensor index out of range");
   /* Every activation an operator reads must be the graph input or written earlier. */
-  unsigned char *ready = calloc((size_t)g->ntensors + 1, 1);
+  unsigned char *ready = nas_calloc((size_t)g->ntensors + 1, 1);
   if (!ready) return nas_errf(e, NAS_ENOMEM, "out of memory");
   ready[g->input] = 1;
   for (int i = 0; i < g->nops; i++) {
@@ -248,9 +249,9 @@ int nas_g8_exec_init(nas_g8_exec *x, const nas_g8_graph *g, nas_err *e) {
     nas_g8_exec_free(x);
     return rc;
   }
-  x->arena = malloc(x->plan.peak ? x->plan.peak : 1);
-  x->act = calloc((size_t)g->ntensors + 1, sizeof *x->act);
-  x->scratch = aligned_alloc(64, (x->prep.scratch_bytes + 128 + 63) & ~(size_t)63);
+  x->arena = nas_malloc(x->plan.peak ? x->plan.peak : 1);
+  x->act = nas_calloc((size_t)g->ntensors + 1, sizeof *x->act);
+  x->scratch = nas_aligned_alloc(64, (x->prep.scratch_bytes + 128 + 63) & ~(size_t)63);
   if (!x->arena || !x->act || !x->scratch) {
     size_t peak = x->plan.peak;
     nas_g8_exec_free(x);

@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "deploy/graph8.h"
+#include "core/alloc.h"
 
 /* ---- fixed point ----------------------------------------------------------------------- */
 
@@ -189,8 +190,8 @@ static const int8_t *tdata(const nas_g8_graph *g, int8_t *const *act, int t) {
  * input_scale * weight_scale / output_scale, per channel when the weights are). */
 static int rq_build(const nas_g8_tensor *x, const nas_g8_tensor *w, const nas_g8_tensor *y, int co,
                     nas_q_rq *r) {
-  r->mult = malloc(sizeof *r->mult * (size_t)co), r->lmul = malloc(sizeof *r->lmul * (size_t)co);
-  r->rsh = malloc(sizeof *r->rsh * (size_t)co), r->mask = malloc(sizeof *r->mask * (size_t)co);
+  r->mult = nas_malloc(sizeof *r->mult * (size_t)co), r->lmul = nas_malloc(sizeof *r->lmul * (size_t)co);
+  r->rsh = nas_malloc(sizeof *r->rsh * (size_t)co), r->mask = nas_malloc(sizeof *r->mask * (size_t)co);
   if (!r->mult || !r->lmul || !r->rsh || !r->mask) return NAS_ENOMEM;
   for (int c = 0; c < co; c++) {
     double ws = w->scale[w->nq > 1 ? c : 0];
@@ -253,8 +254,8 @@ static int prep_op(const nas_g8_graph *g, int i, nas_g8_prep_op *p, size_t *scra
     const int8_t *wd = w->data;
     const int32_t *bias = op->nin > 2 && op->in[2] >= 0 ? g->tensors[op->in[2]].data : NULL;
     p->pixel = 1, p->cop = co;
-    p->w16 = malloc(sizeof *p->w16 * depth * (size_t)co);
-    p->bias = malloc(sizeof *p->bias * (size_t)co);
+    p->w16 = nas_malloc(sizeof *p->w16 * depth * (size_t)co);
+    p->bias = nas_malloc(sizeof *p->bias * (size_t)co);
     if (!p->w16 || !p->bias) return NAS_ENOMEM;
     for (size_t k = 0; k < depth * (size_t)co; k++) p->w16[k] = wd[k];
     for (int oc = 0; oc < co; oc++) p->bias[oc] = bias ? bias[oc] : 0;
@@ -267,8 +268,8 @@ static int prep_op(const nas_g8_graph *g, int i, nas_g8_prep_op *p, size_t *scra
   const int32_t *bias = op->nin > 2 && op->in[2] >= 0 ? g->tensors[op->in[2]].data : NULL;
   const size_t taps = (size_t)w->dims[1] * w->dims[2] * (dw ? 1 : (size_t)w->dims[3]);
   p->cop = cop;
-  p->w16 = calloc(taps * (size_t)cop, sizeof *p->w16);
-  p->bias = calloc((size_t)cop, sizeof *p->bias);
+  p->w16 = nas_calloc(taps * (size_t)cop, sizeof *p->w16);
+  p->bias = nas_calloc((size_t)cop, sizeof *p->bias);
   if (!p->w16 || !p->bias) return NAS_ENOMEM;
   for (int oc = 0; oc < co; oc++) {
     p->bias[oc] = bias ? bias[oc] : 0;
@@ -284,7 +285,7 @@ static int prep_op(const nas_g8_graph *g, int i, nas_g8_prep_op *p, size_t *scra
 
 int nas_g8_prep_build(const nas_g8_graph *g, nas_g8_prep *p, nas_err *e) {
   memset(p, 0, sizeof *p);
-  p->op = calloc((size_t)(g->nops > 0 ? g->nops : 1), sizeof *p->op);
+  p->op = nas_calloc((size_t)(g->nops > 0 ? g->nops : 1), sizeof *p->op);
   if (!p->op) return nas_errf(e, NAS_ENOMEM, "out of memory preparing %d operators", g->nops);
   p->nops = g->nops;
   for (int i = 0; i < g->nops; i++) {
@@ -661,7 +662,7 @@ int nas_g8_run_op(const nas_g8_graph *g, int i, int8_t *const *act, nas_err *e) 
   nas_g8_prep_op one = {0}; /* op i prepared for this one call */
   size_t sb = 0;
   int rc = prep_op(g, i, &one, &sb);
-  void *scratch = rc == NAS_OK ? malloc(sb + 128) : NULL;
+  void *scratch = rc == NAS_OK ? nas_malloc(sb + 128) : NULL;
   rc = scratch ? run_prepared(g, &one, i, act, scratch, e)
                : nas_errf(e, NAS_ENOMEM, "operator %d: out of memory preparing its constants", i);
   prep_op_free(&one);

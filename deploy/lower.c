@@ -1,6 +1,7 @@
 /* deploy/lower.c: trained float network + calibration -> int8 graph (see deploy/lower.h),
  * and the int8 graph's accuracy over a dataset. */
 #include "deploy/lower.h"
+#include "core/alloc.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -53,16 +54,16 @@ static int add_tensor(lw *L, const char *name, int type, int ndim, const int *di
   nas_g8_graph *g = L->g;
   if (g->ntensors == L->tcap) {
     int cap = L->tcap ? L->tcap * 2 : 32;
-    nas_g8_tensor *t = realloc(g->tensors, sizeof *t * (size_t)cap);
+    nas_g8_tensor *t = nas_realloc(g->tensors, sizeof *t * (size_t)cap);
     if (!t) return oom(L), -1;
     g->tensors = t, L->tcap = cap;
   }
   nas_g8_tensor *t = &g->tensors[g->ntensors];
   memset(t, 0, sizeof *t);
   g->ntensors++;
-  t->name = malloc(strlen(name) + 1);
-  t->scale = calloc((size_t)(nq > 0 ? nq : 1), sizeof *t->scale);
-  t->zero_point = calloc((size_t)(nq > 0 ? nq : 1), sizeof *t->zero_point);
+  t->name = nas_malloc(strlen(name) + 1);
+  t->scale = nas_calloc((size_t)(nq > 0 ? nq : 1), sizeof *t->scale);
+  t->zero_point = nas_calloc((size_t)(nq > 0 ? nq : 1), sizeof *t->zero_point);
   if (!t->name || !t->scale || !t->zero_point) return oom(L), -1;
   strcpy(t->name, name);
   t->type = type, t->ndim = ndim, t->nq = nq;
@@ -77,7 +78,7 @@ static int add_op(lw *L, int kind, int out, int nin, int i0, int i1, int i2) {
   nas_g8_graph *g = L->g;
   if (g->nops == L->ocap) {
     int cap = L->ocap ? L->ocap * 2 : 32;
-    nas_g8_op *o = realloc(g->ops, sizeof *o * (size_t)cap);
+    nas_g8_op *o = nas_realloc(g->ops, sizeof *o * (size_t)cap);
     if (!o) return oom(L), -1;
     g->ops = o, L->ocap = cap;
   }
@@ -162,7 +163,7 @@ static int weight_tensor(lw *L, const char *name, int nd, const int *dims, const
   int t = add_tensor(L, name, NAS_G8_INT8, nd, dims, nq);
   if (t < 0) return -1;
   nas_g8_tensor *x = &L->g->tensors[t];
-  x->data = malloc(x->bytes);
+  x->data = nas_malloc(x->bytes);
   if (!x->data) return oom(L), -1;
   memcpy(x->data, q, x->bytes);
   memcpy(x->scale, scale, sizeof *scale * (size_t)nq);
@@ -176,9 +177,9 @@ static int bias_tensor(lw *L, const char *name, int co, const float *b, float in
   int t = add_tensor(L, name, NAS_G8_INT32, 1, dims, per_channel ? co : 1);
   if (t < 0) return -1;
   nas_g8_tensor *x = &L->g->tensors[t];
-  x->data = malloc(x->bytes);
+  x->data = nas_malloc(x->bytes);
   if (!x->data) return oom(L), -1;
-  float *ws = malloc(sizeof *ws * (size_t)co);
+  float *ws = nas_malloc(sizeof *ws * (size_t)co);
   if (!ws) return oom(L), -1;
   for (int c = 0; c < co; c++) ws[c] = w_scale[per_channel ? c : 0];
   nas_q_bias(b, co, in_scale, ws, x->data);
@@ -203,8 +204,8 @@ static int lower_conv(lw *L, int i) {
   const int kh = dw ? wn->shape.d[0] : wn->shape.d[1], kw = dw ? wn->shape.d[1] : wn->shape.d[2];
   const size_t nw = nas_shape_numel(&wn->shape);
   const int per = (int)(nw / (size_t)co);
-  float *w = malloc(sizeof *w * nw), *b = malloc(sizeof *b * (size_t)co), *ws = malloc(sizeof *ws * (size_t)co);
-  int8_t *q = malloc(nw);
+  float *w = nas_malloc(sizeof *w * nw), *b = nas_malloc(sizeof *b * (size_t)co), *ws = nas_malloc(sizeof *ws * (size_t)co);
+  int8_t *q = nas_malloc(nw);
   int rc = -1;
   if (!w || !b || !ws || !q) {
     oom(L);
@@ -245,8 +246,8 @@ static int lower_dense(lw *L, int i) {
   const int co = wn->shape.d[0], k = wn->shape.d[1];
   const size_t nw = (size_t)co * k;
   const int pc = L->cfg.fc_per_channel;
-  float *b = calloc((size_t)co, sizeof *b), *ws = malloc(sizeof *ws * (size_t)co);
-  int8_t *q = malloc(nw);
+  float *b = nas_calloc((size_t)co, sizeof *b), *ws = nas_malloc(sizeof *ws * (size_t)co);
+  int8_t *q = nas_malloc(nw);
   int rc = -1;
   if (!b || !ws || !q) {
     oom(L);
@@ -362,8 +363,8 @@ int nas_lower(const nas_net *net, const nas_calib *c, const nas_lower_cfg *cfg,
   if (cfg) L.cfg = *cfg;
   if (!c || c->n != net->g->n)
     return nas_errf(e, NAS_EINVAL, "lowering: the calibration does not belong to this network");
-  L.tmap = malloc(sizeof *L.tmap * (size_t)net->g->n);
-  L.done = calloc((size_t)net->g->n, 1);
+  L.tmap = nas_malloc(sizeof *L.tmap * (size_t)net->g->n);
+  L.done = nas_calloc((size_t)net->g->n, 1);
   int rc = NAS_OK;
   if (!L.tmap || !L.done) rc = oom(&L);
   if (!rc) {
@@ -432,7 +433,7 @@ int nas_g8_accuracy(const nas_g8_graph *g, const nas_dataset *ds, int limit, dou
 #pragma omp parallel reduction(+ : correct)
   {
     nas_g8_exec x; /* one per thread: plan, prepared operators, arena */
-    int8_t *in = malloc(ni), *y = malloc(no);
+    int8_t *in = nas_malloc(ni), *y = nas_malloc(no);
     nas_err te = {0};
     int trc = in && y ? nas_g8_exec_init(&x, g, &te) : nas_errf(&te, NAS_ENOMEM, "int8 evaluation: out of memory");
 #pragma omp for schedule(static)

@@ -1,6 +1,7 @@
 /* deploy/lower_shape.c: the int8 graph of a network's structure through nas_lower with a
  * synthetic calibration (see lower_shape.h). */
 #include "deploy/lower_shape.h"
+#include "core/alloc.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -18,9 +19,9 @@ int nas_lower_structure(const nas_net *net, const nas_lower_cfg *cfg, nas_g8_gra
   nas_calib c;
   memset(&c, 0, sizeof c);
   c.n = n;
-  c.point = calloc((size_t)n, 1);
-  c.lo = malloc(sizeof *c.lo * (size_t)n);
-  c.hi = malloc(sizeof *c.hi * (size_t)n);
+  c.point = nas_calloc((size_t)n, 1);
+  c.lo = nas_malloc(sizeof *c.lo * (size_t)n);
+  c.hi = nas_malloc(sizeof *c.hi * (size_t)n);
   if (!c.point || !c.lo || !c.hi) {
     nas_calib_free(&c);
     return nas_errf(e, NAS_ENOMEM, "lowering: out of memory");

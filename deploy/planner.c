@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "deploy/graph8.h"
+#include "core/alloc.h"
 
 #define ALIGN 16
 
@@ -37,12 +38,12 @@ int nas_g8_plan_build(const nas_g8_graph *g, nas_g8_plan *p, nas_err *e) {
   memset(p, 0, sizeof *p);
   const int nt = g->ntensors;
   p->ntensors = nt;
-  p->offset = malloc(sizeof *p->offset * (size_t)(nt + 1));
-  p->first = malloc(sizeof *p->first * (size_t)(nt + 1));
-  p->last = malloc(sizeof *p->last * (size_t)(nt + 1));
-  item *items = malloc(sizeof *items * (size_t)(nt + 1));
-  size_t *placed = malloc(sizeof *placed * (size_t)(nt + 1));     /* tensor ids placed */
-  size_t *ends = malloc(sizeof *ends * 2 * (size_t)(nt + 1));     /* candidate offsets */
+  p->offset = nas_malloc(sizeof *p->offset * (size_t)(nt + 1));
+  p->first = nas_malloc(sizeof *p->first * (size_t)(nt + 1));
+  p->last = nas_malloc(sizeof *p->last * (size_t)(nt + 1));
+  item *items = nas_malloc(sizeof *items * (size_t)(nt + 1));
+  size_t *placed = nas_malloc(sizeof *placed * (size_t)(nt + 1));     /* tensor ids placed */
+  size_t *ends = nas_malloc(sizeof *ends * 2 * (size_t)(nt + 1));     /* candidate offsets */
   if (!p->offset || !p->first || !p->last || !items || !placed || !ends) {
     free(items), free(placed), free(ends), nas_g8_plan_free(p);
     return nas_errf(e, NAS_ENOMEM, "out of memory planning %d tensors", nt);

@@ -16,6 +16,7 @@
 #include <string.h>
 
 #include "deploy/graph8.h"
+#include "core/alloc.h"
 
 /* Field ids (schema.fbs). */
 enum { MODEL_OPCODES = 1, MODEL_SUBGRAPHS = 2, MODEL_BUFFERS = 4 };
@@ -178,7 +179,7 @@ static int get_str(rd *r, const tab *t, int id, char **out) {
   int rc = get_vec(r, t, id, 1, &s, &len);
   if (rc) return rc;
   if (len > 4096) return bad(r, "string of %u bytes", len);
-  char *c = malloc((size_t)len + 1);
+  char *c = nas_malloc((size_t)len + 1);
   if (!c) return nas_errf(r->e, NAS_ENOMEM, "out of memory");
   if (len) memcpy(c, r->p + s, len);
   c[len] = '\0';
@@ -241,7 +242,7 @@ static int read_tensor(rd *r, const tab *t, int idx, size_t bufs, uint32_t nbufs
     if (dl) {
       if (dl != x->bytes)
         return bad(r, "tensor '%s' has %zu bytes of shape but its buffer holds %u", x->name, x->bytes, dl);
-      x->data = malloc(x->bytes);
+      x->data = nas_malloc(x->bytes);
       if (!x->data) return nas_errf(r->e, NAS_ENOMEM, "out of memory");
       if (ty == NAS_G8_INT8) {
         memcpy(x->data, r->p + ds, dl);
@@ -271,8 +272,8 @@ static int read_tensor(rd *r, const tab *t, int idx, size_t bufs, uint32_t nbufs
         return unsup(r, "tensor %d '%s': %u scales but %u zero points", idx, x->name, ns, nz);
       if (ns > 1 && (qd < 0 || qd >= x->ndim || (uint32_t)x->dims[qd] != ns))
         return unsup(r, "tensor %d '%s': %u scales do not match quantized_dimension %lld", idx, x->name, ns, (long long)qd);
-      x->scale = malloc(sizeof *x->scale * ns);
-      x->zero_point = malloc(sizeof *x->zero_point * ns);
+      x->scale = nas_malloc(sizeof *x->scale * ns);
+      x->zero_point = nas_malloc(sizeof *x->zero_point * ns);
       if (!x->scale || !x->zero_point) return nas_errf(r->e, NAS_ENOMEM, "out of memory");
       for (uint32_t i = 0; i < ns; i++) {
         uint32_t u = u32at(r->p + ss + 4 * i);
@@ -441,7 +442,7 @@ static int parse(rd *r, nas_g8_graph *g, opcode **ocs_out, uint32_t *nocs_out) {
     return rc;
   if (nsgs < 1) return bad(r, "no subgraphs");
   /* Operator codes. */
-  opcode *oc = calloc(nocs + 1, sizeof *oc);
+  opcode *oc = nas_calloc(nocs + 1, sizeof *oc);
   if (!oc) return nas_errf(r->e, NAS_ENOMEM, "out of memory");
   *ocs_out = oc, *nocs_out = nocs;
   for (uint32_t i = 0; i < nocs; i++) {
@@ -464,8 +465,8 @@ static int parse(rd *r, nas_g8_graph *g, opcode **ocs_out, uint32_t *nocs_out) {
   if ((rc = get_vec(r, &sg, SG_TENSORS, 4, &ts, &nt)) || (rc = get_vec(r, &sg, SG_OPERATORS, 4, &os, &no)))
     return rc;
   if (nt > 100000 || no > 100000) return unsup(r, "%u tensors, %u operators: too many", nt, no);
-  g->tensors = calloc(nt + 1, sizeof *g->tensors);
-  g->ops = calloc(no + 1, sizeof *g->ops);
+  g->tensors = nas_calloc(nt + 1, sizeof *g->tensors);
+  g->ops = nas_calloc(no + 1, sizeof *g->ops);
   if (!g->tensors || !g->ops) return nas_errf(r->e, NAS_ENOMEM, "out of memory");
   for (uint32_t i = 0; i < nt; i++) {
     tab t;
@@ -547,7 +548,7 @@ int nas_tflite_read(const char *path, nas_g8_graph *g, nas_err *e) {
         return nas_errf(e, NAS_EFORMAT, "%s: file larger than 2 GiB", path);
       }
       cap = cap ? cap * 2 : 1 << 16;
-      uint8_t *nb = realloc(buf, cap);
+      uint8_t *nb = nas_realloc(buf, cap);
       if (!nb) {
         free(buf), fclose(f);
         return nas_errf(e, NAS_ENOMEM, "%s: out of memory", path);

@@ -10,7 +10,7 @@
 
 #include "core/fileio.h"
 #include "latency/measure.h"
-#include "results/export_c.h"
+#include "export/export_c.h"
 
 static const char *mcpu_of(int core) {
   switch (core) {

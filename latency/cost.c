@@ -1,6 +1,7 @@
 /* latency/cost.c: lowering arch layers to kernel calls, counting, latency prediction,
  * reports, differentiable choice costs. See cost.h for the counting rules. */
 #include "latency/cost.h"
+#include "core/alloc.h"
 
 #include <cjson/cJSON.h>
 #include "deploy/lower_shape.h"
@@ -213,10 +214,10 @@ int nas_price_net_cfg(const nas_net *net, const nas_target *t, const nas_lower_c
     cJSON_Delete(root);
     return nas_errf(e, NAS_EINVAL, "canonical arch JSON does not match the network");
   }
-  nas_price *p = calloc(1, sizeof *p);
+  nas_price *p = nas_calloc(1, sizeof *p);
   int nl = net->n_layers;
-  if (p) p->calls = calloc((size_t)nl * 4, sizeof *p->calls), p->layers = calloc((size_t)nl, sizeof *p->layers);
-  shp *outs = calloc((size_t)nl + 1, sizeof *outs);
+  if (p) p->calls = nas_calloc((size_t)nl * 4, sizeof *p->calls), p->layers = nas_calloc((size_t)nl, sizeof *p->layers);
+  shp *outs = nas_calloc((size_t)nl + 1, sizeof *outs);
   int rc = NAS_OK;
   if (!p || !p->calls || !p->layers || !outs) {
     rc = nas_errf(e, NAS_ENOMEM, "out of memory");
@@ -402,7 +403,7 @@ static int sb_printf(sbuf *b, const char *fmt, ...) {
     if (k < 0) return -1;
     if (b->s && b->n + (size_t)k < b->cap) return b->n += (size_t)k, 0;
     size_t nc = (b->cap + (size_t)k + 1) * 2;
-    char *ns = realloc(b->s, nc);
+    char *ns = nas_realloc(b->s, nc);
     if (!ns) return -1;
     b->s = ns, b->cap = nc;
   }
@@ -465,7 +466,7 @@ char *nas_targets_table(const char *dir, nas_err *e) {
     free(b.s);
     return NULL;
   }
-  return b.s ? b.s : calloc(1, 1);
+  return b.s ? b.s : nas_calloc(1, 1);
 }
 
 /* ---- differentiable costs -------------------------------------------------------------- */

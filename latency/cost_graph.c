@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "deploy/graph8.h"
+#include "core/alloc.h"
 #include "deploy/lower_shape.h"
 #include "latency/cost.h"
 #include "train/checkpoint.h"
@@ -49,7 +50,7 @@ int nas_price_net_sram(nas_price *p, const nas_net *net, const nas_lower_cfg *lc
   nas_g8_graph g;
   int rc = nas_lower_structure(net, lcfg, &g, e);
   if (rc) return rc;
-  int *op_layer = malloc(sizeof *op_layer * (size_t)(g.nops + 1));
+  int *op_layer = nas_malloc(sizeof *op_layer * (size_t)(g.nops + 1));
   if (!op_layer) {
     nas_g8_graph_free(&g);
     return nas_errf(e, NAS_ENOMEM, "out of memory");
@@ -140,11 +141,11 @@ int nas_price_graph(const nas_g8_graph *g, const nas_target *t, nas_price **out,
   if (rc) return rc;
   if (g->tensors[g->input].data || g->tensors[g->output].data)
     return nas_errf(e, NAS_EINVAL, "pricing: the graph's input and output must be activations");
-  nas_price *p = calloc(1, sizeof *p);
+  nas_price *p = nas_calloc(1, sizeof *p);
   int n = g->nops;
-  if (p) p->calls = calloc((size_t)n + 1, sizeof *p->calls), p->layers = calloc((size_t)n + 1, sizeof *p->layers);
-  int *op_layer = malloc(sizeof *op_layer * ((size_t)n + 1));
-  unsigned char *counted = calloc((size_t)g->ntensors + 1, 1);
+  if (p) p->calls = nas_calloc((size_t)n + 1, sizeof *p->calls), p->layers = nas_calloc((size_t)n + 1, sizeof *p->layers);
+  int *op_layer = nas_malloc(sizeof *op_layer * ((size_t)n + 1));
+  unsigned char *counted = nas_calloc((size_t)g->ntensors + 1, 1);
   if (!p || !p->calls || !p->layers || !op_layer || !counted) {
     rc = nas_errf(e, NAS_ENOMEM, "out of memory");
     goto done;

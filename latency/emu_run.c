@@ -14,6 +14,7 @@
 #include <time.h>
 
 #include "latency/emulator.h"
+#include "core/alloc.h"
 
 #ifdef NAS_HAVE_UNICORN
 #include <unicorn/unicorn.h>
@@ -84,8 +85,8 @@ static size_t slot_of(uint32_t addr, uint32_t size, size_t cap) {
 
 static int grow(emu_state *s) {
   size_t ncap = s->cap ? s->cap * 2 : 1024;
-  blk *nt = calloc(ncap, sizeof *nt);
-  long long *ne = calloc(ncap * (size_t)s->nl, sizeof *ne);
+  blk *nt = nas_calloc(ncap, sizeof *nt);
+  long long *ne = nas_calloc(ncap * (size_t)s->nl, sizeof *ne);
   if (!nt || !ne) {
     free(nt), free(ne);
     return -1;
@@ -193,7 +194,7 @@ int nas_emu_run(const nas_emu_fw *fw, const int8_t *in, long long max_insns, nas
   s.fw = fw, s.nl = fw->nops + 1, s.layer = fw->nops;
   s.max_insns = max_insns > 0 ? max_insns : 2000000000LL;
   s.prev_end = fw->entry;
-  s.taken = calloc((size_t)s.nl, sizeof *s.taken);
+  s.taken = nas_calloc((size_t)s.nl, sizeof *s.taken);
   if (!s.taken || grow(&s)) {
     free(s.taken), free(s.tab), free(s.exec);
     return nas_errf(e, NAS_ENOMEM, "out of memory");
@@ -223,8 +224,8 @@ int nas_emu_run(const nas_emu_fw *fw, const int8_t *in, long long max_insns, nas
   else if ((pc & ~1u) != fw->halt) rc = nas_errf(e, NAS_ENUMERIC, "emulator: stopped at 0x%08x before the halt loop", pc);
   if (rc == NAS_OK) {
     r->n_layers = s.nl;
-    r->layers = calloc((size_t)s.nl, sizeof *r->layers);
-    r->output = malloc(fw->out_n ? fw->out_n : 1);
+    r->layers = nas_calloc((size_t)s.nl, sizeof *r->layers);
+    r->output = nas_malloc(fw->out_n ? fw->out_n : 1);
     r->out_n = fw->out_n;
     if (!r->layers || !r->output) rc = nas_errf(e, NAS_ENOMEM, "out of memory");
     else if ((err = uc_mem_read(s.uc, fw->out_addr, r->output, fw->out_n)) != UC_ERR_OK)

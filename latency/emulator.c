@@ -16,8 +16,9 @@
 #include <unistd.h>
 
 #include "core/fileio.h"
+#include "core/alloc.h"
 #include "latency/emulator.h"
-#include "results/export_c.h"
+#include "export/export_c.h"
 
 extern char **environ;
 
@@ -308,7 +309,7 @@ int nas_emu_build(const nas_g8_graph *g, const nas_target *t, const nas_emu_cfg 
   if (rc == NAS_OK) rc = compile_fw(cc, mcpu, cfg->opt ? cfg->opt : "-O2", dir, cfg->cache_dir, t->id, e);
   double t1 = now_s();
   if (rc == NAS_OK) {
-    fw = calloc(1, sizeof *fw);
+    fw = nas_calloc(1, sizeof *fw);
     if (!fw) rc = nas_errf(e, NAS_ENOMEM, "out of memory");
   }
   if (rc == NAS_OK) {
@@ -344,11 +345,11 @@ static int read_all(const char *path, uint8_t **buf, size_t *n, nas_err *e) {
   FILE *f = fopen(path, "rb");
   if (!f) return nas_errf(e, NAS_EIO, "%s: cannot open", path);
   size_t cap = 1 << 16, len = 0, k;
-  uint8_t *b = malloc(cap);
+  uint8_t *b = nas_malloc(cap);
   while (b && (k = fread(b + len, 1, cap - len, f)) > 0) {
     len += k;
     if (len == cap) {
-      uint8_t *nb = cap < ((size_t)1 << 30) ? realloc(b, cap * 2) : NULL;
+      uint8_t *nb = cap < ((size_t)1 << 30) ? nas_realloc(b, cap * 2) : NULL;
       if (!nb) free(b);
       b = nb, cap *= 2;
     }
@@ -375,8 +376,8 @@ int nas_emu_load_elf(const char *path, nas_emu_fw *fw, nas_err *e) {
     return nas_errf(e, NAS_EFORMAT, "%s: not a little-endian 32-bit Arm ELF", path);
   }
   free(fw->flash), free(fw->sram_init);
-  fw->flash = calloc(fw->flash_size, 1);
-  fw->sram_init = calloc(fw->sram_size, 1);
+  fw->flash = nas_calloc(fw->flash_size, 1);
+  fw->sram_init = nas_calloc(fw->sram_size, 1);
   if (!fw->flash || !fw->sram_init) {
     free(b);
     return nas_errf(e, NAS_ENOMEM, "out of memory for the flash/SRAM images");

@@ -1,6 +1,6 @@
 /* latency/emulator.h: emulated measurement of an int8 graph on a Cortex-M core.
  *
- * The graph is written with the C export (results/export_c.h, compiled with NAS_LAYER_MARK),
+ * The graph is written with the C export (export/export_c.h, compiled with NAS_LAYER_MARK),
  * cross-compiled with arm-none-eabi-gcc for the target's core (-mthumb -mcpu=cortex-m4/m7/m33
  * /m0plus, soft float) beside a generated startup (vector table, reset handler that copies
  * .data, clears .bss, runs model_invoke on an input buffer and stops at a halt loop) and a

@@ -7,6 +7,7 @@
 #include <time.h>
 
 #include "latency/measure.h"
+#include "core/alloc.h"
 
 void nas_g8_layer_info(const nas_g8_graph *g, int i, nas_g8_linfo *li) {
   memset(li, 0, sizeof *li);
@@ -78,7 +79,7 @@ int nas_meas_from_graph(const nas_g8_graph *g, const char *target, const char *m
                         const double *cycles, double total_cycles, nas_meas **rows, int *n,
                         nas_err *e) {
   *rows = NULL, *n = 0;
-  nas_meas *v = calloc((size_t)g->nops + 1, sizeof *v);
+  nas_meas *v = nas_calloc((size_t)g->nops + 1, sizeof *v);
   if (!v) return nas_errf(e, NAS_ENOMEM, "out of memory");
   int k = 0;
   long long macs = nas_g8_model_macs(g);
@@ -145,7 +146,7 @@ int nas_host_time(const nas_g8_graph *g, const int8_t *in, int runs, double *lay
   nas_g8_exec x; /* plan, prepared operators and arena, built once outside the timing */
   int rc = nas_g8_exec_init(&x, g, e);
   if (rc) return rc;
-  double *t = malloc(sizeof *t * (size_t)runs * (size_t)(g->nops + 1));
+  double *t = nas_malloc(sizeof *t * (size_t)runs * (size_t)(g->nops + 1));
   if (!t) {
     nas_g8_exec_free(&x);
     return nas_errf(e, NAS_ENOMEM, "out of memory");
@@ -234,8 +235,8 @@ int nas_board_ingest(const char *path, const char *target_id, nas_meas **rows, i
       snprintf(model, sizeof model, "%s", fl[2]);
       snprintf(target, sizeof target, "%s", fl[3]);
       if (target_id && strcmp(target_id, target)) { rc = nas_errf(e, NAS_EINVAL, "%s:%d: the firmware was emitted for target '%s', not '%s'", path, lineno, target, target_id); break; }
-      cyc = malloc(sizeof *cyc * (size_t)(nops + 1) * (size_t)runs);
-      meta = calloc((size_t)nops + 1, sizeof *meta);
+      cyc = nas_malloc(sizeof *cyc * (size_t)(nops + 1) * (size_t)runs);
+      meta = nas_calloc((size_t)nops + 1, sizeof *meta);
       if (!cyc || !meta) { rc = nas_errf(e, NAS_ENOMEM, "out of memory"); break; }
       for (long long i = 0; i < (nops + 1) * runs; i++) cyc[i] = -1;
       state = 1;
@@ -300,7 +301,7 @@ int nas_board_ingest(const char *path, const char *target_id, nas_meas **rows, i
   nas_meas *v = NULL;
   int k = 0;
   if (!rc) {
-    v = calloc((size_t)nops + 1, sizeof *v);
+    v = nas_calloc((size_t)nops + 1, sizeof *v);
     if (!v) rc = nas_errf(e, NAS_ENOMEM, "out of memory");
   }
   for (long long i = 0; !rc && i <= nops; i++) {

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "latency/cost.h"
+#include "core/alloc.h"
 #include "latency/measure.h"
 #include "latency/target.h"
 
@@ -102,7 +103,7 @@ int nas_meas_read_csv(const char *path, const char *only_target, double clock_mh
     }
     if (*n == cap) {
       cap = cap ? 2 * cap : 32;
-      nas_meas *nv = realloc(v, (size_t)cap * sizeof *nv);
+      nas_meas *nv = nas_realloc(v, (size_t)cap * sizeof *nv);
       if (!nv) { rc = nas_errf(e, NAS_ENOMEM, "out of memory"); break; }
       v = nv;
     }
@@ -184,8 +185,8 @@ int nas_fit_target(nas_target *t, const nas_meas *rows, int n, const nas_fit_opt
   nas_fit_report R = {0};
   nas_fit_opts O = {0};
   if (o) O = *o;
-  double *A = malloc(sizeof(double) * (size_t)(n + 1) * NAS_LF_COUNT);
-  double *b = malloc(sizeof(double) * (size_t)(n + 1) * 2);
+  double *A = nas_malloc(sizeof(double) * (size_t)(n + 1) * NAS_LF_COUNT);
+  double *b = nas_malloc(sizeof(double) * (size_t)(n + 1) * 2);
   double *mm = b ? b + n + 1 : NULL;
   int nm = 0, rc = NAS_OK;
   if (!A || !b) { free(A), free(b); return nas_errf(e, NAS_ENOMEM, "out of memory"); }
@@ -216,7 +217,7 @@ int nas_fit_target(nas_target *t, const nas_meas *rows, int n, const nas_fit_opt
       if (nz) keep[nk++] = j;
     }
     if (nk == 0 || m < nk) continue;
-    double *A2 = malloc(sizeof(double) * (size_t)m * nk), x[NAS_LF_COUNT];
+    double *A2 = nas_malloc(sizeof(double) * (size_t)m * nk), x[NAS_LF_COUNT];
     if (!A2) { rc = nas_errf(e, NAS_ENOMEM, "out of memory"); goto done; }
     for (int i = 0; i < m; i++)
       for (int j = 0; j < nk; j++) A2[i * nk + j] = A[i * nf + keep[j]];
@@ -227,7 +228,7 @@ int nas_fit_target(nas_target *t, const nas_meas *rows, int n, const nas_fit_opt
     has[k] = 1, R.fitted[k] = m;
   }
   /* linear: model totals (op "model" rows, else per-model sums of layer rows) */
-  char (*names)[48] = malloc(sizeof *names * (size_t)(n + 1));
+  char (*names)[48] = nas_malloc(sizeof *names * (size_t)(n + 1));
   if (!names) { rc = nas_errf(e, NAS_ENOMEM, "out of memory"); goto done; }
   for (int pass = 0; pass < 2 && nm == 0; pass++)
     for (int i = 0; i < n; i++) {

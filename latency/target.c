@@ -1,5 +1,6 @@
 /* latency/target.c: target JSON loading with strict validation, listing, serialisation. */
 #include "latency/target.h"
+#include "core/alloc.h"
 
 #include <cjson/cJSON.h>
 #include <dirent.h>
@@ -8,7 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "train/net.h"
+#include "core/fileio.h"
 
 static const char *const KOP_NAMES[NAS_KOP_COUNT] = {"conv", "dwconv", "pwconv", "fc",
                                                      "pool", "gap",    "add",    "rnn"};
@@ -118,7 +119,7 @@ int nas_target_parse(const char *text, const char *source, const char *dir, nas_
   rd r = {source, e};
   cJSON *root = cJSON_Parse(text);
   if (!root) return nas_errf(e, NAS_EFORMAT, "%s: not valid JSON", source);
-  nas_target *t = calloc(1, sizeof *t);
+  nas_target *t = nas_calloc(1, sizeof *t);
   if (!t) return cJSON_Delete(root), nas_errf(e, NAS_ENOMEM, "%s: out of memory", source);
   int rc = NAS_EINVAL;
   double x;
@@ -276,11 +277,11 @@ int nas_target_list(const char *dir, char ***ids, int *n, nas_err *e) {
     if (l <= 5 || strcmp(de->d_name + l - 5, ".json") != 0 || de->d_name[0] == '.') continue;
     if (cnt == cap) {
       cap = cap ? cap * 2 : 16;
-      char **nv = realloc(v, (size_t)cap * sizeof *nv);
+      char **nv = nas_realloc(v, (size_t)cap * sizeof *nv);
       if (!nv) { closedir(d); nas_target_ids_free(v, cnt); return nas_errf(e, NAS_ENOMEM, "out of memory"); }
       v = nv;
     }
-    v[cnt] = malloc(l - 4);
+    v[cnt] = nas_malloc(l - 4);
     if (!v[cnt]) { closedir(d); nas_target_ids_free(v, cnt); return nas_errf(e, NAS_ENOMEM, "out of memory"); }
     memcpy(v[cnt], de->d_name, l - 5);
     v[cnt][l - 5] = 0;

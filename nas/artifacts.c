@@ -3,6 +3,7 @@
  * nas/artifacts.h). Checkpoint bytes go through a private temporary file (train/checkpoint.c
  * reads and writes files), preferably in /dev/shm. */
 #include "nas/artifacts.h"
+#include "core/alloc.h"
 
 #include <cjson/cJSON.h>
 #include <errno.h>
@@ -13,7 +14,7 @@
 #include <unistd.h>
 
 #include "deploy/lower.h"
-#include "results/export_tflite.h"
+#include "export/export_tflite.h"
 
 /* A fresh empty file name (the file exists, mode 0600); 0 on success. */
 static int temp_file(char *buf, size_t cap) {
@@ -36,7 +37,7 @@ static int read_bytes(const char *path, uint8_t **buf, size_t *len, nas_err *e) 
   fseek(f, 0, SEEK_END);
   long n = ftell(f);
   fseek(f, 0, SEEK_SET);
-  *buf = malloc(n > 0 ? (size_t)n : 1);
+  *buf = nas_malloc(n > 0 ? (size_t)n : 1);
   if (!*buf) return fclose(f), nas_errf(e, NAS_ENOMEM, "out of memory");
   *len = n > 0 ? fread(*buf, 1, (size_t)n, f) : 0;
   fclose(f);
@@ -139,9 +140,9 @@ int nas_cand_unpack_float(const void *buf, size_t len, const char *what, nas_can
     } else {
       nas_calib *c = &out->calib;
       c->n = (int)n->valuedouble;
-      c->point = calloc((size_t)c->n, 1);
-      c->lo = calloc((size_t)c->n, sizeof(float));
-      c->hi = calloc((size_t)c->n, sizeof(float));
+      c->point = nas_calloc((size_t)c->n, 1);
+      c->lo = nas_calloc((size_t)c->n, sizeof(float));
+      c->hi = nas_calloc((size_t)c->n, sizeof(float));
       const cJSON *mm = cJSON_GetObjectItemCaseSensitive(cal, "method"),
                   *ss = cJSON_GetObjectItemCaseSensitive(cal, "samples");
       c->method = cJSON_IsNumber(mm) ? (int)mm->valuedouble : 0;
@@ -178,9 +179,9 @@ int nas_cand_calib(const nas_cand_float *f, int n, nas_calib *c, nas_err *e) {
     return nas_errf(e, NAS_EFORMAT, "stored calibration covers %d graph nodes, the network has %d",
                     f->calib.n, n);
   c->n = n, c->method = f->calib.method, c->samples = f->calib.samples;
-  c->point = malloc((size_t)n);
-  c->lo = malloc(sizeof(float) * (size_t)n);
-  c->hi = malloc(sizeof(float) * (size_t)n);
+  c->point = nas_malloc((size_t)n);
+  c->lo = nas_malloc(sizeof(float) * (size_t)n);
+  c->hi = nas_malloc(sizeof(float) * (size_t)n);
   if (!c->point || !c->lo || !c->hi) {
     nas_calib_free(c);
     return nas_errf(e, NAS_ENOMEM, "out of memory");

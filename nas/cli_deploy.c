@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "deploy/graph8.h"
+#include "core/alloc.h"
 #include "nas/cli.h"
 
 static const char IMPORT_USAGE[] =
@@ -170,7 +171,7 @@ static int cmd_run(int argc, char **argv) {
   nas_g8_graph g;
   if (nas_tflite_read(path, &g, &e)) return fail(&e);
   size_t nin = nas_g8_numel(&g.tensors[g.input]), nout = nas_g8_numel(&g.tensors[g.output]);
-  int8_t *x = malloc(nin + 1), *y = malloc(nout);
+  int8_t *x = nas_malloc(nin + 1), *y = nas_malloc(nout);
   int rc = 1;
   FILE *f = NULL;
   if (!x || !y) {

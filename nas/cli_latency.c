@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/fileio.h"
 #include "latency/cost.h"
 #include "latency/measure.h"
 #include "latency/target.h"

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "latency/emulator.h"
+#include "core/alloc.h"
 #include "latency/measure.h"
 #include "nas/cli.h"
 #include "nas/job.h"
@@ -110,7 +111,7 @@ static int run_emulator(const nas_g8_graph *g, const nas_target *t, const char *
     return fail(&e);
   }
   /* The emulated bytes must be the host runtime's. */
-  int8_t *ref = malloc(r.out_n ? r.out_n : 1);
+  int8_t *ref = nas_malloc(r.out_n ? r.out_n : 1);
   int rc = ref ? nas_g8_run(g, in, ref, &e) : nas_errf(&e, NAS_ENOMEM, "out of memory");
   int same = rc == NAS_OK && !memcmp(ref, r.output, r.out_n);
   free(ref);
@@ -118,7 +119,7 @@ static int run_emulator(const nas_g8_graph *g, const nas_target *t, const char *
     rc = nas_errf(&e, NAS_ENUMERIC, "emulated output differs from the host int8 runtime's "
                   "(a C export or emulator bug; report it)");
   if (rc == NAS_OK && csv) {
-    double *cyc = malloc(sizeof *cyc * (size_t)(g->nops + 1));
+    double *cyc = nas_malloc(sizeof *cyc * (size_t)(g->nops + 1));
     nas_meas *rows = NULL;
     int n = 0;
     char model[64];
@@ -208,7 +209,7 @@ static int emu_ready(const nas_target *t, nas_err *e) {
 static int run_host(const nas_g8_graph *g, const nas_target *t, const char *name,
                     const int8_t *in, int runs, int json) {
   nas_err e = {0};
-  double *ms = malloc(sizeof *ms * (size_t)(g->nops + 1)), total = 0;
+  double *ms = nas_malloc(sizeof *ms * (size_t)(g->nops + 1)), total = 0;
   if (!ms) return nas_errf(&e, NAS_ENOMEM, "out of memory"), fail(&e);
   if (nas_host_time(g, in, runs, ms, &total, &e)) {
     free(ms);

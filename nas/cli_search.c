@@ -9,6 +9,7 @@
 #include <cjson/cJSON.h>
 
 #include "nas/cli.h"
+#include "core/alloc.h"
 #include "nas/dnas.h"
 #include "nas/search.h"
 #include "results/pareto.h"
@@ -490,8 +491,8 @@ static int cmd_plot(int argc, char **argv) {
   if (nas_store_run_get(st, run, &rr, &e) != NAS_OK ||
       nas_store_candidate_ids(st, run, NULL, &ids, &nc, &e) != NAS_OK)
     return nas_store_close(st), nas_cli_search_fail(&e);
-  double *X = calloc((size_t)nc + 1, sizeof(double)), *Y = calloc((size_t)nc + 1, sizeof(double));
-  int *done = calloc((size_t)nc + 1, sizeof(int)), *front = calloc((size_t)nc + 1, sizeof(int));
+  double *X = nas_calloc((size_t)nc + 1, sizeof(double)), *Y = nas_calloc((size_t)nc + 1, sizeof(double));
+  int *done = nas_calloc((size_t)nc + 1, sizeof(int)), *front = nas_calloc((size_t)nc + 1, sizeof(int));
   int m = 0;
   for (int i = 0; i < nc; i++) {
     nas_candidate_row r;

@@ -13,6 +13,7 @@
 #include <cjson/cJSON.h>
 
 #include "datasets/dataset.h"
+#include "core/alloc.h"
 #include "deploy/lower.h"
 #include "nas/dnas.h"
 #include "nas/dnas_impl.h"
@@ -190,7 +191,7 @@ int dnas_prepare(dnas_ctx *c, nas_err *e) {
   /* budgets and reference scales of the cost terms */
   c->budget[NAS_COST_MACS] = (double)g->max_macs, c->budget[NAS_COST_FLASH] = (double)g->max_flash;
   c->budget[NAS_COST_SRAM] = (double)g->max_sram, c->budget[NAS_COST_LATENCY] = g->max_latency_ms;
-  double *y = calloc((size_t)c->rx->n_p, sizeof(double)), *a = calloc((size_t)c->rx->n_p, sizeof(double));
+  double *y = nas_calloc((size_t)c->rx->n_p, sizeof(double)), *a = nas_calloc((size_t)c->rx->n_p, sizeof(double));
   if (!y || !a) {
     free(y), free(a);
     return nas_errf(e, NAS_ENOMEM, "dnas: out of memory");

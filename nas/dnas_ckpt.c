@@ -18,6 +18,7 @@
 #include <string.h>
 
 #include "nas/dnas_impl.h"
+#include "core/alloc.h"
 #include "train/checkpoint.h"
 
 #define DNAS_CKPT_VERSION 2
@@ -33,7 +34,7 @@ static const char B64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0
 
 /* b[n] into a NUL-terminated string (malloc'd), NULL when out of memory. */
 static char *b64_encode(const unsigned char *b, size_t n) {
-  char *s = malloc(4 * ((n + 2) / 3) + 1), *o = s;
+  char *s = nas_malloc(4 * ((n + 2) / 3) + 1), *o = s;
   if (!s) return NULL;
   for (size_t i = 0; i < n; i += 3) {
     unsigned x = (unsigned)b[i] << 16 | (i + 1 < n ? (unsigned)b[i + 1] << 8 : 0) |
@@ -71,7 +72,7 @@ static int b64_decode(const char *s, unsigned char *b, size_t n) {
 }
 
 static char *enc_f64(const double *x, int n) {
-  unsigned char *b = malloc(8 * (size_t)(n ? n : 1));
+  unsigned char *b = nas_malloc(8 * (size_t)(n ? n : 1));
   if (!b) return NULL;
   for (int i = 0; i < n; i++) {
     uint64_t u;
@@ -84,7 +85,7 @@ static char *enc_f64(const double *x, int n) {
 }
 
 static char *enc_f32(const float *x, size_t n) {
-  unsigned char *b = malloc(4 * (n ? n : 1));
+  unsigned char *b = nas_malloc(4 * (n ? n : 1));
   if (!b) return NULL;
   for (size_t i = 0; i < n; i++) {
     uint32_t u;
@@ -99,7 +100,7 @@ static char *enc_f32(const float *x, size_t n) {
 /* Decodes string item key of j into x[n] (finite doubles); -1 when missing or malformed. */
 static int dec_f64(const cJSON *j, const char *key, double *x, int n) {
   const cJSON *it = cJSON_GetObjectItemCaseSensitive(j, key);
-  unsigned char *b = malloc(8 * (size_t)(n ? n : 1));
+  unsigned char *b = nas_malloc(8 * (size_t)(n ? n : 1));
   int rc = b && cJSON_IsString(it) && !b64_decode(it->valuestring, b, 8 * (size_t)n) ? 0 : -1;
   for (int i = 0; rc == 0 && i < n; i++) {
     uint64_t u = 0;
@@ -112,7 +113,7 @@ static int dec_f64(const cJSON *j, const char *key, double *x, int n) {
 }
 
 static int dec_f32(const cJSON *it, float *x, size_t n) {
-  unsigned char *b = malloc(4 * (n ? n : 1));
+  unsigned char *b = nas_malloc(4 * (n ? n : 1));
   int rc = b && cJSON_IsString(it) && !b64_decode(it->valuestring, b, 4 * n) ? 0 : -1;
   for (size_t i = 0; rc == 0 && i < n; i++) {
     uint32_t u = 0;
@@ -193,13 +194,13 @@ static int read_bufs(const cJSON *oj, const char *name, const nas_graph *g, cons
                      float ***out) {
   const cJSON *ob = cJSON_GetObjectItemCaseSensitive(oj, name);
   if (!cJSON_IsObject(ob) || cJSON_GetArraySize(ob) != o->n) return -1;
-  float **b = calloc((size_t)(o->n ? o->n : 1), sizeof *b);
+  float **b = nas_calloc((size_t)(o->n ? o->n : 1), sizeof *b);
   if (!b) return -1;
   *out = b;
   for (int i = 0; i < o->n; i++) {
     const nas_node *nd = &g->nodes[o->ids[i]];
     size_t numel = nas_shape_numel(&nd->shape);
-    if (!(b[i] = malloc(sizeof(float) * (numel ? numel : 1)))) return -1;
+    if (!(b[i] = nas_malloc(sizeof(float) * (numel ? numel : 1)))) return -1;
     if (dec_f32(cJSON_GetObjectItemCaseSensitive(ob, nd->name), b[i], numel)) return -1;
   }
   return 0;
@@ -243,7 +244,7 @@ int dnas_ckpt_load(const dnas_ctx *c, int k, nas_dnas_net *dn, nas_optim *opt, d
   int n = c->rx->n_p;
   const char *what = NULL;
   int code = NAS_EFORMAT;
-  double *x = malloc(sizeof(double) * 3 * (size_t)(n ? n : 1));
+  double *x = nas_malloc(sizeof(double) * 3 * (size_t)(n ? n : 1));
   float **om = NULL, **ov = NULL;
   double ep = 0, as = 0, sa = 0, np = 0, ver = 0, okind = 0, ostep = 0;
   cJSON *j = cJSON_Parse(ck.meta_json);

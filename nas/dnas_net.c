@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "nas/dnas.h"
+#include "core/alloc.h"
 #include "train/ops.h"
 
 static const char *const GATE_NAMES[] = {"out", "hid", "in", "ker", "pres", "res", "op"};
@@ -95,7 +96,7 @@ static int gate(sb *b, int type, int size, int opv, int kh, int kw) {
                     b->rx->sn->slots[b->s].path, GATE_NAMES[type], size, MAX_GATE), -1;
   if (dn->n_gates == b->cap_gates) {
     int cap = b->cap_gates ? 2 * b->cap_gates : 32;
-    nas_dnas_gate *p = realloc(dn->gates, sizeof *p * (size_t)cap);
+    nas_dnas_gate *p = nas_realloc(dn->gates, sizeof *p * (size_t)cap);
     if (!p) return nas_errf(b->e, NAS_ENOMEM, "dnas: out of memory"), -1;
     dn->gates = p, b->cap_gates = cap;
   }
@@ -370,9 +371,9 @@ int nas_dnas_net_build(const nas_dnas_relax *rx, int max_batch, uint64_t seed, n
                        nas_err *e) {
   *out = NULL;
   const nas_supernet *sn = rx->sn;
-  nas_dnas_net *dn = calloc(1, sizeof *dn);
-  nas_net *n = dn ? calloc(1, sizeof *n) : NULL;
-  if (dn) dn->net = n, dn->rx = rx, dn->slot_out = calloc((size_t)sn->n_slots, sizeof(int));
+  nas_dnas_net *dn = nas_calloc(1, sizeof *dn);
+  nas_net *n = dn ? nas_calloc(1, sizeof *n) : NULL;
+  if (dn) dn->net = n, dn->rx = rx, dn->slot_out = nas_calloc((size_t)sn->n_slots, sizeof(int));
   if (n) n->g = nas_graph_new(max_batch, seed);
   if (!dn || !n || !n->g || !dn->slot_out) {
     nas_dnas_net_free(dn);

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "nas/dnas.h"
+#include "core/alloc.h"
 #include "train/ops.h"
 
 void nas_dnas_relax_free(nas_dnas_relax *rx) {
@@ -120,9 +121,9 @@ static int build_table(const nas_dnas_relax *rx, int s, const nas_sn_layer *base
     return nas_errf(e, NAS_EINVAL, "dnas: %s: %.0f decision combinations (more than %d)",
                     sn->slots[s].path, n, NAS_DNAS_MAX_COMBOS);
   tb->n = (int)n;
-  tb->vals = malloc(sizeof(int) * (size_t)(tb->n * (tb->n_rel ? tb->n_rel : 1)));
-  tb->L = malloc(sizeof(nas_sn_layer) * (size_t)tb->n);
-  tb->cost = malloc(sizeof(double) * (size_t)tb->n * NAS_COST_COUNT);
+  tb->vals = nas_malloc(sizeof(int) * (size_t)(tb->n * (tb->n_rel ? tb->n_rel : 1)));
+  tb->L = nas_malloc(sizeof(nas_sn_layer) * (size_t)tb->n);
+  tb->cost = nas_malloc(sizeof(double) * (size_t)tb->n * NAS_COST_COUNT);
   if (!tb->vals || !tb->L || !tb->cost) return nas_errf(e, NAS_ENOMEM, "dnas: out of memory");
   memset(d, 0, sizeof(int) * (size_t)sn->n_dec);
   for (int k = 0; k < tb->n; k++) {
@@ -154,14 +155,14 @@ static int build_table(const nas_dnas_relax *rx, int s, const nas_sn_layer *base
 int nas_dnas_relax_build(const nas_supernet *sn, const nas_target *t, nas_dnas_relax **out,
                          nas_err *e) {
   *out = NULL;
-  nas_dnas_relax *rx = calloc(1, sizeof *rx);
+  nas_dnas_relax *rx = nas_calloc(1, sizeof *rx);
   if (!rx) return nas_errf(e, NAS_ENOMEM, "dnas: out of memory");
   rx->sn = sn, rx->t = t;
-  rx->off = malloc(sizeof(int) * (size_t)(sn->n_dec ? sn->n_dec : 1));
-  rx->tab = calloc((size_t)sn->n_slots, sizeof *rx->tab);
-  int *d = calloc((size_t)(sn->n_dec ? sn->n_dec : 1), sizeof(int));
-  nas_sn_layer *base = malloc(sizeof *base * (size_t)sn->n_slots);
-  nas_sn_layer *scratch = malloc(sizeof *scratch * (size_t)sn->n_slots);
+  rx->off = nas_malloc(sizeof(int) * (size_t)(sn->n_dec ? sn->n_dec : 1));
+  rx->tab = nas_calloc((size_t)sn->n_slots, sizeof *rx->tab);
+  int *d = nas_calloc((size_t)(sn->n_dec ? sn->n_dec : 1), sizeof(int));
+  nas_sn_layer *base = nas_malloc(sizeof *base * (size_t)sn->n_slots);
+  nas_sn_layer *scratch = nas_malloc(sizeof *scratch * (size_t)sn->n_slots);
   int rc = rx->off && rx->tab && d && base && scratch ? NAS_OK
                                                        : nas_errf(e, NAS_ENOMEM, "dnas: out of memory");
   for (int i = 0; rc == NAS_OK && i < sn->n_dec; i++) rx->off[i] = rx->n_p, rx->n_p += sn->dec[i].card;
@@ -176,7 +177,7 @@ int nas_dnas_relax_build(const nas_supernet *sn, const nas_target *t, nas_dnas_r
   }
   if (rc == NAS_OK) rc = nas_price_arch(arch, "supernet", t, &p, e);
   if (rc == NAS_OK) {
-    double *y = calloc((size_t)rx->n_p, sizeof(double));
+    double *y = nas_calloc((size_t)rx->n_p, sizeof(double));
     if (!y) rc = nas_errf(e, NAS_ENOMEM, "dnas: out of memory");
     else {
       nas_dnas_onehot(rx, d, y);
@@ -307,7 +308,7 @@ void nas_dnas_expected(const nas_dnas_relax *rx, const double *y, nas_cost *E, d
 double nas_dnas_cost_loss(const nas_dnas_relax *rx, const double *y, const double w[NAS_COST_COUNT],
                           const double ref[NAS_COST_COUNT], const double budget[NAS_COST_COUNT],
                           double hinge, nas_cost *E, double *dy) {
-  double *grad = dy ? malloc(sizeof(double) * NAS_COST_COUNT * (size_t)rx->n_p) : NULL;
+  double *grad = dy ? nas_malloc(sizeof(double) * NAS_COST_COUNT * (size_t)rx->n_p) : NULL;
   nas_cost Ev;
   nas_dnas_expected(rx, y, &Ev, grad);
   if (E) *E = Ev;

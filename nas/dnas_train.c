@@ -10,6 +10,7 @@
 #include <time.h>
 
 #include "core/rng.h"
+#include "core/alloc.h"
 #include "nas/artifacts.h"
 #include "nas/dnas_impl.h"
 #include "train/ops.h"
@@ -93,12 +94,12 @@ static int argmax_acc(dnas_ctx *c, nas_dnas_net *dn, const double *alpha, const 
                       double *y, double *acc, nas_err *e) {
   nas_net *net = dn->net;
   nas_graph *g = net->g;
-  int *d = malloc(sizeof(int) * (size_t)(c->sn->n_dec ? c->sn->n_dec : 1));
+  int *d = nas_malloc(sizeof(int) * (size_t)(c->sn->n_dec ? c->sn->n_dec : 1));
   size_t total = 0;
   for (int i = 0; i < g->n; i++)
     if (g->nodes[i].kind == NAS_NODE_OP && g->nodes[i].op == NAS_OP_BATCHNORM)
       total += 2 * nas_shape_numel(&g->nodes[g->nodes[i].in[3]].shape);
-  float *keep = malloc(sizeof(float) * (total ? total : 1));
+  float *keep = nas_malloc(sizeof(float) * (total ? total : 1));
   if (!d || !keep) {
     free(d), free(keep);
     return nas_errf(e, NAS_ENOMEM, "dnas: out of memory");
@@ -116,7 +117,7 @@ static int argmax_acc(dnas_ctx *c, nas_dnas_net *dn, const double *alpha, const 
       memcpy(keep + o, st->val, n * sizeof(float)), o += n;
     }
   }
-  float *mom = malloc(sizeof(float) * (size_t)g->n);
+  float *mom = nas_malloc(sizeof(float) * (size_t)g->n);
   int B = g->max_batch, rc = mom ? NAS_OK : nas_errf(e, NAS_ENOMEM, "dnas: out of memory");
   for (int i = 0; rc == NAS_OK && i < g->n; i++) mom[i] = g->nodes[i].p.momentum;
   g->training = 1;
@@ -177,9 +178,9 @@ static int train_supernet(dnas_ctx *c, int k, const double *w, dnas_sn_state *s,
   }
   /* the supernet's training set: the first sn_limit samples of the train split (all: 0) */
   const nas_dataset tr = nas_dataset_head(&c->d.train, cf->sn_limit);
-  int *perm = malloc(sizeof(int) * (size_t)tr.n), *vperm = malloc(sizeof(int) * (size_t)c->d.val.n);
-  double *y = malloc(sizeof(double) * (size_t)n_p), *dy = malloc(sizeof(double) * (size_t)n_p);
-  double *da = malloc(sizeof(double) * (size_t)n_p), *gn = malloc(sizeof(double) * (size_t)n_p);
+  int *perm = nas_malloc(sizeof(int) * (size_t)tr.n), *vperm = nas_malloc(sizeof(int) * (size_t)c->d.val.n);
+  double *y = nas_malloc(sizeof(double) * (size_t)n_p), *dy = nas_malloc(sizeof(double) * (size_t)n_p);
+  double *da = nas_malloc(sizeof(double) * (size_t)n_p), *gn = nas_malloc(sizeof(double) * (size_t)n_p);
   if (!opt || !perm || !vperm || !y || !dy || !da || !gn)
     rc = e->code ? e->code : nas_errf(e, NAS_ENOMEM, "dnas: out of memory");
   long spe = (tr.n + B - 1) / B;
@@ -295,7 +296,7 @@ static int price_d(const dnas_ctx *c, const int *d, char **arch, nas_price **p, 
 static int extract(dnas_ctx *c, const double *alpha, char **arch, int *repaired, nas_err *e) {
   const nas_supernet *sn = c->sn;
   int nd = sn->n_dec ? sn->n_dec : 1;
-  int *d = malloc(sizeof(int) * (size_t)nd);
+  int *d = nas_malloc(sizeof(int) * (size_t)nd);
   if (!d) return nas_errf(e, NAS_ENOMEM, "dnas: out of memory");
   nas_dnas_argmax(c->rx, alpha, d);
   nas_price *p = NULL;
@@ -364,9 +365,9 @@ static int point(dnas_ctx *c, int k, int *stopped, nas_err *e) {
   double w[NAS_COST_COUNT];
   for (int m = 0; m < NAS_COST_COUNT; m++) w[m] = cf->w[m] * (cf->n_sweep ? cf->sweep[k] : 1);
   dnas_sn_state s = {0};
-  s.alpha = calloc((size_t)n_p, sizeof(double));
-  s.m = calloc((size_t)n_p, sizeof(double));
-  s.v = calloc((size_t)n_p, sizeof(double));
+  s.alpha = nas_calloc((size_t)n_p, sizeof(double));
+  s.m = nas_calloc((size_t)n_p, sizeof(double));
+  s.v = nas_calloc((size_t)n_p, sizeof(double));
   int rc = s.alpha && s.m && s.v ? NAS_OK : nas_errf(e, NAS_ENOMEM, "dnas: out of memory");
   if (rc == NAS_OK) rc = train_supernet(c, k, w, &s, stopped, e);
   char *arch = NULL, hash[17];

@@ -1,5 +1,6 @@
 /* nas/job.c: the train and eval jobs (load, build, run, save). */
 #include "nas/job.h"
+#include "core/alloc.h"
 
 #include <cblas.h>
 #include <cjson/cJSON.h>
@@ -10,10 +11,11 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "core/fileio.h"
 #include "deploy/lower.h"
-#include "results/export_c.h"
-#include "results/export_onnx.h"
-#include "results/export_tflite.h"
+#include "export/export_c.h"
+#include "export/export_onnx.h"
+#include "export/export_tflite.h"
 #include "train/checkpoint.h"
 #include "train/qat.h"
 #include "train/quant.h"
@@ -306,7 +308,7 @@ int nas_checkpoint_lower(const nas_export_job *job, nas_g8_graph *g, char name[6
   if (rc == NAS_OK && sample) {
     const size_t ni = nas_g8_numel(&g->tensors[g->input]);
     const size_t per = (size_t)l.d.test.h * l.d.test.w * l.d.test.c;
-    *sample = malloc(ni ? ni : 1);
+    *sample = nas_malloc(ni ? ni : 1);
     if (!*sample) rc = nas_errf(e, NAS_ENOMEM, "out of memory");
     else if (l.d.test.n > 0 && per == ni) nas_g8_quantize_input(g, l.d.test.x, *sample);
     else memset(*sample, (int)g->tensors[g->input].zero_point[0], ni);

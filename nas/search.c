@@ -8,6 +8,7 @@
 #include <cjson/cJSON.h>
 
 #include "latency/cost.h"
+#include "core/alloc.h"
 #include "results/store.h"
 
 #include "datasets/dataset.h"
@@ -137,7 +138,7 @@ static int arch_of(const ctx *c, const int *d, char **arch, char hash[17], nas_e
  * -1 when fewer than P exist. */
 static int pick_parent(const ctx *c, int k, nas_rng *r) {
   int P = c->cfg.population, m = c->obj.n;
-  int *pop = malloc(sizeof(int) * (size_t)P);
+  int *pop = nas_malloc(sizeof(int) * (size_t)P);
   int np = 0;
   for (int i = k - 1; i >= 0 && np < P; i--) {
     if (strcmp(c->h[i].state, "done")) continue;
@@ -147,9 +148,9 @@ static int pick_parent(const ctx *c, int k, nas_rng *r) {
     if (ok) pop[np++] = i;
   }
   if (np < P) return free(pop), -1;
-  double *pts = malloc(sizeof(double) * (size_t)(P * m));
-  int *rank = malloc(sizeof(int) * (size_t)P), *idx = malloc(sizeof(int) * (size_t)P);
-  double *crowd = malloc(sizeof(double) * (size_t)P), *dist = malloc(sizeof(double) * (size_t)P);
+  double *pts = nas_malloc(sizeof(double) * (size_t)(P * m));
+  int *rank = nas_malloc(sizeof(int) * (size_t)P), *idx = nas_malloc(sizeof(int) * (size_t)P);
+  double *crowd = nas_malloc(sizeof(double) * (size_t)P), *dist = nas_malloc(sizeof(double) * (size_t)P);
   for (int i = 0; i < P; i++) {
     nas_metrics mm = c->h[pop[i]].m;
     for (int j = 0; j < m; j++) pts[i * m + j] = *nas_metrics_at(&mm, c->obj.metric[j]);
@@ -235,13 +236,13 @@ static int process(ctx *c, int k, const char *arch, int *stopped, nas_err *e) {
 static hist *push(ctx *c) {
   if (c->n == c->cap) {
     int cap = c->cap ? 2 * c->cap : 64;
-    hist *h = realloc(c->h, sizeof *h * (size_t)cap);
+    hist *h = nas_realloc(c->h, sizeof *h * (size_t)cap);
     if (!h) return NULL;
     c->h = h, c->cap = cap;
   }
   hist *x = &c->h[c->n];
   memset(x, 0, sizeof *x);
-  x->d = calloc((size_t)(c->nd ? c->nd : 1), sizeof(int));
+  x->d = nas_calloc((size_t)(c->nd ? c->nd : 1), sizeof(int));
   if (!x->d) return NULL;
   c->n++;
   return x;
@@ -252,7 +253,7 @@ static int loop(ctx *c, nas_err *e) {
   int64_t *ids = NULL;
   int nids = 0, rc = nas_store_search_candidate_ids(c->st, c->run_id, NULL, &ids, &nids, e);
   if (rc != NAS_OK) return rc;
-  int *d = calloc((size_t)(c->nd ? c->nd : 1), sizeof(int));
+  int *d = nas_calloc((size_t)(c->nd ? c->nd : 1), sizeof(int));
   int pending = -1; /* a stored candidate that is not final yet */
   char *pending_arch = NULL;
   for (int k = 0; rc == NAS_OK && k < nids; k++) {
@@ -517,7 +518,7 @@ static int prepare(ctx *c, nas_err *e) {
   if ((rc = nas_target_open(g->target, g->target_file, &c->t, e)) != NAS_OK) return rc;
   if ((rc = nas_search_load_data(g, &c->d, e)) != NAS_OK) return rc;
   /* the space's input shape and classes must be the dataset's */
-  int *d = calloc((size_t)(c->nd ? c->nd : 1), sizeof(int));
+  int *d = nas_calloc((size_t)(c->nd ? c->nd : 1), sizeof(int));
   char *arch = NULL;
   nas_net *net = NULL;
   rc = d ? nas_space_materialize(c->sp, d, &arch, e) : nas_errf(e, NAS_ENOMEM, "out of memory");

@@ -9,6 +9,7 @@
 #include <time.h>
 
 #include "deploy/lower.h"
+#include "core/alloc.h"
 #include "latency/cost.h"
 #include "nas/artifacts.h"
 #include "nas/search_impl.h"
@@ -205,7 +206,7 @@ int nas_search_price_candidate(nas_store *st, int64_t cand_id, const char *arch,
   m->macs = (double)p->macs, m->params = (double)p->params;
   m->flash_bytes = (double)p->flash_bytes, m->peak_sram_bytes = (double)p->peak_sram_bytes;
   m->latency_pred_ms = p->latency_ms;
-  nas_layer_cost *rows = calloc((size_t)(p->n_layers ? p->n_layers : 1), sizeof *rows);
+  nas_layer_cost *rows = nas_calloc((size_t)(p->n_layers ? p->n_layers : 1), sizeof *rows);
   if (!rows) {
     nas_price_free(p);
     return nas_errf(e, NAS_ENOMEM, "out of memory");

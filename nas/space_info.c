@@ -1,13 +1,14 @@
 /* nas/space_info.c: distinct-architecture counts and descriptions of search spaces (see
  * nas/space_info.h). */
 #include "nas/space_info.h"
+#include "core/alloc.h"
 
 #include <cjson/cJSON.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "train/net.h" /* nas_read_file */
+#include "core/fileio.h"
 
 #define MAX_OPTIONAL 24
 
@@ -23,8 +24,8 @@ int nas_space_distinct(const nas_space *s, double *count, int *exact, nas_err *e
       opt[no++] = i;
     }
   }
-  int *d = calloc((size_t)(n ? n : 1), sizeof *d);
-  unsigned char *active = calloc((size_t)(n ? n : 1), 1);
+  int *d = nas_calloc((size_t)(n ? n : 1), sizeof *d);
+  unsigned char *active = nas_calloc((size_t)(n ? n : 1), 1);
   if (!d || !active) {
     free(d), free(active);
     return nas_errf(e, NAS_ENOMEM, "out of memory");
@@ -72,7 +73,7 @@ int nas_space_description(const char *spec, char **out, nas_err *e) {
   free(text);
   const cJSON *d = cJSON_GetObjectItemCaseSensitive(j, "description");
   const char *t = cJSON_IsString(d) ? d->valuestring : "";
-  *out = malloc(strlen(t) + 1);
+  *out = nas_malloc(strlen(t) + 1);
   if (*out) strcpy(*out, t);
   cJSON_Delete(j);
   return *out ? NAS_OK : nas_errf(e, NAS_ENOMEM, "out of memory");

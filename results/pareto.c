@@ -1,6 +1,7 @@
 /* results/pareto.c: objective parsing, Pareto front queries on the store, non-dominated
  * sorting and crowding distance (NSGA-II, Deb et al. 2002). */
 #include "results/pareto.h"
+#include "core/alloc.h"
 
 #include <ctype.h>
 #include <math.h>
@@ -79,8 +80,8 @@ int nas_dominates(const double *a, const double *b, int m, const int *maximize) 
 
 int nas_pareto_ranks(const double *pts, int n, int m, const int *maximize, int *rank) {
   if (n <= 0) return 0;
-  int *cnt = calloc((size_t)n, sizeof *cnt); /* how many points dominate i */
-  int *cur = malloc((size_t)n * sizeof *cur), *next = malloc((size_t)n * sizeof *next);
+  int *cnt = nas_calloc((size_t)n, sizeof *cnt); /* how many points dominate i */
+  int *cur = nas_malloc((size_t)n * sizeof *cur), *next = nas_malloc((size_t)n * sizeof *next);
   if (!cnt || !cur || !next) {
     free(cnt), free(cur), free(next);
     return -1;
@@ -126,7 +127,7 @@ int nas_pareto_crowding(const double *pts, int m, const int *idx, int k, double 
     for (int j = 0; j < k; j++) dist[j] = INFINITY;
     return 0;
   }
-  sort_key *ks = malloc((size_t)k * sizeof *ks);
+  sort_key *ks = nas_malloc((size_t)k * sizeof *ks);
   if (!ks) return -1;
   for (int o = 0; o < m; o++) {
     for (int j = 0; j < k; j++) ks[j].v = pts[(size_t)idx[j] * m + o], ks[j].j = j;
@@ -174,7 +175,7 @@ int nas_pareto_front(nas_store *s, const nas_objectives *o, int64_t run_id, cons
     return nas_errf(e, NAS_EINVAL, "%s: pareto: the filter has unbalanced parentheses or quotes",
                     path);
   size_t cap = 1024 + (where ? strlen(where) : 0);
-  char *sql = malloc(cap);
+  char *sql = nas_malloc(cap);
   if (!sql) return nas_errf(e, NAS_ENOMEM, "%s: pareto: out of memory", path);
   size_t len = (size_t)snprintf(sql, cap, "SELECT id, run_id");
   for (int i = 0; i < o->n; i++)
@@ -204,7 +205,7 @@ int nas_pareto_front(nas_store *s, const nas_objectives *o, int64_t run_id, cons
   while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
     if (na == acap) {
       acap = acap ? acap * 2 : 64;
-      nas_pareto_row *p = realloc(all, (size_t)acap * sizeof *p);
+      nas_pareto_row *p = nas_realloc(all, (size_t)acap * sizeof *p);
       if (!p) {
         rc = SQLITE_NOMEM;
         break;

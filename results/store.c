@@ -5,6 +5,7 @@
  * BEGIN IMMEDIATE transaction; adding version 2 is one more function in that list and
  * NAS_STORE_VERSION bumped. */
 #include "results/store.h"
+#include "core/alloc.h"
 
 #include "results/store_impl.h"
 
@@ -83,7 +84,7 @@ char *store_dup_col(sqlite3_stmt *st, int i) {
   const unsigned char *t = sqlite3_column_text(st, i);
   if (!t) return NULL;
   size_t n = strlen((const char *)t);
-  char *p = malloc(n + 1);
+  char *p = nas_malloc(n + 1);
   if (p) memcpy(p, t, n + 1);
   return p;
 }
@@ -266,8 +267,8 @@ static int open_impl(const char *path, int readonly, nas_store **out, nas_err *e
   *out = NULL;
   if (!path || !*path) return nas_errf(e, NAS_EINVAL, "store: empty file name");
   if (check_header(path, readonly, e)) return e->code;
-  nas_store *s = calloc(1, sizeof *s);
-  if (!s || !(s->path = malloc(strlen(path) + 1))) {
+  nas_store *s = nas_calloc(1, sizeof *s);
+  if (!s || !(s->path = nas_malloc(strlen(path) + 1))) {
     free(s);
     return nas_errf(e, NAS_ENOMEM, "%s: out of memory", path);
   }
@@ -455,7 +456,7 @@ static int collect_ids(nas_store *s, sqlite3_stmt *st, int64_t **ids, int *n, co
   while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
     if (*n == cap) {
       cap = cap ? cap * 2 : 64;
-      int64_t *p = realloc(*ids, (size_t)cap * sizeof *p);
+      int64_t *p = nas_realloc(*ids, (size_t)cap * sizeof *p);
       if (!p) {
         sqlite3_finalize(st);
         free(*ids), *ids = NULL, *n = 0;

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "results/store_impl.h"
+#include "core/alloc.h"
 
 /* ---- weights, layer costs ---------------------------------------------------------------- */
 
@@ -139,7 +140,7 @@ int nas_store_weights_get(nas_store *s, int64_t cand_id, const char *kind, void 
   }
   const void *b = sqlite3_column_blob(st, 0);
   int n = sqlite3_column_bytes(st, 0);
-  *data = malloc(n > 0 ? (size_t)n : 1);
+  *data = nas_malloc(n > 0 ? (size_t)n : 1);
   if (!*data) {
     sqlite3_finalize(st);
     return nas_errf(e, NAS_ENOMEM, "%s: %s: out of memory", s->path, what);
@@ -211,7 +212,7 @@ int nas_store_layer_costs_get(nas_store *s, int64_t cand_id, nas_layer_cost **ro
   while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
     if (*n == cap) {
       cap = cap ? cap * 2 : 16;
-      nas_layer_cost *p = realloc(*rows, (size_t)cap * sizeof *p);
+      nas_layer_cost *p = nas_realloc(*rows, (size_t)cap * sizeof *p);
       if (!p) {
         rc = SQLITE_NOMEM;
         break;

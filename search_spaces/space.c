@@ -3,6 +3,7 @@
  * template: with no decision vector it validates and records the decisions (taking the
  * first value of each), with one it resolves every decision to build the arch. */
 #include "core/hash.h"
+#include "core/alloc.h"
 #include "search_spaces/space.h"
 
 #include <cjson/cJSON.h>
@@ -12,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/fileio.h"
 #include "train/net.h"
 
 enum { DEC_CHOICE, DEC_REPEAT, DEC_OPTIONAL };
@@ -76,8 +78,8 @@ static int contains_choice(const cJSON *v) {
 /* Takes the next decision (card values) and returns the chosen index, or -1 on error. */
 static int take(walk *w, const char *path, int kind, int card) {
   if (!w->d) {
-    decision *p = realloc(w->s->dec, (size_t)(w->s->n_dec + 1) * sizeof *p);
-    char *ps = malloc(strlen(path) + 1);
+    decision *p = nas_realloc(w->s->dec, (size_t)(w->s->n_dec + 1) * sizeof *p);
+    char *ps = nas_malloc(strlen(path) + 1);
     if (!p || !ps) {
       if (p) w->s->dec = p;
       free(ps);
@@ -288,7 +290,7 @@ static cJSON *walk_space(walk *w) {
 int nas_space_parse(const char *json, const char *source, nas_space **out, nas_err *e) {
   *out = NULL;
   const char *src = source ? source : "(text)";
-  nas_space *s = calloc(1, sizeof *s);
+  nas_space *s = nas_calloc(1, sizeof *s);
   if (!s) return nas_errf(e, NAS_ENOMEM, "space %s: out of memory", src);
   snprintf(s->name, sizeof s->name, "%s", src);
   s->root = cJSON_Parse(json);
@@ -409,8 +411,8 @@ int nas_space_mutate(const nas_space *s, nas_rng *r, const int *parent, int *chi
   int n = s->n_dec;
   memcpy(child, parent, (size_t)n * sizeof *child);
   if (n == 0) return -1;
-  unsigned char *act = malloc((size_t)n);
-  int *cand = malloc((size_t)n * sizeof *cand);
+  unsigned char *act = nas_malloc((size_t)n);
+  int *cand = nas_malloc((size_t)n * sizeof *cand);
   int nc = 0;
   nas_err e = {0};
   if (act && cand) {
@@ -458,7 +460,7 @@ int nas_space_materialize(const nas_space *s, const int *d, char **arch_json, na
 }
 
 int nas_space_check(const nas_space *s, nas_err *e) {
-  int *d = calloc((size_t)s->n_dec + 1, sizeof *d);
+  int *d = nas_calloc((size_t)s->n_dec + 1, sizeof *d);
   if (!d) return nas_errf(e, NAS_ENOMEM, "space %s: out of memory", s->name);
   int rc = NAS_OK;
   for (int pass = 0; pass < 2 && rc == NAS_OK; pass++) {
@@ -492,7 +494,7 @@ static void put(sbuf *b, const char *t, size_t n) {
   if (b->n + n + 1 > b->cap) {
     size_t cap = b->cap ? b->cap : 256;
     while (b->n + n + 1 > cap) cap *= 2;
-    char *p = realloc(b->p, cap);
+    char *p = nas_realloc(b->p, cap);
     if (!p) {
       b->oom = 1;
       return;
@@ -543,7 +545,7 @@ static void canon(sbuf *b, const cJSON *v) {
     puts_(b, "]");
   } else if (cJSON_IsObject(v)) {
     int n = cJSON_GetArraySize(v), i = 0;
-    const cJSON **items = malloc((size_t)(n ? n : 1) * sizeof *items);
+    const cJSON **items = nas_malloc((size_t)(n ? n : 1) * sizeof *items);
     if (!items) {
       b->oom = 1;
       return;

@@ -2,12 +2,14 @@
  * a second walk over the space template, in space.c's decision order, that unrolls repeats
  * into slots, and the resolution of slots for one decision vector. */
 #include "search_spaces/supernet.h"
+#include "core/alloc.h"
 
 #include <cjson/cJSON.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/fileio.h"
 #include "train/graph.h"
 #include "train/net.h"
 #include "train/ops.h"
@@ -50,7 +52,7 @@ static int add_dec(walker *w, const char *path, int kind, const char *field, con
   nas_supernet *sn = w->sn;
   if (sn->n_dec == w->cap_dec) {
     int cap = w->cap_dec ? 2 * w->cap_dec : 16;
-    nas_sn_dec *p = realloc(sn->dec, (size_t)cap * sizeof *p);
+    nas_sn_dec *p = nas_realloc(sn->dec, (size_t)cap * sizeof *p);
     if (!p) return nas_errf(w->e, NAS_ENOMEM, "supernet: out of memory"), -1;
     sn->dec = p, w->cap_dec = cap;
   }
@@ -66,7 +68,7 @@ static nas_sn_slot *add_slot(walker *w) {
   nas_supernet *sn = w->sn;
   if (sn->n_slots == w->cap_slots) {
     int cap = w->cap_slots ? 2 * w->cap_slots : 16;
-    nas_sn_slot *p = realloc(sn->slots, (size_t)cap * sizeof *p);
+    nas_sn_slot *p = nas_realloc(sn->slots, (size_t)cap * sizeof *p);
     if (!p) return nas_errf(w->e, NAS_ENOMEM, "supernet: out of memory"), NULL;
     sn->slots = p, w->cap_slots = cap;
   }
@@ -184,7 +186,7 @@ static int read_spec(const char *spec, char **text, nas_err *e) {
 
 int nas_supernet_load(const char *spec, nas_supernet **out, nas_err *e) {
   *out = NULL;
-  nas_supernet *sn = calloc(1, sizeof *sn);
+  nas_supernet *sn = nas_calloc(1, sizeof *sn);
   if (!sn) return nas_errf(e, NAS_ENOMEM, "supernet: out of memory");
   char *text = NULL;
   int rc = nas_space_load(spec, &sn->space, e);

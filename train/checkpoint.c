@@ -4,6 +4,7 @@
  * hosts unchanged. Loading reads the whole file, checks magic, version, length and CRC
  * before parsing, and bounds-checks every length against the bytes that remain. */
 #include "train/checkpoint.h"
+#include "core/alloc.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -175,7 +176,7 @@ int nas_ckpt_save(const char *path, const char *arch_json, const char *meta_json
   if (rc != NAS_OK) return rc;
 
   size_t plen = strlen(path);
-  char *tmp = malloc(plen + 5);
+  char *tmp = nas_malloc(plen + 5);
   if (!tmp) return nas_errf(e, NAS_ENOMEM, "%s: out of memory", path);
   memcpy(tmp, path, plen);
   memcpy(tmp + plen, ".tmp", 5);
@@ -248,14 +249,14 @@ static int read_all(const char *path, unsigned char **out, size_t *len, nas_err 
   FILE *f = fopen(path, "rb");
   if (!f) return nas_errf(e, NAS_EIO, "%s: cannot open: %s", path, strerror(errno));
   size_t cap = 1 << 16, n = 0;
-  unsigned char *b = malloc(cap);
+  unsigned char *b = nas_malloc(cap);
   if (!b) {
     fclose(f);
     return nas_errf(e, NAS_ENOMEM, "%s: out of memory", path);
   }
   for (;;) {
     if (n == cap) {
-      unsigned char *nb = cap <= SIZE_MAX / 2 ? realloc(b, cap * 2) : NULL;
+      unsigned char *nb = cap <= SIZE_MAX / 2 ? nas_realloc(b, cap * 2) : NULL;
       if (!nb) {
         free(b);
         fclose(f);
@@ -307,7 +308,7 @@ static int take_json(const char *path, reader *r, const char *what, char **out, 
   b = take(r, n);
   if (memchr(b, 0, n))
     return nas_errf(e, NAS_EFORMAT, "%s: the %s JSON contains a NUL byte", path, what);
-  *out = malloc((size_t)n + 1);
+  *out = nas_malloc((size_t)n + 1);
   if (!*out) return nas_errf(e, NAS_ENOMEM, "%s: out of memory for the %s JSON", path, what);
   memcpy(*out, b, n);
   (*out)[n] = '\0';
@@ -364,7 +365,7 @@ static int take_tensor(const char *path, reader *r, const nas_ckpt *c, uint32_t 
     numel *= d;
   }
   b = take(r, 4 * numel);
-  t->data = malloc(numel * sizeof *t->data);
+  t->data = nas_malloc(numel * sizeof *t->data);
   if (!t->data)
     return nas_errf(e, NAS_ENOMEM, "%s: out of memory for tensor %u ('%s')", path, i, t->name);
   for (size_t k = 0; k < numel; k++) t->data[k] = bits_f32(rd32(b + 4 * k));
@@ -403,7 +404,7 @@ static int parse(const char *path, const unsigned char *b, size_t len, nas_ckpt 
   if (n > r.left / MIN_TENSOR || n > INT_MAX)
     return nas_errf(e, NAS_EFORMAT, "%s: %u tensors cannot fit in the %zu bytes left", path,
                     (unsigned)n, r.left);
-  c->t = calloc(n ? n : 1, sizeof *c->t);
+  c->t = nas_calloc(n ? n : 1, sizeof *c->t);
   if (!c->t) return nas_errf(e, NAS_ENOMEM, "%s: out of memory for %u tensors", path, n);
   for (uint32_t i = 0; i < n; i++) {
     rc = take_tensor(path, &r, c, i, &c->t[i], e);

@@ -1,6 +1,7 @@
 /* train/graph.c: the tape, leaves, shape inference dispatch, one-arena allocation, and the
  * forward / backward sweeps. The ops themselves live in train/ops_*.c. */
 #include "train/graph.h"
+#include "core/alloc.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -10,7 +11,7 @@
 
 nas_graph *nas_graph_new(int max_batch, uint64_t seed) {
   if (max_batch < 1) return NULL;
-  nas_graph *g = calloc(1, sizeof *g);
+  nas_graph *g = nas_calloc(1, sizeof *g);
   if (!g) return NULL;
   g->max_batch = max_batch;
   g->batch = max_batch;
@@ -66,7 +67,7 @@ static int push_node(nas_graph *g, const char *name, nas_err *e) {
   }
   if (g->n == g->cap) {
     int cap = g->cap ? g->cap * 2 : 64;
-    nas_node *p = realloc(g->nodes, (size_t)cap * sizeof *p);
+    nas_node *p = nas_realloc(g->nodes, (size_t)cap * sizeof *p);
     if (!p) {
       nas_errf(e, NAS_ENOMEM, "graph: out of memory adding node '%s'", name ? name : "");
       return -1;

@@ -2,6 +2,7 @@
  * fields are errors naming the layer), lowering of each layer to ops, parameter
  * initialisation, and per-layer MAC / parameter counts. */
 #include "train/net.h"
+#include "core/alloc.h"
 
 #include <cjson/cJSON.h>
 #include <errno.h>
@@ -523,8 +524,8 @@ static int build(nas_net *n, const cJSON *root, const char *src, int max_batch, 
   n->in_h = in[0], n->in_w = in[1], n->in_c = in[2];
   const cJSON *ls = cJSON_GetObjectItemCaseSensitive(root, "layers");
   n->n_layers = cJSON_GetArraySize(ls);
-  n->layers = calloc((size_t)n->n_layers, sizeof *n->layers);
-  int *outs = calloc((size_t)n->n_layers, sizeof *outs);
+  n->layers = nas_calloc((size_t)n->n_layers, sizeof *n->layers);
+  int *outs = nas_calloc((size_t)n->n_layers, sizeof *outs);
   n->g = nas_graph_new(max_batch, seed);
   cJSON *canon = cJSON_CreateObject(), *clayers = cJSON_CreateArray();
   if (!n->layers || !outs || !n->g || !canon || !clayers) {
@@ -586,7 +587,7 @@ int nas_net_build(const char *arch_json, const char *source, int max_batch, uint
     for (const char *p = arch_json; at && p < at && *p; p++) line += *p == '\n';
     return nas_errf(e, NAS_EINVAL, "%s: invalid JSON near line %d", src, line);
   }
-  nas_net *n = calloc(1, sizeof *n);
+  nas_net *n = nas_calloc(1, sizeof *n);
   if (!n) {
     cJSON_Delete(root);
     return nas_errf(e, NAS_ENOMEM, "%s: out of memory", src);
@@ -607,37 +608,4 @@ void nas_net_free(nas_net *n) {
   free(n->layers);
   cJSON_free(n->arch_json);
   free(n);
-}
-
-int nas_read_file(const char *path, char **text, long *len, nas_err *e) {
-  *text = NULL;
-  FILE *f = fopen(path, "rb");
-  if (!f) return nas_errf(e, NAS_EIO, "%s: cannot open: %s", path, strerror(errno));
-  char *buf = NULL;
-  size_t n = 0, cap = 0;
-  for (;;) {
-    if (n + 4096 + 1 > cap) {
-      cap = cap ? cap * 2 : 65536;
-      char *p = realloc(buf, cap);
-      if (!p) {
-        free(buf);
-        fclose(f);
-        return nas_errf(e, NAS_ENOMEM, "%s: out of memory", path);
-      }
-      buf = p;
-    }
-    size_t r = fread(buf + n, 1, cap - n - 1, f);
-    n += r;
-    if (r == 0) break;
-  }
-  int bad = ferror(f);
-  fclose(f);
-  if (bad) {
-    free(buf);
-    return nas_errf(e, NAS_EIO, "%s: read error", path);
-  }
-  buf[n] = '\0';
-  *text = buf;
-  if (len) *len = (long)n;
-  return NAS_OK;
 }

@@ -50,7 +50,5 @@ void nas_net_free(nas_net *n); /* NULL-safe */
 int nas_net_add_loss(nas_net *n, nas_err *e);
 void nas_net_init_params(nas_graph *g, uint64_t seed);
 
-/* Reads a whole file into a NUL-terminated buffer (caller frees). Errors name the file. */
-int nas_read_file(const char *path, char **text, long *len, nas_err *e);
 
 #endif

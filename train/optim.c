@@ -5,6 +5,7 @@
  * operation by operation, in float32 for per-element work and in double for the per-step
  * scalars (bias corrections, step size), as Python computes those. See optim.h. */
 #include "train/optim.h"
+#include "core/alloc.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -49,11 +50,11 @@ static int check_cfg(const nas_optim_cfg *c, nas_err *e) {
 
 /* Allocates per-param zeroed buffers for every param (arr[i] of numel(param i) floats). */
 static float **alloc_bufs(const nas_graph *g, const int *ids, int n) {
-  float **b = calloc((size_t)(n ? n : 1), sizeof *b);
+  float **b = nas_calloc((size_t)(n ? n : 1), sizeof *b);
   if (!b) return NULL;
   for (int i = 0; i < n; i++) {
     size_t k = nas_shape_numel(&g->nodes[ids[i]].shape);
-    b[i] = calloc(k ? k : 1, sizeof **b);
+    b[i] = nas_calloc(k ? k : 1, sizeof **b);
     if (!b[i]) {
       for (int j = 0; j < i; j++) free(b[j]);
       free(b);
@@ -79,12 +80,12 @@ nas_optim *nas_optim_new(const nas_graph *g, const nas_optim_cfg *cfg, nas_err *
     nas_errf(e, NAS_EINVAL, "optimizer: the graph is not allocated (call nas_graph_alloc first)");
     return NULL;
   }
-  nas_optim *o = calloc(1, sizeof *o);
+  nas_optim *o = nas_calloc(1, sizeof *o);
   if (!o) goto oom;
   o->cfg = *cfg;
   for (int i = 0; i < g->n; i++)
     if (g->nodes[i].kind == NAS_NODE_PARAM) o->n++;
-  o->ids = malloc((size_t)(o->n ? o->n : 1) * sizeof *o->ids);
+  o->ids = nas_malloc((size_t)(o->n ? o->n : 1) * sizeof *o->ids);
   if (!o->ids) goto oom;
   for (int i = 0, k = 0; i < g->n; i++)
     if (g->nodes[i].kind == NAS_NODE_PARAM) o->ids[k++] = i;

@@ -2,6 +2,7 @@
  * network with fake-quant nodes, the alpha schedule, the QAT phase, and the export of the
  * learned weights and ranges (see train/qat.h). */
 #include "train/qat.h"
+#include "core/alloc.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -162,20 +163,20 @@ int nas_qat_build(const nas_net *src, const nas_qat_cfg *cfg, nas_qat **out, nas
     if (sg->nodes[i].kind == NAS_NODE_OP && (sg->nodes[i].op == NAS_OP_LSTM || sg->nodes[i].op == NAS_OP_GRU))
       return nas_errf(e, NAS_EINVAL, "qat: node '%s' (%s): not supported for int8 yet", sg->nodes[i].name,
                       nas_op_name(sg->nodes[i].op));
-  nas_qat *q = calloc(1, sizeof *q);
-  nas_net *n = q ? calloc(1, sizeof *n) : NULL;
-  unsigned char *point = malloc((size_t)sg->n);
+  nas_qat *q = nas_calloc(1, sizeof *q);
+  nas_net *n = q ? nas_calloc(1, sizeof *n) : NULL;
+  unsigned char *point = nas_malloc((size_t)sg->n);
   if (q) {
     q->net = n, q->mode = cfg->mode, q->src_n = sg->n, q->alpha = -1, q->ramp = cfg->alpha_ramp;
-    q->map = malloc(sizeof *q->map * (size_t)sg->n);
-    q->range = malloc(sizeof *q->range * (size_t)sg->n);
+    q->map = nas_malloc(sizeof *q->map * (size_t)sg->n);
+    q->range = nas_malloc(sizeof *q->range * (size_t)sg->n);
   }
   if (n) {
     *n = *src;
     n->g = NULL, n->layers = NULL, n->arch_json = NULL;
     n->g = nas_graph_new(sg->max_batch, 1);
-    n->layers = malloc(sizeof *n->layers * (size_t)(src->n_layers > 0 ? src->n_layers : 1));
-    n->arch_json = malloc(strlen(src->arch_json ? src->arch_json : "") + 1);
+    n->layers = nas_malloc(sizeof *n->layers * (size_t)(src->n_layers > 0 ? src->n_layers : 1));
+    n->arch_json = nas_malloc(strlen(src->arch_json ? src->arch_json : "") + 1);
   }
   if (!q || !n || !point || !q->map || !q->range || !n->g || !n->layers || !n->arch_json) {
     free(point);
@@ -246,9 +247,9 @@ int nas_qat_export(const nas_qat *q, nas_net *dst, nas_calib *c, nas_err *e) {
       return nas_errf(e, NAS_EINVAL, "qat export: tensor '%s' does not match the QAT network", d->name);
   }
   c->n = dg->n, c->method = NAS_CALIB_MINMAX, c->samples = 0;
-  c->point = malloc((size_t)dg->n);
-  c->lo = calloc((size_t)dg->n, sizeof *c->lo);
-  c->hi = calloc((size_t)dg->n, sizeof *c->hi);
+  c->point = nas_malloc((size_t)dg->n);
+  c->lo = nas_calloc((size_t)dg->n, sizeof *c->lo);
+  c->hi = nas_calloc((size_t)dg->n, sizeof *c->hi);
   if (!c->point || !c->lo || !c->hi) {
     nas_calib_free(c);
     return nas_errf(e, NAS_ENOMEM, "qat export: out of memory");
@@ -352,9 +353,9 @@ int nas_qat_ranges_from_json(const nas_net *net, const cJSON *j, nas_calib *c, n
   const nas_graph *g = net->g;
   if (!cJSON_IsObject(j)) return nas_errf(e, NAS_EFORMAT, "qat ranges: expected an object");
   c->n = g->n, c->method = NAS_CALIB_MINMAX;
-  c->point = malloc((size_t)g->n);
-  c->lo = calloc((size_t)g->n, sizeof *c->lo);
-  c->hi = calloc((size_t)g->n, sizeof *c->hi);
+  c->point = nas_malloc((size_t)g->n);
+  c->lo = nas_calloc((size_t)g->n, sizeof *c->lo);
+  c->hi = nas_calloc((size_t)g->n, sizeof *c->hi);
   if (!c->point || !c->lo || !c->hi) {
     nas_calib_free(c);
     return nas_errf(e, NAS_ENOMEM, "qat ranges: out of memory");

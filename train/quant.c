@@ -1,6 +1,7 @@
 /* train/quant.c: batch-norm folding, calibration of activation ranges (min/max or a
  * percentile from a histogram) and the int8 parameter choices of train/quant.h. */
 #include "train/quant.h"
+#include "core/alloc.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -112,10 +113,10 @@ int nas_calibrate(nas_net *net, const nas_dataset *ds, const nas_calib_cfg *cfg,
   const int N = cfg->samples > 0 && cfg->samples < ds->n ? cfg->samples : ds->n;
   const int bins = cfg->bins > 0 ? cfg->bins : 2048;
   c->n = g->n, c->method = cfg->method, c->samples = N;
-  c->point = malloc((size_t)g->n);
-  c->lo = malloc(sizeof *c->lo * (size_t)g->n);
-  c->hi = malloc(sizeof *c->hi * (size_t)g->n);
-  int *idx = malloc(sizeof *idx * (size_t)g->max_batch);
+  c->point = nas_malloc((size_t)g->n);
+  c->lo = nas_malloc(sizeof *c->lo * (size_t)g->n);
+  c->hi = nas_malloc(sizeof *c->hi * (size_t)g->n);
+  int *idx = nas_malloc(sizeof *idx * (size_t)g->max_batch);
   double *hist = NULL;
   int *slot = NULL;
   if (!c->point || !c->lo || !c->hi || !idx) goto oom;
@@ -126,10 +127,10 @@ int nas_calibrate(nas_net *net, const nas_dataset *ds, const nas_calib_cfg *cfg,
   const int passes = cfg->method == NAS_CALIB_PERCENTILE ? 2 : 1;
   int np = 0;
   if (passes == 2) {
-    slot = malloc(sizeof *slot * (size_t)g->n);
+    slot = nas_malloc(sizeof *slot * (size_t)g->n);
     if (!slot) goto oom_mode;
     for (int i = 0; i < g->n; i++) slot[i] = c->point[i] ? np++ : -1;
-    hist = calloc((size_t)np * (size_t)bins, sizeof *hist);
+    hist = nas_calloc((size_t)np * (size_t)bins, sizeof *hist);
     if (!hist) goto oom_mode;
   }
   for (int pass = 0; pass < passes; pass++) {

@@ -2,6 +2,7 @@
  * validation after each epoch, test at the end. All buffers are allocated before the first
  * step; the step itself (batch copy, forward, backward, update) does not allocate. */
 #include "train/trainer.h"
+#include "core/alloc.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -40,7 +41,7 @@ int nas_evaluate(nas_net *net, const nas_dataset *ds, double *acc, double *loss,
   nas_graph *g = net->g;
   int saved_training = g->training, B = g->max_batch, K = net->classes;
   g->training = 0;
-  int *idx = malloc((size_t)B * sizeof *idx);
+  int *idx = nas_malloc((size_t)B * sizeof *idx);
   if (!idx) return nas_errf(e, NAS_ENOMEM, "evaluate: out of memory");
   long correct = 0;
   double total_loss = 0;
@@ -74,7 +75,7 @@ int nas_train(nas_net *net, const nas_data *d, const nas_train_cfg *cfg, nas_tra
   if (cfg->epochs < 1) return nas_errf(e, NAS_EINVAL, "epochs %d must be at least 1", cfg->epochs);
   nas_graph *g = net->g;
   nas_optim *opt = nas_optim_new(g, &cfg->optim, e);
-  int *perm = malloc((size_t)d->train.n * sizeof *perm);
+  int *perm = nas_malloc((size_t)d->train.n * sizeof *perm);
   if (!opt || !perm) {
     nas_optim_free(opt);
     free(perm);

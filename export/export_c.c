@@ -1,4 +1,4 @@
-/* results/export_c.c: C source export of an int8 graph (see export_c.h). The kernels are
+/* export/export_c.c: C source export of an int8 graph (see export_c.h). The kernels are
  * emitted verbatim from the two literals below; everything model-specific (constant data,
  * requantisation multipliers, paddings, clamps, arena offsets) is computed here with the
  * same helpers the deploy runtime uses (nas_q_quantize_multiplier, nas_q_act_range), so the
@@ -11,7 +11,8 @@
 #include <string.h>
 
 #include "core/fileio.h"
-#include "results/export_c.h"
+#include "core/alloc.h"
+#include "export/export_c.h"
 
 /* ---- the portable kernels (written to nas_kernels.h / nas_kernels.c) -------------------- */
 
@@ -397,8 +398,8 @@ static int emit_requant(FILE *f, const nas_g8_graph *g, int i, int co, nas_err *
   const nas_g8_op *op = &g->ops[i];
   const nas_g8_tensor *x = &g->tensors[op->in[0]], *w = &g->tensors[op->in[1]];
   const nas_g8_tensor *y = &g->tensors[op->out];
-  int32_t *m = malloc(sizeof *m * (size_t)co);
-  int8_t *s = malloc((size_t)co);
+  int32_t *m = nas_malloc(sizeof *m * (size_t)co);
+  int8_t *s = nas_malloc((size_t)co);
   if (!m || !s) {
     free(m), free(s);
     return nas_errf(e, NAS_ENOMEM, "out of memory");
@@ -656,7 +657,7 @@ int nas_c_export(const nas_g8_graph *g, const char *name, const char *out_dir, n
           "#endif\n\n",
           name, name, up);
   /* Constant tensors that some operator reads. */
-  unsigned char *used = calloc((size_t)g->ntensors + 1, 1);
+  unsigned char *used = nas_calloc((size_t)g->ntensors + 1, 1);
   if (!used) rc = nas_errf(e, NAS_ENOMEM, "out of memory");
   for (int i = 0; !rc && i < g->nops; i++)
     for (int k = 0; k < g->ops[i].nin; k++)

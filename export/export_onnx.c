@@ -1,8 +1,9 @@
-/* results/export_onnx.c: float and QDQ-int8 ONNX export of a trained network (see
+/* export/export_onnx.c: float and QDQ-int8 ONNX export of a trained network (see
  * export_onnx.h). Messages are built with the protobuf-c bindings generated from onnx.proto
  * at build time and encoded with onnx__model_proto__pack. Every allocation of one export is
  * recorded in a builder and freed at the end; an allocation failure longjmps to the top. */
-#include "results/export_onnx.h"
+#include "export/export_onnx.h"
+#include "core/alloc.h"
 
 #include <errno.h>
 #include <math.h>
@@ -36,7 +37,7 @@ static void ob_free_all(ob *b) {
 static void grow(ob *b, void ***arr, size_t *n, size_t *cap, void *p) {
   if (*n == *cap) {
     size_t nc = *cap ? *cap * 2 : 64;
-    void **q = realloc(*arr, nc * sizeof *q);
+    void **q = nas_realloc(*arr, nc * sizeof *q);
     if (!q) {
       free(p);
       longjmp(b->oom, 1);
@@ -47,7 +48,7 @@ static void grow(ob *b, void ***arr, size_t *n, size_t *cap, void *p) {
 }
 
 static void *ob_alloc(ob *b, size_t bytes) {
-  void *p = calloc(1, bytes ? bytes : 1);
+  void *p = nas_calloc(1, bytes ? bytes : 1);
   if (!p) longjmp(b->oom, 1);
   grow(b, &b->own, &b->n_own, &b->cap_own, p);
   return p;
@@ -566,7 +567,7 @@ static int build(ob *b, const nas_net *net, const nas_calib *c, uint8_t **buf, s
                    : "nas export: float32 (NHWC input [N,H,W,C], logits [N,classes])";
   m.graph = gp;
   size_t sz = onnx__model_proto__get_packed_size(&m);
-  uint8_t *out = malloc(sz ? sz : 1);
+  uint8_t *out = nas_malloc(sz ? sz : 1);
   if (!out) return nas_errf(e, NAS_ENOMEM, "onnx export: out of memory");
   *len = onnx__model_proto__pack(&m, out);
   *buf = out;
@@ -576,7 +577,7 @@ static int build(ob *b, const nas_net *net, const nas_calib *c, uint8_t **buf, s
 int nas_onnx_export_mem(const nas_net *net, const nas_calib *c, uint8_t **buf, size_t *len,
                         nas_err *e) {
   *buf = NULL, *len = 0;
-  ob *b = calloc(1, sizeof *b);
+  ob *b = nas_calloc(1, sizeof *b);
   if (!b) return nas_errf(e, NAS_ENOMEM, "onnx export: out of memory");
   int rc;
   if (setjmp(b->oom)) {

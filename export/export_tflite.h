@@ -1,4 +1,4 @@
-/* results/export_tflite.h: writes an int8 graph (deploy/graph8.h) as a TFLite flatbuffer
+/* export/export_tflite.h: writes an int8 graph (deploy/graph8.h) as a TFLite flatbuffer
  * (schema version 3, file identifier "TFL3"): operator codes with both
  * deprecated_builtin_code and builtin_code, one subgraph, tensors with shape, type, buffer,
  * name and quantisation (scale, zero_point, quantized_dimension), operators with their
@@ -6,8 +6,8 @@
  * aligned buffer; activations use buffer 0), and a description. The flatbuffer is built by
  * hand (no library), back to front, following the flatbuffers binary format.
  * Ownership: *buf from nas_tflite_write_mem is the caller's (free()); the graph is read. */
-#ifndef NAS_RESULTS_EXPORT_TFLITE_H
-#define NAS_RESULTS_EXPORT_TFLITE_H
+#ifndef NAS_EXPORT_EXPORT_TFLITE_H
+#define NAS_EXPORT_EXPORT_TFLITE_H
 
 #include <stddef.h>
 #include <stdint.h>

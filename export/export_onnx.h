@@ -1,4 +1,4 @@
-/* results/export_onnx.h: writes a trained network (train/net.h) as an ONNX model (IR version 8,
+/* export/export_onnx.h: writes a trained network (train/net.h) as an ONNX model (IR version 8,
  * default-domain opset 13), float32 or QDQ int8. The protobuf is encoded with protobuf-c using
  * the C bindings generated at build time from the onnx.proto of Debian's python3-onnx
  * (${build}/gen/onnx.pb-c.h); nothing is hand-encoded.
@@ -24,8 +24,8 @@
  * biases int32 with scale input_scale * weight_scale, each through DequantizeLinear, so the
  * parameters are the ones the int8 deployment (deploy/lower.h) uses.
  * Ownership: the net (and calibration) are only read; the caller frees *buf (free()). */
-#ifndef NAS_RESULTS_EXPORT_ONNX_H
-#define NAS_RESULTS_EXPORT_ONNX_H
+#ifndef NAS_EXPORT_EXPORT_ONNX_H
+#define NAS_EXPORT_EXPORT_ONNX_H
 
 #include <stddef.h>
 #include <stdint.h>

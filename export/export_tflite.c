@@ -1,4 +1,4 @@
-/* results/export_tflite.c: a minimal flatbuffer builder and the TFLite model writer.
+/* export/export_tflite.c: a minimal flatbuffer builder and the TFLite model writer.
  *
  * Builder: the buffer is filled from its end towards its start, as flatbuffers builders do,
  * so that every reference (a u32 offset relative to where it is stored) points forward.
@@ -9,7 +9,8 @@
  * i32 soffset to its vtable at the table start, and the vtable just before it (u16 vtable
  * size, u16 table size, one u16 field offset per field id, 0 = absent). Field ids follow
  * tensorflow/lite/schema/schema.fbs (see also deploy/tflite_read.c). */
-#include "results/export_tflite.h"
+#include "export/export_tflite.h"
+#include "core/alloc.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -34,7 +35,7 @@ static int grow(fbb *f, size_t need) {
   if (f->size + need <= f->cap) return 0;
   size_t cap = f->cap ? f->cap : 1024;
   while (cap < f->size + need) cap *= 2;
-  uint8_t *nb = malloc(cap);
+  uint8_t *nb = nas_malloc(cap);
   if (!nb) {
     f->oom = 1;
     return -1;
@@ -97,7 +98,7 @@ static size_t vec_raw(fbb *f, const void *p, size_t n, size_t elem, size_t align
 }
 
 static size_t vec_i32(fbb *f, const int32_t *v, size_t n) {
-  uint8_t *t = malloc(n * 4 + 1);
+  uint8_t *t = nas_malloc(n * 4 + 1);
   if (!t) return f->oom = 1, 0;
   for (size_t i = 0; i < n; i++) le32(t + 4 * i, (uint32_t)v[i]);
   size_t off = vec_raw(f, t, n, 4, 4);
@@ -106,7 +107,7 @@ static size_t vec_i32(fbb *f, const int32_t *v, size_t n) {
 }
 
 static size_t vec_f32(fbb *f, const float *v, size_t n) {
-  uint8_t *t = malloc(n * 4 + 1);
+  uint8_t *t = nas_malloc(n * 4 + 1);
   if (!t) return f->oom = 1, 0;
   for (size_t i = 0; i < n; i++) {
     uint32_t u;
@@ -119,7 +120,7 @@ static size_t vec_f32(fbb *f, const float *v, size_t n) {
 }
 
 static size_t vec_i64(fbb *f, const int32_t *v, size_t n) {
-  uint8_t *t = malloc(n * 8 + 1);
+  uint8_t *t = nas_malloc(n * 8 + 1);
   if (!t) return f->oom = 1, 0;
   for (size_t i = 0; i < n; i++) {
     uint64_t u = (uint64_t)(int64_t)v[i];
@@ -284,9 +285,9 @@ int nas_tflite_write_mem(const nas_g8_graph *g, const char *description, uint8_t
   const int nt = g->ntensors, no = g->nops;
   /* distinct operator codes in order of first use */
   int codes[64], ncodes = 0;
-  int *opc = malloc(sizeof *opc * (size_t)(no + 1));
-  int *tbuf = malloc(sizeof *tbuf * (size_t)(nt + 1));
-  size_t *offs = malloc(sizeof *offs * (size_t)(nt + no + 64 + 1));
+  int *opc = nas_malloc(sizeof *opc * (size_t)(no + 1));
+  int *tbuf = nas_malloc(sizeof *tbuf * (size_t)(nt + 1));
+  size_t *offs = nas_malloc(sizeof *offs * (size_t)(nt + no + 64 + 1));
   if (!opc || !tbuf || !offs) {
     free(opc), free(tbuf), free(offs);
     return nas_errf(e, NAS_ENOMEM, "tflite export: out of memory");
@@ -301,7 +302,7 @@ int nas_tflite_write_mem(const nas_g8_graph *g, const char *description, uint8_t
   /* buffers: 0 empty, then one per constant tensor */
   int nbuf = 1;
   for (int i = 0; i < nt; i++) tbuf[i] = g->tensors[i].data ? nbuf++ : 0;
-  size_t *boffs = malloc(sizeof *boffs * (size_t)nbuf);
+  size_t *boffs = nas_malloc(sizeof *boffs * (size_t)nbuf);
   if (!boffs) {
     free(opc), free(tbuf), free(offs);
     return nas_errf(e, NAS_ENOMEM, "tflite export: out of memory");
@@ -312,7 +313,7 @@ int nas_tflite_write_mem(const nas_g8_graph *g, const char *description, uint8_t
     size_t data;
     if (t->type == NAS_G8_INT32) { /* raw little-endian bytes */
       size_t cnt = nas_g8_numel(t);
-      uint8_t *tmp = malloc(cnt * 4 + 1);
+      uint8_t *tmp = nas_malloc(cnt * 4 + 1);
       if (!tmp) {
         f.oom = 1;
         continue;
@@ -406,7 +407,7 @@ int nas_tflite_write_mem(const nas_g8_graph *g, const char *description, uint8_t
     free(f.b);
     return nas_errf(e, NAS_ENOMEM, "tflite export: out of memory");
   }
-  uint8_t *out = malloc(f.size);
+  uint8_t *out = nas_malloc(f.size);
   if (!out) {
     free(f.b);
     return nas_errf(e, NAS_ENOMEM, "tflite export: out of memory");

@@ -1,4 +1,4 @@
-/* results/export_c.h: writes an int8 graph (deploy/graph8.h) as C source for a
+/* export/export_c.h: writes an int8 graph (deploy/graph8.h) as C source for a
  * microcontroller: `<name>.h`/`<name>.c` with the weights and biases as const arrays, the
  * per-channel requantisation multipliers and shifts precomputed, one static arena of exactly
  * the memory planner's peak (every activation tensor at its planned offset), and
@@ -16,8 +16,8 @@
  * boundaries the emulator and the board firmware of latency/ measure (without the define the
  * marks compile to nothing).
  * Ownership: the graph is only read. */
-#ifndef NAS_RESULTS_EXPORT_C_H
-#define NAS_RESULTS_EXPORT_C_H
+#ifndef NAS_EXPORT_EXPORT_C_H
+#define NAS_EXPORT_EXPORT_C_H
 
 #include "deploy/graph8.h"
 
