@@ -16,6 +16,7 @@
 #include "datasets/dataset.h"
 #include "core/alloc.h"
 
+#include "datasets/cifar.h"
 #include "datasets/speech.h"
 
 #include <math.h>
@@ -67,7 +68,7 @@ static int parse_spec(loader *L, nas_data *d, nas_err *e) {
     if (!dir) return nas_errf(e, NAS_EINVAL, "dataset '%s': idx needs a directory (idx:DIR)", s);
   } else {
     return nas_errf(e, NAS_EINVAL,
-                    "dataset '%s': unknown kind '%.*s' (expected fashion-mnist[:DIR], idx:DIR or speech-commands:DIR)",
+                    "dataset '%s': unknown kind '%.*s' (expected fashion-mnist[:DIR], idx:DIR, cifar10:DIR or speech-commands:DIR)",
                     s, (int)(klen > 200 ? 200 : klen), s);
   }
   if (!*dir) return nas_errf(e, NAS_EINVAL, "dataset '%s': empty directory after ':'", s);
@@ -242,6 +243,7 @@ int nas_data_load(const nas_data_opts *o, nas_data *d, nas_err *e) {
   if (rc) return rc;
   if (strncmp(o->spec, "speech-commands:", 16) == 0)
     return nas_speech_load(o->spec + 16, o, o->warn, d, e);
+  if (strncmp(o->spec, "cifar10:", 8) == 0) return nas_cifar_load(o->spec + 8, o, d, e);
   loader *L = nas_calloc(1, sizeof *L);
   if (!L) return nas_errf(e, NAS_ENOMEM, "dataset '%s': out of memory", o->spec);
   L->spec = o->spec;

@@ -8,6 +8,7 @@
  *                        train-labels-idx1-ubyte[.gz], t10k-images-idx3-ubyte[.gz],
  *                        t10k-labels-idx1-ubyte[.gz]
  *   idx:DIR              any MNIST-layout set with the same four files
+ *   cifar10:DIR          CIFAR-10 binary layout (datasets/cifar.h): 32x32x3, 10 classes
  *   speech-commands:DIR[,options]  Speech Commands v2 layout (datasets/speech.h) */
 #ifndef NAS_DATASETS_DATASET_H
 #define NAS_DATASETS_DATASET_H

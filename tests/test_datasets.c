@@ -258,9 +258,9 @@ static void test_empty_and_missing_dir(void **state) {
 
 static void test_bad_spec_and_opts(void **state) {
   (void)state;
-  expect_load_error("cifar10:/tmp", 0.1, 0, NAS_EINVAL,
-                    "dataset 'cifar10:/tmp': unknown kind 'cifar10' (expected "
-                    "fashion-mnist[:DIR], idx:DIR or speech-commands:DIR)");
+  expect_load_error("cifar100:/tmp", 0.1, 0, NAS_EINVAL,
+                    "dataset 'cifar100:/tmp': unknown kind 'cifar100' (expected "
+                    "fashion-mnist[:DIR], idx:DIR, cifar10:DIR or speech-commands:DIR)");
   expect_load_error("mnist", 0.1, 0, NAS_EINVAL, "unknown kind 'mnist'");
   expect_load_error("", 0.1, 0, NAS_EINVAL, "unknown kind ''");
   expect_load_error("idx", 0.1, 0, NAS_EINVAL, "idx:DIR");
