@@ -6,7 +6,8 @@
  * the activation-only plan equals TFLM's plan in plans_host64.csv buffer by buffer (size,
  * offset, first and last use), and the head, tail and total equal head_bytes_m32,
  * tail_bytes_m32 and arena_used_bytes_m32 to the byte, as do the RecordingMicroInterpreter's
- * tail and recorded allocations. Without the corpus those checks cannot run: the program
+ * tail and recorded allocations; and the same architectures lowered by the engine itself
+ * (nas_lower_structure from models/<id>.arch.json) give the same arena and operators. Without the corpus those checks cannot run: the program
  * prints SKIP and exits 77 (ctest's SKIP_RETURN_CODE). */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -15,13 +16,17 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
 #include "core/alloc.h"
+#include "core/fileio.h"
+#include "deploy/lower_shape.h"
 #include "deploy/planner_tflm.h"
 #include "latency/tflm.h"
 #include "latency/tflm_fit.h"
+#include "train/net.h"
 
 static nas_tflm_corpus corpus;
 static int have_corpus;
@@ -254,12 +259,60 @@ static void test_corpus_arena(void **state) {
   assert_int_equal(rec_exact, corpus.nmodels);
 }
 
+/* The engine's own candidates: every corpus model made by nas has its arch JSON beside it;
+ * lowered by the real lowering (nas_lower_structure, no training) it must give TFLM's arena
+ * and the same operators (paths and features) as the exported .tflite. */
+static void test_corpus_lowered(void **state) {
+  (void)state;
+  if (!have_corpus) skip();
+  int lowered = 0, exact = 0;
+  nas_err e = {0};
+  for (int m = 0; m < corpus.nmodels; m++) {
+    const nas_tflm_corpus_model *x = &corpus.model[m];
+    char path[1200], *text = NULL;
+    long len;
+    snprintf(path, sizeof path, "%s/models/%s.arch.json", corpus_dir, x->id);
+    if (access(path, R_OK) != 0) {
+      assert_true(x->mlperf); /* only the MLPerf Tiny files come without an architecture */
+      continue;
+    }
+    assert_int_equal(nas_read_file(path, &text, &len, &e), NAS_OK);
+    nas_net *net = NULL;
+    assert_int_equal(nas_net_build(text, path, 1, 1, &net, &e), NAS_OK);
+    nas_lower_cfg cfg = {0};
+    cfg.softmax = x->graph.ops[x->graph.nops - 1].kind == NAS_G8_SOFTMAX;
+    nas_g8_graph g;
+    assert_int_equal(nas_lower_structure(net, &cfg, &g, &e), NAS_OK);
+    nas_tflm_arena_report r;
+    assert_int_equal(nas_tflm_arena(&g, NAS_TFLM_DSP, &r, &e), NAS_OK);
+    assert_int_equal(g.nops, x->graph.nops);
+    for (int i = 0; i < g.nops; i++) {
+      nas_tflm_op a, b;
+      double fa[NAS_TFLM_MAXF], fb[NAS_TFLM_MAXF];
+      assert_int_equal(nas_tflm_op_describe(&g, i, NAS_TFLM_DSP, &a, &e), NAS_OK);
+      assert_int_equal(nas_tflm_op_describe(&x->graph, i, NAS_TFLM_DSP, &b, &e), NAS_OK);
+      assert_int_equal(a.path, b.path);
+      assert_int_equal(nas_tflm_features(&a, fa), nas_tflm_features(&b, fb));
+      assert_memory_equal(fa, fb, sizeof fa);
+    }
+    lowered++;
+    if (r.total == x->arena_used) exact++;
+    else fprintf(stderr, "%s lowered: arena %ld, TFLM %ld\n", x->id, r.total, x->arena_used);
+    nas_g8_graph_free(&g);
+    nas_net_free(net);
+    free(text);
+  }
+  printf("lowered candidates: %d of %d equal to TFLM's arena_used_bytes\n", exact, lowered);
+  assert_true(lowered >= corpus.nmodels - 4);
+  assert_int_equal(exact, lowered);
+}
+
 int main(void) {
   have_corpus = find_corpus();
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_greedy_rules),        cmocka_unit_test(test_plan_errors),
       cmocka_unit_test(test_fault_injection),     cmocka_unit_test(test_corpus_plans_host64),
-      cmocka_unit_test(test_corpus_arena),
+      cmocka_unit_test(test_corpus_arena),        cmocka_unit_test(test_corpus_lowered),
   };
   int failed = cmocka_run_group_tests(tests, corpus_setup, corpus_teardown);
   if (failed) return failed;
