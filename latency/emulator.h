@@ -36,7 +36,7 @@ enum nas_icls {
   NAS_IC_OTHER,    /* everything else (ALU, shifts, moves, compares, IT, SDIV/UDIV, ...) */
   NAS_IC_COUNT
 };
-extern const char *const nas_icls_names[NAS_IC_COUNT]; /* "ldst", "mul", "branch", "other" */
+extern const char *const nas_icls_names[]; /* NAS_IC_COUNT: "ldst", "mul", "branch", "other" */
 
 /* Decoded counts of a straight run of Thumb code. */
 typedef struct nas_icount {
