@@ -14,7 +14,7 @@
 
 #include "tests/test_util.h"
 #include "deploy/lower.h"
-#include "results/export_tflite.h"
+#include "export/export_tflite.h"
 #include "train/quant.h"
 #include "train/trainer.h"
 
