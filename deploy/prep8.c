@@ -339,6 +339,6 @@ void nas_g8_prep_free(nas_g8_prep *p) {
 }
 
 nasrt_op nas_g8_prep_rt_op(const nas_g8_prep_op *p) {
-  nasrt_op o = {p->rt_kind, &p->rt};
+  nasrt_op o = {p->rt_kind, nasrt_eval_of(p->rt_kind), &p->rt};
   return o;
 }

@@ -9,10 +9,16 @@
  * With __ARM_FEATURE_DSP (Cortex-M4/M7/M33) the conv and fully-connected MAC loops use SMLAD,
  * unless NASRT_NO_DSP is defined.
  *
- * A model is a const table of operators (nasrt_op: a kind and a pointer to the kind's
- * parameter struct) run in order by nasrt_invoke over one arena; every activation has a fixed
- * byte offset in the arena (the memory planner's), constants are pointers. Nothing here is
- * derived at run time: multipliers, shifts, paddings, clamps and offsets are prepared.
+ * A model is a const table of operators (nasrt_op: a kind, its eval and a pointer to the
+ * kind's parameter struct) run in order by nasrt_invoke over one arena; every activation has a
+ * fixed byte offset in the arena (the memory planner's), constants are pointers. Nothing here
+ * is derived at run time: multipliers, shifts, paddings, clamps and offsets are prepared.
+ *
+ * Adding an operator: one line in NASRT_OPS, its parameter struct and kernel here, the kernel
+ * in a nasrt_*.c file, its eval in nasrt_invoke.c. A faster kernel for one core: a function
+ * with the kernel's signature in its own file (compiled only under the core's feature macro,
+ * e.g. __ARM_FEATURE_MVE) chosen in the kind's eval; if it wants another weight layout, a field
+ * in the parameter struct that the host's prepare step fills.
  *
  * Layer marks: compiled with NAS_LAYER_MARK defined, nasrt_invoke calls
  * `void nas_layer_mark(int i)` (defined by the caller) before operator i and with i = <number
@@ -24,8 +30,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* The operators, one line each: X(KIND, kernel, parameter struct). The enum, the invoke
- * loop's dispatch and the names are expanded from this list, so they cannot drift. */
+/* The operators, one line each: X(KIND, kernel, parameter struct). The kind enum, the evals'
+ * declarations and nasrt_eval_of are expanded from this list, so they cannot drift. */
 #define NASRT_OPS(X)                          \
   X(CONV_2D, conv, nasrt_conv_p)              \
   X(DEPTHWISE_CONV_2D, dwconv, nasrt_conv_p)  \
@@ -130,8 +136,17 @@ void nasrt_copy(const nasrt_copy_p *p, const int8_t *in, int8_t *out);
 
 /* ---- models ---------------------------------------------------------------------------- */
 
+/* An operator's eval: resolves its arena offsets and runs its kernel. One per kind,
+ * nasrt_eval_<kernel> (nasrt_eval_conv, ...); an operator table names the evals it uses, so a
+ * firmware linked with --gc-sections carries only the kernels its model runs. */
+typedef void (*nasrt_eval_fn)(const void *p, int8_t *arena);
+#define NASRT_EVAL_DECL(K, k, T) void nasrt_eval_##k(const void *p, int8_t *arena);
+NASRT_OPS(NASRT_EVAL_DECL)
+#undef NASRT_EVAL_DECL
+
 typedef struct nasrt_op {
   int32_t kind;               /* enum nasrt_kind */
+  nasrt_eval_fn eval;         /* the kind's eval */
   const void *p;              /* the kind's parameter struct (nasrt_<kernel>_p) */
 } nasrt_op;
 
@@ -143,12 +158,11 @@ typedef struct nasrt_model {
   int32_t arena_bytes;        /* the arena nasrt_invoke needs (16-byte aligned) */
 } nasrt_model;
 
-/* Runs one operator on the arena: 0, or -1 for an unknown kind. */
-int nasrt_run_op(const nasrt_op *op, int8_t *arena);
+/* The eval of a kind; NULL for an unknown kind. (It names every eval: a firmware that calls it
+ * links every kernel.) */
+nasrt_eval_fn nasrt_eval_of(int kind);
 /* Copies in[in_size] to the input's offset, runs every operator, copies the output to
- * out[out_size]. Returns 0, or -1 (operator table corrupt). */
+ * out[out_size]. Returns 0, or -1 when an operator has no eval. */
 int nasrt_invoke(const nasrt_model *m, int8_t *arena, const int8_t *in, int8_t *out);
-/* "CONV_2D" etc., NULL for an unknown kind. */
-const char *nasrt_kind_name(int kind);
 
 #endif

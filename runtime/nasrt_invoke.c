@@ -1,6 +1,6 @@
-/* nasrt_invoke.c: the int8 runtime's invoke loop: runs a model's const operator table over
- * its arena, each operator through the eval of its kind (which resolves the arena offsets and
- * calls the kind's kernel), with the layer marks of nasrt.h around the operators. */
+/* nasrt_invoke.c: the int8 runtime's evals (one per kind: resolve the arena offsets, call the
+ * kind's kernel) and the invoke loop, which runs a model's const operator table over its arena
+ * with the layer marks of nasrt.h around the operators. */
 #include <stdint.h>
 #include <string.h>
 
@@ -17,64 +17,61 @@ void nas_layer_mark(int i);
 
 /* ---- evals: one per kind; the place to choose a kernel variant for a core ---------------- */
 
-static void eval_conv(const nasrt_conv_p *p, int8_t *arena) {
-  nasrt_conv(p, arena + p->in, arena + p->out);
+void nasrt_eval_conv(const void *p, int8_t *arena) {
+  const nasrt_conv_p *c = p;
+  nasrt_conv(c, arena + c->in, arena + c->out);
 }
-static void eval_dwconv(const nasrt_conv_p *p, int8_t *arena) {
-  nasrt_dwconv(p, arena + p->in, arena + p->out);
+void nasrt_eval_dwconv(const void *p, int8_t *arena) {
+  const nasrt_conv_p *c = p;
+  nasrt_dwconv(c, arena + c->in, arena + c->out);
 }
-static void eval_fc(const nasrt_fc_p *p, int8_t *arena) {
-  nasrt_fc(p, arena + p->in, arena + p->out);
+void nasrt_eval_fc(const void *p, int8_t *arena) {
+  const nasrt_fc_p *c = p;
+  nasrt_fc(c, arena + c->in, arena + c->out);
 }
-static void eval_avgpool(const nasrt_pool_p *p, int8_t *arena) {
-  nasrt_avgpool(p, arena + p->in, arena + p->out);
+void nasrt_eval_avgpool(const void *p, int8_t *arena) {
+  const nasrt_pool_p *c = p;
+  nasrt_avgpool(c, arena + c->in, arena + c->out);
 }
-static void eval_maxpool(const nasrt_pool_p *p, int8_t *arena) {
-  nasrt_maxpool(p, arena + p->in, arena + p->out);
+void nasrt_eval_maxpool(const void *p, int8_t *arena) {
+  const nasrt_pool_p *c = p;
+  nasrt_maxpool(c, arena + c->in, arena + c->out);
 }
-static void eval_add(const nasrt_add_p *p, int8_t *arena) {
-  nasrt_add(p, p->a_data ? p->a_data : arena + p->a, p->b_data ? p->b_data : arena + p->b,
-            arena + p->out);
+void nasrt_eval_add(const void *p, int8_t *arena) {
+  const nasrt_add_p *c = p;
+  nasrt_add(c, c->a_data ? c->a_data : arena + c->a, c->b_data ? c->b_data : arena + c->b,
+            arena + c->out);
 }
-static void eval_softmax(const nasrt_softmax_p *p, int8_t *arena) {
-  nasrt_softmax(p, arena + p->in, arena + p->out);
+void nasrt_eval_softmax(const void *p, int8_t *arena) {
+  const nasrt_softmax_p *c = p;
+  nasrt_softmax(c, arena + c->in, arena + c->out);
 }
-static void eval_requantize(const nasrt_requant_p *p, int8_t *arena) {
-  nasrt_requantize(p, arena + p->in, arena + p->out);
+void nasrt_eval_requantize(const void *p, int8_t *arena) {
+  const nasrt_requant_p *c = p;
+  nasrt_requantize(c, arena + c->in, arena + c->out);
 }
-static void eval_copy(const nasrt_copy_p *p, int8_t *arena) {
-  nasrt_copy(p, arena + p->in, arena + p->out);
+void nasrt_eval_copy(const void *p, int8_t *arena) {
+  const nasrt_copy_p *c = p;
+  nasrt_copy(c, arena + c->in, arena + c->out);
 }
 
-int nasrt_run_op(const nasrt_op *op, int8_t *arena) {
-  switch (op->kind) {
-#define NASRT_KIND_CASE(K, k, T) \
-  case NASRT_##K:                \
-    eval_##k((const T *)op->p, arena); \
-    return 0;
-    NASRT_OPS(NASRT_KIND_CASE)
-#undef NASRT_KIND_CASE
-    default:
-      return -1;
-  }
+nasrt_eval_fn nasrt_eval_of(int kind) {
+  static const nasrt_eval_fn evals[NASRT_NKINDS] = {
+#define NASRT_EVAL_ENTRY(K, k, T) nasrt_eval_##k,
+      NASRT_OPS(NASRT_EVAL_ENTRY)
+#undef NASRT_EVAL_ENTRY
+  };
+  return kind >= 0 && kind < NASRT_NKINDS ? evals[kind] : NULL;
 }
 
 int nasrt_invoke(const nasrt_model *m, int8_t *arena, const int8_t *in, int8_t *out) {
   memcpy(arena + m->in, in, (size_t)m->in_size);
   for (int32_t i = 0; i < m->nops; i++) {
     NAS_MARK((int)i);
-    if (nasrt_run_op(&m->ops[i], arena)) return -1;
+    if (!m->ops[i].eval) return -1;
+    m->ops[i].eval(m->ops[i].p, arena);
   }
   NAS_MARK((int)m->nops);
   memcpy(out, arena + m->out, (size_t)m->out_size);
   return 0;
-}
-
-const char *nasrt_kind_name(int kind) {
-  static const char *const names[NASRT_NKINDS] = {
-#define NASRT_KIND_NAME(K, k, T) #K,
-      NASRT_OPS(NASRT_KIND_NAME)
-#undef NASRT_KIND_NAME
-  };
-  return kind >= 0 && kind < NASRT_NKINDS ? names[kind] : NULL;
 }
