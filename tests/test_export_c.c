@@ -246,30 +246,32 @@ static void test_tiny_pool(void **state) {
 
 /* The MLPerf Tiny reference models (kws is required by the brief; the others add ADD with
  * requantisation, MobileNet strides and a plain FC stack). */
-static void export_ref_model(const char *file, const char *name, const char *up) {
+static int export_ref_model(const char *file, const char *name, const char *up) {
   char path[1024];
   snprintf(path, sizeof path, "%s/../shared/models/%s", src_dir(), file);
   if (access(path, R_OK) != 0) {
     print_message("%s absent: skipped\n", path);
-    return;
+    return 0;
   }
   nas_g8_graph g;
   nas_err e = {0};
   if (nas_tflite_read(path, &g, &e)) fail_msg("import: %s", e.msg);
   check_export(&g, name, up);
   nas_g8_graph_free(&g);
+  return 1;
 }
 
 static void test_kws_ref_model(void **state) {
   (void)state;
-  export_ref_model("kws_ref_model.tflite", "kws_ref_model", "KWS_REF_MODEL");
+  if (!export_ref_model("kws_ref_model.tflite", "kws_ref_model", "KWS_REF_MODEL")) skip();
 }
 
 static void test_other_ref_models(void **state) {
   (void)state;
-  export_ref_model("pretrainedResnet_quant.tflite", "resnet", "RESNET");
-  export_ref_model("vww_96_int8.tflite", "vww", "VWW");
-  export_ref_model("ad01_int8.tflite", "ad01", "AD01");
+  int done = export_ref_model("pretrainedResnet_quant.tflite", "resnet", "RESNET");
+  done += export_ref_model("vww_96_int8.tflite", "vww", "VWW");
+  done += export_ref_model("ad01_int8.tflite", "ad01", "AD01");
+  if (done < 3) skip(); /* the ones present were checked; the test still reports the gap */
 }
 
 /* A QUANTIZE (int8 -> int8) appended to a lowered graph. */
@@ -303,8 +305,7 @@ static void test_quantize_op(void **state) {
 }
 
 /* The runtime files the export copies are the tree's runtime/ files, byte for byte, and every
- * .c/.h file of runtime/ is among them (the library embeds them when it is built); they
- * cross-compile for every Cortex-M core. */
+ * .c/.h file of runtime/ is among them (the library embeds them when it is built). */
 static void test_runtime_files(void **state) {
   (void)state;
   char rt[1024];
@@ -345,7 +346,28 @@ static void test_runtime_files(void **state) {
     if (na != nb || memcmp(ca, cb, na)) fail_msg("%s differs from the tree's %s", a, b);
     free(ca), free(cb);
   }
-  /* Every core nas targets: Cortex-M0+ (portable loops), M4, M7, M33 (SMLAD), warning-free. */
+  rm_rf(dir);
+  nas_g8_graph_free(&g);
+}
+
+/* An export (model and runtime) compiles warning-free for every core nas targets: Cortex-M0+
+ * (portable loops), M4, M7, M33 (SMLAD); the runtime is the same for every model. */
+static void test_cores(void **state) {
+  (void)state;
+  if (!have_tool("arm-none-eabi-gcc")) {
+    print_message("arm-none-eabi-gcc not found (apt-get install gcc-arm-none-eabi "
+                  "libnewlib-arm-none-eabi): skipped\n");
+    skip();
+  }
+  nas_g8_graph g;
+  lowered("{\"input\":[6,6,2],\"classes\":3,\"layers\":[{\"op\":\"conv\",\"out\":4},"
+          "{\"op\":\"dwconv\",\"k\":3},{\"op\":\"add\",\"from\":0},{\"op\":\"maxpool\","
+          "\"k\":2,\"stride\":2},{\"op\":\"gap\"},{\"op\":\"fc\",\"out\":3}]}",
+          1, 0, &g);
+  char dir[] = "/tmp/nas_cexp_XXXXXX";
+  if (!mkdtemp(dir)) fail_msg("mkdtemp failed");
+  nas_err e = {0};
+  if (nas_c_export(&g, "m", dir, &e)) fail_msg("export: %s", e.msg);
   static const char *const cores[] = {"cortex-m0plus", "cortex-m4", "cortex-m7", "cortex-m33"};
   for (int c = 0; c < 4; c++) cross_compile(dir, "m", cores[c]);
   rm_rf(dir);
@@ -376,6 +398,7 @@ int main(void) {
       cmocka_unit_test(test_other_ref_models),
       cmocka_unit_test(test_quantize_op),
       cmocka_unit_test(test_runtime_files),
+      cmocka_unit_test(test_cores),
       cmocka_unit_test(test_errors),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
