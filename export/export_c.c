@@ -121,87 +121,43 @@ static int ptr_name(char *buf, size_t n, const nas_g8_graph *g, const nas_g8_pre
                   "constant tensor", i);
 }
 
-/* ".name = v" with INT32_MIN spelt so that it is an int32 constant. */
-static void fld(FILE *f, const char *name, int32_t v) {
-  fprintf(f, ".%s = ", name);
-  put_i32(f, v);
-}
+/* A scalar field of a parameter struct, and a pointer field with what it points to. */
+typedef struct ival { const char *n; int32_t v; } ival;
+typedef struct pval { const char *n; const void *p; } pval;
 
-static int emit_conv(FILE *f, const nas_g8_graph *g, const nas_g8_prep_op *pp, int i, nas_err *e) {
-  const nasrt_conv_p *c = &pp->rt.conv;
-  char w[32], b[32], m[32], s[32];
-  int rc;
-  if ((rc = ptr_name(w, sizeof w, g, pp, i, c->filter, e)) ||
-      (rc = ptr_name(b, sizeof b, g, pp, i, c->bias, e)) ||
-      (rc = ptr_name(m, sizeof m, g, pp, i, c->mult, e)) ||
-      (rc = ptr_name(s, sizeof s, g, pp, i, c->shift, e)))
-    return rc;
-  fprintf(f, "static const nasrt_conv_p op%d = {\n    .filter = %s, .bias = %s, .mult = %s, "
-          ".shift = %s,\n    ", i, w, b, m, s);
-  const struct { const char *n; int32_t v; } v[] = {
-      {"in", c->in}, {"out", c->out}, {"n", c->n}, {"h", c->h}, {"w", c->w}, {"ci", c->ci},
-      {"ho", c->ho}, {"wo", c->wo}, {"co", c->co}, {"kh", c->kh}, {"kw", c->kw}, {"sh", c->sh},
-      {"sw", c->sw}, {"dh", c->dh}, {"dw", c->dw}, {"pt", c->pt}, {"pl", c->pl},
-      {"in_off", c->in_off}, {"out_off", c->out_off}, {"lo", c->lo}, {"hi", c->hi}};
-  for (size_t k = 0; k < sizeof v / sizeof v[0]; k++) {
-    fld(f, v[k].n, v[k].v);
-    fputs(k + 1 == sizeof v / sizeof v[0] ? "};\n" : k % 8 == 7 ? ",\n    " : ", ", f);
+/* `static const T op<i> = {...};` with designated initialisers: the pointer fields (each named
+ * by ptr_name) on one line, then the scalars, wrapped before column 96; INT32_MIN spelt as an
+ * int32 constant. */
+static int emit_struct(FILE *f, const char *type, const nas_g8_graph *g, const nas_g8_prep_op *pp,
+                       int i, const pval *ptr, int np, const ival *v, int nv, nas_err *e) {
+  fprintf(f, "static const %s op%d = {", type, i);
+  for (int k = 0; k < np; k++) {
+    char nm[32];
+    int rc = ptr_name(nm, sizeof nm, g, pp, i, ptr[k].p, e);
+    if (rc) return rc;
+    fprintf(f, "%s.%s = %s", k ? ", " : "\n    ", ptr[k].n, nm);
   }
+  int col = 0;
+  for (int k = 0; k < nv; k++) {
+    char item[64];
+    if (v[k].v == INT32_MIN) snprintf(item, sizeof item, ".%s = (-2147483647 - 1)", v[k].n);
+    else snprintf(item, sizeof item, ".%s = %ld", v[k].n, (long)v[k].v);
+    const int len = (int)strlen(item);
+    if (k == 0 || col + len + 2 > 96) {
+      fputs(k || np ? ",\n    " : "\n    ", f);
+      col = 4;
+    } else {
+      fputs(", ", f);
+      col += 2;
+    }
+    fputs(item, f);
+    col += len;
+  }
+  fputs("};\n", f);
   return NAS_OK;
 }
 
-static int emit_fc(FILE *f, const nas_g8_graph *g, const nas_g8_prep_op *pp, int i, nas_err *e) {
-  const nasrt_fc_p *c = &pp->rt.fc;
-  char w[32], b[32], m[32], s[32];
-  int rc;
-  if ((rc = ptr_name(w, sizeof w, g, pp, i, c->filter, e)) ||
-      (rc = ptr_name(b, sizeof b, g, pp, i, c->bias, e)) ||
-      (rc = ptr_name(m, sizeof m, g, pp, i, c->mult, e)) ||
-      (rc = ptr_name(s, sizeof s, g, pp, i, c->shift, e)))
-    return rc;
-  fprintf(f, "static const nasrt_fc_p op%d = {\n    .filter = %s, .bias = %s, .mult = %s, "
-          ".shift = %s,\n    ", i, w, b, m, s);
-  fld(f, "in", c->in), fputs(", ", f), fld(f, "out", c->out), fputs(", ", f);
-  fld(f, "b", c->b), fputs(", ", f), fld(f, "d", c->d), fputs(", ", f), fld(f, "co", c->co);
-  fputs(",\n    ", f);
-  fld(f, "in_off", c->in_off), fputs(", ", f), fld(f, "w_off", c->w_off), fputs(", ", f);
-  fld(f, "out_off", c->out_off), fputs(", ", f), fld(f, "lo", c->lo), fputs(", ", f);
-  fld(f, "hi", c->hi), fputs("};\n", f);
-  return NAS_OK;
-}
-
-static void emit_pool(FILE *f, const nasrt_pool_p *c, int i) {
-  fprintf(f, "static const nasrt_pool_p op%d = {\n    ", i);
-  const struct { const char *n; int32_t v; } v[] = {
-      {"in", c->in}, {"out", c->out}, {"n", c->n}, {"h", c->h}, {"w", c->w}, {"c", c->c},
-      {"ho", c->ho}, {"wo", c->wo}, {"fh", c->fh}, {"fw", c->fw}, {"sh", c->sh}, {"sw", c->sw},
-      {"pt", c->pt}, {"pl", c->pl}, {"lo", c->lo}, {"hi", c->hi}};
-  for (size_t k = 0; k < sizeof v / sizeof v[0]; k++) {
-    fld(f, v[k].n, v[k].v);
-    fputs(k + 1 == sizeof v / sizeof v[0] ? "};\n" : k % 8 == 7 ? ",\n    " : ", ", f);
-  }
-}
-
-static int emit_add(FILE *f, const nas_g8_graph *g, const nas_g8_prep_op *pp, int i, nas_err *e) {
-  const nasrt_add_p *c = &pp->rt.add;
-  char a[32], b[32];
-  int rc;
-  if ((rc = ptr_name(a, sizeof a, g, pp, i, c->a_data, e)) ||
-      (rc = ptr_name(b, sizeof b, g, pp, i, c->b_data, e)))
-    return rc;
-  fprintf(f, "static const nasrt_add_p op%d = {\n    .a_data = %s, .b_data = %s,\n    ", i, a, b);
-  const struct { const char *n; int32_t v; } v[] = {
-      {"a", c->a}, {"b", c->b}, {"out", c->out}, {"n", c->n}, {"a_off", c->a_off},
-      {"b_off", c->b_off}, {"left_shift", c->left_shift}, {"a_mult", c->a_mult},
-      {"a_shift", c->a_shift}, {"b_mult", c->b_mult}, {"b_shift", c->b_shift},
-      {"out_mult", c->out_mult}, {"out_shift", c->out_shift}, {"out_zp", c->out_zp},
-      {"lo", c->lo}, {"hi", c->hi}};
-  for (size_t k = 0; k < sizeof v / sizeof v[0]; k++) {
-    fld(f, v[k].n, v[k].v);
-    fputs(k + 1 == sizeof v / sizeof v[0] ? "};\n" : k % 5 == 4 ? ",\n    " : ", ", f);
-  }
-  return NAS_OK;
-}
+#define NV(a) (int)(sizeof(a) / sizeof(a)[0])
 
 /* Emits the prepared arrays and the parameter struct `op<i>` of operator i. */
 static int emit_op(FILE *f, const nas_g8_graph *g, const nas_g8_prep_op *pp, int i, nas_err *e) {
@@ -218,35 +174,63 @@ static int emit_op(FILE *f, const nas_g8_graph *g, const nas_g8_prep_op *pp, int
   }
   switch (pp->rt_kind) {
     case NASRT_CONV_2D:
-    case NASRT_DEPTHWISE_CONV_2D: return emit_conv(f, g, pp, i, e);
-    case NASRT_FULLY_CONNECTED: return emit_fc(f, g, pp, i, e);
+    case NASRT_DEPTHWISE_CONV_2D: {
+      const nasrt_conv_p *c = &pp->rt.conv;
+      const pval p[] = {{"filter", c->filter}, {"bias", c->bias}, {"mult", c->mult},
+                        {"shift", c->shift}};
+      const ival v[] = {
+          {"in", c->in}, {"out", c->out}, {"n", c->n}, {"h", c->h}, {"w", c->w}, {"ci", c->ci},
+          {"ho", c->ho}, {"wo", c->wo}, {"co", c->co}, {"kh", c->kh}, {"kw", c->kw},
+          {"sh", c->sh}, {"sw", c->sw}, {"dh", c->dh}, {"dw", c->dw}, {"pt", c->pt},
+          {"pl", c->pl}, {"in_off", c->in_off}, {"out_off", c->out_off}, {"lo", c->lo},
+          {"hi", c->hi}};
+      return emit_struct(f, "nasrt_conv_p", g, pp, i, p, NV(p), v, NV(v), e);
+    }
+    case NASRT_FULLY_CONNECTED: {
+      const nasrt_fc_p *c = &pp->rt.fc;
+      const pval p[] = {{"filter", c->filter}, {"bias", c->bias}, {"mult", c->mult},
+                        {"shift", c->shift}};
+      const ival v[] = {{"in", c->in}, {"out", c->out}, {"b", c->b}, {"d", c->d},
+                        {"co", c->co}, {"in_off", c->in_off}, {"w_off", c->w_off},
+                        {"out_off", c->out_off}, {"lo", c->lo}, {"hi", c->hi}};
+      return emit_struct(f, "nasrt_fc_p", g, pp, i, p, NV(p), v, NV(v), e);
+    }
     case NASRT_AVERAGE_POOL_2D:
-    case NASRT_MAX_POOL_2D: emit_pool(f, &pp->rt.pool, i); return NAS_OK;
-    case NASRT_ADD: return emit_add(f, g, pp, i, e);
+    case NASRT_MAX_POOL_2D: {
+      const nasrt_pool_p *c = &pp->rt.pool;
+      const ival v[] = {{"in", c->in}, {"out", c->out}, {"n", c->n}, {"h", c->h}, {"w", c->w},
+                        {"c", c->c}, {"ho", c->ho}, {"wo", c->wo}, {"fh", c->fh}, {"fw", c->fw},
+                        {"sh", c->sh}, {"sw", c->sw}, {"pt", c->pt}, {"pl", c->pl},
+                        {"lo", c->lo}, {"hi", c->hi}};
+      return emit_struct(f, "nasrt_pool_p", g, pp, i, NULL, 0, v, NV(v), e);
+    }
+    case NASRT_ADD: {
+      const nasrt_add_p *c = &pp->rt.add;
+      const pval p[] = {{"a_data", c->a_data}, {"b_data", c->b_data}};
+      const ival v[] = {
+          {"a", c->a}, {"b", c->b}, {"out", c->out}, {"n", c->n}, {"a_off", c->a_off},
+          {"b_off", c->b_off}, {"left_shift", c->left_shift}, {"a_mult", c->a_mult},
+          {"a_shift", c->a_shift}, {"b_mult", c->b_mult}, {"b_shift", c->b_shift},
+          {"out_mult", c->out_mult}, {"out_shift", c->out_shift}, {"out_zp", c->out_zp},
+          {"lo", c->lo}, {"hi", c->hi}};
+      return emit_struct(f, "nasrt_add_p", g, pp, i, p, NV(p), v, NV(v), e);
+    }
     case NASRT_SOFTMAX: {
       const nasrt_softmax_p *c = &pp->rt.softmax;
-      fprintf(f, "static const nasrt_softmax_p op%d = {", i);
-      fld(f, "in", c->in), fputs(", ", f), fld(f, "out", c->out), fputs(", ", f);
-      fld(f, "rows", c->rows), fputs(", ", f), fld(f, "depth", c->depth), fputs(",\n    ", f);
-      fld(f, "mult", c->mult), fputs(", ", f), fld(f, "lshift", c->lshift), fputs(", ", f);
-      fld(f, "diff_min", c->diff_min), fputs("};\n", f);
-      return NAS_OK;
+      const ival v[] = {{"in", c->in}, {"out", c->out}, {"rows", c->rows}, {"depth", c->depth},
+                        {"mult", c->mult}, {"lshift", c->lshift}, {"diff_min", c->diff_min}};
+      return emit_struct(f, "nasrt_softmax_p", g, pp, i, NULL, 0, v, NV(v), e);
     }
     case NASRT_QUANTIZE: {
       const nasrt_requant_p *c = &pp->rt.requant;
-      fprintf(f, "static const nasrt_requant_p op%d = {", i);
-      fld(f, "in", c->in), fputs(", ", f), fld(f, "out", c->out), fputs(", ", f);
-      fld(f, "n", c->n), fputs(",\n    ", f), fld(f, "in_zp", c->in_zp), fputs(", ", f);
-      fld(f, "mult", c->mult), fputs(", ", f), fld(f, "shift", c->shift), fputs(", ", f);
-      fld(f, "out_zp", c->out_zp), fputs("};\n", f);
-      return NAS_OK;
+      const ival v[] = {{"in", c->in}, {"out", c->out}, {"n", c->n}, {"in_zp", c->in_zp},
+                        {"mult", c->mult}, {"shift", c->shift}, {"out_zp", c->out_zp}};
+      return emit_struct(f, "nasrt_requant_p", g, pp, i, NULL, 0, v, NV(v), e);
     }
     case NASRT_RESHAPE: {
       const nasrt_copy_p *c = &pp->rt.copy;
-      fprintf(f, "static const nasrt_copy_p op%d = {", i);
-      fld(f, "in", c->in), fputs(", ", f), fld(f, "out", c->out), fputs(", ", f);
-      fld(f, "n", c->n), fputs("};\n", f);
-      return NAS_OK;
+      const ival v[] = {{"in", c->in}, {"out", c->out}, {"n", c->n}};
+      return emit_struct(f, "nasrt_copy_p", g, pp, i, NULL, 0, v, NV(v), e);
     }
     default:
       return nas_errf(e, NAS_EINVAL, "operator %d: unsupported op %s for C export", i,
