@@ -17,7 +17,7 @@
 #include "core/rng.h"
 #include "tests/test_util.h"
 #include "deploy/lower.h"
-#include "results/export_c.h"
+#include "export/export_c.h"
 
 #define NIN 6 /* inputs per model */
 

@@ -18,7 +18,7 @@
 
 #include "deploy/lower.h"
 #include "onnx.pb-c.h"
-#include "results/export_onnx.h"
+#include "export/export_onnx.h"
 #include "tests/test_deploy_util.h"
 #include "train/quant.h"
 
