@@ -3,6 +3,7 @@
 #include "core/alloc.h"
 
 #include <cjson/cJSON.h>
+#include "core/json.h"
 #include <dirent.h>
 #include <math.h>
 #include <stdio.h>
@@ -117,8 +118,10 @@ int nas_target_parse(const char *text, const char *source, const char *dir, nas_
                      nas_err *e) {
   *out = NULL;
   rd r = {source, e};
-  cJSON *root = cJSON_Parse(text);
-  if (!root) return nas_errf(e, NAS_EFORMAT, "%s: not valid JSON", source);
+  cJSON *root;
+  int jr = nas_json_parse(text, &root, NULL);
+  if (jr == NAS_ENOMEM) return nas_errf(e, NAS_ENOMEM, "%s: out of memory parsing JSON", source);
+  if (jr) return nas_errf(e, NAS_EFORMAT, "%s: not valid JSON", source);
   nas_target *t = nas_calloc(1, sizeof *t);
   if (!t) return cJSON_Delete(root), nas_errf(e, NAS_ENOMEM, "%s: out of memory", source);
   int rc = NAS_EINVAL;
@@ -330,6 +333,7 @@ int nas_target_open(const char *id, const char *file, nas_target **out, nas_err 
 }
 
 char *nas_target_to_json(const nas_target *t) {
+  unsigned long jm = nas_json_mark(); /* any failed allocation below: NULL (core/json.h) */
   cJSON *o = cJSON_CreateObject();
   if (!o) return NULL;
   cJSON_AddStringToObject(o, "id", t->id);
@@ -362,5 +366,9 @@ char *nas_target_to_json(const nas_target *t) {
   cJSON_AddStringToObject(o, "calibration", t->calibration);
   char *s = cJSON_Print(o);
   cJSON_Delete(o);
+  if (nas_json_failed(jm)) {
+    free(s);
+    return NULL;
+  }
   return s;
 }
