@@ -32,7 +32,7 @@ int speech_cmp_str(const void *a, const void *b);    /* qsort/bsearch over char 
  * starting with '.' are left out. -1 when dir cannot be opened or memory runs out. */
 int speech_list_dir(const char *dir, int want_dirs, speech_strv *out);
 
-/* One warning line to o->warn and/or o->warn_fn (dropped without either). */
+/* One warning line to the callback o->warn (dropped without one). */
 void speech_warnf(const nas_speech_opts *o, const char *fmt, ...)
 #if defined(__GNUC__)
     __attribute__((format(printf, 2, 3)))

@@ -20,14 +20,13 @@
 /* ---- small helpers ---- */
 
 void speech_warnf(const nas_speech_opts *o, const char *fmt, ...) {
-  if (!o->warn && !o->warn_fn) return;
+  if (!o->warn) return;
   char line[1024];
   va_list ap;
   va_start(ap, fmt);
   vsnprintf(line, sizeof line, fmt, ap);
   va_end(ap);
-  if (o->warn) fprintf(o->warn, "%s\n", line);
-  if (o->warn_fn) o->warn_fn(o->warn_ctx, line);
+  o->warn(o->warn_user, line);
 }
 
 int speech_cmp_str(const void *a, const void *b) {
