@@ -223,7 +223,7 @@ int nas_price_net_cfg(const nas_net *net, const nas_target *t, const nas_lower_c
   shp *outs = nas_calloc((size_t)nl + 1, sizeof *outs);
   int rc = NAS_OK;
   if (!p || !p->calls || !p->layers || !outs) {
-    rc = nas_errf(e, NAS_ENOMEM, "out of memory");
+    rc = nas_errf(e, NAS_ENOMEM, "pricing: out of memory for %d layers", nl);
     goto done;
   }
   p->n_layers = nl;
@@ -470,7 +470,7 @@ char *nas_targets_table(const char *dir, nas_err *e) {
   }
   nas_target_ids_free(ids, n);
   if (bad) {
-    if (bad == 1) nas_errf(e, NAS_ENOMEM, "out of memory");
+    if (bad == 1) nas_errf(e, NAS_ENOMEM, "targets table: out of memory");
     free(b.s);
     return NULL;
   }

@@ -281,11 +281,11 @@ int nas_target_list(const char *dir, char ***ids, int *n, nas_err *e) {
     if (cnt == cap) {
       cap = cap ? cap * 2 : 16;
       char **nv = nas_realloc(v, (size_t)cap * sizeof *nv);
-      if (!nv) { closedir(d); nas_target_ids_free(v, cnt); return nas_errf(e, NAS_ENOMEM, "out of memory"); }
+      if (!nv) { closedir(d); nas_target_ids_free(v, cnt); return nas_errf(e, NAS_ENOMEM, "%s: out of memory listing targets", dir); }
       v = nv;
     }
     v[cnt] = nas_malloc(l - 4);
-    if (!v[cnt]) { closedir(d); nas_target_ids_free(v, cnt); return nas_errf(e, NAS_ENOMEM, "out of memory"); }
+    if (!v[cnt]) { closedir(d); nas_target_ids_free(v, cnt); return nas_errf(e, NAS_ENOMEM, "%s: out of memory listing targets", dir); }
     memcpy(v[cnt], de->d_name, l - 5);
     v[cnt][l - 5] = 0;
     cnt++;
