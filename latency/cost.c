@@ -474,7 +474,9 @@ char *nas_targets_table(const char *dir, nas_err *e) {
     free(b.s);
     return NULL;
   }
-  return b.s ? b.s : nas_calloc(1, 1);
+  char *s = b.s ? b.s : nas_calloc(1, 1);
+  if (!s) nas_errf(e, NAS_ENOMEM, "targets table: out of memory");
+  return s;
 }
 
 /* ---- differentiable costs -------------------------------------------------------------- */

@@ -1,27 +1,21 @@
-/* Allocation fault injection (core/alloc.h), in the style of SQLite's faultsim: each
- * operation is run with the N-th allocation failing, N = 0, 1, 2, ..., once with a transient
- * fault (only that allocation fails) and once with a persistent one (it and every later one
- * fail), until a run succeeds without an injected failure. Every run must end in NAS_OK or
- * NAS_ENOMEM with a one-line message (no crash; no leak: the ASan build runs this too), and a
- * run that succeeds although a fault was injected (a failure absorbed on the way) must give
- * the reference result. Operations:
+/* Allocation fault injection (core/alloc.h), in the style of SQLite's faultsim
+ * (tests/test_fault_util.h): each operation runs with the N-th allocation failing, N = 0, 1,
+ * 2, ..., once with a transient fault (only that allocation fails) and once with a
+ * persistent one (it and every later one fail), until a run succeeds without an injected
+ * failure. Every run must end in NAS_OK or NAS_ENOMEM with a one-line message (no crash; no
+ * leak: the ASan build runs this too), and a run that succeeds although a fault was injected
+ * (a failure absorbed on the way, e.g. a cache that could not be written) must give the
+ * reference result. Operations:
  *   train  loading a test-written IDX set, building a small net from arch JSON, training it
  *          for a few steps, a checkpoint round trip into a second net;
- *   price  loading a target, pricing an arch on it, its JSON and text reports;
- *   space  loading a built-in search space, sampling, materialising and hashing an arch;
- *   create opening a new store file (schema creation and both migrations);
- *   store  a round trip on an existing empty store: open, run, candidate, training, layer
- *          costs, the final transition with metrics and two blobs, an event, run status, a
- *          Pareto query and read-backs, close;
- *          after every create or store run a fresh read-only SQLite connection must find the
- *          file intact (integrity_check) and no partial candidate (absent, or complete in a
- *          state the operation passes through; weights and metrics only with 'done'), and
- *          nas_store_open must still open it. SQLite's allocations count too (results/store.c
- *          wraps its allocator into the schedule);
- *   export calibration, lowering, TFLite (in memory) and C export of the train net.
- * The store's schema creation (create) steps N by 4 unless NAS_FAULT_FULL=1 (see there).
- * NAS_FAULT_ONLY=<test name pattern> runs some cases; NAS_FAULT_VERBOSE=1 prints every
- * error message. */
+ *   qat    calibration, the QAT network, one epoch of QAT, the learned ranges;
+ *   speech a tiny Speech Commands tree (a broken file, noise, variants) loaded twice:
+ *          computing and writing the caches, then from the caches;
+ *   price  loading a target, pricing an arch on it (lowered and planned), its reports;
+ *   fit    reading measurements, fitting a target's latency models, writing and reloading it;
+ *   space  a built-in search space: sample, materialise, hash, mutate; its supernet;
+ *   export calibration (percentile), lowering, TFLite (in memory) and C export.
+ * The store's cases are in test_fault_store.c. */
 #define _POSIX_C_SOURCE 200809L /* mkdtemp */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -30,18 +24,13 @@
 #include <cmocka.h>
 #include <dirent.h>
 #include <math.h>
-#include <omp.h>
 #include <sndfile.h>
-#include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <time.h>
 #include <unistd.h>
 
-#include "core/alloc.h"
-#include "core/json.h"
 #include "datasets/dataset.h"
 #include "datasets/speech.h"
 #include "deploy/lower.h"
@@ -49,86 +38,14 @@
 #include "export/export_tflite.h"
 #include "latency/cost.h"
 #include "latency/measure.h"
-#include "results/pareto.h"
-#include "results/store.h"
 #include "search_spaces/space.h"
 #include "search_spaces/supernet.h"
-#include "tests/test_util.h"
+#include "tests/test_fault_util.h"
 #include "train/checkpoint.h"
 #include "train/net.h"
 #include "train/qat.h"
 #include "train/quant.h"
 #include "train/trainer.h"
-
-#define MAX_RUNS 1000000L /* more allocations than any operation here makes */
-
-static char g_dir[256]; /* scratch directory of this process */
-static char g_fast[256]; /* the same in memory (/dev/shm) when there is one, for the store:
-                            thousands of new databases, each synced on creation */
-
-/* ---- the driver ---------------------------------------------------------------------- */
-
-typedef struct fault_case {
-  const char *name;
-  void *ctx;
-  void (*setup)(void *ctx);                  /* before every run (may be NULL) */
-  int (*run)(void *ctx, nas_err *e);         /* the operation */
-  void (*check)(void *ctx, int rc, int hit); /* after every run, injection off (may be NULL) */
-  int stride;                                /* N advances by this (0: 1, every N) */
-} fault_case;
-
-static double now_s(void) {
-  struct timespec t;
-  clock_gettime(CLOCK_MONOTONIC, &t);
-  return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
-}
-
-/* Runs c with N = 0, 1, ... failing (every stride-th N; every N with NAS_FAULT_FULL=1),
- * transient then persistent. */
-static void faultsim(const fault_case *c) {
-  const char *full = getenv("NAS_FAULT_FULL");
-  long stride = c->stride > 1 && !(full && !strcmp(full, "1")) ? c->stride : 1;
-  const char *verbose = getenv("NAS_FAULT_VERBOSE"); /* 1: print every error message */
-  for (int persistent = 0; persistent <= 1; persistent++) {
-    const char *mode = persistent ? "persistent" : "transient";
-    double t0 = now_s(), t_run = 0;
-    long n, absorbed = 0;
-    long runs = 0;
-    for (n = 0; n < MAX_RUNS; n += stride, runs++) {
-      if (c->setup) c->setup(c->ctx);
-      nas_err e = {0};
-      double t1 = now_s();
-      nas_alloc_fault(n, persistent);
-      int rc = c->run(c->ctx, &e);
-      int hit = nas_alloc_fault_hit();
-      nas_alloc_fault(-1, 0);
-      t_run += now_s() - t1;
-      if (rc != NAS_OK && !hit)
-        fail_msg("%s: N=%ld %s: failed without an injected fault: %d %s", c->name, n, mode, rc,
-                 e.msg);
-      if (rc != NAS_OK && (rc != NAS_ENOMEM || !e.msg[0] || strchr(e.msg, '\n')))
-        fail_msg("%s: N=%ld %s: an allocation failure must end in NAS_ENOMEM with one line; "
-                 "got %d '%s'", c->name, n, mode, rc, e.msg);
-      if (verbose && !strcmp(verbose, "1") && rc != NAS_OK)
-        printf("# %s %s N=%ld: %s\n", c->name, mode, n, e.msg);
-      if (c->check) c->check(c->ctx, rc, hit);
-      absorbed += rc == NAS_OK && hit;
-      if (rc == NAS_OK && !hit) break;
-    }
-    if (n == MAX_RUNS) fail_msg("%s: no success after %ld runs", c->name, n);
-    printf("# %-6s %-10s: %6ld allocations, %ld runs (N step %ld; %ld absorbed a fault), %.2f s "
-           "(%.2f s in the operation)\n", c->name, mode, n, runs + 1, stride, absorbed,
-           now_s() - t0, t_run);
-  }
-}
-
-#define NEED_FAULTS()                                                                    \
-  do {                                                                                   \
-    if (nas_alloc_fault(-1, 0) != 0) {                                                   \
-      printf("# skipped: built without fault injection (-DNAS_FAULT_INJECTION=OFF)\n"); \
-      skip();                                                                            \
-    }                                                                                    \
-  } while (0)
 
 /* ---- train ----------------------------------------------------------------------------- */
 
@@ -577,241 +494,6 @@ static void test_fit(void **state) {
   faultsim(&fc);
 }
 
-/* ---- store ----------------------------------------------------------------------------- */
-
-static const char *const CAND_ARCH = "{\"input\":[8,8,1],\"classes\":2,\"layers\":[]}";
-static const char *const CAND_HASH = "00112233aabbccdd";
-#define N_LAYER_ROWS 3
-#define BLOB_LEN 3000
-
-typedef struct store_ctx {
-  char path[300];                  /* the store of a run */
-  char tmpl[300];                  /* an empty, migrated store copied to path before a run
-                                      ("" to start from no file) */
-  int body;                        /* run the round trip after opening (0: open only) */
-  unsigned char blob[2][BLOB_LEN]; /* float, int8 weights */
-  nas_metrics m;                   /* the metrics of the final transition */
-} store_ctx;
-
-static void rm_store(const char *p) {
-  char x[320];
-  remove(p);
-  snprintf(x, sizeof x, "%s-wal", p);
-  remove(x);
-  snprintf(x, sizeof x, "%s-shm", p);
-  remove(x);
-}
-
-static void copy_file(const char *from, const char *to) {
-  FILE *a = fopen(from, "rb"), *b = fopen(to, "wb");
-  assert_non_null(a);
-  assert_non_null(b);
-  char buf[8192];
-  size_t n;
-  while ((n = fread(buf, 1, sizeof buf, a)) > 0) assert_int_equal(fwrite(buf, 1, n, b), n);
-  fclose(a);
-  assert_int_equal(fclose(b), 0);
-}
-
-static void store_setup(void *p) {
-  store_ctx *c = p;
-  rm_store(c->path);
-  if (c->tmpl[0]) copy_file(c->tmpl, c->path);
-}
-
-static int store_body(store_ctx *c, nas_store *s, nas_err *e) {
-  nas_run_info ri = {.config_json = "{\"fault\":true}", .strategy = "random", .space = "kws",
-                     .dataset = "idx:x", .target = "stm32f446re", .seed = 3, .budget = 1,
-                     .objectives = "acc_int8_test:max,latency_pred_ms:min"};
-  int64_t run, cand;
-  int rc = nas_store_run_create(s, &ri, &run, e);
-  if (!rc) rc = nas_store_candidate_add(s, run, CAND_ARCH, CAND_HASH, 0, 0, &cand, NULL, e);
-  if (!rc) rc = nas_store_candidate_set_state(s, cand, "training", NULL, e);
-  nas_layer_cost lc[N_LAYER_ROWS];
-  for (int i = 0; i < N_LAYER_ROWS; i++)
-    lc[i] = (nas_layer_cost){i, "conv", 100 * i, 10 * i, 20 * i, 30 * i, 0.5 * i};
-  if (!rc) rc = nas_store_layer_costs_put(s, cand, lc, N_LAYER_ROWS, e);
-  nas_store_blob b[2] = {{"float", c->blob[0], BLOB_LEN}, {"int8", c->blob[1], BLOB_LEN}};
-  if (!rc) rc = nas_store_candidate_finish(s, cand, "done", NULL, &c->m, b, 2, e);
-  if (!rc) rc = nas_store_event_add(s, run, cand, "candidate_done", "{\"id\":1}", NULL, e);
-  if (!rc) rc = nas_store_run_set_status(s, run, "done", e);
-  /* read back */
-  nas_objectives o;
-  nas_pareto_row *rows = NULL;
-  int n = 0;
-  if (!rc) rc = nas_objectives_parse(ri.objectives, &o, e);
-  if (!rc) rc = nas_pareto_front(s, &o, run, "macs < 100000", &rows, &n, e);
-  if (!rc) {
-    assert_int_equal(n, 1);
-    assert_true(rows[0].id == cand);
-  }
-  free(rows);
-  nas_candidate_row cr;
-  if (!rc && !(rc = nas_store_candidate_get(s, cand, &cr, e))) {
-    assert_string_equal(cr.state, "done");
-    assert_string_equal(cr.arch_json, CAND_ARCH);
-    nas_store_candidate_row_free(&cr);
-  }
-  void *data = NULL;
-  size_t len = 0;
-  if (!rc && !(rc = nas_store_weights_get(s, cand, "int8", &data, &len, e))) {
-    assert_int_equal(len, BLOB_LEN);
-    assert_memory_equal(data, c->blob[1], BLOB_LEN);
-  }
-  free(data);
-  nas_layer_cost *got = NULL;
-  if (!rc && !(rc = nas_store_layer_costs_get(s, cand, &got, &n, e))) {
-    assert_int_equal(n, N_LAYER_ROWS);
-    assert_true(got[2].macs == 200);
-  }
-  free(got);
-  int64_t *ids = NULL;
-  if (!rc && !(rc = nas_store_candidate_ids(s, run, "done", &ids, &n, e))) assert_int_equal(n, 1);
-  free(ids);
-  nas_run_row rr;
-  if (!rc && !(rc = nas_store_run_get(s, run, &rr, e))) {
-    assert_string_equal(rr.status, "done");
-    nas_store_run_row_free(&rr);
-  }
-  return rc;
-}
-
-static int store_run(void *p, nas_err *e) {
-  store_ctx *c = p;
-  nas_store *s = NULL;
-  int rc = nas_store_open(c->path, &s, e);
-  if (!rc && c->body) rc = store_body(c, s, e);
-  nas_store_close(s);
-  return rc;
-}
-
-/* One integer from a query on db. */
-static long long q_int(sqlite3 *db, const char *sql) {
-  sqlite3_stmt *st;
-  if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK)
-    fail_msg("%s: %s", sql, sqlite3_errmsg(db));
-  assert_int_equal(sqlite3_step(st), SQLITE_ROW);
-  long long v = sqlite3_column_int64(st, 0);
-  sqlite3_finalize(st);
-  return v;
-}
-
-static void store_check(void *p, int rc, int hit) {
-  store_ctx *c = p;
-  (void)hit;
-  struct stat sb;
-  if (stat(c->path, &sb) != 0) return; /* failed before the file was created */
-  sqlite3 *db;
-  if (sqlite3_open_v2(c->path, &db, SQLITE_OPEN_READONLY, NULL) != SQLITE_OK)
-    fail_msg("%s: %s", c->path, sqlite3_errmsg(db));
-  sqlite3_stmt *st;
-  assert_int_equal(sqlite3_prepare_v2(db, "PRAGMA integrity_check", -1, &st, NULL), SQLITE_OK);
-  assert_int_equal(sqlite3_step(st), SQLITE_ROW);
-  assert_string_equal((const char *)sqlite3_column_text(st, 0), "ok");
-  sqlite3_finalize(st);
-  long long v = q_int(db, "PRAGMA user_version"); /* each migration step commits on its own */
-  assert_true(v >= 0 && v <= NAS_STORE_VERSION);
-  if (v >= 1) {
-    assert_true(q_int(db, "SELECT count(*) FROM runs") <= 1);
-    assert_true(q_int(db, "SELECT count(*) FROM candidates") <= 1);
-    long long run_done = q_int(db, "SELECT count(*) FROM runs WHERE status = 'done'");
-    assert_int_equal(q_int(db, "SELECT count(*) FROM runs WHERE status NOT IN ('running','done')"), 0);
-    long long events = q_int(db, "SELECT count(*) FROM events");
-    assert_true(events <= 1);
-    long long layers = q_int(db, "SELECT count(*) FROM layer_costs");
-    assert_true(layers == 0 || layers == N_LAYER_ROWS);
-    long long weights = q_int(db, "SELECT count(*) FROM weights");
-    assert_int_equal(sqlite3_prepare_v2(db, "SELECT arch_json, arch_hash, state, reason, "
-                                            "acc_float_val, acc_int8_test, macs, latency_pred_ms, "
-                                            "train_seconds FROM candidates", -1, &st, NULL),
-                     SQLITE_OK);
-    if (sqlite3_step(st) == SQLITE_ROW) {
-      assert_string_equal((const char *)sqlite3_column_text(st, 0), CAND_ARCH);
-      assert_string_equal((const char *)sqlite3_column_text(st, 1), CAND_HASH);
-      const char *state = (const char *)sqlite3_column_text(st, 2);
-      assert_int_equal(sqlite3_column_type(st, 3), SQLITE_NULL);
-      if (!strcmp(state, "done")) { /* the final transition is all there */
-        assert_true(sqlite3_column_double(st, 4) == c->m.acc_float_val);
-        assert_true(sqlite3_column_double(st, 5) == c->m.acc_int8_test);
-        assert_int_equal(sqlite3_column_int64(st, 6), (long long)c->m.macs);
-        assert_true(sqlite3_column_double(st, 7) == c->m.latency_pred_ms);
-        assert_true(sqlite3_column_double(st, 8) == c->m.train_seconds);
-        assert_int_equal(weights, 2);
-        assert_int_equal(layers, N_LAYER_ROWS);
-        assert_int_equal(q_int(db, "SELECT count(*) FROM weights WHERE length(data) = 3000 AND "
-                                   "((kind = 'float' AND hex(substr(data, 1, 4)) = '01020304') OR "
-                                   "(kind = 'int8' AND hex(substr(data, 2999, 2)) = 'FEFF'))"),
-                         2);
-      } else { /* proposed or training: none of it */
-        assert_true(!strcmp(state, "proposed") || !strcmp(state, "training"));
-        for (int i = 4; i <= 8; i++) assert_int_equal(sqlite3_column_type(st, i), SQLITE_NULL);
-        assert_int_equal(weights, 0);
-        assert_int_equal(run_done, 0);
-      }
-    } else {
-      assert_int_equal(weights + layers + events + run_done, 0);
-    }
-    sqlite3_finalize(st);
-    if (run_done) assert_int_equal(events, 1);
-  }
-  sqlite3_close(db);
-  /* and the library still opens it (migrating a version-0 file) */
-  nas_store *s = NULL;
-  nas_err e = {0};
-  if (nas_store_open(c->path, &s, &e)) fail_msg("after rc %d: reopen: %s", rc, e.msg);
-  nas_store_close(s);
-}
-
-static void store_init(store_ctx *c) {
-  for (int i = 0; i < BLOB_LEN; i++) c->blob[0][i] = (unsigned char)(i % 4 + 1);
-  for (int i = 0; i < BLOB_LEN; i++) c->blob[1][i] = (unsigned char)(0xff - (BLOB_LEN - 1 - i));
-  nas_metrics_clear(&c->m);
-  c->m.acc_float_val = 0.75, c->m.acc_int8_test = 0.625, c->m.macs = 12345;
-  c->m.latency_pred_ms = 1.5, c->m.train_seconds = 2.25;
-}
-
-/* Creating a store: a new file, its schema and both migrations. */
-static void test_store_create(void **state) {
-  (void)state;
-  NEED_FAULTS();
-  static store_ctx c;
-  store_init(&c);
-  snprintf(c.path, sizeof c.path, "%s/create.db", g_fast);
-  nas_err e = {0};
-  store_setup(&c);
-  if (store_run(&c, &e)) fail_msg("reference run: %s", e.msg);
-  store_check(&c, NAS_OK, 0);
-  /* SQLite makes some 4,400 allocations creating the schema and migrating it, the longest
-   * case by far: every 4th N by default (each of the store's own calls spans more than four
-   * of SQLite's allocations), all of them with NAS_FAULT_FULL=1. */
-  fault_case fc = {"create", &c, store_setup, store_run, store_check, 4};
-  faultsim(&fc);
-  rm_store(c.path);
-}
-
-/* The round trip on an existing (empty, migrated) store. */
-static void test_store(void **state) {
-  (void)state;
-  NEED_FAULTS();
-  static store_ctx c;
-  store_init(&c);
-  snprintf(c.tmpl, sizeof c.tmpl, "%s/template.db", g_fast);
-  snprintf(c.path, sizeof c.path, "%s/fault.db", g_fast);
-  nas_err e = {0};
-  nas_store *s = NULL;
-  rm_store(c.tmpl);
-  if (nas_store_open(c.tmpl, &s, &e)) fail_msg("%s", e.msg);
-  nas_store_close(s); /* checkpointed: the whole store is in the main file */
-  c.body = 1;
-  store_setup(&c);
-  if (store_run(&c, &e)) fail_msg("reference run: %s", e.msg);
-  store_check(&c, NAS_OK, 0);
-  fault_case fc = {"store", &c, store_setup, store_run, store_check, 1};
-  faultsim(&fc);
-  rm_store(c.path);
-  rm_store(c.tmpl);
-}
-
 /* ---- export ---------------------------------------------------------------------------- */
 
 /* Calibration on a test-written set, lowering, and the TFLite and C exporters. */
@@ -828,6 +510,7 @@ static int export_run(void *p, nas_err *e) {
   nas_calib_cfg cc;
   nas_calib_cfg_default(&cc);
   cc.samples = 16;
+  cc.method = NAS_CALIB_PERCENTILE, cc.percentile = 99.9; /* histograms too */
   uint8_t *buf = NULL;
   size_t len = 0;
   int rc = nas_quantize_net(c->net, &c->d.train, &cc, NULL, &g, e);
@@ -867,36 +550,26 @@ static void test_export(void **state) {
 
 static int setup(void **st) {
   (void)st;
-  snprintf(g_dir, sizeof g_dir, "/tmp/nas-fault-XXXXXX");
-  if (!mkdtemp(g_dir)) return -1;
+  if (fault_setup()) return -1;
   char dir[300]; /* the IDX set of train, qat and export */
   snprintf(dir, sizeof dir, "%s/idx", g_dir);
   if (mkdir(dir, 0755)) return -1;
   test_write_bar_idx(dir, "train", 24, 1);
   test_write_bar_idx(dir, "t10k", 8, 2);
-  snprintf(g_fast, sizeof g_fast, "/dev/shm/nas-fault-XXXXXX");
-  if (!mkdtemp(g_fast)) snprintf(g_fast, sizeof g_fast, "%s", g_dir);
-  nas_json_init();
-  /* One thread: the loop reruns each operation thousands of times, and what it tests does
-   * not depend on the thread count (OpenMP's own allocations are not ours). */
-  omp_set_num_threads(1);
   return 0;
 }
 
 static int teardown(void **st) {
   (void)st;
-  if (strcmp(g_fast, g_dir) && test_rm_rf(g_fast)) return -1;
-  return test_rm_rf(g_dir);
+  return fault_teardown();
 }
 
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_train), cmocka_unit_test(test_qat), cmocka_unit_test(test_speech),
       cmocka_unit_test(test_price), cmocka_unit_test(test_fit), cmocka_unit_test(test_space),
-      cmocka_unit_test(test_store_create), cmocka_unit_test(test_store),
       cmocka_unit_test(test_export),
   };
-  const char *only = getenv("NAS_FAULT_ONLY"); /* e.g. NAS_FAULT_ONLY=test_store */
-  if (only && *only) cmocka_set_test_filter(only);
+  fault_filter();
   return cmocka_run_group_tests(tests, setup, teardown);
 }
