@@ -14,7 +14,8 @@
  *   price  loading a target, pricing an arch on it (lowered and planned), its reports;
  *   fit    reading measurements, fitting a target's latency models, writing and reloading it;
  *   space  a built-in search space: sample, materialise, hash, mutate; its supernet;
- *   export calibration (percentile), lowering, TFLite (in memory) and C export.
+ *   export calibration (percentile), lowering, TFLite (in memory) and C export, the .tflite
+ *          parsed back and run on one sample.
  * The store's cases are in test_fault_store.c. */
 #define _POSIX_C_SOURCE 200809L /* mkdtemp */
 #include <setjmp.h>
@@ -501,12 +502,14 @@ typedef struct export_ctx {
   nas_net *net;   /* built once */
   nas_data d;     /* calibration set */
   char out[300];  /* C export directory */
-  size_t ref_len, len;
+  size_t ref_len, len;        /* the .tflite's size */
+  int8_t ref_y[3], y[3];      /* the parsed-back graph's output on the first test sample */
 } export_ctx;
 
+/* ... and the .tflite parsed back and run on one sample. */
 static int export_run(void *p, nas_err *e) {
   export_ctx *c = p;
-  nas_g8_graph g = {0};
+  nas_g8_graph g = {0}, back = {0};
   nas_calib_cfg cc;
   nas_calib_cfg_default(&cc);
   cc.samples = 16;
@@ -516,15 +519,26 @@ static int export_run(void *p, nas_err *e) {
   int rc = nas_quantize_net(c->net, &c->d.train, &cc, NULL, &g, e);
   if (!rc) rc = nas_tflite_write_mem(&g, "fault", &buf, &len, e);
   if (!rc) rc = nas_c_export(&g, "fault_net", c->out, e);
+  if (!rc) rc = nas_tflite_parse(buf, len, "fault.tflite", &back, e);
+  int8_t x[100];
+  if (!rc) {
+    assert_int_equal(nas_g8_numel(&back.tensors[back.input]), sizeof x);
+    assert_int_equal(nas_g8_numel(&back.tensors[back.output]), sizeof c->y);
+    nas_g8_quantize_input(&back, c->d.test.x, x);
+    rc = nas_g8_run(&back, x, c->y, e);
+  }
   if (!rc) c->len = len;
   free(buf);
+  nas_g8_graph_free(&back);
   nas_g8_graph_free(&g);
   return rc;
 }
 
 static void export_check(void *p, int rc, int hit) {
   export_ctx *c = p;
-  if (rc == NAS_OK && hit) assert_int_equal(c->len, c->ref_len);
+  if (rc != NAS_OK || !hit) return;
+  assert_int_equal(c->len, c->ref_len);
+  assert_memory_equal(c->y, c->ref_y, sizeof c->y);
 }
 
 static void test_export(void **state) {
@@ -542,6 +556,7 @@ static void test_export(void **state) {
   assert_int_equal(mkdir(c.out, 0755), 0);
   if (export_run(&c, &e)) fail_msg("reference run: %s", e.msg);
   c.ref_len = c.len;
+  memcpy(c.ref_y, c.y, sizeof c.y);
   fault_case fc = {"export", &c, NULL, export_run, export_check, 1};
   faultsim(&fc);
   nas_net_free(c.net);
