@@ -38,8 +38,8 @@ int nas_json_parse(const char *text, cJSON **out, int *line) {
   *out = text ? cJSON_Parse(text) : NULL;
   if (*out) return NAS_OK;
   if (nas_json_failed(m)) return NAS_ENOMEM;
-  if (line && text) {
-    const char *at = cJSON_GetErrorPtr();
+  if (line) {
+    const char *at = text ? cJSON_GetErrorPtr() : NULL;
     int l = 1;
     for (const char *p = text; at && p < at && *p; p++) l += *p == '\n';
     *line = l;

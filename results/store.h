@@ -8,7 +8,7 @@
  * Errors name the file and what failed; a file that is not a SQLite database, or whose
  * user_version is newer than this build knows, is refused and left untouched.
  * Out of memory (ours or SQLite's, whose allocator the first open wraps into core/alloc.h's
- * fault schedule) is NAS_ENOMEM; a failed change leaves the file as it was.
+ * fault schedule) is NAS_ENOMEM, and the change that met it is rolled back.
  * Ownership: nas_store is opaque and owns its connection (internal to results/, see
  * store_impl.h; other code that needs raw SQL opens its own connection on the path);
  * free with nas_store_close.
