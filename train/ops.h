@@ -33,10 +33,23 @@
  *              (-1: per tensor). Activations: x, range:[3] (STATE lo, hi, initialised);
  *              asymmetric, range tracked by EMA of batch min/max in training (decay
  *              p.momentum, 0.99 when 0); p.kw = 1: use the range without updating it.
+ *              With p.bits (2..16, 0 = 8): weights keep their max-abs scale at 2^(bits-1)-1
+ *              levels, or with p.pow2 one power-of-two scale for the tensor (magnitude limit
+ *              p.qlim; a flex layer's At and Bt tables); activations with p.bits > 0 are
+ *              symmetric, scale max(|lo|,|hi|)/(2^(bits-1)-1), zero point 0 (the Winograd-
+ *              domain tensors V and M).
  *   ALPHA_BLEND w, alpha:[1] (STATE); (1-alpha)*w + alpha*q(w), q as FAKEQUANT weights (axis
  *              p.kh); gradient (1-alpha)*dy only (alpha-blending, no STE).
  *   MASK_MUL, MIX, CHANPAD  DNAS supernet gates (channel/kernel masks, weighted mixtures,
  *              channel zero-padding); see train/ops_dnas.c.
+ *   WINO_WT, WINO_IN, WINO_MUL, WINO_OUT  a Winograd convolution (3x3, stride 1) in four
+ *              steps (train/ops_wino.c; transforms in train/wino.h): U [P,Co,Ci] = G w G^T from
+ *              w [Co,3,3,Ci] and G [alpha,3]; V [N,P,T,Ci] = Bt d Bt^T of every input tile d
+ *              (x [N,H,W,Ci], Bt [alpha,alpha]; p.padding; the pad and the output size, p.d[0..1],
+ *              derived); M [N,P,T,Co] = sum over Ci of V U; y [N,OH,OW,Co] = At M At^T per tile
+ *              (At [m,alpha]; p.d = {OH, OW}), cropped, plus the optional bias [Co]. P = alpha^2,
+ *              T = ceil(OH/m)*ceil(OW/m) tiles, m = alpha - 2. p.bits of WINO_IN / WINO_MUL:
+ *              the bit width that QAT and the lowering give V and M.
  */
 #ifndef NAS_TRAIN_OPS_H
 #define NAS_TRAIN_OPS_H

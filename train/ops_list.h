@@ -35,4 +35,8 @@ NAS_OP(ALPHA_BLEND, alpha_blend, 2, 2)
 NAS_OP(MASK_MUL, mask_mul, 2, 2)
 NAS_OP(MIX, mix, 2, NAS_MAX_INPUTS)
 NAS_OP(CHANPAD, chanpad, 1, 1)
+NAS_OP(WINO_WT, wino_wt, 2, 2)
+NAS_OP(WINO_IN, wino_in, 2, 2)
+NAS_OP(WINO_MUL, wino_mul, 2, 2)
+NAS_OP(WINO_OUT, wino_out, 2, 3)
 #undef NAS_OP

@@ -9,6 +9,10 @@
  *     fused activation, adds, logits) is followed by an activation FAKEQUANT whose range (a
  *     STATE "<node>.qr") is tracked by an EMA of batch min/max; average pooling and GAP
  *     outputs are fake-quantised again with their input's range (int8 pooling rounds to it).
+ *   - a Winograd conv (train/wino.h) also fake-quantises its transformed weights U (int8 per
+ *     output channel), its transformed input V and product M (symmetric, with the layer's
+ *     wino_bits; ranges tracked like activations, quantisation points of train/quant.h) and,
+ *     in a flex layer, its Bt and At tables (int8 with a power-of-two scale).
  * Batch-norm: the convolution weights are fake-quantised before the batch-norm, which stays a
  * normal (training-mode) batch-norm. With per-output-channel symmetric scales this equals
  * fake-quantising the folded weights: q(w*s) = s*q(w) for a per-channel factor s (the scale

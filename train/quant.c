@@ -75,7 +75,8 @@ void nas_quant_points(const nas_net *net, unsigned char *point) {
     if (n->kind != NAS_NODE_OP) continue;
     switch (n->op) {
       case NAS_OP_CONV2D: case NAS_OP_DWCONV2D: case NAS_OP_DENSE: case NAS_OP_ADD:
-      case NAS_OP_BATCHNORM: case NAS_OP_RELU: case NAS_OP_RELU6: break;
+      case NAS_OP_BATCHNORM: case NAS_OP_RELU: case NAS_OP_RELU6: case NAS_OP_WINO_OUT: break;
+      case NAS_OP_WINO_IN: case NAS_OP_WINO_MUL: point[i] = 1; continue; /* symmetric */
       default: continue;
     }
     int fused = 0;

@@ -6,7 +6,9 @@
  * Quantisation points (where calibration records a range, one per graph node id): the network
  * input, every layer output after its fused activation (the output of a batch-norm, of a
  * RELU/RELU6, or of a conv/dense/add that no batch-norm or activation follows), the add
- * outputs and the logits. Pooling, GAP, reshape and dropout keep their input's quantisation
+ * outputs and the logits; in a Winograd conv also the transformed input V (WINO_IN) and the
+ * product M (WINO_MUL), which the int8 graph quantises symmetrically (train/wino.h), and its
+ * output (WINO_OUT) as a conv's. Pooling, GAP, reshape and dropout keep their input's quantisation
  * (as TFLite requires), so they are not points.
  * Ownership: nas_calib owns its arrays (nas_calib_free, NULL-safe); the net is only read
  * (calibration runs it in eval mode and restores its training flag). */
