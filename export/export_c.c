@@ -115,8 +115,22 @@ static int ptr_name(char *buf, size_t n, const nas_g8_graph *g, const nas_g8_pre
   if (!ptr) return snprintf(buf, n, "NULL"), NAS_OK;
   if (ptr == pp->mult) return snprintf(buf, n, "op%d_mult", i), NAS_OK;
   if (ptr == pp->shift) return snprintf(buf, n, "op%d_shift", i), NAS_OK;
+  if (pp->rt_kind == NASRT_WINOGRAD_CONV_2D) {
+    const nasrt_wino_p *c = &pp->rt.wino;
+    const struct { const void *p; const char *name; } w[] = {
+        {pp->wino_u, "u"},       {c->u_mult, "u_mult"}, {c->u_shift, "u_shift"},
+        {c->m_mult, "m_mult"},   {c->m_shift, "m_shift"}, {c->o_mult, "o_mult"},
+        {c->o_shift, "o_shift"}};
+    for (size_t k = 0; k < sizeof w / sizeof w[0]; k++)
+      if (w[k].p && ptr == w[k].p) return snprintf(buf, n, "op%d_%s", i, w[k].name), NAS_OK;
+  }
   for (int t = 0; t < g->ntensors; t++)
     if (g->tensors[t].data == ptr) return snprintf(buf, n, "t%d", t), NAS_OK;
+  for (int t = 0; t < g->ntensors; t++) { /* a pointer into a constant (a flex layer's At) */
+    const char *d = g->tensors[t].data;
+    if (d && (const char *)ptr > d && (const char *)ptr < d + g->tensors[t].bytes)
+      return snprintf(buf, n, "t%d + %ld", t, (long)((const char *)ptr - d)), NAS_OK;
+  }
   return nas_errf(e, NAS_EINVAL, "operator %d: C export: a prepared pointer refers to no "
                   "constant tensor", i);
 }
@@ -132,7 +146,7 @@ static int emit_struct(FILE *f, const char *type, const nas_g8_graph *g, const n
                        int i, const pval *ptr, int np, const ival *v, int nv, nas_err *e) {
   fprintf(f, "static const %s op%d = {", type, i);
   for (int k = 0; k < np; k++) {
-    char nm[32];
+    char nm[48];
     int rc = ptr_name(nm, sizeof nm, g, pp, i, ptr[k].p, e);
     if (rc) return rc;
     fprintf(f, "%s.%s = %s", k ? ", " : "\n    ", ptr[k].n, nm);
@@ -227,6 +241,43 @@ static int emit_op(FILE *f, const nas_g8_graph *g, const nas_g8_prep_op *pp, int
                         {"mult", c->mult}, {"shift", c->shift}, {"out_zp", c->out_zp}};
       return emit_struct(f, "nasrt_requant_p", g, pp, i, NULL, 0, v, NV(v), e);
     }
+    case NASRT_WINOGRAD_CONV_2D: {
+      const nasrt_wino_p *c = &pp->rt.wino;
+      const size_t co = (size_t)c->co, P = (size_t)(c->m + 2) * (c->m + 2);
+      char name[32];
+      if (c->u) {
+        snprintf(name, sizeof name, "op%d_u", i);
+        emit_i8_array(f, name, c->u, co * P * (size_t)NASRT_WINO_CI4(c->ci));
+      }
+      if (c->u_mult) {
+        snprintf(name, sizeof name, "op%d_u_mult", i);
+        emit_i32_array(f, name, c->u_mult, co);
+        snprintf(name, sizeof name, "op%d_u_shift", i);
+        emit_i8_array(f, name, c->u_shift, co);
+      }
+      snprintf(name, sizeof name, "op%d_m_mult", i);
+      emit_i32_array(f, name, c->m_mult, co);
+      snprintf(name, sizeof name, "op%d_m_shift", i);
+      emit_i8_array(f, name, c->m_shift, co);
+      snprintf(name, sizeof name, "op%d_o_mult", i);
+      emit_i32_array(f, name, c->o_mult, co);
+      snprintf(name, sizeof name, "op%d_o_shift", i);
+      emit_i8_array(f, name, c->o_shift, co);
+      const pval p[] = {{"u", c->u},           {"wt", c->wt},         {"u_mult", c->u_mult},
+                        {"u_shift", c->u_shift}, {"bt", c->bt},       {"at", c->at},
+                        {"bias", c->bias},
+                        {"m_mult", c->m_mult}, {"m_shift", c->m_shift}, {"o_mult", c->o_mult},
+                        {"o_shift", c->o_shift}};
+      const ival v[] = {
+          {"in", c->in},         {"out", c->out},         {"scratch", c->scratch},
+          {"v_mult", c->v_mult}, {"v_shift", c->v_shift}, {"n", c->n},
+          {"h", c->h},           {"w", c->w},             {"ci", c->ci},
+          {"ho", c->ho},         {"wo", c->wo},           {"co", c->co},
+          {"m", c->m},           {"pt", c->pt},           {"pl", c->pl},
+          {"in_off", c->in_off}, {"out_off", c->out_off}, {"qmax", c->qmax},
+          {"lo", c->lo},         {"hi", c->hi},           {"bshift", c->bshift}};
+      return emit_struct(f, "nasrt_wino_p", g, pp, i, p, NV(p), v, NV(v), e);
+    }
     case NASRT_RESHAPE: {
       const nasrt_copy_p *c = &pp->rt.copy;
       const ival v[] = {{"in", c->in}, {"out", c->out}, {"n", c->n}};
@@ -270,8 +321,15 @@ static int emit_source(const nas_g8_graph *g, const nas_g8_plan *p, const nas_g8
   unsigned char *used = nas_calloc((size_t)g->ntensors + 1, 1);
   if (!used) rc = nas_errf(e, NAS_ENOMEM, "out of memory");
   for (int i = 0; !rc && i < g->nops; i++)
-    for (int k = 0; k < g->ops[i].nin; k++)
-      if (g->ops[i].in[k] >= 0 && g->tensors[g->ops[i].in[k]].data) used[g->ops[i].in[k]] = 1;
+    for (int k = 0; k < g->ops[i].nin; k++) {
+      const int t = g->ops[i].in[k];
+      if (t < 0 || !g->tensors[t].data) continue;
+      /* a Winograd layer reads its spatial weights only when it transforms them at run time
+         (otherwise its prepared U replaces them) */
+      if (prep->op[i].rt_kind == NASRT_WINOGRAD_CONV_2D && k == 1 && prep->op[i].rt.wino.wt != g->tensors[t].data)
+        continue;
+      used[t] = 1;
+    }
   for (int t = 0; !rc && t < g->ntensors; t++) {
     if (!used[t]) continue;
     const nas_g8_tensor *T = &g->tensors[t];

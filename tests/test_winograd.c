@@ -358,17 +358,18 @@ static void test_qat_rewrite(void **st) {
   nas_err e = {0};
   if (nas_qat_build(n, NULL, &q, &e)) fail_msg("%s", e.msg);
   const nas_graph *g = q->net->g;
-  struct { const char *name; int bits, pow2, in2; } want[] = {
-      {"l0.conv.w.fq", 0, 0, 0},   {"l0.conv.wu.fq", 8, 0, 0}, {"l0.conv.wv.fq", 8, 0, 1},
-      {"l0.conv.wm.fq", 8, 0, 1},  {"l1.conv.wv.fq", 10, 0, 1}, {"l1.conv.wm.fq", 10, 0, 1},
-      {"l1.conv.Bt.fq", 8, 1, 0},  {"l1.conv.At.fq", 8, 1, 0}};
+  struct { const char *name; int bits, qmode, in2; } want[] = {
+      {"l0.conv.w.fq", 0, NAS_FQ_MAXABS, 0}, {"l0.conv.wu.fq", 8, NAS_FQ_WIDE, 0},
+      {"l0.conv.wv.fq", 8, 0, 1},            {"l0.conv.wm.fq", 8, 0, 1},
+      {"l1.conv.wv.fq", 10, 0, 1},           {"l1.conv.wm.fq", 10, 0, 1},
+      {"l1.conv.Bt.fq", 8, NAS_FQ_POW2, 0},  {"l1.conv.At.fq", 8, NAS_FQ_POW2, 0}};
   for (size_t k = 0; k < sizeof want / sizeof want[0]; k++) {
     int id = nas_graph_find(g, want[k].name);
     if (id < 0) fail_msg("no node '%s'", want[k].name);
     const nas_node *nd = &g->nodes[id];
     assert_int_equal(nd->op, NAS_OP_FAKEQUANT);
     assert_int_equal(nd->p.bits, want[k].bits);
-    assert_int_equal(nd->p.pow2, want[k].pow2);
+    assert_int_equal(nd->p.qmode, want[k].qmode);
     assert_int_equal(nd->n_in, want[k].in2 ? 2 : 1);
   }
   assert_int_equal(g->nodes[nas_graph_find(g, "l1.conv.At.fq")].p.qlim, nas_wino_alim(6, 10));

@@ -34,8 +34,10 @@
  *              asymmetric, range tracked by EMA of batch min/max in training (decay
  *              p.momentum, 0.99 when 0); p.kw = 1: use the range without updating it.
  *              With p.bits (2..16, 0 = 8): weights keep their max-abs scale at 2^(bits-1)-1
- *              levels, or with p.pow2 one power-of-two scale for the tensor (magnitude limit
- *              p.qlim; a flex layer's At and Bt tables); activations with p.bits > 0 are
+ *              levels; p.qmode (enum nas_fq_mode) NAS_FQ_POW2: one power-of-two scale for the
+ *              tensor (magnitude limit p.qlim; a flex layer's At and Bt tables), NAS_FQ_WIDE:
+ *              the max-abs scale widened by 1025/1024 (Winograd U, train/wino.h); activations
+ *              with p.bits > 0 are
  *              symmetric, scale max(|lo|,|hi|)/(2^(bits-1)-1), zero point 0 (the Winograd-
  *              domain tensors V and M).
  *   ALPHA_BLEND w, alpha:[1] (STATE); (1-alpha)*w + alpha*q(w), q as FAKEQUANT weights (axis
@@ -55,6 +57,13 @@
 #define NAS_TRAIN_OPS_H
 
 #include "train/graph.h"
+
+/* Scale of a weight FAKEQUANT (p.qmode). */
+enum nas_fq_mode {
+  NAS_FQ_MAXABS = 0, /* per channel (or tensor): max|w| / (2^(bits-1)-1) */
+  NAS_FQ_POW2 = 1,   /* per tensor: a power of two, |q| <= p.qlim (train/wino.h nas_wino_pow2) */
+  NAS_FQ_WIDE = 2    /* per channel: max|w| / (2^(bits-1)-1) * NAS_WINO_UWIDE */
+};
 
 enum nas_op {
 #define NAS_OP(ID, fn, min_in, max_in) NAS_OP_##ID,

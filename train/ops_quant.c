@@ -19,9 +19,10 @@
  * ALPHA_BLEND (alpha-blending, Liu and Mattina 2019): inputs w and a STATE alpha[1];
  *   y = (1-a)*w + a*q(w) with q the weight quantiser above (axis p.kh). No STE: the quantised
  *   term is a constant for the gradient, dw = (1-a)*dy.
- * Bit widths (p.bits, 0 = 8): weights use 2^(bits-1)-1 levels each side; with p.pow2 the
- *   weights form uses one power-of-two scale for the tensor (nas_wino_pow2, magnitude limit
- *   p.qlim); the activations form with p.bits > 0 is symmetric (zero point 0, scale
+ * Bit widths (p.bits, 0 = 8): weights use 2^(bits-1)-1 levels each side; with p.qmode
+ *   NAS_FQ_POW2 the weights form uses one power-of-two scale for the tensor (nas_wino_pow2,
+ *   magnitude limit p.qlim), with NAS_FQ_WIDE the max-abs scale times NAS_WINO_UWIDE; the
+ *   activations form with p.bits > 0 is symmetric (zero point 0, scale
  *   nas_wino_sym_scale of the range), clipping at +-(2^(bits-1)-1) steps: the Winograd-domain
  *   tensors of train/wino.h.
  * The range/alpha STATE inputs never receive a gradient. */
@@ -80,7 +81,7 @@ static void weight_fq(const nas_node *x, nas_node *nd, int axis, int blend, floa
   const float *w = x->val;
   float *y = nd->val;
   const long qm = qmax_of(&nd->p);
-  const float fq = (float)qm;
+  const float fq = nd->p.qmode == NAS_FQ_WIDE ? (float)((double)qm / NAS_WINO_UWIDE) : (float)qm;
   for (int c = 0; c < C; c++) {
     float m = 0;
     for (size_t o = 0; o < outer; o++) {
@@ -104,9 +105,10 @@ static void weight_fq(const nas_node *x, nas_node *nd, int axis, int blend, floa
 
 static int check_axis(const nas_node *nd, const nas_node *x, nas_err *e) {
   if (nd->p.bits < 0 || nd->p.bits == 1 || nd->p.bits > 16 || nd->p.qlim < 0 ||
-      (nd->p.pow2 && (nd->p.qlim > 127 || (nd->p.qlim == 0 && nd->p.bits > 8))))
-    return nas_errf(e, NAS_EINVAL, "%s '%s': bits %d / power-of-two limit %d out of range",
-                    nas_op_name(nd->op), nd->name, nd->p.bits, nd->p.qlim);
+      nd->p.qmode < NAS_FQ_MAXABS || nd->p.qmode > NAS_FQ_WIDE ||
+      (nd->p.qmode == NAS_FQ_POW2 && (nd->p.qlim > 127 || (nd->p.qlim == 0 && nd->p.bits > 8))))
+    return nas_errf(e, NAS_EINVAL, "%s '%s': bits %d / scale mode %d / limit %d out of range",
+                    nas_op_name(nd->op), nd->name, nd->p.bits, nd->p.qmode, nd->p.qlim);
   if (x->batched)
     return nas_errf(e, NAS_EINVAL, "%s '%s': weight input must not be batched", nas_op_name(nd->op), nd->name);
   if (nd->p.kh < -1 || nd->p.kh >= x->shape.nd)
@@ -186,7 +188,7 @@ void fakequant_forward(nas_graph *g, nas_node *nd) {
     act_forward(g, nd);
     return;
   }
-  if (nd->p.pow2) weight_pow2(op_in(g, nd, 0), nd);
+  if (nd->p.qmode == NAS_FQ_POW2) weight_pow2(op_in(g, nd, 0), nd);
   else weight_fq(op_in(g, nd, 0), nd, nd->p.kh, 0, 0);
 }
 

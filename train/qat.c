@@ -118,7 +118,7 @@ static int wino_q_inputs(qb *B, const nas_node *s, int *in) {
   if ((s->op != NAS_OP_WINO_IN && s->op != NAS_OP_WINO_OUT) || sg->nodes[s->in[1]].kind != NAS_NODE_PARAM)
     return NAS_OK;
   const nas_node *t = &sg->nodes[s->in[1]];
-  nas_op_params p = {.kh = -1, .bits = NAS_WINO_TBITS, .pow2 = 1, .qlim = 127};
+  nas_op_params p = {.kh = -1, .bits = NAS_WINO_TBITS, .qmode = NAS_FQ_POW2, .qlim = 127};
   if (s->op == NAS_OP_WINO_OUT) {
     int bits = sg->nodes[s->in[0]].p.bits;
     p.qlim = nas_wino_alim(t->shape.d[1], bits > 0 ? bits : 8);
@@ -130,7 +130,7 @@ static int wino_q_inputs(qb *B, const nas_node *s, int *in) {
 
 static int wino_q_output(qb *B, const nas_node *s, int *id) {
   if (s->op != NAS_OP_WINO_WT) return NAS_OK;
-  nas_op_params p = {.kh = 1, .bits = NAS_WINO_UBITS};
+  nas_op_params p = {.kh = 1, .bits = NAS_WINO_UBITS, .qmode = NAS_FQ_WIDE};
   char nm[48];
   suffixed(nm, sizeof nm, s->name, ".fq");
   return (*id = nas_graph_apply(B->g, NAS_OP_FAKEQUANT, id, 1, &p, nm, B->e)) < 0 ? -1 : NAS_OK;

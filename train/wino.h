@@ -13,7 +13,8 @@
  *
  * Quantisation of a Winograd-aware layer (int8 deployment): the layer input (int8 asymmetric,
  * as every activation), the weights (int8 per output channel, as a conv), the transformed
- * weights U = G g G^T (int8 symmetric per output channel: NAS_WINO_UBITS), the transformed
+ * weights U = G g G^T (int8 symmetric per output channel: NAS_WINO_UBITS, scale widened by
+ * NAS_WINO_UWIDE), the transformed
  * input V = Bt d Bt^T and the product M = sum over input channels of U (.) V (both symmetric
  * per tensor with `bits` bits, 8..16: scale nas_wino_sym_scale of the tracked range), the
  * layer output (int8); the output transform is not quantised separately. Flex layers learn
@@ -29,6 +30,13 @@
 #define NAS_WINO_UBITS 8   /* bits of the transformed weights U (int8 per output channel) */
 #define NAS_WINO_TBITS 8   /* bits of a flex layer's At and Bt tables */
 #define NAS_WINO_MAXA 6    /* largest input tile (F4) */
+/* U's scale is max|U| / 127 times this: G g G^T of int8 weights lies on a lattice of 1/gden^2
+ * (and, when the channel's largest value is a corner tap, exactly on quarter steps of the
+ * max-abs scale), so about a quarter of its values would be exactly halfway between two
+ * steps, where float rounding in training and integer rounding in the kernels part ways.
+ * With the scale widened by 1025/1024 no value of a static layer is halfway (wmax <= 73152),
+ * at the cost of 0.1% of the range. */
+#define NAS_WINO_UWIDE (1025.0 / 1024.0)
 
 typedef struct nas_wino_tf {
   int m;          /* output tile (2 or 4) */
