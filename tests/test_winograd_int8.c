@@ -4,7 +4,8 @@
  * paddings; the C export compiles warning-free and computes the same bytes (host portable and
  * SMLAD paths, Cortex-M4 in the emulator); a QAT-trained Winograd network's fake-quant forward
  * equals the int8 graph (layer by layer and end to end, as tests/test_qat.c checks direct
- * convolutions); TFLite export writes a static layer as CONV_2D and refuses a flex one. */
+ * convolutions); TFLite and ONNX export write a static layer as a standard convolution and
+ * refuse a flex one. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -20,6 +21,7 @@
 #include "deploy/lower.h"
 #include "deploy/wino8.h"
 #include "export/export_c.h"
+#include "export/export_onnx.h"
 #include "export/export_tflite.h"
 #include "latency/emulator.h"
 #include "latency/target.h"
@@ -437,11 +439,73 @@ static void test_tflite(void **st) {
   nas_g8_graph_free(&g);
 }
 
+/* ---- ONNX ---------------------------------------------------------------------------------- */
+
+/* A static Winograd layer is written as the standard Conv (batch-norm folded): onnxruntime's
+ * float result equals the network's float forward (Winograd in float is the convolution); a
+ * flex layer is refused naming its layer. */
+static void test_onnx(void **st) {
+  (void)st;
+  nas_net *n = NULL;
+  nas_err e = {0};
+  if (nas_net_build(ARCHS[0], "t.json", 4, 7, &n, &e)) fail_msg("%s", e.msg);
+  n->g->training = 0;
+  uint8_t *buf = NULL;
+  size_t len = 0;
+  if (nas_onnx_export_mem(n, NULL, &buf, &len, &e)) fail_msg("onnx: %s", e.msg);
+  char ort[1024];
+  const char *od = getenv("NAS_ORT_DIR");
+  snprintf(ort, sizeof ort, "%s/onnxruntime-node/package.json", od && *od ? od : "/opt/nas-ort/node_modules");
+  if (access(ort, R_OK) == 0 && system("command -v node >/dev/null 2>&1") == 0) {
+    char dir[] = "/tmp/nas_wonnx_XXXXXX";
+    if (!mkdtemp(dir)) fail_msg("mkdtemp failed");
+    char model[1200], in[1200], out[1200], cmd[4096];
+    snprintf(model, sizeof model, "%s/m.onnx", dir);
+    snprintf(in, sizeof in, "%s/in.bin", dir);
+    snprintf(out, sizeof out, "%s/out.bin", dir);
+    FILE *f = fopen(model, "wb");
+    assert_int_equal(fwrite(buf, 1, len, f), len);
+    fclose(f);
+    enum { B = 4, NX = 7 * 9 * 3 };
+    float x[B * NX], want[B * 4], got[B * 4];
+    nas_rng r;
+    nas_rng_seed(&r, 8);
+    for (int i = 0; i < B * NX; i++) x[i] = nas_rng_uniform(&r) * 2 - 1;
+    memcpy(n->g->nodes[n->input].val, x, sizeof x);
+    nas_graph_forward(n->g, B, n->logits);
+    memcpy(want, n->g->nodes[n->logits].val, sizeof want);
+    f = fopen(in, "wb");
+    assert_int_equal(fwrite(x, sizeof(float), B * NX, f), (size_t)(B * NX));
+    fclose(f);
+    const char *src = getenv("NAS_SOURCE_DIR");
+    snprintf(cmd, sizeof cmd, "NODE_PATH='%s' node '%s/tests/onnx_check.js' '%s' '%s' '%s' %d,7,9,3",
+             od && *od ? od : "/opt/nas-ort/node_modules", src ? src : NAS_SOURCE_DIR, model, in, out, B);
+    assert_int_equal(system(cmd), 0);
+    f = fopen(out, "rb");
+    assert_int_equal(fread(got, sizeof(float), B * 4, f), (size_t)(B * 4));
+    fclose(f);
+    double worst = 0;
+    for (int i = 0; i < B * 4; i++) worst = fmax(worst, fabs((double)want[i] - got[i]));
+    print_message("static Winograd as ONNX Conv: max |onnxruntime - nas| = %.3g\n", worst);
+    assert_true(worst <= 1e-4);
+    test_rm_rf(dir);
+  } else {
+    print_message("onnxruntime-node not found: only the export itself checked\n");
+  }
+  free(buf);
+  nas_net_free(n);
+  if (nas_net_build(ARCHS[1], "t.json", 4, 7, &n, &e)) fail_msg("%s", e.msg);
+  assert_int_equal(nas_onnx_export_mem(n, NULL, &buf, &len, &e), NAS_EINVAL);
+  if (!strstr(e.msg, "layer 0 (conv)") || !strstr(e.msg, "flex")) fail_msg("message: %s", e.msg);
+  nas_net_free(n);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_host_equals_runtime), cmocka_unit_test(test_weight_modes),
       cmocka_unit_test(test_c_export),            cmocka_unit_test(test_emulated),
       cmocka_unit_test(test_qat_equals_int8),     cmocka_unit_test(test_tflite),
+      cmocka_unit_test(test_onnx),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -22,7 +22,7 @@
 
 /* ---- batch-norm folding ------------------------------------------------------------------ */
 /* Folds the eval-mode batch-norm node `bn` (may be -1: none) into the conv or depthwise conv
- * node `conv`: w' = w * gamma/sqrt(var+eps) per output channel, b' = beta - mean*gamma/
+ * node `conv` (or a Winograd conv's WINO_OUT node, whose spatial weights are folded): w' = w * gamma/sqrt(var+eps) per output channel, b' = beta - mean*gamma/
  * sqrt(var+eps) + b*gamma/sqrt(var+eps) (b = 0 when the conv has no bias). w_out has the
  * conv weight's element count (conv [Cout,KH,KW,Cin], depthwise [KH,KW,C]), b_out one value
  * per output channel. Without bn the weights are copied and the bias is the conv's (or 0).
