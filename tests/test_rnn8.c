@@ -11,9 +11,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "tests/test_util.h"
 #include "deploy/lower.h"
+#include "export/export_tflite.h"
 #include "runtime/nasrt_fxp.h"
 #include "train/quant.h"
 
@@ -63,18 +66,90 @@ static size_t arena_of(const nas_g8_graph *g) {
   return peak;
 }
 
+/* ---- TFLite -------------------------------------------------------------------------------- */
+
+static const char *src_dir(void) {
+  const char *s = getenv("NAS_SOURCE_DIR");
+  return s ? s : NAS_SOURCE_DIR;
+}
+
+/* 1 when tests/fixtures/tflite_run.py can load TensorFlow Lite 2.9 (checked once). */
+static int have_tflite(void) {
+  static int cached = -1;
+  if (cached < 0) {
+    char cmd[1200];
+    snprintf(cmd, sizeof cmd, "/usr/bin/python3 '%s/tests/fixtures/tflite_run.py' --version",
+             src_dir());
+    cached = access("/usr/bin/python3", X_OK) == 0 && system(cmd) == 0;
+  }
+  return cached;
+}
+
+static char g_dir[256]; /* scratch directory of this test program */
+
+/* Writes g as a .tflite, reads it back (the same operators, and byte-identical outputs on x)
+ * and, when TensorFlow Lite 2.9 is there, runs the file in it on the count inputs x; returns
+ * the number of output elements that differ from ours and the largest difference in steps
+ * (-1 when TFLite is missing). */
+static int tflite_check(const char *tag, const nas_g8_graph *g, const int8_t *x, int count,
+                        const int8_t *ours, int *max_diff) {
+  char model[400], in[400], out[400], cmd[1600];
+  snprintf(model, sizeof model, "%s/%s.tflite", g_dir, tag);
+  nas_err e = {0};
+  if (nas_tflite_write(g, tag, model, &e)) fail_msg("%s: write: %s", tag, e.msg);
+  nas_g8_graph r;
+  if (nas_tflite_read(model, &r, &e)) fail_msg("%s: read back: %s", tag, e.msg);
+  assert_int_equal(r.nops, g->nops);
+  assert_int_equal(r.ntensors, g->ntensors);
+  const size_t ni = nas_g8_numel(&g->tensors[g->input]), no = nas_g8_numel(&g->tensors[g->output]);
+  int8_t *y = malloc(no);
+  for (int s = 0; s < count; s++) {
+    if (nas_g8_run(&r, x + (size_t)s * ni, y, &e)) fail_msg("%s: read back: %s", tag, e.msg);
+    if (memcmp(y, ours + (size_t)s * no, no)) fail_msg("%s: the file read back computes otherwise", tag);
+  }
+  free(y);
+  nas_g8_graph_free(&r);
+  *max_diff = -1;
+  if (!have_tflite()) return -1;
+  snprintf(in, sizeof in, "%s/%s.in", g_dir, tag);
+  snprintf(out, sizeof out, "%s/%s.out", g_dir, tag);
+  FILE *f = fopen(in, "wb");
+  assert_non_null(f);
+  assert_int_equal(fwrite(x, 1, ni * (size_t)count, f), ni * (size_t)count);
+  assert_int_equal(fclose(f), 0);
+  snprintf(cmd, sizeof cmd, "/usr/bin/python3 '%s/tests/fixtures/tflite_run.py' '%s' '%s' '%s'",
+           src_dir(), model, in, out);
+  const int st = system(cmd);
+  if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) fail_msg("%s: TFLite 2.9 did not run the model", tag);
+  f = fopen(out, "rb");
+  assert_non_null(f);
+  int8_t *t = malloc(no * (size_t)count);
+  assert_int_equal(fread(t, 1, no * (size_t)count, f), no * (size_t)count);
+  fclose(f);
+  int ndiff = 0;
+  *max_diff = 0;
+  for (size_t k = 0; k < no * (size_t)count; k++) {
+    const int d = abs(t[k] - ours[k]);
+    ndiff += d != 0;
+    if (d > *max_diff) *max_diff = d;
+  }
+  free(t);
+  return ndiff;
+}
+
 /* ---- lowering ------------------------------------------------------------------------------- */
 
 /* Lowers net calibrated on d, runs every sample through the int8 graph (host kernels) and the
  * MCU runtime, checks they agree byte for byte, and returns the share of samples whose int8
  * class equals the float network's and the largest logit difference in output steps. */
 static void check_net(const char *tag, nas_net *n, const nas_dataset *d, double *agree,
-                      double *max_steps) {
+                      double *max_steps, int *tfl_ndiff, int *tfl_max) {
   nas_g8_graph g;
   nas_err e = {0};
   if (nas_quantize_net(n, d, NULL, NULL, &g, &e)) fail_msg("%s: %s", tag, e.msg);
   const nas_g8_tensor *to = &g.tensors[g.output];
   const size_t ni = nas_g8_numel(&g.tensors[g.input]), no = nas_g8_numel(to);
+  int8_t *xs = malloc(ni * (size_t)d->n), *ys = malloc(no * (size_t)d->n);
   int8_t *in = malloc(ni), *y = malloc(no), *y2 = malloc(no);
   nas_graph *fg = n->g;
   fg->training = 0;
@@ -96,8 +171,13 @@ static void check_net(const char *tag, nas_net *n, const nas_dataset *d, double 
       if (y[k] > y[bq]) bq = (int)k;
     }
     same += bf == bq;
+    memcpy(xs + (size_t)s * ni, in, ni), memcpy(ys + (size_t)s * no, y, no);
   }
   *agree = (double)same / d->n;
+  *tfl_ndiff = tflite_check(tag, &g, xs, d->n, ys, tfl_max);
+  print_message("%s: TFLite 2.9: %d of %zu output values differ, by at most %d\n", tag, *tfl_ndiff,
+                no * (size_t)d->n, *tfl_max);
+  free(xs), free(ys);
   print_message("%s: %d ops, %d tensors, arena %zu B: int8 class = float class for %.0f%%, "
                 "logits within %.1f steps\n", tag, g.nops, g.ntensors, arena_of(&g), 100 * *agree,
                 *max_steps);
@@ -111,7 +191,8 @@ static void lower_case(const char *tag, const char *json, int h, int w, int c, d
   nas_dataset d = {0};
   test_make_noise(&d, 48, h, w, c, n->classes, 7);
   double agree, steps;
-  check_net(tag, n, &d, &agree, &steps);
+  int nd, md;
+  check_net(tag, n, &d, &agree, &steps, &nd, &md);
   assert_true(agree >= min_agree);
   assert_true(steps <= max_steps_ok);
   ds_free(&d);
@@ -141,10 +222,14 @@ static void test_lower_gru(void **state) {
 }
 
 int main(void) {
+  snprintf(g_dir, sizeof g_dir, "/tmp/nas_test_rnn8_XXXXXX");
+  if (!mkdtemp(g_dir)) return 1;
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_fxp),
       cmocka_unit_test(test_lower_lstm),
       cmocka_unit_test(test_lower_gru),
   };
-  return cmocka_run_group_tests(tests, NULL, NULL);
+  const int rc = cmocka_run_group_tests(tests, NULL, NULL);
+  test_rm_rf(g_dir);
+  return rc;
 }
