@@ -334,8 +334,14 @@ static int emit_source(const nas_g8_graph *g, const nas_g8_plan *p, const nas_g8
   unsigned char *used = nas_calloc((size_t)g->ntensors + 1, 1);
   if (!used) rc = nas_errf(e, NAS_ENOMEM, "out of memory");
   for (int i = 0; !rc && i < g->nops; i++)
-    for (int k = 0; k < g->ops[i].nin; k++)
+    for (int k = 0; k < g->ops[i].nin; k++) {
+      /* prepared away: a slice's begin/end/strides, the LSTM's biases (in its effective ones) */
+      const int kind = g->ops[i].kind;
+      if ((kind == NAS_G8_STRIDED_SLICE && k >= 1) ||
+          (kind == NAS_G8_UNIDIRECTIONAL_SEQUENCE_LSTM && k >= 12 && k < 16))
+        continue;
       if (g->ops[i].in[k] >= 0 && g->tensors[g->ops[i].in[k]].data) used[g->ops[i].in[k]] = 1;
+    }
   for (int t = 0; !rc && t < g->ntensors; t++) {
     if (!used[t]) continue;
     const nas_g8_tensor *T = &g->tensors[t];
