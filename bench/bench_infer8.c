@@ -27,6 +27,7 @@
 #include <omp.h>
 
 #include "core/error.h"
+#include "core/fileio.h"
 #include "core/rng.h"
 #include "deploy/graph8.h"
 #include "deploy/lower.h"

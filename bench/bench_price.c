@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <time.h>
 
+#include "core/fileio.h"
 #include "latency/cost.h"
 
 int main(void) {

@@ -22,6 +22,7 @@
 #include <omp.h>
 
 #include "core/error.h"
+#include "core/fileio.h"
 #include "core/rng.h"
 #include "train/graph.h"
 #include "train/net.h"

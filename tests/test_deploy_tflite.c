@@ -31,9 +31,10 @@
 
 #include <cmocka.h>
 
+#include "core/fileio.h"
 #include "deploy/graph8.h"
 #include "deploy/lower.h"
-#include "results/export_tflite.h"
+#include "export/export_tflite.h"
 #include "tests/test_deploy_util.h"
 #include "tests/test_util.h"
 

@@ -1,4 +1,4 @@
-/* C source export (results/export_c.h): export small lowered nets and the MLPerf
+/* C source export (export/export_c.h): export small lowered nets and the MLPerf
  * kws_ref_model, compile the generated code with the host cc (-Wall -Wextra -Werror) beside a
  * small generated main.c, run it on fixed inputs and require output bytes identical to the
  * deploy runtime (nas_g8_run); the arena macro must equal the planner's peak. With
@@ -17,7 +17,7 @@
 #include "core/rng.h"
 #include "tests/test_util.h"
 #include "deploy/lower.h"
-#include "results/export_c.h"
+#include "export/export_c.h"
 
 #define NIN 6 /* inputs per model */
 

@@ -1,4 +1,4 @@
-/* ONNX export (results/export_onnx.h): the written protobuf parses back with the generated
+/* ONNX export (export/export_onnx.h): the written protobuf parses back with the generated
  * protobuf-c bindings and has the expected nodes and initializers; run in onnxruntime
  * (tests/onnx_check.js with onnxruntime-node from $NAS_ORT_DIR, default
  * /opt/nas-ort/node_modules; skipped with a message when absent), the float model matches our
@@ -18,7 +18,7 @@
 
 #include "deploy/lower.h"
 #include "onnx.pb-c.h"
-#include "results/export_onnx.h"
+#include "export/export_onnx.h"
 #include "tests/test_deploy_util.h"
 #include "train/quant.h"
 

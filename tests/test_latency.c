@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/fileio.h"
 #include "core/rng.h"
 #include "latency/cost.h"
 #include "train/net.h"

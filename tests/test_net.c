@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/fileio.h"
 #include "tests/test_util.h"
 #include "train/net.h"
 #include "train/trainer.h"

@@ -23,7 +23,7 @@
 #include "core/rng.h"
 #include "deploy/lower_shape.h"
 #include "latency/cost.h"
-#include "results/export_c.h"
+#include "export/export_c.h"
 #include "train/checkpoint.h"
 
 static const char *src_dir(void) {

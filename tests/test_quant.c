@@ -12,9 +12,10 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "core/fileio.h"
 #include "tests/test_util.h"
 #include "deploy/lower.h"
-#include "results/export_tflite.h"
+#include "export/export_tflite.h"
 #include "train/quant.h"
 #include "train/trainer.h"
 

@@ -21,6 +21,7 @@
 
 #include <cmocka.h>
 
+#include "core/fileio.h"
 #include "tests/gradcheck.h"
 #include "train/net.h"
 #include "train/ops.h"
