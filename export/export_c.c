@@ -660,8 +660,8 @@ int nas_c_export(const nas_g8_graph *g, const char *name, const char *out_dir, n
   unsigned char *used = nas_calloc((size_t)g->ntensors + 1, 1);
   if (!used) rc = nas_errf(e, NAS_ENOMEM, "out of memory");
   for (int i = 0; !rc && i < g->nops; i++)
-    for (int k = 0; k < g->ops[i].nin; k++)
-      if (g->ops[i].in[k] >= 0 && g->tensors[g->ops[i].in[k]].data) used[g->ops[i].in[k]] = 1;
+    for (int j = 0; j < g->ops[i].nin; j++)
+      if (g->ops[i].in[j] >= 0 && g->tensors[g->ops[i].in[j]].data) used[g->ops[i].in[j]] = 1;
   for (int t = 0; !rc && t < g->ntensors; t++) {
     if (!used[t]) continue;
     const nas_g8_tensor *T = &g->tensors[t];
