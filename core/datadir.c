@@ -19,8 +19,7 @@ static int is_dir(const char *p) {
   return p[0] && stat(p, &st) == 0 && S_ISDIR(st.st_mode);
 }
 
-static int put(char *buf, size_t cap, const char *what, const char *a, const char *b,
-               nas_err *e) {
+static int put(char *buf, size_t cap, const char *what, const char *a, const char *b, nas_err *e) {
   int k = snprintf(buf, cap, "%s%s%s", a, b[0] ? "/" : "", b);
   if (k < 0 || (size_t)k >= cap)
     return nas_errf(e, NAS_EINVAL, "%s: the path %s%s%s is longer than %zu bytes", what, a,
@@ -58,7 +57,8 @@ int nas_data_dir(char *buf, size_t cap, nas_err *e) {
   char p[4096];
   if (beside_program(NAS_INSTALL_BIN_TO_DATA, p, sizeof p) && is_dir(p))
     return put(buf, cap, "data directory", p, "", e);
-  if (is_dir(NAS_INSTALL_DATADIR)) return put(buf, cap, "data directory", NAS_INSTALL_DATADIR, "", e);
+  if (is_dir(NAS_INSTALL_DATADIR))
+    return put(buf, cap, "data directory", NAS_INSTALL_DATADIR, "", e);
   if (is_dir(NAS_SOURCE_DIR)) return put(buf, cap, "data directory", NAS_SOURCE_DIR, "", e);
   return nas_errf(e, NAS_EIO,
                   "no data directory (targets, search spaces): set NAS_DATA_DIR (looked for "
