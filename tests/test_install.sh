@@ -3,7 +3,7 @@
 # from any directory without the source tree, and reads the data it was installed with (or
 # $NAS_DATA_DIR), not the source tree it was built from.
 #
-# Usage: tests/test_install.sh BUILD_DIR SOURCE_DIR   (ctest: test_install)
+# Usage: tests/test_install.sh BUILD_DIR SOURCE_DIR   (ctest: test_install; $CMAKE: cmake)
 # Nothing but `cmake --install` puts files into the prefix. To tell which data a run read, the
 # test takes a file away from the copy it expects to be read (the source tree keeps it): if
 # the program still finds it, it read the source tree, and the test fails. Errors must name
@@ -43,7 +43,7 @@ refuses() { # NAME CMD...: must fail with exit 1 and a message naming the text i
 
 prefix=$tmp/prefix
 mkdir -p "$tmp/elsewhere"
-cmake --install "$build" --prefix "$prefix" >"$tmp/install.log"
+"${CMAKE:-cmake}" --install "$build" --prefix "$prefix" >"$tmp/install.log"
 nas=$prefix/bin/nas
 data=$prefix/share/nas
 [ -x "$nas" ] || fail "no executable $nas"
