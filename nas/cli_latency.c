@@ -178,15 +178,16 @@ static int cmd_latency(int argc, char **argv) {
   }
   if (!meas || !out || (!target && !target_file))
     return nas_cli_usage_error("latency", "--measurements, --target (or --target-file) and --out are required");
-  char path[4096];
+  char path[4200], dir[4096];
+  nas_err e = {0};
   if (!target_file) {
-    snprintf(path, sizeof path, "%s/%s.json", nas_targets_dir(), target);
+    if (nas_targets_dir(dir, sizeof dir, &e) != NAS_OK) return fail(&e);
+    snprintf(path, sizeof path, "%s/%s.json", dir, target);
     target_file = path;
   }
   nas_fit_opts o;
   memset(&o, 0, sizeof o);
   nas_fit_report rep;
-  nas_err e = {0};
   if (nas_fit_target_file(target_file, meas, out, &o, &rep, &e) != NAS_OK) return fail(&e);
   printf("wrote %s: per-layer in-sample error mean %.2f%% max %.2f%%; linear (model totals) "
          "mean %.2f%% max %.2f%%\n",
