@@ -15,7 +15,7 @@
 #include <sqlite3.h>
 #include <unistd.h>
 
-#include "nas/dnas.h"
+#include "nas/strategies/dnas.h"
 #include "results/store.h"
 #include "tests/test_dnas_util.h"
 #include "tests/test_util.h"

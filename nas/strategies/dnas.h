@@ -1,4 +1,4 @@
-/* nas/dnas.h: differentiable architecture search (MicroNets-style DNAS; README "DNAS").
+/* nas/strategies/dnas.h: differentiable architecture search (MicroNets-style DNAS; README "DNAS").
  *
  * A supernet (search_spaces/supernet.h) holds every slot of the space at its largest size.
  * Each decision i has logits alpha_i (one per value); the relaxed choice y_i is
@@ -26,8 +26,8 @@
  * extracted architecture (with the corresponding slices of the supernet weights).
  *
  * Ownership: every object has a build/free pair; borrowed pointers are stated per field. */
-#ifndef NAS_NAS_DNAS_H
-#define NAS_NAS_DNAS_H
+#ifndef NAS_NAS_STRATEGIES_DNAS_H
+#define NAS_NAS_STRATEGIES_DNAS_H
 
 #include <stdint.h>
 

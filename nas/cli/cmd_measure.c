@@ -1,4 +1,4 @@
-/* nas/cli_measure.c: `nas measure`: measures a trained checkpoint's int8 graph per layer on
+/* nas/cli/cmd_measure.c: `nas measure`: measures a trained checkpoint's int8 graph per layer on
  * an emulated Cortex-M (Unicorn), on the host (the deploy/ int8 runtime) or prepares a board
  * measurement (a firmware source tree). See latency/emulator.h and latency/measure.h. */
 #include <cjson/cJSON.h>
@@ -11,7 +11,7 @@
 #include "latency/emulator.h"
 #include "core/alloc.h"
 #include "latency/measure.h"
-#include "nas/cli.h"
+#include "nas/cli/cli.h"
 #include "nas/job.h"
 #include "train/quant.h"
 

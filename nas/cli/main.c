@@ -1,4 +1,4 @@
-/* nas/main.c: the `nas` command-line program. Thin: each subcommand parses its options into
+/* nas/cli/main.c: the `nas` command-line program. Thin: each subcommand parses its options into
  * a config struct, calls one library function, and prints. Only main() exits.
  * Exit codes: 0 ok, 1 runtime failure, 2 usage error. */
 #include <errno.h>
@@ -11,7 +11,7 @@
 
 #include <cjson/cJSON.h>
 
-#include "nas/cli.h"
+#include "nas/cli/cli.h"
 #include "nas/job.h"
 #include "train/qat.h"
 

@@ -1,10 +1,10 @@
-/* nas/cli_export.c: `nas export`: a trained checkpoint -> an int8 model file. */
+/* nas/cli/cmd_export.c: `nas export`: a trained checkpoint -> an int8 model file. */
 #include <cjson/cJSON.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "nas/cli.h"
+#include "nas/cli/cli.h"
 #include "nas/job.h"
 #include "train/quant.h"
 

@@ -1,4 +1,4 @@
-/* nas/cli_search.c: `nas search`, `nas resume`, `nas runs`, `nas show`, `nas pareto`,
+/* nas/cli/cmd_search.c: `nas search`, `nas resume`, `nas runs`, `nas show`, `nas pareto`,
  * `nas plot`: running searches (nas/search.h) and reading the store (results/). */
 #include <math.h>
 #include <signal.h>
@@ -8,9 +8,9 @@
 
 #include <cjson/cJSON.h>
 
-#include "nas/cli.h"
+#include "nas/cli/cli.h"
 #include "core/alloc.h"
-#include "nas/dnas.h"
+#include "nas/strategies/dnas.h"
 #include "nas/search.h"
 #include "results/pareto.h"
 #include "results/store.h"
@@ -196,7 +196,7 @@ static const char SEARCH_USAGE[] =
     "                       with parent = the original and retrain_epochs = E\n";
 
 static int cmd_search(int argc, char **argv) {
-  for (int i = 0; i < argc; i++) /* DNAS has its own options (nas/cli_dnas.c) */
+  for (int i = 0; i < argc; i++) /* DNAS has its own options (nas/cmd_dnas.c) */
     if (!strcmp(argv[i], "--strategy=dnas") ||
         (!strcmp(argv[i], "--strategy") && i + 1 < argc && !strcmp(argv[i + 1], "dnas")))
       return nas_cli_dnas_search(argc, argv);

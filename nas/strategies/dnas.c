@@ -1,4 +1,4 @@
-/* nas/dnas.c: the DNAS search (nas/dnas.h): alternating supernet training (weights on the
+/* nas/strategies/dnas.c: the DNAS search (dnas.h): alternating supernet training (weights on the
  * training split, architecture logits on the validation split, after warm-up epochs with
  * the architecture fixed), per-epoch checkpoints and architecture-parameter events, then
  * extraction of the argmax architecture, exact-cost check (with greedy repair when over
@@ -15,8 +15,8 @@
 #include "datasets/dataset.h"
 #include "core/alloc.h"
 #include "deploy/lower.h"
-#include "nas/dnas.h"
-#include "nas/dnas_impl.h"
+#include "nas/strategies/dnas.h"
+#include "nas/strategies/dnas_impl.h"
 #include "results/store.h"
 #include "train/checkpoint.h"
 #include "train/optim.h"

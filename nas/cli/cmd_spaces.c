@@ -1,11 +1,11 @@
-/* nas/cli_spaces.c: `nas spaces`: the built-in search spaces, their size and description. */
+/* nas/cli/cmd_spaces.c: `nas spaces`: the built-in search spaces, their size and description. */
 #include <cjson/cJSON.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "nas/cli.h"
+#include "nas/cli/cli.h"
 #include "nas/space_info.h"
 #include "search_spaces/space.h"
 

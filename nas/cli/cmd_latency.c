@@ -1,4 +1,4 @@
-/* nas/cli_latency.c: `nas targets`, `nas profile` and `nas latency fit`: pricing an
+/* nas/cli/cmd_latency.c: `nas targets`, `nas profile` and `nas latency fit`: pricing an
  * architecture on an MCU target without training it; `nas latency ingest`: a board's log
  * (latency/measure.h) into measurement CSV rows for the fit. */
 #include <cjson/cJSON.h>
@@ -10,7 +10,7 @@
 #include "latency/cost.h"
 #include "latency/measure.h"
 #include "latency/target.h"
-#include "nas/cli.h"
+#include "nas/cli/cli.h"
 #include "train/net.h"
 
 static int fail(const nas_err *e) {

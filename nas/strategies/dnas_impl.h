@@ -1,12 +1,12 @@
-/* nas/dnas_impl.h: internal to nas/dnas*.c: the run context shared by the setup (dnas.c)
- * and the training/extraction loop (dnas_train.c). Not part of the public API. */
-#ifndef NAS_NAS_DNAS_IMPL_H
-#define NAS_NAS_DNAS_IMPL_H
+/* nas/strategies/dnas_impl.h: internal to nas/strategies/dnas*.c: the run context shared by the
+ * setup (dnas.c) and the training/extraction loop (dnas_train.c). Not part of the public API. */
+#ifndef NAS_NAS_STRATEGIES_DNAS_IMPL_H
+#define NAS_NAS_STRATEGIES_DNAS_IMPL_H
 
 #include <cjson/cJSON.h>
 
 #include "datasets/dataset.h"
-#include "nas/dnas.h"
+#include "nas/strategies/dnas.h"
 #include "results/pareto.h"
 #include "results/store.h"
 #include "train/optim.h"

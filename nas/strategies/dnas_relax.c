@@ -1,4 +1,4 @@
-/* nas/dnas_relax.c: the continuous relaxation of a supernet (nas/dnas.h): per-slot tables of
+/* nas/strategies/dnas_relax.c: the continuous relaxation of a supernet (dnas.h): per-slot tables of
  * the decision combinations a slot depends on, expected costs and their gradients, the
  * (Gumbel-)softmax of the architecture logits and its Jacobian, and the cost loss. */
 #include <math.h>
@@ -6,7 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "nas/dnas.h"
+#include "nas/strategies/dnas.h"
 #include "core/alloc.h"
 #include "train/ops.h"
 

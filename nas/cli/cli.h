@@ -1,8 +1,8 @@
-/* nas/cli.h: subcommands of the `nas` program. Each lives in nas/cli_<name>.c, parses its
+/* nas/cli/cli.h: subcommands of the `nas` program. Each lives in nas/cli/cmd_<name>.c, parses its
  * options, calls one library function and prints; it returns the process exit code
  * (0 ok, 1 runtime failure, 2 usage) and never exits itself. main.c dispatches by name. */
-#ifndef NAS_NAS_CLI_H
-#define NAS_NAS_CLI_H
+#ifndef NAS_NAS_CLI_CLI_H
+#define NAS_NAS_CLI_CLI_H
 
 #include <signal.h>
 #include <stdio.h>
@@ -22,27 +22,27 @@ int nas_cli_usage_error(const char *cmd, const char *fmt, ...)
 
 /* Commands defined in cli_*.c files (main.c lists them in its COMMANDS table). A new
  * command adds `extern const nas_cli_cmd nas_cli_<name>;` here. */
-extern const nas_cli_cmd nas_cli_import; /* cli_deploy.c: read a .tflite into the int8 graph */
-extern const nas_cli_cmd nas_cli_run;    /* cli_deploy.c: run a .tflite on raw int8 input */
-extern const nas_cli_cmd nas_cli_targets; /* cli_latency.c: list MCU targets */
-extern const nas_cli_cmd nas_cli_profile; /* cli_latency.c: price an arch on a target */
-extern const nas_cli_cmd nas_cli_latency; /* cli_latency.c: fit latency models */
-extern const nas_cli_cmd nas_cli_export;  /* cli_export.c: checkpoint -> int8 model file */
-extern const nas_cli_cmd nas_cli_search;  /* cli_search.c: run a search */
-extern const nas_cli_cmd nas_cli_resume;  /* cli_search.c: continue an interrupted search */
-extern const nas_cli_cmd nas_cli_runs;    /* cli_search.c: list runs */
-extern const nas_cli_cmd nas_cli_show;    /* cli_search.c: print a candidate */
-extern const nas_cli_cmd nas_cli_pareto;  /* cli_search.c: Pareto front */
-extern const nas_cli_cmd nas_cli_plot;    /* cli_search.c: SVG plot of a run */
-extern const nas_cli_cmd nas_cli_spaces;  /* cli_spaces.c: list built-in search spaces */
-extern const nas_cli_cmd nas_cli_measure; /* cli_measure.c: per-layer measurement */
+extern const nas_cli_cmd nas_cli_import; /* cmd_deploy.c: read a .tflite into the int8 graph */
+extern const nas_cli_cmd nas_cli_run;    /* cmd_deploy.c: run a .tflite on raw int8 input */
+extern const nas_cli_cmd nas_cli_targets; /* cmd_latency.c: list MCU targets */
+extern const nas_cli_cmd nas_cli_profile; /* cmd_latency.c: price an arch on a target */
+extern const nas_cli_cmd nas_cli_latency; /* cmd_latency.c: fit latency models */
+extern const nas_cli_cmd nas_cli_export;  /* cmd_export.c: checkpoint -> int8 model file */
+extern const nas_cli_cmd nas_cli_search;  /* cmd_search.c: run a search */
+extern const nas_cli_cmd nas_cli_resume;  /* cmd_search.c: continue an interrupted search */
+extern const nas_cli_cmd nas_cli_runs;    /* cmd_search.c: list runs */
+extern const nas_cli_cmd nas_cli_show;    /* cmd_search.c: print a candidate */
+extern const nas_cli_cmd nas_cli_pareto;  /* cmd_search.c: Pareto front */
+extern const nas_cli_cmd nas_cli_plot;    /* cmd_search.c: SVG plot of a run */
+extern const nas_cli_cmd nas_cli_spaces;  /* cmd_spaces.c: list built-in search spaces */
+extern const nas_cli_cmd nas_cli_measure; /* cmd_measure.c: per-layer measurement */
 
-/* cli_dnas.c: `nas search --strategy dnas` and `nas resume` of a DNAS run (cli_search.c
+/* cmd_dnas.c: `nas search --strategy dnas` and `nas resume` of a DNAS run (cmd_search.c
  * hands these over). */
 int nas_cli_dnas_search(int argc, char **argv);
 int nas_cli_dnas_resume(const char *db, long run);
 
-/* cli_search.c: what `nas search` shares with every strategy's command line. */
+/* cmd_search.c: what `nas search` shares with every strategy's command line. */
 struct nas_search_cfg;
 struct nas_search_summary;
 struct nas_err;

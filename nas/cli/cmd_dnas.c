@@ -1,5 +1,5 @@
-/* nas/cli_dnas.c: `nas search --strategy dnas` and `nas resume` of a DNAS run (nas/dnas.h).
- * cli_search.c hands these over: the same constraints, store and progress lines as the other
+/* nas/cli/cmd_dnas.c: `nas search --strategy dnas` and `nas resume` of a DNAS run
+ * cmd_search.c hands these over: the same constraints, store and progress lines as the other
  * strategies, plus the DNAS options. */
 #include <math.h>
 #include <signal.h>
@@ -7,8 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "nas/cli.h"
-#include "nas/dnas.h"
+#include "nas/cli/cli.h"
+#include "nas/strategies/dnas.h"
 #include "nas/search.h"
 
 static const char USAGE[] =

@@ -1,4 +1,4 @@
-/* nas/cli_deploy.c: `nas import` (show an int8 .tflite model as the int8 graph sees it, with
+/* nas/cli/cmd_deploy.c: `nas import` (show an int8 .tflite model as the int8 graph sees it, with
  * the planner's peak arena) and `nas run` (execute it on raw int8 input bytes). */
 #include <errno.h>
 #include <stdio.h>
@@ -7,7 +7,7 @@
 
 #include "deploy/graph8.h"
 #include "core/alloc.h"
-#include "nas/cli.h"
+#include "nas/cli/cli.h"
 
 static const char IMPORT_USAGE[] =
     "usage: nas import MODEL.tflite [--json]\n"

@@ -1,8 +1,8 @@
-/* nas/dnas_train.c: the DNAS loop (nas/dnas.h): per sweep point, alternating supernet
+/* nas/strategies/dnas_train.c: the DNAS loop (dnas.h): per sweep point, alternating supernet
  * training with per-epoch checkpoints and "dnas_epoch" events (the architecture-parameter
  * history), then extraction, exact-cost check and greedy repair, and the candidate's
  * retraining from scratch, int8 evaluation and storage. The checkpoint format is in
- * nas/dnas_ckpt.c. Never prints. */
+ * nas/strategies/dnas_ckpt.c. Never prints. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,7 +12,7 @@
 #include "core/rng.h"
 #include "core/alloc.h"
 #include "nas/artifacts.h"
-#include "nas/dnas_impl.h"
+#include "nas/strategies/dnas_impl.h"
 #include "train/ops.h"
 #include "train/optim.h"
 #include "train/trainer.h"
