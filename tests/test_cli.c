@@ -82,6 +82,29 @@ static void test_usage_errors(void **state) {
   expect_one_line_error("needs a value");
   assert_int_equal(run("eval"), 2);
   expect_one_line_error("--checkpoint FILE is required");
+  /* an unknown option is reported as unknown also when it is the last argument */
+  assert_int_equal(run("train --arch arch.json --dataset idx:data --bogus"), 2);
+  expect_one_line_error("unknown option '--bogus'");
+  assert_int_equal(run("export --checkpoint m.ckpt --format c --out x --bogus"), 2);
+  expect_one_line_error("unknown option '--bogus'");
+  /* help for a command that does not exist is a usage error naming it */
+  assert_int_equal(run("help nosuch"), 2);
+  expect_one_line_error("unknown command 'nosuch'");
+  /* --target together with --target-file is a usage error, not a silent preference */
+  static const char *const both[] = {
+      "profile --arch arch.json --target stm32f746 --target-file t.json",
+      "measure --checkpoint m.ckpt --target stm32f746 --target-file t.json",
+      "latency fit --measurements m.csv --target stm32f746 --target-file t.json --out o.json",
+      "latency ingest board.log --target stm32f746 --target-file t.json"};
+  for (size_t i = 0; i < sizeof both / sizeof both[0]; i++) {
+    if (run(both[i]) != 2) fail_msg("`nas %s` did not exit 2", both[i]);
+    expect_one_line_error("--target and --target-file exclude each other");
+  }
+  /* --threads is range-checked where it is an option */
+  assert_int_equal(run("export --checkpoint m.ckpt --format c --out x --threads 0"), 2);
+  expect_one_line_error("--threads");
+  assert_int_equal(run("measure --checkpoint m.ckpt --target stm32f746 --threads 0"), 2);
+  expect_one_line_error("--threads");
 }
 
 static void test_help(void **state) {
@@ -144,7 +167,7 @@ static void test_train_save_eval(void **state) {
   assert_true(fabs(atof(t + 11) - test_acc) < 1e-6);
 
   /* int8 export: the stored int8 accuracy is close to float, and the file imports and runs */
-  rc = run("export --checkpoint m.ckpt --format tflite --out exp --json");
+  rc = run("export --checkpoint m.ckpt --format tflite --out exp --threads 1 --json");
   if (rc != 0) fail_msg("export exited %d: %s", rc, test_slurp(err_path));
   out = test_slurp(out_path);
   t = strstr(out, "\"int8_test_acc\":");
@@ -171,6 +194,10 @@ static void test_train_save_eval(void **state) {
   assert_int_equal(access(strcat(strcpy(p, dir), "/exp/nas_kernels.c"), R_OK), 0);
   assert_int_equal(run("export --checkpoint m.ckpt --format pdf --out exp"), 2);
   expect_one_line_error("unknown format 'pdf'");
+  /* measure on the host back end, with --threads */
+  rc = run("measure --checkpoint m.ckpt --target stm32f746 --backend host --runs 3 --threads 1 --json");
+  if (rc != 0) fail_msg("measure exited %d: %s", rc, test_slurp(err_path));
+  assert_non_null(strstr(test_slurp(out_path), "\"backend\":\"host\""));
 }
 
 static void test_pricing(void **state) {

@@ -1,103 +1,79 @@
 /* nas/cli/cmd_export.c: `nas export`: a trained checkpoint -> an int8 model file. */
 #include <cjson/cJSON.h>
 #include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
 
 #include "nas/cli/cli.h"
 #include "nas/job.h"
 #include "train/quant.h"
 
-static const char EXPORT_USAGE[] =
-    "usage: nas export --checkpoint FILE --format tflite|c|onnx --out DIR [options]\n"
-    "       nas export --db FILE --candidate N --format tflite|c|onnx --out DIR\n"
-    "\n"
-    "Quantises a trained checkpoint to int8 (batch-norm folding, post-training calibration\n"
-    "of activation ranges on training samples, per-channel int8 weights, int32 biases),\n"
-    "evaluates the int8 model on the test split, and writes DIR/<arch name>.tflite\n"
-    "(--format c: DIR/<name>.h, DIR/<name>.c and the kernels DIR/nas_kernels.h/.c;\n"
-    " --format onnx: DIR/<name>.onnx in float and DIR/<name>.qdq.onnx with QDQ int8).\n"
-    "\n"
-    "  --checkpoint FILE     written by `nas train --save`\n"
-    "  --db FILE --candidate N  a done candidate of a search store: its stored float weights\n"
-    "                        and calibration rebuild the int8 model the search scored\n"
-    "                        (DIR/candN.*; tflite: the stored bytes); accuracy is on the\n"
-    "                        test samples the search used\n"
-    "  --format tflite|c|onnx\n"
-    "  --out DIR             output directory (created)\n"
-    "  --dataset SPEC        calibration/evaluation data (default: the checkpoint's)\n"
-    "  --calibration NAME    minmax | percentile (minmax; percentile keeps 99.99%)\n"
-    "  --calib-samples N     training samples used for calibration (1000)\n"
-    "  --softmax             end the model with an int8 SOFTMAX (default: int8 logits)\n"
-    "  --recalibrate         calibrate even when the checkpoint holds QAT ranges (`nas train\n"
-    "                        --qat`); by default those learned ranges are used\n"
-    "  --json                print one JSON object as the last line of stdout\n";
+static const nas_opt EXPORT_OPTS[] = {
+    {"--checkpoint", NAS_OPT_STR, "FILE", .help = "written by `nas train --save`"},
+    {"--db", NAS_OPT_STR, "FILE",
+     .help = "with --candidate N: a done candidate of a search store: its stored\n"
+             "float weights and calibration rebuild the int8 model the search scored\n"
+             "(DIR/candN.*; tflite: the stored bytes); accuracy is on the test\n"
+             "samples the search used"},
+    {"--candidate", NAS_OPT_INT, "N", 1, 9e18, .what = "a positive integer",
+     .help = "the candidate of --db"},
+    {"--format", NAS_OPT_ENUM, "tflite|c|onnx", .choices = "tflite|c|onnx", .what = "format",
+     .help = "the model file to write"},
+    {"--out", NAS_OPT_STR, "DIR", .help = "output directory (created)"},
+    {"--dataset", NAS_OPT_STR, "SPEC", .help = "calibration/evaluation data (default: the checkpoint's)"},
+    {"--calibration", NAS_OPT_STR, "NAME", .help = "minmax | percentile (minmax; percentile keeps 99.99%)"},
+    {"--calib-samples", NAS_OPT_INT, "N", 1, 10000000,
+     .help = "training samples used for calibration (1000)"},
+    {"--softmax", NAS_OPT_FLAG, .help = "end the model with an int8 SOFTMAX (default: int8 logits)"},
+    {"--recalibrate", NAS_OPT_FLAG,
+     .help = "calibrate even when the checkpoint holds QAT ranges (`nas train\n"
+             "--qat`); by default those learned ranges are used"},
+    {"--threads", NAS_OPT_INT, "N", 1, 1024, .help = "threads for OpenMP and OpenBLAS (all cores)"},
+    {"--json", NAS_OPT_FLAG, .help = "print one JSON object as the last line of stdout"},
+    {NULL}};
+static const nas_opt *const EXPORT_TABLES[] = {EXPORT_OPTS, NULL};
+
+static void export_help(FILE *f) {
+  nas_cli_help(f,
+               "usage: nas export --checkpoint FILE --format tflite|c|onnx --out DIR [options]\n"
+               "       nas export --db FILE --candidate N --format tflite|c|onnx --out DIR\n"
+               "\n"
+               "Quantises a trained checkpoint to int8 (batch-norm folding, post-training calibration\n"
+               "of activation ranges on training samples, per-channel int8 weights, int32 biases),\n"
+               "evaluates the int8 model on the test split, and writes DIR/<arch name>.tflite\n"
+               "(--format c: DIR/<name>.h, DIR/<name>.c and the kernels DIR/nas_kernels.h/.c;\n"
+               " --format onnx: DIR/<name>.onnx in float and DIR/<name>.qdq.onnx with QDQ int8).\n"
+               "\n",
+               EXPORT_TABLES, NULL);
+}
 
 static int cmd_export(int argc, char **argv) {
-  nas_export_job job = {.format = NULL, .calib_samples = 1000};
-  int json = 0;
-  const char *calib = "minmax";
-  for (int i = 0; i < argc; i++) {
-    const char *a = argv[i];
-    if (!strcmp(a, "--help")) return fputs(EXPORT_USAGE, stdout), 0;
-    if (!strcmp(a, "--json")) {
-      json = 1;
-      continue;
-    }
-    if (!strcmp(a, "--softmax")) {
-      job.softmax = 1;
-      continue;
-    }
-    if (!strcmp(a, "--recalibrate")) {
-      job.recalibrate = 1;
-      continue;
-    }
-    const char *samples = NULL, *cand = NULL;
-    const char **slot = !strcmp(a, "--checkpoint")      ? &job.checkpoint
-                        : !strcmp(a, "--format")        ? &job.format
-                        : !strcmp(a, "--out")           ? &job.out_dir
-                        : !strcmp(a, "--dataset")       ? &job.dataset
-                        : !strcmp(a, "--calibration")   ? &calib
-                        : !strcmp(a, "--calib-samples") ? &samples
-                        : !strcmp(a, "--db")            ? &job.db
-                        : !strcmp(a, "--candidate")     ? &cand
-                                                        : NULL;
-    if (!slot) return nas_cli_usage_error("export", "unknown option '%s'", a);
-    if (i + 1 >= argc) return nas_cli_usage_error("export", "option %s needs a value", a);
-    *slot = argv[++i];
-    if (cand) {
-      char *end;
-      long long n = strtoll(cand, &end, 10);
-      if (*end || end == cand || n < 1)
-        return nas_cli_usage_error("export", "option --candidate: '%s' is not a positive integer", cand);
-      job.candidate = n;
-    }
-    if (samples) {
-      char *end;
-      long n = strtol(samples, &end, 10);
-      if (*end || end == samples || n < 1 || n > 10000000)
-        return nas_cli_usage_error("export", "option --calib-samples: '%s' is not an integer in 1..10000000", samples);
-      job.calib_samples = (int)n;
-    }
-  }
+  nas_args a = {.cmd = "export", .tables = EXPORT_TABLES};
+  if (nas_args_parse(&a, argc, argv)) return NAS_EXIT_USAGE;
+  if (a.help) return export_help(stdout), 0;
+  nas_export_job job = {.checkpoint = nas_arg_str(&a, "--checkpoint", NULL),
+                        .db = nas_arg_str(&a, "--db", NULL),
+                        .candidate = nas_arg_int(&a, "--candidate", 0),
+                        .format = nas_arg_str(&a, "--format", NULL),
+                        .out_dir = nas_arg_str(&a, "--out", NULL),
+                        .dataset = nas_arg_str(&a, "--dataset", NULL),
+                        .calib_samples = (int)nas_arg_int(&a, "--calib-samples", 1000),
+                        .softmax = nas_arg_flag(&a, "--softmax"),
+                        .recalibrate = nas_arg_flag(&a, "--recalibrate")};
+  const char *calib = nas_arg_str(&a, "--calibration", "minmax");
+  int json = nas_arg_flag(&a, "--json");
   if (!job.checkpoint && !job.db)
     return nas_cli_usage_error("export", "--checkpoint FILE or --db FILE --candidate N is required");
-  if (job.checkpoint && job.db)
-    return nas_cli_usage_error("export", "--checkpoint and --db exclude each other");
+  if (nas_args_exclusive(&a, "--checkpoint", "--db")) return NAS_EXIT_USAGE;
   if (job.db && !job.candidate) return nas_cli_usage_error("export", "--db needs --candidate N");
   if (job.candidate && !job.db) return nas_cli_usage_error("export", "--candidate needs --db FILE");
   if (!job.format) return nas_cli_usage_error("export", "--format tflite is required");
-  if (!job.out_dir) return nas_cli_usage_error("export", "--out DIR is required");
-  if (strcmp(job.format, "tflite") && strcmp(job.format, "c") && strcmp(job.format, "onnx"))
-    return nas_cli_usage_error("export", "option --format: unknown format '%s' (tflite, c, onnx)", job.format);
+  if (nas_args_require(&a, "--out")) return NAS_EXIT_USAGE;
+  nas_set_threads((int)nas_arg_int(&a, "--threads", 0));
   nas_err e = {0};
   if (nas_calib_method_parse(calib, &job.calib_method, &e) != NAS_OK)
     return nas_cli_usage_error("export", "option --calibration: %s", e.msg);
   nas_export_summary s;
-  if ((job.db ? nas_export_store_run(&job, &s, &e) : nas_export_job_run(&job, &s, &e)) != NAS_OK) {
-    fprintf(stderr, "nas: error: %s\n", e.msg);
-    return e.code == NAS_EUSAGE ? NAS_EXIT_USAGE : 1;
-  }
+  if ((job.db ? nas_export_store_run(&job, &s, &e) : nas_export_job_run(&job, &s, &e)) != NAS_OK)
+    return nas_cli_error(&e);
   printf("wrote %s: %d int8 operators, tensor arena %lld bytes\n", s.path, s.ops, s.arena_bytes);
   printf("test accuracy: float %.4f  int8 %.4f  (%d samples, %s calibration)\n", s.float_test_acc,
          s.int8_test_acc, s.test_n, job.db ? "stored" : s.qat_ranges ? "QAT ranges, no" : calib);
@@ -111,13 +87,10 @@ static int cmd_export(int argc, char **argv) {
     cJSON_AddNumberToObject(j, "ops", s.ops);
     cJSON_AddNumberToObject(j, "arena_bytes", (double)s.arena_bytes);
     cJSON_AddBoolToObject(j, "qat_ranges", s.qat_ranges);
-    char *t = cJSON_PrintUnformatted(j);
-    if (t) printf("%s\n", t);
-    cJSON_free(t);
-    cJSON_Delete(j);
+    nas_cli_print_json(j);
   }
   return 0;
 }
 
 const nas_cli_cmd nas_cli_export = {"export", "quantise a checkpoint to int8 and write a model file",
-                                    cmd_export, EXPORT_USAGE};
+                                    cmd_export, export_help};
