@@ -7,7 +7,7 @@
 
 #include <cjson/cJSON.h>
 
-#include "latency/cost.h"
+#include "nas/candidate.h"
 #include "core/alloc.h"
 #include "results/store.h"
 
@@ -207,29 +207,34 @@ static int propose(ctx *c, int k, int *d, char **arch, char hash[17], int64_t *p
   return NAS_OK;
 }
 
-static int set_state(ctx *c, int k, const char *state, const char *reason, nas_err *e) {
-  int rc = nas_store_candidate_set_state(c->st, c->h[k].id, state, reason, e);
-  if (rc == NAS_OK) snprintf(c->h[k].state, sizeof c->h[k].state, "%s", state);
-  search_report(c, k, c->cfg.budget, &c->h[k], reason, 0);
-  return rc;
+/* The candidate step's progress: keeps candidate k's history entry current and reports it. */
+typedef struct step_user {
+  ctx *c;
+  int k;
+} step_user;
+
+static void step_report(void *user, const char *state, const char *reason, const nas_metrics *m) {
+  step_user *u = user;
+  hist *x = &u->c->h[u->k];
+  x->m = *m;
+  snprintf(x->state, sizeof x->state, "%s", state);
+  search_report(u->c, u->k, u->c->cfg.budget, x, reason, 0);
 }
 
-/* Prices, checks constraints, trains, quantises and evaluates candidate k (state proposed).
- * *stopped = 1 when it was left proposed because of a stop request. */
+/* Candidate k (state proposed) through the candidate step (nas/candidate.h). *stopped = 1 when
+ * it was left proposed because of a stop request. */
 static int process(ctx *c, int k, const char *arch, int *stopped, nas_err *e) {
   hist *x = &c->h[k];
   nas_metrics_clear(&x->m);
-  char reason[600];
   const nas_search_cfg *g = &c->cfg;
-  int rc = nas_search_price_candidate(c->st, x->id, arch, c->t, g, &x->m, reason, e);
-  if (rc != NAS_OK) return rc;
-  if (reason[0]) return set_state(c, k, "rejected", reason, e);
-  if (search_stopping(c)) return *stopped = 1, NAS_OK; /* stays proposed; resume trains it */
-  if ((rc = set_state(c, k, "training", NULL, e)) != NAS_OK) return rc;
-
-  uint64_t tseed = nas_seed_mix(g->seed, (uint64_t)k, 0x7EA1ull);
-  rc = search_train_store(c, x, arch, g->epochs, g->eval_limit, tseed, reason, e);
-  if (rc == NAS_OK) search_report(c, k, g->budget, x, reason[0] ? reason : NULL, 0);
+  nas_candidate_cfg cc;
+  search_cand_cfg(c, g->epochs, g->eval_limit, nas_seed_mix(g->seed, (uint64_t)k, 0x7EA1ull), &cc);
+  step_user u = {c, k};
+  nas_candidate_hooks h = {step_report, &u, c->hooks ? c->hooks->stop : NULL};
+  nas_candidate_outcome o;
+  int rc = nas_candidate_step(c->st, c->run_id, x->id, arch, &cc, &h, &o, e);
+  x->m = o.m;
+  if (rc == NAS_OK && !strcmp(o.state, "proposed")) *stopped = 1;
   return rc;
 }
 

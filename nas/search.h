@@ -121,28 +121,6 @@ int nas_search_run(const char *db_path, const nas_search_cfg *cfg, const nas_sea
 int nas_search_resume(const char *db_path, int64_t run_id, const nas_search_hooks *h,
                       nas_search_summary *s, nas_err *e);
 
-/* Prices candidate cand_id's arch on target t (latency/cost.h), stores its cost metrics (into
- * m as well) and per-layer costs, and checks the hard budgets of cfg (max_sram, max_flash,
- * max_macs, max_latency_ms). reason receives why it must be rejected ("invalid
- * architecture: ...", "peak SRAM 70000 B > max 65536 B", ...) or is left empty when it fits;
- * the state is not changed. Returns store errors and out-of-memory only. */
-struct nas_target;
-int nas_search_price_candidate(nas_store *st, int64_t cand_id, const char *arch,
-                               const struct nas_target *t, const nas_search_cfg *cfg,
-                               nas_metrics *m, char reason[600], nas_err *e);
-
-/* The search loop's training step for other strategies (e.g. DNAS): candidate cand_id of run
- * run_id in store st, already in state "training" with its cost columns in m, is trained
- * from scratch on d (train split; cfg's dataset/train_limit are recorded with the weights) for
- * cfg->epochs with cfg->batch and seed, calibrated on cfg->calib_samples, quantised, scored on
- * the first cfg->eval_limit validation/test samples (0: all), and stored with its metrics and
- * both weight blobs (nas/artifacts.h) and state done in one transaction, or failed with reason
- * (then reason is non-empty). m receives the metrics. Returns store errors and out-of-memory
- * only. */
-int nas_search_train_candidate(nas_store *st, int64_t run_id, int64_t cand_id,
-                               const char *arch, const nas_data *d, const nas_search_cfg *cfg,
-                               uint64_t seed, nas_metrics *m, char reason[600], nas_err *e);
-
 /* ---- run setup shared by the strategies (search.c and dnas.c) ---------------------------
  * One implementation of the steps every strategy's run and resume take. */
 

@@ -1,5 +1,5 @@
 /* nas/search_impl.h: internal to nas/search*.c: the run context shared by the run loop
- * (search.c) and the training step and front retraining (search_train.c). Not public. */
+ * (search.c) and the front retraining (search_train.c). Not public. */
 #ifndef NAS_NAS_SEARCH_IMPL_H
 #define NAS_NAS_SEARCH_IMPL_H
 
@@ -43,15 +43,11 @@ int search_stopping(const ctx *c);
 /* Progress report for x (k 0-based of `of`; retrain_epochs > 0 in the retraining phase). */
 void search_report(ctx *c, int k, int of, const hist *x, const char *reason, int retrain_epochs);
 
-/* Trains arch from scratch for `epochs` with seed, quantises it (calibration, lowering),
- * scores float and int8 on the first eval_limit validation/test samples (0: all), and stores
- * the outcome: state done with metrics and both weight blobs in ONE transaction, or failed
- * with the reason (diverged, int8). x->id is the candidate (state training), x->m holds its
- * costs on entry and its metrics on return; x->state is updated. A store error or
- * out-of-memory is returned; a training failure is not (the candidate is failed and reason
- * says why; reason is "" when done). */
-int search_train_store(ctx *c, hist *x, const char *arch, int epochs, int eval_limit,
-                       uint64_t seed, char reason[600], nas_err *e);
+/* The candidate step's configuration for this run (nas/candidate.h): the run's target,
+ * budgets, data and batch, with the given epochs, eval limit and training seed. */
+struct nas_candidate_cfg;
+void search_cand_cfg(const ctx *c, int epochs, int eval_limit, uint64_t seed,
+                     struct nas_candidate_cfg *cc);
 
 /* After the budget: retrains every member of the run's Pareto front (search candidates only)
  * from scratch for cfg.retrain_epochs epochs as its retrained twin (results/store.h);

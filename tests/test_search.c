@@ -20,6 +20,7 @@
 
 #include "core/rng.h"
 #include "tests/test_util.h"
+#include "nas/candidate.h"
 #include "nas/job.h"
 #include "nas/search.h"
 #include "results/pareto.h"
@@ -451,7 +452,8 @@ static void test_retrain_front(void **state) {
 }
 
 
-/* nas_search_train_candidate (the training step offered to other strategies): a candidate in
+/* The candidate step's pure training (nas_candidate_train) and its store write
+ * (nas_candidate_store_result), as a strategy or a distributed worker uses them: a candidate in
  * state training ends done with metrics and weights, and exports to its stored accuracy. */
 static void test_train_candidate_api(void **state) {
   (void)state;
@@ -476,12 +478,13 @@ static void test_train_candidate_api(void **state) {
   nas_metrics m;
   nas_metrics_clear(&m);
   m.macs = 1234;
-  char reason[600];
-  nas_search_cfg g;
-  nas_search_cfg_default(&g);
-  g.dataset = data_spec, g.epochs = 1, g.batch = 16;
-  assert_int_equal(nas_search_train_candidate(st, run, id, arch, &d, &g, 7, &m, reason, &e), NAS_OK);
-  assert_string_equal(reason, "");
+  nas_candidate_cfg g = {.data = &d, .dataset = data_spec, .epochs = 1, .batch = 16, .seed = 7,
+                         .calib_samples = 1000};
+  nas_candidate_result res;
+  assert_int_equal(nas_candidate_train(arch, id, &g, &res, &e), NAS_OK);
+  assert_string_equal(res.reason, "");
+  assert_int_equal(nas_candidate_store_result(st, run, id, &res, &m, &e), NAS_OK);
+  nas_candidate_result_free(&res);
   assert_true(m.macs == 1234 && isfinite(m.acc_int8_test) && isfinite(m.train_seconds));
   nas_candidate_row r;
   assert_int_equal(nas_store_candidate_get(st, id, &r, &e), NAS_OK);

@@ -12,6 +12,7 @@
 #include "core/rng.h"
 #include "core/alloc.h"
 #include "nas/artifacts.h"
+#include "nas/candidate.h"
 #include "nas/strategies/dnas_impl.h"
 #include "train/ops.h"
 #include "train/optim.h"
@@ -335,27 +336,36 @@ static int extract(dnas_ctx *c, const double *alpha, char **arch, int *repaired,
   return rc;
 }
 
-/* Prices, checks, trains from scratch, quantises, evaluates and stores candidate cand. */
-static int process(dnas_ctx *c, int k, int64_t cand, const char *arch, nas_err *e) {
+/* The candidate step's progress: the DNAS progress line of point k's candidate. */
+typedef struct step_user {
+  dnas_ctx *c;
+  int k;
+  int64_t cand;
+} step_user;
+
+static void step_report(void *user, const char *state, const char *reason, const nas_metrics *m) {
+  step_user *u = user;
+  int priced = strcmp(state, "rejected") || m->macs > 0; /* an invalid arch has no costs */
+  report(u->c, u->k, u->cand, state, reason, priced ? m : NULL);
+}
+
+/* Candidate cand of point k through the candidate step (nas/candidate.h): priced, checked,
+ * trained from scratch, quantised, evaluated and stored exactly as the search core does for
+ * its candidates. *stopped when a stop request left it proposed. */
+static int process(dnas_ctx *c, int k, int64_t cand, const char *arch, int *stopped, nas_err *e) {
   const nas_search_cfg *g = &c->cfg.base;
-  nas_metrics m;
-  nas_metrics_clear(&m);
-  char reason[600];
-  int rc = nas_search_price_candidate(c->st, cand, arch, c->t, g, &m, reason, e);
-  if (rc != NAS_OK) return rc;
-  if (reason[0]) {
-    report(c, k, cand, "rejected", reason, m.macs > 0 ? &m : NULL);
-    return nas_store_candidate_set_state(c->st, cand, "rejected", reason, e);
-  }
-  if ((rc = nas_store_candidate_set_state(c->st, cand, "training", NULL, e)) != NAS_OK) return rc;
-  report(c, k, cand, "training", NULL, &m);
-  /* train from scratch, score float and int8, store metrics + weights + done in one
-     transaction, exactly as the search core does for its candidates */
-  uint64_t tseed = nas_seed_mix(g->seed, (uint64_t)k, 0x7EA1ull);
-  rc = nas_search_train_candidate(c->st, c->run_id, cand, arch, &c->d, g, tseed, &m, reason, e);
-  if (rc != NAS_OK) return rc;
-  report(c, k, cand, reason[0] ? "failed" : "done", reason[0] ? reason : NULL, &m);
-  return NAS_OK;
+  nas_candidate_cfg cc = {.target = c->t, .max_sram = g->max_sram, .max_flash = g->max_flash,
+                          .max_macs = g->max_macs, .max_latency_ms = g->max_latency_ms,
+                          .data = &c->d, .dataset = g->dataset, .train_limit = g->train_limit,
+                          .epochs = g->epochs, .batch = g->batch,
+                          .seed = nas_seed_mix(g->seed, (uint64_t)k, 0x7EA1ull),
+                          .eval_limit = g->eval_limit, .calib_samples = g->calib_samples};
+  step_user u = {c, k, cand};
+  nas_candidate_hooks h = {step_report, &u, c->hooks ? c->hooks->stop : NULL};
+  nas_candidate_outcome o;
+  int rc = nas_candidate_step(c->st, c->run_id, cand, arch, &cc, &h, &o, e);
+  if (rc == NAS_OK && !strcmp(o.state, "proposed")) *stopped = 1;
+  return rc;
 }
 
 /* One sweep point: supernet, extraction, candidate. *stopped on a stop request. */
@@ -390,7 +400,7 @@ static int point(dnas_ctx *c, int k, int *stopped, nas_err *e) {
   if (rc == NAS_OK && arch && fresh) {
     report(c, k, cand, "proposed", NULL, NULL);
     if (stopping(c)) *stopped = 1;
-    else rc = process(c, k, cand, arch, e);
+    else rc = process(c, k, cand, arch, stopped, e);
   }
   if (rc == NAS_OK && arch && !*stopped) {
     cJSON *j = cJSON_CreateObject();
