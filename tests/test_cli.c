@@ -14,6 +14,8 @@
 #include <unistd.h>
 
 #include "core/rng.h"
+#include "nas/strategies/strategy.h"
+#include "results/store.h"
 #include "tests/test_util.h"
 
 static char dir[256];
@@ -214,6 +216,63 @@ static void test_pricing(void **state) {
   expect_one_line_error("--target");
 }
 
+/* nas search and nas resume: the help lists every strategy of the table; --target with
+ * --target-file and a bad --threads are usage errors; a search whose candidates are all over
+ * budget (no training) runs with --threads; resume says which run it continues. */
+static void test_search_cli(void **state) {
+  (void)state;
+  char p[512];
+  snprintf(p, sizeof p, "%s/space.json", dir);
+  FILE *f = fopen(p, "w");
+  fputs("{\"name\":\"tiny\",\"input\":[10,10,1],\"classes\":3,\"layers\":["
+        "{\"op\":\"conv\",\"out\":{\"choice\":[4,8]}},{\"op\":\"gap\"},{\"op\":\"fc\",\"out\":3}]}",
+        f);
+  fclose(f);
+  assert_int_equal(run("search --help"), 0);
+  char *out = test_slurp(out_path);
+  for (int i = 0; i < nas_strategy_count(); i++) {
+    const nas_strategy *s = nas_strategy_at(i);
+    char line[160];
+    snprintf(line, sizeof line, "  %-10s %s\n", s->name, s->summary);
+    if (!strstr(out, line)) fail_msg("search --help lacks strategy %s: %s", s->name, out);
+  }
+  assert_int_equal(run("search --strategy dnas --help"), 0);
+  out = test_slurp(out_path);
+  assert_non_null(strstr(out, "--supernet-epochs"));
+  assert_null(strstr(out, "--population"));
+  assert_int_equal(run("search --strategy nosuch --space space.json"), 2);
+  expect_one_line_error("unknown strategy 'nosuch' (random, evolution, dnas)");
+  const char *base = "search --strategy random --space space.json --dataset idx:data --db s.db "
+                     "--budget 2 --epochs 1 --batch 32 --train-limit 100 --max-sram 1";
+  snprintf(p, sizeof p, "%s --target stm32f446re --target-file t.json", base);
+  assert_int_equal(run(p), 2);
+  expect_one_line_error("--target and --target-file exclude each other");
+  snprintf(p, sizeof p, "%s --target stm32f446re --threads 0", base);
+  assert_int_equal(run(p), 2);
+  expect_one_line_error("--threads");
+  snprintf(p, sizeof p, "%s --target stm32f446re --threads 1", base);
+  int rc = run(p);
+  if (rc != 0) fail_msg("search exited %d: %s", rc, test_slurp(err_path));
+  assert_non_null(strstr(test_slurp(out_path), "run 1 done: 2 candidates (0 done, 2 rejected, 0 failed)"));
+  /* resume names the run, its strategy and the store before anything else */
+  nas_store *st = NULL;
+  nas_err e = {0};
+  snprintf(p, sizeof p, "%s/s.db", dir);
+  assert_int_equal(nas_store_open(p, &st, &e), NAS_OK);
+  assert_int_equal(nas_store_run_set_status(st, 1, "interrupted", &e), NAS_OK);
+  nas_store_close(st);
+  rc = run("resume --db s.db --threads 1");
+  if (rc != 0) fail_msg("resume exited %d: %s", rc, test_slurp(err_path));
+  out = test_slurp(out_path);
+  if (strncmp(out, "resuming run 1 (strategy random) of s.db\n", 41)) fail_msg("resume printed: %s", out);
+  assert_int_equal(run("resume --db s.db --threads 0"), 2);
+  expect_one_line_error("--threads");
+  assert_int_equal(run("resume --db s.db --run 1"), 1);
+  expect_one_line_error("run 1 is already done");
+  assert_int_equal(run("resume --db s.db"), 1);
+  expect_one_line_error("no run to resume");
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_usage_errors),
@@ -221,6 +280,7 @@ int main(void) {
       cmocka_unit_test(test_runtime_errors),
       cmocka_unit_test(test_train_save_eval),
       cmocka_unit_test(test_pricing),
+      cmocka_unit_test(test_search_cli),
   };
   return cmocka_run_group_tests(tests, setup, teardown);
 }

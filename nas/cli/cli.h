@@ -22,51 +22,9 @@ extern const nas_cli_cmd nas_cli_train;   /* cmd_train.c: train an arch on a dat
 extern const nas_cli_cmd nas_cli_eval;    /* cmd_train.c: score a checkpoint */
 extern const nas_cli_cmd nas_cli_import;  /* cmd_deploy.c: read a .tflite into the int8 graph */
 extern const nas_cli_cmd nas_cli_run;     /* cmd_deploy.c: run a .tflite on raw int8 input */
-extern const nas_cli_cmd nas_cli_targets; /* cmd_dnas.c: `nas search --strategy dnas` and `nas resume` of a DNAS run (cmd_search.c
- * hands these over), and what cmd_search.c shares with it (see there). */
-int nas_cli_dnas_search(int argc, char **argv);
-int nas_cli_dnas_resume(const char *db, long run);
-struct nas_search_cfg;
-struct nas_search_summary;
-int nas_cli_search_opt(const char *cmd, const char *n, const char *v, struct nas_search_cfg *g,
-                       const char **db);
-int nas_cli_search_required(const char *cmd, const struct nas_search_cfg *g, const char *db);
-int nas_cli_search_fail(const nas_err *e);
-int nas_cli_search_finish(const char *db, const struct nas_search_summary *s);
-#include <signal.h>
-volatile sig_atomic_t *nas_cli_stop_on_sigint(void);
-
-/* cmd_latency.c: list MCU targets */
-extern const nas_cli_cmd nas_cli_profile; /* cmd_dnas.c: `nas search --strategy dnas` and `nas resume` of a DNAS run (cmd_search.c
- * hands these over), and what cmd_search.c shares with it (see there). */
-int nas_cli_dnas_search(int argc, char **argv);
-int nas_cli_dnas_resume(const char *db, long run);
-struct nas_search_cfg;
-struct nas_search_summary;
-int nas_cli_search_opt(const char *cmd, const char *n, const char *v, struct nas_search_cfg *g,
-                       const char **db);
-int nas_cli_search_required(const char *cmd, const struct nas_search_cfg *g, const char *db);
-int nas_cli_search_fail(const nas_err *e);
-int nas_cli_search_finish(const char *db, const struct nas_search_summary *s);
-#include <signal.h>
-volatile sig_atomic_t *nas_cli_stop_on_sigint(void);
-
-/* cmd_latency.c: price an arch on a target */
-extern const nas_cli_cmd nas_cli_latency; /* cmd_dnas.c: `nas search --strategy dnas` and `nas resume` of a DNAS run (cmd_search.c
- * hands these over), and what cmd_search.c shares with it (see there). */
-int nas_cli_dnas_search(int argc, char **argv);
-int nas_cli_dnas_resume(const char *db, long run);
-struct nas_search_cfg;
-struct nas_search_summary;
-int nas_cli_search_opt(const char *cmd, const char *n, const char *v, struct nas_search_cfg *g,
-                       const char **db);
-int nas_cli_search_required(const char *cmd, const struct nas_search_cfg *g, const char *db);
-int nas_cli_search_fail(const nas_err *e);
-int nas_cli_search_finish(const char *db, const struct nas_search_summary *s);
-#include <signal.h>
-volatile sig_atomic_t *nas_cli_stop_on_sigint(void);
-
-/* cmd_latency.c: fit latency models, ingest logs */
+extern const nas_cli_cmd nas_cli_targets; /* cmd_latency.c: list MCU targets */
+extern const nas_cli_cmd nas_cli_profile; /* cmd_latency.c: price an arch on a target */
+extern const nas_cli_cmd nas_cli_latency; /* cmd_latency.c: fit latency models, ingest logs */
 extern const nas_cli_cmd nas_cli_export;  /* cmd_export.c: checkpoint -> int8 model file */
 extern const nas_cli_cmd nas_cli_search;  /* cmd_search.c: run a search */
 extern const nas_cli_cmd nas_cli_resume;  /* cmd_search.c: continue an interrupted search */
@@ -76,20 +34,6 @@ extern const nas_cli_cmd nas_cli_pareto;  /* cmd_store.c: Pareto front */
 extern const nas_cli_cmd nas_cli_plot;    /* cmd_store.c: SVG plot of a run */
 extern const nas_cli_cmd nas_cli_measure; /* cmd_measure.c: per-layer measurement */
 extern const nas_cli_cmd nas_cli_spaces;  /* cmd_spaces.c: list built-in search spaces */
-
-/* cmd_dnas.c: `nas search --strategy dnas` and `nas resume` of a DNAS run (cmd_search.c
- * hands these over), and what cmd_search.c shares with it (see there). */
-int nas_cli_dnas_search(int argc, char **argv);
-int nas_cli_dnas_resume(const char *db, long run);
-struct nas_search_cfg;
-struct nas_search_summary;
-int nas_cli_search_opt(const char *cmd, const char *n, const char *v, struct nas_search_cfg *g,
-                       const char **db);
-int nas_cli_search_required(const char *cmd, const struct nas_search_cfg *g, const char *db);
-int nas_cli_search_fail(const nas_err *e);
-int nas_cli_search_finish(const char *db, const struct nas_search_summary *s);
-#include <signal.h>
-volatile sig_atomic_t *nas_cli_stop_on_sigint(void);
 
 /* cmd_latency.c: --target ID and --target-file FILE, for the commands that take a target; and
  * the check that exactly one was given (a usage error naming both when both were, msg when

@@ -10,7 +10,7 @@
 
 #include "core/alloc.h"
 #include "nas/cli/cli.h"
-#include "nas/search.h"
+#include "nas/run.h"
 #include "results/pareto.h"
 #include "results/store.h"
 

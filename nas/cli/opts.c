@@ -10,7 +10,7 @@
 
 #include <cjson/cJSON.h>
 
-#include "nas/search.h"
+#include "nas/run.h"
 
 /* ---- errors ------------------------------------------------------------------------------ */
 
@@ -182,6 +182,16 @@ int nas_args_parse(nas_args *a, int argc, char **argv) {
   return 0;
 }
 
+const char *nas_args_peek(int argc, char **argv, const char *name) {
+  const char *v = NULL;
+  size_t n = strlen(name);
+  for (int i = 0; i < argc; i++) {
+    if (!strncmp(argv[i], name, n) && argv[i][n] == '=') v = argv[i] + n + 1;
+    else if (!strcmp(argv[i], name) && i + 1 < argc && strncmp(argv[i + 1], "--", 2) != 0) v = argv[++i];
+  }
+  return v;
+}
+
 const nas_optval *nas_arg(const nas_args *a, const char *name) {
   int k = find(a, name);
   if (k < 0) { /* a command asking for an option its tables lack: a bug, not a user error */
@@ -219,28 +229,23 @@ int nas_args_exclusive(const nas_args *a, const char *x, const char *y) {
   return 0;
 }
 
-/* Sets config[key] = item, replacing an earlier value. */
-static void put(cJSON *config, const char *key, cJSON *item) {
-  cJSON_DeleteItemFromObjectCaseSensitive(config, key);
-  cJSON_AddItemToObject(config, key, item);
-}
-
 int nas_args_to_config(const nas_args *a, const nas_opt *table, cJSON *config) {
   for (const nas_opt *o = table; o && o->name; o++) {
     const nas_optval *v = nas_arg(a, o->name);
     if (!v || !o->key) continue;
     if (o->apply) {
       nas_err e = {0};
-      if (o->apply(v->text, config, &e) != NAS_OK) return nas_cli_usage_error(a->cmd, "%s", e.msg);
+      if (o->apply(v->text, config, &e) != NAS_OK)
+        return e.code == NAS_EUSAGE ? nas_cli_usage_error(a->cmd, "%s", e.msg) : nas_cli_error(&e);
       continue;
     }
-    switch (o->kind) {
-      case NAS_OPT_FLAG: put(config, o->key, cJSON_CreateTrue()); break;
-      case NAS_OPT_INT:
-      case NAS_OPT_SIZE: put(config, o->key, cJSON_CreateNumber((double)v->i)); break;
-      case NAS_OPT_NUM: put(config, o->key, cJSON_CreateNumber(v->x)); break;
-      case NAS_OPT_STR:
-      case NAS_OPT_ENUM: put(config, o->key, cJSON_CreateString(v->text)); break;
+    cJSON *item = o->kind == NAS_OPT_FLAG                            ? cJSON_CreateTrue()
+                  : o->kind == NAS_OPT_INT || o->kind == NAS_OPT_SIZE ? cJSON_CreateNumber((double)v->i)
+                  : o->kind == NAS_OPT_NUM                           ? cJSON_CreateNumber(v->x)
+                                                                     : cJSON_CreateString(v->text);
+    if (nas_config_set(config, o->key, item)) {
+      print_error(NULL, "out of memory");
+      return 1;
     }
   }
   return 0;

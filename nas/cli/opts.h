@@ -49,6 +49,11 @@ typedef struct nas_args {
  * arguments than max_pos. Returns 0 or NAS_EXIT_USAGE. */
 int nas_args_parse(nas_args *a, int argc, char **argv);
 
+/* The value of option name in argv by the parser's rules (the last "--name value" or
+ * "--name=value"), or NULL; for choosing the tables of a command line before parsing it (the
+ * strategy of `nas search`). */
+const char *nas_args_peek(int argc, char **argv, const char *name);
+
 /* The value of option name (one of the tables' options) when given, else NULL. A name that no
  * table has is a programming error: it is reported and the program aborts. */
 const nas_optval *nas_arg(const nas_args *a, const char *name);
@@ -62,7 +67,7 @@ int nas_args_require(const nas_args *a, const char *name);
 int nas_args_exclusive(const nas_args *a, const char *x, const char *y);
 /* Writes every given option of table that has a configuration key into config (through its
  * apply function when it has one). Returns 0, or prints apply's message as a usage error and
- * returns NAS_EXIT_USAGE. */
+ * returns NAS_EXIT_USAGE (1 when out of memory). */
 int nas_args_to_config(const nas_args *a, const nas_opt *table, struct cJSON *config);
 
 /* The option list of tables, one option per line (continuation lines indented). */

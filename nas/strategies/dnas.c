@@ -1,31 +1,23 @@
-/* nas/strategies/dnas.c: the DNAS search (dnas.h): alternating supernet training (weights on the
- * training split, architecture logits on the validation split, after warm-up epochs with
- * the architecture fixed), per-epoch checkpoints and architecture-parameter events, then
- * extraction of the argmax architecture, exact-cost check (with greedy repair when over
- * budget), retraining from scratch, int8 evaluation and storage as a candidate of the run.
- * Never prints: progress goes through the hooks. */
+/* nas/strategies/dnas.c: the DNAS strategy (dnas.h): its entry in the strategy table (options,
+ * configuration read from and written to the run's JSON, set-up of the supernet and its
+ * relaxation, the body that runs the sweep points of dnas_train.c under the run driver,
+ * nas/run.h), and the library entry points nas_dnas_run / nas_dnas_resume. Never prints. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include <cjson/cJSON.h>
 
-#include "datasets/dataset.h"
 #include "core/alloc.h"
-#include "deploy/lower.h"
+#include "nas/run.h"
 #include "nas/strategies/dnas.h"
 #include "nas/strategies/dnas_impl.h"
-#include "results/store.h"
-#include "train/checkpoint.h"
-#include "train/optim.h"
-#include "train/trainer.h"
+#include "nas/strategies/strategy.h"
 
 void nas_dnas_cfg_default(nas_dnas_cfg *c) {
   memset(c, 0, sizeof *c);
   nas_search_cfg_default(&c->base);
-  c->base.strategy = "dnas";
   c->base.budget = 1;
   c->sn_epochs = 8;
   c->warmup = 2;
@@ -99,96 +91,171 @@ int nas_dnas_parse_sweep(const char *spec, double *v, int *n, nas_err *e) {
   return NAS_OK;
 }
 
-/* ---- configuration as JSON (stored with the run, read back on resume) -------------------- */
+/* ---- options (their special syntax as library functions, nas/option.h apply) ----------- */
 
-char *dnas_config_json(const nas_dnas_cfg *c, const char *objectives) {
-  cJSON *j = cJSON_CreateObject();
-  nas_search_config_write(j, &c->base, "dnas", objectives);
-  cJSON_AddNumberToObject(j, "supernet_epochs", c->sn_epochs);
-  cJSON_AddNumberToObject(j, "warmup", c->warmup);
-  cJSON_AddNumberToObject(j, "supernet_limit", c->sn_limit);
-  cJSON_AddNumberToObject(j, "arch_every", c->arch_every);
-  cJSON_AddNumberToObject(j, "arch_lr", c->arch_lr);
-  cJSON_AddNumberToObject(j, "lr", c->lr);
-  cJSON_AddNumberToObject(j, "t0", c->t0);
-  cJSON_AddNumberToObject(j, "t1", c->t1);
-  cJSON_AddStringToObject(j, "sampling", c->sampling == NAS_DNAS_GUMBEL ? "gumbel" : "softmax");
-  cJSON_AddNumberToObject(j, "hinge", c->hinge);
-  cJSON *w = cJSON_AddObjectToObject(j, "cost_weights");
-  for (int m = 0; m < NAS_COST_COUNT; m++) cJSON_AddNumberToObject(w, COST_NAMES[m], c->w[m]);
-  cJSON *sw = cJSON_AddArrayToObject(j, "sweep");
-  for (int i = 0; i < c->n_sweep; i++) cJSON_AddItemToArray(sw, cJSON_CreateNumber(c->sweep[i]));
-  char *t = cJSON_PrintUnformatted(j);
-  cJSON_Delete(j);
-  return t;
+int nas_dnas_opt_temperature(const char *text, cJSON *config, nas_err *e) {
+  double t0 = 0, t1 = 0;
+  int rc = nas_dnas_parse_temperature(text, &t0, &t1, e);
+  if (rc != NAS_OK) return rc;
+  if (nas_config_set(config, "t0", cJSON_CreateNumber(t0)) ||
+      nas_config_set(config, "t1", cJSON_CreateNumber(t1)))
+    return nas_errf(e, NAS_ENOMEM, "out of memory");
+  return NAS_OK;
 }
 
+int nas_dnas_opt_cost_weights(const char *text, cJSON *config, nas_err *e) {
+  double w[NAS_COST_COUNT];
+  int rc = nas_dnas_parse_weights(text, w, e);
+  if (rc != NAS_OK) return rc;
+  cJSON *o = cJSON_CreateObject();
+  int ok = o != NULL;
+  for (int m = 0; ok && m < NAS_COST_COUNT; m++) ok = cJSON_AddNumberToObject(o, COST_NAMES[m], w[m]) != NULL;
+  if (!ok) cJSON_Delete(o);
+  if (!ok || nas_config_set(config, "cost_weights", o)) return nas_errf(e, NAS_ENOMEM, "out of memory");
+  return NAS_OK;
+}
 
-/* Fills c from stored JSON j (strings point into j, which must outlive c). */
-void dnas_config_read(const cJSON *j, nas_dnas_cfg *c) {
+int nas_dnas_opt_sweep(const char *text, cJSON *config, nas_err *e) {
+  double v[NAS_DNAS_MAX_SWEEP];
+  int n = 0;
+  int rc = nas_dnas_parse_sweep(text, v, &n, e);
+  if (rc != NAS_OK) return rc;
+  cJSON *a = cJSON_CreateArray();
+  int ok = a != NULL;
+  for (int i = 0; ok && i < n; i++) {
+    cJSON *x = cJSON_CreateNumber(v[i]);
+    ok = x && cJSON_AddItemToArray(a, x);
+    if (!ok) cJSON_Delete(x);
+  }
+  if (!ok) cJSON_Delete(a);
+  if (!ok || nas_config_set(config, "sweep", a)) return nas_errf(e, NAS_ENOMEM, "out of memory");
+  return NAS_OK;
+}
+
+static const nas_opt OPTIONS[] = {
+    {"--supernet-epochs", NAS_OPT_INT, "E", 1, 10000, .help = "supernet training epochs per sweep point (8)",
+     .key = "supernet_epochs"},
+    {"--warmup", NAS_OPT_INT, "E", 0, 10000, .help = "of those, epochs with the architecture fixed (2)",
+     .key = "warmup"},
+    {"--supernet-limit", NAS_OPT_INT, "N", 1, 2147483647,
+     .help = "the supernet trains on the first N training samples (all);\n"
+             "the extracted candidates are retrained on all of them",
+     .key = "supernet_limit"},
+    {"--arch-every", NAS_OPT_INT, "K", 1, 1000000,
+     .help = "one architecture step after every K-th weight step (1)", .key = "arch_every"},
+    {"--arch-lr", NAS_OPT_NUM, "X", 1e-9, 100, .help = "Adam learning rate of the architecture logits (0.05)",
+     .key = "arch_lr"},
+    {"--lr", NAS_OPT_NUM, "X", 1e-9, 100, .help = "SGD learning rate of the supernet weights (0.05)", .key = "lr"},
+    {"--temperature", NAS_OPT_STR, "T0[:T1]", .help = "softmax temperature, annealed geometrically (5:0.5)",
+     .key = "t0", .apply = nas_dnas_opt_temperature},
+    {"--sampling", NAS_OPT_ENUM, "NAME", .choices = "gumbel|softmax", .help = "gumbel | softmax relaxation (gumbel)",
+     .key = "sampling"},
+    {"--cost-weights", NAS_OPT_STR, "LIST", .help = "macs=..,flash=..,sram=..,latency=.. (sram=1)",
+     .key = "cost_weights", .apply = nas_dnas_opt_cost_weights},
+    {"--hinge", NAS_OPT_NUM, "X", 0, 1e9, .help = "weight of the over-budget penalty (5)", .key = "hinge"},
+    {"--sweep", NAS_OPT_STR, "LIST", .help = "multipliers of the cost weights, one candidate each (1)",
+     .key = "sweep", .apply = nas_dnas_opt_sweep},
+    {NULL}};
+
+/* ---- configuration as JSON (stored with the run, read back on resume) -------------------- */
+
+/* Appends the DNAS keys of c to j (after the common ones); -1 when out of memory. */
+static int write_keys(const nas_dnas_cfg *c, cJSON *j) {
+  int ok = cJSON_AddNumberToObject(j, "supernet_epochs", c->sn_epochs) != NULL;
+  ok &= cJSON_AddNumberToObject(j, "warmup", c->warmup) != NULL;
+  ok &= cJSON_AddNumberToObject(j, "supernet_limit", c->sn_limit) != NULL;
+  ok &= cJSON_AddNumberToObject(j, "arch_every", c->arch_every) != NULL;
+  ok &= cJSON_AddNumberToObject(j, "arch_lr", c->arch_lr) != NULL;
+  ok &= cJSON_AddNumberToObject(j, "lr", c->lr) != NULL;
+  ok &= cJSON_AddNumberToObject(j, "t0", c->t0) != NULL;
+  ok &= cJSON_AddNumberToObject(j, "t1", c->t1) != NULL;
+  ok &= cJSON_AddStringToObject(j, "sampling", c->sampling == NAS_DNAS_GUMBEL ? "gumbel" : "softmax") != NULL;
+  ok &= cJSON_AddNumberToObject(j, "hinge", c->hinge) != NULL;
+  cJSON *w = cJSON_AddObjectToObject(j, "cost_weights");
+  ok &= w != NULL;
+  for (int m = 0; ok && m < NAS_COST_COUNT; m++) ok = cJSON_AddNumberToObject(w, COST_NAMES[m], c->w[m]) != NULL;
+  cJSON *sw = cJSON_AddArrayToObject(j, "sweep");
+  ok &= sw != NULL;
+  for (int i = 0; ok && i < c->n_sweep; i++) {
+    cJSON *x = cJSON_CreateNumber(c->sweep[i]);
+    ok = x && cJSON_AddItemToArray(sw, x);
+    if (!ok) cJSON_Delete(x);
+  }
+  return ok ? 0 : -1;
+}
+
+/* Fills c's DNAS fields from j; absent keys keep their defaults. */
+static void read_keys(const cJSON *j, nas_dnas_cfg *c) {
   nas_dnas_cfg_default(c);
-  nas_search_config_read(j, &c->base);
   c->sn_epochs = (int)nas_config_num(j, "supernet_epochs", c->sn_epochs);
   c->warmup = (int)nas_config_num(j, "warmup", c->warmup);
   c->sn_limit = (int)nas_config_num(j, "supernet_limit", 0);
   c->arch_every = (int)nas_config_num(j, "arch_every", 1);
   c->arch_lr = nas_config_num(j, "arch_lr", c->arch_lr), c->lr = nas_config_num(j, "lr", c->lr);
-  c->t0 = nas_config_num(j, "t0", c->t0), c->t1 = nas_config_num(j, "t1", c->t1), c->hinge = nas_config_num(j, "hinge", c->hinge);
+  c->t0 = nas_config_num(j, "t0", c->t0), c->t1 = nas_config_num(j, "t1", c->t1);
+  c->hinge = nas_config_num(j, "hinge", c->hinge);
   const char *smp = nas_config_str(j, "sampling");
   c->sampling = smp && !strcmp(smp, "softmax") ? NAS_DNAS_SOFTMAX : NAS_DNAS_GUMBEL;
   const cJSON *w = cJSON_GetObjectItemCaseSensitive(j, "cost_weights");
-  for (int m = 0; m < NAS_COST_COUNT; m++) c->w[m] = nas_config_num(w, COST_NAMES[m], 0);
+  if (cJSON_IsObject(w))
+    for (int m = 0; m < NAS_COST_COUNT; m++) c->w[m] = nas_config_num(w, COST_NAMES[m], 0);
   const cJSON *sw = cJSON_GetObjectItemCaseSensitive(j, "sweep"), *it;
   c->n_sweep = 0;
   cJSON_ArrayForEach(it, sw) if (c->n_sweep < NAS_DNAS_MAX_SWEEP && cJSON_IsNumber(it))
       c->sweep[c->n_sweep++] = it->valuedouble;
 }
 
-/* ---- run setup --------------------------------------------------------------------------- */
+/* ---- the strategy ------------------------------------------------------------------------ */
 
-void dnas_ctx_free(dnas_ctx *c) {
-  nas_dnas_relax_free(c->rx);
-  nas_supernet_free(c->sn);
-  nas_store_close(c->st);
-  nas_data_free(&c->d);
-  nas_target_free(c->t);
-  cJSON_Delete(c->owned);
-}
-
-int dnas_prepare(dnas_ctx *c, nas_err *e) {
+static int configure(nas_run *r, const cJSON *config, nas_err *e) {
+  dnas_ctx *c = nas_calloc(1, sizeof *c);
+  if (!c) return nas_errf(e, NAS_ENOMEM, "dnas: out of memory");
+  r->state = c;
+  c->run = r, c->db = r->db_path, c->hooks = r->hooks;
   nas_dnas_cfg *k = &c->cfg;
-  nas_search_cfg *g = &k->base;
-  int rc = nas_search_check_cfg(g, e);
-  if (rc != NAS_OK) return rc;
+  read_keys(config, k);
   if (k->sn_epochs < 1 || k->sn_epochs > 10000)
     return nas_errf(e, NAS_EUSAGE, "supernet epochs %d is out of range 1..10000", k->sn_epochs);
   if (k->sn_limit < 0) return nas_errf(e, NAS_EUSAGE, "supernet limit %d is negative", k->sn_limit);
   if (k->arch_every < 1 || k->arch_every > 1000000)
     return nas_errf(e, NAS_EUSAGE, "arch-every %d is out of range 1..1000000", k->arch_every);
   if (k->warmup < 0 || k->warmup >= k->sn_epochs)
-    return nas_errf(e, NAS_EUSAGE, "warm-up %d must be 0..%d (below the supernet epochs)", k->warmup,
-                    k->sn_epochs - 1);
+    return nas_errf(e, NAS_EUSAGE, "--warmup %d must be below --supernet-epochs %d", k->warmup,
+                    k->sn_epochs);
   if (!(k->arch_lr > 0 && k->arch_lr < 100) || !(k->lr > 0 && k->lr < 100))
     return nas_errf(e, NAS_EUSAGE, "learning rates must be in (0, 100)");
   if (!(k->t0 > 0) || !(k->t1 > 0)) return nas_errf(e, NAS_EUSAGE, "temperatures must be > 0");
   c->n_points = k->n_sweep ? k->n_sweep : 1;
-  g->budget = c->n_points;
-  if ((rc = nas_search_objectives(g->objectives, &c->obj, e)) != NAS_OK) return rc;
-  if ((rc = nas_supernet_load(g->space, &c->sn, e)) != NAS_OK) return rc;
-  if ((rc = nas_space_check(c->sn->space, e)) != NAS_OK) return rc;
-  if ((rc = nas_target_open(g->target, g->target_file, &c->t, e)) != NAS_OK) return rc;
-  if ((rc = nas_dnas_relax_build(c->sn, c->t, &c->rx, e)) != NAS_OK) return rc;
-  /* the supernet must build (this checks every relaxation rule before the run exists) */
+  r->cfg.budget = c->n_points; /* one candidate per sweep point */
+  return NAS_OK;
+}
+
+static int save(const nas_run *r, cJSON *config) { return write_keys(&((const dnas_ctx *)r->state)->cfg, config); }
+
+static void release(nas_run *r) {
+  dnas_ctx *c = r->state;
+  if (!c) return;
+  nas_dnas_relax_free(c->rx);
+  nas_supernet_free(c->sn);
+  free(c);
+  r->state = NULL;
+}
+
+/* The supernet and its relaxation (every relaxation rule is checked before the run exists),
+ * the validation split, and the budgets and reference scales of the cost terms. */
+static int prepare(nas_run *r, nas_err *e) {
+  dnas_ctx *c = r->state;
+  c->cfg.base = r->cfg;
+  c->t = r->t, c->d = &r->d;
+  const nas_search_cfg *g = &c->cfg.base;
+  int rc = nas_supernet_load(g->space, &c->sn, e);
+  if (rc == NAS_OK) rc = nas_dnas_relax_build(c->sn, c->t, &c->rx, e);
   nas_dnas_net *dn = NULL;
-  if ((rc = nas_dnas_net_build(c->rx, 1, 1, &dn, e)) != NAS_OK) return rc;
+  if (rc == NAS_OK) rc = nas_dnas_net_build(c->rx, 1, 1, &dn, e);
   nas_dnas_net_free(dn);
-  if ((rc = nas_search_load_data(g, &c->d, e)) != NAS_OK) return rc;
-  if (c->d.val.n < 1)
+  if (rc != NAS_OK) return rc;
+  if (c->d->val.n < 1)
     return nas_errf(e, NAS_EINVAL, "dataset %s: DNAS needs a validation split", g->dataset);
-  if ((rc = nas_search_check_shape(nas_space_name(c->sn->space), c->sn->in_h, c->sn->in_w,
-                                   c->sn->in_c, c->sn->classes, g->dataset, &c->d, e)) != NAS_OK)
-    return rc;
-  /* budgets and reference scales of the cost terms */
   c->budget[NAS_COST_MACS] = (double)g->max_macs, c->budget[NAS_COST_FLASH] = (double)g->max_flash;
   c->budget[NAS_COST_SRAM] = (double)g->max_sram, c->budget[NAS_COST_LATENCY] = g->max_latency_ms;
   double *y = nas_calloc((size_t)c->rx->n_p, sizeof(double)), *a = nas_calloc((size_t)c->rx->n_p, sizeof(double));
@@ -205,72 +272,49 @@ int dnas_prepare(dnas_ctx *c, nas_err *e) {
   return NAS_OK;
 }
 
+static int body(nas_run *r, int *stopped, nas_err *e) {
+  dnas_ctx *c = r->state;
+  c->st = r->st, c->run_id = r->run_id;
+  return dnas_points(c, stopped, e);
+}
+
+const nas_strategy nas_strategy_dnas = {
+    .name = "dnas",
+    .summary = "differentiable (MicroNets-style) supernet search",
+    .help = "Differentiable search (MicroNets-style DNAS): trains one supernet whose width, kernel,\n"
+            "depth and op choices are relaxed into architecture logits, with expected MACs, flash,\n"
+            "peak SRAM and latency in the loss; then extracts the argmax architecture, checks it\n"
+            "with the exact cost model (repairing it when over budget), retrains it from scratch\n"
+            "(--epochs), quantises it and stores it as a candidate. One candidate per --sweep point.\n",
+    .options = OPTIONS,
+    .unit = "point",
+    .configure = configure,
+    .save = save,
+    .prepare = prepare,
+    .body = body,
+    .release = release,
+};
+
 /* ---- entry points ------------------------------------------------------------------------ */
 
 int nas_dnas_run(const char *db_path, const nas_dnas_cfg *cfg, const nas_search_hooks *h,
                  nas_search_summary *s, nas_err *e) {
-  memset(s, 0, sizeof *s);
-  s->best_acc = NAN;
-  dnas_ctx c;
-  memset(&c, 0, sizeof c);
-  c.cfg = *cfg, c.hooks = h, c.sum = s, c.db = db_path;
-  int rc = dnas_prepare(&c, e);
-  char obj[512];
-  if (rc == NAS_OK) {
-    nas_objectives_format(&c.obj, obj, sizeof obj);
-    char *conf = dnas_config_json(&c.cfg, obj);
-    rc = nas_search_create_run(db_path, &c.cfg.base, "dnas", c.n_points, obj, conf, &c.st,
-                               &c.run_id, e);
-    cJSON_free(conf);
+  cJSON *j = cJSON_CreateObject();
+  if (!j) {
+    memset(s, 0, sizeof *s);
+    return nas_errf(e, NAS_ENOMEM, "dnas: out of memory");
   }
-  if (rc == NAS_OK) {
-    s->run_id = c.run_id;
-    rc = dnas_loop(&c, e);
+  int rc = NAS_OK;
+  if (nas_search_config_write(j, &cfg->base, "dnas", cfg->base.objectives) || write_keys(cfg, j)) {
+    memset(s, 0, sizeof *s);
+    rc = nas_errf(e, NAS_ENOMEM, "dnas: out of memory");
   }
-  dnas_ctx_free(&c);
+  if (rc == NAS_OK) rc = nas_run_start(db_path, &nas_strategy_dnas, j, h, s, e);
+  cJSON_Delete(j);
   return rc;
-}
-
-int nas_dnas_is_dnas_run(const char *db_path, int64_t run_id) {
-  FILE *f = fopen(db_path, "rb");
-  if (!f) return 0;
-  fclose(f);
-  nas_store *st = NULL;
-  nas_err e = {0};
-  int yes = 0;
-  if (nas_store_open_readonly(db_path, &st, &e) == NAS_OK &&
-      nas_search_find_run(st, db_path, &run_id, &e) == NAS_OK) {
-    nas_run_row r;
-    memset(&r, 0, sizeof r);
-    if (nas_store_run_get(st, run_id, &r, &e) == NAS_OK) yes = r.strategy && !strcmp(r.strategy, "dnas");
-    nas_store_run_row_free(&r);
-  }
-  nas_store_close(st);
-  return yes;
 }
 
 int nas_dnas_resume(const char *db_path, int64_t run_id, const nas_search_hooks *h,
                     nas_search_summary *s, nas_err *e) {
-  memset(s, 0, sizeof *s);
-  s->best_acc = NAN;
-  dnas_ctx c;
-  memset(&c, 0, sizeof c);
-  c.hooks = h, c.sum = s, c.db = db_path;
-  nas_store *st = NULL;
-  nas_run_row r;
-  memset(&r, 0, sizeof r);
-  int rc = nas_search_open_resume(db_path, "dnas", &run_id, &st, &r, &c.owned, e);
-  if (rc == NAS_OK) {
-    dnas_config_read(c.owned, &c.cfg);
-    if ((rc = dnas_prepare(&c, e)) != NAS_OK) nas_err_prefix(e, "run %lld", (long long)run_id);
-  }
-  nas_store_run_row_free(&r);
-  c.st = st, c.run_id = run_id, s->run_id = run_id;
-  if (rc == NAS_OK) rc = nas_store_run_set_status(st, run_id, "running", e);
-  if (rc == NAS_OK) {
-    nas_store_event_add(st, run_id, 0, "run_resume", "{}", NULL, e);
-    rc = dnas_loop(&c, e);
-  }
-  dnas_ctx_free(&c);
-  return rc;
+  return nas_run_resume(db_path, &nas_strategy_dnas, run_id, h, s, e);
 }

@@ -34,7 +34,7 @@
 #include "core/error.h"
 #include "latency/cost.h"
 #include "latency/target.h"
-#include "nas/search.h"
+#include "nas/run.h"
 #include "search_spaces/supernet.h"
 #include "train/net.h"
 
@@ -146,17 +146,24 @@ int nas_dnas_parse_temperature(const char *spec, double *t0, double *t1, nas_err
 /* "0,0.5,1,2" */
 int nas_dnas_parse_sweep(const char *spec, double *v, int *n, nas_err *e);
 
-/* Runs a DNAS search into the store at db_path: per sweep point, trains the supernet
- * (checkpointed per epoch next to the store), extracts the argmax architecture, checks it
- * with the exact cost model (repairing it greedily when over budget), retrains it from
- * scratch, quantises it, evaluates it as int8 and stores it as a candidate of the run.
- * Progress goes through the hooks (state "supernet" per epoch, then candidate states). */
+/* The options with their own syntax, as nas_opt apply functions (nas/option.h): each checks
+ * text with the parser above and writes the configuration keys ("t0" and "t1",
+ * "cost_weights", "sweep"). */
+struct cJSON;
+int nas_dnas_opt_temperature(const char *text, struct cJSON *config, nas_err *e);
+int nas_dnas_opt_cost_weights(const char *text, struct cJSON *config, nas_err *e);
+int nas_dnas_opt_sweep(const char *text, struct cJSON *config, nas_err *e);
+
+/* Runs a DNAS search into the store at db_path under the run driver (nas/run.h): per sweep
+ * point, trains the supernet (checkpointed per epoch next to the store), extracts the argmax
+ * architecture, checks it with the exact cost model (repairing it greedily when over budget)
+ * and sends it through the candidate step (retrained from scratch, quantised, evaluated as
+ * int8, stored). Progress goes through the hooks (state "supernet" per epoch, then candidate
+ * states). The same as `nas search --strategy dnas` with cfg's options. */
 int nas_dnas_run(const char *db_path, const nas_dnas_cfg *cfg, const nas_search_hooks *h,
                  nas_search_summary *s, nas_err *e);
 /* Continues an interrupted DNAS run from its stored configuration and checkpoints. */
 int nas_dnas_resume(const char *db_path, int64_t run_id, const nas_search_hooks *h,
                     nas_search_summary *s, nas_err *e);
-/* 1 when run run_id of the store (0: the latest not done) has strategy "dnas". */
-int nas_dnas_is_dnas_run(const char *db_path, int64_t run_id);
 
 #endif
