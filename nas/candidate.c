@@ -32,7 +32,9 @@ int nas_candidate_price_arch(const char *arch, const nas_candidate_cfg *c,
   nas_metrics_clear(&out->m);
   nas_err ce = {0};
   nas_price *p = NULL;
-  if (nas_price_arch(arch, "candidate", c->target, &p, &ce) != NAS_OK) {
+  int prc = nas_price_arch(arch, "candidate", c->target, &p, &ce);
+  if (prc == NAS_ENOMEM) return nas_errf(e, NAS_ENOMEM, "pricing: %s", ce.msg);
+  if (prc != NAS_OK) {
     snprintf(out->reason, sizeof out->reason, "invalid architecture: %s", ce.msg);
     return NAS_OK;
   }

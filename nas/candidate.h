@@ -65,7 +65,8 @@ typedef struct nas_candidate_price {
 } nas_candidate_price;
 
 /* Prices arch on c->target and checks c's hard budgets. Returns out-of-memory only (an
- * architecture that does not build is out->valid = 0 with the reason). */
+ * architecture that does not build or price is out->valid = 0 with the reason; running out
+ * of memory while pricing is an error, not a rejection). */
 int nas_candidate_price_arch(const char *arch, const nas_candidate_cfg *c,
                              nas_candidate_price *out, nas_err *e);
 void nas_candidate_price_free(nas_candidate_price *p);

@@ -22,6 +22,7 @@
 
 #include "core/rng.h"
 #include "tests/test_util.h"
+#include "core/alloc.h"
 #include "nas/candidate.h"
 #include "nas/job.h"
 #include "nas/run.h"
@@ -535,6 +536,46 @@ static void test_train_candidate_api(void **state) {
   assert_true(es.int8_test_acc == m.acc_int8_test);
 }
 
+static int count_where(const char *db, const char *cond);
+
+/* Fault injection (core/alloc.h), SQLite style: a small search whose candidates are all over
+ * budget (priced, never trained) is run with the 1st, 2nd, ... allocation failing, once
+ * persistently (every later one fails too) and once alone, until a run needs no failure. Each
+ * run ends cleanly: NAS_OK or NAS_ENOMEM, nothing leaked (under ASan), and a run that
+ * succeeds despite a failure has not recorded it as a candidate's reason (running out of
+ * memory while pricing is an error, not an "invalid architecture"). */
+static void test_fault_injection(void **state) {
+  (void)state;
+  if (nas_alloc_fault(-1, 0) != 0) skip(); /* built without fault injection */
+  char db[400];
+  search_cfg c;
+  base_cfg(&c, "evolution");
+  c.budget = 3, c.max_sram = 1;
+  for (int persistent = 1; persistent >= 0; persistent--) {
+    long k = 0;
+    for (;; k++) {
+      db_path(db, sizeof db, "fault.db");
+      nas_search_summary s;
+      nas_err e = {0};
+      nas_alloc_fault(k, persistent);
+      int rc = run_search(db, &c, NULL, &s, &e);
+      int hit = nas_alloc_fault_hit();
+      nas_alloc_fault(-1, 0);
+      if (rc != NAS_OK && rc != NAS_ENOMEM) fail_msg("allocation %ld failing: %d %s", k, rc, e.msg);
+      if (!hit) {
+        assert_int_equal(rc, NAS_OK);
+        break;
+      }
+      if (rc == NAS_OK) { /* no candidate's reason may be the failure */
+        assert_false(persistent);
+        assert_int_equal(count_where(db, "reason LIKE '%out of memory%'"), 0);
+        assert_int_equal(count_where(db, "state = 'rejected'"), 3);
+      }
+    }
+    assert_true(k > 100); /* the whole path was exercised */
+  }
+}
+
 /* ---- through the real binary ------------------------------------------------------------- */
 
 static const char *nas_bin(void) {
@@ -762,6 +803,7 @@ int main(void) {
       cmocka_unit_test(test_weights_and_export),
       cmocka_unit_test(test_retrain_front),
       cmocka_unit_test(test_train_candidate_api),
+      cmocka_unit_test(test_fault_injection),
       cmocka_unit_test(test_kill_and_resume_binary),
       cmocka_unit_test(test_sigint_binary),
   };

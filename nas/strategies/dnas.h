@@ -81,7 +81,7 @@ void nas_dnas_argmax(const nas_dnas_relax *rx, const double *alpha, int *d);
 
 /* Cost part of the architecture loss: sum_m w[m] E[m] / ref[m] + hinge * sum over budgeted m
  * of max(0, E[m] / budget[m] - 1); budget[m] <= 0 means none. Returns it and adds its
- * gradient w.r.t. y into dy (may be NULL). */
+ * gradient w.r.t. y into dy (may be NULL); NAN, with dy unchanged, when out of memory. */
 double nas_dnas_cost_loss(const nas_dnas_relax *rx, const double *y, const double w[NAS_COST_COUNT],
                           const double ref[NAS_COST_COUNT], const double budget[NAS_COST_COUNT],
                           double hinge, nas_cost *E, double *dy);

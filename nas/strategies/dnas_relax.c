@@ -309,6 +309,7 @@ double nas_dnas_cost_loss(const nas_dnas_relax *rx, const double *y, const doubl
                           const double ref[NAS_COST_COUNT], const double budget[NAS_COST_COUNT],
                           double hinge, nas_cost *E, double *dy) {
   double *grad = dy ? nas_malloc(sizeof(double) * NAS_COST_COUNT * (size_t)rx->n_p) : NULL;
+  if (dy && !grad) return NAN;
   nas_cost Ev;
   nas_dnas_expected(rx, y, &Ev, grad);
   if (E) *E = Ev;

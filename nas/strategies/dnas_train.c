@@ -234,7 +234,10 @@ static int train_supernet(dnas_ctx *c, int k, const double *w, dnas_sn_state *s,
       nas_graph_backward(gr, net->loss);
       memset(dy, 0, sizeof(double) * (size_t)n_p);
       nas_dnas_net_gate_grad(dn, y, dy);
-      nas_dnas_cost_loss(c->rx, y, w, c->ref, c->budget, cf->hinge, NULL, dy);
+      if (isnan(nas_dnas_cost_loss(c->rx, y, w, c->ref, c->budget, cf->hinge, NULL, dy))) {
+        rc = nas_errf(e, NAS_ENOMEM, "dnas: out of memory");
+        break;
+      }
       nas_dnas_chain(c->rx, y, dy, T, da);
       s->astep++;
       double bc1 = 1 - pow(b1, (double)s->astep), bc2 = 1 - pow(b2, (double)s->astep);
