@@ -170,7 +170,7 @@ static int cmd_search(int argc, char **argv) {
     return nas_cli_usage_error(cmd, "--target ID is required");
   if (nas_args_require(&a, "--db")) return NAS_EXIT_USAGE;
   cJSON *config = cJSON_CreateObject();
-  if (!config) return fputs("nas: error: out of memory\n", stderr), 1;
+  if (!config) return nas_cli_errorf(1, "out of memory");
   int rc = 0;
   for (int t = 0; !rc && tables[t]; t++) rc = nas_args_to_config(&a, tables[t], config);
   if (rc) return cJSON_Delete(config), rc;

@@ -28,8 +28,7 @@ static const nas_cli_cmd *find_cmd(const char *name) {
 }
 
 static int unknown_command(const char *name) {
-  fprintf(stderr, "nas: error: unknown command '%s' (see nas --help)\n", name);
-  return NAS_EXIT_USAGE;
+  return nas_cli_errorf(NAS_EXIT_USAGE, "unknown command '%s' (see nas --help)", name);
 }
 
 int main(int argc, char **argv) {
@@ -40,8 +39,7 @@ int main(int argc, char **argv) {
   const char *cmd = argv[1];
   if (!strcmp(cmd, "--help") || !strcmp(cmd, "-h") || !strcmp(cmd, "help")) {
     if (argc > 3) {
-      fprintf(stderr, "nas: error: help takes one command name ('%s' and '%s')\n", argv[2], argv[3]);
-      return NAS_EXIT_USAGE;
+      return nas_cli_errorf(NAS_EXIT_USAGE, "help takes one command name ('%s' and '%s')", argv[2], argv[3]);
     }
     if (argc == 3) {
       const nas_cli_cmd *c = find_cmd(argv[2]);

@@ -23,16 +23,16 @@ static void error_line(const char *cmd, const char *fmt, va_list ap) {
   fputc('\n', stderr);
 }
 
-static void print_error(const char *cmd, const char *fmt, ...) {
-  va_list ap;
-  va_start(ap, fmt);
-  error_line(cmd, fmt, ap);
-  va_end(ap);
+int nas_cli_error(const nas_err *e) {
+  return nas_cli_errorf(e->code == NAS_EUSAGE ? NAS_EXIT_USAGE : 1, "%s", e->msg);
 }
 
-int nas_cli_error(const nas_err *e) {
-  print_error(NULL, "%s", e->msg);
-  return e->code == NAS_EUSAGE ? NAS_EXIT_USAGE : 1;
+int nas_cli_errorf(int code, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  error_line(NULL, fmt, ap);
+  va_end(ap);
+  return code;
 }
 
 int nas_cli_usage_error(const char *cmd, const char *fmt, ...) {
@@ -244,8 +244,7 @@ int nas_args_to_config(const nas_args *a, const nas_opt *table, cJSON *config) {
                   : o->kind == NAS_OPT_NUM                           ? cJSON_CreateNumber(v->x)
                                                                      : cJSON_CreateString(v->text);
     if (nas_config_set(config, o->key, item)) {
-      print_error(NULL, "out of memory");
-      return 1;
+      return nas_cli_errorf(1, "out of memory");
     }
   }
   return 0;

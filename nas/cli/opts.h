@@ -76,8 +76,10 @@ void nas_opts_print(FILE *f, const nas_opt *const *tables);
 void nas_cli_help(FILE *f, const char *head, const nas_opt *const *tables, const char *tail);
 
 /* The error printer: "nas: error: MESSAGE" on stderr; returns the exit code (2 for a
- * NAS_EUSAGE error, else 1). */
+ * NAS_EUSAGE error, else 1). nas_cli_errorf prints a formatted message the same way and
+ * returns code. */
 int nas_cli_error(const nas_err *e);
+int nas_cli_errorf(int code, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* A usage error of command cmd: "nas: error: CMD: MESSAGE (see nas CMD --help)"; returns
  * NAS_EXIT_USAGE. */
 int nas_cli_usage_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
