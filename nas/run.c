@@ -207,8 +207,10 @@ static int check_cfg(const nas_search_cfg *g, nas_err *e) {
 
 /* ---- set-up ------------------------------------------------------------------------------ */
 
-int nas_search_check_shape(const char *space_name, int h, int w, int c, int classes,
-                           const char *dataset, const nas_data *d, nas_err *e) {
+/* NAS_EINVAL naming both sides unless the space's input h x w x c and classes fit d (the
+ * dataset may have fewer classes than the space). */
+static int shape_fits(const char *space_name, int h, int w, int c, int classes, const char *dataset,
+                      const nas_data *d, nas_err *e) {
   if (h == d->train.h && w == d->train.w && c == d->train.c && classes >= d->train.classes)
     return NAS_OK;
   return nas_errf(e, NAS_EINVAL,
@@ -226,8 +228,8 @@ static int check_shape(const nas_run *r, nas_err *e) {
   int rc = d ? nas_space_materialize(r->sp, d, &arch, e) : nas_errf(e, NAS_ENOMEM, "out of memory");
   if (rc == NAS_OK) rc = nas_net_build(arch, nas_space_name(r->sp), 1, 1, &net, e);
   if (rc == NAS_OK)
-    rc = nas_search_check_shape(nas_space_name(r->sp), net->in_h, net->in_w, net->in_c,
-                                net->classes, r->cfg.dataset, &r->d, e);
+    rc = shape_fits(nas_space_name(r->sp), net->in_h, net->in_w, net->in_c, net->classes,
+                    r->cfg.dataset, &r->d, e);
   nas_net_free(net);
   free(arch), free(d);
   return rc;
@@ -442,7 +444,6 @@ int nas_run_resume(const char *db_path, const nas_strategy *s, int64_t run_id,
                    const nas_search_hooks *h, nas_search_summary *sum, nas_err *e) {
   nas_run r;
   run_init(&r, db_path, s, h, sum);
-  r.resumed = 1;
   nas_run_row row;
   memset(&row, 0, sizeof row);
   int rc = store_exists(db_path, e);

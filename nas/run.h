@@ -186,7 +186,6 @@ typedef struct nas_run {
   const char *db_path;      /* the store's path (DNAS keeps checkpoints next to it) */
   nas_search_cfg cfg;       /* the common configuration (strings point into config) */
   struct cJSON *config;     /* the configuration given or stored (owned) */
-  int resumed;              /* 1 when continuing a stored run */
   nas_objectives obj;       /* the run's objectives */
   nas_space *sp;            /* the space */
   int nd;                   /* its decisions */
@@ -271,10 +270,6 @@ int nas_propose_take(const nas_run *r, int k, nas_proposal *p, int *fresh, nas_e
  * architecture (*found = 0 when none). */
 int nas_propose_uniform(const nas_run *r, int k, nas_rng *rng, nas_proposal *p, int *found,
                         nas_err *e);
-/* NAS_EINVAL naming both sides unless the space's input h x w x c and classes fit d (the
- * dataset may have fewer classes than the space). */
-int nas_search_check_shape(const char *space_name, int h, int w, int c, int classes,
-                           const char *dataset, const nas_data *d, nas_err *e);
 
 /* Internal to nas/run*.c: the proposal loop's body (run_propose.c). */
 int nas_propose_loop(nas_run *r, int *stopped, nas_err *e);

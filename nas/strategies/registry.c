@@ -5,7 +5,11 @@
 #include <stdio.h>
 #include <string.h>
 
-/* Every strategy, in `nas search --help` order; a new one is added here. */
+extern const nas_strategy nas_strategy_random;    /* random.c: uniform sampling */
+extern const nas_strategy nas_strategy_evolution; /* evolution.c: aging evolution */
+extern const nas_strategy nas_strategy_dnas;      /* dnas.c: differentiable search */
+
+/* Every strategy, in `nas search --help` order; a new one is declared above and added here. */
 static const nas_strategy *const STRATEGIES[] = {&nas_strategy_random, &nas_strategy_evolution,
                                                  &nas_strategy_dnas};
 #define N_STRATEGIES (int)(sizeof STRATEGIES / sizeof STRATEGIES[0])

@@ -5,18 +5,15 @@
  * by the name stored with the run, and `--help` and error messages list the names from this
  * table.
  *
- * Adding a strategy: write nas/strategies/<name>.c with `const nas_strategy
- * nas_strategy_<name> = {...}`, declare it below and add it to STRATEGIES in registry.c. */
+ * Adding a strategy: write nas/strategies/<name>.c defining `const nas_strategy
+ * nas_strategy_<name> = {...}` and add it to the table in registry.c (its declaration and its
+ * entry, two lines). */
 #ifndef NAS_NAS_STRATEGIES_STRATEGY_H
 #define NAS_NAS_STRATEGIES_STRATEGY_H
 
 #include <stddef.h>
 
 #include "nas/run.h"
-
-extern const nas_strategy nas_strategy_random;    /* random.c: uniform sampling */
-extern const nas_strategy nas_strategy_evolution; /* evolution.c: aging evolution */
-extern const nas_strategy nas_strategy_dnas;      /* dnas.c: differentiable search */
 
 /* The strategies, in table order. */
 int nas_strategy_count(void);
