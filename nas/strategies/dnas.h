@@ -42,7 +42,7 @@
 #define NAS_DNAS_MAX_COMBOS 200000 /* combinations one slot may enumerate */
 #define NAS_DNAS_MAX_SWEEP 16
 
-/* ---- relaxation (nas/dnas_relax.c) ------------------------------------------------------- */
+/* ---- relaxation (dnas_relax.c) ------------------------------------------------------- */
 
 typedef struct nas_dnas_table {
   int n_rel;                 /* decisions this slot depends on */
@@ -86,7 +86,7 @@ double nas_dnas_cost_loss(const nas_dnas_relax *rx, const double *y, const doubl
                           const double ref[NAS_COST_COUNT], const double budget[NAS_COST_COUNT],
                           double hinge, nas_cost *E, double *dy);
 
-/* ---- the supernet graph (nas/dnas_net.c) ------------------------------------------------- */
+/* ---- the supernet graph (dnas_net.c) ------------------------------------------------- */
 
 enum { NAS_GATE_OUT, NAS_GATE_HID, NAS_GATE_IN, NAS_GATE_KER, NAS_GATE_PRES, NAS_GATE_RES,
        NAS_GATE_OP };
@@ -116,13 +116,14 @@ void nas_dnas_net_set_gates(nas_dnas_net *dn, const double *y);
 /* After a backward sweep: adds d(loss)/dy (through every gate) into dy[n_p]. */
 void nas_dnas_net_gate_grad(const nas_dnas_net *dn, const double *y, double *dy);
 
-/* ---- the search (nas/dnas.c) ------------------------------------------------------------- */
+/* ---- the search (dnas.c, dnas_train.c; the strategy table entry "dnas") ------------------ */
 
 enum { NAS_DNAS_GUMBEL = 0, NAS_DNAS_SOFTMAX = 1 };
 
 typedef struct nas_dnas_cfg {
   nas_search_cfg base;       /* space, dataset, target, budgets, epochs and batch of the
-                                retraining, train_limit, seed, objectives (strategy "dnas") */
+                                retraining, train_limit, seed, objectives (the budget is the
+                                number of sweep points) */
   int sn_epochs;             /* supernet epochs per sweep point (8) */
   int warmup;                /* of those, warm-up epochs with the architecture fixed (2) */
   int sn_limit;              /* supernet trains on the first sn_limit training samples (0: all
