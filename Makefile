@@ -1,9 +1,10 @@
 # Thin wrapper over CMake. The two commands a user needs: `make demo` and `make test`.
 BUILD ?= build
 ASAN_BUILD ?= build-asan
+FUZZ_BUILD ?= build-fuzz
 JOBS ?= $(shell nproc)
 
-.PHONY: all setup build demo test test-asan bench clean
+.PHONY: all setup build demo test test-asan bench fuzz clean
 
 all: build
 
@@ -26,8 +27,13 @@ test-asan: setup
 	cmake --build $(ASAN_BUILD) -j $(JOBS)
 	cd $(ASAN_BUILD) && ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 NAS_SANITIZED=1 ctest --output-on-failure -j $(JOBS)
 
+# libFuzzer harnesses (fuzz/, docs/fuzzing.md): FUZZ_SECONDS per harness, clang build in build-fuzz.
+FUZZ_SECONDS ?= 60
+fuzz: setup
+	bash fuzz/run.sh -t $(FUZZ_SECONDS) -b $(FUZZ_BUILD)
+
 bench: build
 	bash bench/run.sh $(BUILD)
 
 clean:
-	rm -rf $(BUILD) $(ASAN_BUILD)
+	rm -rf $(BUILD) $(ASAN_BUILD) $(FUZZ_BUILD)
