@@ -71,7 +71,10 @@ static inline int32_t mulq(int32_t a, int32_t lm, int32_t qm, int32_t rs, int32_
 
 static inline int8_t rq1(int32_t a, int32_t lm, int32_t qm, int32_t rs, int32_t mk, int32_t out_off,
                          int32_t lo, int32_t hi) {
-  int32_t v = mulq(a, lm, qm, rs, mk) + out_off;
+  int32_t m = mulq(a, lm, qm, rs, mk);
+  m = m < -512 ? -512 : m > 512 ? 512 : m; /* same result after the clamp below, and the sum
+                                              cannot overflow when the multiplier is huge */
+  int32_t v = m + out_off;
   return (int8_t)(v < lo ? lo : v > hi ? hi : v);
 }
 
@@ -616,8 +619,8 @@ static void k_quantize(const nas_g8_graph *g, const nas_g8_op *op, int8_t *const
   nas_q_quantize_multiplier((double)x->scale[0] / (double)y->scale[0], &m, &s);
   const size_t n = nas_g8_numel(y);
   for (size_t i = 0; i < n; i++) {
-    int32_t v = nas_q_mul(in[i] - x->zero_point[0], m, s) + y->zero_point[0];
-    out[i] = (int8_t)clamp32(v, -128, 127);
+    int64_t v = (int64_t)nas_q_mul(in[i] - x->zero_point[0], m, s) + y->zero_point[0];
+    out[i] = (int8_t)(v < -128 ? -128 : v > 127 ? 127 : v);
   }
 }
 

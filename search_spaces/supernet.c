@@ -5,6 +5,7 @@
 #include "core/alloc.h"
 
 #include <cjson/cJSON.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -258,17 +259,20 @@ static const cJSON *field(const nas_supernet *sn, int s, const char *name, const
   return cJSON_GetObjectItemCaseSensitive(sn->slots[s].layer, name);
 }
 
+/* A JSON number that converts to int (the conversion of anything else is undefined). */
+static int is_int(const cJSON *v) {
+  return cJSON_IsNumber(v) && v->valuedouble >= INT_MIN && v->valuedouble <= INT_MAX;
+}
 static int get_int(const cJSON *v, int def, int *out) {
   if (!v) return *out = def, 0;
-  if (!cJSON_IsNumber(v)) return -1;
+  if (!is_int(v)) return -1;
   *out = (int)v->valuedouble;
   return 0;
 }
 static int get_pair(const cJSON *v, int def, int out[2]) {
   if (!v) return out[0] = out[1] = def, 0;
-  if (cJSON_IsNumber(v)) return out[0] = out[1] = (int)v->valuedouble, 0;
-  if (cJSON_IsArray(v) && cJSON_GetArraySize(v) == 2 && cJSON_IsNumber(v->child) &&
-      cJSON_IsNumber(v->child->next))
+  if (is_int(v)) return out[0] = out[1] = (int)v->valuedouble, 0;
+  if (cJSON_IsArray(v) && cJSON_GetArraySize(v) == 2 && is_int(v->child) && is_int(v->child->next))
     return out[0] = (int)v->child->valuedouble, out[1] = (int)v->child->next->valuedouble, 0;
   return -1;
 }
