@@ -27,10 +27,12 @@ test-asan: setup
 	cmake --build $(ASAN_BUILD) -j $(JOBS)
 	cd $(ASAN_BUILD) && ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 NAS_SANITIZED=1 ctest --output-on-failure -j $(JOBS)
 
-# libFuzzer harnesses (fuzz/, docs/fuzzing.md): FUZZ_SECONDS per harness, clang build in build-fuzz.
+# libFuzzer harnesses (fuzz/, docs/fuzzing.md): FUZZ_SECONDS per harness, FUZZ_JOBS at a time,
+# clang build in build-fuzz. Fails when a harness finds a crash, leak or undefined behaviour.
 FUZZ_SECONDS ?= 60
+FUZZ_JOBS ?= 1
 fuzz: setup
-	bash fuzz/run.sh -t $(FUZZ_SECONDS) -b $(FUZZ_BUILD)
+	bash fuzz/run.sh -t $(FUZZ_SECONDS) -j $(FUZZ_JOBS) -b $(FUZZ_BUILD)
 
 bench: build
 	bash bench/run.sh $(BUILD)

@@ -3,9 +3,10 @@
  * space file. A space that loads is checked (nas_space_check builds its first and last
  * architectures), sampled, mutated, encoded and decoded, and one sample is materialised and
  * hashed; its supernet description is then derived and resolved for the same sample.
- * Single allocations are capped at 16 MB (fuzz_util.h): the largest architectures of the
- * built-in spaces then stop at NAS_ENOMEM instead of spending the run on initialising them. */
-#define FUZZ_MAX_ALLOC_MB 16
+ * Single allocations are capped at 32 MB (fuzz_util.h): the largest architectures of the
+ * built-in spaces then stop at NAS_ENOMEM instead of spending the run on initialising them
+ * (libFuzzer itself needs single allocations of about 20 MB). */
+#define FUZZ_MAX_ALLOC_MB 32
 #include "fuzz/fuzz_util.h"
 
 #include "search_spaces/space.h"
