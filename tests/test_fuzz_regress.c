@@ -155,6 +155,27 @@ static void test_ckpt_non_finite_refused(void **state) {
   nas_net_free(n);
 }
 
+/* ---- arch JSON: a network too large to allocate (fuzz_arch's allocation cap) ---------------- */
+
+/* "graph: cannot allocate N bytes for M nodes" did not say which file or layer; the message
+ * now names both. Under the sanitizers a terabyte request aborts instead of failing, so the
+ * test is skipped there. */
+static void test_arch_too_large_names_layer(void **state) {
+  (void)state;
+  if (getenv("NAS_SANITIZED")) skip();
+  static const char *arch =
+      "{\"input\":[4096,4096,3],\"classes\":2,\"layers\":[{\"op\":\"conv\",\"out\":8,\"k\":3},"
+      "{\"op\":\"conv\",\"out\":4096,\"k\":1},{\"op\":\"gap\"},{\"op\":\"fc\",\"out\":2}]}";
+  nas_net *n = NULL;
+  nas_err e = {0};
+  int rc = nas_net_build(arch, "huge.json", 4, 1, &n, &e);
+  assert_null(n);
+  assert_int_equal(rc, NAS_ENOMEM);
+  assert_one_line(rc, &e);
+  assert_non_null(strstr(e.msg, "huge.json: graph: cannot allocate"));
+  assert_non_null(strstr(e.msg, "layer 1 (conv), 4096x4096x4096 per sample, batch 4"));
+}
+
 /* ---- measurement CSV: numbers out of the integer range (fuzz_meas_csv) ------------------- */
 
 /* macs = 2.65e93 was converted to long long (undefined behaviour); cin/cout to int likewise. */
@@ -372,6 +393,7 @@ int main(void) {
       cmocka_unit_test(test_err_prefix_with_newline),
       cmocka_unit_test(test_supernet_choice_beyond_int),
       cmocka_unit_test(test_ckpt_non_finite_refused),
+      cmocka_unit_test(test_arch_too_large_names_layer),
       cmocka_unit_test(test_meas_csv_huge_numbers),
       cmocka_unit_test(test_target_empty_per_layer_round_trip),
       cmocka_unit_test(test_g8_accumulator_overflow_refused),
