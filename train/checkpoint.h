@@ -7,9 +7,8 @@
  *   u8 nd, nd x u32 dims, f32 data[prod(dims)],
  *   u32 CRC-32 (zlib) of every preceding byte.
  * Names are 1..47 bytes without NUL and unique within a file; nonzero flags are refused.
- * A wrong magic, unknown version, truncated file, bad checksum, a non-finite tensor value or
- * a tensor whose name or shape does not match the network is refused with an error naming
- * the file and the field.
+ * A wrong magic, unknown version, truncated file, bad checksum or a tensor whose name or
+ * shape does not match the network is refused with an error naming the file and the field.
  * Ownership: the caller provides the nas_ckpt struct; it owns its strings and tensor data,
  * released with nas_ckpt_free. */
 #ifndef NAS_TRAIN_CHECKPOINT_H
