@@ -199,9 +199,15 @@ int nas_supernet_load(const char *spec, nas_supernet **out, nas_err *e) {
   if (rc == NAS_OK) {
     const cJSON *in = cJSON_GetObjectItemCaseSensitive(sn->root, "input");
     const cJSON *cl = cJSON_GetObjectItemCaseSensitive(sn->root, "classes");
-    if (!cJSON_IsArray(in) || cJSON_GetArraySize(in) != 3 || !cJSON_IsNumber(cl))
-      rc = nas_errf(e, NAS_EINVAL, "supernet %s: input must be a fixed [H,W,C] and classes a "
-                    "fixed number (no choices)", name);
+    int ok = cJSON_IsArray(in) && cJSON_GetArraySize(in) == 3 && cJSON_IsNumber(cl) &&
+             cl->valuedouble >= 2 && cl->valuedouble <= 100000; /* net.c's ranges */
+    for (int i = 0; ok && i < 3; i++) {
+      const cJSON *v = cJSON_GetArrayItem(in, i);
+      ok = cJSON_IsNumber(v) && v->valuedouble >= 1 && v->valuedouble <= 4096;
+    }
+    if (!ok)
+      rc = nas_errf(e, NAS_EINVAL, "supernet %s: input must be a fixed [H,W,C] (1..4096) and "
+                    "classes a fixed number (2..100000, no choices)", name);
     else {
       sn->in_h = cJSON_GetArrayItem(in, 0)->valueint, sn->in_w = cJSON_GetArrayItem(in, 1)->valueint;
       sn->in_c = cJSON_GetArrayItem(in, 2)->valueint, sn->classes = cl->valueint;

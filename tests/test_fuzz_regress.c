@@ -125,6 +125,29 @@ static void test_supernet_choice_beyond_int(void **state) {
   nas_supernet_free(sn);
 }
 
+/* An input side of 1e932 (inf) was read with cJSON's saturating valueint as INT_MAX, and
+ * resolving a slot overflowed in the output-size arithmetic; the supernet now checks the
+ * input and classes ranges the network builder uses. */
+static void test_supernet_input_out_of_range(void **state) {
+  (void)state;
+  static const char *const inputs[] = {"[1e932,10,1]", "[10,0,1]", "[10,10,5000]"};
+  for (int i = 0; i < 3; i++) {
+    char path[400], text[400];
+    snprintf(path, sizeof path, "%s/in%d.json", dir, i);
+    snprintf(text, sizeof text,
+             "{\"name\":\"in\",\"input\":%s,\"classes\":12,\"layers\":["
+             "{\"op\":\"conv\",\"k\":{\"choice\":[3,5]}},{\"op\":\"gap\"},"
+             "{\"op\":\"fc\",\"out\":12}]}", inputs[i]);
+    write_file(path, text, strlen(text));
+    nas_supernet *sn = NULL;
+    nas_err e = {0};
+    int rc = nas_supernet_load(path, &sn, &e);
+    assert_null(sn);
+    assert_one_line(rc, &e);
+    assert_non_null(strstr(e.msg, "supernet in: input must be a fixed [H,W,C] (1..4096)"));
+  }
+}
+
 /* ---- arch JSON: a network too large to allocate (fuzz_arch's allocation cap) ---------------- */
 
 /* "graph: cannot allocate N bytes for M nodes" did not say which file or layer; the message
@@ -369,6 +392,7 @@ int main(void) {
       cmocka_unit_test(test_space_name_with_newline),
       cmocka_unit_test(test_err_prefix_with_newline),
       cmocka_unit_test(test_supernet_choice_beyond_int),
+      cmocka_unit_test(test_supernet_input_out_of_range),
       cmocka_unit_test(test_arch_too_large_names_layer),
       cmocka_unit_test(test_meas_csv_huge_numbers),
       cmocka_unit_test(test_target_empty_per_layer_round_trip),
