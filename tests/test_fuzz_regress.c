@@ -24,6 +24,7 @@
 #include "tests/test_util.h"
 #include "train/checkpoint.h"
 #include "train/net.h"
+#include "train/quant.h"
 
 static char dir[256];
 
@@ -384,6 +385,31 @@ static void test_ckpt_fuzz_inputs(void **state) {
   assert_int_equal(rc, NAS_EINVAL);
   assert_one_line(rc, &e3);
   assert_non_null(strstr(e3.msg, "layer 0 (conv): weights, bias or batch-norm statistics are not finite"));
+  /* A BN gamma of 1.8e-43 folded into weights so small that their int8 scale m / 127
+   * underflowed to 0; the zero bias over that zero scale was 0/0 = NaN, converted to int32.
+   * It lowers now (the tiny weights quantise to 0). */
+  nas_err e4 = {0};
+  if (lower_stored("regress-bn-gamma-denormal", &e4) != NAS_OK) fail_msg("%s", e4.msg);
+}
+
+/* The same two conversions directly: a weight channel whose scale would underflow gets scale
+ * 1 (its weights quantise to 0), and a zero bias over a zero scale is 0. */
+static void test_quant_degenerate_scales(void **state) {
+  (void)state;
+  const float w[4] = {1e-44f, -1e-44f, 0.5f, -0.25f};
+  int8_t q[4];
+  float ws[2];
+  nas_q_weights(w, 2, 2, 2, 1, q, ws);
+  assert_true(ws[0] == 1.0f);
+  assert_int_equal(q[0], 0);
+  assert_int_equal(q[1], 0);
+  assert_true(ws[1] == 0.5f / 127.0f);
+  assert_int_equal(q[2], 127);
+  const float b[2] = {0.0f, 3.0f}, zero[2] = {0.0f, 0.0f};
+  int32_t qb[2] = {7, 7};
+  nas_q_bias(b, 2, 0.0f, zero, qb);
+  assert_int_equal(qb[0], 0);
+  assert_int_equal(qb[1], INT32_MAX);
 }
 
 int main(void) {
@@ -400,6 +426,7 @@ int main(void) {
       cmocka_unit_test(test_g8_requant_saturates),
       cmocka_unit_test(test_g8_quantize_saturates),
       cmocka_unit_test(test_ckpt_fuzz_inputs),
+      cmocka_unit_test(test_quant_degenerate_scales),
   };
   return cmocka_run_group_tests(tests, setup, teardown);
 }
