@@ -102,6 +102,7 @@ int nas_meas_read_csv(const char *path, const char *only_target, double clock_mh
       if (num(ms, &x) || x < 0) { rc = nas_errf(e, NAS_EFORMAT, "%s:%d: column 'ms': expected a number >= 0", path, lineno); break; }
       if (!(clock_mhz > 0)) { rc = nas_errf(e, NAS_EINVAL, "%s:%d: 'ms' needs the target's clock", path, lineno); break; }
       m.cycles = x * clock_mhz * 1e3;
+      if (!isfinite(m.cycles)) { rc = nas_errf(e, NAS_EFORMAT, "%s:%d: column 'ms': %g ms is too large", path, lineno, x); break; }
     }
     if (*n == cap) {
       cap = cap ? 2 * cap : 32;

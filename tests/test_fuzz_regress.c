@@ -17,6 +17,7 @@
 
 #include "deploy/graph8.h"
 #include "deploy/lower.h"
+#include "latency/measure.h"
 #include "latency/target.h"
 #include "nas/artifacts.h"
 #include "search_spaces/space.h"
@@ -178,9 +179,12 @@ static void test_meas_csv_huge_numbers(void **state) {
   static const char *const rows[] = {
       "t,m,,model,2650009999999999999999999999999999999999999999999999999999999999999999999999999999999999999990,,,,,,,181\n",
       "t,m,l,conv,10,1,1,3,30000000000,1,5,\n",
-      "t,m,l,conv,10,1e19,1,3,1,1,5,\n"};
-  static const char *const col[] = {"'macs'", "'cin'", "'in_bytes'"};
-  for (int i = 0; i < 3; i++) {
+      "t,m,l,conv,10,1e19,1,3,1,1,5,\n",
+      "t,m,l,pool,9216,4096,1024,3,64,64,,0.21e308\n"};
+  /* the last: ms * clock overflowed to an infinite cycle count, which the CSV writer then
+   * wrote as "inf" and the reader refused (fuzz_meas_csv's round trip) */
+  static const char *const col[] = {"'macs'", "'cin'", "'in_bytes'", "'ms'"};
+  for (int i = 0; i < 4; i++) {
     char path[400], text[600];
     snprintf(path, sizeof path, "%s/m%d.csv", dir, i);
     snprintf(text, sizeof text, "target,model,layer,op,macs,in_bytes,out_bytes,k,cin,cout,cycles,ms\n%s",
@@ -195,6 +199,31 @@ static void test_meas_csv_huge_numbers(void **state) {
     assert_one_line(rc, &e);
     assert_non_null(strstr(e.msg, col[i]));
     assert_non_null(strstr(e.msg, ":2:"));
+  }
+}
+
+/* ---- board log: a target id that is no id (fuzz_board_log) -------------------------------- */
+
+/* A board log for target "#tm32f446re" was ingested; written as a measurement CSV its rows
+ * began with '#' and read back as comments (2 rows ingested, 0 read back). */
+static void test_board_log_target_not_an_id(void **state) {
+  (void)state;
+  static const char *const ids[] = {"#tm32f446re", "stm32\x1b", "a b"};
+  for (int i = 0; i < 3; i++) {
+    char path[400], text[400];
+    snprintf(path, sizeof path, "%s/board%d.txt", dir, i);
+    snprintf(text, sizeof text,
+             "NAS-BEGIN,v1,kws,%s,1,1\nNAS,0,0,op0,conv,1000,490,800,3x3,1,8,5000\n"
+             "NAS,0,-1,total,model,1000,0,0,1,0,0,5100\nNAS-END\n", ids[i]);
+    write_file(path, text, strlen(text));
+    nas_meas *rows = NULL;
+    int n = 0;
+    nas_err e = {0};
+    int rc = nas_board_ingest(path, NULL, &rows, &n, &e);
+    assert_null(rows);
+    assert_int_equal(rc, NAS_EFORMAT);
+    assert_one_line(rc, &e);
+    assert_non_null(strstr(e.msg, ":1: target id"));
   }
 }
 
@@ -421,6 +450,7 @@ int main(void) {
       cmocka_unit_test(test_supernet_input_out_of_range),
       cmocka_unit_test(test_arch_too_large_names_layer),
       cmocka_unit_test(test_meas_csv_huge_numbers),
+      cmocka_unit_test(test_board_log_target_not_an_id),
       cmocka_unit_test(test_target_empty_per_layer_round_trip),
       cmocka_unit_test(test_g8_accumulator_overflow_refused),
       cmocka_unit_test(test_g8_requant_saturates),
