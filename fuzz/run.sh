@@ -13,7 +13,6 @@
 # units accumulate in BUILD/fuzz-corpus/<h>/ across runs.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-SRC=$(pwd)
 SECONDS_EACH=60 BUILD=build-fuzz PAR=1
 while getopts "t:b:j:" o; do
   case $o in
@@ -31,6 +30,14 @@ for h in "${HARNESSES[@]}"; do
 done
 command -v clang >/dev/null || { echo "fuzz: clang not found (scripts/setup.sh installs it)" >&2; exit 1; }
 
+# Scratch files of the harnesses (fuzz_util.h) go to one folder per run, removed at the end,
+# also when a harness crashed and could not clean up.
+SCRATCH_ROOT=/tmp
+[ -w /dev/shm ] && SCRATCH_ROOT=/dev/shm
+SCRATCH=$(mktemp -d "$SCRATCH_ROOT/nas-fuzz-run-XXXXXX")
+trap 'rm -rf "$SCRATCH"' EXIT
+export TMPDIR=$SCRATCH
+
 cmake -S . -B "$BUILD" -DCMAKE_BUILD_TYPE=Debug -DNAS_FUZZ=ON -DCMAKE_C_COMPILER=clang >/dev/null
 cmake --build "$BUILD" --target fuzz -j "$(nproc)" >/dev/null
 
@@ -46,7 +53,7 @@ seeds() {
     tflite) [ -f ../shared/models/kws_ref_model.tflite ] && cp ../shared/models/kws_ref_model.tflite "$d"/ ;;
   esac
   case $h in
-    tflite | ckpt | dnas_ckpt | wav) NAS_FUZZ_SEEDS="$SRC/$d" "$BUILD/fuzz/fuzz_$h" >/dev/null 2>&1 ||
+    tflite | ckpt | dnas_ckpt | wav) NAS_FUZZ_SEEDS="$(cd "$d" && pwd)" "$BUILD/fuzz/fuzz_$h" >/dev/null 2>&1 ||
       { echo "fuzz: $h: seed generation failed" >&2; return 1; } ;;
   esac
   if [ -d "fuzz/corpus/$h" ]; then cp fuzz/corpus/"$h"/* "$d"/; fi
@@ -78,6 +85,7 @@ run_one() {
 summary() {
   local h=$1 rc=$2 log="$BUILD/fuzz-logs/$1.log"
   local execs cov ft corp res
+  [ -f "$log" ] || echo "(no log: the harness did not start)" >"$log"
   execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -1)
   local last
   last=$(grep -E '^#[0-9]+' "$log" | tail -1 || true)
