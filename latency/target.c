@@ -368,7 +368,7 @@ char *nas_target_to_json(const nas_target *t) {
   cJSON_AddNumberToObject(lin, "fixed_cycles", t->fixed_cycles);
   int any = 0;
   for (int k = 0; k < NAS_KOP_COUNT; k++) any |= t->has_coef[k];
-  if (any) {
+  if (any || t->model == NAS_LAT_PERLAYER) { /* the per-layer model needs the object, even empty */
     cJSON *pl = cJSON_AddObjectToObject(o, "per_layer");
     for (int k = 0; k < NAS_KOP_COUNT; k++) {
       if (!t->has_coef[k]) continue;

@@ -125,7 +125,7 @@ const nas_opt nas_run_options[] = {
      .help = "score each candidate on the first N validation and test\nsamples (all)", .key = "eval_limit"},
     {"--calib-samples", NAS_OPT_INT, "N", 1, 2147483647,
      .help = "training samples calibrating each candidate's int8 ranges\n(1000)", .key = "calib_samples"},
-    {NULL}};
+    {0}};
 
 const nas_opt nas_propose_options[] = {
     {"--budget", NAS_OPT_INT, "N", 1, 1000000,
@@ -135,7 +135,7 @@ const nas_opt nas_propose_options[] = {
              "for E epochs, scored on all samples, stored as a new candidate\n"
              "with parent = the original and retrain_epochs = E",
      .key = "retrain_epochs"},
-    {NULL}};
+    {0}};
 
 int nas_search_config_write(cJSON *j, const nas_search_cfg *g, const char *strategy,
                             const char *objectives) {

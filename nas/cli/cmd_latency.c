@@ -45,7 +45,7 @@ const nas_cli_cmd nas_cli_targets = {"targets", "list the MCU targets", cmd_targ
 const nas_opt nas_cli_target_opts[] = {
     {"--target", NAS_OPT_STR, "ID", .help = "built-in MCU target (see `nas targets`)"},
     {"--target-file", NAS_OPT_STR, "FILE", .help = "a target JSON file instead"},
-    {NULL}};
+    {0}};
 
 int nas_cli_one_target(const nas_args *a, const char *msg) {
   if (nas_args_exclusive(a, "--target", "--target-file")) return NAS_EXIT_USAGE;
@@ -58,7 +58,7 @@ static const nas_opt PROFILE_OPTS[] = {
     {"--checkpoint", NAS_OPT_STR, "FILE", .help = "the network of a checkpoint"},
     {"--tflite", NAS_OPT_STR, "FILE", .help = "an int8 .tflite (one row per operator)"},
     {"--json", NAS_OPT_FLAG, .help = "print one JSON object instead of the table"},
-    {NULL}};
+    {0}};
 static const nas_opt *const PROFILE_TABLES[] = {PROFILE_OPTS, nas_cli_target_opts, NULL};
 
 static void profile_help(FILE *f) {
@@ -139,9 +139,9 @@ static const char LATENCY_HEAD[] =
 static const nas_opt FIT_OPTS[] = {
     {"--measurements", NAS_OPT_STR, "FILE.csv", .help = "fit: the measurement CSV"},
     {"--out", NAS_OPT_STR, "FILE", .help = "fit: the target JSON to write; ingest: the CSV (stdout)"},
-    {NULL}};
+    {0}};
 static const nas_opt INGEST_OPTS[] = {
-    {"--out", NAS_OPT_STR, "FILE", .help = "the CSV to write (stdout without it)"}, {NULL}};
+    {"--out", NAS_OPT_STR, "FILE", .help = "the CSV to write (stdout without it)"}, {0}};
 static const nas_opt *const FIT_TABLES[] = {FIT_OPTS, nas_cli_target_opts, NULL};
 static const nas_opt *const INGEST_TABLES[] = {INGEST_OPTS, nas_cli_target_opts, NULL};
 

@@ -34,7 +34,7 @@ static const nas_opt MEASURE_OPTS[] = {
     {"--softmax", NAS_OPT_FLAG, .help = "end the model with an int8 SOFTMAX"},
     {"--threads", NAS_OPT_INT, "N", 1, 1024, .help = "threads for OpenMP and OpenBLAS (all cores)"},
     {"--json", NAS_OPT_FLAG, .help = "print one JSON object instead of the table"},
-    {NULL}};
+    {0}};
 static const nas_opt *const MEASURE_TABLES[] = {MEASURE_OPTS, nas_cli_target_opts, NULL};
 
 static void measure_help(FILE *f) {
