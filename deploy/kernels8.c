@@ -12,6 +12,7 @@
 
 #include "core/alloc.h"
 #include "deploy/graph8.h"
+#include "deploy/rnn8.h"
 #include "deploy/wino8.h"
 
 /* nas_q_mul + zero point + clamp without branches, so loops over it vectorise: the left shift
@@ -30,7 +31,10 @@ static inline int32_t mulq(int32_t a, int32_t lm, int32_t qm, int32_t rs, int32_
 
 static inline int8_t rq1(int32_t a, int32_t lm, int32_t qm, int32_t rs, int32_t mk, int32_t out_off,
                          int32_t lo, int32_t hi) {
-  int32_t v = mulq(a, lm, qm, rs, mk) + out_off;
+  int32_t m = mulq(a, lm, qm, rs, mk);
+  m = m < -512 ? -512 : m > 512 ? 512 : m; /* same result after the clamp below, and the sum
+                                              cannot overflow when the multiplier is huge */
+  int32_t v = m + out_off;
   return (int8_t)(v < lo ? lo : v > hi ? hi : v);
 }
 
@@ -242,6 +246,7 @@ static int run_prepared(const nas_g8_graph *g, const nas_g8_prep_op *pp, int i, 
     case NASRT_QUANTIZE: nasrt_requantize(&pp->rt.requant, in, out); return NAS_OK;
     case NASRT_WINOGRAD_CONV_2D: nas_g8_wino_run(pp, in, out, scratch); return NAS_OK;
     default:
+      if (nas_g8_is_rnn_kind(op->kind)) return nas_g8_run_rnn(g, pp, i, act, e);
       return nas_errf(e, NAS_EINVAL, "operator %d: unsupported op %s", i,
                       nas_g8_op_name(op->kind) ? nas_g8_op_name(op->kind) : "?");
   }

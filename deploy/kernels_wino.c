@@ -78,8 +78,8 @@ void nas_g8_wino_run(const nas_g8_prep_op *pp, const int8_t *in, int8_t *out, vo
         const int32_t b = c.bias ? c.bias[k] : 0;
         for (int i = 0; i < m && y0 + i < c.ho; i++)
           for (int j = 0; j < m && x0 + j < c.wo; j++) {
-            int32_t q = nasrt_mul_round_bias(Y[i * m + j], b, c.bshift, c.o_mult[k], c.o_shift[k]) + c.out_off;
-            out[(((size_t)n * c.ho + y0 + i) * c.wo + x0 + j) * c.co + k] = (int8_t)nasrt_clamp(q, c.lo, c.hi);
+            int32_t q = nasrt_mul_round_bias(Y[i * m + j], b, c.bshift, c.o_mult[k], c.o_shift[k]);
+            out[(((size_t)n * c.ho + y0 + i) * c.wo + x0 + j) * c.co + k] = (int8_t)nasrt_out8(q, c.out_off, c.lo, c.hi);
           }
       }
     }

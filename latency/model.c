@@ -1,6 +1,7 @@
 /* latency/model.c: measurement CSVs, least squares (normal equations + Cholesky, written
  * here because n <= 6 unknowns per op makes LAPACK unnecessary), fitting a target's linear
  * and per-layer models, writing the fitted target JSON. */
+#include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -73,14 +74,15 @@ int nas_meas_read_csv(const char *path, const char *only_target, double clock_mh
     m.kop = strcmp(op, "model") ? nas_kop_from_name(op) : -1;
     if (m.kop < 0 && strcmp(op, "model")) { rc = nas_errf(e, NAS_EFORMAT, "%s:%d: column 'op': unknown op '%s'", path, lineno, op); break; }
     double x;
-    if (num(fld[col[C_MACS]], &x) || x < 0) { rc = nas_errf(e, NAS_EFORMAT, "%s:%d: column 'macs': expected a number >= 0", path, lineno); break; }
+    if (num(fld[col[C_MACS]], &x) || x < 0 || x > 9e18) { rc = nas_errf(e, NAS_EFORMAT, "%s:%d: column 'macs': expected a number in 0..9e18", path, lineno); break; }
     m.macs = (long long)x;
     if (m.kop >= 0) {
       const int ic[4] = {C_IN, C_OUT, C_CIN, C_COUT};
+      const double top[4] = {9e18, 9e18, INT_MAX, INT_MAX}; /* so the conversions below are defined */
       double vals[4];
       for (int j = 0; j < 4 && !rc; j++)
-        if (num(fld[col[ic[j]]], &vals[j]) || vals[j] < 0)
-          rc = nas_errf(e, NAS_EFORMAT, "%s:%d: column '%s': expected a number >= 0", path, lineno, COLS[ic[j]]);
+        if (num(fld[col[ic[j]]], &vals[j]) || vals[j] < 0 || vals[j] > top[j])
+          rc = nas_errf(e, NAS_EFORMAT, "%s:%d: column '%s': expected a number in 0..%.0f", path, lineno, COLS[ic[j]], top[j]);
       if (rc) break;
       m.in_bytes = (long long)vals[0], m.out_bytes = (long long)vals[1];
       m.cin = (int)vals[2], m.cout = (int)vals[3];
@@ -101,6 +103,7 @@ int nas_meas_read_csv(const char *path, const char *only_target, double clock_mh
       if (num(ms, &x) || x < 0) { rc = nas_errf(e, NAS_EFORMAT, "%s:%d: column 'ms': expected a number >= 0", path, lineno); break; }
       if (!(clock_mhz > 0)) { rc = nas_errf(e, NAS_EINVAL, "%s:%d: 'ms' needs the target's clock", path, lineno); break; }
       m.cycles = x * clock_mhz * 1e3;
+      if (!isfinite(m.cycles)) { rc = nas_errf(e, NAS_EFORMAT, "%s:%d: column 'ms': %g ms is too large", path, lineno, x); break; }
     }
     if (*n == cap) {
       cap = cap ? 2 * cap : 32;

@@ -42,14 +42,14 @@ void nasrt_add(const nasrt_add_p *p, const int8_t *a, const int8_t *b, int8_t *o
   for (int32_t i = 0; i < p->n; i++) {
     int32_t va = (a[i] + p->a_off) * ls, vb = (b[i] + p->b_off) * ls;
     int32_t sum = nasrt_mul(va, p->a_mult, p->a_shift) + nasrt_mul(vb, p->b_mult, p->b_shift);
-    out[i] = (int8_t)nasrt_clamp(nasrt_mul(sum, p->out_mult, p->out_shift) + p->out_zp, p->lo, p->hi);
+    out[i] = (int8_t)nasrt_out8(nasrt_mul(sum, p->out_mult, p->out_shift), p->out_zp, p->lo, p->hi);
   }
 }
 
 void nasrt_requantize(const nasrt_requant_p *p, const int8_t *in, int8_t *out) {
   for (int32_t i = 0; i < p->n; i++)
-    out[i] = (int8_t)nasrt_clamp(nasrt_mul(in[i] - p->in_zp, p->mult, p->shift) + p->out_zp,
-                                 -128, 127);
+    out[i] = (int8_t)nasrt_out8(nasrt_mul(in[i] - p->in_zp, p->mult, p->shift), p->out_zp, -128,
+                                127);
 }
 
 void nasrt_copy(const nasrt_copy_p *p, const int8_t *in, int8_t *out) {

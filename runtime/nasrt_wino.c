@@ -192,9 +192,9 @@ void nasrt_wino(const nasrt_wino_p *p, const int8_t *in, int8_t *out, void *scra
           const int32_t b = p->bias ? p->bias[k] : 0;
           for (int32_t i = 0; i < m && ty * m + i < Ho; i++)
             for (int32_t j = 0; j < m && tx * m + j < Wo; j++) {
-              const int32_t v = nasrt_mul_round_bias(Y[i * m + j], b, p->bshift, p->o_mult[k], p->o_shift[k]) + p->out_off;
+              const int32_t v = nasrt_mul_round_bias(Y[i * m + j], b, p->bshift, p->o_mult[k], p->o_shift[k]);
               out[(((long)n * Ho + ty * m + i) * Wo + tx * m + j) * Co + k] =
-                  (int8_t)nasrt_clamp(v, p->lo, p->hi);
+                  (int8_t)nasrt_out8(v, p->out_off, p->lo, p->hi);
             }
         }
       }

@@ -212,10 +212,10 @@ static void test_float_equals_direct(void **st) {
 
 /* The same architecture with algo im2row / wino2 / wino4 and the same seed has the same weights
  * (the Winograd tables draw nothing) and, in float, the same logits. */
-static const char *ARCH_FMT =
-    "{\"input\":[11,9,2],\"classes\":3,\"layers\":[{\"op\":\"conv\",\"out\":5,\"algo\":\"%s\"},"
-    "{\"op\":\"conv\",\"out\":4,\"padding\":\"valid\",\"algo\":\"%s\"%s},{\"op\":\"gap\"},"
-    "{\"op\":\"fc\",\"out\":3}]}";
+#define ARCH_FMT                                                                          \
+    "{\"input\":[11,9,2],\"classes\":3,\"layers\":[{\"op\":\"conv\",\"out\":5,\"algo\":\"%s\"}," \
+    "{\"op\":\"conv\",\"out\":4,\"padding\":\"valid\",\"algo\":\"%s\"%s},{\"op\":\"gap\"},"   \
+    "{\"op\":\"fc\",\"out\":3}]}"
 
 static void build_algo(const char *algo, const char *extra, nas_net **out) {
   char arch[512];
