@@ -85,9 +85,8 @@ static void base_cfg(search_cfg *c, const char *strategy) {
   c->objectives = "acc_int8_test:max,latency_pred_ms:min";
 }
 
-/* nas_search_run (the strategy looked up by name in the table) with c as configuration. */
-static int run_search(const char *db, const search_cfg *c, const nas_search_hooks *h,
-                      nas_search_summary *s, nas_err *e) {
+/* c as the JSON configuration nas_search_run takes. */
+static cJSON *cfg_json(const search_cfg *c) {
   cJSON *j = cJSON_CreateObject();
   cJSON_AddStringToObject(j, "space", c->space);
   cJSON_AddStringToObject(j, "dataset", c->dataset);
@@ -103,6 +102,13 @@ static int run_search(const char *db, const search_cfg *c, const nas_search_hook
   cJSON_AddNumberToObject(j, "eval_limit", c->eval_limit);
   cJSON_AddNumberToObject(j, "calib_samples", c->calib_samples);
   cJSON_AddNumberToObject(j, "retrain_epochs", c->retrain_epochs);
+  return j;
+}
+
+/* nas_search_run (the strategy looked up by name in the table) with c as configuration. */
+static int run_search(const char *db, const search_cfg *c, const nas_search_hooks *h,
+                      nas_search_summary *s, nas_err *e) {
+  cJSON *j = cfg_json(c);
   int rc = nas_search_run(db, c->strategy, j, h, s, e);
   cJSON_Delete(j);
   return rc;
@@ -557,6 +563,7 @@ static void test_fault_injection(void **state) {
     snprintf(shm, sizeof shm, "/dev/shm/nas-fault-XXXXXX");
     if (!mkdtemp(shm)) shm[0] = '\0';
   }
+  cJSON *j = cfg_json(&c);
   for (int persistent = 1; persistent >= 0; persistent--) {
     long k = 0;
     for (;; k++) {
@@ -569,8 +576,8 @@ static void test_fault_injection(void **state) {
       }
       nas_search_summary s;
       nas_err e = {0};
-      nas_alloc_fault(k, persistent);
-      int rc = run_search(db, &c, NULL, &s, &e);
+      nas_alloc_fault(k, persistent); /* the configuration is built before: not the engine's */
+      int rc = nas_search_run(db, c.strategy, j, NULL, &s, &e);
       int hit = nas_alloc_fault_hit();
       nas_alloc_fault(-1, 0);
       if (rc != NAS_OK && rc != NAS_ENOMEM) fail_msg("allocation %ld failing: %d %s", k, rc, e.msg);
@@ -578,14 +585,18 @@ static void test_fault_injection(void **state) {
         assert_int_equal(rc, NAS_OK);
         break;
       }
-      if (rc == NAS_OK) { /* no candidate's reason may be the failure */
-        assert_false(persistent);
+      /* A run may succeed despite a failure, even a persistent one: SQLite tolerates running
+       * out of memory in the WAL checkpoint it tries when the store is closed (the data stays
+       * in the WAL and is read back on the next open). Then the store must hold the whole
+       * run, and no candidate's reason may be the failure. */
+      if (rc == NAS_OK) {
         assert_int_equal(count_where(db, "reason LIKE '%out of memory%'"), 0);
         assert_int_equal(count_where(db, "state = 'rejected'"), 3);
       }
     }
     assert_true(k > 100); /* the whole path was exercised */
   }
+  cJSON_Delete(j);
   if (shm[0]) test_rm_rf(shm);
 }
 
