@@ -21,6 +21,10 @@
  *   goes to sram_note): sram_method "estimate", arena_bytes = the maximum over kernel
  *   calls of int8 input + output + CMSIS-NN scratch + tensors kept alive for a later
  *   residual add (lstm/gru gate and state buffers are not counted: an underestimate).
+ * The runtime (target.h enum nas_runtime, latency/cost_runtime.h) decides the arena and,
+ *   for tflm-cmsis-nn, the latency model: TFLM's arena (head + persistent tail) instead of
+ *   the planner's peak, and the cycles model of latency/cycles.h instead of the coefficient
+ *   model (nas-c keeps exactly the rules above).
  * A .tflite (nas_price_tflite) is priced from its int8 graph: one layer per operator, flash
  *   from the real constant buffers (+ 8 bytes per quantisation entry of a weight tensor and
  *   per activation tensor), peak SRAM from the same planner.
@@ -74,6 +78,14 @@ typedef struct nas_price {
   int peak_layer;            /* layer whose operators reach the peak */
   int n_ops;                 /* int8 operators planned (0 for "estimate") */
   double latency_ms, cycles;
+  const char *runtime;       /* the runtime priced (target.h: tflm-cmsis-nn, tflm-reference,
+                                nas-c) */
+  const char *latency_model; /* what priced the latency: "tflm-cycles" (latency/cycles.h) or
+                                the target's coefficient model ("linear", "per-layer",
+                                "lookup") */
+  int calibrated;            /* that model's coefficients are fitted on this part's published
+                                measurements (else transferred) */
+  char latency_note[300];    /* why a tflm-cmsis-nn price uses the coefficient model, or "" */
 } nas_price;
 
 /* Prices a built network (its canonical arch JSON gives kernels and strides); the int8 graph

@@ -13,6 +13,8 @@
 #include "core/fileio.h"
 #include "core/rng.h"
 #include "latency/cost.h"
+#include "latency/tflm.h"
+#include "deploy/lower_shape.h"
 #include "train/net.h"
 
 static const char *src_dir(void) {
@@ -26,6 +28,9 @@ static const char *src_dir(void) {
   "\"runtime_overhead_sram_bytes\":1000,\"runtime_overhead_flash_bytes\":2000,"              \
   "\"calibrated\":false,\"calibration\":\"test\","
 static const char *TGT_OK = TGT_HEAD
+    "\"latency_model\":\"linear\",\"linear\":{\"cycles_per_mac\":2,\"fixed_cycles\":100}}";
+/* The same priced for the engine's own C export (its arena is the planner's). */
+static const char *TGT_NAS_C = TGT_HEAD "\"runtime\":\"nas-c\","
     "\"latency_model\":\"linear\",\"linear\":{\"cycles_per_mac\":2,\"fixed_cycles\":100}}";
 
 static nas_target *tgt(const char *text) {
@@ -72,7 +77,7 @@ static void test_counts(void **st) {
 
 static void test_flash_tiny(void **st) {
   (void)st;
-  nas_target *t = tgt(TGT_OK);
+  nas_target *t = tgt(TGT_NAS_C);
   nas_price *p = NULL;
   nas_err e = {0};
   const char *arch = "{\"input\":[4,4,2],\"classes\":2,\"layers\":[{\"op\":\"conv\",\"out\":4,"
@@ -92,6 +97,30 @@ static void test_flash_tiny(void **st) {
   assert_string_equal(p->sram_method, "planner");
   assert_int_equal(p->arena_bytes, 96);
   assert_int_equal(p->peak_sram_bytes, 96 + 1000);
+  assert_string_equal(p->runtime, "nas-c");
+  nas_price_free(p);
+  nas_target_free(t);
+  /* The same target priced for TFLM + CMSIS-NN (the default): TFLM's arena of the lowered
+   * graph (head with the conv's im2col scratch + persistent tail) + the runtime outside it. */
+  t = tgt(TGT_OK);
+  assert_int_equal(t->runtime, NAS_RT_TFLM_CMSIS_NN);
+  if (nas_price_arch(arch, "tiny", t, &p, &e)) fail_msg("%s", e.msg);
+  nas_net *net = NULL;
+  nas_g8_graph g;
+  nas_tflm_arena_report r;
+  assert_int_equal(nas_net_build(arch, "tiny", 1, 1, &net, &e), NAS_OK);
+  assert_int_equal(nas_lower_structure(net, NULL, &g, &e), NAS_OK);
+  assert_int_equal(nas_tflm_arena(&g, NAS_TFLM_DSP, &r, &e), NAS_OK);
+  assert_string_equal(p->sram_method, "tflm-arena");
+  assert_string_equal(p->runtime, "tflm-cmsis-nn");
+  assert_int_equal(p->arena_bytes, r.total);
+  assert_true(r.scratch_bytes > 0 && r.tail > 0);
+  assert_int_equal(p->peak_sram_bytes, r.total + 1000);
+  /* target "t" has no part in cycles.json: its linear model prices latency, and says so */
+  assert_string_equal(p->latency_model, "linear");
+  assert_non_null(strstr(p->latency_note, "no cycles model for t"));
+  nas_g8_graph_free(&g);
+  nas_net_free(net);
   nas_price_free(p);
   nas_target_free(t);
 }

@@ -53,6 +53,15 @@ static nas_target *target(const char *id) {
   return t;
 }
 
+/* The target priced for the engine's own C export (runtime nas-c): its arena is the
+ * planner's, byte for byte the export's <NAME>_ARENA_BYTES, which the checks below compare. */
+static nas_target *target_nas_c(const char *id) {
+  nas_target *t = target(id);
+  nas_err e = {0};
+  if (nas_target_set_runtime(t, NAS_RT_NAS_C, &e)) fail_msg("target %s: %s", id, e.msg);
+  return t;
+}
+
 /* A whole file, NUL-terminated (caller frees). */
 static char *slurp(const char *path) {
   FILE *f = fopen(path, "rb");
@@ -183,7 +192,7 @@ static int check_arch(const char *json, const char *name, const nas_target *t, i
 
 static void test_reference_archs(void **st) {
   (void)st;
-  nas_target *t = target("stm32f746");
+  nas_target *t = target_nas_c("stm32f746");
   char dir[600];
   snprintf(dir, sizeof dir, "%s/search_spaces/reference", src_dir());
   DIR *D = opendir(dir);
@@ -209,7 +218,7 @@ static void test_reference_archs(void **st) {
  * pools and a softmax tail; a target without runtime overhead. */
 static void test_residual_softmax(void **st) {
   (void)st;
-  nas_target *t = target("stm32f767");
+  nas_target *t = target_nas_c("stm32f767");
   const char *a =
       "{\"input\":[16,12,3],\"classes\":4,\"layers\":[{\"op\":\"conv\",\"out\":8,\"stride\":2},"
       "{\"op\":\"mbconv\",\"out\":8,\"expand\":3,\"residual\":true},{\"op\":\"conv\",\"out\":8},"
@@ -301,7 +310,7 @@ static void test_tflite_models(void **st) {
   hand_counts(r);
   assert_int_equal(r[0].macs, 2656768); /* MLPerf Tiny's DS-CNN: ~2.66 M MACs */
   assert_int_equal(r[3].macs, 264192);
-  nas_target *t = target("stm32f446re");
+  nas_target *t = target_nas_c("stm32f446re");
   for (int i = 0; i < 4; i++) {
     char path[600];
     snprintf(path, sizeof path, "%s/../shared/models/%s", src_dir(), r[i].file);
