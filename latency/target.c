@@ -127,7 +127,7 @@ static const char *const TOP_KEYS[] = {
     "id", "name", "core", "clock_mhz", "sram_bytes", "flash_bytes", "source", "kernel_library",
     "runtime_overhead_sram_bytes", "runtime_overhead_flash_bytes", "latency_model", "linear",
     "per_layer", "per_layer_missing", "lookup_table", "calibrated", "calibration", "runtime",
-    "cycles_part", NULL};
+    "cycles_part", "calibrated_ops", NULL};
 static const char *const LIN_KEYS[] = {"cycles_per_mac", "fixed_cycles", NULL};
 
 int nas_target_parse(const char *text, const char *source, const char *dir, nas_target **out,
@@ -243,6 +243,26 @@ int nas_target_parse(const char *text, const char *source, const char *dir, nas_
       nas_errf(e, rc, "%s: field 'lookup_table': %s", source, e2.msg);
       goto fail;
     }
+  }
+  const cJSON *co = cJSON_GetObjectItemCaseSensitive(root, "calibrated_ops");
+  if (co) {
+    if (!cJSON_IsArray(co)) {
+      nas_errf(e, NAS_EINVAL, "%s: field 'calibrated_ops': expected an array of op names", source);
+      goto fail;
+    }
+    for (const cJSON *it = co->child; it; it = it->next) {
+      int k = cJSON_IsString(it) ? nas_kop_from_name(it->valuestring) : -1;
+      if (cJSON_IsString(it) && !strcmp(it->valuestring, "linear")) t->calibrated_linear = 1;
+      else if (k >= 0 && t->has_coef[k]) t->calibrated_op[k] = 1;
+      else {
+        nas_errf(e, NAS_EINVAL, "%s: field 'calibrated_ops': '%s' is neither \"linear\" nor an op "
+                 "with per_layer coefficients", source, cJSON_IsString(it) ? it->valuestring : "?");
+        goto fail;
+      }
+    }
+  } else if (t->calibrated) {
+    t->calibrated_linear = 1;
+    for (int k = 0; k < NAS_KOP_COUNT; k++) t->calibrated_op[k] = t->has_coef[k];
   }
   if ((rc = nas_target_set_runtime(t, t->runtime, e))) {
     nas_err_prefix(e, "%s", source);
@@ -387,6 +407,10 @@ char *nas_target_to_json(const nas_target *t) {
   }
   if (t->lookup_path[0]) cJSON_AddStringToObject(o, "lookup_table", t->lookup_path);
   cJSON_AddBoolToObject(o, "calibrated", t->calibrated);
+  cJSON *co = cJSON_AddArrayToObject(o, "calibrated_ops");
+  if (co && t->calibrated_linear) cJSON_AddItemToArray(co, cJSON_CreateString("linear"));
+  for (int k = 0; co && k < NAS_KOP_COUNT; k++)
+    if (t->calibrated_op[k]) cJSON_AddItemToArray(co, cJSON_CreateString(KOP_NAMES[k]));
   cJSON_AddStringToObject(o, "calibration", t->calibration);
   char *s = cJSON_Print(o);
   cJSON_Delete(o);

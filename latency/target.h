@@ -97,7 +97,12 @@ typedef struct nas_target {
   int has_coef[NAS_KOP_COUNT]; /* 1 when "per_layer" gives this op */
   int missing_linear;   /* "per_layer_missing": 1 = "linear" (ops without coefficients are
                            priced cycles_per_mac * ops), 0 = "error" */
-  int calibrated;       /* "calibrated": coefficients fitted on this part's measurements */
+  int calibrated;       /* "calibrated": coefficients fitted on this part's measurements (all
+                           of them: the linear model and every op with coefficients) */
+  int calibrated_linear;/* "calibrated_ops" lists "linear": cycles_per_mac fitted on this part */
+  int calibrated_op[NAS_KOP_COUNT]; /* "calibrated_ops" lists the op: its per-layer
+                           coefficients are fitted on this part (absent field: every op with
+                           coefficients and the linear model when "calibrated" is true) */
   char calibration[512];/* how the coefficients were obtained */
   char lookup_path[1024]; /* resolved "lookup_table" path, "" when none */
   nas_meas *lookup;     /* [n_lookup] rows of the lookup table (owned) */

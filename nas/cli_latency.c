@@ -188,10 +188,9 @@ static int cmd_latency(int argc, char **argv) {
   nas_fit_report rep;
   nas_err e = {0};
   if (nas_fit_target_file(target_file, meas, out, &o, &rep, &e) != NAS_OK) return fail(&e);
-  printf("wrote %s: per-layer in-sample error mean %.2f%% max %.2f%%; linear (model totals) "
-         "mean %.2f%% max %.2f%%\n",
-         out, 100 * rep.layer_mape, 100 * rep.layer_max_ape, 100 * rep.model_mape,
-         100 * rep.model_max_ape);
+  char *txt = nas_fit_report_text(&rep);
+  printf("wrote %s\n%s", out, txt ? txt : "");
+  free(txt);
   return 0;
 }
 

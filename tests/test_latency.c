@@ -243,6 +243,60 @@ static void test_lstsq_fit(void **st) {
   assert_non_null(strstr(e.msg, "collinear"));
 }
 
+/* `nas latency fit` refuses to lie (issue #14 item 7): an op without enough rows is not
+ * fitted and keeps its previous coefficients (here: none, so the linear stand-in prices it);
+ * an op without rows keeps its coefficients and is not marked calibrated; the target is not
+ * calibrated; the in-sample error covers every layer row and the whole model. */
+static void test_fit_refuses_to_lie(void **st) {
+  (void)st;
+  char text[2048];
+  snprintf(text, sizeof text, TGT_HEAD "\"latency_model\":\"per-layer\",\"linear\":{\"cycles_per_mac\":2,"
+           "\"fixed_cycles\":0},\"per_layer\":{\"fc\":{\"call\":5,\"ops\":1.5,\"ops_unaligned\":0,"
+           "\"in_bytes\":0,\"out_bytes\":0,\"out_c\":0}},\"per_layer_missing\":\"linear\"}");
+  nas_target *t = tgt(text);
+  assert_false(t->calibrated_op[NAS_KOP_FC]); /* "calibrated": false and no calibrated_ops */
+  nas_meas rows[5];
+  memset(rows, 0, sizeof rows);
+  for (int i = 0; i < 5; i++) {
+    snprintf(rows[i].target, sizeof rows[i].target, "t");
+    snprintf(rows[i].model, sizeof rows[i].model, "m1");
+    rows[i].kh = rows[i].kw = 3, rows[i].cin = rows[i].cout = 3;
+  }
+  rows[0].kop = NAS_KOP_CONV, rows[0].macs = 1000, rows[0].cycles = 5000; /* cin 3: 2 features */
+  for (int i = 1; i <= 3; i++) rows[i].kop = NAS_KOP_POOL, rows[i].macs = 100 * i;
+  rows[1].cycles = 210, rows[2].cycles = 400, rows[3].cycles = 630;
+  rows[4].kop = -1, rows[4].macs = 1000, rows[4].cycles = 7000;
+  nas_fit_report rep;
+  nas_err e = {0};
+  assert_int_equal(nas_fit_target(t, rows, 5, NULL, &rep, &e), NAS_OK);
+  assert_int_equal(rep.status[NAS_KOP_CONV], NAS_FIT_TOO_FEW);
+  assert_int_equal(rep.status[NAS_KOP_POOL], NAS_FIT_OK);
+  assert_int_equal(rep.status[NAS_KOP_FC], NAS_FIT_NO_ROWS);
+  assert_true(rep.linear_exact);
+  assert_false(t->has_coef[NAS_KOP_CONV]);
+  assert_true(t->has_coef[NAS_KOP_FC] && t->coef[NAS_KOP_FC][NAS_LF_OPS] == 1.5); /* kept */
+  assert_true(t->calibrated_op[NAS_KOP_POOL] && !t->calibrated_op[NAS_KOP_FC] &&
+              !t->calibrated_op[NAS_KOP_CONV] && t->calibrated_linear);
+  assert_false(t->calibrated);
+  /* pool: 290000 / 140000 cycles per window read; linear 7000 / 1000 MACs prices the conv */
+  const double a = 290000.0 / 140000.0;
+  assert_float_equal(t->coef[NAS_KOP_POOL][NAS_LF_OPS], a, 1e-12);
+  assert_float_equal(t->cycles_per_mac, 7.0, 1e-12);
+  const double ape[4] = {2000.0 / 5000, fabs(100 * a - 210) / 210, fabs(200 * a - 400) / 400,
+                         fabs(300 * a - 630) / 630};
+  assert_float_equal(rep.layer_mape, (ape[0] + ape[1] + ape[2] + ape[3]) / 4, 1e-12);
+  assert_float_equal(rep.layer_max_ape, 0.4, 1e-12);
+  assert_int_equal(rep.n_whole, 1);
+  assert_float_equal(rep.whole_mape, (7000 + 600 * a - 7000) / 7000, 1e-12);
+  assert_float_equal(rep.model_mape, 0, 1e-12); /* the linear model alone: exact, says nothing */
+  char *txt = nas_fit_report_text(&rep);
+  assert_non_null(txt);
+  assert_non_null(strstr(txt, "conv       1 rows, 2 features: too few rows - NOT fitted"));
+  assert_non_null(strstr(txt, "exact by construction"));
+  free(txt);
+  nas_target_free(t);
+}
+
 static void test_lookup_overrides(void **st) {
   (void)st;
   char csv[] = "/tmp/nas_test_lookup_XXXXXX";
@@ -318,6 +372,7 @@ int main(void) {
       cmocka_unit_test(test_counts),          cmocka_unit_test(test_flash_tiny),
       cmocka_unit_test(test_target_errors),   cmocka_unit_test(test_builtin_targets),
       cmocka_unit_test(test_lstsq_fit),       cmocka_unit_test(test_lookup_overrides),
+      cmocka_unit_test(test_fit_refuses_to_lie),
       cmocka_unit_test(test_expected_cost_grad),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
