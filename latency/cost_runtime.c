@@ -157,3 +157,32 @@ int nas_price_runtime(nas_price *p, const nas_g8_graph *g, const int *op_layer,
   if (t->rt && t->rt->have_cycles) rc = cycles_latency(p, g, op_layer, t, e);
   return rc;
 }
+
+int nas_price_tflm_ops(const nas_target *t, const nas_g8_graph *g, double *op_ms,
+                       double *invoke_ms, nas_err *e) {
+  nas_target_rt *own = NULL;
+  const nas_target_rt *rt = t->rt;
+  int rc = NAS_OK;
+  if (!rt || rt->runtime != NAS_RT_TFLM_CMSIS_NN) {
+    nas_target tt = *t; /* a shallow copy priced for TFLM: only its fields are read */
+    tt.runtime = NAS_RT_TFLM_CMSIS_NN, tt.n_lookup = 0;
+    if ((rc = nas_target_rt_load(&tt, NAS_RT_TFLM_CMSIS_NN, &own, e))) return rc;
+    rt = own;
+  }
+  if (!rt->have_cycles) {
+    rc = nas_errf(e, NAS_EINVAL, "target %s: %s", t->id, rt->latency_note);
+  } else {
+    nas_cycles_report r;
+    double per_op = 0;
+    rc = nas_cycles_graph(&rt->cyc, &rt->insn, rt->part, g, 0, &r, e);
+    if (!rc) {
+      rc = nas_cycles_overhead(&rt->cyc, rt->part, rt->insn.per_op[rt->part->core], &per_op, e);
+      const double khz = t->clock_mhz * 1e3;
+      for (int i = 0; !rc && i < g->nops; i++) op_ms[i] = (r.op[i].cycles + rt->part->scale * per_op) / khz;
+      if (!rc) *invoke_ms = r.cycles / khz;
+      nas_cycles_report_free(&r);
+    }
+  }
+  nas_target_rt_free(own);
+  return rc;
+}

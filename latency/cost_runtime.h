@@ -50,6 +50,12 @@ void nas_target_rt_free(nas_target_rt *rt); /* NULL-safe */
  * latency_model and calibrated. op_layer[i] is the layer of operator i (p->n_layers layers). */
 int nas_price_runtime(nas_price *p, const nas_g8_graph *g, const int *op_layer,
                       const nas_target *t, nas_err *e);
+/* The tflm-cmsis-nn cycles model's prediction for every operator of g (validated) on t's part,
+ * whatever runtime t is priced for: op_ms[g->nops] (each operator with its share of the
+ * interpreter's per-operator code) and the whole Invoke. NAS_EINVAL with the reason when t's
+ * part has no cycles model (`nas measure` prints it beside the emulated nas-c figures). */
+int nas_price_tflm_ops(const nas_target *t, const nas_g8_graph *g, double *op_ms,
+                       double *invoke_ms, nas_err *e);
 /* A new price's runtime, latency model, calibrated flag and note as t's runtime gives them
  * before any graph is priced (latency/cost.c, cost_graph.c). */
 void nas_price_defaults(nas_price *p, const nas_target *t);

@@ -401,8 +401,8 @@ int nas_fit_target_file(const char *target_path, const char *csv_path, const cha
                : R->status[k] == NAS_FIT_NO_ROWS ? ", kept its previous coefficients" : "");
     }
     snprintf(t->calibration, sizeof t->calibration,
-             "nas latency fit on %s (%d rows, %d models): linear %s; per-layer fitted: %s; not "
-             "fitted: %s; in-sample error over all layer rows mean %.1f%%, whole models mean %.1f%%",
+             "nas latency fit on %.80s (%d rows, %d models): linear %s; per-layer fitted: %.120s; "
+             "not fitted: %.120s; in-sample error: layer rows mean %.1f%%, whole models %.1f%%",
              csv_path, n, R->n_models, R->n_models == 0 ? "not fitted" : R->linear_exact ? "exact by construction" : "fitted",
              fitted[0] ? fitted : "none", notf[0] ? notf : "none", 100 * R->layer_mape, 100 * R->whole_mape);
     char *s = nas_target_to_json(t);
