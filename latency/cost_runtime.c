@@ -24,7 +24,8 @@ int nas_target_rt_load(const nas_target *t, int runtime, nas_target_rt **out, na
                   t->core == NAS_CORE_M55;
   rt->arena_flags = (dsp ? NAS_TFLM_DSP : 0u) | (runtime == NAS_RT_TFLM_REFERENCE ? NAS_TFLM_REFERENCE : 0u);
   int rc = NAS_OK;
-  if (runtime != NAS_RT_TFLM_CMSIS_NN) {
+  const char *id = t->cycles_part[0] ? t->cycles_part : t->id;
+  if (runtime == NAS_RT_TFLM_REFERENCE) {
     snprintf(rt->latency_note, sizeof rt->latency_note,
              "%s has no instruction model: latency from the target's %s model", nas_runtime_name(runtime),
              nas_latmodel_name(t->model));
@@ -32,11 +33,25 @@ int nas_target_rt_load(const nas_target *t, int runtime, nas_target_rt **out, na
     snprintf(rt->latency_note, sizeof rt->latency_note,
              "the target has a measured lookup table: latency from it and the %s model",
              nas_latmodel_name(t->model));
+  } else if (runtime == NAS_RT_NAS_C) {
+    rc = nas_cycles_load(nas_cycles_default_path(), &rt->cyc, e);
+    if (!rc) rc = nas_nasc_load(nas_nasc_default_path(), &rt->nasc, e);
+    if (!rc) {
+      rt->part = nas_cycles_find(&rt->cyc, id);
+      const int core = rt->part ? nas_nasc_core_from_name(rt->part->core_name) : -1;
+      if (!rt->part || rt->part->core < 0 || core < 0)
+        snprintf(rt->latency_note, sizeof rt->latency_note,
+                 "no cycles model for %s: latency of the C export from the target's %s model", id,
+                 nas_latmodel_name(t->model));
+      else
+        rt->have_nasc = 1, snprintf(rt->latency_note, sizeof rt->latency_note,
+                 "the C export's instruction model (latency/nasc.h) on part %s; its scale is %s's "
+                 "TFLM fit, ASSUMED to carry over to the C export's build", id, rt->part->calibrated ? id : rt->part->from);
+    }
   } else {
     rc = nas_cycles_load(nas_cycles_default_path(), &rt->cyc, e);
     if (!rc) rc = nas_tflm_insn_load(NAS_SOURCE_DIR "/latency/calibration/tflm_insn.json", &rt->insn, e);
     if (!rc) {
-      const char *id = t->cycles_part[0] ? t->cycles_part : t->id;
       rt->part = nas_cycles_find(&rt->cyc, id);
       if (t->cycles_part[0] && !rt->part)
         rc = nas_errf(e, NAS_EINVAL, "target %s: field 'cycles_part': '%s' is not a part of %s", t->id,
@@ -144,6 +159,30 @@ static int cycles_latency(nas_price *p, const nas_g8_graph *g, const int *op_lay
   return rc;
 }
 
+/* The C export's instruction model on the part: each operator's cycles to its layer. */
+static int nasc_latency(nas_price *p, const nas_g8_graph *g, const int *op_layer,
+                        const nas_target *t, nas_err *e) {
+  const nas_target_rt *rt = t->rt;
+  double *cyc = nas_malloc(sizeof *cyc * ((size_t)g->nops + 1)), total = 0;
+  if (!cyc) return nas_errf(e, NAS_ENOMEM, "pricing: out of memory for %d operators", g->nops);
+  int rc = nas_nasc_graph_cycles(&rt->nasc, rt->part, g, cyc, &total, e);
+  if (!rc) {
+    const double khz = t->clock_mhz * 1e3;
+    for (int i = 0; i < p->n_layers; i++) p->layers[i].latency_ms = 0, p->layers[i].lat_src = "none";
+    for (int i = 0; i < g->nops; i++) {
+      int L = op_layer[i];
+      if (L < 0 || L >= p->n_layers) continue;
+      p->layers[L].latency_ms += cyc[i] / khz;
+      p->layers[L].lat_src = "nas-c-cycles";
+    }
+    p->cycles = total, p->latency_ms = total / khz;
+    p->latency_model = "nas-c-cycles";
+    p->calibrated = 0; /* the part's scale is fitted on TFLM builds */
+  }
+  free(cyc);
+  return rc;
+}
+
 int nas_price_runtime(nas_price *p, const nas_g8_graph *g, const int *op_layer,
                       const nas_target *t, nas_err *e) {
   for (int i = 0; i < p->n_layers; i++) p->layers[i].sram_bytes = 0;
@@ -155,6 +194,18 @@ int nas_price_runtime(nas_price *p, const nas_g8_graph *g, const int *op_layer,
   p->peak_sram_bytes = p->arena_bytes + t->rt_sram;
   p->n_ops = g->nops;
   if (t->rt && t->rt->have_cycles) rc = cycles_latency(p, g, op_layer, t, e);
+  else if (t->rt && t->rt->have_nasc) {
+    nas_err ne = {0};
+    rc = nasc_latency(p, g, op_layer, t, &ne);
+    if (rc == NAS_EINVAL) { /* an operator the model has no coefficients for: say so, keep the
+                               coefficient model's latency */
+      snprintf(p->latency_note, sizeof p->latency_note, "%.200s: latency from the target's %s model",
+               ne.msg, nas_latmodel_name(t->model));
+      rc = NAS_OK;
+    } else if (rc) {
+      nas_errf(e, rc, "%s", ne.msg);
+    }
+  }
   return rc;
 }
 

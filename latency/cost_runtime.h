@@ -14,7 +14,10 @@
  *   tflm-reference  arena = the same without CMSIS-NN scratch (NAS_TFLM_REFERENCE); latency =
  *                   the target's coefficient model.
  *   nas-c           arena = deploy/'s planner peak, byte for byte the C export's
- *                   <NAME>_ARENA_BYTES; latency = the target's coefficient model.
+ *                   <NAME>_ARENA_BYTES; latency = the C export's instruction model
+ *                   (latency/nasc.h) on the target's part of cycles.json (its memory system
+ *                   and scale: the scale is fitted on TFLM builds, so this latency is marked
+ *                   transferred); a part without one keeps the coefficient model.
  * In every case peak_sram_bytes = arena_bytes + the target's runtime_overhead_sram_bytes (what
  * lives outside the arena: the interpreter and resolver objects, the stack).
  * A layer's sram_bytes is the arena in use while its operators run (for TFLM: the planned head
@@ -27,12 +30,15 @@
 #include "deploy/graph8.h"
 #include "latency/cost.h"
 #include "latency/cycles.h"
+#include "latency/nasc.h"
 #include "latency/target.h"
 
 typedef struct nas_target_rt {
   int runtime;                /* enum nas_runtime these models are for */
   unsigned arena_flags;       /* NAS_TFLM_* flags of the TFLM arena (TFLM runtimes) */
-  int have_cycles;            /* 1: the cycles model prices latency */
+  int have_cycles;            /* 1: the cycles model prices latency (tflm-cmsis-nn) */
+  int have_nasc;              /* 1: the C export's model prices latency (nas-c) */
+  nas_nasc_model nasc;        /* when have_nasc */
   nas_tflm_insn_model insn;   /* when have_cycles */
   nas_cycles_model cyc;       /* when have_cycles (owns its parts) */
   const nas_cycles_part *part;/* into cyc */

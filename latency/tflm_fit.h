@@ -55,6 +55,11 @@ typedef struct nas_tflm_corpus {
   nas_tflm_corpus_op *op;                 /* [nops], owned, grouped by model and core */
 } nas_tflm_corpus;
 
+/* Least squares min |A x - b| for A [m x p] row-major (overwritten), b [m] (overwritten),
+ * p <= NAS_TFLM_MAXF, by Householder QR with columns scaled to unit norm; a column that is zero
+ * or (numerically) dependent on the ones before it gets x = 0 and the rest is refitted. */
+int nas_tflm_lstsq(double *a, double *b, int m, int p, double *x, nas_err *e);
+
 /* 1 when model id falls in the held-out 20%. */
 int nas_tflm_heldout(const char *model_id);
 

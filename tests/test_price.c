@@ -310,7 +310,9 @@ static void test_tflite_models(void **st) {
   hand_counts(r);
   assert_int_equal(r[0].macs, 2656768); /* MLPerf Tiny's DS-CNN: ~2.66 M MACs */
   assert_int_equal(r[3].macs, 264192);
-  nas_target *t = target_nas_c("stm32f446re");
+  nas_target *t = target_nas_c("stm32f446re"), *tref = target("stm32f446re");
+  nas_err re = {0};
+  if (nas_target_set_runtime(tref, NAS_RT_TFLM_REFERENCE, &re)) fail_msg("%s", re.msg);
   for (int i = 0; i < 4; i++) {
     char path[600];
     snprintf(path, sizeof path, "%s/../shared/models/%s", src_dir(), r[i].file);
@@ -349,14 +351,21 @@ static void test_tflite_models(void **st) {
     assert_int_equal(p->peak_sram_bytes, p->arena_bytes + t->rt_sram);
     assert_int_equal(exported_arena(&g, "ref"), p->arena_bytes);
     assert_int_equal(p->layers[p->peak_layer].sram_bytes, p->arena_bytes);
-    /* linear target: latency = cycles/MAC x MACs / clock */
-    assert_true(fabs(p->latency_ms - (t->cycles_per_mac * (double)p->macs + t->fixed_cycles) /
-                                         (t->clock_mhz * 1e3)) < 1e-9);
+    /* linear target (the coefficient model prices tflm-reference): latency = cycles/MAC x
+     * MACs / clock; nas-c is priced by the C export's model (tests/test_nasc.c) */
+    nas_price *q = NULL;
+    if (nas_price_tflite(path, tref, &q, &e)) fail_msg("%s", e.msg);
+    assert_string_equal(q->latency_model, "linear");
+    assert_true(fabs(q->latency_ms - (tref->cycles_per_mac * (double)q->macs + tref->fixed_cycles) /
+                                         (tref->clock_mhz * 1e3)) < 1e-9);
+    nas_price_free(q);
+    assert_string_equal(p->latency_model, "nas-c-cycles");
     nas_g8_plan_free(&plan);
     nas_g8_graph_free(&g);
     nas_price_free(p);
   }
   nas_target_free(t);
+  nas_target_free(tref);
 }
 
 /* ---- `nas profile` through the binary ------------------------------------------------------ */
