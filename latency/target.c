@@ -3,6 +3,7 @@
 #include "core/alloc.h"
 
 #include <cjson/cJSON.h>
+#include "core/json.h"
 #include <dirent.h>
 #include <math.h>
 #include <stdio.h>
@@ -134,8 +135,10 @@ int nas_target_parse(const char *text, const char *source, const char *dir, nas_
                      nas_err *e) {
   *out = NULL;
   rd r = {source, e};
-  cJSON *root = cJSON_Parse(text);
-  if (!root) return nas_errf(e, NAS_EFORMAT, "%s: not valid JSON", source);
+  cJSON *root;
+  int jr = nas_json_parse(text, &root, NULL);
+  if (jr == NAS_ENOMEM) return nas_errf(e, NAS_ENOMEM, "%s: out of memory parsing JSON", source);
+  if (jr) return nas_errf(e, NAS_EFORMAT, "%s: not valid JSON", source);
   nas_target *t = nas_calloc(1, sizeof *t);
   if (!t) return cJSON_Delete(root), nas_errf(e, NAS_ENOMEM, "%s: out of memory", source);
   int rc = NAS_EINVAL;
@@ -324,11 +327,11 @@ int nas_target_list(const char *dir, char ***ids, int *n, nas_err *e) {
     if (cnt == cap) {
       cap = cap ? cap * 2 : 16;
       char **nv = nas_realloc(v, (size_t)cap * sizeof *nv);
-      if (!nv) { closedir(d); nas_target_ids_free(v, cnt); return nas_errf(e, NAS_ENOMEM, "out of memory"); }
+      if (!nv) { closedir(d); nas_target_ids_free(v, cnt); return nas_errf(e, NAS_ENOMEM, "%s: out of memory listing targets", dir); }
       v = nv;
     }
     v[cnt] = nas_malloc(l - 4);
-    if (!v[cnt]) { closedir(d); nas_target_ids_free(v, cnt); return nas_errf(e, NAS_ENOMEM, "out of memory"); }
+    if (!v[cnt]) { closedir(d); nas_target_ids_free(v, cnt); return nas_errf(e, NAS_ENOMEM, "%s: out of memory listing targets", dir); }
     memcpy(v[cnt], de->d_name, l - 5);
     v[cnt][l - 5] = 0;
     cnt++;
@@ -376,6 +379,7 @@ int nas_target_open(const char *id, const char *file, nas_target **out, nas_err 
 }
 
 char *nas_target_to_json(const nas_target *t) {
+  unsigned long jm = nas_json_mark(); /* any failed allocation below: NULL (core/json.h) */
   cJSON *o = cJSON_CreateObject();
   if (!o) return NULL;
   cJSON_AddStringToObject(o, "id", t->id);
@@ -414,5 +418,9 @@ char *nas_target_to_json(const nas_target *t) {
   cJSON_AddStringToObject(o, "calibration", t->calibration);
   char *s = cJSON_Print(o);
   cJSON_Delete(o);
+  if (nas_json_failed(jm)) {
+    free(s);
+    return NULL;
+  }
   return s;
 }

@@ -16,6 +16,9 @@ typedef struct nas_cli_cmd {
   const char *usage;                     /* full help text for `nas <name> --help` */
 } nas_cli_cmd;
 
+/* The library's warning callback (core/error.h nas_warn_fn): prints the line on stderr. */
+void nas_cli_warn(void *user, const char *line);
+
 /* Prints "nas: error: CMD: MESSAGE (see nas CMD --help)" on stderr; returns NAS_EXIT_USAGE. */
 int nas_cli_usage_error(const char *cmd, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));

@@ -34,7 +34,7 @@ static const char EXPORT_USAGE[] =
     "  --json                print one JSON object as the last line of stdout\n";
 
 static int cmd_export(int argc, char **argv) {
-  nas_export_job job = {.format = NULL, .calib_samples = 1000};
+  nas_export_job job = {.format = NULL, .calib_samples = 1000, .warn = nas_cli_warn};
   int json = 0;
   const char *calib = "minmax";
   for (int i = 0; i < argc; i++) {

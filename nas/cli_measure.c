@@ -251,7 +251,7 @@ static int run_host(const nas_g8_graph *g, const nas_target *t, const char *name
 }
 
 static int cmd_measure(int argc, char **argv) {
-  nas_export_job job = {.format = "c", .calib_samples = 1000};
+  nas_export_job job = {.format = "c", .calib_samples = 1000, .warn = nas_cli_warn};
   const char *target = NULL, *target_file = NULL, *backend = "emulator", *emit = NULL;
   const char *csv = NULL, *calib = "minmax", *samples = NULL, *runs_s = NULL, *opt = NULL;
   int json = 0;

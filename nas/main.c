@@ -52,6 +52,11 @@ static const char *EVAL_USAGE =
 
 /* ---- option parsing ---------------------------------------------------------------------- */
 
+void nas_cli_warn(void *user, const char *line) {
+  (void)user;
+  fprintf(stderr, "%s\n", line);
+}
+
 int nas_cli_usage_error(const char *cmd, const char *fmt, ...) {
   va_list ap;
   va_start(ap, fmt);
@@ -241,6 +246,7 @@ static int cmd_train(int argc, char **argv) {
   int tty = isatty(fileno(stderr));
   c.job.cfg.progress = train_progress;
   c.job.cfg.user = &tty;
+  c.job.warn = nas_cli_warn;
   nas_train_summary s;
   nas_err e = {0};
   if (nas_train_job_run(&c.job, &s, &e) != NAS_OK) return runtime_error(&e);
@@ -306,6 +312,7 @@ static int cmd_eval(int argc, char **argv) {
   if (c.help) return fputs(EVAL_USAGE, stdout), 0;
   if (!c.job.checkpoint) return nas_cli_usage_error("eval", "--checkpoint FILE is required");
   nas_set_threads(c.threads);
+  c.job.warn = nas_cli_warn;
   nas_eval_summary s;
   nas_err e = {0};
   if (nas_eval_job_run(&c.job, &s, &e) != NAS_OK) return runtime_error(&e);

@@ -186,8 +186,8 @@ static int propose(ctx *c, int k, int *d, char **arch, char hash[17], int64_t *p
     int p = pick_parent(c, k, &r);
     if (p >= 0) {
       for (int t = 0; t < MUTATE_TRIES; t++) {
-        nas_space_mutate(c->sp, &r, c->h[p].d, d);
-        int rc = arch_of(c, d, arch, hash, e);
+        int rc = nas_space_mutate(c->sp, &r, c->h[p].d, d, NULL, e);
+        if (rc == NAS_OK) rc = arch_of(c, d, arch, hash, e);
         if (rc != NAS_OK) return rc;
         if (!is_dup(c, k, hash)) {
           *found = 1, *parent = c->h[p].id, *gen = c->h[p].generation + 1;

@@ -46,9 +46,10 @@ double nas_space_size(const nas_space *s);
 void nas_space_sample(const nas_space *s, nas_rng *r, int *d);
 /* child = parent with exactly one decision changed to a different value, chosen uniformly
  * among the active decisions with at least two values (any decision with two values when
- * none is active). Returns the index changed, or -1 when the space has no such decision
- * (child is then a copy of parent). */
-int nas_space_mutate(const nas_space *s, nas_rng *r, const int *parent, int *child);
+ * none is active). *changed (may be NULL) gets the index changed, or -1 when the space has
+ * no such decision (child is then a copy of parent). Returns NAS_OK or NAS_ENOMEM. */
+int nas_space_mutate(const nas_space *s, nas_rng *r, const int *parent, int *child,
+                     int *changed, nas_err *e);
 /* active[i] = 1 when decision i affects the architecture of d (not inside a skipped entry). */
 int nas_space_active(const nas_space *s, const int *d, unsigned char *active, nas_err *e);
 /* Fixed-length encoding: x[i] = d[i] / (card - 1) in [0, 1] (0 when card == 1). */

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "core/fileio.h"
+#include "core/json.h"
 #include "train/graph.h"
 #include "train/net.h"
 #include "train/ops.h"
@@ -192,8 +193,9 @@ int nas_supernet_load(const char *spec, nas_supernet **out, nas_err *e) {
   char *text = NULL;
   int rc = nas_space_load(spec, &sn->space, e);
   if (rc == NAS_OK) rc = read_spec(spec, &text, e);
-  if (rc == NAS_OK && !(sn->root = cJSON_Parse(text)))
-    rc = nas_errf(e, NAS_EFORMAT, "supernet %s: not valid JSON", spec);
+  int jr = rc == NAS_OK ? nas_json_parse(text, &sn->root, NULL) : NAS_OK;
+  if (jr == NAS_ENOMEM) rc = nas_errf(e, NAS_ENOMEM, "supernet %s: out of memory", spec);
+  else if (jr) rc = nas_errf(e, NAS_EFORMAT, "supernet %s: not valid JSON", spec);
   free(text);
   const char *name = rc == NAS_OK ? nas_space_name(sn->space) : spec;
   if (rc == NAS_OK) {
