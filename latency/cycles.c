@@ -9,6 +9,7 @@
 
 #include "core/alloc.h"
 #include "core/fileio.h"
+#include "core/json.h"
 #include "latency/cycles.h"
 #include "latency/cycles_fit.h"
 #include "latency/emulator.h"
@@ -303,9 +304,12 @@ static int parse_file(const char *path, cJSON **root, nas_err *e) {
   long len = 0;
   int rc = nas_read_file(path, &text, &len, e);
   if (rc) return rc;
-  *root = cJSON_ParseWithLength(text, (size_t)len);
+  (void)len;
+  int line = 0;
+  rc = nas_json_parse(text, root, &line);
   free(text);
-  return *root ? NAS_OK : nas_errf(e, NAS_EFORMAT, "%s: not valid JSON", path);
+  if (rc == NAS_ENOMEM) return nas_errf(e, NAS_ENOMEM, "%s: out of memory parsing it", path);
+  return rc ? nas_errf(e, NAS_EFORMAT, "%s:%d: not valid JSON", path, line) : NAS_OK;
 }
 
 int nas_cycles_parts_load(const char *path, nas_cycles_model *m, nas_err *e) {

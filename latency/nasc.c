@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "core/fileio.h"
+#include "core/json.h"
 #include "latency/emulator.h"
 #include "latency/nasc.h"
 #include "latency/target.h"
@@ -230,9 +231,13 @@ int nas_nasc_load(const char *path, nas_nasc_model *m, nas_err *e) {
   long len = 0;
   int rc = nas_read_file(path, &text, &len, e);
   if (rc) return rc;
-  cJSON *root = cJSON_ParseWithLength(text, (size_t)len);
+  cJSON *root = NULL;
+  int line = 0;
+  (void)len;
+  rc = nas_json_parse(text, &root, &line);
   free(text);
-  if (!root) return nas_errf(e, NAS_EFORMAT, "%s: not valid JSON", path);
+  if (rc == NAS_ENOMEM) return nas_errf(e, NAS_ENOMEM, "%s: out of memory parsing it", path);
+  if (rc) return nas_errf(e, NAS_EFORMAT, "%s:%d: not valid JSON", path, line);
   const cJSON *fmt = cJSON_GetObjectItemCaseSensitive(root, "format");
   const cJSON *feats = cJSON_GetObjectItemCaseSensitive(root, "features");
   const cJSON *cores = cJSON_GetObjectItemCaseSensitive(root, "cores");

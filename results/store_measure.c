@@ -107,15 +107,16 @@ int nas_store_measurement_get(nas_store *s, int64_t cand_id, nas_measurement_row
     sqlite3_finalize(st);
     return rc;
   }
-  row->backend = store_dup_col(st, 0), row->target = store_dup_col(st, 1);
-  row->core = store_dup_col(st, 2), row->runtime = store_dup_col(st, 3);
-  row->ok = !strcmp((const char *)sqlite3_column_text(st, 4), "ok");
-  row->reason = store_dup_col(st, 5);
+  char status[8];
+  int bad = store_dup_col(st, 0, &row->backend) | store_dup_col(st, 1, &row->target) |
+            store_dup_col(st, 2, &row->core) | store_dup_col(st, 3, &row->runtime) |
+            store_col_buf(st, 4, status, sizeof status) | store_dup_col(st, 5, &row->reason);
+  row->ok = !strcmp(status, "ok");
   row->insns = sqlite3_column_int64(st, 6);
   row->cycles = sqlite3_column_double(st, 7), row->ms = sqlite3_column_double(st, 8);
   row->seconds = sqlite3_column_double(st, 9);
   sqlite3_finalize(st);
-  if (!row->backend || !row->target || !row->core || !row->runtime || (!row->ok && !row->reason)) {
+  if (bad || !row->backend || !row->target || !row->core || !row->runtime || (!row->ok && !row->reason)) {
     nas_measurement_row_free(row);
     return nas_errf(e, NAS_ENOMEM, "%s: %s: out of memory", s->path, what);
   }
@@ -141,7 +142,11 @@ int nas_store_measurement_get(nas_store *s, int64_t cand_id, nas_measurement_row
     nas_op_meas *o = &row->ops[row->nops++];
     memset(o, 0, sizeof *o);
     o->op = sqlite3_column_int(st, 0);
-    snprintf(o->kind, sizeof o->kind, "%s", (const char *)sqlite3_column_text(st, 1));
+    if (store_col_buf(st, 1, o->kind, sizeof o->kind)) {
+      sqlite3_finalize(st);
+      nas_measurement_row_free(row);
+      return nas_errf(e, NAS_ENOMEM, "%s: %s: out of memory", s->path, what);
+    }
     o->layer = sqlite3_column_type(st, 2) == SQLITE_NULL ? -1 : sqlite3_column_int(st, 2);
     o->insns = sqlite3_column_int64(st, 3), o->ldst = sqlite3_column_int64(st, 4);
     o->mul = sqlite3_column_int64(st, 5), o->branch = sqlite3_column_int64(st, 6);

