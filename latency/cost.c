@@ -376,6 +376,7 @@ char *nas_price_json(const nas_price *p, const nas_target *t, const char *arch_n
   cJSON_AddStringToObject(o, "latency_model", p->latency_model ? p->latency_model : nas_latmodel_name(t->model));
   cJSON_AddBoolToObject(o, "calibrated", p->latency_model ? p->calibrated : t->calibrated);
   if (p->latency_note[0]) cJSON_AddStringToObject(o, "latency_note", p->latency_note);
+  if (p->arena_note[0]) cJSON_AddStringToObject(o, "arena_note", p->arena_note);
   cJSON_AddNumberToObject(o, "arena_bytes", (double)p->arena_bytes);
   cJSON_AddNumberToObject(o, "runtime_sram_bytes", (double)t->rt_sram);
   cJSON_AddStringToObject(o, "peak_sram_method", p->sram_method ? p->sram_method : "planner");
@@ -439,6 +440,7 @@ char *nas_price_table(const nas_price *p, const nas_target *t, const char *arch_
                       p->latency_model ? p->latency_model : nas_latmodel_name(t->model),
                       cal ? "" : ", UNCALIBRATED");
   if (p->latency_note[0]) bad |= sb_printf(&b, "latency: %s\n", p->latency_note);
+  if (p->arena_note[0]) bad |= sb_printf(&b, "arena: %s\n", p->arena_note);
   bad |= sb_printf(&b, "%3s %-8s %-13s %12s %9s %9s %9s %10s  %s\n", "#", "op", "out", "macs",
                    "params", "flash", "sram", "ms", "from");
   for (int i = 0; i < p->n_layers; i++) {

@@ -86,6 +86,8 @@ typedef struct nas_price {
   int calibrated;            /* that model's coefficients are fitted on this part's published
                                 measurements (else transferred) */
   char latency_note[300];    /* why a tflm-cmsis-nn price uses the coefficient model, or "" */
+  char arena_note[300];      /* why a tflm runtime's arena is the planner's (an operator TFLM's
+                                arena model does not know, e.g. a recurrent one), or "" */
 } nas_price;
 
 /* Prices a built network (its canonical arch JSON gives kernels and strides); the int8 graph

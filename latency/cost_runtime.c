@@ -188,12 +188,35 @@ int nas_price_runtime(nas_price *p, const nas_g8_graph *g, const int *op_layer,
   for (int i = 0; i < p->n_layers; i++) p->layers[i].sram_bytes = 0;
   p->peak_layer = 0;
   const int rt = t->rt ? t->rt->runtime : NAS_RT_NAS_C;
-  int rc = rt == NAS_RT_NAS_C ? plan_nas_c(p, g, op_layer, e)
-                              : plan_tflm(p, g, op_layer, t->rt->arena_flags, e);
+  int rc;
+  if (rt == NAS_RT_NAS_C) {
+    rc = plan_nas_c(p, g, op_layer, e);
+  } else {
+    nas_err te = {0};
+    rc = plan_tflm(p, g, op_layer, t->rt->arena_flags, &te);
+    if (rc == NAS_EINVAL) { /* an operator TFLM's arena model does not know: the planner's */
+      snprintf(p->arena_note, sizeof p->arena_note, "TFLM's arena is not modelled for %.200s: "
+               "the C export's planned arena instead", te.msg);
+      for (int i = 0; i < p->n_layers; i++) p->layers[i].sram_bytes = 0;
+      rc = plan_nas_c(p, g, op_layer, e);
+    } else if (rc) {
+      nas_errf(e, rc, "%s", te.msg);
+    }
+  }
   if (rc) return rc;
   p->peak_sram_bytes = p->arena_bytes + t->rt_sram;
   p->n_ops = g->nops;
-  if (t->rt && t->rt->have_cycles) rc = cycles_latency(p, g, op_layer, t, e);
+  if (t->rt && t->rt->have_cycles) {
+    nas_err ce = {0};
+    rc = cycles_latency(p, g, op_layer, t, &ce);
+    if (rc == NAS_EINVAL) { /* a path the instruction model has no data for */
+      snprintf(p->latency_note, sizeof p->latency_note, "%.200s: latency from the target's %s model",
+               ce.msg, nas_latmodel_name(t->model));
+      rc = NAS_OK;
+    } else if (rc) {
+      nas_errf(e, rc, "%s", ce.msg);
+    }
+  }
   else if (t->rt && t->rt->have_nasc) {
     nas_err ne = {0};
     rc = nasc_latency(p, g, op_layer, t, &ne);

@@ -144,7 +144,7 @@ int nas_cycles_graph(const nas_cycles_model *m, const nas_tflm_insn_model *im,
     if (!rc) rc = nas_tflm_insn_op_predict(im, p->core, &o, &insn, e);
     if (!rc) rc = nas_cycles_op_predict(m, p, &o, insn, flags, &r->op[i], e);
     if (rc) {
-      nas_err_prefix(e, "operator %d", i);
+      if (e && strncmp(e->msg, "operator ", 9)) nas_err_prefix(e, "operator %d", i);
       break;
     }
     r->insn += insn, r->core_cycles += r->op[i].core_cycles;
