@@ -465,15 +465,16 @@ char *nas_price_table(const nas_price *p, const nas_target *t, const char *arch_
 }
 
 char *nas_targets_table(const char *dir, nas_err *e) {
-  char **ids;
+  char **ids, builtin[4096];
   int n;
+  if (!dir && nas_targets_dir(builtin, sizeof builtin, e)) return NULL;
+  if (!dir) dir = builtin;
   if (nas_target_list(dir, &ids, &n, e)) return NULL;
-  if (!dir) dir = nas_targets_dir();
   sbuf b = {0};
   int bad = sb_printf(&b, "%-12s %-14s %7s %9s %9s %-15s %-12s %s\n", "id", "core", "MHz",
                       "sram_KiB", "flash_KiB", "runtime", "latency", "calibrated");
   for (int i = 0; i < n && !bad; i++) {
-    char path[1200];
+    char path[4200];
     snprintf(path, sizeof path, "%s/%s.json", dir, ids[i]);
     nas_target *t;
     if (nas_target_load(path, &t, e)) { bad = 2; break; }

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "core/alloc.h"
+#include "core/datadir.h"
 #include "latency/cost_runtime.h"
 
 void nas_target_rt_free(nas_target_rt *rt) {
@@ -34,8 +35,11 @@ int nas_target_rt_load(const nas_target *t, int runtime, nas_target_rt **out, na
              "the target has a measured lookup table: latency from it and the %s model",
              nas_latmodel_name(t->model));
   } else if (runtime == NAS_RT_NAS_C) {
-    rc = nas_cycles_load(nas_cycles_default_path(), &rt->cyc, e);
-    if (!rc) rc = nas_nasc_load(nas_nasc_default_path(), &rt->nasc, e);
+    char cyc[4200], nasc[4200];
+    rc = nas_data_path("latency/calibration/cycles.json", cyc, sizeof cyc, e);
+    if (!rc) rc = nas_data_path("latency/calibration/nasc_insn.json", nasc, sizeof nasc, e);
+    if (!rc) rc = nas_cycles_load(cyc, &rt->cyc, e);
+    if (!rc) rc = nas_nasc_load(nasc, &rt->nasc, e);
     if (!rc) {
       rt->part = nas_cycles_find(&rt->cyc, id);
       const int core = rt->part ? nas_nasc_core_from_name(rt->part->core_name) : -1;
@@ -49,13 +53,16 @@ int nas_target_rt_load(const nas_target *t, int runtime, nas_target_rt **out, na
                  "TFLM fit, ASSUMED to carry over to the C export's build", id, rt->part->calibrated ? id : rt->part->from);
     }
   } else {
-    rc = nas_cycles_load(nas_cycles_default_path(), &rt->cyc, e);
-    if (!rc) rc = nas_tflm_insn_load(NAS_SOURCE_DIR "/latency/calibration/tflm_insn.json", &rt->insn, e);
+    char cyc[4200], insn[4200];
+    rc = nas_data_path("latency/calibration/cycles.json", cyc, sizeof cyc, e);
+    if (!rc) rc = nas_data_path("latency/calibration/tflm_insn.json", insn, sizeof insn, e);
+    if (!rc) rc = nas_cycles_load(cyc, &rt->cyc, e);
+    if (!rc) rc = nas_tflm_insn_load(insn, &rt->insn, e);
     if (!rc) {
       rt->part = nas_cycles_find(&rt->cyc, id);
       if (t->cycles_part[0] && !rt->part)
-        rc = nas_errf(e, NAS_EINVAL, "target %s: field 'cycles_part': '%s' is not a part of %s", t->id,
-                      id, nas_cycles_default_path());
+        rc = nas_errf(e, NAS_EINVAL, "target %s: field 'cycles_part': '%s' is not a part of "
+                      "latency/calibration/cycles.json", t->id, id);
       else if (!rt->part)
         snprintf(rt->latency_note, sizeof rt->latency_note,
                  "no cycles model for %s (not in latency/calibration/cycles.json): latency from the "

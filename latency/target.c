@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/datadir.h"
 #include "core/fileio.h"
 #include "latency/cost_runtime.h"
 
@@ -304,9 +305,12 @@ int nas_target_load(const char *path, nas_target **out, nas_err *e) {
   return rc;
 }
 
-const char *nas_targets_dir(void) {
+int nas_targets_dir(char *buf, size_t cap, nas_err *e) {
   const char *d = getenv("NAS_TARGET_DIR");
-  return d && d[0] ? d : NAS_SOURCE_DIR "/latency/targets";
+  if (!d || !d[0]) return nas_data_path("latency/targets", buf, cap, e);
+  if (snprintf(buf, cap, "%s", d) >= (int)cap)
+    return nas_errf(e, NAS_EINVAL, "NAS_TARGET_DIR: the path is longer than %zu bytes", cap - 1);
+  return NAS_OK;
 }
 
 static int cmp_str(const void *a, const void *b) {
@@ -314,8 +318,13 @@ static int cmp_str(const void *a, const void *b) {
 }
 
 int nas_target_list(const char *dir, char ***ids, int *n, nas_err *e) {
-  if (!dir) dir = nas_targets_dir();
+  char builtin[4096];
   *ids = NULL, *n = 0;
+  if (!dir) {
+    int rc = nas_targets_dir(builtin, sizeof builtin, e);
+    if (rc) return rc;
+    dir = builtin;
+  }
   DIR *d = opendir(dir);
   if (!d) return nas_errf(e, NAS_EIO, "%s: cannot open the targets directory", dir);
   char **v = NULL;
@@ -352,9 +361,10 @@ int nas_target_open(const char *id, const char *file, nas_target **out, nas_err 
   *out = NULL;
   if (file) return nas_target_load(file, out, e);
   if (!id || !id[0]) return nas_errf(e, NAS_EUSAGE, "no target given");
-  const char *dir = nas_targets_dir();
+  char dir[4096];
   char **ids;
-  int n, rc = nas_target_list(dir, &ids, &n, e);
+  int n, rc = nas_targets_dir(dir, sizeof dir, e);
+  if (!rc) rc = nas_target_list(dir, &ids, &n, e);
   if (rc) return rc;
   int found = 0;
   char list[400] = "";
@@ -366,7 +376,7 @@ int nas_target_open(const char *id, const char *file, nas_target **out, nas_err 
   if (!found)
     return nas_errf(e, NAS_EINVAL, "unknown target '%s' (known: %s; or use --target-file)", id,
                     list);
-  char path[1200];
+  char path[4200];
   snprintf(path, sizeof path, "%s/%s.json", dir, id);
   rc = nas_target_load(path, out, e);
   if (!rc && strcmp((*out)->id, id) != 0) {

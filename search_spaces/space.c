@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/datadir.h"
 #include "core/fileio.h"
 #include "core/json.h"
 #include "train/net.h"
@@ -370,9 +371,10 @@ int nas_space_load_builtin(const char *name, nas_space **out, nas_err *e) {
   *out = NULL;
   for (int i = 0; i < N_BUILTINS; i++)
     if (name && !strcmp(name, BUILTINS[i])) {
-      char path[1024];
-      snprintf(path, sizeof path, "%s/search_spaces/%s.json", NAS_SOURCE_DIR, BUILTINS[i]);
-      return nas_space_load_file(path, out, e);
+      char rel[64], path[4096];
+      snprintf(rel, sizeof rel, "search_spaces/%s.json", BUILTINS[i]);
+      int rc = nas_data_path(rel, path, sizeof path, e);
+      return rc ? rc : nas_space_load_file(path, out, e);
     }
   char list[256];
   size_t len = 0;

@@ -23,8 +23,8 @@ typedef struct nas_space nas_space;
  * Errors name the space and the path: "space kws-dscnn: layers[2].out: choice list is empty". */
 int nas_space_parse(const char *json, const char *source, nas_space **out, nas_err *e);
 int nas_space_load_file(const char *path, nas_space **out, nas_err *e);
-/* A built-in space by name (NAS_SOURCE_DIR/search_spaces/<name>.json); an unknown name is an
- * error listing the built-ins. */
+/* A built-in space by name (<data directory>/search_spaces/<name>.json, core/datadir.h); an
+ * unknown name is an error listing the built-ins. */
 int nas_space_load_builtin(const char *name, nas_space **out, nas_err *e);
 /* A spec that contains '/' or ends in ".json" is a file, anything else a built-in name. */
 int nas_space_load(const char *spec, nas_space **out, nas_err *e);

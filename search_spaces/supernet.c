@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/datadir.h"
 #include "core/fileio.h"
 #include "core/json.h"
 #include "train/graph.h"
@@ -176,12 +177,15 @@ static int walk_entry(walker *w, const cJSON *entry, const char *path, const nas
 }
 
 static int read_spec(const char *spec, char **text, nas_err *e) {
-  char path[4096];
+  char path[4096], rel[4096];
   size_t n = strlen(spec);
   if (strchr(spec, '/') || (n > 5 && !strcmp(spec + n - 5, ".json")))
     snprintf(path, sizeof path, "%s", spec);
-  else
-    snprintf(path, sizeof path, "%s/search_spaces/%s.json", NAS_SOURCE_DIR, spec);
+  else {
+    snprintf(rel, sizeof rel, "search_spaces/%s.json", spec);
+    int rc = nas_data_path(rel, path, sizeof path, e);
+    if (rc) return rc;
+  }
   long len;
   return nas_read_file(path, text, &len, e);
 }

@@ -458,7 +458,10 @@ static void test_fit(void **state) {
   (void)state;
   NEED_FAULTS();
   static fit_ctx c;
-  snprintf(c.target, sizeof c.target, "%s/stm32f446re.json", nas_targets_dir());
+  char tdir[256];
+  nas_err te = {0};
+  assert_int_equal(nas_targets_dir(tdir, sizeof tdir, &te), NAS_OK);
+  snprintf(c.target, sizeof c.target, "%s/stm32f446re.json", tdir);
   snprintf(c.csv, sizeof c.csv, "%s/meas.csv", g_dir);
   snprintf(c.out, sizeof c.out, "%s/fitted.json", g_dir);
   /* three models of conv, pwconv and fc layers: cycles linear in the MACs (conv with an

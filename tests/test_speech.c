@@ -417,10 +417,14 @@ static void test_spec(void **state) {
   while ((de = readdir(dd)) != NULL) found += strncmp(de->d_name, "nas-speech-", 11) == 0;
   closedir(dd);
   assert_int_equal(found, 1);
-  const char *bad[] = {",task=12", "%s,task=20", "%s,window_ms=25", "%s,features=mel",
-                       "%s,colour=red", "%s,task", ""};
+  /* Each bad spec: the directory (or none) followed by the rest. */
+  const struct {
+    int with_dir;
+    const char *rest;
+  } bad[] = {{0, ",task=12"},    {1, ",task=20"},    {1, ",window_ms=25"}, {1, ",features=mel"},
+             {1, ",colour=red"}, {1, ",task"},       {0, ""}};
   for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
-    snprintf(spec, sizeof spec, bad[i], dir);
+    snprintf(spec, sizeof spec, "%s%s", bad[i].with_dir ? dir : "", bad[i].rest);
     nas_err_clear(&e);
     assert_int_equal(nas_speech_load(spec, &o, &d, &e), NAS_EINVAL);
     assert_true(strlen(e.msg) > 0);

@@ -1,8 +1,8 @@
-/* nas/dnas_train.c: the DNAS loop (nas/dnas.h): per sweep point, alternating supernet
+/* nas/strategies/dnas_train.c: the DNAS loop (dnas.h): per sweep point, alternating supernet
  * training with per-epoch checkpoints and "dnas_epoch" events (the architecture-parameter
  * history), then extraction, exact-cost check and greedy repair, and the candidate's
  * retraining from scratch, int8 evaluation and storage. The checkpoint format is in
- * nas/dnas_ckpt.c. Never prints. */
+ * nas/strategies/dnas_ckpt.c. Never prints. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,7 +12,8 @@
 #include "core/rng.h"
 #include "core/alloc.h"
 #include "nas/artifacts.h"
-#include "nas/dnas_impl.h"
+#include "nas/candidate.h"
+#include "nas/strategies/dnas_impl.h"
 #include "train/ops.h"
 #include "train/optim.h"
 #include "train/trainer.h"
@@ -121,17 +122,17 @@ static int argmax_acc(dnas_ctx *c, nas_dnas_net *dn, const double *alpha, const 
   int B = g->max_batch, rc = mom ? NAS_OK : nas_errf(e, NAS_ENOMEM, "dnas: out of memory");
   for (int i = 0; rc == NAS_OK && i < g->n; i++) mom[i] = g->nodes[i].p.momentum;
   g->training = 1;
-  const int ntr = nas_dataset_head(&c->d.train, c->cfg.sn_limit).n; /* perm's length */
+  const int ntr = nas_dataset_head(&c->d->train, c->cfg.sn_limit).n; /* perm's length */
   for (int b = 0; rc == NAS_OK && b < RECAL && b * B < ntr; b++) {
     int n = ntr - b * B < B ? ntr - b * B : B;
     for (int i = 0; i < g->n; i++)
       if (g->nodes[i].kind == NAS_NODE_OP && g->nodes[i].op == NAS_OP_BATCHNORM)
         g->nodes[i].p.momentum = 1.0f / (float)(b + 1);
-    nas_data_batch(&c->d.train, perm + b * B, n, g->nodes[net->input].val, g->nodes[net->labels].val,
+    nas_data_batch(&c->d->train, perm + b * B, n, g->nodes[net->input].val, g->nodes[net->labels].val,
                    NULL, NULL);
     nas_graph_forward(g, n, net->logits);
   }
-  nas_dataset vsub = c->d.val;
+  nas_dataset vsub = c->d->val;
   if (vsub.n > 2048) vsub.n = 2048;
   if (rc == NAS_OK) rc = nas_evaluate(net, &vsub, acc, NULL, e);
   o = 0;
@@ -177,8 +178,8 @@ static int train_supernet(dnas_ctx *c, int k, const double *w, dnas_sn_state *s,
     return lr_ < 0 ? e->code : NAS_OK;
   }
   /* the supernet's training set: the first sn_limit samples of the train split (all: 0) */
-  const nas_dataset tr = nas_dataset_head(&c->d.train, cf->sn_limit);
-  int *perm = nas_malloc(sizeof(int) * (size_t)tr.n), *vperm = nas_malloc(sizeof(int) * (size_t)c->d.val.n);
+  const nas_dataset tr = nas_dataset_head(&c->d->train, cf->sn_limit);
+  int *perm = nas_malloc(sizeof(int) * (size_t)tr.n), *vperm = nas_malloc(sizeof(int) * (size_t)c->d->val.n);
   double *y = nas_malloc(sizeof(double) * (size_t)n_p), *dy = nas_malloc(sizeof(double) * (size_t)n_p);
   double *da = nas_malloc(sizeof(double) * (size_t)n_p), *gn = nas_malloc(sizeof(double) * (size_t)n_p);
   if (!opt || !perm || !vperm || !y || !dy || !da || !gn)
@@ -194,7 +195,7 @@ static int train_supernet(dnas_ctx *c, int k, const double *w, dnas_sn_state *s,
     nas_rng_seed(&rng, nas_seed_mix(seed, (uint64_t)ep, 0xE90Cull));
     nas_rng_seed(&gr->rng, nas_seed_mix(seed, (uint64_t)ep, 0xD0ull));
     nas_data_shuffle(&tr, perm, &rng);
-    nas_data_shuffle(&c->d.val, vperm, &rng);
+    nas_data_shuffle(&c->d->val, vperm, &rng);
     int arch = ep >= cf->warmup, vi = 0;
     double loss_sum = 0;
     long seen = 0;
@@ -222,18 +223,21 @@ static int train_supernet(dnas_ctx *c, int k, const double *w, dnas_sn_state *s,
       loss_sum += (double)loss * n, seen += n, s->samples += n;
       if (!arch || (st + 1) % cf->arch_every) continue;
       /* architecture step on a validation batch (after every arch_every-th weight step) */
-      int vn = c->d.val.n - vi < B ? c->d.val.n - vi : B;
+      int vn = c->d->val.n - vi < B ? c->d->val.n - vi : B;
       if (cf->sampling == NAS_DNAS_GUMBEL) gumbel(&rng, gn, n_p);
       nas_dnas_probs(c->rx, s->alpha, T, cf->sampling == NAS_DNAS_GUMBEL ? gn : NULL, y);
       nas_dnas_net_set_gates(dn, y);
-      nas_data_batch(&c->d.val, vperm + vi, vn, gr->nodes[net->input].val, gr->nodes[net->labels].val,
+      nas_data_batch(&c->d->val, vperm + vi, vn, gr->nodes[net->input].val, gr->nodes[net->labels].val,
                      NULL, NULL);
-      vi = vi + vn >= c->d.val.n ? 0 : vi + vn;
+      vi = vi + vn >= c->d->val.n ? 0 : vi + vn;
       nas_graph_forward(gr, vn, net->loss);
       nas_graph_backward(gr, net->loss);
       memset(dy, 0, sizeof(double) * (size_t)n_p);
       nas_dnas_net_gate_grad(dn, y, dy);
-      nas_dnas_cost_loss(c->rx, y, w, c->ref, c->budget, cf->hinge, NULL, dy);
+      if (isnan(nas_dnas_cost_loss(c->rx, y, w, c->ref, c->budget, cf->hinge, NULL, dy))) {
+        rc = nas_errf(e, NAS_ENOMEM, "dnas: out of memory");
+        break;
+      }
       nas_dnas_chain(c->rx, y, dy, T, da);
       s->astep++;
       double bc1 = 1 - pow(b1, (double)s->astep), bc2 = 1 - pow(b2, (double)s->astep);
@@ -335,27 +339,32 @@ static int extract(dnas_ctx *c, const double *alpha, char **arch, int *repaired,
   return rc;
 }
 
-/* Prices, checks, trains from scratch, quantises, evaluates and stores candidate cand. */
-static int process(dnas_ctx *c, int k, int64_t cand, const char *arch, nas_err *e) {
+/* The candidate step's progress: the DNAS progress line of point k's candidate. */
+typedef struct step_user {
+  dnas_ctx *c;
+  int k;
+  int64_t cand;
+} step_user;
+
+static void step_report(void *user, const char *state, const char *reason, const nas_metrics *m) {
+  step_user *u = user;
+  int priced = strcmp(state, "rejected") || m->macs > 0; /* an invalid arch has no costs */
+  report(u->c, u->k, u->cand, state, reason, priced ? m : NULL);
+}
+
+/* Candidate cand of point k through the candidate step (nas/candidate.h): priced, checked,
+ * trained from scratch, quantised, evaluated and stored exactly as the search core does for
+ * its candidates. *stopped when a stop request left it proposed. */
+static int process(dnas_ctx *c, int k, int64_t cand, const char *arch, int *stopped, nas_err *e) {
   const nas_search_cfg *g = &c->cfg.base;
-  nas_metrics m;
-  nas_metrics_clear(&m);
-  char reason[600];
-  int rc = nas_search_price_candidate(c->st, cand, arch, c->t, g, &m, reason, e);
-  if (rc != NAS_OK) return rc;
-  if (reason[0]) {
-    report(c, k, cand, "rejected", reason, m.macs > 0 ? &m : NULL);
-    return nas_store_candidate_set_state(c->st, cand, "rejected", reason, e);
-  }
-  if ((rc = nas_store_candidate_set_state(c->st, cand, "training", NULL, e)) != NAS_OK) return rc;
-  report(c, k, cand, "training", NULL, &m);
-  /* train from scratch, score float and int8, store metrics + weights + done in one
-     transaction, exactly as the search core does for its candidates */
-  uint64_t tseed = nas_seed_mix(g->seed, (uint64_t)k, 0x7EA1ull);
-  rc = nas_search_train_candidate(c->st, c->run_id, cand, arch, &c->d, g, tseed, &m, reason, e);
-  if (rc != NAS_OK) return rc;
-  report(c, k, cand, reason[0] ? "failed" : "done", reason[0] ? reason : NULL, &m);
-  return NAS_OK;
+  nas_candidate_cfg cc;
+  nas_run_candidate_cfg(c->run, g->epochs, g->eval_limit, nas_seed_mix(g->seed, (uint64_t)k, 0x7EA1ull), &cc);
+  step_user u = {c, k, cand};
+  nas_candidate_hooks h = {step_report, &u, c->hooks ? c->hooks->stop : NULL};
+  nas_candidate_outcome o;
+  int rc = nas_candidate_step(c->st, c->run_id, cand, arch, &cc, &h, &o, e);
+  if (rc == NAS_OK && !strcmp(o.state, "proposed")) *stopped = 1;
+  return rc;
 }
 
 /* One sweep point: supernet, extraction, candidate. *stopped on a stop request. */
@@ -390,7 +399,7 @@ static int point(dnas_ctx *c, int k, int *stopped, nas_err *e) {
   if (rc == NAS_OK && arch && fresh) {
     report(c, k, cand, "proposed", NULL, NULL);
     if (stopping(c)) *stopped = 1;
-    else rc = process(c, k, cand, arch, e);
+    else rc = process(c, k, cand, arch, stopped, e);
   }
   if (rc == NAS_OK && arch && !*stopped) {
     cJSON *j = cJSON_CreateObject();
@@ -406,7 +415,8 @@ static int point(dnas_ctx *c, int k, int *stopped, nas_err *e) {
     for (int m = 0; m < NAS_COST_COUNT; m++) cJSON_AddNumberToObject(wj, NM[m], w[m]);
     char *t = cJSON_PrintUnformatted(j);
     cJSON_Delete(j);
-    rc = nas_store_event_add(c->st, c->run_id, cand, "dnas_point", t, NULL, e);
+    rc = t ? nas_store_event_add(c->st, c->run_id, cand, "dnas_point", t, NULL, e)
+           : nas_errf(e, NAS_ENOMEM, "dnas: out of memory");
     cJSON_free(t);
   }
   free(arch);
@@ -414,44 +424,15 @@ static int point(dnas_ctx *c, int k, int *stopped, nas_err *e) {
   return rc;
 }
 
-int dnas_loop(dnas_ctx *c, nas_err *e) {
-  int done = 0, stopped = 0;
+int dnas_points(dnas_ctx *c, int *stopped, nas_err *e) {
+  int done = 0;
   int rc = nas_store_event_count(c->st, c->run_id, "dnas_point", &done, e);
-  for (int k = done; rc == NAS_OK && k < c->n_points && !stopped; k++) {
+  for (int k = done; rc == NAS_OK && k < c->n_points && !*stopped; k++) {
     if (stopping(c)) {
-      stopped = 1;
+      *stopped = 1;
       break;
     }
-    rc = point(c, k, &stopped, e);
+    rc = point(c, k, stopped, e);
   }
-  nas_search_summary *s = c->sum;
-  s->interrupted = stopped;
-  int64_t *ids = NULL;
-  int n = 0;
-  nas_err e2 = {0};
-  if (nas_store_candidate_ids(c->st, c->run_id, NULL, &ids, &n, &e2) == NAS_OK) {
-    s->candidates = n;
-    for (int i = 0; i < n; i++) {
-      nas_candidate_row row;
-      memset(&row, 0, sizeof row);
-      if (nas_store_candidate_get(c->st, ids[i], &row, &e2) != NAS_OK) continue;
-      s->done += !strcmp(row.state, "done");
-      s->rejected += !strcmp(row.state, "rejected");
-      s->failed += !strcmp(row.state, "failed");
-      if (!strcmp(row.state, "done") && isfinite(row.m.acc_int8_test) &&
-          (!s->best_id || row.m.acc_int8_test > s->best_acc))
-        s->best_id = row.id, s->best_acc = row.m.acc_int8_test;
-      nas_store_candidate_row_free(&row);
-    }
-  }
-  free(ids);
-  /* a failure (e.g. a diverging supernet, a full disk) leaves the run resumable */
-  const char *status = rc != NAS_OK || stopped ? "interrupted" : "done";
-  char payload[128];
-  snprintf(payload, sizeof payload, "{\"candidates\":%d,\"done\":%d}", s->candidates, s->done);
-  nas_store_event_add(c->st, c->run_id, 0, stopped ? "interrupt" : rc ? "error" : "run_done", payload,
-                      NULL, &e2);
-  int rc2 = nas_store_run_set_status(c->st, c->run_id, status, &e2);
-  if (rc == NAS_OK && rc2 != NAS_OK) *e = e2, rc = rc2;
   return rc;
 }

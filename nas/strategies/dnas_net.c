@@ -1,4 +1,4 @@
-/* nas/dnas_net.c: the supernet graph of a relaxed space (nas/dnas.h): every slot at its
+/* nas/strategies/dnas_net.c: the supernet graph of a relaxed space (dnas.h): every slot at its
  * largest size, with gate tensors (STATE nodes that receive gradients) for channel masks,
  * kernel masks, residual and presence mixtures and op mixtures; writing the gates from y and
  * reading their gradients back as d(loss)/dy. Parameter nodes are named
@@ -8,7 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "nas/dnas.h"
+#include "nas/strategies/dnas.h"
 #include "core/alloc.h"
 #include "train/ops.h"
 

@@ -1,32 +1,31 @@
-/* nas/dnas_impl.h: internal to nas/dnas*.c: the run context shared by the setup (dnas.c)
- * and the training/extraction loop (dnas_train.c). Not part of the public API. */
-#ifndef NAS_NAS_DNAS_IMPL_H
-#define NAS_NAS_DNAS_IMPL_H
+/* nas/strategies/dnas_impl.h: internal to nas/strategies/dnas*.c: the run context shared by the
+ * setup (dnas.c) and the training/extraction loop (dnas_train.c). Not part of the public API. */
+#ifndef NAS_NAS_STRATEGIES_DNAS_IMPL_H
+#define NAS_NAS_STRATEGIES_DNAS_IMPL_H
 
 #include <cjson/cJSON.h>
 
 #include "datasets/dataset.h"
-#include "nas/dnas.h"
+#include "nas/run.h"
+#include "nas/strategies/dnas.h"
 #include "results/pareto.h"
 #include "results/store.h"
 #include "train/optim.h"
 
 typedef struct dnas_ctx {
-  nas_dnas_cfg cfg;          /* configuration (strings borrowed, or owned through `owned`) */
-  cJSON *owned;              /* keeps a resumed configuration's strings alive */
+  nas_dnas_cfg cfg;          /* configuration (base: the run's common configuration) */
   const char *db;            /* store path (checkpoints are written next to it) */
   nas_supernet *sn;          /* supernet description (owned) */
   nas_dnas_relax *rx;        /* relaxation (owned) */
-  nas_target *t;             /* target (owned) */
-  nas_data d;                /* dataset (owned) */
-  nas_store *st;             /* store (owned) */
-  nas_objectives obj;        /* run objectives */
-  int64_t run_id;            /* the run */
+  const nas_target *t;       /* target (the run's) */
+  const nas_data *d;         /* dataset (the run's) */
+  nas_run *run;              /* the run (the driver's, nas/run.h) */
+  nas_store *st;             /* store (the run's, once the body runs) */
+  int64_t run_id;            /* the run (once the body runs) */
   int n_points;              /* sweep points (candidates to extract) */
   double budget[NAS_COST_COUNT]; /* hard budgets (0: none) */
   double ref[NAS_COST_COUNT];    /* scale of each cost term (budget, else initial expectation) */
   const nas_search_hooks *hooks;
-  nas_search_summary *sum;
 } dnas_ctx;
 
 /* State of one sweep point's supernet training besides the weights (owned by the caller). */
@@ -52,11 +51,7 @@ int dnas_ckpt_save(const dnas_ctx *c, int k, const nas_dnas_net *dn, const nas_o
 int dnas_ckpt_load(const dnas_ctx *c, int k, nas_dnas_net *dn, nas_optim *opt, dnas_sn_state *s,
                    nas_err *e);
 
-int dnas_prepare(dnas_ctx *c, nas_err *e);
-void dnas_ctx_free(dnas_ctx *c);
-char *dnas_config_json(const nas_dnas_cfg *c, const char *objectives);
-void dnas_config_read(const cJSON *j, nas_dnas_cfg *c);
-/* Runs the remaining sweep points of the run and closes it (status, summary). */
-int dnas_loop(dnas_ctx *c, nas_err *e);
+/* The sweep points not done yet (nas/strategies/dnas_train.c); *stopped on a stop request. */
+int dnas_points(dnas_ctx *c, int *stopped, nas_err *e);
 
 #endif

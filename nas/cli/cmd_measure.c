@@ -1,4 +1,4 @@
-/* nas/cli_measure.c: `nas measure`: measures a trained checkpoint's int8 graph per layer on
+/* nas/cli/cmd_measure.c: `nas measure`: measures a trained checkpoint's int8 graph per layer on
  * an emulated Cortex-M (Unicorn), on the host (the deploy/ int8 runtime) or prepares a board
  * measurement (a firmware source tree). See latency/emulator.h and latency/measure.h. */
 #include <cjson/cJSON.h>
@@ -11,54 +11,52 @@
 #include "latency/emulator.h"
 #include "core/alloc.h"
 #include "latency/measure.h"
-#include "nas/cli.h"
+#include "nas/cli/cli.h"
 #include "nas/job.h"
 #include "train/quant.h"
 
-static const char MEASURE_USAGE[] =
-    "usage: nas measure --checkpoint FILE (--target ID | --target-file FILE)\n"
-    "                   [--backend emulator|host|board] [--emit DIR] [--json] [--csv FILE]\n"
-    "\n"
-    "Quantises the checkpoint to int8 (as `nas export`) and measures one inference of the\n"
-    "first test sample per layer (int8 operator):\n"
-    "  emulator  cross-compiles the C export for the target's core (arm-none-eabi-gcc) and\n"
-    "            runs it in the Unicorn engine: instructions by class (ldst, mul, branch,\n"
-    "            other), estimated cycles (per-core CPI table) and ms at the target clock; the\n"
-    "            emulated output is checked against the host int8 runtime\n"
-    "  host      median wall time per layer of the deploy/ int8 runtime on this machine\n"
-    "  board     --emit DIR writes a firmware tree (C export, main.c timing each layer with\n"
-    "            DWT->CYCCNT and printing CSV through a retargetable putchar, Makefile); run\n"
-    "            it on the board and read its output with `nas latency ingest`\n"
-    "\n"
-    "  --checkpoint FILE     written by `nas train --save`\n"
-    "  --target ID           built-in target (see `nas targets`), or --target-file FILE\n"
-    "  --backend NAME        emulator (default), host or board\n"
-    "  --emit DIR            board: directory for the firmware tree (created)\n"
-    "  --runs N              host: runs (50); board: inferences the firmware times (10)\n"
-    "  --opt FLAG            emulator: optimisation flag for arm-none-eabi-gcc (-O2; -Os, -O3)\n"
-    "  --csv FILE            emulator: write the per-layer cycles as a measurement CSV\n"
-    "                        (`nas latency fit --measurements`), model id <name>@emulator\n"
-    "  --dataset SPEC        calibration data and the measured sample (default: the\n"
-    "                        checkpoint's)\n"
-    "  --calibration NAME    minmax | percentile (minmax)\n"
-    "  --calib-samples N     training samples used for calibration (1000)\n"
-    "  --softmax             end the model with an int8 SOFTMAX\n"
-    "  --json                print one JSON object instead of the table\n"
-    "\n"
-    "The emulator keeps the compiled kernels per core and flags in $NAS_CACHE_DIR (set it\n"
-    "empty to disable), else $XDG_CACHE_HOME/nas-emu or ~/.cache/nas-emu.\n";
+static const nas_opt MEASURE_OPTS[] = {
+    {"--checkpoint", NAS_OPT_STR, "FILE", .help = "written by `nas train --save`"},
+    {"--backend", NAS_OPT_ENUM, "NAME", .choices = "emulator|host|board", .what = "back end",
+     .help = "emulator (default), host or board"},
+    {"--emit", NAS_OPT_STR, "DIR", .help = "board: directory for the firmware tree (created)"},
+    {"--runs", NAS_OPT_INT, "N", 1, 10000,
+     .help = "host: runs (50); board: inferences the firmware times (10)"},
+    {"--opt", NAS_OPT_STR, "FLAG", .help = "emulator: optimisation flag for arm-none-eabi-gcc (-O2; -Os, -O3)"},
+    {"--csv", NAS_OPT_STR, "FILE",
+     .help = "emulator: write the per-layer cycles as a measurement CSV\n"
+             "(`nas latency fit --measurements`), model id <name>@emulator"},
+    {"--dataset", NAS_OPT_STR, "SPEC",
+     .help = "calibration data and the measured sample (default: the\ncheckpoint's)"},
+    {"--calibration", NAS_OPT_STR, "NAME", .help = "minmax | percentile (minmax)"},
+    {"--calib-samples", NAS_OPT_INT, "N", 1, 10000000,
+     .help = "training samples used for calibration (1000)"},
+    {"--softmax", NAS_OPT_FLAG, .help = "end the model with an int8 SOFTMAX"},
+    {"--threads", NAS_OPT_INT, "N", 1, 1024, .help = "threads for OpenMP and OpenBLAS (all cores)"},
+    {"--json", NAS_OPT_FLAG, .help = "print one JSON object instead of the table"},
+    {NULL}};
+static const nas_opt *const MEASURE_TABLES[] = {MEASURE_OPTS, nas_cli_target_opts, NULL};
 
-static int fail(const nas_err *e) {
-  fprintf(stderr, "nas: error: %s\n", e->msg);
-  return e->code == NAS_EUSAGE ? NAS_EXIT_USAGE : 1;
-}
-
-static int parse_int(const char *s, int lo, int hi, int *v) {
-  char *end;
-  long x = strtol(s, &end, 10);
-  if (!*s || *end || x < lo || x > hi) return -1;
-  *v = (int)x;
-  return 0;
+static void measure_help(FILE *f) {
+  nas_cli_help(f,
+               "usage: nas measure --checkpoint FILE (--target ID | --target-file FILE)\n"
+               "                   [--backend emulator|host|board] [--emit DIR] [--json] [--csv FILE]\n"
+               "\n"
+               "Quantises the checkpoint to int8 (as `nas export`) and measures one inference of the\n"
+               "first test sample per layer (int8 operator):\n"
+               "  emulator  cross-compiles the C export for the target's core (arm-none-eabi-gcc) and\n"
+               "            runs it in the Unicorn engine: instructions by class (ldst, mul, branch,\n"
+               "            other), estimated cycles (per-core CPI table) and ms at the target clock; the\n"
+               "            emulated output is checked against the host int8 runtime\n"
+               "  host      median wall time per layer of the deploy/ int8 runtime on this machine\n"
+               "  board     --emit DIR writes a firmware tree (C export, main.c timing each layer with\n"
+               "            DWT->CYCCNT and printing CSV through a retargetable putchar, Makefile); run\n"
+               "            it on the board and read its output with `nas latency ingest`\n"
+               "\n",
+               MEASURE_TABLES,
+               "\n"
+               "The emulator keeps the compiled kernels per core and flags in $NAS_CACHE_DIR (set it\n"
+               "empty to disable), else $XDG_CACHE_HOME/nas-emu or ~/.cache/nas-emu.\n");
 }
 
 static void layer_json(cJSON *o, const nas_emu_layer *L) {
@@ -67,13 +65,6 @@ static void layer_json(cJSON *o, const nas_emu_layer *L) {
   cJSON_AddNumberToObject(o, "taken_branches", (double)L->taken);
   cJSON_AddNumberToObject(o, "cycles", L->cycles);
   cJSON_AddNumberToObject(o, "ms", L->ms);
-}
-
-static void print_json(cJSON *j) {
-  char *t = cJSON_PrintUnformatted(j);
-  if (t) printf("%s\n", t);
-  cJSON_free(t);
-  cJSON_Delete(j);
 }
 
 /* The kernel object cache of the emulator: $NAS_CACHE_DIR (empty: none), else
@@ -100,15 +91,15 @@ static int run_emulator(const nas_g8_graph *g, const nas_target *t, const char *
                         const int8_t *in, const char *opt, const char *csv, int json) {
   nas_err e = {0};
   nas_cpi cpi;
-  if (nas_cpi_for_core(t->core, &cpi, &e)) return fail(&e);
+  if (nas_cpi_for_core(t->core, &cpi, &e)) return nas_cli_error(&e);
   nas_emu_fw *fw = NULL;
   char cache[4096];
   nas_emu_cfg cfg = {.opt = opt, .cache_dir = cache_dir(cache, sizeof cache)};
-  if (nas_emu_build(g, t, &cfg, &fw, &e)) return fail(&e);
+  if (nas_emu_build(g, t, &cfg, &fw, &e)) return nas_cli_error(&e);
   nas_emu_result r;
   if (nas_emu_run(fw, in, 0, &r, &e)) {
     nas_emu_fw_free(fw);
-    return fail(&e);
+    return nas_cli_error(&e);
   }
   /* The emulated bytes must be the host runtime's. */
   int8_t *ref = nas_malloc(r.out_n ? r.out_n : 1);
@@ -156,7 +147,7 @@ static int run_emulator(const nas_g8_graph *g, const nas_target *t, const char *
       layer_json(o, &r.layers[l]);
       cJSON_AddItemToArray(arr, o);
     }
-    print_json(j);
+    nas_cli_print_json(j);
   } else if (rc == NAS_OK) {
     printf("%s on %s (%s @ %.0f MHz), emulated (Unicorn, one inference, %s)\n", name, t->id,
            nas_core_name(t->core), t->clock_mhz, opt ? opt : "-O2");
@@ -190,7 +181,7 @@ static int run_emulator(const nas_g8_graph *g, const nas_target *t, const char *
   }
   nas_emu_result_free(&r);
   nas_emu_fw_free(fw);
-  return rc == NAS_OK ? 0 : fail(&e);
+  return rc == NAS_OK ? 0 : nas_cli_error(&e);
 }
 
 /* The emulator's prerequisites, checked before the (slower) quantisation. */
@@ -210,10 +201,10 @@ static int run_host(const nas_g8_graph *g, const nas_target *t, const char *name
                     const int8_t *in, int runs, int json) {
   nas_err e = {0};
   double *ms = nas_malloc(sizeof *ms * (size_t)(g->nops + 1)), total = 0;
-  if (!ms) return nas_errf(&e, NAS_ENOMEM, "out of memory"), fail(&e);
+  if (!ms) return nas_errf(&e, NAS_ENOMEM, "out of memory"), nas_cli_error(&e);
   if (nas_host_time(g, in, runs, ms, &total, &e)) {
     free(ms);
-    return fail(&e);
+    return nas_cli_error(&e);
   }
   if (json) {
     cJSON *j = cJSON_CreateObject();
@@ -233,7 +224,7 @@ static int run_host(const nas_g8_graph *g, const nas_target *t, const char *name
       cJSON_AddNumberToObject(o, "ms", ms[i]);
       cJSON_AddItemToArray(arr, o);
     }
-    print_json(j);
+    nas_cli_print_json(j);
   } else {
     printf("%s: host int8 runtime (deploy/), median of %d runs on this machine\n", name, runs);
     printf("%-8s %-8s %10s %10s\n", "layer", "op", "macs", "ms");
@@ -251,43 +242,22 @@ static int run_host(const nas_g8_graph *g, const nas_target *t, const char *name
 }
 
 static int cmd_measure(int argc, char **argv) {
-  nas_export_job job = {.format = "c", .calib_samples = 1000, .warn = nas_cli_warn};
-  const char *target = NULL, *target_file = NULL, *backend = "emulator", *emit = NULL;
-  const char *csv = NULL, *calib = "minmax", *samples = NULL, *runs_s = NULL, *opt = NULL;
-  int json = 0;
-  for (int i = 0; i < argc; i++) {
-    const char *a = argv[i];
-    if (!strcmp(a, "--help")) return fputs(MEASURE_USAGE, stdout), 0;
-    if (!strcmp(a, "--json")) {
-      json = 1;
-      continue;
-    }
-    if (!strcmp(a, "--softmax")) {
-      job.softmax = 1;
-      continue;
-    }
-    const char **slot = !strcmp(a, "--checkpoint")      ? &job.checkpoint
-                        : !strcmp(a, "--target")        ? &target
-                        : !strcmp(a, "--target-file")   ? &target_file
-                        : !strcmp(a, "--backend")       ? &backend
-                        : !strcmp(a, "--emit")          ? &emit
-                        : !strcmp(a, "--csv")           ? &csv
-                        : !strcmp(a, "--dataset")       ? &job.dataset
-                        : !strcmp(a, "--calibration")   ? &calib
-                        : !strcmp(a, "--calib-samples") ? &samples
-                        : !strcmp(a, "--runs")          ? &runs_s
-                        : !strcmp(a, "--opt")           ? &opt
-                                                        : NULL;
-    if (!slot) return nas_cli_usage_error("measure", "unknown option '%s'", a);
-    if (i + 1 >= argc) return nas_cli_usage_error("measure", "option %s needs a value", a);
-    *slot = argv[++i];
-  }
-  if (!job.checkpoint) return nas_cli_usage_error("measure", "--checkpoint FILE is required");
-  if (!target && !target_file)
-    return nas_cli_usage_error("measure", "--target ID or --target-file FILE is required");
-  int be = !strcmp(backend, "emulator") ? 0 : !strcmp(backend, "host") ? 1 : !strcmp(backend, "board") ? 2 : -1;
-  if (be < 0)
-    return nas_cli_usage_error("measure", "option --backend: unknown back end '%s' (emulator, host, board)", backend);
+  nas_args a = {.cmd = "measure", .tables = MEASURE_TABLES};
+  if (nas_args_parse(&a, argc, argv)) return NAS_EXIT_USAGE;
+  if (a.help) return measure_help(stdout), 0;
+  nas_export_job job = {.format = "c",
+                        .checkpoint = nas_arg_str(&a, "--checkpoint", NULL),
+                        .dataset = nas_arg_str(&a, "--dataset", NULL),
+                        .calib_samples = (int)nas_arg_int(&a, "--calib-samples", 1000),
+                        .softmax = nas_arg_flag(&a, "--softmax"),
+                        .warn = nas_cli_warn};
+  const char *backend = nas_arg_str(&a, "--backend", "emulator"), *emit = nas_arg_str(&a, "--emit", NULL);
+  const char *csv = nas_arg_str(&a, "--csv", NULL), *calib = nas_arg_str(&a, "--calibration", "minmax");
+  const char *opt = nas_arg_str(&a, "--opt", NULL);
+  int json = nas_arg_flag(&a, "--json");
+  if (nas_args_require(&a, "--checkpoint")) return NAS_EXIT_USAGE;
+  if (nas_cli_one_target(&a, "--target ID or --target-file FILE is required")) return NAS_EXIT_USAGE;
+  int be = !strcmp(backend, "emulator") ? 0 : !strcmp(backend, "host") ? 1 : 2;
   if (be == 2 && !emit) return nas_cli_usage_error("measure", "--backend board needs --emit DIR");
   if (be != 2 && emit) return nas_cli_usage_error("measure", "--emit is for --backend board");
   if (csv && be != 0)
@@ -295,26 +265,24 @@ static int cmd_measure(int argc, char **argv) {
                                "cycles; board logs become CSV with `nas latency ingest`)");
   if (opt && strcmp(opt, "-O2") && strcmp(opt, "-Os") && strcmp(opt, "-O3") && strcmp(opt, "-O1"))
     return nas_cli_usage_error("measure", "option --opt: '%s' is not -O1, -O2, -O3 or -Os", opt);
-  int runs = be == 1 ? 50 : 10;
-  if (runs_s && parse_int(runs_s, 1, 10000, &runs))
-    return nas_cli_usage_error("measure", "option --runs: '%s' is not an integer in 1..10000", runs_s);
-  if (samples && parse_int(samples, 1, 10000000, &job.calib_samples))
-    return nas_cli_usage_error("measure", "option --calib-samples: '%s' is not an integer in 1..10000000", samples);
+  int runs = (int)nas_arg_int(&a, "--runs", be == 1 ? 50 : 10);
+  nas_set_threads((int)nas_arg_int(&a, "--threads", 0));
   nas_err e = {0};
   if (nas_calib_method_parse(calib, &job.calib_method, &e) != NAS_OK)
     return nas_cli_usage_error("measure", "option --calibration: %s", e.msg);
   nas_target *t = NULL;
-  if (nas_target_open(target, target_file, &t, &e)) return fail(&e);
+  if (nas_target_open(nas_arg_str(&a, "--target", NULL), nas_arg_str(&a, "--target-file", NULL), &t, &e))
+    return nas_cli_error(&e);
   if (be == 0 && emu_ready(t, &e)) {
     nas_target_free(t);
-    return fail(&e);
+    return nas_cli_error(&e);
   }
   nas_g8_graph g;
   char name[64];
   int8_t *in = NULL;
   if (nas_checkpoint_lower(&job, &g, name, &in, &e)) {
     nas_target_free(t);
-    return fail(&e);
+    return nas_cli_error(&e);
   }
   int rc;
   if (be == 0) {
@@ -322,7 +290,7 @@ static int cmd_measure(int argc, char **argv) {
   } else if (be == 1) {
     rc = run_host(&g, t, name, in, runs, json);
   } else {
-    rc = nas_board_emit(&g, t, name, in, runs, emit, &e) ? fail(&e) : 0;
+    rc = nas_board_emit(&g, t, name, in, runs, emit, &e) ? nas_cli_error(&e) : 0;
     if (!rc)
       printf("wrote %s: firmware tree for %s (%d operators, %d timed runs); build with `make -C "
              "%s`, capture its output, then `nas latency ingest LOG --target %s`\n",
@@ -335,4 +303,4 @@ static int cmd_measure(int argc, char **argv) {
 }
 
 const nas_cli_cmd nas_cli_measure = {"measure", "measure a checkpoint per layer (emulated Cortex-M, host, board)",
-                                     cmd_measure, MEASURE_USAGE};
+                                     cmd_measure, measure_help};

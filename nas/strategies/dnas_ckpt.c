@@ -1,4 +1,4 @@
-/* nas/dnas_ckpt.c: supernet checkpoints of a DNAS run (nas/dnas_impl.h), written after every
+/* nas/strategies/dnas_ckpt.c: supernet checkpoints of a DNAS run (dnas_impl.h), written after every
  * supernet epoch so that `nas resume` continues a sweep point exactly where an uninterrupted
  * run would be. One file per point, in the train/checkpoint format (magic, version, CRC-32):
  * its tensors are the supernet's weights and BN running statistics, its meta JSON holds
@@ -17,7 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "nas/dnas_impl.h"
+#include "nas/strategies/dnas_impl.h"
 #include "core/alloc.h"
 #include "train/checkpoint.h"
 

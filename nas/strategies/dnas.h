@@ -1,4 +1,4 @@
-/* nas/dnas.h: differentiable architecture search (MicroNets-style DNAS; README "DNAS").
+/* nas/strategies/dnas.h: differentiable architecture search (MicroNets-style DNAS; README "DNAS").
  *
  * A supernet (search_spaces/supernet.h) holds every slot of the space at its largest size.
  * Each decision i has logits alpha_i (one per value); the relaxed choice y_i is
@@ -26,15 +26,15 @@
  * extracted architecture (with the corresponding slices of the supernet weights).
  *
  * Ownership: every object has a build/free pair; borrowed pointers are stated per field. */
-#ifndef NAS_NAS_DNAS_H
-#define NAS_NAS_DNAS_H
+#ifndef NAS_NAS_STRATEGIES_DNAS_H
+#define NAS_NAS_STRATEGIES_DNAS_H
 
 #include <stdint.h>
 
 #include "core/error.h"
 #include "latency/cost.h"
 #include "latency/target.h"
-#include "nas/search.h"
+#include "nas/run.h"
 #include "search_spaces/supernet.h"
 #include "train/net.h"
 
@@ -42,7 +42,7 @@
 #define NAS_DNAS_MAX_COMBOS 200000 /* combinations one slot may enumerate */
 #define NAS_DNAS_MAX_SWEEP 16
 
-/* ---- relaxation (nas/dnas_relax.c) ------------------------------------------------------- */
+/* ---- relaxation (dnas_relax.c) ------------------------------------------------------- */
 
 typedef struct nas_dnas_table {
   int n_rel;                 /* decisions this slot depends on */
@@ -81,12 +81,12 @@ void nas_dnas_argmax(const nas_dnas_relax *rx, const double *alpha, int *d);
 
 /* Cost part of the architecture loss: sum_m w[m] E[m] / ref[m] + hinge * sum over budgeted m
  * of max(0, E[m] / budget[m] - 1); budget[m] <= 0 means none. Returns it and adds its
- * gradient w.r.t. y into dy (may be NULL). */
+ * gradient w.r.t. y into dy (may be NULL); NAN, with dy unchanged, when out of memory. */
 double nas_dnas_cost_loss(const nas_dnas_relax *rx, const double *y, const double w[NAS_COST_COUNT],
                           const double ref[NAS_COST_COUNT], const double budget[NAS_COST_COUNT],
                           double hinge, nas_cost *E, double *dy);
 
-/* ---- the supernet graph (nas/dnas_net.c) ------------------------------------------------- */
+/* ---- the supernet graph (dnas_net.c) ------------------------------------------------- */
 
 enum { NAS_GATE_OUT, NAS_GATE_HID, NAS_GATE_IN, NAS_GATE_KER, NAS_GATE_PRES, NAS_GATE_RES,
        NAS_GATE_OP };
@@ -116,13 +116,14 @@ void nas_dnas_net_set_gates(nas_dnas_net *dn, const double *y);
 /* After a backward sweep: adds d(loss)/dy (through every gate) into dy[n_p]. */
 void nas_dnas_net_gate_grad(const nas_dnas_net *dn, const double *y, double *dy);
 
-/* ---- the search (nas/dnas.c) ------------------------------------------------------------- */
+/* ---- the search (dnas.c, dnas_train.c; the strategy table entry "dnas") ------------------ */
 
 enum { NAS_DNAS_GUMBEL = 0, NAS_DNAS_SOFTMAX = 1 };
 
 typedef struct nas_dnas_cfg {
   nas_search_cfg base;       /* space, dataset, target, budgets, epochs and batch of the
-                                retraining, train_limit, seed, objectives (strategy "dnas") */
+                                retraining, train_limit, seed, objectives (the budget is the
+                                number of sweep points) */
   int sn_epochs;             /* supernet epochs per sweep point (8) */
   int warmup;                /* of those, warm-up epochs with the architecture fixed (2) */
   int sn_limit;              /* supernet trains on the first sn_limit training samples (0: all
@@ -146,17 +147,24 @@ int nas_dnas_parse_temperature(const char *spec, double *t0, double *t1, nas_err
 /* "0,0.5,1,2" */
 int nas_dnas_parse_sweep(const char *spec, double *v, int *n, nas_err *e);
 
-/* Runs a DNAS search into the store at db_path: per sweep point, trains the supernet
- * (checkpointed per epoch next to the store), extracts the argmax architecture, checks it
- * with the exact cost model (repairing it greedily when over budget), retrains it from
- * scratch, quantises it, evaluates it as int8 and stores it as a candidate of the run.
- * Progress goes through the hooks (state "supernet" per epoch, then candidate states). */
+/* The options with their own syntax, as nas_opt apply functions (nas/option.h): each checks
+ * text with the parser above and writes the configuration keys ("t0" and "t1",
+ * "cost_weights", "sweep"). */
+struct cJSON;
+int nas_dnas_opt_temperature(const char *text, struct cJSON *config, nas_err *e);
+int nas_dnas_opt_cost_weights(const char *text, struct cJSON *config, nas_err *e);
+int nas_dnas_opt_sweep(const char *text, struct cJSON *config, nas_err *e);
+
+/* Runs a DNAS search into the store at db_path under the run driver (nas/run.h): per sweep
+ * point, trains the supernet (checkpointed per epoch next to the store), extracts the argmax
+ * architecture, checks it with the exact cost model (repairing it greedily when over budget)
+ * and sends it through the candidate step (retrained from scratch, quantised, evaluated as
+ * int8, stored). Progress goes through the hooks (state "supernet" per epoch, then candidate
+ * states). The same as `nas search --strategy dnas` with cfg's options. */
 int nas_dnas_run(const char *db_path, const nas_dnas_cfg *cfg, const nas_search_hooks *h,
                  nas_search_summary *s, nas_err *e);
 /* Continues an interrupted DNAS run from its stored configuration and checkpoints. */
 int nas_dnas_resume(const char *db_path, int64_t run_id, const nas_search_hooks *h,
                     nas_search_summary *s, nas_err *e);
-/* 1 when run run_id of the store (0: the latest not done) has strategy "dnas". */
-int nas_dnas_is_dnas_run(const char *db_path, int64_t run_id);
 
 #endif

@@ -1,4 +1,4 @@
-/* nas/dnas_relax.c: the continuous relaxation of a supernet (nas/dnas.h): per-slot tables of
+/* nas/strategies/dnas_relax.c: the continuous relaxation of a supernet (dnas.h): per-slot tables of
  * the decision combinations a slot depends on, expected costs and their gradients, the
  * (Gumbel-)softmax of the architecture logits and its Jacobian, and the cost loss. */
 #include <math.h>
@@ -6,7 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "nas/dnas.h"
+#include "nas/strategies/dnas.h"
 #include "core/alloc.h"
 #include "train/ops.h"
 
@@ -309,6 +309,7 @@ double nas_dnas_cost_loss(const nas_dnas_relax *rx, const double *y, const doubl
                           const double ref[NAS_COST_COUNT], const double budget[NAS_COST_COUNT],
                           double hinge, nas_cost *E, double *dy) {
   double *grad = dy ? nas_malloc(sizeof(double) * NAS_COST_COUNT * (size_t)rx->n_p) : NULL;
+  if (dy && !grad) return NAN;
   nas_cost Ev;
   nas_dnas_expected(rx, y, &Ev, grad);
   if (E) *E = Ev;

@@ -1,30 +1,35 @@
-/* nas/cli_spaces.c: `nas spaces`: the built-in search spaces, their size and description. */
+/* nas/cli/cmd_spaces.c: `nas spaces`: the built-in search spaces, their size and description. */
 #include <cjson/cJSON.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "nas/cli.h"
+#include "nas/cli/cli.h"
 #include "nas/space_info.h"
 #include "search_spaces/space.h"
 
-static const char SPACES_USAGE[] =
-    "usage: nas spaces [--json]\n"
-    "\n"
-    "Lists the built-in search spaces (search_spaces/*.json): the number of distinct\n"
-    "architectures each holds (decisions inside a skipped optional block do not count; shown\n"
-    "as 10^x when above a billion), its number of decisions and its description.\n"
-    "\n"
-    "  --json    one JSON array: name, architectures, log10, exact, decisions, description\n";
+static const nas_opt SPACES_OPTS[] = {
+    {"--json", NAS_OPT_FLAG, .help = "one JSON array: name, architectures, log10, exact, decisions, description"},
+    {NULL}};
+static const nas_opt *const SPACES_TABLES[] = {SPACES_OPTS, NULL};
+
+static void spaces_help(FILE *f) {
+  nas_cli_help(f,
+               "usage: nas spaces [--json]\n"
+               "\n"
+               "Lists the built-in search spaces (search_spaces/*.json): the number of distinct\n"
+               "architectures each holds (decisions inside a skipped optional block do not count; shown\n"
+               "as 10^x when above a billion), its number of decisions and its description.\n"
+               "\n",
+               SPACES_TABLES, NULL);
+}
 
 static int cmd_spaces(int argc, char **argv) {
-  int json = 0;
-  for (int i = 0; i < argc; i++) {
-    if (!strcmp(argv[i], "--help")) return fputs(SPACES_USAGE, stdout), 0;
-    if (!strcmp(argv[i], "--json")) json = 1;
-    else return nas_cli_usage_error("spaces", "unknown option '%s'", argv[i]);
-  }
+  nas_args a = {.cmd = "spaces", .tables = SPACES_TABLES};
+  if (nas_args_parse(&a, argc, argv)) return NAS_EXIT_USAGE;
+  if (a.help) return spaces_help(stdout), 0;
+  int json = nas_arg_flag(&a, "--json");
   cJSON *arr = json ? cJSON_CreateArray() : NULL;
   if (!json) printf("%-16s %14s %9s  %s\n", "space", "architectures", "decisions", "description");
   int rc = 0;
@@ -38,7 +43,7 @@ static int cmd_spaces(int argc, char **argv) {
     if (nas_space_load_builtin(name, &s, &e) != NAS_OK ||
         nas_space_distinct(s, &count, &exact, &e) != NAS_OK ||
         nas_space_description(name, &desc, &e) != NAS_OK) {
-      fprintf(stderr, "nas: error: %s\n", e.msg);
+      nas_cli_error(&e);
       nas_space_free(s);
       free(desc);
       rc = 1;
@@ -65,14 +70,9 @@ static int cmd_spaces(int argc, char **argv) {
     nas_space_free(s);
     free(desc);
   }
-  if (json) {
-    char *t = cJSON_PrintUnformatted(arr);
-    if (t) printf("%s\n", t);
-    cJSON_free(t);
-    cJSON_Delete(arr);
-  }
+  if (json) nas_cli_print_json(arr);
   return rc;
 }
 
 const nas_cli_cmd nas_cli_spaces = {"spaces", "list the built-in search spaces and their size",
-                                    cmd_spaces, SPACES_USAGE};
+                                    cmd_spaces, spaces_help};

@@ -1,4 +1,4 @@
-/* nas/cli_deploy.c: `nas import` (show an int8 .tflite model as the int8 graph sees it, with
+/* nas/cli/cmd_deploy.c: `nas import` (show an int8 .tflite model as the int8 graph sees it, with
  * the planner's peak arena) and `nas run` (execute it on raw int8 input bytes). */
 #include <errno.h>
 #include <stdio.h>
@@ -7,25 +7,33 @@
 
 #include "deploy/graph8.h"
 #include "core/alloc.h"
-#include "nas/cli.h"
+#include "nas/cli/cli.h"
 
-static const char IMPORT_USAGE[] =
-    "usage: nas import MODEL.tflite [--json]\n"
-    "\n"
-    "Reads an int8 TFLite model and prints its layers (index, op, input and output shapes,\n"
-    "quantisation, fused activation) and the peak tensor-arena bytes of the memory plan.\n"
-    "  --json   print one JSON object instead of the table\n";
+static const nas_opt IMPORT_OPTS[] = {
+    {"--json", NAS_OPT_FLAG, .help = "print one JSON object instead of the table"}, {NULL}};
+static const nas_opt *const IMPORT_TABLES[] = {IMPORT_OPTS, NULL};
 
-static const char RUN_USAGE[] =
-    "usage: nas run MODEL.tflite --input FILE --output FILE\n"
-    "\n"
-    "Executes an int8 TFLite model with the reference int8 kernels (TFLite Micro arithmetic).\n"
-    "  --input FILE    raw int8 bytes of the input tensor (exactly its element count)\n"
-    "  --output FILE   where to write the raw int8 bytes of the output tensor\n";
+static void import_help(FILE *f) {
+  nas_cli_help(f,
+               "usage: nas import MODEL.tflite [--json]\n"
+               "\n"
+               "Reads an int8 TFLite model and prints its layers (index, op, input and output shapes,\n"
+               "quantisation, fused activation) and the peak tensor-arena bytes of the memory plan.\n",
+               IMPORT_TABLES, NULL);
+}
 
-static int fail(const nas_err *e) {
-  fprintf(stderr, "nas: error: %s\n", e->msg);
-  return e->code == NAS_EUSAGE ? NAS_EXIT_USAGE : 1;
+static const nas_opt RUN_OPTS[] = {
+    {"--input", NAS_OPT_STR, "FILE", .help = "raw int8 bytes of the input tensor (exactly its element count)"},
+    {"--output", NAS_OPT_STR, "FILE", .help = "where to write the raw int8 bytes of the output tensor"},
+    {NULL}};
+static const nas_opt *const RUN_TABLES[] = {RUN_OPTS, NULL};
+
+static void run_help(FILE *f) {
+  nas_cli_help(f,
+               "usage: nas run MODEL.tflite --input FILE --output FILE\n"
+               "\n"
+               "Executes an int8 TFLite model with the reference int8 kernels (TFLite Micro arithmetic).\n",
+               RUN_TABLES, NULL);
 }
 
 static void pshape(FILE *f, const nas_g8_tensor *t) {
@@ -68,23 +76,19 @@ static const char *wq(const nas_g8_graph *g, const nas_g8_op *op, char *buf, siz
 }
 
 static int cmd_import(int argc, char **argv) {
-  const char *path = NULL;
-  int json = 0;
-  for (int i = 0; i < argc; i++) {
-    if (!strcmp(argv[i], "--help")) return fputs(IMPORT_USAGE, stdout), 0;
-    if (!strcmp(argv[i], "--json")) json = 1;
-    else if (!strncmp(argv[i], "--", 2)) return nas_cli_usage_error("import", "unknown option '%s'", argv[i]);
-    else if (path) return nas_cli_usage_error("import", "unexpected argument '%s'", argv[i]);
-    else path = argv[i];
-  }
-  if (!path) return nas_cli_usage_error("import", "missing MODEL.tflite");
+  nas_args a = {.cmd = "import", .tables = IMPORT_TABLES, .max_pos = 1};
+  if (nas_args_parse(&a, argc, argv)) return NAS_EXIT_USAGE;
+  if (a.help) return import_help(stdout), 0;
+  if (a.npos < 1) return nas_cli_usage_error("import", "missing MODEL.tflite");
+  const char *path = a.pos[0];
+  int json = nas_arg_flag(&a, "--json");
   nas_err e = {0};
   nas_g8_graph g;
   nas_g8_plan p;
-  if (nas_tflite_read(path, &g, &e)) return fail(&e);
+  if (nas_tflite_read(path, &g, &e)) return nas_cli_error(&e);
   if (nas_g8_plan_build(&g, &p, &e)) {
     nas_g8_graph_free(&g);
-    return fail(&e);
+    return nas_cli_error(&e);
   }
   char wb[64];
   const nas_g8_tensor *ti = &g.tensors[g.input], *to = &g.tensors[g.output];
@@ -144,32 +148,17 @@ static int cmd_import(int argc, char **argv) {
 }
 
 static int cmd_run(int argc, char **argv) {
-  const char *path = NULL, *inp = NULL, *outp = NULL;
-  for (int i = 0; i < argc; i++) {
-    const char *a = argv[i];
-    if (!strcmp(a, "--help")) return fputs(RUN_USAGE, stdout), 0;
-    if (!strcmp(a, "--input") || !strcmp(a, "--output")) {
-      if (i + 1 >= argc) return nas_cli_usage_error("run", "option %s needs a value", a);
-      if (!strcmp(a, "--input")) inp = argv[++i];
-      else outp = argv[++i];
-    } else if (!strncmp(a, "--input=", 8)) {
-      inp = a + 8;
-    } else if (!strncmp(a, "--output=", 9)) {
-      outp = a + 9;
-    } else if (!strncmp(a, "--", 2)) {
-      return nas_cli_usage_error("run", "unknown option '%s'", a);
-    } else if (path) {
-      return nas_cli_usage_error("run", "unexpected argument '%s'", a);
-    } else {
-      path = a;
-    }
-  }
+  nas_args a = {.cmd = "run", .tables = RUN_TABLES, .max_pos = 1};
+  if (nas_args_parse(&a, argc, argv)) return NAS_EXIT_USAGE;
+  if (a.help) return run_help(stdout), 0;
+  const char *path = a.npos ? a.pos[0] : NULL, *inp = nas_arg_str(&a, "--input", NULL),
+             *outp = nas_arg_str(&a, "--output", NULL);
   if (!path) return nas_cli_usage_error("run", "missing MODEL.tflite");
   if (!inp) return nas_cli_usage_error("run", "missing --input FILE");
   if (!outp) return nas_cli_usage_error("run", "missing --output FILE");
   nas_err e = {0};
   nas_g8_graph g;
-  if (nas_tflite_read(path, &g, &e)) return fail(&e);
+  if (nas_tflite_read(path, &g, &e)) return nas_cli_error(&e);
   size_t nin = nas_g8_numel(&g.tensors[g.input]), nout = nas_g8_numel(&g.tensors[g.output]);
   int8_t *x = nas_malloc(nin + 1), *y = nas_malloc(nout);
   int rc = 1;
@@ -207,10 +196,10 @@ done:
   if (f) fclose(f);
   free(x), free(y);
   nas_g8_graph_free(&g);
-  return rc ? fail(&e) : 0;
+  return rc ? nas_cli_error(&e) : 0;
 }
 
 const nas_cli_cmd nas_cli_import = {"import", "show an int8 .tflite model's layers and arena size",
-                                    cmd_import, IMPORT_USAGE};
+                                    cmd_import, import_help};
 const nas_cli_cmd nas_cli_run = {"run", "run an int8 .tflite model on raw int8 input bytes",
-                                 cmd_run, RUN_USAGE};
+                                 cmd_run, run_help};
