@@ -5,7 +5,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "core/alloc.h"
 
@@ -81,4 +83,26 @@ int nas_emu_measure_graph(const nas_g8_graph *g, const nas_target *t, const int8
   out->m.insns = r.total.insns, out->m.cycles = cycles, out->m.ms = r.total.ms;
   nas_emu_result_free(&r);
   return NAS_OK;
+}
+
+const char *nas_emu_cache_dir(char *buf, size_t n) {
+  const char *d = getenv("NAS_CACHE_DIR");
+  if (d) {
+    if (!*d) return NULL;
+    snprintf(buf, n, "%s", d);
+  } else {
+    const char *x = getenv("XDG_CACHE_HOME"), *h = getenv("HOME");
+    if (x && *x) {
+      snprintf(buf, n, "%s/nas-emu", x);
+    } else if (h && *h) {
+      snprintf(buf, n, "%s/.cache", h);
+      mkdir(buf, 0777);
+      snprintf(buf, n, "%s/.cache/nas-emu", h);
+    } else {
+      return NULL;
+    }
+    mkdir(buf, 0777);
+  }
+  struct stat st;
+  return stat(buf, &st) == 0 && S_ISDIR(st.st_mode) && access(buf, W_OK) == 0 ? buf : NULL;
 }

@@ -31,4 +31,9 @@ int nas_emu_measure_graph(const nas_g8_graph *g, const nas_target *t, const int8
                           const nas_emu_cfg *cfg, nas_emu_measure *out, nas_err *e);
 void nas_emu_measure_free(nas_emu_measure *m); /* NULL-safe */
 
+/* The emulator's kernel cache directory: $NAS_CACHE_DIR (set and empty: none), else
+ * $XDG_CACHE_HOME/nas-emu, else $HOME/.cache/nas-emu (created); written into buf. NULL when
+ * there is none or it is not a writable directory. */
+const char *nas_emu_cache_dir(char *buf, size_t n);
+
 #endif

@@ -2,8 +2,11 @@
  * a lowered net measured on the stm32f446re has every operator with its arch layer and class
  * counts that add up, totals that bound the operators, and goes through the store with the
  * candidate's done transition; a model that does not fit the target's flash is a failed
- * measurement with the linker's reason, not an error. Needs arm-none-eabi-gcc and Unicorn
- * (skipped, naming what is missing, otherwise). */
+ * measurement with the linker's reason, not an error. `nas measure` through the binary
+ * ($NAS_BIN) on a .tflite and on a stored candidate's int8 graph: per-layer rows with the
+ * tflm-cmsis-nn prediction beside the emulated figures, the same counts either way, and the
+ * usage errors. Needs arm-none-eabi-gcc and Unicorn (skipped, naming what is missing,
+ * otherwise). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -15,7 +18,10 @@
 
 #include <cmocka.h>
 
+#include <sys/wait.h>
+
 #include "deploy/lower_shape.h"
+#include "export/export_tflite.h"
 #include "nas/measure_emu.h"
 #include "train/net.h"
 
@@ -110,7 +116,96 @@ static void test_measure_and_store(void **state) {
   nas_net_free(net);
 }
 
+static int run_nas(const char *args, const char *out) {
+  char cmd[2048];
+  snprintf(cmd, sizeof cmd, "NAS_CACHE_DIR= %s %s > %s 2>&1", getenv("NAS_BIN"), args, out);
+  int st = system(cmd);
+  return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+static char *slurp(const char *path) {
+  static char buf[1 << 16];
+  FILE *f = fopen(path, "rb");
+  if (!f) return NULL;
+  size_t n = fread(buf, 1, sizeof buf - 1, f);
+  fclose(f);
+  buf[n] = 0;
+  return buf;
+}
+
+static void test_cli(void **state) {
+  (void)state;
+  if (!getenv("NAS_BIN")) {
+    print_message("skipped: NAS_BIN not set (run through ctest)\n");
+    skip();
+  }
+  if (!have_emu()) skip();
+  char dir[] = "/tmp/nas_measure_cli_XXXXXX";
+  assert_non_null(mkdtemp(dir));
+  char tfl[256], db[256], out[256], args[1024];
+  snprintf(tfl, sizeof tfl, "%s/m.tflite", dir);
+  snprintf(db, sizeof db, "%s/s.db", dir);
+  snprintf(out, sizeof out, "%s/out.txt", dir);
+  nas_net *net = NULL;
+  nas_err e = {0};
+  nas_g8_graph g;
+  assert_int_equal(nas_net_build(ARCH, "m", 1, 1, &net, &e), NAS_OK);
+  assert_int_equal(nas_lower_structure(net, NULL, &g, &e), NAS_OK);
+  uint8_t *buf = NULL;
+  size_t len = 0;
+  assert_int_equal(nas_tflite_write_mem(&g, "test", &buf, &len, &e), NAS_OK);
+  FILE *f = fopen(tfl, "wb");
+  assert_non_null(f);
+  assert_int_equal(fwrite(buf, 1, len, f), len);
+  fclose(f);
+  /* a store holding it as a candidate's int8 weights */
+  nas_store *s = NULL;
+  assert_int_equal(nas_store_open(db, &s, &e), NAS_OK);
+  nas_run_info ri = {.strategy = "random", .space = "s", .dataset = "d", .target = "stm32f446re", .seed = 1, .budget = 1};
+  int64_t run = 0, c = 0;
+  assert_int_equal(nas_store_run_create(s, &ri, &run, &e), NAS_OK);
+  assert_int_equal(nas_store_candidate_add(s, run, ARCH, "00000000000000ee", 0, 0, &c, NULL, &e), NAS_OK);
+  assert_int_equal(nas_store_weights_put(s, c, "int8", buf, len, &e), NAS_OK);
+  nas_store_close(s);
+  free(buf);
+  /* the .tflite: per-layer rows, the tflm prediction beside them */
+  snprintf(args, sizeof args, "measure --tflite %s --target stm32f446re --json", tfl);
+  assert_int_equal(run_nas(args, out), 0);
+  char *j = slurp(out);
+  assert_non_null(strstr(j, "\"runtime\":\"nas-c\""));
+  assert_non_null(strstr(j, "\"tflm_invoke_ms\":"));
+  assert_non_null(strstr(j, "\"tflm_ms\":"));
+  char first[4096];
+  snprintf(first, sizeof first, "%s", strstr(j, "\"layers\""));
+  /* the stored candidate: the same graph and input, so the same counts */
+  snprintf(args, sizeof args, "measure --db %s --candidate %lld --target stm32f446re --json", db, (long long)c);
+  assert_int_equal(run_nas(args, out), 0);
+  j = slurp(out);
+  assert_string_equal(strstr(j, "\"layers\""), first);
+  snprintf(args, sizeof args, "measure --db %s --candidate %lld --target stm32f446re", db, (long long)c);
+  assert_int_equal(run_nas(args, out), 0);
+  j = slurp(out);
+  assert_non_null(strstr(j, "tflm ms"));
+  assert_non_null(strstr(j, "cand"));
+  /* usage */
+  snprintf(args, sizeof args, "measure --db %s --target stm32f446re", db);
+  assert_int_equal(run_nas(args, out), 2);
+  assert_non_null(strstr(slurp(out), "--db and --candidate N go together"));
+  snprintf(args, sizeof args, "measure --tflite %s --checkpoint x --target stm32f446re", tfl);
+  assert_int_equal(run_nas(args, out), 2);
+  snprintf(args, sizeof args, "measure --tflite %s --softmax --target stm32f446re", tfl);
+  assert_int_equal(run_nas(args, out), 2);
+  assert_non_null(strstr(slurp(out), "int8 already"));
+  snprintf(args, sizeof args, "measure --db %s --candidate 99 --target stm32f446re", db);
+  assert_int_equal(run_nas(args, out), 1);
+  nas_g8_graph_free(&g);
+  nas_net_free(net);
+  char cmd[400];
+  snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+  assert_int_equal(system(cmd), 0);
+}
+
 int main(void) {
-  const struct CMUnitTest tests[] = {cmocka_unit_test(test_measure_and_store)};
+  const struct CMUnitTest tests[] = {cmocka_unit_test(test_measure_and_store), cmocka_unit_test(test_cli)};
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
