@@ -53,6 +53,15 @@ static nas_target *target(const char *id) {
   return t;
 }
 
+/* The target priced for the engine's own C export (runtime nas-c): its arena is the
+ * planner's, byte for byte the export's <NAME>_ARENA_BYTES, which the checks below compare. */
+static nas_target *target_nas_c(const char *id) {
+  nas_target *t = target(id);
+  nas_err e = {0};
+  if (nas_target_set_runtime(t, NAS_RT_NAS_C, &e)) fail_msg("target %s: %s", id, e.msg);
+  return t;
+}
+
 /* A whole file, NUL-terminated (caller frees). */
 static char *slurp(const char *path) {
   FILE *f = fopen(path, "rb");
@@ -175,7 +184,7 @@ static int check_arch(const char *json, const char *name, const nas_target *t, i
 
 static void test_reference_archs(void **st) {
   (void)st;
-  nas_target *t = target("stm32f746");
+  nas_target *t = target_nas_c("stm32f746");
   char dir[600];
   snprintf(dir, sizeof dir, "%s/search_spaces/reference", src_dir());
   DIR *D = opendir(dir);
@@ -201,7 +210,7 @@ static void test_reference_archs(void **st) {
  * pools and a softmax tail; a target without runtime overhead. */
 static void test_residual_softmax(void **st) {
   (void)st;
-  nas_target *t = target("stm32f767");
+  nas_target *t = target_nas_c("stm32f767");
   const char *a =
       "{\"input\":[16,12,3],\"classes\":4,\"layers\":[{\"op\":\"conv\",\"out\":8,\"stride\":2},"
       "{\"op\":\"mbconv\",\"out\":8,\"expand\":3,\"residual\":true},{\"op\":\"conv\",\"out\":8},"
@@ -293,7 +302,9 @@ static void test_tflite_models(void **st) {
   hand_counts(r);
   assert_int_equal(r[0].macs, 2656768); /* MLPerf Tiny's DS-CNN: ~2.66 M MACs */
   assert_int_equal(r[3].macs, 264192);
-  nas_target *t = target("stm32f446re");
+  nas_target *t = target_nas_c("stm32f446re"), *tref = target("stm32f446re");
+  nas_err re = {0};
+  if (nas_target_set_runtime(tref, NAS_RT_TFLM_REFERENCE, &re)) fail_msg("%s", re.msg);
   for (int i = 0; i < 4; i++) {
     char path[600];
     snprintf(path, sizeof path, "%s/../shared/models/%s", src_dir(), r[i].file);
@@ -332,14 +343,21 @@ static void test_tflite_models(void **st) {
     assert_int_equal(p->peak_sram_bytes, p->arena_bytes + t->rt_sram);
     assert_int_equal(exported_arena(&g, "ref"), p->arena_bytes);
     assert_int_equal(p->layers[p->peak_layer].sram_bytes, p->arena_bytes);
-    /* linear target: latency = cycles/MAC x MACs / clock */
-    assert_true(fabs(p->latency_ms - (t->cycles_per_mac * (double)p->macs + t->fixed_cycles) /
-                                         (t->clock_mhz * 1e3)) < 1e-9);
+    /* linear target (the coefficient model prices tflm-reference): latency = cycles/MAC x
+     * MACs / clock; nas-c is priced by the C export's model (tests/test_nasc.c) */
+    nas_price *q = NULL;
+    if (nas_price_tflite(path, tref, &q, &e)) fail_msg("%s", e.msg);
+    assert_string_equal(q->latency_model, "linear");
+    assert_true(fabs(q->latency_ms - (tref->cycles_per_mac * (double)q->macs + tref->fixed_cycles) /
+                                         (tref->clock_mhz * 1e3)) < 1e-9);
+    nas_price_free(q);
+    assert_string_equal(p->latency_model, "nas-c-cycles");
     nas_g8_plan_free(&plan);
     nas_g8_graph_free(&g);
     nas_price_free(p);
   }
   nas_target_free(t);
+  nas_target_free(tref);
 }
 
 /* ---- `nas profile` through the binary ------------------------------------------------------ */
