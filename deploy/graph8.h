@@ -125,8 +125,15 @@ typedef struct nas_g8_plan {
   int ntensors;      /* = graph's */
   long *offset;      /* [ntensors] byte offset in the arena; -1 for constants; owned */
   int *first, *last; /* [ntensors] lifetime in operator indices (inclusive); owned */
-  size_t peak;       /* arena bytes = max(offset + size) */
+  size_t peak;       /* arena bytes = max(offset + size), scratch buffers included */
+  int nops;          /* = graph's */
+  long *scratch;     /* [nops] offset of operator i's scratch (nas_g8_op_scratch bytes, live
+                        during operator i only), -1 when it has none; owned */
 } nas_g8_plan;
+/* Bytes of arena scratch the device runtime's kernel for operator i uses (0: none). With
+ * optional non-NULL, *optional = 1 when the kernel also runs without it (slower): the planner
+ * then gives it only where it fits below the peak of everything else. */
+size_t nas_g8_op_scratch(const nas_g8_graph *g, int i, int *optional);
 
 /* An operator prepared once: every parameter its kernels need, derived here and nowhere else.
  * rt is the MCU runtime's parameter struct (runtime/nasrt.h) for kind rt_kind: shapes,
@@ -159,6 +166,8 @@ typedef struct nas_g8_prep_op {
   int stage_h, stage_w; /* depthwise staging: input rows/columns the windows cover */
   int16_t *w16;    /* repacked filter, or NULL */
   int32_t *bias;   /* [cop] bias (0 where absent), or NULL */
+  int8_t *wq;      /* the device's fast-kernel filter (rt.conv.wq / rt.fc.wq), or NULL */
+  int32_t *bq;     /* its bias with the input offset folded in (rt.*.bq), or NULL */
 } nas_g8_prep_op;
 typedef struct nas_g8_prep {
   int nops;

@@ -115,6 +115,8 @@ static int ptr_name(char *buf, size_t n, const nas_g8_graph *g, const nas_g8_pre
   if (!ptr) return snprintf(buf, n, "NULL"), NAS_OK;
   if (ptr == pp->mult) return snprintf(buf, n, "op%d_mult", i), NAS_OK;
   if (ptr == pp->shift) return snprintf(buf, n, "op%d_shift", i), NAS_OK;
+  if (pp->wq && ptr == pp->wq) return snprintf(buf, n, "op%d_wq", i), NAS_OK;
+  if (pp->bq && ptr == pp->bq) return snprintf(buf, n, "op%d_bq", i), NAS_OK;
   for (int t = 0; t < g->ntensors; t++)
     if (g->tensors[t].data == ptr) return snprintf(buf, n, "t%d", t), NAS_OK;
   return nas_errf(e, NAS_EINVAL, "operator %d: C export: a prepared pointer refers to no "
@@ -158,6 +160,38 @@ static int emit_struct(FILE *f, const char *type, const nas_g8_graph *g, const n
 }
 
 #define NV(a) (int)(sizeof(a) / sizeof(a)[0])
+#define MAXPTR 8
+
+/* The pointer fields of prepared operator pp as the device reads them: the data a fast kernel
+ * replaces (the filter it repacked, the bias it folded) is not printed (NULL), so the model
+ * carries each weight once. Returns the number of fields written to out[MAXPTR]. */
+static int op_ptrs(const nas_g8_prep_op *pp, pval *out) {
+  int n = 0;
+  switch (pp->rt_kind) {
+    case NASRT_CONV_2D:
+    case NASRT_DEPTHWISE_CONV_2D: {
+      const nasrt_conv_p *c = &pp->rt.conv;
+      out[n++] = (pval){"filter", c->wq ? NULL : c->filter};
+      out[n++] = (pval){"bias", c->bq ? NULL : c->bias};
+      out[n++] = (pval){"mult", c->mult}, out[n++] = (pval){"shift", c->shift};
+      out[n++] = (pval){"wq", c->wq}, out[n++] = (pval){"bq", c->bq};
+      break;
+    }
+    case NASRT_FULLY_CONNECTED: {
+      const nasrt_fc_p *c = &pp->rt.fc;
+      out[n++] = (pval){"filter", c->wq ? NULL : c->filter};
+      out[n++] = (pval){"bias", c->bq ? NULL : c->bias};
+      out[n++] = (pval){"mult", c->mult}, out[n++] = (pval){"shift", c->shift};
+      out[n++] = (pval){"wq", c->wq}, out[n++] = (pval){"bq", c->bq};
+      break;
+    }
+    case NASRT_ADD:
+      out[n++] = (pval){"a_data", pp->rt.add.a_data}, out[n++] = (pval){"b_data", pp->rt.add.b_data};
+      break;
+    default: break;
+  }
+  return n;
+}
 
 /* Emits the prepared arrays and the parameter struct `op<i>` of operator i. */
 static int emit_op(FILE *f, const nas_g8_graph *g, const nas_g8_prep_op *pp, int i, nas_err *e) {
@@ -171,29 +205,38 @@ static int emit_op(FILE *f, const nas_g8_graph *g, const nas_g8_prep_op *pp, int
     emit_i32_array(f, name, pp->mult, (size_t)co);
     snprintf(name, sizeof name, "op%d_shift", i);
     emit_i8_array(f, name, pp->shift, (size_t)co);
+    if (pp->bq) {
+      snprintf(name, sizeof name, "op%d_bq", i);
+      emit_i32_array(f, name, pp->bq, (size_t)co);
+    }
+    if (pp->wq) {
+      const size_t nw = pp->rt_kind == NASRT_FULLY_CONNECTED
+                            ? (size_t)pp->rt.fc.co * (size_t)pp->rt.fc.d
+                            : (size_t)co * (size_t)(pp->rt.conv.kh * pp->rt.conv.kw * pp->rt.conv.ci);
+      snprintf(name, sizeof name, "op%d_wq", i);
+      emit_i8_array(f, name, pp->wq, nw);
+    }
   }
+  pval p[MAXPTR];
+  const int np = op_ptrs(pp, p);
   switch (pp->rt_kind) {
     case NASRT_CONV_2D:
     case NASRT_DEPTHWISE_CONV_2D: {
       const nasrt_conv_p *c = &pp->rt.conv;
-      const pval p[] = {{"filter", c->filter}, {"bias", c->bias}, {"mult", c->mult},
-                        {"shift", c->shift}};
       const ival v[] = {
           {"in", c->in}, {"out", c->out}, {"n", c->n}, {"h", c->h}, {"w", c->w}, {"ci", c->ci},
           {"ho", c->ho}, {"wo", c->wo}, {"co", c->co}, {"kh", c->kh}, {"kw", c->kw},
           {"sh", c->sh}, {"sw", c->sw}, {"dh", c->dh}, {"dw", c->dw}, {"pt", c->pt},
           {"pl", c->pl}, {"in_off", c->in_off}, {"out_off", c->out_off}, {"lo", c->lo},
-          {"hi", c->hi}};
-      return emit_struct(f, "nasrt_conv_p", g, pp, i, p, NV(p), v, NV(v), e);
+          {"hi", c->hi}, {"scratch", c->scratch}};
+      return emit_struct(f, "nasrt_conv_p", g, pp, i, p, np, v, NV(v), e);
     }
     case NASRT_FULLY_CONNECTED: {
       const nasrt_fc_p *c = &pp->rt.fc;
-      const pval p[] = {{"filter", c->filter}, {"bias", c->bias}, {"mult", c->mult},
-                        {"shift", c->shift}};
       const ival v[] = {{"in", c->in}, {"out", c->out}, {"b", c->b}, {"d", c->d},
                         {"co", c->co}, {"in_off", c->in_off}, {"w_off", c->w_off},
                         {"out_off", c->out_off}, {"lo", c->lo}, {"hi", c->hi}};
-      return emit_struct(f, "nasrt_fc_p", g, pp, i, p, NV(p), v, NV(v), e);
+      return emit_struct(f, "nasrt_fc_p", g, pp, i, p, np, v, NV(v), e);
     }
     case NASRT_AVERAGE_POOL_2D:
     case NASRT_MAX_POOL_2D: {
@@ -206,14 +249,13 @@ static int emit_op(FILE *f, const nas_g8_graph *g, const nas_g8_prep_op *pp, int
     }
     case NASRT_ADD: {
       const nasrt_add_p *c = &pp->rt.add;
-      const pval p[] = {{"a_data", c->a_data}, {"b_data", c->b_data}};
       const ival v[] = {
           {"a", c->a}, {"b", c->b}, {"out", c->out}, {"n", c->n}, {"a_off", c->a_off},
           {"b_off", c->b_off}, {"left_shift", c->left_shift}, {"a_mult", c->a_mult},
           {"a_shift", c->a_shift}, {"b_mult", c->b_mult}, {"b_shift", c->b_shift},
           {"out_mult", c->out_mult}, {"out_shift", c->out_shift}, {"out_zp", c->out_zp},
           {"lo", c->lo}, {"hi", c->hi}};
-      return emit_struct(f, "nasrt_add_p", g, pp, i, p, NV(p), v, NV(v), e);
+      return emit_struct(f, "nasrt_add_p", g, pp, i, p, np, v, NV(v), e);
     }
     case NASRT_SOFTMAX: {
       const nasrt_softmax_p *c = &pp->rt.softmax;
@@ -266,12 +308,16 @@ static int emit_source(const nas_g8_graph *g, const nas_g8_plan *p, const nas_g8
           "/* Every activation tensor lives at its planned offset in this arena. */\n"
           "static _Alignas(16) int8_t arena[%s_ARENA_BYTES];\n\n",
           name, name, up);
-  /* Constant tensors that some operator reads. */
+  /* Constant tensors that some printed operator points to. */
   unsigned char *used = nas_calloc((size_t)g->ntensors + 1, 1);
   if (!used) rc = nas_errf(e, NAS_ENOMEM, "out of memory");
-  for (int i = 0; !rc && i < g->nops; i++)
-    for (int k = 0; k < g->ops[i].nin; k++)
-      if (g->ops[i].in[k] >= 0 && g->tensors[g->ops[i].in[k]].data) used[g->ops[i].in[k]] = 1;
+  for (int i = 0; !rc && i < g->nops; i++) {
+    pval pv[MAXPTR];
+    const int np = op_ptrs(&prep->op[i], pv);
+    for (int k = 0; k < np; k++)
+      for (int t = 0; pv[k].p && t < g->ntensors; t++)
+        if (g->tensors[t].data == pv[k].p) used[t] = 1;
+  }
   for (int t = 0; !rc && t < g->ntensors; t++) {
     if (!used[t]) continue;
     const nas_g8_tensor *T = &g->tensors[t];

@@ -30,6 +30,10 @@ static int plan_sram(nas_price *p, const nas_g8_graph *g, const int *op_layer,
       long long end = pl.offset[k] + (long long)nas_g8_numel(&g->tensors[k]);
       if (end > ext) ext = end;
     }
+    if (pl.scratch && pl.scratch[i] >= 0) { /* the operator's scratch (deploy/planner.c) */
+      long long end = pl.scratch[i] + (long long)nas_g8_op_scratch(g, i, NULL);
+      if (end > ext) ext = end;
+    }
     int L = op_layer[i];
     if (L >= 0 && L < p->n_layers && ext > p->layers[L].sram_bytes) p->layers[L].sram_bytes = ext;
     if (ext > best) best = ext, p->peak_layer = L;

@@ -66,6 +66,13 @@ typedef struct nasrt_conv_p {
   int32_t pt, pl;             /* top/left padding (TFLite: the smaller half) */
   int32_t in_off, out_off;    /* -input zero point, output zero point */
   int32_t lo, hi;             /* fused activation clamp, quantised */
+  /* The fast kernels' data (NULL / -1 when the operator runs the portable kernel above):
+   * CONV_2D: wq = the filter repacked in output-channel pairs (layout: nasrt_fast_conv.c), bq = the bias
+   * with the input offset folded in, scratch = arena offset of the im2col columns;
+   * DEPTHWISE_CONV_2D (multiplier 1): filter as above, bq likewise, no scratch. */
+  const int8_t *wq;           /* repacked filter, or NULL */
+  const int32_t *bq;          /* [co] bias + in_off * (sum of the channel's weights), or NULL */
+  int32_t scratch;            /* arena offset of the scratch, -1 for none */
 } nasrt_conv_p;
 
 /* FULLY_CONNECTED: weights [co,d]; b rows of d inputs. */
@@ -78,6 +85,10 @@ typedef struct nasrt_fc_p {
   int32_t b, d, co;
   int32_t in_off, w_off, out_off; /* -input zero point, -weight zero point, output zero point */
   int32_t lo, hi;
+  /* The fast kernel's data (NULL when the portable kernel runs; needs w_off = 0): the weights
+   * repacked in output-channel pairs and the bias with the input offset folded in. */
+  const int8_t *wq;           /* repacked [co,d] weights, or NULL */
+  const int32_t *bq;          /* [co] bias + in_off * (sum of the row's weights), or NULL */
 } nasrt_fc_p;
 
 /* AVERAGE_POOL_2D, MAX_POOL_2D (input and output share the quantisation). */
@@ -133,6 +144,14 @@ void nasrt_add(const nasrt_add_p *p, const int8_t *a, const int8_t *b, int8_t *o
 void nasrt_softmax(const nasrt_softmax_p *p, const int8_t *in, int8_t *out);
 void nasrt_requantize(const nasrt_requant_p *p, const int8_t *in, int8_t *out);
 void nasrt_copy(const nasrt_copy_p *p, const int8_t *in, int8_t *out);
+/* The fast kernels (nasrt_fast_conv.c, nasrt_fast_dw.c): the same results from the prepared
+ * wq / bq. scratch: nasrt_conv_scratch_bytes bytes, 4-byte aligned; NULL for a 1x1 filter
+ * runs it without (slower). */
+void nasrt_conv_fast(const nasrt_conv_p *p, const int8_t *in, int8_t *out, void *scratch);
+void nasrt_dwconv_fast(const nasrt_conv_p *p, const int8_t *in, int8_t *out);
+void nasrt_fc_fast(const nasrt_fc_p *p, const int8_t *in, int8_t *out);
+/* Bytes of scratch nasrt_conv_fast needs for a kh x kw filter over ci input channels. */
+int32_t nasrt_conv_scratch_bytes(int32_t kh, int32_t kw, int32_t ci);
 
 /* ---- models ---------------------------------------------------------------------------- */
 

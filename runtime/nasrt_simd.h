@@ -1,0 +1,83 @@
+/* nasrt_simd.h: the few Arm DSP operations the fast kernels (nasrt_fast_*.c) are written with:
+ * with __ARM_FEATURE_DSP (Cortex-M4/M7/M33) the ACLE intrinsics of <arm_acle.h>, otherwise
+ * (Cortex-M0+, the host) plain C with the same results, so that one kernel source runs on every
+ * core and the host checks it bit for bit. Also the requantisation of the fast kernels and
+ * unaligned 32-bit loads. Needs only <stdint.h> and <string.h>. Define NASRT_NO_DSP to force
+ * the plain C versions on a DSP core. */
+#ifndef NASRT_SIMD_H
+#define NASRT_SIMD_H
+
+#include <stdint.h>
+#include <string.h>
+
+#if defined(__ARM_FEATURE_DSP) && !defined(NASRT_NO_DSP)
+#include <arm_acle.h>
+#define NASRT_DSP 1
+#else
+#define NASRT_DSP 0
+#endif
+
+/* A 32-bit word from any address (one LDR on v7-M, which allows unaligned loads). */
+static inline uint32_t nasrt_ld32(const void *p) {
+  uint32_t v;
+  memcpy(&v, p, 4);
+  return v;
+}
+static inline void nasrt_st32(void *p, uint32_t v) { memcpy(p, &v, 4); }
+
+#if NASRT_DSP
+/* lanes (b0, b2) of x sign-extended to int16 */
+static inline uint32_t nasrt_sxtb16(uint32_t x) { return __sxtb16(x); }
+/* lanes (b1, b3) */
+static inline uint32_t nasrt_sxtb16_r8(uint32_t x) { return __sxtb16((x >> 8) | (x << 24)); }
+/* acc + lo(a)*lo(b) + hi(a)*hi(b), int16 lanes */
+static inline int32_t nasrt_smlad(uint32_t a, uint32_t b, int32_t acc) {
+  return (int32_t)__smlad(a, b, (uint32_t)acc);
+}
+/* acc + lo(a)*lo(b), acc + hi(a)*hi(b) */
+static inline int32_t nasrt_smlabb(uint32_t a, uint32_t b, int32_t acc) {
+  return __smlabb((int32_t)a, (int32_t)b, acc);
+}
+static inline int32_t nasrt_smlatt(uint32_t a, uint32_t b, int32_t acc) {
+  return __smlatt((int32_t)a, (int32_t)b, acc);
+}
+#else
+static inline int32_t lo16(uint32_t x) { return (int16_t)(uint16_t)(x & 0xffffu); }
+static inline int32_t hi16(uint32_t x) { return (int16_t)(uint16_t)(x >> 16); }
+static inline uint32_t nasrt_sxtb16(uint32_t x) {
+  return (uint16_t)(int16_t)(int8_t)(x & 0xffu) |
+         ((uint32_t)(uint16_t)(int16_t)(int8_t)((x >> 16) & 0xffu) << 16);
+}
+static inline uint32_t nasrt_sxtb16_r8(uint32_t x) { return nasrt_sxtb16(x >> 8); }
+static inline int32_t nasrt_smlad(uint32_t a, uint32_t b, int32_t acc) {
+  return (int32_t)((uint32_t)acc + (uint32_t)(lo16(a) * lo16(b)) + (uint32_t)(hi16(a) * hi16(b)));
+}
+static inline int32_t nasrt_smlabb(uint32_t a, uint32_t b, int32_t acc) {
+  return (int32_t)((uint32_t)acc + (uint32_t)(lo16(a) * lo16(b)));
+}
+static inline int32_t nasrt_smlatt(uint32_t a, uint32_t b, int32_t acc) {
+  return (int32_t)((uint32_t)acc + (uint32_t)(hi16(a) * hi16(b)));
+}
+#endif
+
+/* nasrt_mul (nasrt_fixed.h) for a multiplier q >= 0, which is every multiplier the prepare
+ * step makes: then gemmlowp's nudge-and-truncate equals (x*q + 2^30) >> 31 for either sign
+ * of x (one SMLAL), and the rounding right shift is ((r >> e) + (remainder > threshold)).
+ * Same results as nasrt_mul for every x. */
+static inline int32_t nasrt_mulq(int32_t x, int32_t q, int32_t shift) {
+  if (shift > 0) { /* saturating left shift (rare: an effective scale above 1) */
+    const int64_t xl = (int64_t)x * ((int64_t)1 << shift);
+    x = xl > INT32_MAX ? INT32_MAX : xl < INT32_MIN ? INT32_MIN : (int32_t)xl;
+    shift = 0;
+  }
+  int32_t r = (int32_t)(((int64_t)x * q + ((int64_t)1 << 30)) >> 31);
+  if (shift < 0) {
+    const int32_t e = -shift > 31 ? 31 : -shift;
+    const int32_t mask = (int32_t)(((uint32_t)1 << e) - 1u);
+    const int32_t thr = (mask >> 1) - (r >> 31); /* + 1 for a negative r */
+    r = (r >> e) + ((r & mask) > thr);
+  }
+  return r;
+}
+
+#endif
