@@ -128,6 +128,14 @@ static int fold_bias(const int8_t *w, const int32_t *bias, int32_t in_off, int c
   return NAS_OK;
 }
 
+/* 0 when every channel has the same multiplier and shift (per-tensor weights: the export
+ * then prints one), else 1. */
+static int32_t qstep_of(const nas_g8_prep_op *p, int co) {
+  for (int c = 1; c < co; c++)
+    if (p->mult[c] != p->mult[0] || p->shift[c] != p->shift[0]) return 1;
+  return 0;
+}
+
 static int prep_conv(const nas_g8_graph *g, const nas_g8_plan *plan, const nas_g8_op *op,
                      nas_g8_prep_op *p) {
   const nas_g8_tensor *x = &g->tensors[op->in[0]], *w = &g->tensors[op->in[1]];
@@ -151,11 +159,11 @@ static int prep_conv(const nas_g8_graph *g, const nas_g8_plan *plan, const nas_g
     if (fast_pack(c->filter, c->co, c->kh * c->kw * c->ci, p)) return NAS_ENOMEM;
     if (fold_bias(c->filter, c->bias, c->in_off, c->co, c->kh * c->kw * c->ci, 0, p))
       return NAS_ENOMEM;
-    c->wq = p->wq, c->bq = p->bq;
+    c->wq = p->wq, c->bq = p->bq, c->qstep = qstep_of(p, c->co);
     c->scratch = plan && plan->scratch ? (int32_t)plan->scratch[i] : -1;
   } else if (c->co == c->ci) { /* depthwise, multiplier 1: the filter as stored */
     if (fold_bias(c->filter, c->bias, c->in_off, c->co, c->kh * c->kw, 1, p)) return NAS_ENOMEM;
-    c->bq = p->bq;
+    c->bq = p->bq, c->qstep = qstep_of(p, c->co);
   }
   return NAS_OK;
 }
@@ -175,7 +183,7 @@ static int prep_fc(const nas_g8_graph *g, const nas_g8_plan *plan, const nas_g8_
   if (f->w_off == 0) { /* the fast kernel folds the input offset only */
     if (fast_pack(f->filter, f->co, f->d, p) || fold_bias(f->filter, f->bias, f->in_off, f->co, f->d, 0, p))
       return NAS_ENOMEM;
-    f->wq = p->wq, f->bq = p->bq;
+    f->wq = p->wq, f->bq = p->bq, f->qstep = qstep_of(p, f->co);
   }
   return NAS_OK;
 }

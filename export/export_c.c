@@ -193,6 +193,14 @@ static int op_ptrs(const nas_g8_prep_op *pp, pval *out) {
   return n;
 }
 
+/* Multipliers (and shifts) the device reads: one when a fast kernel shares it (qstep 0). */
+static int qcount(const nas_g8_prep_op *pp) {
+  const int fc = pp->rt_kind == NASRT_FULLY_CONNECTED;
+  const int co = fc ? pp->rt.fc.co : pp->rt.conv.co;
+  const int shared = fc ? pp->rt.fc.bq && !pp->rt.fc.qstep : pp->rt.conv.bq && !pp->rt.conv.qstep;
+  return shared ? 1 : co;
+}
+
 /* Emits the prepared arrays and the parameter struct `op<i>` of operator i. */
 static int emit_op(FILE *f, const nas_g8_graph *g, const nas_g8_prep_op *pp, int i, nas_err *e) {
   const nas_g8_op *op = &g->ops[i];
@@ -200,11 +208,12 @@ static int emit_op(FILE *f, const nas_g8_graph *g, const nas_g8_prep_op *pp, int
   fprintf(f, "/* op %d: %s, tensor %d -> %d */\n", i, nm ? nm : "?", op->in[0], op->out);
   if (pp->mult) {
     const int co = pp->rt_kind == NASRT_FULLY_CONNECTED ? pp->rt.fc.co : pp->rt.conv.co;
+    const int nq = qcount(pp);
     char name[32];
     snprintf(name, sizeof name, "op%d_mult", i);
-    emit_i32_array(f, name, pp->mult, (size_t)co);
+    emit_i32_array(f, name, pp->mult, (size_t)nq);
     snprintf(name, sizeof name, "op%d_shift", i);
-    emit_i8_array(f, name, pp->shift, (size_t)co);
+    emit_i8_array(f, name, pp->shift, (size_t)nq);
     if (pp->bq) {
       snprintf(name, sizeof name, "op%d_bq", i);
       emit_i32_array(f, name, pp->bq, (size_t)co);
@@ -228,14 +237,15 @@ static int emit_op(FILE *f, const nas_g8_graph *g, const nas_g8_prep_op *pp, int
           {"ho", c->ho}, {"wo", c->wo}, {"co", c->co}, {"kh", c->kh}, {"kw", c->kw},
           {"sh", c->sh}, {"sw", c->sw}, {"dh", c->dh}, {"dw", c->dw}, {"pt", c->pt},
           {"pl", c->pl}, {"in_off", c->in_off}, {"out_off", c->out_off}, {"lo", c->lo},
-          {"hi", c->hi}, {"scratch", c->scratch}};
+          {"hi", c->hi}, {"scratch", c->scratch}, {"qstep", c->qstep}};
       return emit_struct(f, "nasrt_conv_p", g, pp, i, p, np, v, NV(v), e);
     }
     case NASRT_FULLY_CONNECTED: {
       const nasrt_fc_p *c = &pp->rt.fc;
       const ival v[] = {{"in", c->in}, {"out", c->out}, {"b", c->b}, {"d", c->d},
                         {"co", c->co}, {"in_off", c->in_off}, {"w_off", c->w_off},
-                        {"out_off", c->out_off}, {"lo", c->lo}, {"hi", c->hi}};
+                        {"out_off", c->out_off}, {"lo", c->lo}, {"hi", c->hi},
+                        {"qstep", c->qstep}};
       return emit_struct(f, "nasrt_fc_p", g, pp, i, p, np, v, NV(v), e);
     }
     case NASRT_AVERAGE_POOL_2D:
@@ -387,5 +397,61 @@ int nas_c_export(const nas_g8_graph *g, const char *name, const char *out_dir, n
     rc = emit_source(g, &p, &prep, name, id, up, out_dir, e);
   nas_g8_prep_free(&prep);
   nas_g8_plan_free(&p);
+  return rc;
+}
+
+/* 32-bit words of each kind's parameter struct (every field is int32_t or a pointer). */
+static long long struct_words(int kind) {
+  switch (kind) {
+    case NASRT_CONV_2D:
+    case NASRT_DEPTHWISE_CONV_2D: return 6 + 23;
+    case NASRT_FULLY_CONNECTED: return 6 + 11;
+    case NASRT_AVERAGE_POOL_2D:
+    case NASRT_MAX_POOL_2D: return 16;
+    case NASRT_ADD: return 2 + 16;
+    case NASRT_SOFTMAX: return 7;
+    case NASRT_QUANTIZE: return 7;
+    case NASRT_RESHAPE: return 3;
+    default: return 0;
+  }
+}
+
+int nas_c_export_data_bytes(const nas_g8_graph *g, long long *bytes, nas_err *e) {
+  *bytes = 0;
+  int rc = nas_g8_validate(g, e);
+  if (rc) return rc;
+  nas_g8_plan p;
+  nas_g8_prep prep;
+  if ((rc = nas_g8_plan_build(g, &p, e))) return rc;
+  if ((rc = nas_g8_prep_build(g, &p, &prep, e))) {
+    nas_g8_plan_free(&p);
+    return rc;
+  }
+  unsigned char *used = nas_calloc((size_t)g->ntensors + 1, 1);
+  long long n = 7 * 4 + 12LL * g->nops; /* the model struct, the operator table */
+  if (!used) rc = nas_errf(e, NAS_ENOMEM, "out of memory");
+  for (int i = 0; !rc && i < g->nops; i++) {
+    const nas_g8_prep_op *pp = &prep.op[i];
+    pval pv[MAXPTR];
+    const int np = op_ptrs(pp, pv);
+    for (int k = 0; k < np; k++)
+      for (int t = 0; pv[k].p && t < g->ntensors; t++)
+        if (g->tensors[t].data == pv[k].p) used[t] = 1;
+    n += 4 * struct_words(pp->rt_kind);
+    if (pp->mult) {
+      const int fc = pp->rt_kind == NASRT_FULLY_CONNECTED;
+      const long long co = fc ? pp->rt.fc.co : pp->rt.conv.co;
+      n += 5LL * qcount(pp) + (pp->bq ? 4 * co : 0); /* mult, shift, bq */
+      if (pp->wq)
+        n += fc ? (long long)pp->rt.fc.d * co
+                : co * pp->rt.conv.kh * pp->rt.conv.kw * pp->rt.conv.ci;
+    }
+  }
+  for (int t = 0; !rc && t < g->ntensors; t++)
+    if (used[t]) n += (long long)g->tensors[t].bytes;
+  free(used);
+  nas_g8_prep_free(&prep);
+  nas_g8_plan_free(&p);
+  if (!rc) *bytes = n;
   return rc;
 }

@@ -73,6 +73,8 @@ typedef struct nasrt_conv_p {
   const int8_t *wq;           /* repacked filter, or NULL */
   const int32_t *bq;          /* [co] bias + in_off * (sum of the channel's weights), or NULL */
   int32_t scratch;            /* arena offset of the scratch, -1 for none */
+  int32_t qstep;              /* fast kernels: channel c's multiplier is mult[c * qstep] (0: one
+                                 for every channel, per-tensor weights) */
 } nasrt_conv_p;
 
 /* FULLY_CONNECTED: weights [co,d]; b rows of d inputs. */
@@ -89,6 +91,7 @@ typedef struct nasrt_fc_p {
    * repacked in output-channel pairs and the bias with the input offset folded in. */
   const int8_t *wq;           /* repacked [co,d] weights, or NULL */
   const int32_t *bq;          /* [co] bias + in_off * (sum of the row's weights), or NULL */
+  int32_t qstep;              /* fast kernel: row c's multiplier is mult[c * qstep] */
 } nasrt_fc_p;
 
 /* AVERAGE_POOL_2D, MAX_POOL_2D (input and output share the quantisation). */

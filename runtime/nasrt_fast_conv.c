@@ -36,7 +36,7 @@ int32_t nasrt_conv_scratch_bytes(int32_t kh, int32_t kw, int32_t ci) {
 /* Requantises one accumulator (bias already in) of channel c. */
 static inline int8_t out8(int32_t acc, const int32_t *mult, const int8_t *shift, int32_t c,
                           int32_t out_off, int32_t lo, int32_t hi) {
-  int32_t v = nasrt_mulq(acc, mult[c], shift[c]) + out_off;
+  int32_t v = nasrt_mulq(acc, *(mult + c), *(shift + c)) + out_off;
   v = v < lo ? lo : v;
   return (int8_t)(v > hi ? hi : v);
 }
@@ -122,6 +122,7 @@ static void conv1x1_direct(const nasrt_conv_p *p, const int8_t *in, int8_t *out)
   const int32_t npix = p->n * p->ho * p->wo;
   const int32_t *bq = p->bq, *mult = p->mult;
   const int8_t *shift = p->shift;
+  const int32_t qs = p->qstep;
   const int32_t out_off = p->out_off, lo = p->lo, hi = p->hi;
   int32_t b = 0, oy = 0, ox = 0;
   for (int32_t pix = 0; pix < npix; pix += 2) {
@@ -163,11 +164,11 @@ static void conv1x1_direct(const nasrt_conv_p *p, const int8_t *in, int8_t *out)
         a01 += px0[k] * w[r + k], a11 += px1[k] * w[r + k];
       }
       w += 2 * r;
-      o0[c] = out8(a00, mult, shift, c, out_off, lo, hi);
-      o0[c + 1] = out8(a01, mult, shift, c + 1, out_off, lo, hi);
+      o0[c] = out8(a00, mult, shift, c * qs, out_off, lo, hi);
+      o0[c + 1] = out8(a01, mult, shift, (c + 1) * qs, out_off, lo, hi);
       if (two) {
-        o1[c] = out8(a10, mult, shift, c, out_off, lo, hi);
-        o1[c + 1] = out8(a11, mult, shift, c + 1, out_off, lo, hi);
+        o1[c] = out8(a10, mult, shift, c * qs, out_off, lo, hi);
+        o1[c + 1] = out8(a11, mult, shift, (c + 1) * qs, out_off, lo, hi);
       }
     }
     if (c < co) {
@@ -182,8 +183,8 @@ static void conv1x1_direct(const nasrt_conv_p *p, const int8_t *in, int8_t *out)
         a10 = nasrt_smlad(nasrt_sxtb16_r8(v1), t, a10);
       }
       for (int32_t k = 0; k < r; k++) a00 += px0[k] * w[k], a10 += px1[k] * w[k];
-      o0[c] = out8(a00, mult, shift, c, out_off, lo, hi);
-      if (two) o1[c] = out8(a10, mult, shift, c, out_off, lo, hi);
+      o0[c] = out8(a00, mult, shift, c * qs, out_off, lo, hi);
+      if (two) o1[c] = out8(a10, mult, shift, c * qs, out_off, lo, hi);
     }
   }
 }
@@ -199,6 +200,7 @@ void nasrt_conv_fast(const nasrt_conv_p *p, const int8_t *in, int8_t *out, void 
   int8_t *stage = (int8_t *)(col + depth);
   const int32_t *bq = p->bq, *mult = p->mult;
   const int8_t *shift = p->shift;
+  const int32_t qs = p->qstep;
   const int32_t out_off = p->out_off, lo = p->lo, hi = p->hi;
   const int fast1x1 = p->kh == 1 && p->kw == 1 && p->pt == 0 && p->pl == 0;
   int32_t b = 0, oy = 0, ox = 0;
@@ -248,11 +250,11 @@ void nasrt_conv_fast(const nasrt_conv_p *p, const int8_t *in, int8_t *out, void 
         a01 += xt[k] * w[r + k], a11 += xt[r + k] * w[r + k];
       }
       w += 2 * r;
-      o0[c] = out8(a00, mult, shift, c, out_off, lo, hi);
-      o0[c + 1] = out8(a01, mult, shift, c + 1, out_off, lo, hi);
+      o0[c] = out8(a00, mult, shift, c * qs, out_off, lo, hi);
+      o0[c + 1] = out8(a01, mult, shift, (c + 1) * qs, out_off, lo, hi);
       if (two) {
-        o1[c] = out8(a10, mult, shift, c, out_off, lo, hi);
-        o1[c + 1] = out8(a11, mult, shift, c + 1, out_off, lo, hi);
+        o1[c] = out8(a10, mult, shift, c * qs, out_off, lo, hi);
+        o1[c + 1] = out8(a11, mult, shift, (c + 1) * qs, out_off, lo, hi);
       }
     }
     if (c < co) { /* an odd last channel */
@@ -266,8 +268,8 @@ void nasrt_conv_fast(const nasrt_conv_p *p, const int8_t *in, int8_t *out, void 
         a00 = nasrt_smlad(x[1], t, a00), a10 = nasrt_smlad(x[3], t, a10);
       }
       for (int32_t k = 0; k < r; k++) a00 += xt[k] * w[k], a10 += xt[r + k] * w[k];
-      o0[c] = out8(a00, mult, shift, c, out_off, lo, hi);
-      if (two) o1[c] = out8(a10, mult, shift, c, out_off, lo, hi);
+      o0[c] = out8(a00, mult, shift, c * qs, out_off, lo, hi);
+      if (two) o1[c] = out8(a10, mult, shift, c * qs, out_off, lo, hi);
     }
   }
 }
@@ -279,6 +281,7 @@ void nasrt_fc_fast(const nasrt_fc_p *p, const int8_t *in, int8_t *out) {
   const int32_t d = p->d, co = p->co, G = d >> 2, r = d & 3;
   const int32_t *bq = p->bq, *mult = p->mult;
   const int8_t *shift = p->shift;
+  const int32_t qs = p->qstep;
   for (int32_t row = 0; row < p->b; row++) {
     const int8_t *x = in + (long)row * d;
     int8_t *o = out + (long)row * co;
@@ -297,8 +300,8 @@ void nasrt_fc_fast(const nasrt_fc_p *p, const int8_t *in, int8_t *out) {
       }
       for (int32_t k = 0; k < r; k++) a0 += px[k] * w[k], a1 += px[k] * w[r + k];
       w += 2 * r;
-      o[c] = out8(a0, mult, shift, c, p->out_off, p->lo, p->hi);
-      o[c + 1] = out8(a1, mult, shift, c + 1, p->out_off, p->lo, p->hi);
+      o[c] = out8(a0, mult, shift, c * qs, p->out_off, p->lo, p->hi);
+      o[c + 1] = out8(a1, mult, shift, (c + 1) * qs, p->out_off, p->lo, p->hi);
     }
     if (c < co) {
       int32_t a0 = bq[c];
@@ -309,7 +312,7 @@ void nasrt_fc_fast(const nasrt_fc_p *p, const int8_t *in, int8_t *out) {
         a0 = nasrt_smlad(nasrt_sxtb16_r8(v), nasrt_sxtb16_r8(w0), a0);
       }
       for (int32_t k = 0; k < r; k++) a0 += px[k] * w[k];
-      o[c] = out8(a0, mult, shift, c, p->out_off, p->lo, p->hi);
+      o[c] = out8(a0, mult, shift, c * qs, p->out_off, p->lo, p->hi);
     }
   }
 }

@@ -11,99 +11,125 @@
 #include "nasrt_fixed.h"
 #include "nasrt_simd.h"
 
-static inline int8_t out8(int32_t acc, const nasrt_conv_p *p, int32_t c) {
-  int32_t v = nasrt_mulq(acc, p->mult[c], p->shift[c]) + p->out_off;
-  v = v < p->lo ? p->lo : v;
-  return (int8_t)(v > p->hi ? p->hi : v);
+#define MAXTAPS 25 /* filters up to 5x5 keep their split weights on the stack */
+
+/* Requantises one accumulator with a channel's multiplier and shift. */
+static inline int8_t out8(int32_t acc, int32_t m, int32_t sh, int32_t out_off, int32_t lo,
+                          int32_t hi) {
+  int32_t v = nasrt_mulq(acc, m, sh) + out_off;
+  v = v < lo ? lo : v;
+  return (int8_t)(v > hi ? hi : v);
 }
 
-/* acc[0..3] += the four channels' products of one tap. */
-#define DW_TAP(xw, ww)                                         \
-  do {                                                         \
-    const uint32_t xa_ = nasrt_sxtb16(xw), xb_ = nasrt_sxtb16_r8(xw); \
-    const uint32_t wa_ = nasrt_sxtb16(ww), wb_ = nasrt_sxtb16_r8(ww); \
-    a0 = nasrt_smlabb(xa_, wa_, a0), a2 = nasrt_smlatt(xa_, wa_, a2); \
-    a1 = nasrt_smlabb(xb_, wb_, a1), a3 = nasrt_smlatt(xb_, wb_, a3); \
+/* acc[0..3] += the four channels' products of one tap: input word xw, the tap's weights
+ * already split (wa = channels 0 and 2, wb = 1 and 3). */
+#define DW_TAP(xw, wa, wb)                                                     \
+  do {                                                                         \
+    const uint32_t xa_ = nasrt_sxtb16(xw), xb_ = nasrt_sxtb16_r8(xw);          \
+    a0 = nasrt_smlabb(xa_, (wa), a0), a2 = nasrt_smlatt(xa_, (wa), a2);        \
+    a1 = nasrt_smlabb(xb_, (wb), a1), a3 = nasrt_smlatt(xb_, (wb), a3);        \
   } while (0)
 
-static void store4(int8_t *o, const nasrt_conv_p *p, int32_t c, int32_t a0, int32_t a1,
-                   int32_t a2, int32_t a3) {
-  o[c] = out8(a0, p, c), o[c + 1] = out8(a1, p, c + 1);
-  o[c + 2] = out8(a2, p, c + 2), o[c + 3] = out8(a3, p, c + 3);
-}
-
-void nasrt_dwconv_fast(const nasrt_conv_p *p, const int8_t *in, int8_t *out) {
-  const int32_t H = p->h, W = p->w, C = p->co, kh = p->kh, kw = p->kw;
-  const int32_t C4 = C & ~3;
+/* Output channels c..c+3 over every pixel (channel group outermost, so the group's split
+ * weights, biases and multipliers are prepared once). */
+static void dw_group(const nasrt_conv_p *p, const int8_t *in, int8_t *out, int32_t c) {
+  const int32_t H = p->h, W = p->w, C = p->co, kh = p->kh, kw = p->kw, taps = kh * kw;
   const uint32_t zpw = (uint8_t)(int8_t)(-p->in_off) * 0x01010101u; /* four zero points */
-  const int8_t *f = p->filter;
-  const int32_t *bq = p->bq;
   const long cdx = (long)p->dw * C, rowb = (long)W * C, cdy = (long)p->dh * rowb;
+  const int32_t out_off = p->out_off, lo = p->lo, hi = p->hi;
+  int32_t m[4], sh[4];
+  for (int k = 0; k < 4; k++) {
+    m[k] = p->mult[(c + k) * p->qstep], sh[k] = p->shift[(c + k) * p->qstep];
+  }
+  const int32_t b0 = p->bq[c], b1 = p->bq[c + 1], b2 = p->bq[c + 2], b3 = p->bq[c + 3];
+  uint32_t ws[2 * MAXTAPS]; /* tap t's split weights: ws[2t] (ch 0, 2), ws[2t + 1] (1, 3) */
+  const int split = taps <= MAXTAPS;
+  for (int32_t t = 0; split && t < taps; t++) {
+    const uint32_t w = nasrt_ld32(p->filter + (long)t * C + c);
+    ws[2 * t] = nasrt_sxtb16(w), ws[2 * t + 1] = nasrt_sxtb16_r8(w);
+  }
+  const int k3 = kh == 3 && kw == 3;
   for (int32_t b = 0; b < p->n; b++) {
-    const int8_t *img = in + (long)b * H * rowb;
+    const int8_t *img = in + (long)b * H * rowb + c;
     for (int32_t oy = 0; oy < p->ho; oy++) {
       const int32_t iy0 = oy * p->sh - p->pt;
       const int yin = iy0 >= 0 && iy0 + (kh - 1) * p->dh < H;
-      for (int32_t ox = 0; ox < p->wo; ox++) {
+      int8_t *o = out + (((long)b * p->ho + oy) * p->wo) * C + c;
+      for (int32_t ox = 0; ox < p->wo; ox++, o += C) {
         const int32_t ix0 = ox * p->sw - p->pl;
-        const int inside = yin && ix0 >= 0 && ix0 + (kw - 1) * p->dw < W;
-        int8_t *o = out + (((long)b * p->ho + oy) * p->wo + ox) * C;
-        const int8_t *base = img + (long)iy0 * rowb + (long)ix0 * C;
-        int32_t c = 0;
-        if (inside && kh == 3 && kw == 3) {
-          for (; c < C4; c += 4) {
-            int32_t a0 = bq[c], a1 = bq[c + 1], a2 = bq[c + 2], a3 = bq[c + 3];
-            const int8_t *x = base + c, *w = f + c;
-            for (int ky = 0; ky < 3; ky++, x += cdy, w += 3 * C) {
-              DW_TAP(nasrt_ld32(x), nasrt_ld32(w));
-              DW_TAP(nasrt_ld32(x + cdx), nasrt_ld32(w + C));
-              DW_TAP(nasrt_ld32(x + 2 * cdx), nasrt_ld32(w + 2 * C));
+        int32_t a0 = b0, a1 = b1, a2 = b2, a3 = b3;
+        if (yin && ix0 >= 0 && ix0 + (kw - 1) * p->dw < W) {
+          const int8_t *x = img + (long)iy0 * rowb + (long)ix0 * C;
+          if (k3) {
+            const uint32_t *w = ws;
+            for (int ky = 0; ky < 3; ky++, x += cdy, w += 6) {
+              DW_TAP(nasrt_ld32(x), w[0], w[1]);
+              DW_TAP(nasrt_ld32(x + cdx), w[2], w[3]);
+              DW_TAP(nasrt_ld32(x + 2 * cdx), w[4], w[5]);
             }
-            store4(o, p, c, a0, a1, a2, a3);
-          }
-        } else if (inside) {
-          for (; c < C4; c += 4) {
-            int32_t a0 = bq[c], a1 = bq[c + 1], a2 = bq[c + 2], a3 = bq[c + 3];
-            const int8_t *w = f + c;
-            for (int32_t ky = 0; ky < kh; ky++) {
-              const int8_t *x = base + ky * cdy + c;
-              for (int32_t kx = 0; kx < kw; kx++, x += cdx, w += C)
-                DW_TAP(nasrt_ld32(x), nasrt_ld32(w));
-            }
-            store4(o, p, c, a0, a1, a2, a3);
-          }
-        } else {
-          for (; c < C4; c += 4) {
-            int32_t a0 = bq[c], a1 = bq[c + 1], a2 = bq[c + 2], a3 = bq[c + 3];
-            const int8_t *w = f + c;
-            for (int32_t ky = 0; ky < kh; ky++) {
-              const int32_t iy = iy0 + ky * p->dh;
-              for (int32_t kx = 0; kx < kw; kx++, w += C) {
-                const int32_t ix = ix0 + kx * p->dw;
-                const uint32_t xw = iy < 0 || iy >= H || ix < 0 || ix >= W
-                                        ? zpw
-                                        : nasrt_ld32(img + ((long)iy * W + ix) * C + c);
-                DW_TAP(xw, nasrt_ld32(w));
+          } else {
+            for (int32_t ky = 0, t = 0; ky < kh; ky++, x += cdy) {
+              const int8_t *xr = x;
+              for (int32_t kx = 0; kx < kw; kx++, t++, xr += cdx) {
+                if (split) {
+                  DW_TAP(nasrt_ld32(xr), ws[2 * t], ws[2 * t + 1]);
+                } else {
+                  const uint32_t w = nasrt_ld32(p->filter + (long)t * C + c);
+                  DW_TAP(nasrt_ld32(xr), nasrt_sxtb16(w), nasrt_sxtb16_r8(w));
+                }
               }
             }
-            store4(o, p, c, a0, a1, a2, a3);
           }
-        }
-        for (; c < C; c++) { /* channels beyond a multiple of four */
-          int32_t acc = bq[c];
-          for (int32_t ky = 0; ky < kh; ky++) {
+        } else { /* a border window: taps outside read the zero point */
+          for (int32_t ky = 0, t = 0; ky < kh; ky++) {
             const int32_t iy = iy0 + ky * p->dh;
-            for (int32_t kx = 0; kx < kw; kx++) {
-              const int32_t ix = ix0 + kx * p->dw;
-              const int32_t xv = iy < 0 || iy >= H || ix < 0 || ix >= W
-                                     ? -p->in_off
-                                     : img[((long)iy * W + ix) * C + c];
-              acc += xv * f[(ky * kw + kx) * C + c];
+            const int8_t *xr = img + (long)iy * rowb + (long)ix0 * C;
+            const int rin = iy >= 0 && iy < H;
+            for (int32_t kx = 0, ix = ix0; kx < kw; kx++, t++, ix += p->dw, xr += cdx) {
+              const uint32_t xw = rin && ix >= 0 && ix < W ? nasrt_ld32(xr) : zpw;
+              if (split) {
+                DW_TAP(xw, ws[2 * t], ws[2 * t + 1]);
+              } else {
+                const uint32_t w = nasrt_ld32(p->filter + (long)t * C + c);
+                DW_TAP(xw, nasrt_sxtb16(w), nasrt_sxtb16_r8(w));
+              }
             }
           }
-          o[c] = out8(acc, p, c);
         }
+        o[0] = out8(a0, m[0], sh[0], out_off, lo, hi);
+        o[1] = out8(a1, m[1], sh[1], out_off, lo, hi);
+        o[2] = out8(a2, m[2], sh[2], out_off, lo, hi);
+        o[3] = out8(a3, m[3], sh[3], out_off, lo, hi);
       }
     }
   }
+}
+
+/* One channel (the channels beyond a multiple of four). */
+static void dw_one(const nasrt_conv_p *p, const int8_t *in, int8_t *out, int32_t c) {
+  const int32_t H = p->h, W = p->w, C = p->co, kh = p->kh, kw = p->kw;
+  const int32_t m = p->mult[c * p->qstep], sh = p->shift[c * p->qstep];
+  for (int32_t b = 0; b < p->n; b++)
+    for (int32_t oy = 0; oy < p->ho; oy++)
+      for (int32_t ox = 0; ox < p->wo; ox++) {
+        const int32_t iy0 = oy * p->sh - p->pt, ix0 = ox * p->sw - p->pl;
+        int32_t acc = p->bq[c];
+        for (int32_t ky = 0; ky < kh; ky++) {
+          const int32_t iy = iy0 + ky * p->dh;
+          for (int32_t kx = 0; kx < kw; kx++) {
+            const int32_t ix = ix0 + kx * p->dw;
+            const int32_t xv = iy < 0 || iy >= H || ix < 0 || ix >= W
+                                   ? -p->in_off
+                                   : in[(((long)b * H + iy) * W + ix) * C + c];
+            acc += xv * p->filter[(ky * kw + kx) * C + c];
+          }
+        }
+        out[(((long)b * p->ho + oy) * p->wo + ox) * C + c] = out8(acc, m, sh, p->out_off, p->lo, p->hi);
+      }
+}
+
+void nasrt_dwconv_fast(const nasrt_conv_p *p, const int8_t *in, int8_t *out) {
+  int32_t c = 0;
+  for (; c + 3 < p->co; c += 4) dw_group(p, in, out, c);
+  for (; c < p->co; c++) dw_one(p, in, out, c);
 }

@@ -29,7 +29,11 @@ static inline void nasrt_st32(void *p, uint32_t v) { memcpy(p, &v, 4); }
 /* lanes (b0, b2) of x sign-extended to int16 */
 static inline uint32_t nasrt_sxtb16(uint32_t x) { return __sxtb16(x); }
 /* lanes (b1, b3) */
-static inline uint32_t nasrt_sxtb16_r8(uint32_t x) { return __sxtb16((x >> 8) | (x << 24)); }
+static inline uint32_t nasrt_sxtb16_r8(uint32_t x) { /* one SXTB16 with its rotation */
+  uint32_t r;
+  __asm__("sxtb16 %0, %1, ror #8" : "=r"(r) : "r"(x));
+  return r;
+}
 /* acc + lo(a)*lo(b) + hi(a)*hi(b), int16 lanes */
 static inline int32_t nasrt_smlad(uint32_t a, uint32_t b, int32_t acc) {
   return (int32_t)__smlad(a, b, (uint32_t)acc);
@@ -65,19 +69,16 @@ static inline int32_t nasrt_smlatt(uint32_t a, uint32_t b, int32_t acc) {
  * of x (one SMLAL), and the rounding right shift is ((r >> e) + (remainder > threshold)).
  * Same results as nasrt_mul for every x. */
 static inline int32_t nasrt_mulq(int32_t x, int32_t q, int32_t shift) {
-  if (shift > 0) { /* saturating left shift (rare: an effective scale above 1) */
-    const int64_t xl = (int64_t)x * ((int64_t)1 << shift);
-    x = xl > INT32_MAX ? INT32_MAX : xl < INT32_MIN ? INT32_MIN : (int32_t)xl;
-    shift = 0;
+  if (shift > 0) { /* saturating left shift: an effective scale above 1 (shift <= 30) */
+    const int32_t y = (int32_t)((uint32_t)x << shift);
+    x = (y >> shift) == x ? y : x < 0 ? INT32_MIN : INT32_MAX;
+    return (int32_t)(((int64_t)x * q + ((int64_t)1 << 30)) >> 31);
   }
-  int32_t r = (int32_t)(((int64_t)x * q + ((int64_t)1 << 30)) >> 31);
-  if (shift < 0) {
-    const int32_t e = -shift > 31 ? 31 : -shift;
-    const int32_t mask = (int32_t)(((uint32_t)1 << e) - 1u);
-    const int32_t thr = (mask >> 1) - (r >> 31); /* + 1 for a negative r */
-    r = (r >> e) + ((r & mask) > thr);
-  }
-  return r;
+  const int32_t r = (int32_t)(((int64_t)x * q + ((int64_t)1 << 30)) >> 31);
+  const int32_t e = -shift > 31 ? 31 : -shift; /* 0 leaves r as it is (mask 0) */
+  const int32_t mask = (int32_t)(((uint32_t)1 << e) - 1u);
+  const int32_t thr = (mask >> 1) - (r >> 31); /* + 1 for a negative r */
+  return (r >> e) + ((r & mask) > thr);
 }
 
 #endif
