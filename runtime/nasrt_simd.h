@@ -30,9 +30,13 @@ static inline void nasrt_st32(void *p, uint32_t v) { memcpy(p, &v, 4); }
 static inline uint32_t nasrt_sxtb16(uint32_t x) { return __sxtb16(x); }
 /* lanes (b1, b3) */
 static inline uint32_t nasrt_sxtb16_r8(uint32_t x) { /* one SXTB16 with its rotation */
+#if defined(__arm__)
   uint32_t r;
   __asm__("sxtb16 %0, %1, ror #8" : "=r"(r) : "r"(x));
   return r;
+#else /* a stand-in <arm_acle.h> off Arm (the export's tests) */
+  return __sxtb16((x >> 8) | (x << 24));
+#endif
 }
 /* acc + lo(a)*lo(b) + hi(a)*hi(b), int16 lanes */
 static inline int32_t nasrt_smlad(uint32_t a, uint32_t b, int32_t acc) {
