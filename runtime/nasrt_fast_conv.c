@@ -232,6 +232,37 @@ void nasrt_conv_fast(const nasrt_conv_p *p, const int8_t *in, int8_t *out, void 
     for (; c + 1 < co; c += 2) {
       int32_t a00 = bq[c], a01 = bq[c + 1], a10 = a00, a11 = a01;
       const uint32_t *x = col;
+#if NASRT_ASM
+      if (G > 0) { /* the loop below in 18 instructions per group */
+        uint32_t x0a, x0b, x1a, x1b, wv, t;
+        int32_t g = G;
+        __asm__ volatile(
+            "1:\n\t"
+            "ldrd %[x0a], %[x0b], [%[x]], #8\n\t"
+            "ldrd %[x1a], %[x1b], [%[x]], #8\n\t"
+            "ldr %[wv], [%[w]], #4\n\t"
+            "sxtb16 %[t], %[wv]\n\t"
+            "smlad %[a00], %[x0a], %[t], %[a00]\n\t"
+            "smlad %[a10], %[x1a], %[t], %[a10]\n\t"
+            "sxtb16 %[t], %[wv], ror #8\n\t"
+            "smlad %[a00], %[x0b], %[t], %[a00]\n\t"
+            "smlad %[a10], %[x1b], %[t], %[a10]\n\t"
+            "ldr %[wv], [%[w]], #4\n\t"
+            "sxtb16 %[t], %[wv]\n\t"
+            "smlad %[a01], %[x0a], %[t], %[a01]\n\t"
+            "smlad %[a11], %[x1a], %[t], %[a11]\n\t"
+            "sxtb16 %[t], %[wv], ror #8\n\t"
+            "smlad %[a01], %[x0b], %[t], %[a01]\n\t"
+            "smlad %[a11], %[x1b], %[t], %[a11]\n\t"
+            "subs %[g], %[g], #1\n\t"
+            "bne 1b"
+            : [a00] "+r"(a00), [a01] "+r"(a01), [a10] "+r"(a10), [a11] "+r"(a11), [x] "+r"(x),
+              [w] "+r"(w), [g] "+r"(g), [x0a] "=&r"(x0a), [x0b] "=&r"(x0b), [x1a] "=&r"(x1a),
+              [x1b] "=&r"(x1b), [wv] "=&r"(wv), [t] "=&r"(t)
+            :
+            : "cc", "memory");
+      }
+#else
       for (int32_t g = 0; g < G; g++) {
         const uint32_t x0a = x[0], x0b = x[1], x1a = x[2], x1b = x[3];
         const uint32_t w0 = nasrt_ld32(w), w1 = nasrt_ld32(w + 4);
@@ -245,6 +276,7 @@ void nasrt_conv_fast(const nasrt_conv_p *p, const int8_t *in, int8_t *out, void 
         t = nasrt_sxtb16_r8(w1);
         a01 = nasrt_smlad(x0b, t, a01), a11 = nasrt_smlad(x1b, t, a11);
       }
+#endif
       for (int32_t k = 0; k < r; k++) {
         a00 += xt[k] * w[k], a10 += xt[r + k] * w[k];
         a01 += xt[k] * w[r + k], a11 += xt[r + k] * w[r + k];

@@ -17,6 +17,14 @@
 #define NASRT_DSP 0
 #endif
 
+/* Inline-assembly inner loops (Arm Thumb-2 with the DSP extension only; the same arithmetic
+ * as the C loops beside them). */
+#if NASRT_DSP && defined(__arm__) && !defined(NASRT_NO_ASM)
+#define NASRT_ASM 1
+#else
+#define NASRT_ASM 0
+#endif
+
 /* A 32-bit word from any address (one LDR on v7-M, which allows unaligned loads). */
 static inline uint32_t nasrt_ld32(const void *p) {
   uint32_t v;
@@ -49,6 +57,32 @@ static inline int32_t nasrt_smlabb(uint32_t a, uint32_t b, int32_t acc) {
 static inline int32_t nasrt_smlatt(uint32_t a, uint32_t b, int32_t acc) {
   return __smlatt((int32_t)a, (int32_t)b, acc);
 }
+/* lanes of acc + (b0, b2) / + (b1, b3) of x, int16 */
+static inline uint32_t nasrt_sxtab16(uint32_t acc, uint32_t x) { return __sxtab16(acc, x); }
+static inline uint32_t nasrt_sxtab16_r8(uint32_t acc, uint32_t x) {
+#if defined(__arm__)
+  uint32_t r;
+  __asm__("sxtab16 %0, %1, %2, ror #8" : "=r"(r) : "r"(acc), "r"(x));
+  return r;
+#else
+  return __sxtab16(acc, (x >> 8) | (x << 24));
+#endif
+}
+/* the larger of each int8 lane of a and b */
+static inline uint32_t nasrt_max8(uint32_t a, uint32_t b) {
+#if defined(__arm__)
+  uint32_t r;
+  __asm__("ssub8 %0, %1, %2\n\tsel %0, %1, %2" : "=&r"(r) : "r"(a), "r"(b) : "cc");
+  return r;
+#else
+  uint32_t r = 0;
+  for (int k = 0; k < 32; k += 8) {
+    const int8_t x = (int8_t)(a >> k), y = (int8_t)(b >> k);
+    r |= (uint32_t)(uint8_t)(x > y ? x : y) << k;
+  }
+  return r;
+#endif
+}
 #else
 static inline int32_t lo16(uint32_t x) { return (int16_t)(uint16_t)(x & 0xffffu); }
 static inline int32_t hi16(uint32_t x) { return (int16_t)(uint16_t)(x >> 16); }
@@ -59,6 +93,19 @@ static inline uint32_t nasrt_sxtb16(uint32_t x) {
 static inline uint32_t nasrt_sxtb16_r8(uint32_t x) { return nasrt_sxtb16(x >> 8); }
 static inline int32_t nasrt_smlad(uint32_t a, uint32_t b, int32_t acc) {
   return (int32_t)((uint32_t)acc + (uint32_t)(lo16(a) * lo16(b)) + (uint32_t)(hi16(a) * hi16(b)));
+}
+static inline uint32_t nasrt_sxtab16(uint32_t acc, uint32_t x) {
+  const uint32_t e = nasrt_sxtb16(x);
+  return (uint16_t)(acc + e) | ((((acc >> 16) + (e >> 16)) & 0xffffu) << 16);
+}
+static inline uint32_t nasrt_sxtab16_r8(uint32_t acc, uint32_t x) { return nasrt_sxtab16(acc, x >> 8); }
+static inline uint32_t nasrt_max8(uint32_t a, uint32_t b) {
+  uint32_t r = 0;
+  for (int k = 0; k < 32; k += 8) {
+    const int8_t x = (int8_t)(a >> k), y = (int8_t)(b >> k);
+    r |= (uint32_t)(uint8_t)(x > y ? x : y) << k;
+  }
+  return r;
 }
 static inline int32_t nasrt_smlabb(uint32_t a, uint32_t b, int32_t acc) {
   return (int32_t)((uint32_t)acc + (uint32_t)(lo16(a) * lo16(b)));
