@@ -8,6 +8,7 @@
  *
  *   bench_mcu_runtime TARGET MODEL.tflite [NAME]
  *
+ * BENCH_KEEP=DIR (an existing directory) keeps the generated sources and the ELF there.
  * The operator rows include the invoke loop and the layer-mark call between operators (a few
  * instructions each); the input and output copies are outside them (row "other"). */
 #include <stdio.h>
@@ -29,7 +30,8 @@ int main(int argc, char **argv) {
   nas_target *t = NULL;
   nas_emu_fw *fw = NULL;
   const char *cache = getenv("NAS_CACHE_DIR");
-  nas_emu_cfg cfg = {.cache_dir = cache && *cache ? cache : NULL};
+  const char *keep = getenv("BENCH_KEEP"); /* an existing directory: keep the firmware there */
+  nas_emu_cfg cfg = {.cache_dir = cache && *cache ? cache : NULL, .work_dir = keep && *keep ? keep : NULL};
   if (nas_tflite_read(path, &g, &e)) {
     fprintf(stderr, "bench_mcu_runtime: %s\n", e.msg);
     return 1;

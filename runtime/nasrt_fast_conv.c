@@ -36,9 +36,7 @@ int32_t nasrt_conv_scratch_bytes(int32_t kh, int32_t kw, int32_t ci) {
 /* Requantises one accumulator (bias already in) of channel c. */
 static inline int8_t out8(int32_t acc, const int32_t *mult, const int8_t *shift, int32_t c,
                           int32_t out_off, int32_t lo, int32_t hi) {
-  int32_t v = nasrt_mulq(acc, *(mult + c), *(shift + c)) + out_off;
-  v = v < lo ? lo : v;
-  return (int8_t)(v > hi ? hi : v);
+  return nasrt_out8(acc, mult[c], shift[c], out_off, lo, hi);
 }
 
 /* n bytes (any alignment) from s to d. */

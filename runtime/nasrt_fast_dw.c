@@ -13,12 +13,10 @@
 
 #define MAXTAPS 25 /* filters up to 5x5 keep their split weights on the stack */
 
-/* Requantises one accumulator with a channel's multiplier and shift. */
-static inline int8_t out8(int32_t acc, int32_t m, int32_t sh, int32_t out_off, int32_t lo,
+/* Requantises one accumulator with a channel's prepared constants. */
+static inline int8_t out8(int32_t acc, const nasrt_rqc *q, int32_t out_off, int32_t lo,
                           int32_t hi) {
-  int32_t v = nasrt_mulq(acc, m, sh) + out_off;
-  v = v < lo ? lo : v;
-  return (int8_t)(v > hi ? hi : v);
+  return nasrt_rq8(q, acc, out_off, lo, hi);
 }
 
 /* acc[0..3] += the four channels' products of one tap: input word xw, the tap's weights
@@ -30,6 +28,39 @@ static inline int8_t out8(int32_t acc, int32_t m, int32_t sh, int32_t out_off, i
     a1 = nasrt_smlabb(xb_, (wb), a1), a3 = nasrt_smlatt(xb_, (wb), a3);        \
   } while (0)
 
+#if NASRT_ASM
+/* One tap of the 3x3 window: input word at [x + off], split weights at ws + wofs. */
+#define DW_ASM_TAP(addr, wofs)                       \
+  "ldr %[t], " addr "\n\t"                            \
+  "ldrd %[wa], %[wb], [%[ws], #" wofs "]\n\t"         \
+  "sxtb16 %[u], %[t]\n\t"                            \
+  "sxtb16 %[t], %[t], ror #8\n\t"                    \
+  "smlabb %[a0], %[u], %[wa], %[a0]\n\t"              \
+  "smlatt %[a2], %[u], %[wa], %[a2]\n\t"              \
+  "smlabb %[a1], %[t], %[wb], %[a1]\n\t"              \
+  "smlatt %[a3], %[t], %[wb], %[a3]\n\t"
+
+/* The nine taps of an inside 3x3 window (eight instructions each): x = the top-left tap's
+ * word, cdx / cdy = bytes to the next column / row, ws = the 18 split weight words. */
+static inline void dw3x3_asm(const int8_t *x, long cdx, long cdy, const uint32_t *ws, int32_t *p0,
+                             int32_t *p1, int32_t *p2, int32_t *p3) {
+  int32_t a0 = *p0, a1 = *p1, a2 = *p2, a3 = *p3;
+  uint32_t t, u, wa, wb;
+  __asm__ volatile(
+      DW_ASM_TAP("[%[x]]", "0") DW_ASM_TAP("[%[x], %[cdx]]", "8")
+      DW_ASM_TAP("[%[x], %[cdx], lsl #1]", "16") "add %[x], %[x], %[cdy]\n\t"
+      DW_ASM_TAP("[%[x]]", "24") DW_ASM_TAP("[%[x], %[cdx]]", "32")
+      DW_ASM_TAP("[%[x], %[cdx], lsl #1]", "40") "add %[x], %[x], %[cdy]\n\t"
+      DW_ASM_TAP("[%[x]]", "48") DW_ASM_TAP("[%[x], %[cdx]]", "56")
+      DW_ASM_TAP("[%[x], %[cdx], lsl #1]", "64")
+      : [a0] "+r"(a0), [a1] "+r"(a1), [a2] "+r"(a2), [a3] "+r"(a3), [x] "+r"(x), [t] "=&r"(t),
+        [u] "=&r"(u), [wa] "=&r"(wa), [wb] "=&r"(wb)
+      : [cdx] "r"(cdx), [cdy] "r"(cdy), [ws] "r"(ws)
+      : "memory");
+  *p0 = a0, *p1 = a1, *p2 = a2, *p3 = a3;
+}
+#endif
+
 /* Output channels c..c+3 over every pixel (channel group outermost, so the group's split
  * weights, biases and multipliers are prepared once). */
 static void dw_group(const nasrt_conv_p *p, const int8_t *in, int8_t *out, int32_t c) {
@@ -37,10 +68,9 @@ static void dw_group(const nasrt_conv_p *p, const int8_t *in, int8_t *out, int32
   const uint32_t zpw = (uint8_t)(int8_t)(-p->in_off) * 0x01010101u; /* four zero points */
   const long cdx = (long)p->dw * C, rowb = (long)W * C, cdy = (long)p->dh * rowb;
   const int32_t out_off = p->out_off, lo = p->lo, hi = p->hi;
-  int32_t m[4], sh[4];
-  for (int k = 0; k < 4; k++) {
-    m[k] = p->mult[(c + k) * p->qstep], sh[k] = p->shift[(c + k) * p->qstep];
-  }
+  nasrt_rqc q[4];
+  for (int k = 0; k < 4; k++)
+    nasrt_rqc_init(&q[k], p->mult[(c + k) * p->qstep], p->shift[(c + k) * p->qstep]);
   const int32_t b0 = p->bq[c], b1 = p->bq[c + 1], b2 = p->bq[c + 2], b3 = p->bq[c + 3];
   uint32_t ws[2 * MAXTAPS]; /* tap t's split weights: ws[2t] (ch 0, 2), ws[2t + 1] (1, 3) */
   const int split = taps <= MAXTAPS;
@@ -61,12 +91,16 @@ static void dw_group(const nasrt_conv_p *p, const int8_t *in, int8_t *out, int32
         if (yin && ix0 >= 0 && ix0 + (kw - 1) * p->dw < W) {
           const int8_t *x = img + (long)iy0 * rowb + (long)ix0 * C;
           if (k3) {
+#if NASRT_ASM
+            dw3x3_asm(x, cdx, cdy, ws, &a0, &a1, &a2, &a3);
+#else
             const uint32_t *w = ws;
             for (int ky = 0; ky < 3; ky++, x += cdy, w += 6) {
               DW_TAP(nasrt_ld32(x), w[0], w[1]);
               DW_TAP(nasrt_ld32(x + cdx), w[2], w[3]);
               DW_TAP(nasrt_ld32(x + 2 * cdx), w[4], w[5]);
             }
+#endif
           } else {
             for (int32_t ky = 0, t = 0; ky < kh; ky++, x += cdy) {
               const int8_t *xr = x;
@@ -80,6 +114,19 @@ static void dw_group(const nasrt_conv_p *p, const int8_t *in, int8_t *out, int32
               }
             }
           }
+        } else if (k3) { /* a border window: its taps gathered, the zero point outside */
+          uint32_t win[9];
+          for (int32_t ky = 0; ky < 3; ky++) {
+            const int32_t iy = iy0 + ky * p->dh;
+            const int rin = iy >= 0 && iy < H;
+            for (int32_t kx = 0, ix = ix0; kx < 3; kx++, ix += p->dw)
+              win[3 * ky + kx] = rin && ix >= 0 && ix < W ? nasrt_ld32(img + (long)iy * rowb + (long)ix * C) : zpw;
+          }
+#if NASRT_ASM
+          dw3x3_asm((const int8_t *)win, 4, 12, ws, &a0, &a1, &a2, &a3);
+#else
+          for (int t = 0; t < 9; t++) DW_TAP(win[t], ws[2 * t], ws[2 * t + 1]);
+#endif
         } else { /* a border window: taps outside read the zero point */
           for (int32_t ky = 0, t = 0; ky < kh; ky++) {
             const int32_t iy = iy0 + ky * p->dh;
@@ -96,10 +143,10 @@ static void dw_group(const nasrt_conv_p *p, const int8_t *in, int8_t *out, int32
             }
           }
         }
-        o[0] = out8(a0, m[0], sh[0], out_off, lo, hi);
-        o[1] = out8(a1, m[1], sh[1], out_off, lo, hi);
-        o[2] = out8(a2, m[2], sh[2], out_off, lo, hi);
-        o[3] = out8(a3, m[3], sh[3], out_off, lo, hi);
+        o[0] = out8(a0, &q[0], out_off, lo, hi);
+        o[1] = out8(a1, &q[1], out_off, lo, hi);
+        o[2] = out8(a2, &q[2], out_off, lo, hi);
+        o[3] = out8(a3, &q[3], out_off, lo, hi);
       }
     }
   }
@@ -108,7 +155,8 @@ static void dw_group(const nasrt_conv_p *p, const int8_t *in, int8_t *out, int32
 /* One channel (the channels beyond a multiple of four). */
 static void dw_one(const nasrt_conv_p *p, const int8_t *in, int8_t *out, int32_t c) {
   const int32_t H = p->h, W = p->w, C = p->co, kh = p->kh, kw = p->kw;
-  const int32_t m = p->mult[c * p->qstep], sh = p->shift[c * p->qstep];
+  nasrt_rqc q;
+  nasrt_rqc_init(&q, p->mult[c * p->qstep], p->shift[c * p->qstep]);
   for (int32_t b = 0; b < p->n; b++)
     for (int32_t oy = 0; oy < p->ho; oy++)
       for (int32_t ox = 0; ox < p->wo; ox++) {
@@ -124,7 +172,7 @@ static void dw_one(const nasrt_conv_p *p, const int8_t *in, int8_t *out, int32_t
             acc += xv * p->filter[(ky * kw + kx) * C + c];
           }
         }
-        out[(((long)b * p->ho + oy) * p->wo + ox) * C + c] = out8(acc, m, sh, p->out_off, p->lo, p->hi);
+        out[(((long)b * p->ho + oy) * p->wo + ox) * C + c] = out8(acc, &q, p->out_off, p->lo, p->hi);
       }
 }
 

@@ -57,6 +57,8 @@ static inline int32_t nasrt_smlabb(uint32_t a, uint32_t b, int32_t acc) {
 static inline int32_t nasrt_smlatt(uint32_t a, uint32_t b, int32_t acc) {
   return __smlatt((int32_t)a, (int32_t)b, acc);
 }
+/* a + b saturated to int32 */
+static inline int32_t nasrt_qadd(int32_t a, int32_t b) { return __qadd(a, b); }
 /* lanes of acc + (b0, b2) / + (b1, b3) of x, int16 */
 static inline uint32_t nasrt_sxtab16(uint32_t acc, uint32_t x) { return __sxtab16(acc, x); }
 static inline uint32_t nasrt_sxtab16_r8(uint32_t acc, uint32_t x) {
@@ -94,6 +96,10 @@ static inline uint32_t nasrt_sxtb16_r8(uint32_t x) { return nasrt_sxtb16(x >> 8)
 static inline int32_t nasrt_smlad(uint32_t a, uint32_t b, int32_t acc) {
   return (int32_t)((uint32_t)acc + (uint32_t)(lo16(a) * lo16(b)) + (uint32_t)(hi16(a) * hi16(b)));
 }
+static inline int32_t nasrt_qadd(int32_t a, int32_t b) {
+  const int64_t s = (int64_t)a + b;
+  return s > INT32_MAX ? INT32_MAX : s < INT32_MIN ? INT32_MIN : (int32_t)s;
+}
 static inline uint32_t nasrt_sxtab16(uint32_t acc, uint32_t x) {
   const uint32_t e = nasrt_sxtb16(x);
   return (uint16_t)(acc + e) | ((((acc >> 16) + (e >> 16)) & 0xffffu) << 16);
@@ -130,6 +136,75 @@ static inline int32_t nasrt_mulq(int32_t x, int32_t q, int32_t shift) {
   const int32_t mask = (int32_t)(((uint32_t)1 << e) - 1u);
   const int32_t thr = (mask >> 1) - (r >> 31); /* + 1 for a negative r */
   return (r >> e) + ((r & mask) > thr);
+}
+
+/* nasrt_mulq with a channel's constants prepared once: r = (x * q + 2^30) >> 31, then with a
+ * right shift e (0..31) (r + 2^(e-1) - (r < 0 and e > 0)) >> e in 64 bits (TFLite's rounding
+ * half away from zero); a left shift ls (1..30) applies to x first, and where x << ls does not
+ * fit int32 it saturates, whose two results are kept. Same results as nasrt_mulq. */
+typedef struct nasrt_rqc {
+  int32_t m, sh;  /* multiplier, shift */
+  int32_t ls, e;  /* left and right shift */
+  int64_t k;      /* 2^(e-1), 0 for e = 0 */
+  uint32_t neg;   /* 1 when e > 0 (a negative r rounds down one more) */
+  uint32_t lim;   /* with ls > 0: -lim <= x < lim fits */
+  int32_t rmax, rmin; /* with ls > 0: the results of a saturated x << ls (x > 0, x < 0) */
+} nasrt_rqc;
+
+static inline void nasrt_rqc_init(nasrt_rqc *c, int32_t m, int32_t sh) {
+  c->m = m, c->sh = sh;
+  c->ls = sh > 0 ? sh : 0;
+  c->e = sh < 0 ? (sh < -31 ? 31 : -sh) : 0;
+  c->k = c->e > 0 ? (int64_t)1 << (c->e - 1) : 0;
+  c->neg = c->e > 0;
+  c->lim = c->ls > 0 ? (uint32_t)1 << (31 - c->ls) : 0;
+  c->rmax = nasrt_mulq(INT32_MAX, m, sh), c->rmin = nasrt_mulq(INT32_MIN, m, sh);
+}
+
+static inline int32_t nasrt_rq(const nasrt_rqc *c, int32_t x);
+
+/* clamp(nasrt_mulq(x, q, shift) + out_off, lo, hi) for -128 <= lo <= hi <= 127 and
+ * |out_off| <= 128: with a right shift e <= 23 the rounding add may saturate (QADD) instead of
+ * carrying into 64 bits, which changes r >> e only where the clamp gives hi anyway. */
+static inline int8_t nasrt_rq8(const nasrt_rqc *c, int32_t x, int32_t out_off, int32_t lo,
+                               int32_t hi) {
+  int32_t v;
+  if (c->ls == 0 && c->e <= 23) {
+    const int32_t r = (int32_t)(((int64_t)x * c->m + ((int64_t)1 << 30)) >> 31);
+    v = nasrt_qadd(r, (int32_t)c->k - (int32_t)(((uint32_t)r >> 31) & c->neg)) >> c->e;
+  } else {
+    v = nasrt_rq(c, x);
+  }
+  v += out_off;
+  v = v < lo ? lo : v;
+  return (int8_t)(v > hi ? hi : v);
+}
+
+/* nasrt_rq8 without prepared constants: clamp(nasrt_mulq(x, q, shift) + out_off, lo, hi). */
+static inline int8_t nasrt_out8(int32_t x, int32_t q, int32_t shift, int32_t out_off, int32_t lo,
+                                int32_t hi) {
+  int32_t v;
+  if ((uint32_t)(shift + 23) <= 23u) { /* a right shift e = -shift of 0..23 */
+    const int32_t e = -shift;
+    const int32_t r = (int32_t)(((int64_t)x * q + ((int64_t)1 << 30)) >> 31);
+    const int32_t k = (int32_t)(((uint32_t)1 << e) >> 1) - (int32_t)((uint32_t)r >> 31 & (e != 0));
+    v = nasrt_qadd(r, k) >> e;
+  } else {
+    v = nasrt_mulq(x, q, shift);
+  }
+  v += out_off;
+  v = v < lo ? lo : v;
+  return (int8_t)(v > hi ? hi : v);
+}
+
+static inline int32_t nasrt_rq(const nasrt_rqc *c, int32_t x) {
+  if (c->ls == 0) {
+    const int32_t r = (int32_t)(((int64_t)x * c->m + ((int64_t)1 << 30)) >> 31);
+    return (int32_t)(((int64_t)r + c->k - (int64_t)(((uint32_t)r >> 31) & c->neg)) >> c->e);
+  }
+  if ((uint32_t)x + c->lim < 2 * c->lim)
+    return (int32_t)(((int64_t)(int32_t)((uint32_t)x << c->ls) * c->m + ((int64_t)1 << 30)) >> 31);
+  return x < 0 ? c->rmin : c->rmax; /* x << ls saturated */
 }
 
 #endif
