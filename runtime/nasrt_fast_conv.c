@@ -113,41 +113,75 @@ static void im2col(const nasrt_conv_p *p, const int8_t *in, int32_t b, int32_t o
   if (!rows_whole) widen(stage, depth, 0, depth, px, col);
 }
 
-/* A 1x1 CONV_2D without scratch: the two pixels' input words are split as they are read
- * (four more SXTB16 per group of four depths than from the widened columns). */
+/* Input pixel i of a 1x1 CONV_2D (its stride picks every sh-th row and sw-th column). */
+static inline const int8_t *pixel_at(const nasrt_conv_p *p, const int8_t *in, int32_t i) {
+  if (p->sh == 1 && p->sw == 1) return in + (long)i * p->ci;
+  const int32_t hw = p->ho * p->wo, b = i / hw, oy = (i % hw) / p->wo, ox = i % p->wo;
+  return in + (((long)b * p->h + oy * p->sh) * p->w + ox * p->sw) * p->ci;
+}
+
+/* A 1x1 CONV_2D without scratch: per output-channel pair (its requantisation constants
+ * prepared once), two pixels at a time, their input words split as they are read (four more
+ * SXTB16 per group of four depths than from widened columns). */
 static void conv1x1_direct(const nasrt_conv_p *p, const int8_t *in, int8_t *out) {
   const int32_t depth = p->ci, G = depth >> 2, r = depth & 3, co = p->co;
   const int32_t npix = p->n * p->ho * p->wo;
-  const int32_t *bq = p->bq, *mult = p->mult;
-  const int8_t *shift = p->shift;
-  const int32_t qs = p->qstep;
   const int32_t out_off = p->out_off, lo = p->lo, hi = p->hi;
-  int32_t b = 0, oy = 0, ox = 0;
-  for (int32_t pix = 0; pix < npix; pix += 2) {
-    const int two = pix + 1 < npix;
-    const int8_t *x0 = in + (((long)b * p->h + oy * p->sh) * p->w + ox * p->sw) * depth, *x1 = x0;
-    if (two) {
-      if (++ox == p->wo) {
-        ox = 0;
-        if (++oy == p->ho) oy = 0, b++;
+  const int8_t *w = p->wq;
+  int32_t c = 0;
+  for (; c + 1 < co; c += 2, w += 2 * depth) {
+    nasrt_rqc q0, q1;
+    nasrt_rqc_init(&q0, p->mult[c * p->qstep], p->shift[c * p->qstep]);
+    nasrt_rqc_init(&q1, p->mult[(c + 1) * p->qstep], p->shift[(c + 1) * p->qstep]);
+    const int32_t b0 = p->bq[c], b1 = p->bq[c + 1];
+    for (int32_t pix = 0; pix < npix; pix += 2) {
+      const int two = pix + 1 < npix;
+      const int8_t *x0 = pixel_at(p, in, pix), *x1 = two ? pixel_at(p, in, pix + 1) : x0;
+      int32_t a00 = b0, a01 = b1, a10 = b0, a11 = b1;
+      const int8_t *px0 = x0, *px1 = x1, *wp = w;
+#if NASRT_ASM
+      if (G > 0) { /* 23 instructions per group; pixel 1's word at [px0 + d1] */
+        const int8_t *wend = wp + 8 * G;
+        const long d1 = (long)(x1 - x0) - 4;
+        uint32_t x0a, x0b, x1a, x1b, t, wv;
+        __asm__ volatile(
+            "1:\n\t"
+            "ldr %[x0b], [%[px0]], #4\n\t"
+            "ldr %[x1b], [%[px0], %[d1]]\n\t"
+            "sxtb16 %[x0a], %[x0b]\n\t"
+            "sxtb16 %[x0b], %[x0b], ror #8\n\t"
+            "sxtb16 %[x1a], %[x1b]\n\t"
+            "sxtb16 %[x1b], %[x1b], ror #8\n\t"
+            "ldr %[t], [%[w]], #4\n\t"
+            "sxtb16 %[wv], %[t]\n\t"
+            "sxtb16 %[t], %[t], ror #8\n\t"
+            "smlad %[a00], %[x0a], %[wv], %[a00]\n\t"
+            "smlad %[a10], %[x1a], %[wv], %[a10]\n\t"
+            "smlad %[a00], %[x0b], %[t], %[a00]\n\t"
+            "smlad %[a10], %[x1b], %[t], %[a10]\n\t"
+            "ldr %[t], [%[w]], #4\n\t"
+            "sxtb16 %[wv], %[t]\n\t"
+            "sxtb16 %[t], %[t], ror #8\n\t"
+            "smlad %[a01], %[x0a], %[wv], %[a01]\n\t"
+            "smlad %[a11], %[x1a], %[wv], %[a11]\n\t"
+            "smlad %[a01], %[x0b], %[t], %[a01]\n\t"
+            "smlad %[a11], %[x1b], %[t], %[a11]\n\t"
+            "ldr %[t], %[wend]\n\t"
+            "cmp %[w], %[t]\n\t"
+            "bne 1b"
+            : [a00] "+r"(a00), [a01] "+r"(a01), [a10] "+r"(a10), [a11] "+r"(a11), [px0] "+r"(px0),
+              [w] "+r"(wp), [x0a] "=&r"(x0a), [x0b] "=&r"(x0b), [x1a] "=&r"(x1a), [x1b] "=&r"(x1b),
+              [t] "=&r"(t), [wv] "=&r"(wv)
+            : [d1] "r"(d1), [wend] "m"(wend)
+            : "cc", "memory");
+        px1 = px0 + d1 + 4;
       }
-      x1 = in + (((long)b * p->h + oy * p->sh) * p->w + ox * p->sw) * depth;
-      if (++ox == p->wo) {
-        ox = 0;
-        if (++oy == p->ho) oy = 0, b++;
-      }
-    }
-    int8_t *o0 = out + (long)pix * co, *o1 = o0 + co;
-    const int8_t *w = p->wq;
-    int32_t c = 0;
-    for (; c + 1 < co; c += 2) {
-      int32_t a00 = bq[c], a01 = bq[c + 1], a10 = a00, a11 = a01;
-      const int8_t *px0 = x0, *px1 = x1;
-      for (int32_t g = 0; g < G; g++, px0 += 4, px1 += 4, w += 8) {
+#else
+      for (int32_t g = 0; g < G; g++, px0 += 4, px1 += 4, wp += 8) {
         const uint32_t v0 = nasrt_ld32(px0), v1 = nasrt_ld32(px1);
         const uint32_t x0a = nasrt_sxtb16(v0), x0b = nasrt_sxtb16_r8(v0);
         const uint32_t x1a = nasrt_sxtb16(v1), x1b = nasrt_sxtb16_r8(v1);
-        const uint32_t w0 = nasrt_ld32(w), w1 = nasrt_ld32(w + 4);
+        const uint32_t w0 = nasrt_ld32(wp), w1 = nasrt_ld32(wp + 4);
         uint32_t t = nasrt_sxtb16(w0);
         a00 = nasrt_smlad(x0a, t, a00), a10 = nasrt_smlad(x1a, t, a10);
         t = nasrt_sxtb16_r8(w0);
@@ -157,32 +191,33 @@ static void conv1x1_direct(const nasrt_conv_p *p, const int8_t *in, int8_t *out)
         t = nasrt_sxtb16_r8(w1);
         a01 = nasrt_smlad(x0b, t, a01), a11 = nasrt_smlad(x1b, t, a11);
       }
+#endif
       for (int32_t k = 0; k < r; k++) {
-        a00 += px0[k] * w[k], a10 += px1[k] * w[k];
-        a01 += px0[k] * w[r + k], a11 += px1[k] * w[r + k];
+        a00 += px0[k] * wp[k], a10 += px1[k] * wp[k];
+        a01 += px0[k] * wp[r + k], a11 += px1[k] * wp[r + k];
       }
-      w += 2 * r;
-      o0[c] = out8(a00, mult, shift, c * qs, out_off, lo, hi);
-      o0[c + 1] = out8(a01, mult, shift, (c + 1) * qs, out_off, lo, hi);
+      int8_t *o0 = out + (long)pix * co + c;
+      o0[0] = nasrt_rq8(&q0, a00, out_off, lo, hi);
+      o0[1] = nasrt_rq8(&q1, a01, out_off, lo, hi);
       if (two) {
-        o1[c] = out8(a10, mult, shift, c * qs, out_off, lo, hi);
-        o1[c + 1] = out8(a11, mult, shift, (c + 1) * qs, out_off, lo, hi);
+        o0[co] = nasrt_rq8(&q0, a10, out_off, lo, hi);
+        o0[co + 1] = nasrt_rq8(&q1, a11, out_off, lo, hi);
       }
     }
-    if (c < co) {
-      int32_t a00 = bq[c], a10 = a00;
-      const int8_t *px0 = x0, *px1 = x1;
-      for (int32_t g = 0; g < G; g++, px0 += 4, px1 += 4, w += 4) {
-        const uint32_t v0 = nasrt_ld32(px0), v1 = nasrt_ld32(px1), w0 = nasrt_ld32(w);
-        uint32_t t = nasrt_sxtb16(w0);
-        a00 = nasrt_smlad(nasrt_sxtb16(v0), t, a00), a10 = nasrt_smlad(nasrt_sxtb16(v1), t, a10);
-        t = nasrt_sxtb16_r8(w0);
-        a00 = nasrt_smlad(nasrt_sxtb16_r8(v0), t, a00);
-        a10 = nasrt_smlad(nasrt_sxtb16_r8(v1), t, a10);
+  }
+  if (c < co) { /* an odd last channel, one pixel at a time */
+    nasrt_rqc q0;
+    nasrt_rqc_init(&q0, p->mult[c * p->qstep], p->shift[c * p->qstep]);
+    for (int32_t pix = 0; pix < npix; pix++) {
+      const int8_t *px0 = pixel_at(p, in, pix), *wp = w;
+      int32_t a = p->bq[c];
+      for (int32_t g = 0; g < G; g++, px0 += 4, wp += 4) {
+        const uint32_t v = nasrt_ld32(px0), w0 = nasrt_ld32(wp);
+        a = nasrt_smlad(nasrt_sxtb16(v), nasrt_sxtb16(w0), a);
+        a = nasrt_smlad(nasrt_sxtb16_r8(v), nasrt_sxtb16_r8(w0), a);
       }
-      for (int32_t k = 0; k < r; k++) a00 += px0[k] * w[k], a10 += px1[k] * w[k];
-      o0[c] = out8(a00, mult, shift, c * qs, out_off, lo, hi);
-      if (two) o1[c] = out8(a10, mult, shift, c * qs, out_off, lo, hi);
+      for (int32_t k = 0; k < r; k++) a += px0[k] * wp[k];
+      out[(long)pix * co + c] = nasrt_rq8(&q0, a, out_off, lo, hi);
     }
   }
 }
