@@ -7,6 +7,7 @@
  * activations), the exported model data in flash and the .tflite's size.
  *
  *   bench_mcu_runtime TARGET MODEL.tflite [NAME]
+ *   bench_mcu_runtime --plan MODEL.tflite [NAME]     (the planner's arena only)
  *
  * BENCH_KEEP=DIR (an existing directory) keeps the generated sources and the ELF there.
  * The operator rows include the invoke loop and the layer-mark call between operators (a few
@@ -19,11 +20,45 @@
 #include "export/export_c.h"
 #include "latency/emulator.h"
 
+/* --plan: the planner's arena only (no emulation): {"model","arena","arena_tensors"}. */
+static int plan_only(const char *path, const char *name) {
+  nas_err e = {0};
+  nas_g8_graph g;
+  nas_g8_plan plan;
+  if (nas_tflite_read(path, &g, &e)) {
+    fprintf(stderr, "bench_mcu_runtime: %s\n", e.msg);
+    return 1;
+  }
+  if (nas_g8_plan_build(&g, &plan, &e)) {
+    fprintf(stderr, "bench_mcu_runtime: %s: %s\n", name, e.msg);
+    nas_g8_graph_free(&g);
+    return 1;
+  }
+  size_t tens = 0;
+  for (int k = 0; k < g.ntensors; k++)
+    if (plan.offset[k] >= 0 && (size_t)plan.offset[k] + nas_g8_numel(&g.tensors[k]) > tens)
+      tens = (size_t)plan.offset[k] + nas_g8_numel(&g.tensors[k]);
+  nas_g8_plan act;
+  if (nas_g8_plan_activations(&g, &act, &e)) {
+    fprintf(stderr, "bench_mcu_runtime: %s: %s\n", name, e.msg);
+    nas_g8_plan_free(&plan), nas_g8_graph_free(&g);
+    return 1;
+  }
+  printf("{\"model\":\"%s\",\"arena\":%zu,\"arena_tensors\":%zu,\"arena_activations\":%zu}\n",
+         name, plan.peak, tens, act.peak);
+  nas_g8_plan_free(&act);
+  nas_g8_plan_free(&plan);
+  nas_g8_graph_free(&g);
+  return 0;
+}
+
 int main(int argc, char **argv) {
   if (argc < 3) {
-    fprintf(stderr, "usage: bench_mcu_runtime TARGET MODEL.tflite [NAME]\n");
+    fprintf(stderr, "usage: bench_mcu_runtime TARGET MODEL.tflite [NAME]\n"
+                    "       bench_mcu_runtime --plan MODEL.tflite [NAME]\n");
     return 2;
   }
+  if (!strcmp(argv[1], "--plan")) return plan_only(argv[2], argc > 3 ? argv[3] : argv[2]);
   const char *tid = argv[1], *path = argv[2], *name = argc > 3 ? argv[3] : argv[2];
   nas_err e = {0};
   nas_g8_graph g;

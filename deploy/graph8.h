@@ -201,9 +201,12 @@ int nas_g8_run_op_prep(const nas_g8_graph *g, const nas_g8_prep *p, int op, int8
 int nas_g8_rt_run(const nas_g8_graph *g, const int8_t *in, int8_t *out, nas_err *e);
 
 /* ---- memory planner -------------------------------------------------------------------- */
-/* Plans every activation tensor (greedy by size, largest first, lowest offset that does not
- * overlap a tensor whose lifetime intersects). Offsets are aligned to 16 bytes. */
+/* Plans every activation tensor and every operator's scratch (deploy/planner.c: the smallest
+ * of several greedy placements, one of them TFLite Micro's). Offsets are aligned to 16 bytes. */
 int nas_g8_plan_build(const nas_g8_graph *g, nas_g8_plan *p, nas_err *e);
+/* The same planner over the activation tensors alone (no scratch; every scratch offset -1):
+ * the figure to compare with another runtime's activation plan. */
+int nas_g8_plan_activations(const nas_g8_graph *g, nas_g8_plan *p, nas_err *e);
 void nas_g8_plan_free(nas_g8_plan *p); /* NULL-safe */
 
 /* A graph ready to run many times: its plan, prepared operators and one arena. Not shared

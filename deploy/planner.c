@@ -130,7 +130,14 @@ static void place_optional(const nas_g8_graph *g, buf *b, const long *off, int n
   }
 }
 
-int nas_g8_plan_build(const nas_g8_graph *g, nas_g8_plan *p, nas_err *e) {
+static int plan(const nas_g8_graph *g, int with_scratch, nas_g8_plan *p, nas_err *e);
+
+int nas_g8_plan_build(const nas_g8_graph *g, nas_g8_plan *p, nas_err *e) { return plan(g, 1, p, e); }
+int nas_g8_plan_activations(const nas_g8_graph *g, nas_g8_plan *p, nas_err *e) {
+  return plan(g, 0, p, e);
+}
+
+static int plan(const nas_g8_graph *g, int with_scratch, nas_g8_plan *p, nas_err *e) {
   memset(p, 0, sizeof *p);
   const int nt = g->ntensors, no = g->nops, nb = nt + no;
   p->ntensors = nt, p->nops = no;
@@ -180,7 +187,7 @@ int nas_g8_plan_build(const nas_g8_graph *g, nas_g8_plan *p, nas_err *e) {
   for (int i = 0; i < no; i++) {
     buf *s = &b[nt + i];
     int opt = 0;
-    s->first = s->last = i, s->off = -1, s->size = nas_g8_op_scratch(g, i, &opt);
+    s->first = s->last = i, s->off = -1, s->size = with_scratch ? nas_g8_op_scratch(g, i, &opt) : 0;
     if (s->size && !opt) items[n].id = nt + i, items[n].size = s->size, items[n].span = 0, n++;
     nopt += s->size && opt;
   }

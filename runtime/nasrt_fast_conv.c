@@ -259,6 +259,7 @@ void nasrt_conv_fast(const nasrt_conv_p *p, const int8_t *in, int8_t *out, void 
       }
     }
     int8_t *o0 = out + (long)pix * co, *o1 = o0 + co;
+    int8_t spill[2]; /* pixel 1's results when there is no pixel 1 */
     const int8_t *w = p->wq;
     const int16_t *xt = (const int16_t *)(col + 4 * G);
     int32_t c = 0;
@@ -315,12 +316,9 @@ void nasrt_conv_fast(const nasrt_conv_p *p, const int8_t *in, int8_t *out, void 
         a01 += xt[k] * w[r + k], a11 += xt[r + k] * w[r + k];
       }
       w += 2 * r;
-      o0[c] = out8(a00, mult, shift, c * qs, out_off, lo, hi);
-      o0[c + 1] = out8(a01, mult, shift, (c + 1) * qs, out_off, lo, hi);
-      if (two) {
-        o1[c] = out8(a10, mult, shift, c * qs, out_off, lo, hi);
-        o1[c + 1] = out8(a11, mult, shift, (c + 1) * qs, out_off, lo, hi);
-      }
+      int8_t *d0 = two ? o1 + c : spill, *d1 = two ? o1 + c + 1 : spill + 1;
+      nasrt_out8x2(a00, a10, mult[c * qs], shift[c * qs], out_off, lo, hi, o0 + c, d0);
+      nasrt_out8x2(a01, a11, mult[(c + 1) * qs], shift[(c + 1) * qs], out_off, lo, hi, o0 + c + 1, d1);
     }
     if (c < co) { /* an odd last channel */
       int32_t a00 = bq[c], a10 = a00;

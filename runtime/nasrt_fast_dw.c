@@ -61,6 +61,33 @@ static inline void dw3x3_asm(const int8_t *x, long cdx, long cdy, const uint32_t
 }
 #endif
 
+#if NASRT_ASM
+/* n (> 0) taps of one filter row: input words at x, x + cdx, ...; split weights at ws. */
+static inline void dwrow_asm(const int8_t *x, long cdx, int32_t n, const uint32_t *ws, int32_t *p0,
+                             int32_t *p1, int32_t *p2, int32_t *p3) {
+  int32_t a0 = *p0, a1 = *p1, a2 = *p2, a3 = *p3;
+  uint32_t t, u, wa, wb;
+  __asm__ volatile(
+      "1:\n\t"
+      "ldr %[t], [%[x]]\n\t"
+      "add %[x], %[x], %[cdx]\n\t"
+      "ldrd %[wa], %[wb], [%[ws]], #8\n\t"
+      "sxtb16 %[u], %[t]\n\t"
+      "sxtb16 %[t], %[t], ror #8\n\t"
+      "smlabb %[a0], %[u], %[wa], %[a0]\n\t"
+      "smlatt %[a2], %[u], %[wa], %[a2]\n\t"
+      "smlabb %[a1], %[t], %[wb], %[a1]\n\t"
+      "smlatt %[a3], %[t], %[wb], %[a3]\n\t"
+      "subs %[n], %[n], #1\n\t"
+      "bne 1b"
+      : [a0] "+r"(a0), [a1] "+r"(a1), [a2] "+r"(a2), [a3] "+r"(a3), [x] "+r"(x), [ws] "+r"(ws),
+        [n] "+r"(n), [t] "=&r"(t), [u] "=&r"(u), [wa] "=&r"(wa), [wb] "=&r"(wb)
+      : [cdx] "r"(cdx)
+      : "cc", "memory");
+  *p0 = a0, *p1 = a1, *p2 = a2, *p3 = a3;
+}
+#endif
+
 /* Output channels c..c+3 over every pixel (channel group outermost, so the group's split
  * weights, biases and multipliers are prepared once). */
 static void dw_group(const nasrt_conv_p *p, const int8_t *in, int8_t *out, int32_t c) {
@@ -88,7 +115,25 @@ static void dw_group(const nasrt_conv_p *p, const int8_t *in, int8_t *out, int32
       for (int32_t ox = 0; ox < p->wo; ox++, o += C) {
         const int32_t ix0 = ox * p->sw - p->pl;
         int32_t a0 = b0, a1 = b1, a2 = b2, a3 = b3;
-        if (yin && ix0 >= 0 && ix0 + (kw - 1) * p->dw < W) {
+        const int inside = yin && ix0 >= 0 && ix0 + (kw - 1) * p->dw < W;
+#if NASRT_ASM
+        if (k3) { /* one call site: an inside window read in place, a border one gathered */
+          uint32_t win[9];
+          const int8_t *x = img + (long)iy0 * rowb + (long)ix0 * C;
+          long dx = cdx, dy = cdy;
+          if (!inside) {
+            for (int32_t ky = 0; ky < 3; ky++) {
+              const int32_t iy = iy0 + ky * p->dh;
+              const int rin = iy >= 0 && iy < H;
+              for (int32_t kx = 0, ix = ix0; kx < 3; kx++, ix += p->dw)
+                win[3 * ky + kx] = rin && ix >= 0 && ix < W ? nasrt_ld32(img + (long)iy * rowb + (long)ix * C) : zpw;
+            }
+            x = (const int8_t *)win, dx = 4, dy = 12;
+          }
+          dw3x3_asm(x, dx, dy, ws, &a0, &a1, &a2, &a3);
+        } else
+#endif
+        if (inside) {
           const int8_t *x = img + (long)iy0 * rowb + (long)ix0 * C;
           if (k3) {
 #if NASRT_ASM
@@ -104,6 +149,13 @@ static void dw_group(const nasrt_conv_p *p, const int8_t *in, int8_t *out, int32
           } else {
             for (int32_t ky = 0, t = 0; ky < kh; ky++, x += cdy) {
               const int8_t *xr = x;
+#if NASRT_ASM
+              if (split) {
+                dwrow_asm(xr, cdx, kw, ws + 2 * t, &a0, &a1, &a2, &a3);
+                t += kw;
+                continue;
+              }
+#endif
               for (int32_t kx = 0; kx < kw; kx++, t++, xr += cdx) {
                 if (split) {
                   DW_TAP(nasrt_ld32(xr), ws[2 * t], ws[2 * t + 1]);
@@ -114,18 +166,19 @@ static void dw_group(const nasrt_conv_p *p, const int8_t *in, int8_t *out, int32
               }
             }
           }
-        } else if (k3) { /* a border window: its taps gathered, the zero point outside */
-          uint32_t win[9];
-          for (int32_t ky = 0; ky < 3; ky++) {
+        } else if (split) { /* a border window: its taps gathered, the zero point outside */
+          uint32_t win[MAXTAPS];
+          for (int32_t ky = 0, t = 0; ky < kh; ky++) {
             const int32_t iy = iy0 + ky * p->dh;
             const int rin = iy >= 0 && iy < H;
-            for (int32_t kx = 0, ix = ix0; kx < 3; kx++, ix += p->dw)
-              win[3 * ky + kx] = rin && ix >= 0 && ix < W ? nasrt_ld32(img + (long)iy * rowb + (long)ix * C) : zpw;
+            for (int32_t kx = 0, ix = ix0; kx < kw; kx++, t++, ix += p->dw)
+              win[t] = rin && ix >= 0 && ix < W ? nasrt_ld32(img + (long)iy * rowb + (long)ix * C) : zpw;
           }
 #if NASRT_ASM
-          dw3x3_asm((const int8_t *)win, 4, 12, ws, &a0, &a1, &a2, &a3);
+          if (k3) dw3x3_asm((const int8_t *)win, 4, 12, ws, &a0, &a1, &a2, &a3);
+          else dwrow_asm((const int8_t *)win, 4, taps, ws, &a0, &a1, &a2, &a3);
 #else
-          for (int t = 0; t < 9; t++) DW_TAP(win[t], ws[2 * t], ws[2 * t + 1]);
+          for (int32_t t = 0; t < taps; t++) DW_TAP(win[t], ws[2 * t], ws[2 * t + 1]);
 #endif
         } else { /* a border window: taps outside read the zero point */
           for (int32_t ky = 0, t = 0; ky < kh; ky++) {

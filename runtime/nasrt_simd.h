@@ -197,6 +197,22 @@ static inline int8_t nasrt_out8(int32_t x, int32_t q, int32_t shift, int32_t out
   return (int8_t)(v > hi ? hi : v);
 }
 
+/* nasrt_out8 of two accumulators of one channel (its constants derived once). */
+static inline void nasrt_out8x2(int32_t x0, int32_t x1, int32_t q, int32_t shift,
+                                int32_t out_off, int32_t lo, int32_t hi, int8_t *o0, int8_t *o1) {
+  if ((uint32_t)(shift + 23) <= 23u) {
+    const int32_t e = -shift, k = (int32_t)(((uint32_t)1 << e) >> 1), neg = e != 0;
+    const int32_t r0 = (int32_t)(((int64_t)x0 * q + ((int64_t)1 << 30)) >> 31);
+    const int32_t r1 = (int32_t)(((int64_t)x1 * q + ((int64_t)1 << 30)) >> 31);
+    int32_t v0 = (nasrt_qadd(r0, k - (int32_t)((uint32_t)r0 >> 31 & neg)) >> e) + out_off;
+    int32_t v1 = (nasrt_qadd(r1, k - (int32_t)((uint32_t)r1 >> 31 & neg)) >> e) + out_off;
+    v0 = v0 < lo ? lo : v0, v1 = v1 < lo ? lo : v1;
+    *o0 = (int8_t)(v0 > hi ? hi : v0), *o1 = (int8_t)(v1 > hi ? hi : v1);
+  } else {
+    *o0 = nasrt_out8(x0, q, shift, out_off, lo, hi), *o1 = nasrt_out8(x1, q, shift, out_off, lo, hi);
+  }
+}
+
 static inline int32_t nasrt_rq(const nasrt_rqc *c, int32_t x) {
   if (c->ls == 0) {
     const int32_t r = (int32_t)(((int64_t)x * c->m + ((int64_t)1 << 30)) >> 31);
