@@ -350,6 +350,54 @@ void nasrt_fc_fast(const nasrt_fc_p *p, const int8_t *in, int8_t *out) {
     int8_t *o = out + (long)row * co;
     const int8_t *w = p->wq;
     int32_t c = 0;
+#if NASRT_ASM
+    for (; c + 3 < co && G > 0; c += 4) { /* two channel pairs: each input word split once */
+      int32_t a0 = bq[c], a1 = bq[c + 1], a2 = bq[c + 2], a3 = bq[c + 3];
+      const int8_t *px = x, *w2 = w + 2 * d;
+      int32_t n = G;
+      uint32_t xa, xb, t, wv;
+      __asm__ volatile(
+          "1:\n\t"
+          "ldr %[xb], [%[px]], #4\n\t"
+          "sxtb16 %[xa], %[xb]\n\t"
+          "sxtb16 %[xb], %[xb], ror #8\n\t"
+          "ldr %[t], [%[w]], #4\n\t"
+          "sxtb16 %[wv], %[t]\n\t"
+          "sxtb16 %[t], %[t], ror #8\n\t"
+          "smlad %[a0], %[xa], %[wv], %[a0]\n\t"
+          "smlad %[a0], %[xb], %[t], %[a0]\n\t"
+          "ldr %[t], [%[w]], #4\n\t"
+          "sxtb16 %[wv], %[t]\n\t"
+          "sxtb16 %[t], %[t], ror #8\n\t"
+          "smlad %[a1], %[xa], %[wv], %[a1]\n\t"
+          "smlad %[a1], %[xb], %[t], %[a1]\n\t"
+          "ldr %[t], [%[w2]], #4\n\t"
+          "sxtb16 %[wv], %[t]\n\t"
+          "sxtb16 %[t], %[t], ror #8\n\t"
+          "smlad %[a2], %[xa], %[wv], %[a2]\n\t"
+          "smlad %[a2], %[xb], %[t], %[a2]\n\t"
+          "ldr %[t], [%[w2]], #4\n\t"
+          "sxtb16 %[wv], %[t]\n\t"
+          "sxtb16 %[t], %[t], ror #8\n\t"
+          "smlad %[a3], %[xa], %[wv], %[a3]\n\t"
+          "smlad %[a3], %[xb], %[t], %[a3]\n\t"
+          "subs %[n], %[n], #1\n\t"
+          "bne 1b"
+          : [a0] "+r"(a0), [a1] "+r"(a1), [a2] "+r"(a2), [a3] "+r"(a3), [px] "+r"(px), [w] "+r"(w),
+            [w2] "+r"(w2), [n] "+r"(n), [xa] "=&r"(xa), [xb] "=&r"(xb), [t] "=&r"(t), [wv] "=&r"(wv)
+          :
+          : "cc", "memory");
+      for (int32_t k = 0; k < r; k++) {
+        a0 += px[k] * w[k], a1 += px[k] * w[r + k];
+        a2 += px[k] * w2[k], a3 += px[k] * w2[r + k];
+      }
+      w = w2 + 2 * r;
+      o[c] = out8(a0, mult, shift, c * qs, p->out_off, p->lo, p->hi);
+      o[c + 1] = out8(a1, mult, shift, (c + 1) * qs, p->out_off, p->lo, p->hi);
+      o[c + 2] = out8(a2, mult, shift, (c + 2) * qs, p->out_off, p->lo, p->hi);
+      o[c + 3] = out8(a3, mult, shift, (c + 3) * qs, p->out_off, p->lo, p->hi);
+    }
+#endif
     for (; c + 1 < co; c += 2) {
       int32_t a0 = bq[c], a1 = bq[c + 1];
       const int8_t *px = x;
