@@ -121,12 +121,19 @@ static void dw_group(const nasrt_conv_p *p, const int8_t *in, int8_t *out, int32
           uint32_t win[9];
           const int8_t *x = img + (long)iy0 * rowb + (long)ix0 * C;
           long dx = cdx, dy = cdy;
-          if (!inside) {
-            for (int32_t ky = 0; ky < 3; ky++) {
-              const int32_t iy = iy0 + ky * p->dh;
-              const int rin = iy >= 0 && iy < H;
-              for (int32_t kx = 0, ix = ix0; kx < 3; kx++, ix += p->dw)
-                win[3 * ky + kx] = rin && ix >= 0 && ix < W ? nasrt_ld32(img + (long)iy * rowb + (long)ix * C) : zpw;
+          if (!inside) { /* validity of the three columns, then each row's three words */
+            const int32_t ix1 = ix0 + p->dw, ix2 = ix1 + p->dw;
+            const int v0 = ix0 >= 0 && ix0 < W, v1 = ix1 >= 0 && ix1 < W, v2 = ix2 >= 0 && ix2 < W;
+            const int8_t *r = x;
+            for (int32_t ky = 0, iy = iy0; ky < 3; ky++, iy += p->dh, r += cdy) {
+              uint32_t *wr = win + 3 * ky;
+              if (iy < 0 || iy >= H) {
+                wr[0] = wr[1] = wr[2] = zpw;
+              } else {
+                wr[0] = v0 ? nasrt_ld32(r) : zpw;
+                wr[1] = v1 ? nasrt_ld32(r + cdx) : zpw;
+                wr[2] = v2 ? nasrt_ld32(r + 2 * cdx) : zpw;
+              }
             }
             x = (const int8_t *)win, dx = 4, dy = 12;
           }
