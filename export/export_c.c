@@ -1,8 +1,10 @@
 /* export/export_c.c: C source export of an int8 graph (see export_c.h). The graph is planned
  * and prepared exactly as the host runtime prepares it (nas_g8_plan_build, nas_g8_prep_build);
- * this file only prints: the constant tensors, each operator's prepared runtime struct as a C
- * initialiser (a pointer field names the constant tensor or the prepared array it points to),
- * the operator table and the model, then copies the runtime files embedded in the library. */
+ * this file only prints: the constant tensors the device reads, each operator's prepared
+ * runtime struct as a C initialiser (a pointer field names the constant tensor or the prepared
+ * array it points to; data a fast kernel replaced, such as a repacked filter's original, is not
+ * printed), the operator table and the model, then copies the runtime files embedded in the
+ * library. nas_c_export_data_bytes sums what the model source puts in flash. */
 #include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>

@@ -6,8 +6,10 @@
  *
  * Arithmetic: TFLite's int8 scheme (real = scale * (q - zero_point); NHWC tensors; int32
  * accumulators requantised by a Q31 multiplier and a power-of-two shift, nasrt_fixed.h).
- * With __ARM_FEATURE_DSP (Cortex-M4/M7/M33) the conv and fully-connected MAC loops use SMLAD,
- * unless NASRT_NO_DSP is defined.
+ * The fast kernels (nasrt_fast_*.c, docs/mcu-runtime.md) run every core from one source:
+ * with __ARM_FEATURE_DSP (Cortex-M4/M7/M33) on the DSP instructions (SMLAD, SXTB16, ...) and
+ * inline-assembly inner loops, elsewhere on plain C with the same results (nasrt_simd.h);
+ * NASRT_NO_DSP / NASRT_NO_ASM force the plain versions.
  *
  * A model is a const table of operators (nasrt_op: a kind, its eval and a pointer to the
  * kind's parameter struct) run in order by nasrt_invoke over one arena; every activation has a
