@@ -103,7 +103,11 @@ static int plan_nas_c(nas_price *p, const nas_g8_graph *g, const int *op_layer, 
     long long ext = 0; /* arena bytes in use while operator i runs */
     for (int k = 0; k < g->ntensors; k++) {
       if (pl.offset[k] < 0 || pl.first[k] > i || pl.last[k] < i) continue;
-      long long end = pl.offset[k] + (long long)nas_g8_numel(&g->tensors[k]);
+      long long end = pl.offset[k] + (long long)nas_g8_tensor_bytes(&g->tensors[k]);
+      if (end > ext) ext = end;
+    }
+    if (pl.scratch && pl.scratch[i] >= 0) { /* the operator's scratch (deploy/planner.c) */
+      long long end = pl.scratch[i] + (long long)nas_g8_op_scratch(g, i, NULL);
       if (end > ext) ext = end;
     }
     int L = op_layer[i];

@@ -202,7 +202,7 @@ static void test_invalid_config_creates_no_run(void **state) {
 static int trained_while_rejected;
 static void watch(const nas_search_progress *p, void *user) {
   (void)user;
-  if (!strcmp(p->state, "training") && p->peak_sram > 5500) trained_while_rejected++;
+  if (!strcmp(p->state, "training") && p->peak_sram > 6600) trained_while_rejected++;
 }
 
 static void test_constraints_and_states(void **state) {
@@ -211,7 +211,7 @@ static void test_constraints_and_states(void **state) {
   db_path(db, sizeof db, "c.db");
   search_cfg c;
   base_cfg(&c, "random");
-  c.max_sram = 5500;
+  c.max_sram = 6600; /* about half the space (TFLM arena + 4096 B runtime: 5908..8564 B) */
   nas_search_summary s;
   nas_err e = {0};
   nas_search_hooks h = {watch, NULL, NULL};
@@ -229,7 +229,7 @@ static void test_constraints_and_states(void **state) {
     memset(&r, 0, sizeof r);
     assert_int_equal(nas_store_candidate_get(st, ids[i], &r, &e), NAS_OK);
     assert_true(isfinite(r.m.peak_sram_bytes));
-    if (r.m.peak_sram_bytes > 5500) {
+    if (r.m.peak_sram_bytes > 6600) {
       assert_string_equal(r.state, "rejected");
       assert_non_null(r.reason);
       assert_non_null(strstr(r.reason, "SRAM"));
@@ -320,7 +320,7 @@ static void test_weights_and_export(void **state) {
     search_cfg c;
     base_cfg(&c, "random");
     c.budget = 5;
-    c.max_sram = 5500;
+    c.max_sram = 6600;
     c.eval_limit = pass ? 37 : 0;
     c.calib_samples = pass ? 50 : 1000; /* 50, or all the training split */
     nas_search_summary s;
