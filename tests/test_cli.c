@@ -282,5 +282,5 @@ int main(void) {
       cmocka_unit_test(test_pricing),
       cmocka_unit_test(test_search_cli),
   };
-  return cmocka_run_group_tests(tests, setup, teardown);
+  return test_exit(cmocka_run_group_tests(tests, setup, teardown));
 }

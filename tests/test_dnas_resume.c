@@ -255,5 +255,5 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_interrupt_and_resume),
   };
-  return cmocka_run_group_tests(tests, setup, teardown);
+  return test_exit(cmocka_run_group_tests(tests, setup, teardown));
 }

@@ -14,6 +14,7 @@
 #include "core/rng.h"
 #include "latency/cost.h"
 #include "train/net.h"
+#include "tests/test_util.h"
 
 static const char *src_dir(void) {
   const char *d = getenv("NAS_SOURCE_DIR");
@@ -291,5 +292,5 @@ int main(void) {
       cmocka_unit_test(test_lstsq_fit),       cmocka_unit_test(test_lookup_overrides),
       cmocka_unit_test(test_expected_cost_grad),
   };
-  return cmocka_run_group_tests(tests, NULL, NULL);
+  return test_exit(cmocka_run_group_tests(tests, NULL, NULL));
 }

@@ -546,7 +546,8 @@ static int count_where(const char *db, const char *cond);
  * memory while pricing is an error, not an "invalid architecture"). */
 static void test_fault_injection(void **state) {
   (void)state;
-  if (nas_alloc_fault(-1, 0) != 0) skip(); /* built without fault injection */
+  if (nas_alloc_fault(-1, 0) != 0)
+    test_skip("built without fault injection (configure with -DNAS_FAULT_INJECTION=ON)");
   char db[400];
   search_cfg c;
   base_cfg(&c, "evolution");
@@ -597,7 +598,8 @@ static const char *nas_bin(void) {
   char cmd[1024];
   snprintf(cmd, sizeof cmd, "%s search --help >/dev/null 2>&1", bin);
   int st = system(cmd);
-  return WIFEXITED(st) && WEXITSTATUS(st) == 0 ? bin : NULL;
+  if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) fail_msg("%s search --help failed", bin);
+  return bin;
 }
 
 static pid_t spawn(const char *bin, char *const *args) {
@@ -667,7 +669,7 @@ static void sleep_ms(int ms) {
 static void test_kill_and_resume_binary(void **state) {
   (void)state;
   const char *bin = nas_bin();
-  if (!bin) skip();
+  if (!bin) test_skip("NAS_BIN not set (run through ctest)");
   char u[400], budget[] = "8", seed[] = "9";
   db_path(u, sizeof u, "bu.db");
   for (int at = 1; at <= 5; at += 2) {
@@ -745,7 +747,7 @@ static void test_kill_and_resume_binary(void **state) {
 static void test_sigint_binary(void **state) {
   (void)state;
   const char *bin = nas_bin();
-  if (!bin) skip();
+  if (!bin) test_skip("NAS_BIN not set (run through ctest)");
   char u[400];
   db_path(u, sizeof u, "su.db");
   char *args[] = {(char *)bin, "search", "--space", space_path, "--strategy", "evolution",
@@ -820,5 +822,5 @@ int main(void) {
       cmocka_unit_test(test_kill_and_resume_binary),
       cmocka_unit_test(test_sigint_binary),
   };
-  return cmocka_run_group_tests(tests, setup, teardown);
+  return test_exit(cmocka_run_group_tests(tests, setup, teardown));
 }

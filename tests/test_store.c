@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "results/store.h"
+#include "tests/test_util.h"
 
 static char *tmp_path(const char *tag) {
   static char buf[4][256];
@@ -572,5 +573,5 @@ int main(void) {
       cmocka_unit_test(test_concurrent_reader),
       cmocka_unit_test(test_migrate_v1),       cmocka_unit_test(test_finish_atomic),
   };
-  return cmocka_run_group_tests(tests, NULL, NULL);
+  return test_exit(cmocka_run_group_tests(tests, NULL, NULL));
 }
