@@ -73,6 +73,13 @@ static inline int test_exit(int failed) {
   return 0;
 }
 
+/* NAS_TEST_FILTER=PATTERN runs only the cmocka tests whose names match (cmocka's wildcards *
+ * and ?), e.g. NAS_TEST_FILTER=test_kill_and_resume_binary ./test_search. */
+__attribute__((constructor)) static void test_filter_from_env(void) {
+  const char *f = getenv("NAS_TEST_FILTER");
+  if (f && *f) cmocka_set_test_filter(f);
+}
+
 /* The directory of the reference models (docs/testing.md "Test references"): $NAS_MODELS_DIR
  * (CMake's NAS_MODELS_DIR, default SOURCE/../shared/models, is passed to every test), else
  * $NAS_SOURCE_DIR/../shared/models. A static buffer. */
