@@ -284,6 +284,40 @@ static int migrate(nas_store *s, nas_err *e) {
   }
 }
 
+/* A SQLite file that is not an engine store is refused before anything is written to it (no
+ * WAL switch, no schema): at user_version 0 it must hold no table (a new, empty database); at a
+ * known version it must have the store's tables. Reads only. */
+static int check_foreign(nas_store *s, int v, nas_err *e) {
+  static const char *const TABLES[] = {"runs", "candidates", "weights", "layer_costs", "events"};
+  sqlite3_stmt *st;
+  if (sqlite3_prepare_v2(s->db,
+                         "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE "
+                         "'sqlite\\_%' ESCAPE '\\' ORDER BY name",
+                         -1, &st, NULL) != SQLITE_OK)
+    return store_dberr(s, e, "reading the table list");
+  int ntab = 0, found = 0, rc;
+  char first[64] = "";
+  while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+    const char *name = (const char *)sqlite3_column_text(st, 0);
+    if (!name) continue;
+    if (!ntab++) snprintf(first, sizeof first, "%s", name);
+    for (size_t i = 0; i < sizeof TABLES / sizeof TABLES[0]; i++) found += !strcmp(name, TABLES[i]);
+  }
+  sqlite3_finalize(st);
+  if (rc != SQLITE_DONE) return store_dberr(s, e, "reading the table list");
+  if (v == 0 && ntab > 0)
+    return nas_errf(e, NAS_EFORMAT,
+                    "%s: not a nas store (a SQLite database with %d table(s) of its own, e.g. "
+                    "'%s'); refusing to touch it",
+                    s->path, ntab, first);
+  if (v > 0 && found < (int)(sizeof TABLES / sizeof TABLES[0]))
+    return nas_errf(e, NAS_EFORMAT,
+                    "%s: not a nas store (schema version %d without the store's tables); "
+                    "refusing to touch it",
+                    s->path, v);
+  return NAS_OK;
+}
+
 /* A non-empty file must start with the SQLite header; checked before SQLite touches it. */
 static int check_header(const char *path, int must_exist, nas_err *e) {
   FILE *f = fopen(path, "rb");
@@ -353,6 +387,7 @@ static int open_impl(const char *path, int readonly, nas_store **out, nas_err *e
              path, v, NAS_STORE_VERSION);
     goto fail;
   }
+  if (check_foreign(s, v, e)) goto fail;
   if (readonly && v < 1) {
     nas_errf(e, NAS_EFORMAT, "%s: store schema version %d, expected %d (not a nas store)", path,
              v, NAS_STORE_VERSION);

@@ -253,5 +253,9 @@ int nas_store_event_add(nas_store *s, int64_t run_id, int64_t cand_id, const cha
                         const char *payload_json, int64_t *id, nas_err *e);
 /* Number of events of a run, optionally of one kind (NULL = all). */
 int nas_store_event_count(nas_store *s, int64_t run_id, const char *kind, int *n, nas_err *e);
+/* The payload of the run's latest event of kind (*payload malloc'd, caller frees; NULL when
+ * the run has none). */
+int nas_store_event_last(nas_store *s, int64_t run_id, const char *kind, char **payload,
+                         nas_err *e);
 
 #endif

@@ -301,3 +301,26 @@ int nas_store_event_count(nas_store *s, int64_t run_id, const char *kind, int *n
   sqlite3_finalize(st);
   return NAS_OK;
 }
+
+int nas_store_event_last(nas_store *s, int64_t run_id, const char *kind, char **payload,
+                         nas_err *e) {
+  sqlite3_stmt *st;
+  *payload = NULL;
+  if (store_prep(s, "SELECT payload FROM events WHERE run_id = ? AND kind = ? ORDER BY id DESC LIMIT 1",
+                 &st, "reading the last event", e))
+    return e->code;
+  sqlite3_bind_int64(st, 1, run_id);
+  sqlite3_bind_text(st, 2, kind, -1, SQLITE_STATIC);
+  int rc = sqlite3_step(st);
+  if (rc == SQLITE_ROW && store_dup_col(st, 0, payload)) {
+    sqlite3_finalize(st);
+    return nas_errf(e, NAS_ENOMEM, "%s: out of memory reading the last event", s->path);
+  }
+  if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
+    int code = store_dberr(s, e, "reading the last event");
+    sqlite3_finalize(st);
+    return code;
+  }
+  sqlite3_finalize(st);
+  return NAS_OK;
+}

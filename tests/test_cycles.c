@@ -30,6 +30,7 @@
 #include "latency/target.h"
 #include "train/net.h"
 #include "deploy/lower_shape.h"
+#include "tests/test_util.h"
 
 static int have_corpus;
 static char corpus_dir[1024], cal_dir[1024];
@@ -288,10 +289,7 @@ static void test_refit_matches_committed(void **state) {
 
 static void test_mix_matches_corpus(void **state) {
   (void)state;
-  if (!have_corpus) {
-    printf("corpus absent: class-mix refit not checked\n");
-    return;
-  }
+  if (!have_corpus) test_skip("TFLM corpus not found in %s (set NAS_TFLM_CORPUS): class-mix refit", corpus_dir);
   nas_tflm_corpus c;
   nas_err e = {0};
   assert_int_equal(nas_tflm_corpus_read(corpus_dir, &c, &e), NAS_OK);
@@ -442,12 +440,5 @@ int main(void) {
       cmocka_unit_test(test_refit_matches_committed), cmocka_unit_test(test_file_errors),
       cmocka_unit_test(test_mix_matches_corpus),
   };
-  int failed = cmocka_run_group_tests(tests, setup, teardown);
-  if (failed) return failed;
-  if (!have_corpus) {
-    printf("SKIP: TFLM corpus not found in %s (set NAS_TFLM_CORPUS); the class-mix refit did not run\n",
-           corpus_dir);
-    return 77;
-  }
-  return 0;
+  return test_exit(cmocka_run_group_tests(tests, setup, teardown));
 }

@@ -18,6 +18,7 @@
 #include "latency/target.h"
 #include "search_spaces/space.h"
 #include "search_spaces/supernet.h"
+#include "tests/test_util.h"
 
 static char tmp[256];
 
@@ -186,5 +187,5 @@ int main(void) {
       cmocka_unit_test(test_default),  cmocka_unit_test(test_targets),
       cmocka_unit_test(test_spaces),
   };
-  return cmocka_run_group_tests(tests, setup, teardown);
+  return test_exit(cmocka_run_group_tests(tests, setup, teardown));
 }

@@ -26,19 +26,35 @@
 #include "latency/emulator.h"
 #include "latency/measure.h"
 
-static int have_cc(void) {
+/* 1 when arm-none-eabi-gcc is found, else the part `what` is recorded as skipped. */
+static int have_cc_for(const char *what) {
   char p[4096];
   nas_err e = {0};
   if (nas_emu_find_cc(NULL, p, sizeof p, &e) == NAS_OK) return 1;
-  print_message("skipped: %s\n", e.msg);
+  test_skip_part("%s: %s", what, e.msg);
   return 0;
 }
 
-static int have_emu(void) {
-  if (!have_cc()) return 0;
+/* 1 when the toolchain and Unicorn are there, else the part `what` is recorded as skipped. */
+static int have_emu_for(const char *what) {
+  if (!have_cc_for(what)) return 0;
   if (nas_emu_have_unicorn()) return 1;
-  print_message("skipped: built without Unicorn (apt-get install libunicorn-dev, rebuild)\n");
+  test_skip_part("%s: built without Unicorn (apt-get install libunicorn-dev, rebuild)", what);
   return 0;
+}
+
+/* Skips the current test unless arm-none-eabi-gcc is found. */
+static void need_cc(void) {
+  char p[4096];
+  nas_err e = {0};
+  if (nas_emu_find_cc(NULL, p, sizeof p, &e) != NAS_OK) test_skip("%s", e.msg);
+}
+
+/* Skips the current test unless the toolchain and Unicorn are there. */
+static void need_emu(void) {
+  need_cc();
+  if (!nas_emu_have_unicorn())
+    test_skip("built without Unicorn (apt-get install libunicorn-dev, rebuild)");
 }
 
 static void rm_rf(const char *dir) {
@@ -114,7 +130,7 @@ static void classify_asm(const char *src, nas_icount *c, long long *n) {
 
 static void test_classify(void **state) {
   (void)state;
-  if (!have_cc()) skip();
+  need_cc();
   nas_icount c;
   long long n;
   /* 16-bit and 32-bit forms of each class. */
@@ -203,7 +219,7 @@ static void check_core(const nas_g8_graph *g, const char *tid) {
 
 static void test_emulated_equals_host(void **state) {
   (void)state;
-  if (!have_emu()) skip();
+  need_emu();
   nas_g8_graph g;
   lowered(SMALL, &g);
   check_core(&g, "stm32f446re"); /* cortex-m4 */
@@ -215,7 +231,7 @@ static void test_emulated_equals_host(void **state) {
 /* The SMLAD (DSP) path and a no-DSP core: cortex-m0plus runs the portable loops. */
 static void test_m0plus(void **state) {
   (void)state;
-  if (!have_emu()) skip();
+  need_emu();
   nas_g8_graph g;
   lowered("{\"input\":[8,8,2],\"classes\":3,\"layers\":[{\"op\":\"conv\",\"out\":4,\"k\":3},"
           "{\"op\":\"gap\"},{\"op\":\"fc\",\"out\":3}]}",
@@ -298,7 +314,7 @@ static void run_per_insn(const nas_emu_fw *fw, int cpu, const int8_t *in, per_in
  * hook skipped, and the hook does report IT instructions. */
 static void test_blocks_equal_per_insn(void **state) {
   (void)state;
-  if (!have_emu()) skip();
+  need_emu();
 #ifdef NAS_HAVE_UNICORN
   nas_g8_graph g;
   lowered(SMALL, &g);
@@ -341,7 +357,7 @@ static void test_blocks_equal_per_insn(void **state) {
  * firmware behaviour (output and counts) as an uncached build. */
 static void test_kernel_cache(void **state) {
   (void)state;
-  if (!have_emu()) skip();
+  need_emu();
   nas_g8_graph g;
   lowered(SMALL, &g);
   nas_target *t = target("stm32f446re");
@@ -397,7 +413,7 @@ static void test_errors(void **state) {
   assert_non_null(strstr(e.msg, "cortex-m55"));
   nas_target_free(m55);
   /* A model that does not fit the target's SRAM: the linker's overflow, one line. */
-  if (have_cc()) {
+  if (have_cc_for("the SRAM/flash overflow check")) {
     long long sram = t->sram_bytes;
     t->sram_bytes = 2048 + 16;
     assert_int_equal(nas_emu_build(&g, t, NULL, &fw, &e), NAS_EINVAL);
@@ -608,7 +624,7 @@ static void test_board_emit(void **state) {
   assert_int_equal(nas_board_emit(&g, m0, "small", in, 7, sub, &e), NAS_EINVAL);
   assert_non_null(strstr(e.msg, "no DWT cycle counter"));
   nas_target_free(m0);
-  if (have_cc()) {
+  if (have_cc_for("building the emitted board firmware")) {
     char cc[4096], cmd[9000];
     assert_int_equal(nas_emu_find_cc(NULL, cc, sizeof cc, &e), NAS_OK);
     size_t l = strlen(cc);
@@ -649,6 +665,9 @@ static void test_board_emit(void **state) {
     }
     assert_true(sum < rows[n - 1].cycles); /* the total covers every layer */
     free(rows), free(want), free(cyc);
+#else
+    test_skip_part("the board firmware run in Unicorn: built without Unicorn (apt-get install "
+                   "libunicorn-dev, rebuild)");
 #endif
   }
   rm_rf(dir);
@@ -683,10 +702,7 @@ static char *slurp(const char *dir, const char *file) {
  * emulator (JSON, CSV), on the host and prepared for a board; usage and ingest errors. */
 static void test_cli(void **state) {
   (void)state;
-  if (!getenv("NAS_BIN")) {
-    print_message("skipped: NAS_BIN not set (run through ctest)\n");
-    skip();
-  }
+  if (!getenv("NAS_BIN")) test_skip("NAS_BIN not set (run through ctest)");
   char dir[] = "/tmp/nas_emu_test_XXXXXX";
   if (!mkdtemp(dir)) fail_msg("mkdtemp");
   assert_int_equal(run_nas(dir, "measure --target stm32f446re"), 2);
@@ -717,12 +733,14 @@ static void test_cli(void **state) {
                    "{\"op\":\"conv\",\"out\":4,\"k\":3,\"stride\":2,\"act\":\"relu\"},"
                    "{\"op\":\"dsconv\",\"out\":8,\"k\":3,\"stride\":2},{\"op\":\"gap\"},"
                    "{\"op\":\"fc\",\"out\":10}]}");
-  if (run_nas(dir, "train --arch arch.json --dataset fashion-mnist --epochs 1 --train-limit 300 "
-                   "--threads 1 --save t.ckpt") != 0) {
-    print_message("skipped the checkpoint part: %s", slurp(dir, "err.txt"));
+  if (access("/usr/share/datasets/fashion-mnist", R_OK) != 0) {
     rm_rf(dir);
-    return;
+    test_skip("the checkpoint part: Fashion-MNIST not installed in /usr/share/datasets/"
+              "fashion-mnist (scripts/setup.sh)");
   }
+  if (run_nas(dir, "train --arch arch.json --dataset fashion-mnist --epochs 1 --train-limit 300 "
+                   "--threads 1 --save t.ckpt") != 0)
+    fail_msg("nas train: %s", slurp(dir, "err.txt"));
   assert_int_equal(run_nas(dir, "measure --checkpoint t.ckpt --target stm32f446re --backend host "
                                 "--runs 3 --calib-samples 100"), 0);
   assert_non_null(strstr(slurp(dir, "out.txt"), "median of 3 runs"));
@@ -730,7 +748,7 @@ static void test_cli(void **state) {
                                 "--emit fw --runs 2 --calib-samples 100"), 0);
   snprintf(path, sizeof path, "%s/fw/main.c", dir);
   assert_int_equal(access(path, R_OK), 0);
-  if (have_emu()) {
+  if (have_emu_for("nas measure on the emulator")) {
     assert_int_equal(run_nas(dir, "measure --checkpoint t.ckpt --target stm32f446re --json "
                                   "--csv e.csv --calib-samples 100"), 0);
     const char *out = slurp(dir, "out.txt");
@@ -764,5 +782,5 @@ int main(void) {
       cmocka_unit_test(test_board_emit),
       cmocka_unit_test(test_cli),
   };
-  return cmocka_run_group_tests(tests, NULL, NULL);
+  return test_exit(cmocka_run_group_tests(tests, NULL, NULL));
 }

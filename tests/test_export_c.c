@@ -81,8 +81,8 @@ static void compare_output(const char *dir, const char *file, const char *name, 
  * errors (a visible skip without the toolchain). */
 static void cross_compile(const char *dir, const char *name, const char *core) {
   if (!have_tool("arm-none-eabi-gcc")) {
-    print_message("arm-none-eabi-gcc not found (apt-get install gcc-arm-none-eabi "
-                  "libnewlib-arm-none-eabi): %s compile skipped\n", core);
+    test_skip_part("the %s compile of %s: arm-none-eabi-gcc not found (apt-get install "
+                   "gcc-arm-none-eabi libnewlib-arm-none-eabi)", core, name);
     return;
   }
   char cmd[4096], path[1200];
@@ -280,9 +280,9 @@ static void test_tiny_pool(void **state) {
  * requantisation, MobileNet strides and a plain FC stack). */
 static int export_ref_model(const char *file, const char *name, const char *up) {
   char path[1024];
-  snprintf(path, sizeof path, "%s/../shared/models/%s", src_dir(), file);
-  if (access(path, R_OK) != 0) {
-    print_message("%s absent: skipped\n", path);
+  if (!test_model_path(file, path, sizeof path)) {
+    test_skip_part("reference model %s not found (set NAS_MODELS_DIR, see docs/testing.md)",
+                   path);
     return 0;
   }
   nas_g8_graph g;
@@ -295,15 +295,15 @@ static int export_ref_model(const char *file, const char *name, const char *up) 
 
 static void test_kws_ref_model(void **state) {
   (void)state;
-  if (!export_ref_model("kws_ref_model.tflite", "kws_ref_model", "KWS_REF_MODEL")) skip();
+  export_ref_model("kws_ref_model.tflite", "kws_ref_model", "KWS_REF_MODEL");
 }
 
 static void test_other_ref_models(void **state) {
   (void)state;
-  int done = export_ref_model("pretrainedResnet_quant.tflite", "resnet", "RESNET");
-  done += export_ref_model("vww_96_int8.tflite", "vww", "VWW");
-  done += export_ref_model("ad01_int8.tflite", "ad01", "AD01");
-  if (done < 3) skip(); /* the ones present were checked; the test still reports the gap */
+  /* each missing one is a recorded skip; the ones present are checked */
+  export_ref_model("pretrainedResnet_quant.tflite", "resnet", "RESNET");
+  export_ref_model("vww_96_int8.tflite", "vww", "VWW");
+  export_ref_model("ad01_int8.tflite", "ad01", "AD01");
 }
 
 /* A QUANTIZE (int8 -> int8) appended to a lowered graph. */
@@ -343,10 +343,7 @@ static void test_runtime_files(void **state) {
   char rt[1024];
   snprintf(rt, sizeof rt, "%s/runtime", src_dir());
   DIR *d = opendir(rt);
-  if (!d) {
-    print_message("%s absent: skipped\n", rt);
-    skip();
-  }
+  if (!d) test_skip("%s absent (NAS_SOURCE_DIR should be the source tree)", rt);
   int ntree = 0;
   struct dirent *de;
   while ((de = readdir(d))) {
@@ -386,11 +383,9 @@ static void test_runtime_files(void **state) {
  * (portable loops), M4, M7, M33 (SMLAD); the runtime is the same for every model. */
 static void test_cores(void **state) {
   (void)state;
-  if (!have_tool("arm-none-eabi-gcc")) {
-    print_message("arm-none-eabi-gcc not found (apt-get install gcc-arm-none-eabi "
-                  "libnewlib-arm-none-eabi): skipped\n");
-    skip();
-  }
+  if (!have_tool("arm-none-eabi-gcc"))
+    test_skip("arm-none-eabi-gcc not found (apt-get install gcc-arm-none-eabi "
+              "libnewlib-arm-none-eabi)");
   nas_g8_graph g;
   lowered("{\"input\":[6,6,2],\"classes\":3,\"layers\":[{\"op\":\"conv\",\"out\":4},"
           "{\"op\":\"dwconv\",\"k\":3},{\"op\":\"add\",\"from\":0},{\"op\":\"maxpool\","
@@ -434,5 +429,5 @@ int main(void) {
       cmocka_unit_test(test_cores),
       cmocka_unit_test(test_errors),
   };
-  return cmocka_run_group_tests(tests, NULL, NULL);
+  return test_exit(cmocka_run_group_tests(tests, NULL, NULL));
 }

@@ -47,6 +47,7 @@
 #include "train/qat.h"
 #include "train/quant.h"
 #include "train/trainer.h"
+#include "tests/test_util.h"
 
 /* ---- train ----------------------------------------------------------------------------- */
 
@@ -590,5 +591,5 @@ int main(void) {
       cmocka_unit_test(test_export),
   };
   fault_filter();
-  return cmocka_run_group_tests(tests, setup, teardown);
+  return test_exit(cmocka_run_group_tests(tests, setup, teardown));
 }

@@ -16,6 +16,7 @@
 #include "latency/tflm.h"
 #include "deploy/lower_shape.h"
 #include "train/net.h"
+#include "tests/test_util.h"
 
 static const char *src_dir(void) {
   const char *d = getenv("NAS_SOURCE_DIR");
@@ -378,5 +379,5 @@ int main(void) {
       cmocka_unit_test(test_fit_refuses_to_lie),
       cmocka_unit_test(test_expected_cost_grad),
   };
-  return cmocka_run_group_tests(tests, NULL, NULL);
+  return test_exit(cmocka_run_group_tests(tests, NULL, NULL));
 }

@@ -24,6 +24,7 @@
 #include "export/export_tflite.h"
 #include "nas/measure_emu.h"
 #include "train/net.h"
+#include "tests/test_util.h"
 
 static const char *ARCH =
     "{\"input\":[12,10,1],\"classes\":4,\"layers\":[{\"op\":\"conv\",\"out\":8,\"k\":3},"
@@ -33,11 +34,11 @@ static int have_emu(void) {
   char cc[4096];
   nas_err e = {0};
   if (nas_emu_find_cc(NULL, cc, sizeof cc, &e)) {
-    print_message("skipped: %s\n", e.msg);
+    test_skip_part("emulated measurement: %s", e.msg);
     return 0;
   }
   if (!nas_emu_have_unicorn()) {
-    print_message("skipped: built without Unicorn (apt-get install libunicorn-dev, rebuild)\n");
+    test_skip_part("emulated measurement: built without Unicorn (apt-get install libunicorn-dev, rebuild)");
     return 0;
   }
   return 1;
@@ -45,7 +46,7 @@ static int have_emu(void) {
 
 static void test_measure_and_store(void **state) {
   (void)state;
-  if (!have_emu()) skip();
+  if (!have_emu()) return;
   nas_net *net = NULL;
   nas_err e = {0};
   nas_g8_graph g;
@@ -135,11 +136,8 @@ static char *slurp(const char *path) {
 
 static void test_cli(void **state) {
   (void)state;
-  if (!getenv("NAS_BIN")) {
-    print_message("skipped: NAS_BIN not set (run through ctest)\n");
-    skip();
-  }
-  if (!have_emu()) skip();
+  if (!getenv("NAS_BIN")) test_skip("the CLI check: NAS_BIN not set (run through ctest)");
+  if (!have_emu()) return;
   char dir[] = "/tmp/nas_measure_cli_XXXXXX";
   assert_non_null(mkdtemp(dir));
   char tfl[256], db[256], out[256], args[1024];
@@ -207,5 +205,5 @@ static void test_cli(void **state) {
 
 int main(void) {
   const struct CMUnitTest tests[] = {cmocka_unit_test(test_measure_and_store), cmocka_unit_test(test_cli)};
-  return cmocka_run_group_tests(tests, NULL, NULL);
+  return test_exit(cmocka_run_group_tests(tests, NULL, NULL));
 }

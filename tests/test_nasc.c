@@ -25,6 +25,7 @@
 #include "latency/emulator.h"
 #include "latency/nasc.h"
 #include "train/net.h"
+#include "tests/test_util.h"
 
 static nas_nasc_model model;
 
@@ -155,8 +156,7 @@ static void test_against_emulator(void **state) {
   char cc[4096];
   nas_err e = {0};
   if (nas_emu_find_cc(NULL, cc, sizeof cc, &e) || !nas_emu_have_unicorn()) {
-    print_message("skipped: %s\n", e.msg[0] ? e.msg : "built without Unicorn");
-    skip();
+    test_skip("model against the emulator: %s", e.msg[0] ? e.msg : "built without Unicorn");
   }
   nas_g8_graph g;
   lower(SMALL, &g);
@@ -200,5 +200,5 @@ int main(void) {
       cmocka_unit_test(test_file_errors),  cmocka_unit_test(test_pricing_nas_c),
       cmocka_unit_test(test_against_emulator),
   };
-  return cmocka_run_group_tests(tests, setup, NULL);
+  return test_exit(cmocka_run_group_tests(tests, setup, NULL));
 }

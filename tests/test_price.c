@@ -25,6 +25,7 @@
 #include "latency/cost.h"
 #include "export/export_c.h"
 #include "train/checkpoint.h"
+#include "tests/test_util.h"
 
 static const char *src_dir(void) {
   const char *d = getenv("NAS_SOURCE_DIR");
@@ -326,10 +327,10 @@ static void test_tflite_models(void **st) {
   nas_err re = {0};
   if (nas_target_set_runtime(tref, NAS_RT_TFLM_REFERENCE, &re)) fail_msg("%s", re.msg);
   for (int i = 0; i < 4; i++) {
-    char path[600];
-    snprintf(path, sizeof path, "%s/../shared/models/%s", src_dir(), r[i].file);
-    if (access(path, R_OK) != 0) {
-      print_message("skipped %s: not present\n", path);
+    char path[1100];
+    if (!test_model_path(r[i].file, path, sizeof path)) {
+      test_skip_part("reference model %s not found (set NAS_MODELS_DIR, see docs/testing.md)",
+                     path);
       continue;
     }
     nas_err e = {0};
@@ -437,7 +438,7 @@ static void test_cli_profile(void **st) {
   (void)st;
   nas_target *t = target("stm32f446re");
   nas_err e = {0};
-  char arch[600], ck[400], tfl[600], args[2000];
+  char arch[600], ck[400], tfl[1100], args[2000];
   snprintf(arch, sizeof arch, "%s/search_spaces/reference/fmnist-cnn.json", src_dir());
   nas_price *p = NULL;
   char *json = slurp(arch);
@@ -453,8 +454,10 @@ static void test_cli_profile(void **st) {
   cli_matches(args, p);
   nas_net_free(net), nas_price_free(p), free(json);
   /* a .tflite */
-  snprintf(tfl, sizeof tfl, "%s/../shared/models/kws_ref_model.tflite", src_dir());
-  if (access(tfl, R_OK) == 0) {
+  if (!test_model_path("kws_ref_model.tflite", tfl, sizeof tfl)) {
+    test_skip_part("nas profile --tflite: reference model %s not found (set NAS_MODELS_DIR, see "
+                   "docs/testing.md)", tfl);
+  } else {
     if (nas_price_tflite(tfl, t, &p, &e)) fail_msg("%s", e.msg);
     snprintf(args, sizeof args, "profile --tflite %s --target stm32f446re --json", tfl);
     cli_matches(args, p);
@@ -546,5 +549,5 @@ int main(void) {
       cmocka_unit_test(test_checkpoint),      cmocka_unit_test(test_tflite_models),
       cmocka_unit_test(test_cli_profile),     cmocka_unit_test(test_micronets_calibration),
   };
-  return cmocka_run_group_tests(tests, setup, teardown);
+  return test_exit(cmocka_run_group_tests(tests, setup, teardown));
 }

@@ -20,6 +20,7 @@
 
 #include "core/fileio.h"
 #include "latency/cost.h"
+#include "tests/test_util.h"
 
 static char corpus_dir[1024], tmp[64];
 static int have_corpus;
@@ -82,7 +83,7 @@ static double num(const cJSON *j, const char *key) {
 
 static void test_every_corpus_model(void **state) {
   (void)state;
-  if (!have_corpus) skip();
+  if (!have_corpus) test_skip("TFLM corpus not found in %s (set NAS_TFLM_CORPUS): profile of every corpus model", corpus_dir);
   char path[1200];
   snprintf(path, sizeof path, "%s/models.csv", corpus_dir);
   FILE *f = fopen(path, "r");
@@ -142,15 +143,10 @@ int main(void) {
   snprintf(tmp, sizeof tmp, "/tmp/nas-profile-XXXXXX");
   if (!mkdtemp(tmp)) return 1;
   const struct CMUnitTest tests[] = {cmocka_unit_test(test_every_corpus_model)};
-  int failed = cmocka_run_group_tests(tests, NULL, NULL);
+  int failed = test_exit(cmocka_run_group_tests(tests, NULL, NULL));
   char out[128];
   snprintf(out, sizeof out, "%s/out.json", tmp);
   unlink(out);
   rmdir(tmp);
-  if (failed) return failed;
-  if (!have_corpus) {
-    printf("SKIP: TFLM corpus not found in %s (set NAS_TFLM_CORPUS); the profile check did not run\n", corpus_dir);
-    return 77;
-  }
-  return 0;
+  return failed;
 }

@@ -552,7 +552,8 @@ static int count_where(const char *db, const char *cond);
  * memory while pricing is an error, not an "invalid architecture"). */
 static void test_fault_injection(void **state) {
   (void)state;
-  if (nas_alloc_fault(-1, 0) != 0) skip(); /* built without fault injection */
+  if (nas_alloc_fault(-1, 0) != 0)
+    test_skip("built without fault injection (configure with -DNAS_FAULT_INJECTION=ON)");
   char db[400];
   search_cfg c;
   base_cfg(&c, "evolution");
@@ -608,7 +609,8 @@ static const char *nas_bin(void) {
   char cmd[1024];
   snprintf(cmd, sizeof cmd, "%s search --help >/dev/null 2>&1", bin);
   int st = system(cmd);
-  return WIFEXITED(st) && WEXITSTATUS(st) == 0 ? bin : NULL;
+  if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) fail_msg("%s search --help failed", bin);
+  return bin;
 }
 
 static pid_t spawn(const char *bin, char *const *args) {
@@ -678,7 +680,7 @@ static void sleep_ms(int ms) {
 static void test_kill_and_resume_binary(void **state) {
   (void)state;
   const char *bin = nas_bin();
-  if (!bin) skip();
+  if (!bin) test_skip("NAS_BIN not set (run through ctest)");
   char u[400], budget[] = "8", seed[] = "9";
   db_path(u, sizeof u, "bu.db");
   for (int at = 1; at <= 5; at += 2) {
@@ -711,11 +713,21 @@ static void test_kill_and_resume_binary(void **state) {
     args_k[23] = k;
     pid_t p = spawn(bin, args_k);
     /* a reader while the search writes: never fails */
-    int reads = 0;
-    for (int t = 0; t < 20000; t++) {
+    int reads = 0, due = 0;
+    for (time_t t0 = time(NULL); time(NULL) - t0 < 900;) {
       int n = count_finished(k);
       /* kill mid-training (a candidate in state training) once `at` candidates are final */
-      if (n >= at && count_where(k, "state = 'training'") > 0) break;
+      if (n >= at && count_where(k, "state = 'training'") > 0) {
+        /* freeze it, and kill it only if it is still mid-training (else let it go on) */
+        assert_int_equal(kill(p, SIGSTOP), 0);
+        assert_int_equal(waitpid(p, &st, WUNTRACED), p);
+        if (!WIFSTOPPED(st)) fail_msg("the search ended (status %d) before the kill", st);
+        if (count_where(k, "state = 'training'") > 0) {
+          due = 1;
+          break;
+        }
+        assert_int_equal(kill(p, SIGCONT), 0);
+      }
       if (n >= 0 && reads < 3) {
         char cmd[1200];
         snprintf(cmd, sizeof cmd, "%s pareto --db %s >/dev/null 2>&1", bin, k);
@@ -723,23 +735,24 @@ static void test_kill_and_resume_binary(void **state) {
         assert_true(WIFEXITED(rs) && WEXITSTATUS(rs) == 0);
         reads++;
       }
-      if (waitpid(p, &st, WNOHANG) == p) {
-        p = 0;
-        break;
-      }
+      if (waitpid(p, &st, WNOHANG) == p)
+        fail_msg("the search ended (status %d) before the kill due after %d final candidates",
+                 st, at);
       sleep_ms(1);
     }
-    if (p) {
-      kill(p, SIGKILL);
-      waitpid(p, &st, 0);
-    }
-    int was_done = count_where(k, "1") >= 0 && run_status_is(k, "done");
+    if (!due) fail_msg("no candidate was training after %d final ones within 900 s", at);
+    /* the kill happened, mid-training: the process died by SIGKILL and left a candidate in
+       training (nothing can have changed the store after the signal) */
+    assert_int_equal(kill(p, SIGKILL), 0); /* a stopped process dies by SIGKILL at once */
+    assert_int_equal(waitpid(p, &st, 0), p);
+    assert_true(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL);
+    assert_true(count_where(k, "state = 'training'") > 0);
+    assert_false(run_status_is(k, "done"));
     char *args_r[] = {(char *)bin, "resume", "--db", k, NULL};
     p = spawn(bin, args_r);
     waitpid(p, &st, 0);
-    /* resuming a run that had already finished is refused; otherwise it must succeed */
     assert_true(WIFEXITED(st));
-    if (!was_done) assert_int_equal(WEXITSTATUS(st), 0);
+    assert_int_equal(WEXITSTATUS(st), 0);
     assert_int_equal(count_where(k, "state NOT IN ('done','rejected','failed')"), 0);
     char *du = dump(u, 1), *dk = dump(k, 1);
     assert_string_equal(du, dk);
@@ -756,7 +769,7 @@ static void test_kill_and_resume_binary(void **state) {
 static void test_sigint_binary(void **state) {
   (void)state;
   const char *bin = nas_bin();
-  if (!bin) skip();
+  if (!bin) test_skip("NAS_BIN not set (run through ctest)");
   char u[400];
   db_path(u, sizeof u, "su.db");
   char *args[] = {(char *)bin, "search", "--space", space_path, "--strategy", "evolution",
@@ -831,5 +844,5 @@ int main(void) {
       cmocka_unit_test(test_kill_and_resume_binary),
       cmocka_unit_test(test_sigint_binary),
   };
-  return cmocka_run_group_tests(tests, setup, teardown);
+  return test_exit(cmocka_run_group_tests(tests, setup, teardown));
 }

@@ -21,6 +21,7 @@
 #include <sqlite3.h>
 
 #include "latency/emulator.h"
+#include "tests/test_util.h"
 
 #define FMNIST_DIR "/usr/share/datasets/fashion-mnist"
 
@@ -29,11 +30,11 @@ static char dir[] = "/tmp/nas_search_measure_XXXXXX";
 static int ready(void) {
   char cc[4096];
   nas_err e = {0};
-  if (!getenv("NAS_BIN")) return print_message("skipped: NAS_BIN not set (run through ctest)\n"), 0;
+  if (!getenv("NAS_BIN")) return test_skip_part("measured search: NAS_BIN not set (run through ctest)"), 0;
   if (access(FMNIST_DIR "/train-images-idx3-ubyte.gz", R_OK))
-    return print_message("skipped: %s not present (Debian's dataset-fashion-mnist)\n", FMNIST_DIR), 0;
-  if (nas_emu_find_cc(NULL, cc, sizeof cc, &e)) return print_message("skipped: %s\n", e.msg), 0;
-  if (!nas_emu_have_unicorn()) return print_message("skipped: built without Unicorn\n"), 0;
+    return test_skip_part("measured search: %s not present (Debian's dataset-fashion-mnist)", FMNIST_DIR), 0;
+  if (nas_emu_find_cc(NULL, cc, sizeof cc, &e)) return test_skip_part("measured search: %s", e.msg), 0;
+  if (!nas_emu_have_unicorn()) return test_skip_part("measured search: built without Unicorn"), 0;
   return 1;
 }
 
@@ -78,7 +79,7 @@ static const char *COMMON =
 
 static void test_measured_search(void **state) {
   (void)state;
-  if (!ready()) skip();
+  if (!ready()) return;
   char args[2048];
   snprintf(args, sizeof args, "search %s --target stm32f446re --db m.db --measure emulator", COMMON);
   if (run_nas(args)) fail_msg("search failed: %s", slurp("err.txt"));
@@ -104,7 +105,7 @@ static void test_measured_search(void **state) {
  * reason, the candidates are done and the search goes on; priced for nas-c. */
 static void test_failed_measurements(void **state) {
   (void)state;
-  if (!ready()) skip();
+  if (!ready()) return;
   char src[1024], args[4096];
   snprintf(src, sizeof src, "%s/latency/targets/stm32f446re.json",
            getenv("NAS_SOURCE_DIR") ? getenv("NAS_SOURCE_DIR") : NAS_SOURCE_DIR);
@@ -125,7 +126,7 @@ static void test_failed_measurements(void **state) {
 
 static void test_usage(void **state) {
   (void)state;
-  if (!getenv("NAS_BIN")) skip();
+  if (!getenv("NAS_BIN")) test_skip("usage check: NAS_BIN not set (run through ctest)");
   char args[2048];
   snprintf(args, sizeof args, "search %s --target stm32f446re --db u.db --measure board", COMMON);
   assert_int_equal(run_nas(args), 2);
@@ -144,5 +145,5 @@ int main(void) {
   char cmd[300];
   snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
   if (system(cmd)) {}
-  return rc;
+  return test_exit(rc);
 }

@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "results/store.h"
+#include "tests/test_util.h"
 
 static void rm_db(const char *p) {
   char x[300];
@@ -150,5 +151,5 @@ static void test_no_measurement(void **state) {
 int main(void) {
   const struct CMUnitTest tests[] = {cmocka_unit_test(test_measurement_round_trip),
                                      cmocka_unit_test(test_no_measurement)};
-  return cmocka_run_group_tests(tests, NULL, NULL);
+  return test_exit(cmocka_run_group_tests(tests, NULL, NULL));
 }
