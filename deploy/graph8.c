@@ -29,6 +29,10 @@ size_t nas_g8_numel(const nas_g8_tensor *t) {
   return n;
 }
 
+size_t nas_g8_tensor_bytes(const nas_g8_tensor *t) {
+  return nas_g8_numel(t) * (t->type == NAS_G8_INT32 ? 4 : t->type == NAS_G8_INT16 ? 2 : 1);
+}
+
 /* TFLite BuiltinOperator names, by code. */
 static const char *const OP_NAMES[] = {
     "ADD", "AVERAGE_POOL_2D", "CONCATENATION", "CONV_2D", "DEPTHWISE_CONV_2D", "DEPTH_TO_SPACE",

@@ -23,7 +23,7 @@ while getopts "t:b:j:" o; do
   esac
 done
 shift $((OPTIND - 1))
-ALL=(tflite arch space target ckpt dnas_ckpt idx wav meas_csv board_log)
+ALL=(tflite arch space target ckpt dnas_ckpt idx cifar wav meas_csv board_log)
 HARNESSES=("${@:-${ALL[@]}}")
 for h in "${HARNESSES[@]}"; do
   [ -f "fuzz/fuzz_$h.c" ] || { echo "fuzz: unknown harness '$h' (known: ${ALL[*]})" >&2; exit 2; }
@@ -53,7 +53,7 @@ seeds() {
     tflite) [ -f ../shared/models/kws_ref_model.tflite ] && cp ../shared/models/kws_ref_model.tflite "$d"/ ;;
   esac
   case $h in
-    tflite | ckpt | dnas_ckpt | wav) NAS_FUZZ_SEEDS="$(cd "$d" && pwd)" "$BUILD/fuzz/fuzz_$h" >/dev/null 2>&1 ||
+    tflite | ckpt | dnas_ckpt | wav | cifar) NAS_FUZZ_SEEDS="$(cd "$d" && pwd)" "$BUILD/fuzz/fuzz_$h" >/dev/null 2>&1 ||
       { echo "fuzz: $h: seed generation failed" >&2; return 1; } ;;
   esac
   if [ -d "fuzz/corpus/$h" ]; then cp fuzz/corpus/"$h"/* "$d"/; fi

@@ -10,28 +10,8 @@
 
 #include "nasrt.h"
 #include "nasrt_fixed.h"
+#include "nasrt_simd.h"
 #include "nasrt_wfixed.h"
-
-#if defined(__ARM_FEATURE_DSP) && !defined(NASRT_NO_DSP)
-#include <arm_acle.h>
-#define NASRT_DSP 1
-#else
-#define NASRT_DSP 0
-#endif
-
-#if NASRT_DSP && (defined(__arm__) || defined(__thumb__))
-#define SXTB16(x) __sxtb16(x)
-#elif NASRT_DSP
-/* the DSP path compiled on a host for testing (only __smlad from a stand-in arm_acle.h):
-   bytes 0 and 2 sign-extended into two int16 lanes, and the rotation, in C */
-static uint32_t SXTB16(uint32_t x) {
-  return (uint16_t)(int16_t)(int8_t)(x & 0xffu) | (uint32_t)(uint16_t)(int16_t)(int8_t)((x >> 16) & 0xffu) << 16;
-}
-#endif
-
-#if NASRT_DSP
-static uint32_t ROR8(uint32_t x) { return x >> 8 | x << 24; } /* one ROR instruction */
-#endif
 
 #define MAXA 6 /* largest input tile (F4) */
 
@@ -90,12 +70,9 @@ static int32_t dot(const int8_t *u, const int16_t *v, int32_t n4) {
   int32_t acc = 0;
 #if NASRT_DSP
   for (int32_t c = 0; c < n4; c += 4) {
-    uint32_t w, va, vb;
-    memcpy(&w, u + c, 4);
-    memcpy(&va, v + c, 4);
-    memcpy(&vb, v + c + 2, 4);
-    acc = (int32_t)__smlad(SXTB16(w), va, (uint32_t)acc);
-    acc = (int32_t)__smlad(SXTB16(ROR8(w)), vb, (uint32_t)acc);
+    const uint32_t w = nasrt_ld32(u + c);
+    acc = nasrt_smlad(nasrt_sxtb16(w), nasrt_ld32(v + c), acc);
+    acc = nasrt_smlad(nasrt_sxtb16_r8(w), nasrt_ld32(v + c + 2), acc);
   }
 #else
   for (int32_t c = 0; c < n4; c += 4)

@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "tests/test_util.h"
 #include "train/net.h"
 #include "train/ops.h"
 #include "train/qat.h"
@@ -385,5 +386,5 @@ int main(void) {
       cmocka_unit_test(test_net_algos_agree),   cmocka_unit_test(test_arch_errors),
       cmocka_unit_test(test_fakequant_bits),    cmocka_unit_test(test_qat_rewrite),
   };
-  return cmocka_run_group_tests(tests, NULL, NULL);
+  return test_exit(cmocka_run_group_tests(tests, NULL, NULL));
 }

@@ -188,14 +188,29 @@ static void check_c_export(const nas_g8_graph *g, const char *tag) {
                    "-Wmissing-prototypes -Werror -O1 -c nasrt_*.c && ./prog in.bin out.bin"))
     fail_with_log(dir, tag);
   compare_file(dir, "out.bin", ref, no * NIN, tag);
-  /* host, the DSP path with a stand-in arm_acle.h (only __smlad, as tests/test_export_c.c) */
+  /* host, the DSP path with a stand-in arm_acle.h (the intrinsics of runtime/nasrt_simd.h,
+     as tests/test_export_c.c) */
   snprintf(p, sizeof p, "%s/arm_acle.h", dir);
   f = fopen(p, "w");
   fputs("#include <stdint.h>\n"
         "static inline uint32_t __smlad(uint32_t x, uint32_t y, uint32_t acc) {\n"
         "  int32_t p = (int32_t)(int16_t)(x & 0xffffu) * (int16_t)(y & 0xffffu) +\n"
         "              (int32_t)(int16_t)(x >> 16) * (int16_t)(y >> 16);\n"
-        "  return acc + (uint32_t)p;\n}\n", f);
+        "  return acc + (uint32_t)p;\n}\n"
+        "static inline uint32_t __sxtb16(uint32_t x) {\n"
+        "  return (uint16_t)(int16_t)(int8_t)(x & 0xffu) |\n"
+        "         ((uint32_t)(uint16_t)(int16_t)(int8_t)((x >> 16) & 0xffu) << 16);\n}\n"
+        "static inline int32_t __qadd(int32_t a, int32_t b) {\n"
+        "  int64_t s = (int64_t)a + b;\n"
+        "  return s > INT32_MAX ? INT32_MAX : s < INT32_MIN ? INT32_MIN : (int32_t)s;\n}\n"
+        "static inline uint32_t __sxtab16(uint32_t a, uint32_t x) {\n"
+        "  uint32_t e = __sxtb16(x);\n"
+        "  return (uint16_t)(a + e) | ((((a >> 16) + (e >> 16)) & 0xffffu) << 16);\n}\n"
+        "static inline int32_t __smlabb(int32_t x, int32_t y, int32_t acc) {\n"
+        "  return (int32_t)((uint32_t)acc + (uint32_t)((int16_t)(x & 0xffff) * (int16_t)(y & 0xffff)));\n}\n"
+        "static inline int32_t __smlatt(int32_t x, int32_t y, int32_t acc) {\n"
+        "  return (int32_t)((uint32_t)acc + (uint32_t)((int16_t)((uint32_t)x >> 16) *\n"
+        "                                              (int16_t)((uint32_t)y >> 16)));\n}\n", f);
   fclose(f);
   if (run_cmd(dir, "cc -std=c11 -Wall -Wextra -Werror -O1 -D__ARM_FEATURE_DSP=1 -I. -o prog_dsp "
                    "main.c wm.c nasrt_*.c && ./prog_dsp in.bin out_dsp.bin"))
@@ -214,7 +229,7 @@ static void check_c_export(const nas_g8_graph *g, const char *tag) {
       if (run_cmd(dir, cmd)) fail_with_log(dir, cores[c]);
     }
   } else {
-    print_message("%s: cross compile skipped: %s\n", tag, e.msg);
+    test_skip_part("%s: cross compile: %s", tag, e.msg);
   }
   free(in), free(ref);
   if (test_rm_rf(dir)) print_message("could not remove %s\n", dir);
@@ -240,8 +255,7 @@ static void test_emulated(void **st) {
   char cc[4096];
   nas_err e = {0};
   if (nas_emu_find_cc(NULL, cc, sizeof cc, &e) != NAS_OK || !nas_emu_have_unicorn()) {
-    print_message("skipped: %s\n", e.msg[0] ? e.msg : "built without Unicorn");
-    skip();
+    test_skip("%s", e.msg[0] ? e.msg : "built without Unicorn");
   }
   static const char *const targets[] = {"stm32l4r5zi", "stm32g0b1"};
   for (size_t a = 0; a < sizeof ARCHS / sizeof ARCHS[0]; a++)
@@ -507,5 +521,5 @@ int main(void) {
       cmocka_unit_test(test_qat_equals_int8),     cmocka_unit_test(test_tflite),
       cmocka_unit_test(test_onnx),
   };
-  return cmocka_run_group_tests(tests, NULL, NULL);
+  return test_exit(cmocka_run_group_tests(tests, NULL, NULL));
 }
