@@ -7,7 +7,9 @@
  * used) on the Cortex-M4, M7, M33 and M0+ (latency/emulator.h: arm-none-eabi-gcc -O2, Unicorn),
  * fits per core and kind by weighted least squares on relative error on the models of the
  * corpus' training split (latency/tflm_fit.h), measures the class mix per core and kind, and
- * prints the errors on the held-out models (markdown for docs/costs.md). */
+ * prints the errors on the held-out models (markdown for docs/costs.md). Kinds no corpus model
+ * has (the Winograd kinds, fitted by nasc_wino_fit) keep the coefficients of the OUT file
+ * being replaced. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -111,8 +113,10 @@ int main(int argc, char **argv) {
   }
   fprintf(stderr, "\n");
   /* fit per core and kind on the training models */
-  nas_nasc_model m;
+  nas_nasc_model m, prev;
   memset(&m, 0, sizeof m);
+  nas_err pe = {0}; /* kinds the corpus has no rows for (the Winograd kinds, nasc_wino_fit) */
+  const int have_prev = nas_nasc_load(out, &prev, &pe) == NAS_OK;
   double *A = nas_malloc(sizeof *A * (size_t)n * NAS_NASC_MAXF), *b = nas_malloc(sizeof *b * (size_t)n);
   double *err = nas_malloc(sizeof *err * (size_t)n);
   if (!A || !b || !err) return 1;
@@ -129,7 +133,14 @@ int main(int argc, char **argv) {
         for (int j = 0; j < NAS_CYC_NCNT; j++) mix[j] += w->cnt[j];
         tot += w->y;
       }
-      if (mrows == 0) continue;
+      if (mrows == 0) { /* kept from the file this fit replaces */
+        if (have_prev && prev.fitted[k][kd]) {
+          memcpy(m.coef[k][kd], prev.coef[k][kd], sizeof m.coef[k][kd]);
+          memcpy(m.mix[k][kd], prev.mix[k][kd], sizeof m.mix[k][kd]);
+          m.fitted[k][kd] = 1;
+        }
+        continue;
+      }
       if (nas_tflm_lstsq(A, b, mrows, p, m.coef[k][kd], &e)) {
         fprintf(stderr, "nasc_fit: %s\n", e.msg);
         return 1;
