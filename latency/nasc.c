@@ -94,7 +94,10 @@ static void wino_features(const nas_g8_graph *g, const nas_g8_op *op, double *f)
 
 int nas_nasc_features(const nas_g8_graph *g, int i, int dsp, double *f, nas_err *e) {
   const int kind = nas_nasc_kind_of(g, i);
-  if (kind < 0) return nas_errf(e, NAS_EINVAL, "operator %d: the C export runs no such kind", i);
+  if (kind < 0) { /* -1, not nas_errf's code (which would read as a kind) */
+    nas_errf(e, NAS_EINVAL, "operator %d: the C export runs no such kind", i);
+    return -1;
+  }
   memset(f, 0, sizeof *f * NAS_NASC_MAXF);
   const nas_g8_op *op = &g->ops[i];
   if (kind == NAS_NASC_WINO2 || kind == NAS_NASC_WINO4) {
