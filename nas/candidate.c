@@ -32,7 +32,11 @@ int nas_candidate_price_arch(const char *arch, const nas_candidate_cfg *c,
   nas_metrics_clear(&out->m);
   nas_err ce = {0};
   nas_price *p = NULL;
-  int prc = nas_price_arch(arch, "candidate", c->target, &p, &ce);
+  nas_net *net = NULL;
+  int prc = nas_net_build(arch, "candidate", 1, c->seed, &net, &ce);
+  if (prc == NAS_OK) prc = nas_price_net(net, c->target, &p, &ce);
+  if (prc == NAS_OK) out->net = net;
+  else nas_net_free(net);
   if (prc == NAS_ENOMEM) return nas_errf(e, NAS_ENOMEM, "pricing: %s", ce.msg);
   if (prc != NAS_OK) {
     snprintf(out->reason, sizeof out->reason, "invalid architecture: %s", ce.msg);
@@ -74,7 +78,8 @@ int nas_candidate_price_arch(const char *arch, const nas_candidate_cfg *c,
 void nas_candidate_price_free(nas_candidate_price *p) {
   if (!p) return;
   free(p->layers);
-  p->layers = NULL, p->n_layers = 0;
+  nas_net_free(p->net);
+  p->layers = NULL, p->n_layers = 0, p->net = NULL;
 }
 
 int nas_candidate_store_price(nas_store *st, int64_t cand_id, const nas_candidate_price *p,
@@ -87,8 +92,9 @@ int nas_candidate_store_price(nas_store *st, int64_t cand_id, const nas_candidat
 
 /* ---- training, quantisation, evaluation -------------------------------------------------- */
 
-int nas_candidate_train(const char *arch, int64_t cand_id, const nas_candidate_cfg *c,
-                        nas_candidate_result *out, nas_err *e) {
+/* Trains net (owned: freed here) when given, else the network built from arch. */
+static int train(const char *arch, nas_net *net, int64_t cand_id, const nas_candidate_cfg *c,
+                 nas_candidate_result *out, nas_err *e) {
   memset(out, 0, sizeof *out);
   out->acc_float_val = out->acc_float_test = out->acc_int8_val = out->acc_int8_test = NAN;
   nas_err ce = {0};
@@ -107,11 +113,11 @@ int nas_candidate_train(const char *arch, int64_t cand_id, const nas_candidate_c
   memset(&cal, 0, sizeof cal);
   nas_g8_graph g8;
   memset(&g8, 0, sizeof g8);
-  nas_net *net = NULL;
   double fv = NAN, ft = NAN, v8 = NAN, t8 = NAN;
   const char *what = "training";
   double t0 = now_s(), t1, t2, t3, t4, t_cal = 0, t_low = 0;
-  int crc = nas_net_build(arch, "candidate", c->batch, c->seed, &net, &ce);
+  int crc = net ? nas_net_rebatch(net, c->batch, &ce)
+                : nas_net_build(arch, "candidate", c->batch, c->seed, &net, &ce);
   if (crc == NAS_OK) crc = nas_train(net, &td, &tc, &tr, &ce);
   t1 = now_s();
   if (crc == NAS_OK) {
@@ -184,6 +190,19 @@ int nas_candidate_train(const char *arch, int64_t cand_id, const nas_candidate_c
   return NAS_OK;
 }
 
+int nas_candidate_train(const char *arch, int64_t cand_id, const nas_candidate_cfg *c,
+                        nas_candidate_result *out, nas_err *e) {
+  return train(arch, NULL, cand_id, c, out, e);
+}
+
+int nas_candidate_train_net(nas_candidate_price *p, int64_t cand_id, const nas_candidate_cfg *c,
+                            nas_candidate_result *out, nas_err *e) {
+  nas_net *net = p->net;
+  p->net = NULL;
+  if (!net) return nas_errf(e, NAS_EINVAL, "candidate %lld: no priced network to train", (long long)cand_id);
+  return train(NULL, net, cand_id, c, out, e);
+}
+
 void nas_candidate_result_free(nas_candidate_result *r) {
   if (!r) return;
   free(r->float_blob), free(r->int8_blob);
@@ -250,13 +269,18 @@ int nas_candidate_step(nas_store *st, int64_t run_id, int64_t cand_id, const cha
   if (rc == NAS_OK) rc = nas_candidate_store_price(st, cand_id, &p, e);
   out->m = p.m;
   snprintf(out->reason, sizeof out->reason, "%s", p.reason);
-  nas_candidate_price_free(&p);
-  if (rc != NAS_OK) return rc;
-  if (out->reason[0]) return set_state(st, cand_id, "rejected", out->reason, h, out, e);
-  if (h && h->stop && *h->stop) return NAS_OK; /* stays proposed; a resumed run trains it */
-  if ((rc = set_state(st, cand_id, "training", NULL, h, out, e)) != NAS_OK) return rc;
+  if (rc == NAS_OK && out->reason[0]) rc = set_state(st, cand_id, "rejected", out->reason, h, out, e);
+  if (rc != NAS_OK || out->reason[0] || (h && h->stop && *h->stop)) {
+    nas_candidate_price_free(&p); /* a stopped candidate stays proposed; a resumed run trains it */
+    return rc;
+  }
+  if ((rc = set_state(st, cand_id, "training", NULL, h, out, e)) != NAS_OK) {
+    nas_candidate_price_free(&p);
+    return rc;
+  }
   nas_candidate_result r;
-  rc = nas_candidate_train(arch, cand_id, c, &r, e);
+  rc = nas_candidate_train_net(&p, cand_id, c, &r, e);
+  nas_candidate_price_free(&p);
   if (rc == NAS_OK) rc = nas_candidate_store_result(st, run_id, cand_id, &r, &out->m, e);
   if (rc == NAS_OK) {
     snprintf(out->state, sizeof out->state, "%s", r.failed ? "failed" : "done");

@@ -14,9 +14,11 @@
  * the state changes and progress reports in between; a distributed run can instead compute
  * on workers and store on the process that owns the store.
  *
- * Pricing builds the network at batch 1 (latency/cost.h, nas_price_arch); training builds it
- * again at the training batch. Building once at the training batch would make every rejected
- * candidate allocate and zero the training arena (tens of MB to GB) before it is priced.
+ * The architecture is parsed once per candidate: pricing builds the network at batch 1 with
+ * the training seed and keeps it (nas_candidate_price.net); training re-sizes that network
+ * for the training batch (nas_net_rebatch: the same parameters as a network built at that
+ * batch) instead of building it again. A rejected candidate never allocates the training
+ * arena.
  *
  * Library code: never prints. Ownership: strings and pointers in nas_candidate_cfg are
  * borrowed; results own their arrays (free with the _free functions, NULL-safe). */
@@ -66,6 +68,8 @@ typedef struct nas_candidate_price {
   int n_layers;
   char reason[NAS_REASON_MAX]; /* why it must be rejected ("invalid architecture: ...", "peak
                                   SRAM 70000 B > max 65536 B", ...), "" when it fits */
+  struct nas_net *net;       /* the network priced: built at batch 1 with c->seed (owned; NULL
+                                when invalid); nas_candidate_train_net takes it */
 } nas_candidate_price;
 
 /* Prices arch on c->target and checks c's hard budgets. Returns out-of-memory only (an
@@ -100,6 +104,10 @@ typedef struct nas_candidate_result {
  * configuration errors only; a failing candidate is out->failed = 1 with the reason. */
 int nas_candidate_train(const char *arch, int64_t cand_id, const nas_candidate_cfg *c,
                         nas_candidate_result *out, nas_err *e);
+/* The same for the network p->net of a pricing of this candidate with the same c (taken from
+ * p, which keeps its other fields): it is re-sized for c->batch, not built again. */
+int nas_candidate_train_net(nas_candidate_price *p, int64_t cand_id, const nas_candidate_cfg *c,
+                            nas_candidate_result *out, nas_err *e);
 void nas_candidate_result_free(nas_candidate_result *r);
 
 /* ---- store writes ------------------------------------------------------------------------ */

@@ -624,6 +624,10 @@ int nas_net_build(const char *arch_json, const char *source, int max_batch, uint
   return NAS_OK;
 }
 
+int nas_net_rebatch(nas_net *n, int max_batch, nas_err *e) {
+  return nas_graph_rebatch(n->g, max_batch, e);
+}
+
 void nas_net_free(nas_net *n) {
   if (!n) return;
   nas_graph_free(n->g);

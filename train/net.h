@@ -40,6 +40,10 @@ typedef struct nas_net {
 int nas_net_build(const char *arch_json, const char *source, int max_batch, uint64_t seed,
                   nas_net **out, nas_err *e);
 void nas_net_free(nas_net *n); /* NULL-safe */
+/* Re-sizes n's graph for max_batch samples keeping its parameters and state
+ * (nas_graph_rebatch): a network built at batch 1 to be priced is trained without being
+ * built again. */
+int nas_net_rebatch(nas_net *n, int max_batch, nas_err *e);
 
 /* The pieces of nas_net_build that other network builders (the DNAS supernet, nas/dnas_net.c)
  * share. nas_net_add_loss: n->logits set, adds the "labels" input [N] and the mean softmax
