@@ -73,7 +73,11 @@ static double valid_taps(int out, int stride, int pad, int dil, int k, int n) {
 
 int nas_nasc_features(const nas_g8_graph *g, int i, int dsp, double *f, nas_err *e) {
   const int kind = nas_nasc_kind_of(g, i);
-  if (kind < 0) return nas_errf(e, NAS_EINVAL, "operator %d: the C export runs no such kind", i);
+  if (kind < 0) { /* -1, not the error code: callers treat any kind >= 0 as a model kind */
+    nas_errf(e, NAS_EINVAL, "operator %d (%s): the C export's instruction model has no such kind",
+             i, nas_g8_op_name(g->ops[i].kind));
+    return -1;
+  }
   memset(f, 0, sizeof *f * NAS_NASC_MAXF);
   const nas_g8_op *op = &g->ops[i];
   const double out = (double)nas_g8_numel(&g->tensors[op->out]);
