@@ -3,7 +3,7 @@
  * stored calibration holds the recurrent cells' internal ranges (blob calibration version 2),
  * so the tflite and C exports rebuild the int8 graph the search scored (its test accuracy
  * exactly, the stored .tflite bytes); a version-1 blob (no internal ranges) is still read and
- * exported, its cell ranges calibrated again. */
+ * exported, its cell ranges calibrated again. Every candidate's peak SRAM is the planner's. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -23,6 +23,8 @@
 #include "results/store.h"
 #include "train/checkpoint.h"
 #include "export/export_tflite.h"
+#include "latency/cost.h"
+#include "latency/target.h"
 #include "deploy/lower.h"
 #include "train/net.h"
 
@@ -196,6 +198,18 @@ static void test_export_recurrent_candidates(void **state) {
     assert_int_equal(nas_store_weights_get(st, ids[i], "float", &fb, &fl, &e), NAS_OK);
     assert_int_equal(nas_store_weights_get(st, ids[i], "int8", &qb, &ql, &e), NAS_OK);
     check_unpack(r.arch_json, (long long)ids[i], fb, fl, 2, qb, ql);
+    /* the candidate was priced by the planner (state, gate and scratch tensors planned) */
+    char tp[600];
+    const char *src = getenv("NAS_SOURCE_DIR");
+    snprintf(tp, sizeof tp, "%s/latency/targets/stm32f446re.json", src ? src : NAS_SOURCE_DIR);
+    nas_target *t = NULL;
+    nas_price *pr = NULL;
+    if (nas_target_load(tp, &t, &e) || nas_price_arch(r.arch_json, "cand", t, &pr, &e))
+      fail_msg("%s", e.msg);
+    assert_string_equal(pr->sram_method, "planner");
+    assert_true((double)pr->peak_sram_bytes == r.m.peak_sram_bytes);
+    nas_price_free(pr);
+    nas_target_free(t);
     static const char *const formats[] = {"tflite", "c"};
     for (int k = 0; k < 2; k++) {
       nas_export_job job = {.db = db, .candidate = ids[i], .format = formats[k], .out_dir = out};
