@@ -109,6 +109,32 @@ static int emit_header(const nas_g8_graph *g, const nas_g8_plan *p, const char *
   return nas_file_finish(dir, file, f, e);
 }
 
+/* Bytes of operator pp's repacked weights (wq) and folded biases (bq). */
+static size_t wq_bytes(const nas_g8_prep_op *pp) {
+  if (!pp->wq) return 0;
+  return pp->rt_kind == NASRT_FULLY_CONNECTED
+             ? (size_t)pp->rt.fc.co * (size_t)pp->rt.fc.d
+             : (size_t)pp->rt.conv.co * (size_t)(pp->rt.conv.kh * pp->rt.conv.kw * pp->rt.conv.ci);
+}
+static size_t bq_bytes(const nas_g8_prep_op *pp) {
+  if (!pp->bq) return 0;
+  return 4 * (size_t)(pp->rt_kind == NASRT_FULLY_CONNECTED ? pp->rt.fc.co : pp->rt.conv.co);
+}
+
+/* The first operator j <= i of ops[] whose prepared wq (which = 0) or bq (which = 1) holds the
+ * same bytes as operator i's: the C source prints such an array once (the recurrent
+ * FULLY_CONNECTED of an unrolled GRU repeat one weight tensor at every step). */
+static int twin_of(const nas_g8_prep_op *ops, int i, int which) {
+  const size_t n = which ? bq_bytes(&ops[i]) : wq_bytes(&ops[i]);
+  const void *a = which ? (const void *)ops[i].bq : (const void *)ops[i].wq;
+  for (int j = 0; n && j < i; j++) {
+    const size_t m = which ? bq_bytes(&ops[j]) : wq_bytes(&ops[j]);
+    const void *b = which ? (const void *)ops[j].bq : (const void *)ops[j].wq;
+    if (m == n && !memcmp(a, b, n)) return j;
+  }
+  return i;
+}
+
 /* The C name of a pointer the prepared operator i holds: a constant tensor of the graph or
  * one of the operator's own prepared arrays; NAS_EINVAL for anything else (a prepare step
  * whose data this printer does not know). */
@@ -118,8 +144,9 @@ static int ptr_name(char *buf, size_t n, const nas_g8_graph *g, const nas_g8_pre
   if (ptr == pp->mult) return snprintf(buf, n, "op%d_mult", i), NAS_OK;
   if (ptr == pp->shift) return snprintf(buf, n, "op%d_shift", i), NAS_OK;
   if (pp->ebias && ptr == pp->ebias) return snprintf(buf, n, "op%d_bias", i), NAS_OK;
-  if (pp->wq && ptr == pp->wq) return snprintf(buf, n, "op%d_wq", i), NAS_OK;
-  if (pp->bq && ptr == pp->bq) return snprintf(buf, n, "op%d_bq", i), NAS_OK;
+  /* pp is &ops[i] of the prepared graph's operator array */
+  if (pp->wq && ptr == pp->wq) return snprintf(buf, n, "op%d_wq", twin_of(pp - i, i, 0)), NAS_OK;
+  if (pp->bq && ptr == pp->bq) return snprintf(buf, n, "op%d_bq", twin_of(pp - i, i, 1)), NAS_OK;
   for (int t = 0; t < g->ntensors; t++)
     if (g->tensors[t].data == ptr) return snprintf(buf, n, "t%d", t), NAS_OK;
   return nas_errf(e, NAS_EINVAL, "operator %d: C export: a prepared pointer refers to no "
@@ -237,16 +264,13 @@ static int emit_op(FILE *f, const nas_g8_graph *g, const nas_g8_prep_op *pp, int
       snprintf(name, sizeof name, "op%d_bias", i);
       emit_i32_array(f, name, pp->ebias, 8 * (size_t)pp->rt.lstm.h);
     }
-    if (pp->bq) {
+    if (pp->bq && twin_of(pp - i, i, 1) == i) {
       snprintf(name, sizeof name, "op%d_bq", i);
       emit_i32_array(f, name, pp->bq, (size_t)co);
     }
-    if (pp->wq) {
-      const size_t nw = pp->rt_kind == NASRT_FULLY_CONNECTED
-                            ? (size_t)pp->rt.fc.co * (size_t)pp->rt.fc.d
-                            : (size_t)co * (size_t)(pp->rt.conv.kh * pp->rt.conv.kw * pp->rt.conv.ci);
+    if (pp->wq && twin_of(pp - i, i, 0) == i) {
       snprintf(name, sizeof name, "op%d_wq", i);
-      emit_i8_array(f, name, pp->wq, nw);
+      emit_i8_array(f, name, pp->wq, wq_bytes(pp));
     }
   }
   pval p[MAXPTR];
@@ -521,13 +545,10 @@ int nas_c_export_data_bytes(const nas_g8_graph *g, long long *bytes, nas_err *e)
         if (g->tensors[t].data == pv[k].p) used[t] = 1;
     n += 4 * struct_words(pp->rt_kind);
     if (pp->mult) {
-      const int fc = pp->rt_kind == NASRT_FULLY_CONNECTED;
-      const long long co = fc ? pp->rt.fc.co : pp->rt.conv.co;
-      n += 5LL * qcount(pp) + (pp->bq ? 4 * co : 0); /* mult, shift, bq */
+      n += 5LL * qcount(pp);                         /* mult, shift */
+      if (twin_of(prep.op, i, 1) == i) n += (long long)bq_bytes(pp); /* printed once */
       if (pp->ebias) n += 4LL * 8 * pp->rt.lstm.h;     /* an LSTM's effective biases */
-      if (pp->wq)
-        n += fc ? (long long)pp->rt.fc.d * co
-                : co * pp->rt.conv.kh * pp->rt.conv.kw * pp->rt.conv.ci;
+      if (twin_of(prep.op, i, 0) == i) n += (long long)wq_bytes(pp);
     }
   }
   for (int t = 0; !rc && t < g->ntensors; t++)

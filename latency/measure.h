@@ -27,8 +27,10 @@
 
 /* An operator as a kernel call of the latency models. */
 typedef struct nas_g8_linfo {
-  int kop;              /* enum nas_kop, or -1 (RESHAPE, SOFTMAX, QUANTIZE) */
-  char op[16];          /* nas_kop name, or "reshape"/"softmax"/"quantize" */
+  int kop;              /* enum nas_kop, or -1 (RESHAPE, SOFTMAX, QUANTIZE, the recurrent ops) */
+  char op[16];          /* nas_kop name, or "reshape"/"softmax"/"quantize", "lstm" (macs: T*4H*
+                           (F+H)), "logistic"/"tanh"/"mul"/"sub"/"slice"/"concat" (elements),
+                           "other" */
   long long macs;       /* NAS_LF_OPS: MACs (conv/fc), window reads (pool), in elements (gap),
                            out elements (add), elements (others) */
   long long in_bytes, out_bytes; /* int8 activation bytes read / written (add: both inputs) */

@@ -216,9 +216,9 @@ static void pool_features(const geom *q, double *f) {
 int nas_nasc_features(const nas_g8_graph *g, const nas_g8_plan *plan, int i, int dsp, double *f,
                       nas_err *e) {
   const int kind = nas_nasc_kind_of(g, i);
-  if (kind < 0) {
-    nas_errf(e, NAS_EINVAL, "operator %d (%s): no C-export instruction model for this kind", i,
-             nas_g8_op_short(g->ops[i].kind));
+  if (kind < 0) { /* -1, not the error code: callers treat any kind >= 0 as a model kind */
+    nas_errf(e, NAS_EINVAL, "operator %d (%s): the C export's instruction model has no such kind",
+             i, nas_g8_op_name(g->ops[i].kind));
     return -1;
   }
   memset(f, 0, sizeof *f * NAS_NASC_MAXF);

@@ -256,6 +256,24 @@ static void test_recurrent(void **state) {
           "\"return_sequences\":true},{\"op\":\"gru\",\"units\":6},{\"op\":\"fc\",\"out\":4}]}",
           0, 0, &g);
   check_export(&g, "lstm_gru", "LSTM_GRU");
+  /* the GRU's 3 recurrent weight tensors, used by 3 FULLY_CONNECTED at each of steps 1..5,
+     are printed once each: at most 7 repacked weight arrays (3 recurrent, 3 input
+     projections, the final fc) */
+  char dir[] = "/tmp/nas_cexp_XXXXXX", path[300];
+  if (!mkdtemp(dir)) fail_msg("mkdtemp failed");
+  nas_err e = {0};
+  if (nas_c_export(&g, "lstm_gru", dir, &e)) fail_msg("%s", e.msg);
+  snprintf(path, sizeof path, "%s/lstm_gru.c", dir);
+  size_t len = 0;
+  char *src = read_all(path, &len);
+  assert_non_null(src);
+  int nwq = 0, nfc = 0;
+  for (const char *q = src; (q = strstr(q, "_wq[")) != NULL; q++) nwq++; /* declarations */
+  for (const char *q = src; (q = strstr(q, "nasrt_fc_p op")) != NULL; q++) nfc++;
+  print_message("lstm_gru: %d FULLY_CONNECTED, %d repacked weight arrays\n", nfc, nwq);
+  assert_true(nfc >= 16 && nwq >= 1 && nwq <= 7);
+  free(src);
+  test_rm_rf(dir);
   nas_g8_graph_free(&g);
   lowered("{\"input\":[5,4,1],\"classes\":3,\"layers\":[{\"op\":\"gru\",\"units\":5,"
           "\"return_sequences\":true},{\"op\":\"lstm\",\"units\":6},{\"op\":\"fc\",\"out\":3}]}",

@@ -233,6 +233,9 @@ static const gc_case CASES[] = {
     CASE(LSTM, 0, "every step", b_rnn, NULL, 1, 1e-2f, 1e-3),
     CASE(LSTM, 1, "last step", b_rnn, NULL, 1, 1e-2f, 1e-3),
     CASE(LSTM, 2, "every step, no biases", b_rnn, NULL, 1, 1e-2f, 1e-3),
+    /* LSTM's QAT form (p.kw = 1) rounds, so finite differences do not apply: its
+       straight-through gradients are checked against a reference in tests/test_qat_rnn.c
+       (test_lstm_qat_op) */
     CASE(GRU, 0, "every step", b_rnn, NULL, 1, 1e-2f, 1e-3),
     CASE(GRU, 1, "last step", b_rnn, NULL, 1, 1e-2f, 1e-3),
     CASE(GRU, 2, "every step, no biases", b_rnn, NULL, 1, 1e-2f, 1e-3),

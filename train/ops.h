@@ -25,6 +25,10 @@
  *              state. p.kh = 1: output every step [N,T,H]; p.kh = 0: last step only [N,H].
  *              Fused, backprop through time (train/ops_rnn.c): one sgemm for the input
  *              projection of all steps, one per step for the recurrent part.
+ *              QAT: p.kw = 1 and a last input ranges:[6] (STATE {h lo, hi, set, c lo, hi,
+ *              set}, EMA decay p.momentum): fake quantisation inside the cell at the points
+ *              of deploy/'s integer LSTM (gate pre-activations, int16 cell state, int8 hidden
+ *              state), straight-through gradients (train/ops_rnn.c).
  *   GRU        as LSTM with 3 gates r,z,n (w_ih:[3H,F], w_hh:[3H,H], b_ih, b_hh:[3H]) and
  *              PyTorch's formulation n = tanh(W_in x + b_in + r * (W_hn h + b_hn)),
  *              h' = (1 - z) * n + z * h.
