@@ -97,6 +97,24 @@ static int build_case(nas_graph *g, int op, int v) {
       in[n_in++] = nas_graph_state(g, "labels", 1, n, NULL);
       break;
     }
+    case NAS_OP_SQUARE:
+    case NAS_OP_EXP:
+      in[n_in++] = param(g, "x", 2, 3, 5, 0, 0);
+      break;
+    case NAS_OP_LRT: /* v0: training (eps replayed from the restored RNG), v1: eval */
+      in[n_in++] = param(g, "mu", 4, 2, 3, 3, 2);
+      in[n_in++] = param(g, "v", 4, 2, 3, 3, 2); /* made positive by the set-up */
+      g->training = v != 1;
+      break;
+    case NAS_OP_SVDO_W: /* v0: training (identity), v1: eval (log alpha mask) */
+    case NAS_OP_SVDO_KL: { /* v0: training, v1: eval (0), v2: training with a scale */
+      int one[1] = {1};
+      in[n_in++] = param(g, "theta", 2, 4, 6, 0, 0);
+      in[n_in++] = param(g, "ls2", 2, 4, 6, 0, 0); /* set so that log alpha avoids kinks */
+      if (op == NAS_OP_SVDO_KL && v == 2) in[n_in++] = nas_graph_state(g, "scale", 1, one, NULL);
+      g->training = v != 1;
+      break;
+    }
     case NAS_OP_LSTM:
     case NAS_OP_GRU: {
       /* N=2, T=4, F=3, H=5; v0: every step, v1: last step, v2: every step without biases */
@@ -145,10 +163,23 @@ static void check_op(int op, int variant) {
     for (size_t i = 0; i < n; i++) x->val[i] = 0.02f * (float)perm[i] - 0.5f;
     free(perm);
   }
+  int vn = nas_graph_find(g, "v");
+  if (op == NAS_OP_LRT) /* variances in [0.1, 1.1] */
+    for (int i = 0; i < 36; i++) g->nodes[vn].val[i] = 0.6f + 0.5f * g->nodes[vn].val[i];
+  int th = nas_graph_find(g, "theta"), ls2 = nas_graph_find(g, "ls2");
+  if (th >= 0) { /* log alpha alternating -4 and 5 (mask threshold 3, KL clip at +-10) */
+    for (int i = 0; i < 24; i++) {
+      float t = g->nodes[th].val[i];
+      g->nodes[ls2].val[i] = (i % 2 ? 5.0f : -4.0f) + logf(t * t + 1e-8f);
+    }
+    int sc = nas_graph_find(g, "scale");
+    if (sc >= 0) g->nodes[sc].val[0] = 0.25f;
+  }
   char where[256];
   /* a fused activation after BN sees outputs near its kink: use a smaller step there */
-  double err = nas_gradcheck(g, out, op == NAS_OP_BATCHNORM && variant ? 1e-3f : 1e-2f, 0, where,
-                             sizeof where);
+  /* (and for the KL, whose log alpha curves as -2 log|theta|) */
+  double err = nas_gradcheck(g, out, (op == NAS_OP_BATCHNORM && variant) || op == NAS_OP_SVDO_KL ? 1e-3f : 1e-2f,
+                             0, where, sizeof where);
   if (err > TOL) fail_msg("%s (variant %d): relative error %.3g at %s", nas_op_name(op), variant, err, where);
   nas_graph_free(g);
 }

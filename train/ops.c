@@ -29,6 +29,11 @@ const nas_op_def nas_op_table[NAS_OP_COUNT] = {
     ENTRY(NAS_OP_MASK_MUL, "mask_mul", 2, 2, mask_mul),
     ENTRY(NAS_OP_MIX, "mix", 2, NAS_MAX_INPUTS, mix),
     ENTRY(NAS_OP_CHANPAD, "chanpad", 1, 1, chanpad),
+    ENTRY(NAS_OP_SQUARE, "square", 1, 1, square),
+    ENTRY(NAS_OP_EXP, "exp", 1, 1, exp),
+    ENTRY(NAS_OP_LRT, "lrt", 2, 2, lrt),
+    ENTRY(NAS_OP_SVDO_W, "svdo_w", 2, 2, svdo_w),
+    ENTRY(NAS_OP_SVDO_KL, "svdo_kl", 2, 3, svdo_kl),
 };
 
 static_assert(sizeof nas_op_table / sizeof nas_op_table[0] == NAS_OP_COUNT,

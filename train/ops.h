@@ -63,6 +63,11 @@ enum nas_op {
   NAS_OP_MASK_MUL,
   NAS_OP_MIX,
   NAS_OP_CHANPAD,
+  NAS_OP_SQUARE,
+  NAS_OP_EXP,
+  NAS_OP_LRT,
+  NAS_OP_SVDO_W,
+  NAS_OP_SVDO_KL,
   NAS_OP_COUNT
 };
 

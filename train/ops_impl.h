@@ -30,6 +30,11 @@ OP_FNS(alpha_blend);
 OP_FNS(mask_mul);
 OP_FNS(mix);
 OP_FNS(chanpad);
+OP_FNS(square);
+OP_FNS(exp);
+OP_FNS(lrt);
+OP_FNS(svdo_w);
+OP_FNS(svdo_kl);
 
 /* Input i of node nd. */
 static inline nas_node *op_in(nas_graph *g, const nas_node *nd, int i) {
