@@ -33,9 +33,10 @@
 
 /* The four files of an MNIST-layout set. */
 enum { TRAIN_IMG, TRAIN_LBL, TEST_IMG, TEST_LBL, NFILES };
-static const char *const file_base[NFILES] = {
+static const char *const file_base[] = {
     "train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte",
     "t10k-labels-idx1-ubyte"};
+_Static_assert(sizeof file_base / sizeof file_base[0] == NFILES, "one name per file");
 
 /* Everything one load holds until the splits are built. */
 typedef struct loader {

@@ -245,7 +245,7 @@ int nas_g8_exec_init(nas_g8_exec *x, const nas_g8_graph *g, nas_err *e) {
   x->g = g;
   int rc = nas_g8_plan_build(g, &x->plan, e);
   if (rc) return rc;
-  if ((rc = nas_g8_prep_build(g, &x->prep, e)) != NAS_OK) {
+  if ((rc = nas_g8_prep_build(g, &x->plan, &x->prep, e)) != NAS_OK) {
     nas_g8_exec_free(x);
     return rc;
   }
@@ -284,5 +284,32 @@ int nas_g8_run(const nas_g8_graph *g, const int8_t *in, int8_t *out, nas_err *e)
   int rc = nas_g8_exec_init(&x, g, e);
   if (rc == NAS_OK) rc = nas_g8_exec_run(&x, in, out, e);
   nas_g8_exec_free(&x);
+  return rc;
+}
+
+int nas_g8_rt_run(const nas_g8_graph *g, const int8_t *in, int8_t *out, nas_err *e) {
+  nas_g8_plan plan;
+  nas_g8_prep prep;
+  int rc = nas_g8_plan_build(g, &plan, e);
+  if (rc) return rc;
+  if ((rc = nas_g8_prep_build(g, &plan, &prep, e))) {
+    nas_g8_plan_free(&plan);
+    return rc;
+  }
+  nasrt_op *ops = nas_calloc((size_t)g->nops + 1, sizeof *ops);
+  int8_t *arena = nas_aligned_alloc(16, (plan.peak + 15) & ~(size_t)15);
+  if (!ops || (!arena && plan.peak)) {
+    rc = nas_errf(e, NAS_ENOMEM, "out of memory for a %zu-byte arena", plan.peak);
+  } else {
+    for (int i = 0; i < g->nops; i++) ops[i] = nas_g8_prep_rt_op(&prep.op[i]);
+    nasrt_model m = {ops, g->nops, (int32_t)plan.offset[g->input],
+                     (int32_t)nas_g8_numel(&g->tensors[g->input]), (int32_t)plan.offset[g->output],
+                     (int32_t)nas_g8_numel(&g->tensors[g->output]), (int32_t)plan.peak};
+    if (nasrt_invoke(&m, arena, in, out))
+      rc = nas_errf(e, NAS_EINVAL, "the runtime refused the operator table");
+  }
+  free(ops), free(arena);
+  nas_g8_prep_free(&prep);
+  nas_g8_plan_free(&plan);
   return rc;
 }

@@ -15,6 +15,7 @@
 #include <stdint.h>
 
 #include "core/error.h"
+#include "runtime/nasrt.h"
 
 #define NAS_G8_MAXDIM 6 /* most dimensions a tensor may have */
 #define NAS_G8_MAXIN 3  /* most inputs of an operator */
@@ -93,12 +94,13 @@ int nas_g8_validate(const nas_g8_graph *g, nas_err *e);
 /* Splits a real multiplier into a Q31 significand and a power-of-two shift
  * (m ~= q * 2^(shift-31)); 0 gives q = 0, shift = 0. */
 void nas_q_quantize_multiplier(double m, int32_t *q, int *shift);
-/* gemmlowp's SaturatingRoundingDoublingHighMul: (a*b + nudge) / 2^31 truncated, nudge = 2^30
- * for a*b >= 0 else 1 - 2^30 (so -1.5 -> -1, +1.5 -> 2); INT32_MIN*INT32_MIN -> INT32_MAX. */
+/* The runtime's arithmetic (runtime/nasrt_fixed.h, one definition for host and device):
+ * nas_q_srdhm is gemmlowp's SaturatingRoundingDoublingHighMul ((a*b + nudge) / 2^31
+ * truncated, nudge = 2^30 for a*b >= 0 else 1 - 2^30, so -1.5 -> -1, +1.5 -> 2;
+ * INT32_MIN*INT32_MIN -> INT32_MAX); nas_q_rdbpot is x / 2^exponent rounded to nearest, ties
+ * away from zero (0 <= exponent <= 31); nas_q_mul is TFLite's MultiplyByQuantizedMultiplier. */
 int32_t nas_q_srdhm(int32_t a, int32_t b);
-/* x / 2^exponent rounded to nearest, ties away from zero (0 <= exponent <= 31). */
 int32_t nas_q_rdbpot(int32_t x, int exponent);
-/* TFLite's MultiplyByQuantizedMultiplier. */
 int32_t nas_q_mul(int32_t x, int32_t q, int shift);
 /* Activation clamp range in the output's quantised domain. */
 void nas_q_act_range(int act, float scale, int32_t zero_point, int32_t *lo, int32_t *hi);
@@ -113,30 +115,69 @@ typedef struct nas_q_rq {
 } nas_q_rq;
 void nas_q_requant_row(const int32_t *acc, int n, const nas_q_rq *r, int32_t out_off, int32_t lo,
                        int32_t hi, int8_t *out);
+/* One entry of nas_q_rq from a multiplier and shift of nas_q_quantize_multiplier. */
+void nas_q_rq_consts(int32_t mult, int shift, int32_t *lmul, int32_t *qm, int32_t *rsh,
+                     int32_t *mask);
 
-/* ---- execution ------------------------------------------------------------------------- */
-/* What the kernels derive from an operator's constants, computed once per graph instead of on
- * every run: per-channel requantisation (conv, depthwise conv, fully connected) and, for conv
- * and depthwise conv (multiplier 1), int16 filters and an int32 bias with the output channels
- * padded to a multiple of 16 (zeros), filters laid out [Kh,Kw,Ci,Cop] / [Kh,Kw,Cop] so every
- * channel loop is whole vectors; a conv with few output channels over many pixels keeps its
- * [Co,Kh,Kw,Ci] order and runs with the pixels on the vector axis. Owned arrays. */
+/* ---- prepare --------------------------------------------------------------------------- */
+/* The planner's arena (needed by the prepare step for the runtime's offsets). */
+typedef struct nas_g8_plan {
+  int ntensors;      /* = graph's */
+  long *offset;      /* [ntensors] byte offset in the arena; -1 for constants; owned */
+  int *first, *last; /* [ntensors] lifetime in operator indices (inclusive); owned */
+  size_t peak;       /* arena bytes = max(offset + size) */
+} nas_g8_plan;
+
+/* An operator prepared once: every parameter its kernels need, derived here and nowhere else.
+ * rt is the MCU runtime's parameter struct (runtime/nasrt.h) for kind rt_kind: shapes,
+ * paddings, zero-point offsets, activation clamp, per-channel multipliers and shifts, ADD's and
+ * SOFTMAX's fixed-point parameters, arena offsets (the plan's; -1 without a plan) and pointers
+ * to the graph's constant data. The host kernels read it and the C export prints it.
+ * The rest is the host's own layout for its vectorised kernels: the requantisation in
+ * branch-free form (from rt's multipliers and shifts) and, for conv and depthwise conv
+ * (multiplier 1), int16 filters and an int32 bias with the output channels padded to a
+ * multiple of 16 (zeros), filters laid out [Kh,Kw,Ci,Cop] / [Kh,Kw,Cop] so every channel loop
+ * is whole vectors; a conv with few output channels over many pixels keeps its
+ * [Co,Kh,Kw,Ci] order and runs with the pixels on the vector axis. Owned arrays; rt points
+ * into them and into the graph (which must outlive it). */
 typedef struct nas_g8_prep_op {
-  nas_q_rq rq;     /* requantisation, one entry per output channel; NULL arrays when unused */
+  int rt_kind;     /* enum nasrt_kind */
+  union {          /* by rt_kind */
+    nasrt_conv_p conv;       /* CONV_2D, DEPTHWISE_CONV_2D */
+    nasrt_fc_p fc;           /* FULLY_CONNECTED */
+    nasrt_pool_p pool;       /* AVERAGE_POOL_2D, MAX_POOL_2D */
+    nasrt_add_p add;         /* ADD */
+    nasrt_softmax_p softmax; /* SOFTMAX */
+    nasrt_requant_p requant; /* QUANTIZE */
+    nasrt_copy_p copy;       /* RESHAPE */
+  } rt;
+  int32_t *mult;   /* [channels] rt.conv/rt.fc multipliers, owned (NULL for other kinds) */
+  int8_t *shift;   /* [channels] their shifts, owned */
+  nas_q_rq rq;     /* host requantisation, one entry per output channel; NULL arrays when unused */
   int cop;         /* padded output channels (0 when w16 is unused; Co when pixel) */
   int pixel;       /* CONV_2D run with pixels on the vector axis: w16 is [Co,Kh*Kw*Ci] */
+  int stage_h, stage_w; /* depthwise staging: input rows/columns the windows cover */
   int16_t *w16;    /* repacked filter, or NULL */
   int32_t *bias;   /* [cop] bias (0 where absent), or NULL */
 } nas_g8_prep_op;
 typedef struct nas_g8_prep {
   int nops;
   nas_g8_prep_op *op;   /* [nops], owned */
-  size_t scratch_bytes; /* scratch the kernels need (accumulators, depthwise staging) */
+  size_t scratch_bytes; /* scratch the host kernels need (accumulators, depthwise staging) */
 } nas_g8_prep;
-/* Prepares every operator of a validated graph. */
-int nas_g8_prep_build(const nas_g8_graph *g, nas_g8_prep *p, nas_err *e);
+/* Prepares every operator of a validated graph; plan (from nas_g8_plan_build on g) gives the
+ * arena offsets, NULL leaves them -1 (the host kernels address tensors by pointer). */
+int nas_g8_prep_build(const nas_g8_graph *g, const nas_g8_plan *plan, nas_g8_prep *p, nas_err *e);
 void nas_g8_prep_free(nas_g8_prep *p); /* NULL-safe */
+/* Prepares operator i alone into *p (its scratch need in *scratch); free with
+ * nas_g8_prep_op_free (NULL-safe). */
+int nas_g8_prep_op_build(const nas_g8_graph *g, const nas_g8_plan *plan, int i,
+                         nas_g8_prep_op *p, size_t *scratch, nas_err *e);
+void nas_g8_prep_op_free(nas_g8_prep_op *p);
+/* The runtime's operator table entry of a prepared operator (points into p). */
+nasrt_op nas_g8_prep_rt_op(const nas_g8_prep_op *p);
 
+/* ---- execution ------------------------------------------------------------------------- */
 /* Runs one operator; act[i] points at tensor i's activation storage (NULL for constants).
  * The graph must have passed nas_g8_validate. nas_g8_run_op prepares the operator itself
  * (for one-off calls); nas_g8_run_op_prep uses p from nas_g8_prep_build on the same graph
@@ -145,14 +186,12 @@ int nas_g8_run_op(const nas_g8_graph *g, int op, int8_t *const *act, nas_err *e)
 int nas_g8_run_op_prep(const nas_g8_graph *g, const nas_g8_prep *p, int op, int8_t *const *act,
                        void *scratch, nas_err *e);
 
-/* ---- memory planner -------------------------------------------------------------------- */
-typedef struct nas_g8_plan {
-  int ntensors;      /* = graph's */
-  long *offset;      /* [ntensors] byte offset in the arena; -1 for constants; owned */
-  int *first, *last; /* [ntensors] lifetime in operator indices (inclusive); owned */
-  size_t peak;       /* arena bytes = max(offset + size) */
-} nas_g8_plan;
+/* Runs g once through the MCU runtime itself (runtime/, compiled into this library): plan,
+ * prepare, an operator table over the prepared parameters, nasrt_invoke on one arena. The
+ * host check that the device's kernels compute what nas_g8_run computes. */
+int nas_g8_rt_run(const nas_g8_graph *g, const int8_t *in, int8_t *out, nas_err *e);
 
+/* ---- memory planner -------------------------------------------------------------------- */
 /* Plans every activation tensor (greedy by size, largest first, lowest offset that does not
  * overlap a tensor whose lifetime intersects). Offsets are aligned to 16 bytes. */
 int nas_g8_plan_build(const nas_g8_graph *g, nas_g8_plan *p, nas_err *e);

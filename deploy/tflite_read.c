@@ -7,7 +7,7 @@
  * "soffset" (vtable = table - soffset); a vtable is u16 vtable_size, u16 table_size, then one
  * u16 per field (offset of the field inside the table, 0 = absent). Reference fields (tables,
  * vectors, strings) hold a u32 offset relative to the field itself; vectors and strings start
- * with a u32 element count. Field ids below follow tensorflow/lite/schema/schema.fbs. */
+ * with a u32 element count. Field ids and options tables: deploy/tflite_schema.h. */
 #include <errno.h>
 #include <math.h>
 #include <stdarg.h>
@@ -16,19 +16,8 @@
 #include <string.h>
 
 #include "deploy/graph8.h"
+#include "deploy/tflite_schema.h"
 #include "core/alloc.h"
-
-/* Field ids (schema.fbs). */
-enum { MODEL_OPCODES = 1, MODEL_SUBGRAPHS = 2, MODEL_BUFFERS = 4 };
-enum { SG_TENSORS = 0, SG_INPUTS = 1, SG_OUTPUTS = 2, SG_OPERATORS = 3 };
-enum { T_SHAPE = 0, T_TYPE = 1, T_BUFFER = 2, T_NAME = 3, T_QUANT = 4, T_SPARSITY = 6 };
-enum { Q_SCALE = 2, Q_ZERO_POINT = 3, Q_DETAILS_TYPE = 4, Q_QDIM = 6 };
-enum { OP_OPCODE = 0, OP_INPUTS = 1, OP_OUTPUTS = 2, OP_OPT_TYPE = 3, OP_OPT = 4 };
-enum { OC_DEPRECATED = 0, OC_CUSTOM = 1, OC_BUILTIN = 3 };
-enum { BUF_DATA = 0 };
-/* BuiltinOptions union members. */
-enum { OPT_CONV = 1, OPT_DWCONV = 2, OPT_POOL = 5, OPT_FC = 8, OPT_SOFTMAX = 9, OPT_ADD = 11,
-       OPT_RESHAPE = 17 };
 
 typedef struct rd {
   const uint8_t *p;   /* file bytes */
@@ -201,12 +190,12 @@ static int read_tensor(rd *r, const tab *t, int idx, size_t bufs, uint32_t nbufs
                        nas_g8_tensor *x) {
   int rc;
   snprintf(r->where, sizeof r->where, "tensor %d", idx);
-  if ((rc = get_str(r, t, T_NAME, &x->name))) return rc;
+  if ((rc = get_str(r, t, NAS_TFS_T_NAME, &x->name))) return rc;
   int ty;
-  if ((rc = get_i8(r, t, T_TYPE, 0, &ty))) return rc;
+  if ((rc = get_i8(r, t, NAS_TFS_T_TYPE, 0, &ty))) return rc;
   size_t s;
   uint32_t nd;
-  if ((rc = get_vec(r, t, T_SHAPE, 4, &s, &nd))) return rc;
+  if ((rc = get_vec(r, t, NAS_TFS_T_SHAPE, 4, &s, &nd))) return rc;
   if (nd > NAS_G8_MAXDIM)
     return unsup(r, "tensor %d '%s': %u dimensions (at most %d)", idx, x->name, nd, NAS_G8_MAXDIM);
   x->ndim = (int)nd;
@@ -220,7 +209,7 @@ static int read_tensor(rd *r, const tab *t, int idx, size_t bufs, uint32_t nbufs
     if (numel > (1u << 28)) return unsup(r, "tensor %d '%s': too many elements", idx, x->name);
   }
   size_t sp;
-  if ((rc = get_ref(r, t, T_SPARSITY, &sp))) return rc;
+  if ((rc = get_ref(r, t, NAS_TFS_T_SPARSITY, &sp))) return rc;
   if (sp) return unsup(r, "tensor %d '%s': sparse tensors are not supported", idx, x->name);
   if (ty != NAS_G8_INT8 && ty != NAS_G8_INT32)
     return unsup(r, "tensor %d '%s': type %s is not supported (int8, int32)", idx, x->name, type_name(ty));
@@ -229,7 +218,7 @@ static int read_tensor(rd *r, const tab *t, int idx, size_t bufs, uint32_t nbufs
   x->bytes = (size_t)numel * esz;
   /* Buffer: index 0 (or an empty buffer) means no constant data. */
   int64_t bi;
-  if ((rc = get_u32(r, t, T_BUFFER, 0, &bi))) return rc;
+  if ((rc = get_u32(r, t, NAS_TFS_T_BUFFER, 0, &bi))) return rc;
   if (bi >= nbufs && bi != 0) return bad(r, "buffer index %lld out of range (%u buffers)", (long long)bi, nbufs);
   if (bi > 0) {
     tab bt;
@@ -237,7 +226,7 @@ static int read_tensor(rd *r, const tab *t, int idx, size_t bufs, uint32_t nbufs
     if ((rc = vec_table(r, bufs, (uint32_t)bi, &bt))) return rc;
     size_t ds;
     uint32_t dl;
-    if ((rc = get_vec(r, &bt, BUF_DATA, 1, &ds, &dl))) return rc;
+    if ((rc = get_vec(r, &bt, NAS_TFS_BUF_DATA, 1, &ds, &dl))) return rc;
     snprintf(r->where, sizeof r->where, "tensor %d", idx);
     if (dl) {
       if (dl != x->bytes)
@@ -254,7 +243,7 @@ static int read_tensor(rd *r, const tab *t, int idx, size_t bufs, uint32_t nbufs
   }
   /* Quantisation. */
   size_t qp;
-  if ((rc = get_ref(r, t, T_QUANT, &qp))) return rc;
+  if ((rc = get_ref(r, t, NAS_TFS_T_QUANT, &qp))) return rc;
   x->nq = 0;
   if (qp) {
     tab q;
@@ -263,8 +252,8 @@ static int read_tensor(rd *r, const tab *t, int idx, size_t bufs, uint32_t nbufs
     uint32_t ns, nz;
     int dt;
     int64_t qd;
-    if ((rc = get_vec(r, &q, Q_SCALE, 4, &ss, &ns)) || (rc = get_vec(r, &q, Q_ZERO_POINT, 8, &zs, &nz)) ||
-        (rc = get_u8(r, &q, Q_DETAILS_TYPE, 0, &dt)) || (rc = get_i32(r, &q, Q_QDIM, 0, &qd)))
+    if ((rc = get_vec(r, &q, NAS_TFS_Q_SCALE, 4, &ss, &ns)) || (rc = get_vec(r, &q, NAS_TFS_Q_ZERO_POINT, 8, &zs, &nz)) ||
+        (rc = get_u8(r, &q, NAS_TFS_Q_DETAILS_TYPE, 0, &dt)) || (rc = get_i32(r, &q, NAS_TFS_Q_QDIM, 0, &qd)))
       return rc;
     if (dt) return unsup(r, "tensor %d '%s': custom quantisation is not supported", idx, x->name);
     if (ns) {
@@ -315,97 +304,62 @@ static const char *opname(const opcode *oc, char *buf, size_t cap) {
   return buf;
 }
 
-static int read_options(rd *r, const tab *ot, int idx, const char *name, nas_g8_op *op) {
+/* Reads operator op's options table as its schema entry describes it (field by field into
+ * the operator's members); defaults for an operator without options: strides, dilations,
+ * filter and depth multiplier 1, beta 1. */
+static int read_options(rd *r, const tab *ot, int idx, const char *name, const nas_tfs_op *so,
+                        nas_g8_op *op) {
   int rc, ty;
   size_t pos = 0;
   op->stride_w = op->stride_h = op->dil_w = op->dil_h = 1;
   op->filter_w = op->filter_h = 1;
   op->depth_mult = 1;
   op->beta = 1.0f;
-  if ((rc = get_u8(r, ot, OP_OPT_TYPE, 0, &ty)) || (rc = get_ref(r, ot, OP_OPT, &pos))) return rc;
-  int want = 0;
-  switch (op->kind) {
-    case NAS_G8_CONV_2D: want = OPT_CONV; break;
-    case NAS_G8_DEPTHWISE_CONV_2D: want = OPT_DWCONV; break;
-    case NAS_G8_AVERAGE_POOL_2D: case NAS_G8_MAX_POOL_2D: want = OPT_POOL; break;
-    case NAS_G8_FULLY_CONNECTED: want = OPT_FC; break;
-    case NAS_G8_SOFTMAX: want = OPT_SOFTMAX; break;
-    case NAS_G8_ADD: want = OPT_ADD; break;
-    case NAS_G8_RESHAPE: want = OPT_RESHAPE; break;
-    default: want = 0;
-  }
-  if (!pos || !want) {
-    if (op->kind == NAS_G8_AVERAGE_POOL_2D || op->kind == NAS_G8_MAX_POOL_2D ||
-        op->kind == NAS_G8_CONV_2D || op->kind == NAS_G8_DEPTHWISE_CONV_2D)
-      return unsup(r, "operator %d (%s): missing options", idx, name);
+  if ((rc = get_u8(r, ot, NAS_TFS_OP_OPT_TYPE, 0, &ty)) || (rc = get_ref(r, ot, NAS_TFS_OP_OPT, &pos))) return rc;
+  if (!pos || so->options == NAS_TFS_OPT_NONE) {
+    if (so->required) return unsup(r, "operator %d (%s): missing options", idx, name);
     return NAS_OK;
   }
-  if (ty != want) return bad(r, "options of type %d, expected %d", ty, want);
+  if (ty != so->options) return bad(r, "options of type %d, expected %d", ty, so->options);
   tab t;
   if ((rc = tab_open(r, pos, &t))) return rc;
-  int64_t a = 0, b = 0, c = 0, d = 0;
-  int pad = 0, act = 0;
-  switch (op->kind) {
-    case NAS_G8_CONV_2D:
-      if ((rc = get_i8(r, &t, 0, 0, &pad)) || (rc = get_i32(r, &t, 1, 0, &a)) ||
-          (rc = get_i32(r, &t, 2, 0, &b)) || (rc = get_i8(r, &t, 3, 0, &act)) ||
-          (rc = get_i32(r, &t, 4, 1, &c)) || (rc = get_i32(r, &t, 5, 1, &d)))
-        return rc;
-      op->stride_w = (int)a, op->stride_h = (int)b, op->dil_w = (int)c, op->dil_h = (int)d;
-      break;
-    case NAS_G8_DEPTHWISE_CONV_2D: {
-      int64_t m;
-      if ((rc = get_i8(r, &t, 0, 0, &pad)) || (rc = get_i32(r, &t, 1, 0, &a)) ||
-          (rc = get_i32(r, &t, 2, 0, &b)) || (rc = get_i32(r, &t, 3, 0, &m)) ||
-          (rc = get_i8(r, &t, 4, 0, &act)) || (rc = get_i32(r, &t, 5, 1, &c)) ||
-          (rc = get_i32(r, &t, 6, 1, &d)))
-        return rc;
-      op->stride_w = (int)a, op->stride_h = (int)b, op->dil_w = (int)c, op->dil_h = (int)d;
-      op->depth_mult = (int)m;
-      break;
+  int out_of_range = 0, nonzero = 0;
+  for (int k = 0; k < so->nfields; k++) {
+    const nas_tfs_field *f = &so->fields[k];
+    char *m = (char *)op + f->member;
+    int b;
+    int64_t v;
+    switch (f->type) {
+      case NAS_TFS_BYTE:
+        if ((rc = get_i8(r, &t, f->id, f->def, &b))) return rc;
+        *(int *)m = b;
+        break;
+      case NAS_TFS_ZERO:
+        if ((rc = get_i8(r, &t, f->id, 0, &b))) return rc;
+        nonzero |= b != 0;
+        break;
+      case NAS_TFS_I32:
+        if ((rc = get_i32(r, &t, f->id, f->def, &v))) return rc;
+        *(int *)m = (int)v;
+        if (f->bounded && (v < 0 || v > 4096)) out_of_range = 1;
+        break;
+      case NAS_TFS_F32:
+        if ((rc = get_f32(r, &t, f->id, (float)f->def, (float *)m))) return rc;
+        break;
+      default: break; /* NAS_TFS_SHAPE: the output tensor has the shape */
     }
-    case NAS_G8_AVERAGE_POOL_2D:
-    case NAS_G8_MAX_POOL_2D:
-      if ((rc = get_i8(r, &t, 0, 0, &pad)) || (rc = get_i32(r, &t, 1, 0, &a)) ||
-          (rc = get_i32(r, &t, 2, 0, &b)) || (rc = get_i32(r, &t, 3, 0, &c)) ||
-          (rc = get_i32(r, &t, 4, 0, &d)) || (rc = get_i8(r, &t, 5, 0, &act)))
-        return rc;
-      op->stride_w = (int)a, op->stride_h = (int)b, op->filter_w = (int)c, op->filter_h = (int)d;
-      break;
-    case NAS_G8_FULLY_CONNECTED: {
-      int wf;
-      if ((rc = get_i8(r, &t, 0, 0, &act)) || (rc = get_i8(r, &t, 1, 0, &wf))) return rc;
-      if (wf != 0) return unsup(r, "operator %d (%s): shuffled weights format is not supported", idx, name);
-      break;
-    }
-    case NAS_G8_ADD:
-      if ((rc = get_i8(r, &t, 0, 0, &act))) return rc;
-      break;
-    case NAS_G8_SOFTMAX:
-      if ((rc = get_f32(r, &t, 0, 0.0f, &op->beta))) return rc;
-      if (!(op->beta > 0) || !isfinite(op->beta))
-        return unsup(r, "operator %d (%s): beta %g is not supported", idx, name, (double)op->beta);
-      break;
-    default: break;
   }
-  if (pad != NAS_G8_PAD_SAME && pad != NAS_G8_PAD_VALID)
-    return unsup(r, "operator %d (%s): unknown padding %d", idx, name, pad);
-  if (act != NAS_G8_ACT_NONE && act != NAS_G8_ACT_RELU && act != NAS_G8_ACT_RELU6 &&
-      act != NAS_G8_ACT_RELU_N1_TO_1)
-    return unsup(r, "operator %d (%s): fused activation %d is not supported", idx, name, act);
-  if (a < 0 || a > 4096 || b < 0 || b > 4096 || c < 0 || c > 4096 || d < 0 || d > 4096)
+  if (nonzero) return unsup(r, "operator %d (%s): shuffled weights format is not supported", idx, name);
+  if (so->options == NAS_TFS_OPT_SOFTMAX && (!(op->beta > 0) || !isfinite(op->beta)))
+    return unsup(r, "operator %d (%s): beta %g is not supported", idx, name, (double)op->beta);
+  if (op->padding != NAS_G8_PAD_SAME && op->padding != NAS_G8_PAD_VALID)
+    return unsup(r, "operator %d (%s): unknown padding %d", idx, name, op->padding);
+  if (op->act != NAS_G8_ACT_NONE && op->act != NAS_G8_ACT_RELU && op->act != NAS_G8_ACT_RELU6 &&
+      op->act != NAS_G8_ACT_RELU_N1_TO_1)
+    return unsup(r, "operator %d (%s): fused activation %d is not supported", idx, name, op->act);
+  if (out_of_range)
     return unsup(r, "operator %d (%s): stride, filter or dilation out of range", idx, name);
-  op->padding = pad, op->act = act;
   return NAS_OK;
-}
-
-static int is_supported(int code) {
-  switch (code) {
-    case NAS_G8_ADD: case NAS_G8_AVERAGE_POOL_2D: case NAS_G8_CONV_2D:
-    case NAS_G8_DEPTHWISE_CONV_2D: case NAS_G8_FULLY_CONNECTED: case NAS_G8_MAX_POOL_2D:
-    case NAS_G8_RESHAPE: case NAS_G8_SOFTMAX: case NAS_G8_QUANTIZE: return 1;
-    default: return 0;
-  }
 }
 
 /* Reads a vector of int32 tensor indices. */
@@ -436,9 +390,9 @@ static int parse(rd *r, nas_g8_graph *g, opcode **ocs_out, uint32_t *nocs_out) {
   if ((rc = tab_open(r, u32at(r->p), &model))) return rc;
   size_t ocs, sgs, bufs;
   uint32_t nocs, nsgs, nbufs;
-  if ((rc = get_vec(r, &model, MODEL_OPCODES, 4, &ocs, &nocs)) ||
-      (rc = get_vec(r, &model, MODEL_SUBGRAPHS, 4, &sgs, &nsgs)) ||
-      (rc = get_vec(r, &model, MODEL_BUFFERS, 4, &bufs, &nbufs)))
+  if ((rc = get_vec(r, &model, NAS_TFS_MODEL_OPCODES, 4, &ocs, &nocs)) ||
+      (rc = get_vec(r, &model, NAS_TFS_MODEL_SUBGRAPHS, 4, &sgs, &nsgs)) ||
+      (rc = get_vec(r, &model, NAS_TFS_MODEL_BUFFERS, 4, &bufs, &nbufs)))
     return rc;
   if (nsgs < 1) return bad(r, "no subgraphs");
   /* Operator codes. */
@@ -450,8 +404,8 @@ static int parse(rd *r, nas_g8_graph *g, opcode **ocs_out, uint32_t *nocs_out) {
     snprintf(r->where, sizeof r->where, "operator code %u", i);
     int dep;
     int64_t bc;
-    if ((rc = vec_table(r, ocs, i, &t)) || (rc = get_i8(r, &t, OC_DEPRECATED, 0, &dep)) ||
-        (rc = get_i32(r, &t, OC_BUILTIN, 0, &bc)) || (rc = get_str(r, &t, OC_CUSTOM, &oc[i].custom)))
+    if ((rc = vec_table(r, ocs, i, &t)) || (rc = get_i8(r, &t, NAS_TFS_OC_DEPRECATED_BUILTIN, 0, &dep)) ||
+        (rc = get_i32(r, &t, NAS_TFS_OC_BUILTIN, 0, &bc)) || (rc = get_str(r, &t, NAS_TFS_OC_CUSTOM, &oc[i].custom)))
       return rc;
     /* TFLite: the larger of the two fields (deprecated_builtin_code stops at 127). */
     oc[i].code = (int)(bc > dep ? bc : dep);
@@ -462,7 +416,7 @@ static int parse(rd *r, nas_g8_graph *g, opcode **ocs_out, uint32_t *nocs_out) {
   if ((rc = vec_table(r, sgs, 0, &sg))) return rc;
   size_t ts, os;
   uint32_t nt, no;
-  if ((rc = get_vec(r, &sg, SG_TENSORS, 4, &ts, &nt)) || (rc = get_vec(r, &sg, SG_OPERATORS, 4, &os, &no)))
+  if ((rc = get_vec(r, &sg, NAS_TFS_SG_TENSORS, 4, &ts, &nt)) || (rc = get_vec(r, &sg, NAS_TFS_SG_OPERATORS, 4, &os, &no)))
     return rc;
   if (nt > 100000 || no > 100000) return unsup(r, "%u tensors, %u operators: too many", nt, no);
   g->tensors = nas_calloc(nt + 1, sizeof *g->tensors);
@@ -477,11 +431,11 @@ static int parse(rd *r, nas_g8_graph *g, opcode **ocs_out, uint32_t *nocs_out) {
   }
   int io[8], nio;
   snprintf(r->where, sizeof r->where, "subgraph 0 inputs");
-  if ((rc = read_idx(r, &sg, SG_INPUTS, (int)nt, 0, io, 8, &nio))) return rc;
+  if ((rc = read_idx(r, &sg, NAS_TFS_SG_INPUTS, (int)nt, 0, io, 8, &nio))) return rc;
   if (nio != 1) return unsup(r, "the graph has %d inputs (exactly 1 is supported)", nio);
   g->input = io[0];
   snprintf(r->where, sizeof r->where, "subgraph 0 outputs");
-  if ((rc = read_idx(r, &sg, SG_OUTPUTS, (int)nt, 0, io, 8, &nio))) return rc;
+  if ((rc = read_idx(r, &sg, NAS_TFS_SG_OUTPUTS, (int)nt, 0, io, 8, &nio))) return rc;
   if (nio != 1) return unsup(r, "the graph has %d outputs (exactly 1 is supported)", nio);
   g->output = io[0];
   for (uint32_t i = 0; i < no; i++) {
@@ -489,21 +443,21 @@ static int parse(rd *r, nas_g8_graph *g, opcode **ocs_out, uint32_t *nocs_out) {
     nas_g8_op *op = &g->ops[i];
     snprintf(r->where, sizeof r->where, "operator %u", i);
     int64_t oci;
-    if ((rc = vec_table(r, os, i, &t)) || (rc = get_u32(r, &t, OP_OPCODE, 0, &oci))) return rc;
+    if ((rc = vec_table(r, os, i, &t)) || (rc = get_u32(r, &t, NAS_TFS_OP_OPCODE, 0, &oci))) return rc;
     if (oci >= nocs) return bad(r, "opcode index %lld out of range (%u codes)", (long long)oci, nocs);
     char nb[128];
     const char *name = opname(&oc[oci], nb, sizeof nb);
-    if (!is_supported(oc[oci].code) || oc[oci].custom)
-      return unsup(r, "operator %u: unsupported op %s", i, name);
+    const nas_tfs_op *so = nas_tfs_op_find(oc[oci].code);
+    if (!so || oc[oci].custom) return unsup(r, "operator %u: unsupported op %s", i, name);
     op->kind = oc[oci].code;
     int outs[4], nouts;
-    if ((rc = read_idx(r, &t, OP_INPUTS, (int)nt, 1, op->in, NAS_G8_MAXIN, &op->nin)) ||
-        (rc = read_idx(r, &t, OP_OUTPUTS, (int)nt, 0, outs, 4, &nouts)))
+    if ((rc = read_idx(r, &t, NAS_TFS_OP_INPUTS, (int)nt, 1, op->in, NAS_G8_MAXIN, &op->nin)) ||
+        (rc = read_idx(r, &t, NAS_TFS_OP_OUTPUTS, (int)nt, 0, outs, 4, &nouts)))
       return rc;
     if (nouts != 1) return unsup(r, "operator %u (%s): %d outputs (1 expected)", i, name, nouts);
     op->out = outs[0];
     if (op->kind == NAS_G8_RESHAPE && op->nin > 1) op->nin = 1; /* shape tensor: not needed */
-    if ((rc = read_options(r, &t, (int)i, name, op))) return rc;
+    if ((rc = read_options(r, &t, (int)i, name, so, op))) return rc;
     g->nops = (int)i + 1;
   }
   r->where[0] = '\0';

@@ -8,9 +8,10 @@
  * A table is written as: its fields (scalars aligned to their size, references as u32), an
  * i32 soffset to its vtable at the table start, and the vtable just before it (u16 vtable
  * size, u16 table size, one u16 field offset per field id, 0 = absent). Field ids follow
- * tensorflow/lite/schema/schema.fbs (see also deploy/tflite_read.c). */
+ * tensorflow/lite/schema/schema.fbs, written down once in deploy/tflite_schema.h. */
 #include "export/export_tflite.h"
 #include "core/alloc.h"
+#include "deploy/tflite_schema.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -199,81 +200,37 @@ static size_t tend(fbb *f) {
 
 /* ---- TFLite ------------------------------------------------------------------------------ */
 
-/* Field ids (schema.fbs). */
-enum { M_VERSION = 0, M_OPCODES = 1, M_SUBGRAPHS = 2, M_DESCRIPTION = 3, M_BUFFERS = 4 };
-enum { OC_DEPRECATED = 0, OC_VERSION = 2, OC_BUILTIN = 3 };
-enum { SG_TENSORS = 0, SG_INPUTS = 1, SG_OUTPUTS = 2, SG_OPERATORS = 3, SG_NAME = 4 };
-enum { T_SHAPE = 0, T_TYPE = 1, T_BUFFER = 2, T_NAME = 3, T_QUANT = 4 };
-enum { Q_SCALE = 2, Q_ZERO_POINT = 3, Q_QDIM = 6 };
-enum { OP_OPCODE = 0, OP_INPUTS = 1, OP_OUTPUTS = 2, OP_OPT_TYPE = 3, OP_OPT = 4 };
-enum { OPT_CONV = 1, OPT_DWCONV = 2, OPT_POOL = 5, OPT_FC = 8, OPT_SOFTMAX = 9, OPT_ADD = 11,
-       OPT_RESHAPE = 17 };
-
-/* Operator versions TFLite registers for int8 kernels of each builtin. */
-static int op_version(int kind) {
-  switch (kind) {
-    case NAS_G8_CONV_2D: return 3;
-    case NAS_G8_DEPTHWISE_CONV_2D: return 3;
-    case NAS_G8_FULLY_CONNECTED: return 4;
-    case NAS_G8_AVERAGE_POOL_2D: case NAS_G8_MAX_POOL_2D: case NAS_G8_ADD:
-    case NAS_G8_SOFTMAX: case NAS_G8_QUANTIZE: return 2;
-    default: return 1;
-  }
-}
-
-static size_t write_options(fbb *f, const nas_g8_graph *g, const nas_g8_op *op, int *type) {
-  *type = 0;
-  switch (op->kind) {
-    case NAS_G8_CONV_2D:
-      *type = OPT_CONV;
-      tstart(f);
-      f_i32(f, 1, op->stride_w), f_i32(f, 2, op->stride_h);
-      f_i32(f, 4, op->dil_w), f_i32(f, 5, op->dil_h);
-      f_u8(f, 0, (uint8_t)op->padding), f_u8(f, 3, (uint8_t)op->act);
-      return tend(f);
-    case NAS_G8_DEPTHWISE_CONV_2D:
-      *type = OPT_DWCONV;
-      tstart(f);
-      f_i32(f, 1, op->stride_w), f_i32(f, 2, op->stride_h), f_i32(f, 3, op->depth_mult);
-      f_i32(f, 5, op->dil_w), f_i32(f, 6, op->dil_h);
-      f_u8(f, 0, (uint8_t)op->padding), f_u8(f, 4, (uint8_t)op->act);
-      return tend(f);
-    case NAS_G8_AVERAGE_POOL_2D:
-    case NAS_G8_MAX_POOL_2D:
-      *type = OPT_POOL;
-      tstart(f);
-      f_i32(f, 1, op->stride_w), f_i32(f, 2, op->stride_h);
-      f_i32(f, 3, op->filter_w), f_i32(f, 4, op->filter_h);
-      f_u8(f, 0, (uint8_t)op->padding), f_u8(f, 5, (uint8_t)op->act);
-      return tend(f);
-    case NAS_G8_FULLY_CONNECTED:
-      *type = OPT_FC;
-      tstart(f);
-      f_u8(f, 0, (uint8_t)op->act), f_u8(f, 1, 0);
-      return tend(f);
-    case NAS_G8_SOFTMAX:
-      *type = OPT_SOFTMAX;
-      tstart(f);
-      f_f32(f, 0, op->beta);
-      return tend(f);
-    case NAS_G8_ADD:
-      *type = OPT_ADD;
-      tstart(f);
-      f_u8(f, 0, (uint8_t)op->act);
-      return tend(f);
-    case NAS_G8_RESHAPE: {
-      *type = OPT_RESHAPE;
+/* Writes op's options table as its schema entry describes it (deploy/tflite_schema.h): vectors
+ * first (they precede the table), then the 4-byte fields by id, then the byte fields by id. */
+static size_t write_options(fbb *f, const nas_g8_graph *g, const nas_g8_op *op,
+                            const nas_tfs_op *so) {
+  if (so->options == NAS_TFS_OPT_NONE) return 0;
+  size_t vec[NAS_TFS_MAXFIELDS] = {0};
+  for (int k = 0; k < so->nfields; k++)
+    if (so->fields[k].type == NAS_TFS_SHAPE) {
       const nas_g8_tensor *y = &g->tensors[op->out];
       int32_t d[NAS_G8_MAXDIM];
       size_t nd = y->ndim > 0 && y->ndim <= NAS_G8_MAXDIM ? (size_t)y->ndim : 0;
-      for (size_t k = 0; k < nd; k++) d[k] = y->dims[k];
-      size_t v = vec_i32(f, d, nd);
-      tstart(f);
-      f_ref(f, 0, v);
-      return tend(f);
+      for (size_t i = 0; i < nd; i++) d[i] = y->dims[i];
+      vec[k] = vec_i32(f, d, nd);
     }
-    default: return 0;
-  }
+  tstart(f);
+  for (int pass = 0; pass < 2; pass++)
+    for (int k = 0; k < so->nfields; k++) {
+      const nas_tfs_field *fd = &so->fields[k];
+      const char *m = (const char *)op + fd->member;
+      const int byte = fd->type == NAS_TFS_BYTE || fd->type == NAS_TFS_ZERO;
+      if (byte != pass) continue;
+      switch (fd->type) {
+        case NAS_TFS_BYTE: f_u8(f, fd->id, (uint8_t) * (const int *)m); break;
+        case NAS_TFS_ZERO: f_u8(f, fd->id, 0); break;
+        case NAS_TFS_I32: f_i32(f, fd->id, *(const int *)m); break;
+        case NAS_TFS_F32: f_f32(f, fd->id, *(const float *)m); break;
+        case NAS_TFS_SHAPE: f_ref(f, fd->id, vec[k]); break;
+        default: break;
+      }
+    }
+  return tend(f);
 }
 
 int nas_tflite_write_mem(const nas_g8_graph *g, const char *description, uint8_t **buf,
@@ -325,7 +282,7 @@ int nas_tflite_write_mem(const nas_g8_graph *g, const char *description, uint8_t
       data = vec_raw(&f, t->data, t->bytes, 1, 16);
     }
     tstart(&f);
-    f_ref(&f, 0, data);
+    f_ref(&f, NAS_TFS_BUF_DATA, data);
     boffs[tbuf[i]] = tend(&f);
   }
   tstart(&f);
@@ -340,8 +297,8 @@ int nas_tflite_write_mem(const nas_g8_graph *g, const char *description, uint8_t
       size_t sc = vec_f32(&f, t->scale, (size_t)t->nq);
       size_t zp = vec_i64(&f, t->zero_point, (size_t)t->nq);
       tstart(&f);
-      f_ref(&f, Q_SCALE, sc), f_ref(&f, Q_ZERO_POINT, zp);
-      if (t->nq > 1 || t->qdim) f_i32(&f, Q_QDIM, t->qdim);
+      f_ref(&f, NAS_TFS_Q_SCALE, sc), f_ref(&f, NAS_TFS_Q_ZERO_POINT, zp);
+      if (t->nq > 1 || t->qdim) f_i32(&f, NAS_TFS_Q_QDIM, t->qdim);
       q = tend(&f);
     }
     int32_t d[NAS_G8_MAXDIM];
@@ -350,26 +307,26 @@ int nas_tflite_write_mem(const nas_g8_graph *g, const char *description, uint8_t
     size_t shape = vec_i32(&f, d, nd);
     size_t name = str(&f, t->name ? t->name : "");
     tstart(&f);
-    f_ref(&f, T_SHAPE, shape);
-    f_i32(&f, T_BUFFER, tbuf[i]);
-    f_ref(&f, T_NAME, name);
-    if (q) f_ref(&f, T_QUANT, q);
-    f_u8(&f, T_TYPE, (uint8_t)t->type);
+    f_ref(&f, NAS_TFS_T_SHAPE, shape);
+    f_i32(&f, NAS_TFS_T_BUFFER, tbuf[i]);
+    f_ref(&f, NAS_TFS_T_NAME, name);
+    if (q) f_ref(&f, NAS_TFS_T_QUANT, q);
+    f_u8(&f, NAS_TFS_T_TYPE, (uint8_t)t->type);
     offs[i] = tend(&f);
   }
   size_t tensors = vec_refs(&f, offs, (size_t)nt);
   /* operators */
   for (int i = 0; i < no; i++) {
     const nas_g8_op *op = &g->ops[i];
-    int ty;
-    size_t opt = write_options(&f, g, op, &ty);
+    const nas_tfs_op *so = nas_tfs_op_find(op->kind); /* validated: supported */
+    size_t opt = so ? write_options(&f, g, op, so) : 0;
     size_t ins = vec_i32(&f, op->in, op->nin > 0 && op->nin <= NAS_G8_MAXIN ? (size_t)op->nin : 0);
     int32_t o = op->out;
     size_t outs = vec_i32(&f, &o, 1);
     tstart(&f);
-    f_i32(&f, OP_OPCODE, opc[i]);
-    f_ref(&f, OP_INPUTS, ins), f_ref(&f, OP_OUTPUTS, outs);
-    if (opt) f_ref(&f, OP_OPT, opt), f_u8(&f, OP_OPT_TYPE, (uint8_t)ty);
+    f_i32(&f, NAS_TFS_OP_OPCODE, opc[i]);
+    f_ref(&f, NAS_TFS_OP_INPUTS, ins), f_ref(&f, NAS_TFS_OP_OUTPUTS, outs);
+    if (opt) f_ref(&f, NAS_TFS_OP_OPT, opt), f_u8(&f, NAS_TFS_OP_OPT_TYPE, (uint8_t)so->options);
     offs[i] = tend(&f);
   }
   size_t ops = vec_refs(&f, offs, (size_t)no);
@@ -379,24 +336,25 @@ int nas_tflite_write_mem(const nas_g8_graph *g, const char *description, uint8_t
   size_t sout = vec_i32(&f, &io, 1);
   size_t sgname = str(&f, "main");
   tstart(&f);
-  f_ref(&f, SG_TENSORS, tensors), f_ref(&f, SG_INPUTS, sin), f_ref(&f, SG_OUTPUTS, sout);
-  f_ref(&f, SG_OPERATORS, ops), f_ref(&f, SG_NAME, sgname);
+  f_ref(&f, NAS_TFS_SG_TENSORS, tensors), f_ref(&f, NAS_TFS_SG_INPUTS, sin), f_ref(&f, NAS_TFS_SG_OUTPUTS, sout);
+  f_ref(&f, NAS_TFS_SG_OPERATORS, ops), f_ref(&f, NAS_TFS_SG_NAME, sgname);
   offs[0] = tend(&f);
   size_t subgraphs = vec_refs(&f, offs, 1);
   /* operator codes */
   for (int k = 0; k < ncodes; k++) {
     tstart(&f);
-    f_i32(&f, OC_BUILTIN, codes[k]);
-    f_i32(&f, OC_VERSION, op_version(codes[k]));
-    f_u8(&f, OC_DEPRECATED, (uint8_t)(codes[k] < 127 ? codes[k] : 127));
+    f_i32(&f, NAS_TFS_OC_BUILTIN, codes[k]);
+    const nas_tfs_op *so = nas_tfs_op_find(codes[k]);
+    f_i32(&f, NAS_TFS_OC_VERSION, so ? so->version : 1);
+    f_u8(&f, NAS_TFS_OC_DEPRECATED_BUILTIN, (uint8_t)(codes[k] < 127 ? codes[k] : 127));
     offs[k] = tend(&f);
   }
   size_t opcodes = vec_refs(&f, offs, (size_t)ncodes);
   size_t desc = str(&f, description ? description : "nas int8 export");
   tstart(&f);
-  f_i32(&f, M_VERSION, 3);
-  f_ref(&f, M_OPCODES, opcodes), f_ref(&f, M_SUBGRAPHS, subgraphs);
-  f_ref(&f, M_DESCRIPTION, desc), f_ref(&f, M_BUFFERS, buffers);
+  f_i32(&f, NAS_TFS_MODEL_VERSION, 3);
+  f_ref(&f, NAS_TFS_MODEL_OPCODES, opcodes), f_ref(&f, NAS_TFS_MODEL_SUBGRAPHS, subgraphs);
+  f_ref(&f, NAS_TFS_MODEL_DESCRIPTION, desc), f_ref(&f, NAS_TFS_MODEL_BUFFERS, buffers);
   size_t model = tend(&f);
   /* root: u32 offset to the model, then the file identifier */
   prep(&f, f.minalign > 8 ? f.minalign : 8, 8);

@@ -9,7 +9,8 @@
 
 #include "latency/emulator.h"
 
-const char *const nas_icls_names[NAS_IC_COUNT] = {"ldst", "mul", "branch", "other"};
+const char *const nas_icls_names[] = {"ldst", "mul", "branch", "other"};
+_Static_assert(sizeof nas_icls_names / sizeof nas_icls_names[0] == NAS_IC_COUNT, "class names");
 
 static int popcount16(unsigned v) {
   int n = 0;

@@ -183,21 +183,21 @@ static void remove_dir(const char *dir) {
   rmdir(dir);
 }
 
-/* FNV-1a 64 over a file's bytes and a few strings: the kernel object cache key. */
-static int cache_key(const char *kernels_c, const char *const *parts, int nparts, char out[17]) {
+/* FNV-1a 64 over every runtime file (name and bytes, as embedded) and a few strings: the
+ * cache key of one runtime object (a header change changes every key). */
+static void cache_key(const char *const *parts, int nparts, char out[17]) {
   uint64_t h = 1469598103934665603ULL;
-  FILE *f = fopen(kernels_c, "rb");
-  if (!f) return -1;
-  int c;
-  while ((c = fgetc(f)) != EOF) h = (h ^ (uint64_t)(unsigned char)c) * 1099511628211ULL;
-  fclose(f);
+  for (int k = 0; k < nas_c_nruntime; k++) {
+    for (const char *p = nas_c_runtime[k].name; *p; p++) h = (h ^ (uint64_t)(unsigned char)*p) * 1099511628211ULL;
+    for (size_t i = 0; i < nas_c_runtime[k].len; i++)
+      h = (h ^ nas_c_runtime[k].data[i]) * 1099511628211ULL;
+  }
   for (int i = 0; i < nparts; i++)
     for (const char *p = parts[i];; p++) {
       h = (h ^ (uint64_t)(unsigned char)*p) * 1099511628211ULL;
       if (!*p) break;
     }
   snprintf(out, 17, "%016llx", (unsigned long long)h);
-  return 0;
 }
 
 static int copy_file(const char *from, const char *to) {
@@ -211,62 +211,77 @@ static int copy_file(const char *from, const char *to) {
   return bad ? -1 : 0;
 }
 
-/* Compiles the start-up, the model and the kernels (in parallel; the kernels object comes from
- * cache_dir when it holds one for the same source, compiler and flags) and links fw.elf. */
-static int compile_fw(const char *cc, const char *mcpu, const char *opt, const char *dir,
-                      const char *cache_dir, const char *tid, nas_err *e) {
-  enum { SRC_STARTUP, SRC_MODEL, SRC_KERNELS, NSRC };
-  static const char *const base[NSRC] = {"nas_startup", MODEL_NAME, "nas_kernels"};
-  char mcpu_flag[64], inc[4200], src[NSRC][4200], obj[NSRC][4200], log[NSRC][4200];
+#define MAXSRC 24 /* start-up, model and the runtime's .c files */
+
+/* One compiled source of the firmware. */
+typedef struct fw_src {
+  char base[64];                    /* file name without .c */
+  char src[4200], obj[4200], log[4200];
+  char cached[4400];                /* cached object (runtime files with a cache_dir), or "" */
+  int have_cached;                  /* 1: cached exists, not compiled */
+  pid_t pid;
+} fw_src;
+
+/* Compiles the start-up, the model and the runtime's .c files (in parallel; a runtime object
+ * comes from cache_dir when it holds one for the same runtime, compiler and flags) and links
+ * fw.elf. */
+static int compile_srcs(const char *cc, const char *mcpu, const char *opt, const char *dir,
+                        const char *cache_dir, const char *tid, fw_src *s, int nsrc, nas_err *e) {
+  char mcpu_flag[64], inc[4200];
   snprintf(mcpu_flag, sizeof mcpu_flag, "-mcpu=%s", mcpu);
   snprintf(inc, sizeof inc, "-I%s", dir);
-  for (int i = 0; i < NSRC; i++) {
-    snprintf(src[i], sizeof src[i], "%s/%s.c", dir, base[i]);
-    snprintf(obj[i], sizeof obj[i], "%s/%s.o", dir, base[i]);
-    snprintf(log[i], sizeof log[i], "%s/%s.log", dir, base[i]);
+  for (int i = 0; i < nsrc; i++) {
+    snprintf(s[i].src, sizeof s[i].src, "%s/%s.c", dir, s[i].base);
+    snprintf(s[i].obj, sizeof s[i].obj, "%s/%s.o", dir, s[i].base);
+    snprintf(s[i].log, sizeof s[i].log, "%s/%s.log", dir, s[i].base);
+    if (cache_dir && i >= 2) { /* runtime objects only: the same for every model */
+      const char *parts[] = {"nas-emu-2", cc, mcpu, opt, s[i].base};
+      char key[17];
+      cache_key(parts, 5, key);
+      snprintf(s[i].cached, sizeof s[i].cached, "%s/nasrt-%s-%s.o", cache_dir, mcpu, key);
+      s[i].have_cached = access(s[i].cached, R_OK) == 0;
+    }
+    s[i].pid = -1;
   }
-  char cached[4400] = "", key[17];
-  if (cache_dir) {
-    const char *parts[] = {"nas-emu-1", cc, mcpu, opt};
-    if (cache_key(src[SRC_KERNELS], parts, 4, key) == 0)
-      snprintf(cached, sizeof cached, "%s/nask-%s-%s.o", cache_dir, mcpu, key);
-  }
-  const int have_cached = cached[0] && access(cached, R_OK) == 0;
-  pid_t pid[NSRC] = {-1, -1, -1};
-  for (int i = 0; i < NSRC; i++) {
-    if (i == SRC_KERNELS && have_cached) continue;
+  for (int i = 0; i < nsrc; i++) {
+    if (s[i].have_cached) continue;
     char *argv[] = {(char *)cc, mcpu_flag, "-mthumb", "-mfloat-abi=soft", (char *)opt,
                     "-std=c11", "-ffunction-sections", "-fdata-sections", "-fno-common",
-                    "-DNAS_LAYER_MARK", inc, "-c", src[i], "-o", obj[i], NULL};
-    pid[i] = spawn_logged(argv, log[i]);
+                    "-DNAS_LAYER_MARK", inc, "-c", s[i].src, "-o", s[i].obj, NULL};
+    s[i].pid = spawn_logged(argv, s[i].log);
   }
   int rc = NAS_OK;
-  for (int i = 0; i < NSRC; i++) { /* wait for every child, report the first failure */
-    if (i == SRC_KERNELS && have_cached) continue;
-    int st = wait_exit(pid[i]);
+  for (int i = 0; i < nsrc; i++) { /* wait for every child, report the first failure */
+    if (s[i].have_cached) continue;
+    int st = wait_exit(s[i].pid);
     if (st != 0 && rc == NAS_OK) {
       char line[1024];
-      log_line(log[i], line, sizeof line);
-      rc = st < 0 && pid[i] < 0
+      log_line(s[i].log, line, sizeof line);
+      rc = st < 0 && s[i].pid < 0
                ? nas_errf(e, NAS_EIO, "emulator: cannot run %s", cc)
                : nas_errf(e, NAS_EINVAL, "emulator: cross compile for %s (%s) failed: %s", tid,
                           mcpu, line);
     }
   }
   if (rc) return rc;
-  if (cached[0] && !have_cached) { /* publish atomically: copy, then rename */
-    char tmpo[4500];
-    snprintf(tmpo, sizeof tmpo, "%s/.tmp-%ld-%s.o", cache_dir, (long)getpid(), key);
-    /* the cache is an optimisation: failing to fill it is not an error */
-    if (copy_file(obj[SRC_KERNELS], tmpo) != 0 || rename(tmpo, cached) != 0) unlink(tmpo);
-  }
+  for (int i = 2; i < nsrc; i++)
+    if (s[i].cached[0] && !s[i].have_cached) { /* publish atomically: copy, then rename */
+      char tmpo[4500];
+      snprintf(tmpo, sizeof tmpo, "%s/.tmp-%ld-%d.o", cache_dir, (long)getpid(), i);
+      /* the cache is an optimisation: failing to fill it is not an error */
+      if (copy_file(s[i].obj, tmpo) != 0 || rename(tmpo, s[i].cached) != 0) unlink(tmpo);
+    }
   char ld[4200], elf[4200], lnk[4200];
   snprintf(ld, sizeof ld, "-Wl,-T,%s/link.ld", dir);
   snprintf(elf, sizeof elf, "%s/fw.elf", dir);
   snprintf(lnk, sizeof lnk, "%s/link.log", dir);
-  char *argv[] = {(char *)cc, mcpu_flag, "-mthumb", "-mfloat-abi=soft", "-nostartfiles",
-                  "-Wl,--gc-sections", ld, "-o", elf, obj[SRC_STARTUP], obj[SRC_MODEL],
-                  have_cached ? cached : obj[SRC_KERNELS], "-lc", "-lgcc", NULL};
+  char *argv[MAXSRC + 16];
+  int a = 0;
+  const char *const head[] = {cc, mcpu_flag, "-mthumb", "-mfloat-abi=soft", "-nostartfiles",
+                              "-Wl,--gc-sections", ld, "-o", elf};
+  for (size_t k = 0; k < sizeof head / sizeof head[0]; k++) argv[a++] = (char *)head[k];
+  for (int i = 0; i < nsrc; i++) argv[a++] = s[i].have_cached ? s[i].cached : s[i].obj;
+  argv[a++] = "-lc", argv[a++] = "-lgcc", argv[a] = NULL;
   int st = wait_exit(spawn_logged(argv, lnk));
   if (st != 0) {
     char line[1024];
@@ -276,6 +291,26 @@ static int compile_fw(const char *cc, const char *mcpu, const char *opt, const c
                              mcpu, line);
   }
   return NAS_OK;
+}
+
+/* The firmware's sources: nas_startup.c, the model, every .c file of the runtime. */
+static int compile_fw(const char *cc, const char *mcpu, const char *opt, const char *dir,
+                      const char *cache_dir, const char *tid, nas_err *e) {
+  fw_src *s = nas_calloc(MAXSRC, sizeof *s);
+  if (!s) return nas_errf(e, NAS_ENOMEM, "out of memory");
+  int nsrc = 0, rc = NAS_OK;
+  snprintf(s[nsrc++].base, sizeof s[0].base, "nas_startup");
+  snprintf(s[nsrc++].base, sizeof s[0].base, "%s", MODEL_NAME);
+  for (int k = 0; k < nas_c_nruntime && !rc; k++) {
+    size_t l = strlen(nas_c_runtime[k].name);
+    if (l < 3 || strcmp(nas_c_runtime[k].name + l - 2, ".c")) continue;
+    if (nsrc == MAXSRC || l - 2 >= sizeof s[0].base)
+      rc = nas_errf(e, NAS_EINVAL, "emulator: the runtime has more than %d files", MAXSRC - 2);
+    else snprintf(s[nsrc++].base, sizeof s[0].base, "%.*s", (int)(l - 2), nas_c_runtime[k].name);
+  }
+  if (!rc) rc = compile_srcs(cc, mcpu, opt, dir, cache_dir, tid, s, nsrc, e);
+  free(s);
+  return rc;
 }
 
 int nas_emu_build(const nas_g8_graph *g, const nas_target *t, const nas_emu_cfg *cfg,

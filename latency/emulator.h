@@ -36,7 +36,7 @@ enum nas_icls {
   NAS_IC_OTHER,    /* everything else (ALU, shifts, moves, compares, IT, SDIV/UDIV, ...) */
   NAS_IC_COUNT
 };
-extern const char *const nas_icls_names[NAS_IC_COUNT]; /* "ldst", "mul", "branch", "other" */
+extern const char *const nas_icls_names[]; /* NAS_IC_COUNT: "ldst", "mul", "branch", "other" */
 
 /* Decoded counts of a straight run of Thumb code. */
 typedef struct nas_icount {
@@ -70,9 +70,9 @@ typedef struct nas_emu_cfg {
   const char *opt;      /* optimisation flag, NULL = "-O2" */
   const char *work_dir; /* existing directory for the sources and the ELF; NULL: a temporary
                            directory, removed after the build */
-  const char *cache_dir;/* existing directory where the compiled kernels (nas_kernels.c, the
-                           same for every model) are kept per compiler, core and flags, so that
-                           later builds only compile the model; NULL: no cache */
+  const char *cache_dir;/* existing directory where the compiled runtime (nasrt_*.c, the same
+                           for every model) is kept per compiler, core and flags, so that later
+                           builds only compile the model; NULL: no cache */
 } nas_emu_cfg;
 
 typedef struct nas_emu_fw {

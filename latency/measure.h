@@ -64,7 +64,7 @@ int nas_host_time(const nas_g8_graph *g, const int8_t *in, int runs, double *lay
                   double *total_ms, nas_err *e);
 
 /* Board back end: writes into dir (created if missing) the C export (<model>.h/.c,
- * nas_kernels.h/.c), main.c (DWT->CYCCNT per operator, `runs` inferences on `in`, CSV as
+ * runtime nasrt*.c/.h), main.c (DWT->CYCCNT per operator, `runs` inferences on `in`, CSV as
  * above through nas_putchar: a weak default writes to ITM stimulus port 0 (SWO); define
  * nas_putchar (and nas_board_init for clocks/UART) in another file to retarget), startup.c,
  * link.ld (flash/SRAM of t), a Makefile for arm-none-eabi-gcc and README.txt. */

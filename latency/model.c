@@ -14,8 +14,9 @@
 /* ---- CSV -------------------------------------------------------------------------------- */
 
 enum { C_TARGET, C_MODEL, C_LAYER, C_OP, C_MACS, C_IN, C_OUT, C_K, C_CIN, C_COUT, C_CYC, C_MS, C_N };
-static const char *const COLS[C_N] = {"target", "model", "layer", "op", "macs", "in_bytes",
-                                      "out_bytes", "k", "cin", "cout", "cycles", "ms"};
+static const char *const COLS[] = {"target", "model", "layer", "op", "macs", "in_bytes",
+                                   "out_bytes", "k", "cin", "cout", "cycles", "ms"};
+_Static_assert(sizeof COLS / sizeof COLS[0] == C_N, "one name per column");
 
 static int num(const char *s, double *x) {
   char *end;

@@ -11,15 +11,21 @@
 
 #include "core/fileio.h"
 
-static const char *const KOP_NAMES[NAS_KOP_COUNT] = {"conv", "dwconv", "pwconv", "fc",
-                                                     "pool", "gap",    "add",    "rnn"};
+/* Name tables indexed by an enum of target.h: unsized, so each static assert counts its
+ * initialiser (one name per enum value, then NULL for the lists get_enum walks). */
+static const char *const KOP_NAMES[] = {"conv", "dwconv", "pwconv", "fc",
+                                        "pool", "gap",    "add",    "rnn"};
 _Static_assert(sizeof KOP_NAMES / sizeof KOP_NAMES[0] == NAS_KOP_COUNT, "kop table");
-const char *const nas_lf_names[NAS_LF_COUNT] = {"call", "ops", "ops_unaligned",
-                                                "in_bytes", "out_bytes", "out_c"};
+const char *const nas_lf_names[] = {"call", "ops", "ops_unaligned",
+                                    "in_bytes", "out_bytes", "out_c"};
+_Static_assert(sizeof nas_lf_names / sizeof nas_lf_names[0] == NAS_LF_COUNT, "feature names");
 static const char *const CORES[] = {"cortex-m0plus", "cortex-m4", "cortex-m7", "cortex-m33",
                                     "cortex-m55", NULL};
+_Static_assert(sizeof CORES / sizeof CORES[0] == NAS_CORE_M55 + 2, "enum nas_core");
 static const char *const MODELS[] = {"linear", "per-layer", "lookup", NULL};
+_Static_assert(sizeof MODELS / sizeof MODELS[0] == NAS_LAT_LOOKUP + 2, "enum nas_latmodel");
 static const char *const KLIBS[] = {"cmsis-nn", "tflm-reference", NULL};
+_Static_assert(sizeof KLIBS / sizeof KLIBS[0] == NAS_KLIB_TFLM_REF + 2, "enum nas_kernlib");
 
 int nas_kop_from_name(const char *name) {
   for (int i = 0; i < NAS_KOP_COUNT; i++)

@@ -42,7 +42,7 @@ enum {
   NAS_LF_OUT_C,      /* output channels (per-channel requantisation set-up) */
   NAS_LF_COUNT
 };
-extern const char *const nas_lf_names[NAS_LF_COUNT]; /* JSON keys of the features */
+extern const char *const nas_lf_names[]; /* JSON keys of the features (NAS_LF_COUNT) */
 
 enum nas_core { NAS_CORE_M0PLUS, NAS_CORE_M4, NAS_CORE_M7, NAS_CORE_M33, NAS_CORE_M55 };
 enum nas_latmodel { NAS_LAT_LINEAR, NAS_LAT_PERLAYER, NAS_LAT_LOOKUP };

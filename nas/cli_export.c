@@ -15,7 +15,7 @@ static const char EXPORT_USAGE[] =
     "Quantises a trained checkpoint to int8 (batch-norm folding, post-training calibration\n"
     "of activation ranges on training samples, per-channel int8 weights, int32 biases),\n"
     "evaluates the int8 model on the test split, and writes DIR/<arch name>.tflite\n"
-    "(--format c: DIR/<name>.h, DIR/<name>.c and the kernels DIR/nas_kernels.h/.c;\n"
+    "(--format c: DIR/<name>.h, DIR/<name>.c and the runtime's DIR/nasrt*.c/.h;\n"
     " --format onnx: DIR/<name>.onnx in float and DIR/<name>.qdq.onnx with QDQ int8).\n"
     "\n"
     "  --checkpoint FILE     written by `nas train --save`\n"

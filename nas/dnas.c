@@ -38,7 +38,8 @@ void nas_dnas_cfg_default(nas_dnas_cfg *c) {
   c->hinge = 5;
 }
 
-static const char *const COST_NAMES[NAS_COST_COUNT] = {"macs", "flash", "sram", "latency"};
+static const char *const COST_NAMES[] = {"macs", "flash", "sram", "latency"};
+_Static_assert(sizeof COST_NAMES / sizeof COST_NAMES[0] == NAS_COST_COUNT, "cost names");
 
 int nas_dnas_parse_weights(const char *spec, double w[NAS_COST_COUNT], nas_err *e) {
   char buf[256];

@@ -13,6 +13,7 @@
 #include "train/ops.h"
 
 static const char *const GATE_NAMES[] = {"out", "hid", "in", "ker", "pres", "res", "op"};
+_Static_assert(sizeof GATE_NAMES / sizeof GATE_NAMES[0] == NAS_GATE_OP + 1, "NAS_GATE_* names");
 
 typedef struct sb {
   nas_graph *g;

@@ -401,7 +401,8 @@ static int point(dnas_ctx *c, int k, int *stopped, nas_err *e) {
     cJSON_AddNumberToObject(j, "supernet_samples", (double)s.samples);
     cJSON_AddNumberToObject(j, "supernet_seconds", s.seconds);
     cJSON *wj = cJSON_AddObjectToObject(j, "cost_weights");
-    static const char *const NM[NAS_COST_COUNT] = {"macs", "flash", "sram", "latency"};
+    static const char *const NM[] = {"macs", "flash", "sram", "latency"};
+    _Static_assert(sizeof NM / sizeof NM[0] == NAS_COST_COUNT, "cost names");
     for (int m = 0; m < NAS_COST_COUNT; m++) cJSON_AddNumberToObject(wj, NM[m], w[m]);
     char *t = cJSON_PrintUnformatted(j);
     cJSON_Delete(j);

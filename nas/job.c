@@ -212,7 +212,7 @@ int nas_export_write(const nas_export_job *job, const char *name, const nas_net 
     if (o && fclose(o) != 0) ok = 0;
     return ok ? NAS_OK : nas_errf(e, NAS_EIO, "%s: cannot write: %s", s->path, strerror(errno));
   }
-  if (!strcmp(job->format, "c")) { /* <name>.h/.c and nas_kernels.h/.c */
+  if (!strcmp(job->format, "c")) { /* <name>.h/.c and the runtime nasrt*.c/.h */
     snprintf(s->path, sizeof s->path, "%s/%s.c", job->out_dir, name);
     return nas_c_export(g, name, job->out_dir, e);
   }

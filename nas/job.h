@@ -51,7 +51,7 @@ int nas_eval_job_run(const nas_eval_job *job, nas_eval_summary *s, nas_err *e);
 typedef struct nas_export_job {
   const char *checkpoint;    /* trained float checkpoint */
   const char *dataset;       /* calibration and evaluation data, or NULL: the checkpoint's */
-  const char *format;        /* "tflite", "c" (<name>.h/.c + nas_kernels.h/.c) or "onnx"
+  const char *format;        /* "tflite", "c" (<name>.h/.c + runtime nasrt*.c/.h) or "onnx"
                                 (float <name>.onnx + QDQ <name>.qdq.onnx) */
   const char *out_dir;       /* directory to write <arch name>.<ext> into (created) */
   int calib_method;          /* enum nas_calib_method */
@@ -91,7 +91,7 @@ int nas_export_graph_stats(const nas_g8_graph *g, nas_export_summary *s, nas_err
 
 /* Shared by nas_export_job_run and nas_export_store_run: creates job->out_dir and writes
  * job->format there as name: tflite (the bytes tflite[0..tflite_len) when tflite is not NULL,
- * else g serialised), c (g: name.h/.c and nas_kernels.h/.c), onnx (net in float and its QDQ
+ * else g serialised), c (g: name.h/.c and the runtime nasrt*), onnx (net in float and its QDQ
  * int8 twin with the ranges c); s->path receives the file written. */
 struct nas_calib;
 int nas_export_write(const nas_export_job *job, const char *name, const nas_net *net,

@@ -24,12 +24,13 @@
 static const struct {
   const char *name; /* column name */
   int is_int;       /* INTEGER column */
-} METRICS[NAS_N_METRICS] = {
+} METRICS[] = {
     {"acc_float_val", 0}, {"acc_float_test", 0},  {"acc_int8_val", 0},
     {"acc_int8_test", 0}, {"macs", 1},            {"params", 1},
     {"flash_bytes", 1},   {"peak_sram_bytes", 1}, {"latency_pred_ms", 0},
     {"latency_meas_ms", 0}, {"train_seconds", 0},
 };
+_Static_assert(sizeof METRICS / sizeof METRICS[0] == NAS_N_METRICS, "one row per metric");
 _Static_assert(sizeof(nas_metrics) == NAS_N_METRICS * sizeof(double),
                "nas_metrics fields and METRICS must match");
 

@@ -14,9 +14,10 @@
 #include "train/net.h"
 #include "train/ops.h"
 
-static const char *const OPS[NAS_SN_OP_COUNT] = {"conv",    "dwconv",  "pwconv", "dsconv",
-                                                 "mbconv",  "maxpool", "avgpool", "gap",
-                                                 "flatten", "fc",      "dropout"};
+static const char *const OPS[] = {"conv",    "dwconv",  "pwconv", "dsconv",
+                                  "mbconv",  "maxpool", "avgpool", "gap",
+                                  "flatten", "fc",      "dropout"};
+_Static_assert(sizeof OPS / sizeof OPS[0] == NAS_SN_OP_COUNT, "one name per enum nas_sn_op");
 
 const char *nas_sn_op_name(int op) { return op >= 0 && op < NAS_SN_OP_COUNT ? OPS[op] : "?"; }
 

@@ -168,7 +168,7 @@ static void test_train_save_eval(void **state) {
   assert_int_equal(run("export --checkpoint m.ckpt --format onnx --out exp"), 0);
   assert_int_equal(run("export --checkpoint m.ckpt --format c --out exp"), 0);
   assert_int_equal(access(strcat(strcpy(p, dir), "/exp/model.c"), R_OK), 0);
-  assert_int_equal(access(strcat(strcpy(p, dir), "/exp/nas_kernels.c"), R_OK), 0);
+  assert_int_equal(access(strcat(strcpy(p, dir), "/exp/nasrt_invoke.c"), R_OK), 0);
   assert_int_equal(run("export --checkpoint m.ckpt --format pdf --out exp"), 2);
   expect_one_line_error("unknown format 'pdf'");
 }

@@ -61,7 +61,8 @@ static nas_g8_op op_default(int kind) {
   return o;
 }
 
-/* Validates and runs g on in, writing out. */
+/* Validates and runs g on in, writing out; the MCU runtime (runtime/, on the same prepared
+ * parameters) must give the same bytes. */
 static void run_graph(nas_g8_graph *g, const int8_t *in, int8_t *out) {
   nas_err e = {0};
   int rc = nas_g8_validate(g, &e);
@@ -70,6 +71,12 @@ static void run_graph(nas_g8_graph *g, const int8_t *in, int8_t *out) {
   rc = nas_g8_run(g, in, out, &e);
   if (rc) fprintf(stderr, "run: %s\n", e.msg);
   assert_int_equal(rc, NAS_OK);
+  const size_t no = nas_g8_numel(&g->tensors[g->output]);
+  int8_t *rt = malloc(no);
+  assert_non_null(rt);
+  assert_int_equal(nas_g8_rt_run(g, in, rt, &e), NAS_OK);
+  assert_memory_equal(rt, out, no);
+  free(rt);
 }
 
 static const float ONE = 1.0f;

@@ -226,6 +226,10 @@ static void test_models_vs_armnn(void **state) {
       assert_int_equal(rc, NAS_OK);
       int8_t **act = run_collect(&g, x); /* the planned arena and separate buffers agree */
       assert_memory_equal(act[g.output], y, (size_t)out->n);
+      int8_t *yr = malloc((size_t)out->n); /* and the MCU runtime, linked in, byte for byte */
+      assert_int_equal(nas_g8_rt_run(&g, x, yr, &e), NAS_OK);
+      assert_memory_equal(yr, y, (size_t)out->n);
+      free(yr);
       int dout = max_abs_diff(out->v, y, out->n);
       int dlog = dout;
       if (lg) {
@@ -303,7 +307,7 @@ static void test_reader_fuzz(void **state) {
     /* Byte flips: 600 per model, biased to the first 4 KiB and the last 16 KiB where the
      * flatbuffer's tables and vtables live; successes on the small models are also run. */
     uint8_t *b = malloc(n);
-    int8_t *x = malloc(1 << 15), *y = malloc(1 << 12);
+    int8_t *x = malloc(1 << 15), *y = malloc(1 << 12), *yrt = malloc(1 << 12);
     for (int k = 0; k < 600; k++) {
       memcpy(b, orig, n);
       rng = rng * 1664525u + 1013904223u;
@@ -323,6 +327,10 @@ static void test_reader_fuzz(void **state) {
           memset(x, 1, ni);
           rc = nas_g8_run(&g, x, y, &e);
           assert_true(rc == NAS_OK || rc == NAS_ENOMEM);
+          if (rc == NAS_OK) { /* the MCU runtime computes the same bytes on odd parameters */
+            assert_int_equal(nas_g8_rt_run(&g, x, yrt, &e), NAS_OK);
+            assert_memory_equal(yrt, y, no);
+          }
           runs++;
         }
         nas_g8_graph_free(&g);
@@ -332,7 +340,7 @@ static void test_reader_fuzz(void **state) {
         assert_true(strlen(e.msg) > 0 && !strchr(e.msg, '\n'));
       }
     }
-    free(b), free(x), free(y), free(orig);
+    free(b), free(x), free(y), free(yrt), free(orig);
   }
   printf("reader fuzz: %d parsed, %d refused cleanly, %d mutated models run\n", ok, errs, runs);
 }

@@ -287,7 +287,7 @@ static void test_kernel_cache(void **state) {
   if (nas_emu_build(&g, t, NULL, &fw[0], &e)) fail_msg("build: %s", e.msg);
   if (nas_emu_build(&g, t, &cfg, &fw[1], &e)) fail_msg("build (fills the cache): %s", e.msg);
   char cmd[512];
-  snprintf(cmd, sizeof cmd, "ls %s/nask-cortex-m4-*.o > /dev/null 2>&1", cache);
+  snprintf(cmd, sizeof cmd, "ls %s/nasrt-cortex-m4-*.o > /dev/null 2>&1", cache);
   assert_int_equal(system(cmd), 0);
   if (nas_emu_build(&g, t, &cfg, &fw[2], &e)) fail_msg("build (from the cache): %s", e.msg);
   int8_t in[360];

@@ -9,6 +9,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "core/fileio.h" /* nas_read_file */
 #include "core/rng.h"
 #include "datasets/dataset.h"
 

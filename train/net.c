@@ -150,7 +150,9 @@ static int get_enum(bld *b, const cJSON *o, const char *key, const char *const *
 }
 
 static const char *const ACTS[] = {"none", "relu", "relu6", NULL};
+_Static_assert(sizeof ACTS / sizeof ACTS[0] == NAS_ACT_RELU6 + 2, "one name per enum nas_act");
 static const char *const PADS[] = {"valid", "same", NULL};
+_Static_assert(sizeof PADS / sizeof PADS[0] == NAS_PAD_SAME + 2, "one name per enum nas_padding");
 enum { ACT_NONE = NAS_ACT_NONE, ACT_RELU = NAS_ACT_RELU, ACT_RELU6 = NAS_ACT_RELU6 };
 
 /* ---- lowering helpers -------------------------------------------------------------------- */

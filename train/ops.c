@@ -6,36 +6,14 @@
 
 #include "train/ops_impl.h"
 
-#define ENTRY(id, nm, lo, hi, fn) [id] = {nm, lo, hi, fn##_infer, fn##_forward, fn##_backward}
-
-const nas_op_def nas_op_table[NAS_OP_COUNT] = {
-    ENTRY(NAS_OP_CONV2D, "conv2d", 2, 3, conv2d),
-    ENTRY(NAS_OP_DWCONV2D, "dwconv2d", 2, 3, dwconv2d),
-    ENTRY(NAS_OP_DENSE, "dense", 2, 3, dense),
-    ENTRY(NAS_OP_ADD, "add", 2, 2, add),
-    ENTRY(NAS_OP_BATCHNORM, "batchnorm", 5, 5, batchnorm),
-    ENTRY(NAS_OP_RELU, "relu", 1, 1, relu),
-    ENTRY(NAS_OP_RELU6, "relu6", 1, 1, relu6),
-    ENTRY(NAS_OP_MAXPOOL, "maxpool", 1, 1, maxpool),
-    ENTRY(NAS_OP_AVGPOOL, "avgpool", 1, 1, avgpool),
-    ENTRY(NAS_OP_GAP, "gap", 1, 1, gap),
-    ENTRY(NAS_OP_RESHAPE, "reshape", 1, 1, reshape),
-    ENTRY(NAS_OP_DROPOUT, "dropout", 1, 1, dropout),
-    ENTRY(NAS_OP_SOFTMAX_XENT, "softmax_xent", 2, 2, softmax_xent),
-    ENTRY(NAS_OP_LSTM, "lstm", 3, 5, lstm),
-    ENTRY(NAS_OP_GRU, "gru", 3, 5, gru),
-    ENTRY(NAS_OP_FAKEQUANT, "fakequant", 1, 2, fakequant),
-    ENTRY(NAS_OP_ALPHA_BLEND, "alpha_blend", 2, 2, alpha_blend),
-    ENTRY(NAS_OP_MASK_MUL, "mask_mul", 2, 2, mask_mul),
-    ENTRY(NAS_OP_MIX, "mix", 2, NAS_MAX_INPUTS, mix),
-    ENTRY(NAS_OP_CHANPAD, "chanpad", 1, 1, chanpad),
-    ENTRY(NAS_OP_SQUARE, "square", 1, 1, square),
-    ENTRY(NAS_OP_EXP, "exp", 1, 1, exp),
-    ENTRY(NAS_OP_LRT, "lrt", 2, 2, lrt),
-    ENTRY(NAS_OP_SVDO_W, "svdo_w", 2, 2, svdo_w),
-    ENTRY(NAS_OP_SVDO_KL, "svdo_kl", 2, 3, svdo_kl),
+/* One entry per line of train/ops_list.h, at the index of its enum value. */
+const nas_op_def nas_op_table[] = {
+#define NAS_OP(ID, fn, min_in, max_in) \
+  [NAS_OP_##ID] = {#fn, min_in, max_in, fn##_infer, fn##_forward, fn##_backward},
+#include "train/ops_list.h"
 };
 
+/* The table is declared without a size (ops.h), so this counts the initialiser. */
 static_assert(sizeof nas_op_table / sizeof nas_op_table[0] == NAS_OP_COUNT,
               "op table must have one entry per enum nas_op");
 

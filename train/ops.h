@@ -1,7 +1,8 @@
 /* train/ops.h: the op table. Each op is one entry {name, inputs, shape inference, forward,
- * backward}; forward and backward are written side by side in train/ops_*.c. The table is
- * indexed by enum nas_op and guarded by a static assert on its size, and the gradient-check
- * test iterates over every entry (it fails when an op is added without a case).
+ * backward}; forward and backward are written side by side in train/ops_*.c. The enum, the
+ * table and the names are all expanded from the one list in train/ops_list.h, so they cannot
+ * drift; tests/test_ops_table.c checks every slot and tests/test_gradcheck.c has a gradient
+ * case (or names the test that checks it) for every op.
  *
  * Inputs and parameters per op (x: [N,H,W,C] unless stated):
  *   CONV2D     x, w:[Cout,KH,KW,Cin], b:[Cout] (b optional); kh,kw,sh,sw,padding.
@@ -35,7 +36,11 @@
  *   ALPHA_BLEND w, alpha:[1] (STATE); (1-alpha)*w + alpha*q(w), q as FAKEQUANT weights (axis
  *              p.kh); gradient (1-alpha)*dy only (alpha-blending, no STE).
  *   MASK_MUL, MIX, CHANPAD  DNAS supernet gates (channel/kernel masks, weighted mixtures,
- *              channel zero-padding); see train/ops_dnas.c.
+ *              channel zero-padding); see train/ops_dnas.c. MASK_MUL with a STATE mask of the
+ *              weight's shape (or [C] on batch-norm gamma/beta and on a consumer's input
+ *              channels) is also the pruning mask of train/prune.h.
+ *   SQUARE, EXP, LRT, SVDO_W, SVDO_KL  Sparse Variational Dropout with the local
+ *              reparameterisation trick (train/ops_svdo.c, train/prune.h).
  */
 #ifndef NAS_TRAIN_OPS_H
 #define NAS_TRAIN_OPS_H
@@ -43,31 +48,8 @@
 #include "train/graph.h"
 
 enum nas_op {
-  NAS_OP_CONV2D,
-  NAS_OP_DWCONV2D,
-  NAS_OP_DENSE,
-  NAS_OP_ADD,
-  NAS_OP_BATCHNORM,
-  NAS_OP_RELU,
-  NAS_OP_RELU6,
-  NAS_OP_MAXPOOL,
-  NAS_OP_AVGPOOL,
-  NAS_OP_GAP,
-  NAS_OP_RESHAPE,
-  NAS_OP_DROPOUT,
-  NAS_OP_SOFTMAX_XENT,
-  NAS_OP_LSTM,
-  NAS_OP_GRU,
-  NAS_OP_FAKEQUANT,
-  NAS_OP_ALPHA_BLEND,
-  NAS_OP_MASK_MUL,
-  NAS_OP_MIX,
-  NAS_OP_CHANPAD,
-  NAS_OP_SQUARE,
-  NAS_OP_EXP,
-  NAS_OP_LRT,
-  NAS_OP_SVDO_W,
-  NAS_OP_SVDO_KL,
+#define NAS_OP(ID, fn, min_in, max_in) NAS_OP_##ID,
+#include "train/ops_list.h"
   NAS_OP_COUNT
 };
 
@@ -82,7 +64,9 @@ typedef struct nas_op_def {
   void (*backward)(nas_graph *g, nas_node *nd);
 } nas_op_def;
 
-extern const nas_op_def nas_op_table[NAS_OP_COUNT];
+/* NAS_OP_COUNT entries, indexed by enum nas_op. Declared without a size so that the static
+ * assert beside the definition (train/ops.c) compares the initialiser's own length. */
+extern const nas_op_def nas_op_table[];
 
 /* Returns the op's name, or "?" for an out-of-range value. */
 const char *nas_op_name(int op);

@@ -5,36 +5,12 @@
 
 #include "train/ops.h"
 
-#define OP_FNS(name)                                               \
-  int name##_infer(nas_graph *g, nas_node *nd, nas_err *e);        \
-  void name##_forward(nas_graph *g, nas_node *nd);                 \
-  void name##_backward(nas_graph *g, nas_node *nd)
-
-OP_FNS(conv2d);
-OP_FNS(dwconv2d);
-OP_FNS(dense);
-OP_FNS(add);
-OP_FNS(batchnorm);
-OP_FNS(relu);
-OP_FNS(relu6);
-OP_FNS(maxpool);
-OP_FNS(avgpool);
-OP_FNS(gap);
-OP_FNS(reshape);
-OP_FNS(dropout);
-OP_FNS(softmax_xent);
-OP_FNS(lstm);
-OP_FNS(gru);
-OP_FNS(fakequant);
-OP_FNS(alpha_blend);
-OP_FNS(mask_mul);
-OP_FNS(mix);
-OP_FNS(chanpad);
-OP_FNS(square);
-OP_FNS(exp);
-OP_FNS(lrt);
-OP_FNS(svdo_w);
-OP_FNS(svdo_kl);
+/* fn_infer, fn_forward and fn_backward of every op in train/ops_list.h. */
+#define NAS_OP(ID, fn, min_in, max_in)                           \
+  int fn##_infer(nas_graph *g, nas_node *nd, nas_err *e);        \
+  void fn##_forward(nas_graph *g, nas_node *nd);                 \
+  void fn##_backward(nas_graph *g, nas_node *nd);
+#include "train/ops_list.h"
 
 /* Input i of node nd. */
 static inline nas_node *op_in(nas_graph *g, const nas_node *nd, int i) {

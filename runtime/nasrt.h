@@ -1,0 +1,168 @@
+/* nasrt.h: the int8 runtime that models exported by `nas export --format c` run on (the
+ * operators' prepared parameters, the kernels and the invoke loop). Standalone C99: needs
+ * only <stdint.h>, <stddef.h> and <string.h> (memcpy, memmove, memset); no allocation, no
+ * global state. The same files are compiled into the host library (nas), which fills the
+ * parameter structs in deploy/ and checks the kernels against its own bit for bit.
+ *
+ * Arithmetic: TFLite's int8 scheme (real = scale * (q - zero_point); NHWC tensors; int32
+ * accumulators requantised by a Q31 multiplier and a power-of-two shift, nasrt_fixed.h).
+ * With __ARM_FEATURE_DSP (Cortex-M4/M7/M33) the conv and fully-connected MAC loops use SMLAD,
+ * unless NASRT_NO_DSP is defined.
+ *
+ * A model is a const table of operators (nasrt_op: a kind, its eval and a pointer to the
+ * kind's parameter struct) run in order by nasrt_invoke over one arena; every activation has a
+ * fixed byte offset in the arena (the memory planner's), constants are pointers. Nothing here
+ * is derived at run time: multipliers, shifts, paddings, clamps and offsets are prepared.
+ *
+ * Adding an operator: one line in NASRT_OPS, its parameter struct and kernel here, the kernel
+ * in a nasrt_*.c file, its eval in nasrt_invoke.c. A faster kernel for one core: a function
+ * with the kernel's signature in its own file (compiled only under the core's feature macro,
+ * e.g. __ARM_FEATURE_MVE) chosen in the kind's eval; if it wants another weight layout, a field
+ * in the parameter struct that the host's prepare step fills.
+ *
+ * Layer marks: compiled with NAS_LAYER_MARK defined, nasrt_invoke calls
+ * `void nas_layer_mark(int i)` (defined by the caller) before operator i and with i = <number
+ * of operators> after the last one (the emulator and board firmware of nas measure time the
+ * layers with it); without it the marks compile to nothing. */
+#ifndef NASRT_H
+#define NASRT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* The operators, one line each: X(KIND, kernel, parameter struct). The kind enum, the evals'
+ * declarations and nasrt_eval_of are expanded from this list, so they cannot drift. */
+#define NASRT_OPS(X)                          \
+  X(CONV_2D, conv, nasrt_conv_p)              \
+  X(DEPTHWISE_CONV_2D, dwconv, nasrt_conv_p)  \
+  X(FULLY_CONNECTED, fc, nasrt_fc_p)          \
+  X(AVERAGE_POOL_2D, avgpool, nasrt_pool_p)   \
+  X(MAX_POOL_2D, maxpool, nasrt_pool_p)       \
+  X(ADD, add, nasrt_add_p)                    \
+  X(SOFTMAX, softmax, nasrt_softmax_p)        \
+  X(QUANTIZE, requantize, nasrt_requant_p)    \
+  X(RESHAPE, copy, nasrt_copy_p)
+
+enum nasrt_kind {
+#define NASRT_KIND_ENUM(K, k, T) NASRT_##K,
+  NASRT_OPS(NASRT_KIND_ENUM)
+#undef NASRT_KIND_ENUM
+  NASRT_NKINDS
+};
+
+/* ---- prepared parameters (one struct per kernel; offsets are arena bytes) ---------------- */
+
+/* CONV_2D (filter [co,kh,kw,ci]) and DEPTHWISE_CONV_2D (filter [1,kh,kw,co], co = ci * M). */
+typedef struct nasrt_conv_p {
+  int32_t in, out;            /* arena offsets: input [n,h,w,ci], output [n,ho,wo,co] */
+  const int8_t *filter;       /* int8 weights, symmetric */
+  const int32_t *bias;        /* [co] int32, or NULL */
+  const int32_t *mult;        /* [co] Q31 requantisation multipliers */
+  const int8_t *shift;        /* [co] their power-of-two shifts (> 0: left) */
+  int32_t n, h, w, ci;        /* input shape */
+  int32_t ho, wo, co;         /* output shape */
+  int32_t kh, kw;             /* filter size */
+  int32_t sh, sw, dh, dw;     /* strides, dilations */
+  int32_t pt, pl;             /* top/left padding (TFLite: the smaller half) */
+  int32_t in_off, out_off;    /* -input zero point, output zero point */
+  int32_t lo, hi;             /* fused activation clamp, quantised */
+} nasrt_conv_p;
+
+/* FULLY_CONNECTED: weights [co,d]; b rows of d inputs. */
+typedef struct nasrt_fc_p {
+  int32_t in, out;            /* arena offsets: input [b,d], output [b,co] */
+  const int8_t *filter;       /* [co,d] int8 weights */
+  const int32_t *bias;        /* [co] or NULL */
+  const int32_t *mult;        /* [co] Q31 multipliers */
+  const int8_t *shift;        /* [co] shifts */
+  int32_t b, d, co;
+  int32_t in_off, w_off, out_off; /* -input zero point, -weight zero point, output zero point */
+  int32_t lo, hi;
+} nasrt_fc_p;
+
+/* AVERAGE_POOL_2D, MAX_POOL_2D (input and output share the quantisation). */
+typedef struct nasrt_pool_p {
+  int32_t in, out;            /* arena offsets: input [n,h,w,c], output [n,ho,wo,c] */
+  int32_t n, h, w, c, ho, wo; /* shapes */
+  int32_t fh, fw, sh, sw;     /* window, strides */
+  int32_t pt, pl;             /* top/left padding */
+  int32_t lo, hi;             /* activation clamp */
+} nasrt_pool_p;
+
+/* ADD of two same-shape tensors (TFLite: both inputs scaled to 2 * max(scale) after a left
+ * shift, then the sum requantised to the output). */
+typedef struct nasrt_add_p {
+  int32_t a, b, out;          /* arena offsets of the inputs (when not constant) and output */
+  const int8_t *a_data, *b_data; /* a constant input's data, or NULL (then at its offset) */
+  int32_t n;                  /* elements */
+  int32_t a_off, b_off;       /* -zero point of each input */
+  int32_t left_shift;         /* applied to both inputs first (20) */
+  int32_t a_mult, a_shift, b_mult, b_shift; /* input rescaling */
+  int32_t out_mult, out_shift, out_zp;      /* output requantisation */
+  int32_t lo, hi;             /* activation clamp */
+} nasrt_add_p;
+
+/* SOFTMAX over the last dimension (TFLM's int8 softmax: output scale 1/256, zero point -128,
+ * gemmlowp's fixed-point exp and reciprocal). */
+typedef struct nasrt_softmax_p {
+  int32_t in, out;            /* arena offsets: [rows, depth] */
+  int32_t rows, depth;
+  int32_t mult, lshift;       /* input difference -> Q5.26 (beta * scale folded in) */
+  int32_t diff_min;           /* differences below this give exactly 0 */
+} nasrt_softmax_p;
+
+/* QUANTIZE int8 -> int8: out = clamp(mul(in - in_zp) + out_zp). */
+typedef struct nasrt_requant_p {
+  int32_t in, out, n;
+  int32_t in_zp, mult, shift, out_zp;
+} nasrt_requant_p;
+
+/* RESHAPE: a copy of n bytes (none when the planner gave input and output one offset). */
+typedef struct nasrt_copy_p {
+  int32_t in, out, n;
+} nasrt_copy_p;
+
+/* ---- kernels (pointer level: the host runtime calls them on its own buffers) -------------- */
+
+void nasrt_conv(const nasrt_conv_p *p, const int8_t *in, int8_t *out);
+void nasrt_dwconv(const nasrt_conv_p *p, const int8_t *in, int8_t *out);
+void nasrt_fc(const nasrt_fc_p *p, const int8_t *in, int8_t *out);
+void nasrt_avgpool(const nasrt_pool_p *p, const int8_t *in, int8_t *out);
+void nasrt_maxpool(const nasrt_pool_p *p, const int8_t *in, int8_t *out);
+void nasrt_add(const nasrt_add_p *p, const int8_t *a, const int8_t *b, int8_t *out);
+void nasrt_softmax(const nasrt_softmax_p *p, const int8_t *in, int8_t *out);
+void nasrt_requantize(const nasrt_requant_p *p, const int8_t *in, int8_t *out);
+void nasrt_copy(const nasrt_copy_p *p, const int8_t *in, int8_t *out);
+
+/* ---- models ---------------------------------------------------------------------------- */
+
+/* An operator's eval: resolves its arena offsets and runs its kernel. One per kind,
+ * nasrt_eval_<kernel> (nasrt_eval_conv, ...); an operator table names the evals it uses, so a
+ * firmware linked with --gc-sections carries only the kernels its model runs. */
+typedef void (*nasrt_eval_fn)(const void *p, int8_t *arena);
+#define NASRT_EVAL_DECL(K, k, T) void nasrt_eval_##k(const void *p, int8_t *arena);
+NASRT_OPS(NASRT_EVAL_DECL)
+#undef NASRT_EVAL_DECL
+
+typedef struct nasrt_op {
+  int32_t kind;               /* enum nasrt_kind */
+  nasrt_eval_fn eval;         /* the kind's eval */
+  const void *p;              /* the kind's parameter struct (nasrt_<kernel>_p) */
+} nasrt_op;
+
+typedef struct nasrt_model {
+  const nasrt_op *ops;        /* [nops] in execution order */
+  int32_t nops;
+  int32_t in, in_size;        /* arena offset and bytes of the input */
+  int32_t out, out_size;      /* arena offset and bytes of the output */
+  int32_t arena_bytes;        /* the arena nasrt_invoke needs (16-byte aligned) */
+} nasrt_model;
+
+/* The eval of a kind; NULL for an unknown kind. (It names every eval: a firmware that calls it
+ * links every kernel.) */
+nasrt_eval_fn nasrt_eval_of(int kind);
+/* Copies in[in_size] to the input's offset, runs every operator, copies the output to
+ * out[out_size]. Returns 0, or -1 when an operator has no eval. */
+int nasrt_invoke(const nasrt_model *m, int8_t *arena, const int8_t *in, int8_t *out);
+
+#endif
