@@ -239,6 +239,7 @@ static int run_prepared(const nas_g8_graph *g, const nas_g8_prep_op *pp, int i, 
     case NASRT_RESHAPE: nasrt_copy(&pp->rt.copy, in, out); return NAS_OK;
     case NASRT_SOFTMAX: nasrt_softmax(&pp->rt.softmax, in, out); return NAS_OK;
     case NASRT_QUANTIZE: nasrt_requantize(&pp->rt.requant, in, out); return NAS_OK;
+    case NASRT_SPARSE: nasrt_sparse(&pp->rt.sparse, in, out); return NAS_OK;
     default:
       return nas_errf(e, NAS_EINVAL, "operator %d: unsupported op %s", i,
                       nas_g8_op_name(op->kind) ? nas_g8_op_name(op->kind) : "?");

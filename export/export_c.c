@@ -51,6 +51,16 @@ static void emit_i8_array(FILE *f, const char *decl, const int8_t *v, size_t n) 
   fputs("\n};\n", f);
 }
 
+static void emit_u8_array(FILE *f, const char *decl, const uint8_t *v, size_t n) {
+  fprintf(f, "static const uint8_t %s[%zu] = {", decl, n);
+  for (size_t i = 0; i < n; i++) {
+    if (i % 20 == 0) fputs("\n  ", f);
+    fprintf(f, "%u", v[i]);
+    fputs(i + 1 < n ? ", " : "", f);
+  }
+  fputs("\n};\n", f);
+}
+
 static void emit_shape_comment(FILE *f, const nas_g8_tensor *t, int idx) {
   fprintf(f, "/* tensor %d \"", idx);
   for (const char *s = t->name; s && *s; s++)
@@ -115,6 +125,8 @@ static int ptr_name(char *buf, size_t n, const nas_g8_graph *g, const nas_g8_pre
   if (!ptr) return snprintf(buf, n, "NULL"), NAS_OK;
   if (ptr == pp->mult) return snprintf(buf, n, "op%d_mult", i), NAS_OK;
   if (ptr == pp->shift) return snprintf(buf, n, "op%d_shift", i), NAS_OK;
+  if (pp->sp_mask && ptr == pp->sp_mask) return snprintf(buf, n, "op%d_mask", i), NAS_OK;
+  if (pp->sp_values && ptr == pp->sp_values) return snprintf(buf, n, "op%d_values", i), NAS_OK;
   for (int t = 0; t < g->ntensors; t++)
     if (g->tensors[t].data == ptr) return snprintf(buf, n, "t%d", t), NAS_OK;
   return nas_errf(e, NAS_EINVAL, "operator %d: C export: a prepared pointer refers to no "
@@ -165,7 +177,9 @@ static int emit_op(FILE *f, const nas_g8_graph *g, const nas_g8_prep_op *pp, int
   const char *nm = nas_g8_op_name(op->kind);
   fprintf(f, "/* op %d: %s, tensor %d -> %d */\n", i, nm ? nm : "?", op->in[0], op->out);
   if (pp->mult) {
-    const int co = pp->rt_kind == NASRT_FULLY_CONNECTED ? pp->rt.fc.co : pp->rt.conv.co;
+    const int co = pp->rt_kind == NASRT_FULLY_CONNECTED ? pp->rt.fc.co
+                   : pp->rt_kind == NASRT_SPARSE      ? pp->rt.sparse.c.co
+                                                      : pp->rt.conv.co;
     char name[32];
     snprintf(name, sizeof name, "op%d_mult", i);
     emit_i32_array(f, name, pp->mult, (size_t)co);
@@ -232,6 +246,25 @@ static int emit_op(FILE *f, const nas_g8_graph *g, const nas_g8_prep_op *pp, int
       const ival v[] = {{"in", c->in}, {"out", c->out}, {"n", c->n}};
       return emit_struct(f, "nasrt_copy_p", g, pp, i, NULL, 0, v, NV(v), e);
     }
+    case NASRT_SPARSE: { /* the mask and values replace the dense filter (not emitted) */
+      const nasrt_sparse_p *s = &pp->rt.sparse;
+      const nasrt_conv_p *c = &s->c;
+      const size_t rows = (size_t)c->co * (size_t)c->kh * (size_t)c->kw;
+      char name[32];
+      snprintf(name, sizeof name, "op%d_mask", i);
+      emit_u8_array(f, name, s->mask, rows * (size_t)s->mb);
+      snprintf(name, sizeof name, "op%d_values", i);
+      if (s->nnz > 0) emit_i8_array(f, name, s->values, (size_t)s->nnz);
+      const pval p[] = {{"mask", s->mask}, {"values", s->values}, {"c.bias", c->bias},
+                        {"c.mult", c->mult}, {"c.shift", c->shift}};
+      const ival v[] = {
+          {"mb", s->mb}, {"nnz", s->nnz}, {"c.in", c->in}, {"c.out", c->out}, {"c.n", c->n},
+          {"c.h", c->h}, {"c.w", c->w}, {"c.ci", c->ci}, {"c.ho", c->ho}, {"c.wo", c->wo},
+          {"c.co", c->co}, {"c.kh", c->kh}, {"c.kw", c->kw}, {"c.sh", c->sh}, {"c.sw", c->sw},
+          {"c.dh", c->dh}, {"c.dw", c->dw}, {"c.pt", c->pt}, {"c.pl", c->pl},
+          {"c.in_off", c->in_off}, {"c.out_off", c->out_off}, {"c.lo", c->lo}, {"c.hi", c->hi}};
+      return emit_struct(f, "nasrt_sparse_p", g, pp, i, p, NV(p), v, NV(v), e);
+    }
     default:
       return nas_errf(e, NAS_EINVAL, "operator %d: unsupported op %s for C export", i,
                       nm ? nm : "?");
@@ -270,8 +303,10 @@ static int emit_source(const nas_g8_graph *g, const nas_g8_plan *p, const nas_g8
   unsigned char *used = nas_calloc((size_t)g->ntensors + 1, 1);
   if (!used) rc = nas_errf(e, NAS_ENOMEM, "out of memory");
   for (int i = 0; !rc && i < g->nops; i++)
-    for (int k = 0; k < g->ops[i].nin; k++)
+    for (int k = 0; k < g->ops[i].nin; k++) {
+      if (k == 1 && prep->op[i].rt_kind == NASRT_SPARSE) continue; /* mask + values instead */
       if (g->ops[i].in[k] >= 0 && g->tensors[g->ops[i].in[k]].data) used[g->ops[i].in[k]] = 1;
+    }
   for (int t = 0; !rc && t < g->ntensors; t++) {
     if (!used[t]) continue;
     const nas_g8_tensor *T = &g->tensors[t];

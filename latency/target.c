@@ -25,6 +25,8 @@ _Static_assert(sizeof CORES / sizeof CORES[0] == NAS_CORE_M55 + 2, "enum nas_cor
 static const char *const MODELS[] = {"linear", "per-layer", "lookup", NULL};
 _Static_assert(sizeof MODELS / sizeof MODELS[0] == NAS_LAT_LOOKUP + 2, "enum nas_latmodel");
 static const char *const KLIBS[] = {"cmsis-nn", "tflm-reference", NULL};
+static const char *const RUNTIMES[] = {"tflm-cmsis-nn", "tflm-reference", "nas-c", NULL};
+_Static_assert(sizeof RUNTIMES / sizeof RUNTIMES[0] == NAS_RT_NAS_C + 2, "enum nas_runtime");
 _Static_assert(sizeof KLIBS / sizeof KLIBS[0] == NAS_KLIB_TFLM_REF + 2, "enum nas_kernlib");
 
 int nas_kop_from_name(const char *name) {
@@ -115,7 +117,7 @@ static int get_bool(rd *r, const cJSON *o, const char *key, int *out) {
 
 static const char *const TOP_KEYS[] = {
     "id", "name", "core", "clock_mhz", "sram_bytes", "flash_bytes", "source", "kernel_library",
-    "runtime_overhead_sram_bytes", "runtime_overhead_flash_bytes", "latency_model", "linear",
+    "runtime", "runtime_overhead_sram_bytes", "runtime_overhead_flash_bytes", "latency_model", "linear",
     "per_layer", "per_layer_missing", "lookup_table", "calibrated", "calibration", NULL};
 static const char *const LIN_KEYS[] = {"cycles_per_mac", "fixed_cycles", NULL};
 
@@ -151,6 +153,9 @@ int nas_target_parse(const char *text, const char *source, const char *dir, nas_
   t->flash_bytes = (long long)x;
   if (get_str(&r, root, "source", 1, t->source, sizeof t->source) ||
       get_enum(&r, root, "kernel_library", KLIBS, &t->kernel_library)) goto fail;
+  t->runtime = t->kernel_library == NAS_KLIB_CMSIS_NN ? NAS_RT_TFLM_CMSIS_NN : NAS_RT_TFLM_REF;
+  if (cJSON_GetObjectItemCaseSensitive(root, "runtime") &&
+      get_enum(&r, root, "runtime", RUNTIMES, &t->runtime)) goto fail;
   if (get_num(&r, root, "", "runtime_overhead_sram_bytes", 0, 1e9, 1, &x)) goto fail;
   t->rt_sram = (long long)x;
   if (get_num(&r, root, "", "runtime_overhead_flash_bytes", 0, 1e9, 1, &x)) goto fail;
@@ -346,6 +351,7 @@ char *nas_target_to_json(const nas_target *t) {
   cJSON_AddNumberToObject(o, "flash_bytes", (double)t->flash_bytes);
   cJSON_AddStringToObject(o, "source", t->source);
   cJSON_AddStringToObject(o, "kernel_library", KLIBS[t->kernel_library]);
+  cJSON_AddStringToObject(o, "runtime", RUNTIMES[t->runtime]);
   cJSON_AddNumberToObject(o, "runtime_overhead_sram_bytes", (double)t->rt_sram);
   cJSON_AddNumberToObject(o, "runtime_overhead_flash_bytes", (double)t->rt_flash);
   cJSON_AddStringToObject(o, "latency_model", MODELS[t->model]);

@@ -47,6 +47,12 @@ extern const char *const nas_lf_names[]; /* JSON keys of the features (NAS_LF_CO
 enum nas_core { NAS_CORE_M0PLUS, NAS_CORE_M4, NAS_CORE_M7, NAS_CORE_M33, NAS_CORE_M55 };
 enum nas_latmodel { NAS_LAT_LINEAR, NAS_LAT_PERLAYER, NAS_LAT_LOOKUP };
 enum nas_kernlib { NAS_KLIB_CMSIS_NN, NAS_KLIB_TFLM_REF };
+/* The runtime a target is priced for (target JSON "runtime"; when absent, the TFLM flavour of
+ * kernel_library). nas-c is this engine's own runtime (runtime/, `nas export --format c`): it
+ * stores conv / pointwise / fc weights sparse where that is smaller (deploy/graph8.h,
+ * nas_g8_sparse_pick), so its flash is priced from the sparse bytes; TFLM has no sparse
+ * kernels, so TFLM targets price dense storage. */
+enum nas_runtime { NAS_RT_TFLM_CMSIS_NN, NAS_RT_TFLM_REF, NAS_RT_NAS_C };
 
 /* One measured kernel call (a CSV row, see nas_meas_read_csv). */
 typedef struct nas_meas {
@@ -70,6 +76,7 @@ typedef struct nas_target {
   long long sram_bytes, flash_bytes; /* on-chip memories of the part */
   char source[512];     /* where the figures come from (datasheet ids) */
   int kernel_library;   /* enum nas_kernlib */
+  int runtime;          /* enum nas_runtime */
   long long rt_sram, rt_flash; /* runtime_overhead_{sram,flash}_bytes: TFLM + kernels */
   int model;            /* enum nas_latmodel */
   double cycles_per_mac, fixed_cycles; /* "linear": always present (also the per-layer
