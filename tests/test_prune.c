@@ -328,6 +328,14 @@ static void test_structured(void **state) {
   assert_int_equal(s->layers[2].out_c, 9);
   assert_int_equal(s->layers[3].out_c, 6);
   assert_true(s->macs < n->macs && s->params < n->params);
+  /* the expected arch (priced before training) has the compacted widths */
+  char *ex = NULL;
+  assert_int_equal(nas_prune_expected_arch(arch, &ex, &e), NAS_OK);
+  nas_net *xn = build(ex);
+  for (int i = 0; i < s->n_layers; i++) assert_int_equal(xn->layers[i].out_c, s->layers[i].out_c);
+  assert_true(xn->macs == s->macs && xn->params == s->params);
+  nas_net_free(xn);
+  free(ex);
   assert_int_equal(nas_graph_find(s->g, "l0.conv.bn.cmask"), -1);
   /* float logits */
   n->g->training = 0, s->g->training = 0;

@@ -166,4 +166,11 @@ int nas_prune_svdo_export(const struct nas_net *t, struct nas_net *net, nas_err 
 int nas_prune_compact(const struct nas_net *net, int max_batch, struct nas_net **out,
                       nas_err *e);
 
+/* The architecture a channel-pruned arch will have after training and compaction: each
+ * layer that gets a channel mask keeps C - floor(fraction * C) channels (at least 1), the
+ * count choose_channels leaves; "channels" fields and prune.channels become 0. Without channel
+ * pruning *out is a copy of arch. Used to price a candidate before it is trained. The text is
+ * the caller's. */
+int nas_prune_expected_arch(const char *arch, char **out, nas_err *e);
+
 #endif

@@ -165,6 +165,42 @@ static int copy_compact(const nas_net *net, const cJSON *layers, const keep *own
   return NAS_OK;
 }
 
+int nas_prune_expected_arch(const char *arch, char **out, nas_err *e) {
+  *out = NULL;
+  cJSON *root = cJSON_Parse(arch);
+  if (!root || !cJSON_IsObject(root)) {
+    cJSON_Delete(root);
+    return nas_errf(e, NAS_EINVAL, "arch: not a JSON object");
+  }
+  cJSON *layers = cJSON_GetObjectItemCaseSensitive(root, "layers");
+  cJSON *pr = cJSON_GetObjectItemCaseSensitive(root, "prune");
+  const cJSON *ch = pr ? cJSON_GetObjectItemCaseSensitive(pr, "channels") : NULL;
+  int n = cJSON_IsArray(layers) ? cJSON_GetArraySize(layers) : 0, rc = NAS_OK;
+  int *own = nas_calloc((size_t)(n > 0 ? n : 1) * 2, sizeof *own);
+  double *frac = nas_calloc((size_t)(n > 0 ? n : 1), sizeof *frac);
+  if (!own || !frac) rc = nas_errf(e, NAS_ENOMEM, "arch: out of memory");
+  if (rc == NAS_OK && n > 0)
+    rc = nas_prune_channel_plan(layers, cJSON_IsNumber(ch) ? ch->valuedouble : 0, own, own + n,
+                                frac, "arch", e);
+  for (int i = 0; rc == NAS_OK && i < n; i++) {
+    cJSON *l = cJSON_GetArrayItem(layers, i);
+    if (cJSON_GetObjectItemCaseSensitive(l, "channels"))
+      cJSON_ReplaceItemInObjectCaseSensitive(l, "channels", cJSON_CreateNumber(0));
+    const cJSON *o = cJSON_GetObjectItemCaseSensitive(l, "out");
+    if (!own[i] || !cJSON_IsNumber(o)) continue;
+    int C = (int)o->valuedouble, cut = (int)floor(frac[i] * C + 1e-9);
+    if (cut > C - 1) cut = C - 1;
+    cJSON_ReplaceItemInObjectCaseSensitive(l, "out", cJSON_CreateNumber(C - (cut > 0 ? cut : 0)));
+  }
+  if (rc == NAS_OK && cJSON_IsNumber(ch))
+    cJSON_ReplaceItemInObjectCaseSensitive(pr, "channels", cJSON_CreateNumber(0));
+  if (rc == NAS_OK && !(*out = cJSON_PrintUnformatted(root)))
+    rc = nas_errf(e, NAS_ENOMEM, "arch: out of memory");
+  free(own), free(frac);
+  cJSON_Delete(root);
+  return rc;
+}
+
 int nas_prune_compact(const nas_net *net, int max_batch, nas_net **out, nas_err *e) {
   *out = NULL;
   cJSON *root = cJSON_Parse(net->arch_json);
