@@ -164,6 +164,14 @@ static void test_magnitude(void **state) {
     snprintf(m, sizeof m, "%s.mask", ws[i]);
     assert_int_equal(zeros(node(n, m)), (size_t)floor(0.75 * k));
     check_baked(n, ws[i]);
+    /* every output channel keeps at least one weight */
+    const nas_node *mn = node(n, m);
+    size_t rows = (size_t)mn->shape.d[0], per = k / rows;
+    for (size_t r = 0; r < rows; r++) {
+      size_t alive = 0;
+      for (size_t j = 0; j < per; j++) alive += mn->val[r * per + j] != 0.0f;
+      assert_true(alive >= 1);
+    }
   }
   printf("magnitude: test acc %.3f\n", r.test_acc);
   assert_true(r.test_acc > 0.8);

@@ -71,6 +71,17 @@ int nas_prune_svdo_export(const nas_net *t, nas_net *net, nas_err *e) {
       mk->val[k] = la < thr ? 1.0f : 0.0f;
       zeros += mk->val[k] == 0.0f;
     }
+    /* every output channel keeps its largest theta (a channel without weights outputs a
+     * constant: see train/prune_run.c) */
+    size_t rows = (size_t)mk->shape.d[0], per = n / rows;
+    for (size_t r = 0; r < rows; r++) {
+      size_t best = r * per, alive = 0;
+      for (size_t j = r * per; j < (r + 1) * per; j++) {
+        alive += mk->val[j] != 0.0f;
+        if (fabsf(tv[j]) > fabsf(tv[best])) best = j;
+      }
+      if (!alive) mk->val[best] = 1.0f, zeros--;
+    }
     /* the sparsity floor of the layer, by magnitude among the kept weights */
     int li = -1;
     double floor_s = sscanf(mk->name, "l%d.", &li) == 1 && li >= 0 && li < net->n_layers
@@ -80,6 +91,13 @@ int nas_prune_svdo_export(const nas_net *t, nas_net *net, nas_err *e) {
       mag *m = nas_malloc(n * sizeof *m);
       if (!m) return nas_errf(e, NAS_ENOMEM, "svdo export: out of memory");
       for (size_t k = 0; k < n; k++) m[k].a = mk->val[k] == 0.0f ? -1.0f : fabsf(tv[k]), m[k].i = k;
+      for (size_t r = 0; r < rows; r++) { /* keep each row's largest */
+        size_t best = r * per;
+        for (size_t j = r * per; j < (r + 1) * per; j++)
+          if (m[j].a > m[best].a) best = j;
+        m[best].a = INFINITY;
+      }
+      if (want > n - rows) want = n - rows;
       qsort(m, n, sizeof *m, cmp_mag);
       for (size_t k = 0; k < want; k++) mk->val[m[k].i] = 0.0f;
       free(m);
