@@ -26,6 +26,7 @@
 #include <cblas.h>
 #include <omp.h>
 
+#include "core/fileio.h"
 #include "core/error.h"
 #include "core/fileio.h"
 #include "core/rng.h"

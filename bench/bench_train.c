@@ -21,6 +21,7 @@
 #include <cblas.h>
 #include <omp.h>
 
+#include "core/fileio.h"
 #include "core/error.h"
 #include "core/fileio.h"
 #include "core/rng.h"

@@ -35,6 +35,8 @@ int nas_alloc_fault(long k, int persistent) {
 }
 
 int nas_alloc_fault_hit(void) { return atomic_load(&g_hit); }
+
+int nas_alloc_fault_tick(void) { return inject(); }
 #else
 static int inject(void) { return 0; }
 int nas_alloc_fault(long k, int persistent) {
@@ -42,6 +44,7 @@ int nas_alloc_fault(long k, int persistent) {
   return -1;
 }
 int nas_alloc_fault_hit(void) { return 0; }
+int nas_alloc_fault_tick(void) { return 0; }
 #endif
 
 void *nas_malloc(size_t n) { return inject() ? NULL : malloc(n ? n : 1); }

@@ -1,3 +1,4 @@
+/* core/arena.c: the bump allocator of core/arena.h (one aligned block per graph). */
 #include "core/arena.h"
 #include "core/alloc.h"
 

@@ -36,4 +36,9 @@ int nas_err_prefix(nas_err *e, const char *fmt, ...)
 
 void nas_err_clear(nas_err *e);
 
+/* Warnings (something skipped or degraded, not an error): library code hands each one, one
+ * line without a trailing newline, to a callback its caller chose, never to a FILE; the CLI
+ * passes a printer. A NULL callback drops them. */
+typedef void (*nas_warn_fn)(void *user, const char *line);
+
 #endif

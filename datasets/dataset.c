@@ -243,7 +243,7 @@ int nas_data_load(const nas_data_opts *o, nas_data *d, nas_err *e) {
   int rc = check_opts(o, e);
   if (rc) return rc;
   if (strncmp(o->spec, "speech-commands:", 16) == 0)
-    return nas_speech_load(o->spec + 16, o, o->warn, d, e);
+    return nas_speech_load(o->spec + 16, o, d, e);
   if (strncmp(o->spec, "cifar10:", 8) == 0) return nas_cifar_load(o->spec + 8, o, d, e);
   loader *L = nas_calloc(1, sizeof *L);
   if (!L) return nas_errf(e, NAS_ENOMEM, "dataset '%s': out of memory", o->spec);

@@ -14,7 +14,6 @@
 #define NAS_DATASETS_DATASET_H
 
 #include <stdint.h>
-#include <stdio.h>
 
 #include "core/error.h"
 #include "core/rng.h"
@@ -40,7 +39,8 @@ typedef struct nas_data_opts {
   double val_frac;       /* share of the training files held out for validation (0.1) */
   int train_limit;       /* keep at most this many training samples (0: all); applied after the split */
   uint64_t split_seed;   /* seed of the train/validation split (fixed: 0 by default) */
-  FILE *warn;            /* where a loader reports skipped files, one line each (NULL: nowhere) */
+  nas_warn_fn warn;      /* gets each skipped file, one line per call (NULL: dropped) */
+  void *warn_user;       /* passed to warn */
 } nas_data_opts;
 
 /* Fills opts with defaults (val_frac 0.1, no limit, split_seed 0). */

@@ -56,6 +56,8 @@ uint64_t nas_feat_params_hash(const nas_feat_params *p, uint64_t h) {
 static double hz_to_mel(double f) { return 2595.0 * log10(1.0 + f / 700.0); }
 static double mel_to_hz(double m) { return 700.0 * (pow(10.0, m / 2595.0) - 1.0); }
 
+#define MAX_MELS 512 /* the largest n_mels accepted */
+
 static int check(const nas_feat_params *p, int n_samples, nas_err *e) {
   if (p->kind != NAS_FEAT_MFCC && p->kind != NAS_FEAT_LOGMEL)
     return nas_errf(e, NAS_EINVAL, "features: unknown kind %d", p->kind);
@@ -69,8 +71,8 @@ static int check(const nas_feat_params *p, int n_samples, nas_err *e) {
   if (L < 2 || L > n_samples)
     return nas_errf(e, NAS_EINVAL, "features: window of %ld samples does not fit a clip of %d",
                     L, n_samples);
-  if (p->n_mels < 1 || p->n_mels > 512)
-    return nas_errf(e, NAS_EINVAL, "features: n_mels %d out of range 1..512", p->n_mels);
+  if (p->n_mels < 1 || p->n_mels > MAX_MELS)
+    return nas_errf(e, NAS_EINVAL, "features: n_mels %d out of range 1..%d", p->n_mels, MAX_MELS);
   if (p->kind == NAS_FEAT_MFCC && (p->n_mfcc < 1 || p->n_mfcc > p->n_mels))
     return nas_errf(e, NAS_EINVAL, "features: n_mfcc %d out of range 1..n_mels (%d)", p->n_mfcc,
                     p->n_mels);
@@ -85,7 +87,7 @@ static int check(const nas_feat_params *p, int n_samples, nas_err *e) {
 static void build_filterbank(nas_feat *f) {
   int M = f->p.n_mels, B = f->bins;
   double mlo = hz_to_mel(f->p.f_min), mhi = hz_to_mel(f->p.f_max);
-  double *fp = nas_malloc(sizeof(double) * (size_t)(M + 2));
+  double fp[MAX_MELS + 2]; /* filter edges in Hz (check() bounds n_mels) */
   for (int j = 0; j < M + 2; j++) fp[j] = mel_to_hz(mlo + (mhi - mlo) * j / (M + 1));
   for (int j = 0; j < M; j++) {
     f->fb_lo[j] = B;
@@ -104,7 +106,6 @@ static void build_filterbank(nas_feat *f) {
     }
     if (f->fb_lo[j] > f->fb_hi[j]) f->fb_lo[j] = f->fb_hi[j]; /* an empty filter */
   }
-  free(fp);
 }
 
 static void build_dct(nas_feat *f) {

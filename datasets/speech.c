@@ -98,8 +98,9 @@ static int scan(speech_tree *t, nas_err *e) {
   int rc = read_list(t, "validation_list.txt", &t->lists[0], e);
   if (!rc) rc = read_list(t, "testing_list.txt", &t->lists[1], e);
   if (rc) return rc;
-  if (speech_list_dir(t->dir, 1, &t->words))
-    return nas_errf(e, NAS_EIO, "speech-commands %s: cannot list the directory", t->dir);
+  rc = speech_list_dir(t->dir, 1, &t->words);
+  if (rc == NAS_ENOMEM) return nas_errf(e, NAS_ENOMEM, "speech-commands %s: out of memory", t->dir);
+  if (rc) return nas_errf(e, NAS_EIO, "speech-commands %s: cannot list the directory", t->dir);
   char path[2 * SPEECH_PATH_CAP + 2], rel[SPEECH_PATH_CAP];
   for (int wi = 0; wi < t->words.n; wi++) {
     const char *word = t->words.s[wi];
@@ -108,9 +109,12 @@ static int scan(speech_tree *t, nas_err *e) {
     int label = is_noise ? -1 : word_label(o->task, word);
     speech_strv files = {0};
     snprintf(path, sizeof path, "%s/%s", t->dir, word);
-    if (speech_list_dir(path, 0, &files)) {
+    int lrc = speech_list_dir(path, 0, &files);
+    if (lrc) {
       speech_strv_free(&files);
-      return nas_errf(e, NAS_EIO, "speech-commands %s: cannot list %s", t->dir, path);
+      return lrc == NAS_ENOMEM
+                 ? nas_errf(e, NAS_ENOMEM, "speech-commands %s: out of memory listing %s", t->dir, path)
+                 : nas_errf(e, NAS_EIO, "speech-commands %s: cannot list %s", t->dir, path);
     }
     if (!is_noise && label == -1 && files.n)
       speech_warnf(o, "speech-commands: skipped folder %s: '%s' is not one of the 35 words (%d files)",

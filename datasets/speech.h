@@ -25,9 +25,9 @@
  *       names are skipped with a warning; a word without a folder has no samples.
  *
  * Broken files (not a WAV, not PCM, not 16000 Hz, not mono, truncated, empty, unreadable)
- * are skipped: one warning line each, then one line with the count. Warnings go to
- * opts.warn (a FILE*) and/or opts.warn_fn; with neither they are dropped (the count is still
- * returned in nas_speech_stats). Only the clips a task uses are decoded (in the 12-class
+ * are skipped: one warning line each, then one line with the count. Warnings go to the
+ * callback opts.warn; without one they are dropped (the count is still returned in
+ * nas_speech_stats). Only the clips a task uses are decoded (in the 12-class
  * task, unknown candidates are decoded once drawn; a broken one leaves one fewer unknown).
  * Nothing usable at all is NAS_EINVAL naming DIR.
  *
@@ -72,9 +72,6 @@
 #define NAS_SPEECH_RATE 16000   /* samples per second */
 #define NAS_SPEECH_CLIP 16000   /* samples per clip (1 s) */
 
-/* Receives one warning line (no trailing newline). */
-typedef void (*nas_speech_warn_fn)(void *ctx, const char *line);
-
 /* How one augmented waveform is made (nas_speech_augment). */
 typedef struct nas_speech_aug {
   float noise_prob;   /* probability of mixing in background noise (0.8 in TF's example) */
@@ -94,9 +91,8 @@ typedef struct nas_speech_opts {
   int aug_n;              /* augmented variants per training clip, 0..64 (0: none) */
   nas_speech_aug aug;     /* how the variants are made (0.8, 0.1, 100) */
   uint64_t aug_seed;      /* seed of the variants (1) */
-  FILE *warn;             /* warning lines, one per line (may be NULL) */
-  nas_speech_warn_fn warn_fn; /* and/or a callback (may be NULL) */
-  void *warn_ctx;         /* passed to warn_fn */
+  nas_warn_fn warn;       /* gets each warning line (NULL: dropped) */
+  void *warn_user;        /* passed to warn */
 } nas_speech_opts;
 
 void nas_speech_opts_default(nas_speech_opts *o);
@@ -129,10 +125,9 @@ int nas_speech_load_dir(const char *dir, const nas_speech_opts *o, nas_data *d,
  * aug_shift_ms: largest time shift, 0..1000 ms (100); aug_seed: seed of the variants, an
  * unsigned integer (1). The aug_* keys only matter with aug > 0.
  * The cache defaults to DIR itself. o supplies train_limit and split_seed (val_frac is not
- * used: the split comes from the list files). Warnings go to warn (may be NULL). Unknown
+ * used: the split comes from the list files), and the warning callback (o->warn). Unknown
  * keys or values are NAS_EINVAL. */
-int nas_speech_load(const char *spec, const nas_data_opts *o, FILE *warn, nas_data *d,
-                    nas_err *e);
+int nas_speech_load(const char *spec, const nas_data_opts *o, nas_data *d, nas_err *e);
 
 /* Parses the spec (as above) into dir (cap bytes) and o (which should hold defaults). */
 int nas_speech_parse_spec(const char *spec, char *dir, size_t cap, nas_speech_opts *o,

@@ -29,10 +29,11 @@ void speech_strv_free(speech_strv *v);
 int speech_cmp_str(const void *a, const void *b);    /* qsort/bsearch over char * */
 
 /* Sorted names of the entries of dir; want_dirs selects folders (1) or .wav files (0). Names
- * starting with '.' are left out. -1 when dir cannot be opened or memory runs out. */
+ * starting with '.' are left out. Returns NAS_OK, NAS_EIO when dir cannot be opened, or
+ * NAS_ENOMEM (out keeps what it holds: free it in every case). */
 int speech_list_dir(const char *dir, int want_dirs, speech_strv *out);
 
-/* One warning line to o->warn and/or o->warn_fn (dropped without either). */
+/* One warning line to the callback o->warn (dropped without one). */
 void speech_warnf(const nas_speech_opts *o, const char *fmt, ...)
 #if defined(__GNUC__)
     __attribute__((format(printf, 2, 3)))

@@ -20,14 +20,13 @@
 /* ---- small helpers ---- */
 
 void speech_warnf(const nas_speech_opts *o, const char *fmt, ...) {
-  if (!o->warn && !o->warn_fn) return;
+  if (!o->warn) return;
   char line[1024];
   va_list ap;
   va_start(ap, fmt);
   vsnprintf(line, sizeof line, fmt, ap);
   va_end(ap);
-  if (o->warn) fprintf(o->warn, "%s\n", line);
-  if (o->warn_fn) o->warn_fn(o->warn_ctx, line);
+  o->warn(o->warn_user, line);
 }
 
 int speech_cmp_str(const void *a, const void *b) {
@@ -61,7 +60,7 @@ void speech_strv_free(speech_strv *v) {
 
 int speech_list_dir(const char *dir, int want_dirs, speech_strv *out) {
   DIR *d = opendir(dir);
-  if (!d) return -1;
+  if (!d) return NAS_EIO;
   struct dirent *de;
   char path[SPEECH_PATH_CAP];
   int rc = 0;
@@ -73,7 +72,7 @@ int speech_list_dir(const char *dir, int want_dirs, speech_strv *out) {
     int is_dir = S_ISDIR(st.st_mode);
     if (want_dirs ? !is_dir : (is_dir || !ends_with_wav(de->d_name))) continue;
     if (speech_strv_push(out, de->d_name)) {
-      rc = -1;
+      rc = NAS_ENOMEM;
       break;
     }
   }
@@ -157,8 +156,10 @@ int nas_speech_noise_read(const char *dir, const nas_speech_opts *o, nas_speech_
                           int *skipped, nas_err *e) {
   memset(nz, 0, sizeof *nz);
   speech_strv names = {0};
-  if (speech_list_dir(dir, 0, &names)) {
+  int lrc = speech_list_dir(dir, 0, &names);
+  if (lrc) {
     speech_strv_free(&names);
+    if (lrc == NAS_ENOMEM) return nas_errf(e, NAS_ENOMEM, "%s: out of memory", dir);
     return NAS_OK; /* no noise folder: no noise */
   }
   nz->x = nas_calloc((size_t)names.n + 1, sizeof(float *));
@@ -173,8 +174,13 @@ int nas_speech_noise_read(const char *dir, const nas_speech_opts *o, nas_speech_
     snprintf(path, sizeof path, "%s/%s", dir, names.s[i]);
     nas_err we = {0};
     float *x;
-    int n;
-    if (nas_wav_read(path, &x, &n, &we)) {
+    int n, wrc = nas_wav_read(path, &x, &n, &we);
+    if (wrc == NAS_ENOMEM) {
+      speech_strv_free(&names);
+      nas_speech_noise_free(nz);
+      return nas_errf(e, NAS_ENOMEM, "%s", we.msg);
+    }
+    if (wrc) {
       speech_warnf(o, "speech-commands: skipped %s", we.msg);
       if (skipped) (*skipped)++;
       continue;

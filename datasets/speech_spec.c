@@ -120,8 +120,7 @@ int nas_speech_parse_spec(const char *spec, char *dir, size_t cap, nas_speech_op
   return NAS_OK;
 }
 
-int nas_speech_load(const char *spec, const nas_data_opts *o, FILE *warn, nas_data *d,
-                    nas_err *e) {
+int nas_speech_load(const char *spec, const nas_data_opts *o, nas_data *d, nas_err *e) {
   memset(d, 0, sizeof *d);
   nas_speech_opts so;
   nas_speech_opts_default(&so);
@@ -143,7 +142,7 @@ int nas_speech_load(const char *spec, const nas_data_opts *o, FILE *warn, nas_da
   if (o) {
     so.train_limit = o->train_limit;
     so.seed = o->split_seed;
+    so.warn = o->warn, so.warn_user = o->warn_user;
   }
-  so.warn = warn;
   return nas_speech_load_dir(dir, &so, d, NULL, e);
 }

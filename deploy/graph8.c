@@ -2,6 +2,7 @@
  * operator (so kernels run unchecked), and whole-graph execution in a planned arena. */
 #include "deploy/graph8.h"
 #include "core/alloc.h"
+#include "deploy/rnn8.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -62,6 +63,7 @@ const char *nas_g8_act_name(int act) {
     case NAS_G8_ACT_RELU: return "relu";
     case NAS_G8_ACT_RELU_N1_TO_1: return "relu_n1_to_1";
     case NAS_G8_ACT_RELU6: return "relu6";
+    case NAS_G8_ACT_TANH: return "tanh";
     default: return "?";
   }
 }
@@ -114,7 +116,7 @@ int nas_g8_validate(const nas_g8_graph *g, nas_err *e) {
     for (int k = 0; k < op->nin && !bad; k++) {
       int t = op->in[k];
       if (t < -1 || t >= g->ntensors) bad = 1;
-      else if (t >= 0 && !g->tensors[t].data && !ready[t]) {
+      else if (t >= 0 && !g->tensors[t].data && !g->tensors[t].variable && !ready[t]) {
         free(ready);
         return nas_errf(e, NAS_EINVAL, "operator %d (%s): input tensor '%s' is read before any operator writes it",
                         i, nas_g8_op_name(op->kind), g->tensors[t].name);
@@ -228,7 +230,8 @@ int nas_g8_validate(const nas_g8_graph *g, nas_err *e) {
         if (nx != ny) OPFAIL("input and output sizes differ");
         break;
       default:
-        OPFAIL("unsupported op");
+        if (!nas_g8_is_rnn_kind(op->kind)) OPFAIL("unsupported op");
+        if (nas_g8_validate_rnn(g, i, e)) return e->code;
     }
     if (x->data && op->kind != NAS_G8_ADD) OPFAIL("input '%s' is a constant", x->name);
   }

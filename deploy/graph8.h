@@ -18,27 +18,36 @@
 #include "runtime/nasrt.h"
 
 #define NAS_G8_MAXDIM 6 /* most dimensions a tensor may have */
-#define NAS_G8_MAXIN 3  /* most inputs of an operator */
+#define NAS_G8_MAXIN 24 /* most inputs of an operator (UNIDIRECTIONAL_SEQUENCE_LSTM: 24) */
+#define NAS_G8_MAXIM 5  /* most intermediate tensors of an operator (the LSTM's 5) */
 
 /* Element types (values follow TFLite's TensorType). */
-enum nas_g8_type { NAS_G8_INT32 = 2, NAS_G8_INT8 = 9 };
+enum nas_g8_type { NAS_G8_FLOAT32 = 0, NAS_G8_INT32 = 2, NAS_G8_INT16 = 7, NAS_G8_INT8 = 9 };
+/* (FLOAT32 only for the LSTM's empty placeholder intermediates, as TFLite's converter writes) */
 
 /* Operator kinds (values follow TFLite's BuiltinOperator). */
 enum nas_g8_opkind {
   NAS_G8_ADD = 0,
   NAS_G8_AVERAGE_POOL_2D = 1,
+  NAS_G8_CONCATENATION = 2,
   NAS_G8_CONV_2D = 3,
   NAS_G8_DEPTHWISE_CONV_2D = 4,
   NAS_G8_FULLY_CONNECTED = 9,
+  NAS_G8_LOGISTIC = 14,
   NAS_G8_MAX_POOL_2D = 17,
+  NAS_G8_MUL = 18,
   NAS_G8_RESHAPE = 22,
   NAS_G8_SOFTMAX = 25,
+  NAS_G8_TANH = 28,
+  NAS_G8_SUB = 41,
+  NAS_G8_UNIDIRECTIONAL_SEQUENCE_LSTM = 44, /* integer 8x8->16 (deploy/prep_rnn.c) */
+  NAS_G8_STRIDED_SLICE = 45,
   NAS_G8_QUANTIZE = 114 /* int8 -> int8 requantisation only */
 };
 
 /* Fused activations (values follow TFLite's ActivationFunctionType). */
 enum nas_g8_act { NAS_G8_ACT_NONE = 0, NAS_G8_ACT_RELU = 1, NAS_G8_ACT_RELU_N1_TO_1 = 2,
-                  NAS_G8_ACT_RELU6 = 3 };
+                  NAS_G8_ACT_RELU6 = 3, NAS_G8_ACT_TANH = 4 /* LSTM's cell activation only */ };
 
 /* Padding (values follow TFLite's Padding). */
 enum nas_g8_pad { NAS_G8_PAD_SAME = 0, NAS_G8_PAD_VALID = 1 };
@@ -53,6 +62,7 @@ typedef struct nas_g8_tensor {
   int32_t *zero_point;          /* [nq], owned */
   int qdim;                     /* quantized dimension when nq > 1 */
   void *data;                   /* owned constant data (weights, bias), NULL for activations */
+  int variable;                 /* 1: TFLite variable tensor (LSTM state, set by its operator) */
   size_t bytes;                 /* element count * element size */
 } nas_g8_tensor;
 
@@ -61,6 +71,8 @@ typedef struct nas_g8_op {
   int nin;                      /* inputs used */
   int in[NAS_G8_MAXIN];         /* tensor indices; -1 for an absent optional input (bias) */
   int out;                      /* output tensor index */
+  int nim;                      /* intermediate tensors (LSTM: 5, TFLite's order) */
+  int im[NAS_G8_MAXIM];         /* their indices (quantisation only, never planned) */
   int padding;                  /* enum nas_g8_pad (conv, dwconv, pools) */
   int stride_w, stride_h;       /* strides (conv, dwconv, pools) */
   int dil_w, dil_h;             /* dilation factors (conv, dwconv), 1 by default */
@@ -68,6 +80,11 @@ typedef struct nas_g8_op {
   int depth_mult;               /* depthwise channel multiplier */
   int act;                      /* enum nas_g8_act, fused */
   float beta;                   /* softmax beta */
+  float cell_clip, proj_clip;   /* LSTM clips (0: none) */
+  int time_major;               /* LSTM: input [T,B,F] when 1 */
+  int axis;                     /* CONCATENATION axis */
+  int begin_mask, end_mask;     /* STRIDED_SLICE masks (bit per axis) */
+  int ellipsis_mask, new_axis_mask, shrink_axis_mask;
 } nas_g8_op;
 
 typedef struct nas_g8_graph {
@@ -163,10 +180,17 @@ typedef struct nas_g8_prep_op {
     nasrt_softmax_p softmax; /* SOFTMAX */
     nasrt_requant_p requant; /* QUANTIZE */
     nasrt_copy_p copy;       /* RESHAPE */
+    nasrt_act_p act;         /* LOGISTIC, TANH */
+    nasrt_mul_p mul;         /* MUL */
+    nasrt_slice_p slice;     /* STRIDED_SLICE */
+    nasrt_lstm_p lstm;       /* UNIDIRECTIONAL_SEQUENCE_LSTM (ADD's struct serves SUB) */
+    nasrt_concat_p concat;   /* CONCATENATION */
     nasrt_sparse_p sparse;   /* SPARSE (CONV_2D / FULLY_CONNECTED with g->sparse) */
   } rt;
-  int32_t *mult;   /* [channels] rt.conv/rt.fc multipliers, owned (NULL for other kinds) */
+  int32_t *mult;   /* [channels] rt.conv/rt.fc multipliers, owned (LSTM: [8]; NULL for other
+                      kinds) */
   int8_t *shift;   /* [channels] their shifts, owned */
+  int32_t *ebias;  /* LSTM: [8][units] effective biases (rt.lstm.bias), owned; else NULL */
   nas_q_rq rq;     /* host requantisation, one entry per output channel; NULL arrays when unused */
   int cop;         /* padded output channels (0 when w16 is unused; Co when pixel) */
   int pixel;       /* CONV_2D run with pixels on the vector axis: w16 is [Co,Kh*Kw*Ci] */

@@ -12,6 +12,7 @@
 
 #include "core/alloc.h"
 #include "deploy/graph8.h"
+#include "deploy/rnn8.h"
 
 /* nas_q_mul + zero point + clamp without branches, so loops over it vectorise: the left shift
  * as a saturated multiply, SRDHM's division by 2^31 truncating toward zero as a biased
@@ -241,6 +242,7 @@ static int run_prepared(const nas_g8_graph *g, const nas_g8_prep_op *pp, int i, 
     case NASRT_QUANTIZE: nasrt_requantize(&pp->rt.requant, in, out); return NAS_OK;
     case NASRT_SPARSE: nasrt_sparse(&pp->rt.sparse, in, out); return NAS_OK;
     default:
+      if (nas_g8_is_rnn_kind(op->kind)) return nas_g8_run_rnn(g, pp, i, act, e);
       return nas_errf(e, NAS_EINVAL, "operator %d: unsupported op %s", i,
                       nas_g8_op_name(op->kind) ? nas_g8_op_name(op->kind) : "?");
   }

@@ -2,6 +2,7 @@
  * and the int8 graph's accuracy over a dataset. */
 #include "deploy/lower.h"
 #include "core/alloc.h"
+#include "deploy/lower_impl.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -11,18 +12,6 @@
 #include "train/ops.h"
 #include "train/prune.h"
 
-/* Lowering state. */
-typedef struct lw {
-  const nas_net *net;   /* source network */
-  const nas_graph *fg;  /* its graph */
-  const nas_calib *c;   /* ranges per node */
-  nas_lower_cfg cfg;    /* options */
-  nas_err *e;           /* error sink */
-  nas_g8_graph *g;      /* graph being built */
-  int tcap, ocap;       /* allocated tensors / ops */
-  int *tmap;            /* [fg->n] node -> int8 tensor (-1: none yet) */
-  unsigned char *done;  /* [fg->n] 1 when the node was fused into an earlier op */
-} lw;
 
 /* Layer index and op of a node ("l3.dw.bn" -> 3, "dsconv"). */
 static int layer_of(const lw *L, int node, const char **op) {
@@ -35,8 +24,7 @@ static int layer_of(const lw *L, int node, const char **op) {
   return li;
 }
 
-static int lerr(lw *L, int node, int code, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
-static int lerr(lw *L, int node, int code, const char *fmt, ...) {
+int nas_lw_lerr(lw *L, int node, int code, const char *fmt, ...) {
   char msg[400];
   va_list ap;
   va_start(ap, fmt);
@@ -48,15 +36,15 @@ static int lerr(lw *L, int node, int code, const char *fmt, ...) {
   return nas_errf(L->e, code, "node '%s': %s", L->fg->nodes[node].name, msg);
 }
 
-static int oom(lw *L) { return nas_errf(L->e, NAS_ENOMEM, "lowering: out of memory"); }
+int nas_lw_oom(lw *L) { return nas_errf(L->e, NAS_ENOMEM, "lowering: out of memory"); }
 
 /* Appends a tensor; returns its index or -1. nq scales (zero points 0 unless set later). */
-static int add_tensor(lw *L, const char *name, int type, int ndim, const int *dims, int nq) {
+int nas_lw_add_tensor(lw *L, const char *name, int type, int ndim, const int *dims, int nq) {
   nas_g8_graph *g = L->g;
   if (g->ntensors == L->tcap) {
     int cap = L->tcap ? L->tcap * 2 : 32;
     nas_g8_tensor *t = nas_realloc(g->tensors, sizeof *t * (size_t)cap);
-    if (!t) return oom(L), -1;
+    if (!t) return nas_lw_oom(L), -1;
     g->tensors = t, L->tcap = cap;
   }
   nas_g8_tensor *t = &g->tensors[g->ntensors];
@@ -65,7 +53,7 @@ static int add_tensor(lw *L, const char *name, int type, int ndim, const int *di
   t->name = nas_malloc(strlen(name) + 1);
   t->scale = nas_calloc((size_t)(nq > 0 ? nq : 1), sizeof *t->scale);
   t->zero_point = nas_calloc((size_t)(nq > 0 ? nq : 1), sizeof *t->zero_point);
-  if (!t->name || !t->scale || !t->zero_point) return oom(L), -1;
+  if (!t->name || !t->scale || !t->zero_point) return nas_lw_oom(L), -1;
   strcpy(t->name, name);
   t->type = type, t->ndim = ndim, t->nq = nq;
   memcpy(t->dims, dims, sizeof *dims * (size_t)ndim);
@@ -75,12 +63,12 @@ static int add_tensor(lw *L, const char *name, int type, int ndim, const int *di
 }
 
 /* Appends an operator; returns its index or -1. */
-static int add_op(lw *L, int kind, int out, int nin, int i0, int i1, int i2) {
+int nas_lw_add_op(lw *L, int kind, int out, int nin, int i0, int i1, int i2) {
   nas_g8_graph *g = L->g;
   if (g->nops == L->ocap) {
     int cap = L->ocap ? L->ocap * 2 : 32;
     nas_g8_op *o = nas_realloc(g->ops, sizeof *o * (size_t)cap);
-    if (!o) return oom(L), -1;
+    if (!o) return nas_lw_oom(L), -1;
     g->ops = o, L->ocap = cap;
   }
   nas_g8_op *op = &g->ops[g->nops];
@@ -97,10 +85,10 @@ static int add_op(lw *L, int kind, int out, int nin, int i0, int i1, int i2) {
 static int act_tensor(lw *L, int node) {
   const nas_node *n = &L->fg->nodes[node];
   if (!L->c->point || node >= L->c->n || !L->c->point[node])
-    return lerr(L, node, NAS_EINVAL, "no calibrated range for '%s' (calibrate this network first)", n->name), -1;
+    return nas_lw_lerr(L, node, NAS_EINVAL, "no calibrated range for '%s' (calibrate this network first)", n->name), -1;
   int dims[NAS_G8_MAXDIM] = {1}, nd = n->shape.nd;
   for (int k = 1; k < nd; k++) dims[k] = n->shape.d[k];
-  int t = add_tensor(L, n->name, NAS_G8_INT8, nd, dims, 1);
+  int t = nas_lw_add_tensor(L, n->name, NAS_G8_INT8, nd, dims, 1);
   if (t < 0) return -1;
   nas_q_choose(L->c->lo[node], L->c->hi[node], &L->g->tensors[t].scale[0],
                &L->g->tensors[t].zero_point[0]);
@@ -108,8 +96,8 @@ static int act_tensor(lw *L, int node) {
 }
 
 /* An activation tensor that keeps tensor `like`'s quantisation, with the shape of node. */
-static int same_q_tensor(lw *L, const char *name, int like, int nd, const int *dims) {
-  int t = add_tensor(L, name, NAS_G8_INT8, nd, dims, 1);
+int nas_lw_same_q_tensor(lw *L, const char *name, int like, int nd, const int *dims) {
+  int t = nas_lw_add_tensor(L, name, NAS_G8_INT8, nd, dims, 1);
   if (t < 0) return -1;
   L->g->tensors[t].scale[0] = L->g->tensors[like].scale[0];
   L->g->tensors[t].zero_point[0] = L->g->tensors[like].zero_point[0];
@@ -151,37 +139,37 @@ static int fuse_chain(lw *L, int node, int *bn, int *act) {
   return out;
 }
 
-static int input_of(lw *L, int node, int k) {
+int nas_lw_input_of(lw *L, int node, int k) {
   int src = L->fg->nodes[node].in[k];
   if (L->tmap[src] < 0)
-    return lerr(L, node, NAS_EINVAL, "input '%s' was not lowered", L->fg->nodes[src].name), -1;
+    return nas_lw_lerr(L, node, NAS_EINVAL, "input '%s' was not lowered", L->fg->nodes[src].name), -1;
   return L->tmap[src];
 }
 
 /* Weight tensor (int8, per channel when nq > 1, quantized_dimension qdim). */
-static int weight_tensor(lw *L, const char *name, int nd, const int *dims, const int8_t *q,
+int nas_lw_weight_tensor(lw *L, const char *name, int nd, const int *dims, const int8_t *q,
                          const float *scale, int nq, int qdim) {
-  int t = add_tensor(L, name, NAS_G8_INT8, nd, dims, nq);
+  int t = nas_lw_add_tensor(L, name, NAS_G8_INT8, nd, dims, nq);
   if (t < 0) return -1;
   nas_g8_tensor *x = &L->g->tensors[t];
   x->data = nas_malloc(x->bytes);
-  if (!x->data) return oom(L), -1;
+  if (!x->data) return nas_lw_oom(L), -1;
   memcpy(x->data, q, x->bytes);
   memcpy(x->scale, scale, sizeof *scale * (size_t)nq);
   x->qdim = qdim;
   return t;
 }
 
-static int bias_tensor(lw *L, const char *name, int co, const float *b, float in_scale,
+int nas_lw_bias_tensor(lw *L, const char *name, int co, const float *b, float in_scale,
                        const float *w_scale, int per_channel) {
   int dims[1] = {co};
-  int t = add_tensor(L, name, NAS_G8_INT32, 1, dims, per_channel ? co : 1);
+  int t = nas_lw_add_tensor(L, name, NAS_G8_INT32, 1, dims, per_channel ? co : 1);
   if (t < 0) return -1;
   nas_g8_tensor *x = &L->g->tensors[t];
   x->data = nas_malloc(x->bytes);
-  if (!x->data) return oom(L), -1;
+  if (!x->data) return nas_lw_oom(L), -1;
   float *ws = nas_malloc(sizeof *ws * (size_t)co);
-  if (!ws) return oom(L), -1;
+  if (!ws) return nas_lw_oom(L), -1;
   for (int c = 0; c < co; c++) ws[c] = w_scale[per_channel ? c : 0];
   nas_q_bias(b, co, in_scale, ws, x->data);
   for (int c = 0; c < (per_channel ? co : 1); c++) x->scale[c] = in_scale * ws[c];
@@ -189,7 +177,7 @@ static int bias_tensor(lw *L, const char *name, int co, const float *b, float in
   return t;
 }
 
-static void tname(char *buf, size_t cap, const char *base, const char *suffix) {
+void nas_lw_tname(char *buf, size_t cap, const char *base, const char *suffix) {
   snprintf(buf, cap, "%.*s%s", (int)(strlen(base) > 40 ? 40 : strlen(base)), base, suffix);
 }
 
@@ -198,7 +186,7 @@ static int lower_conv(lw *L, int i) {
   const nas_node *n = &L->fg->nodes[i];
   const int dw = n->op == NAS_OP_DWCONV2D;
   const nas_node *wn = &L->fg->nodes[nas_prune_source(L->fg, n->in[1])];
-  int x = input_of(L, i, 0);
+  int x = nas_lw_input_of(L, i, 0);
   if (x < 0) return -1;
   int bn, act, outn = fuse_chain(L, i, &bn, &act);
   const int co = dw ? wn->shape.d[2] : wn->shape.d[0];
@@ -209,7 +197,7 @@ static int lower_conv(lw *L, int i) {
   int8_t *q = nas_malloc(nw);
   int rc = -1;
   if (!w || !b || !ws || !q) {
-    oom(L);
+    nas_lw_oom(L);
     goto done;
   }
   if (nas_fold_bn(L->fg, i, bn, w, b, L->e)) goto done;
@@ -218,14 +206,14 @@ static int lower_conv(lw *L, int i) {
   char nm[64];
   int wdims[4] = {co, kh, kw, dw ? 1 : wn->shape.d[3]};
   if (dw) wdims[0] = 1, wdims[3] = co;
-  int wt = weight_tensor(L, wn->name, 4, wdims, q, ws, co, dw ? 3 : 0);
+  int wt = nas_lw_weight_tensor(L, wn->name, 4, wdims, q, ws, co, dw ? 3 : 0);
   if (wt < 0) goto done;
-  tname(nm, sizeof nm, wn->name, bn >= 0 ? ".folded_bias" : ".bias");
-  int bt = bias_tensor(L, nm, co, b, L->g->tensors[x].scale[0], ws, 1);
+  nas_lw_tname(nm, sizeof nm, wn->name, bn >= 0 ? ".folded_bias" : ".bias");
+  int bt = nas_lw_bias_tensor(L, nm, co, b, L->g->tensors[x].scale[0], ws, 1);
   if (bt < 0) goto done;
   int y = act_tensor(L, outn);
   if (y < 0) goto done;
-  int oi = add_op(L, dw ? NAS_G8_DEPTHWISE_CONV_2D : NAS_G8_CONV_2D, y, 3, x, wt, bt);
+  int oi = nas_lw_add_op(L, dw ? NAS_G8_DEPTHWISE_CONV_2D : NAS_G8_CONV_2D, y, 3, x, wt, bt);
   if (oi < 0) goto done;
   nas_g8_op *op = &L->g->ops[oi];
   op->padding = n->p.padding == NAS_PAD_SAME ? NAS_G8_PAD_SAME : NAS_G8_PAD_VALID;
@@ -240,10 +228,10 @@ done:
 static int lower_dense(lw *L, int i) {
   const nas_node *n = &L->fg->nodes[i];
   const nas_node *wn = &L->fg->nodes[nas_prune_source(L->fg, n->in[1])];
-  int x = input_of(L, i, 0);
+  int x = nas_lw_input_of(L, i, 0);
   if (x < 0) return -1;
   int bn, act, outn = fuse_chain(L, i, &bn, &act);
-  if (bn >= 0) return lerr(L, i, NAS_EINVAL, "batch-norm after a dense layer is not supported");
+  if (bn >= 0) return nas_lw_lerr(L, i, NAS_EINVAL, "batch-norm after a dense layer is not supported");
   const int co = wn->shape.d[0], k = wn->shape.d[1];
   const size_t nw = (size_t)co * k;
   const int pc = L->cfg.fc_per_channel;
@@ -251,22 +239,22 @@ static int lower_dense(lw *L, int i) {
   int8_t *q = nas_malloc(nw);
   int rc = -1;
   if (!b || !ws || !q) {
-    oom(L);
+    nas_lw_oom(L);
     goto done;
   }
   if (n->n_in > 2) memcpy(b, L->fg->nodes[n->in[2]].val, sizeof *b * (size_t)co);
   if (pc) nas_q_weights(wn->val, co, k, k, 1, q, ws);
   else nas_q_weights(wn->val, 1, (int)nw, 0, 1, q, ws);
   int wdims[2] = {co, k};
-  int wt = weight_tensor(L, wn->name, 2, wdims, q, ws, pc ? co : 1, 0);
+  int wt = nas_lw_weight_tensor(L, wn->name, 2, wdims, q, ws, pc ? co : 1, 0);
   if (wt < 0) goto done;
   char nm[64];
-  tname(nm, sizeof nm, wn->name, ".bias");
-  int bt = bias_tensor(L, nm, co, b, L->g->tensors[x].scale[0], ws, pc);
+  nas_lw_tname(nm, sizeof nm, wn->name, ".bias");
+  int bt = nas_lw_bias_tensor(L, nm, co, b, L->g->tensors[x].scale[0], ws, pc);
   if (bt < 0) goto done;
   int y = act_tensor(L, outn);
   if (y < 0) goto done;
-  int oi = add_op(L, NAS_G8_FULLY_CONNECTED, y, 3, x, wt, bt);
+  int oi = nas_lw_add_op(L, NAS_G8_FULLY_CONNECTED, y, 3, x, wt, bt);
   if (oi < 0) goto done;
   L->g->ops[oi].act = act;
   L->tmap[i] = L->tmap[outn] = y;
@@ -283,13 +271,13 @@ static int lower_node(lw *L, int i) {
     case NAS_OP_DWCONV2D: return lower_conv(L, i);
     case NAS_OP_DENSE: return lower_dense(L, i);
     case NAS_OP_ADD: {
-      int a = input_of(L, i, 0), b = a < 0 ? -1 : input_of(L, i, 1);
+      int a = nas_lw_input_of(L, i, 0), b = a < 0 ? -1 : nas_lw_input_of(L, i, 1);
       if (a < 0 || b < 0) return -1;
       int bn, act, outn = fuse_chain(L, i, &bn, &act);
-      if (bn >= 0) return lerr(L, i, NAS_EINVAL, "batch-norm after an add is not supported");
+      if (bn >= 0) return nas_lw_lerr(L, i, NAS_EINVAL, "batch-norm after an add is not supported");
       int y = act_tensor(L, outn);
       if (y < 0) return -1;
-      int oi = add_op(L, NAS_G8_ADD, y, 2, a, b, -1);
+      int oi = nas_lw_add_op(L, NAS_G8_ADD, y, 2, a, b, -1);
       if (oi < 0) return -1;
       L->g->ops[oi].act = act;
       L->tmap[i] = L->tmap[outn] = y;
@@ -297,12 +285,12 @@ static int lower_node(lw *L, int i) {
     }
     case NAS_OP_MAXPOOL:
     case NAS_OP_AVGPOOL: {
-      int x = input_of(L, i, 0);
+      int x = nas_lw_input_of(L, i, 0);
       if (x < 0) return -1;
       int dims[4] = {1, n->shape.d[1], n->shape.d[2], n->shape.d[3]};
-      int y = same_q_tensor(L, n->name, x, 4, dims);
+      int y = nas_lw_same_q_tensor(L, n->name, x, 4, dims);
       if (y < 0) return -1;
-      int oi = add_op(L, n->op == NAS_OP_MAXPOOL ? NAS_G8_MAX_POOL_2D : NAS_G8_AVERAGE_POOL_2D, y, 1, x, -1, -1);
+      int oi = nas_lw_add_op(L, n->op == NAS_OP_MAXPOOL ? NAS_G8_MAX_POOL_2D : NAS_G8_AVERAGE_POOL_2D, y, 1, x, -1, -1);
       if (oi < 0) return -1;
       nas_g8_op *op = &L->g->ops[oi];
       op->padding = n->p.padding == NAS_PAD_SAME ? NAS_G8_PAD_SAME : NAS_G8_PAD_VALID;
@@ -311,49 +299,49 @@ static int lower_node(lw *L, int i) {
       return 0;
     }
     case NAS_OP_GAP: {
-      int x = input_of(L, i, 0);
+      int x = nas_lw_input_of(L, i, 0);
       if (x < 0) return -1;
       const nas_g8_tensor *xt = &L->g->tensors[x];
       int H = xt->dims[1], W = xt->dims[2], C = xt->dims[3];
       int d4[4] = {1, 1, 1, C}, d2[2] = {1, C};
       char nm[64];
-      tname(nm, sizeof nm, n->name, ".pool");
-      int p = same_q_tensor(L, nm, x, 4, d4);
+      nas_lw_tname(nm, sizeof nm, n->name, ".pool");
+      int p = nas_lw_same_q_tensor(L, nm, x, 4, d4);
       if (p < 0) return -1;
-      int oi = add_op(L, NAS_G8_AVERAGE_POOL_2D, p, 1, x, -1, -1);
+      int oi = nas_lw_add_op(L, NAS_G8_AVERAGE_POOL_2D, p, 1, x, -1, -1);
       if (oi < 0) return -1;
       nas_g8_op *op = &L->g->ops[oi];
       op->padding = NAS_G8_PAD_VALID, op->filter_h = H, op->filter_w = W;
-      int y = same_q_tensor(L, n->name, p, 2, d2);
-      if (y < 0 || add_op(L, NAS_G8_RESHAPE, y, 1, p, -1, -1) < 0) return -1;
+      int y = nas_lw_same_q_tensor(L, n->name, p, 2, d2);
+      if (y < 0 || nas_lw_add_op(L, NAS_G8_RESHAPE, y, 1, p, -1, -1) < 0) return -1;
       L->tmap[i] = y;
       return 0;
     }
     case NAS_OP_RESHAPE: {
-      int x = input_of(L, i, 0);
+      int x = nas_lw_input_of(L, i, 0);
       if (x < 0) return -1;
       int dims[NAS_G8_MAXDIM] = {1};
       for (int k = 1; k < n->shape.nd; k++) dims[k] = n->shape.d[k];
-      int y = same_q_tensor(L, n->name, x, n->shape.nd, dims);
-      if (y < 0 || add_op(L, NAS_G8_RESHAPE, y, 1, x, -1, -1) < 0) return -1;
+      int y = nas_lw_same_q_tensor(L, n->name, x, n->shape.nd, dims);
+      if (y < 0 || nas_lw_add_op(L, NAS_G8_RESHAPE, y, 1, x, -1, -1) < 0) return -1;
       L->tmap[i] = y;
       return 0;
     }
     case NAS_OP_DROPOUT: {
-      int x = input_of(L, i, 0);
+      int x = nas_lw_input_of(L, i, 0);
       if (x < 0) return -1;
       L->tmap[i] = x;
       return 0;
     }
     case NAS_OP_SOFTMAX_XENT: return 0;
     case NAS_OP_LSTM:
-    case NAS_OP_GRU: return lerr(L, i, NAS_EINVAL, "not supported for int8 yet");
+    case NAS_OP_GRU: return nas_lw_lower_rnn(L, i);
     case NAS_OP_BATCHNORM:
-      return lerr(L, i, NAS_EINVAL, "a batch-norm that does not follow a convolution cannot be lowered");
+      return nas_lw_lerr(L, i, NAS_EINVAL, "a batch-norm that does not follow a convolution cannot be lowered");
     case NAS_OP_RELU:
     case NAS_OP_RELU6:
-      return lerr(L, i, NAS_EINVAL, "an activation that does not follow a conv, fc or add cannot be lowered");
-    default: return lerr(L, i, NAS_EINVAL, "op %s cannot be lowered to int8", nas_op_name(n->op));
+      return nas_lw_lerr(L, i, NAS_EINVAL, "an activation that does not follow a conv, fc or add cannot be lowered");
+    default: return nas_lw_lerr(L, i, NAS_EINVAL, "op %s cannot be lowered to int8", nas_op_name(n->op));
   }
 }
 
@@ -367,7 +355,7 @@ int nas_lower(const nas_net *net, const nas_calib *c, const nas_lower_cfg *cfg,
   L.tmap = nas_malloc(sizeof *L.tmap * (size_t)net->g->n);
   L.done = nas_calloc((size_t)net->g->n, 1);
   int rc = NAS_OK;
-  if (!L.tmap || !L.done) rc = oom(&L);
+  if (!L.tmap || !L.done) rc = nas_lw_oom(&L);
   if (!rc) {
     for (int i = 0; i < net->g->n; i++) L.tmap[i] = -1;
     int x = act_tensor(&L, net->input);
@@ -385,8 +373,8 @@ int nas_lower(const nas_net *net, const nas_calib *c, const nas_lower_cfg *cfg,
   }
   if (!rc && L.cfg.softmax) {
     int d2[2] = {1, net->classes};
-    int y = add_tensor(&L, "softmax", NAS_G8_INT8, 2, d2, 1);
-    if (y < 0 || add_op(&L, NAS_G8_SOFTMAX, y, 1, out->output, -1, -1) < 0) {
+    int y = nas_lw_add_tensor(&L, "softmax", NAS_G8_INT8, 2, d2, 1);
+    if (y < 0 || nas_lw_add_op(&L, NAS_G8_SOFTMAX, y, 1, out->output, -1, -1) < 0) {
       rc = e->code;
     } else {
       out->tensors[y].scale[0] = 1.0f / 256, out->tensors[y].zero_point[0] = -128;

@@ -7,7 +7,9 @@
  * mbconv's residual) -> ADD; maxpool/avgpool -> MAX_POOL_2D / AVERAGE_POOL_2D; gap ->
  * AVERAGE_POOL_2D over the whole map + RESHAPE to [1,C]; flatten -> RESHAPE; dropout is
  * dropped. ReLU/ReLU6 (fused into batch-norm or following a conv/fc/add) become the op's
- * fused activation. lstm/gru are refused ("layer 3 (lstm): not supported for int8 yet").
+ * fused activation. lstm -> UNIDIRECTIONAL_SEQUENCE_LSTM (TFLite's integer LSTM), gru ->
+ * the unrolled cell in builtins (deploy/lower_rnn.c), with the ranges of the calibration's
+ * internal cell points (nas_calib.sub_lo/sub_hi).
  * The graph runs one sample (batch 1): input [1,H,W,C] int8, output the logits [1,classes]
  * int8, or with softmax the probabilities (scale 1/256, zero point -128).
  * Ownership: the graph is the caller's (nas_g8_graph_free); net and calibration are read. */

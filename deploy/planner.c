@@ -23,6 +23,11 @@ typedef struct item {
   size_t size;    /* bytes */
 } item;
 
+/* Bytes of a tensor (int16 cell states and int32 take 2 and 4 bytes per element). */
+static size_t tbytes(const nas_g8_tensor *t) {
+  return nas_g8_numel(t) * (t->type == NAS_G8_INT32 ? 4 : t->type == NAS_G8_INT16 ? 2 : 1);
+}
+
 static int by_size_desc(const void *a, const void *b) {
   const item *x = a, *y = b;
   if (x->size != y->size) return x->size < y->size ? 1 : -1;
@@ -69,7 +74,7 @@ int nas_g8_plan_build(const nas_g8_graph *g, nas_g8_plan *p, nas_err *e) {
   }
   int n = 0;
   for (int t = 0; t < nt; t++)
-    if (p->first[t] >= 0) items[n].t = t, items[n].size = nas_g8_numel(&g->tensors[t]), n++;
+    if (p->first[t] >= 0) items[n].t = t, items[n].size = tbytes(&g->tensors[t]), n++;
   qsort(items, (size_t)n, sizeof *items, by_size_desc);
   size_t peak = 0;
   int np = 0;
@@ -82,7 +87,7 @@ int nas_g8_plan_build(const nas_g8_graph *g, nas_g8_plan *p, nas_err *e) {
     for (int j = 0; j < np; j++) {
       int u = (int)placed[j];
       if (p->last[u] < p->first[t] || p->first[u] > p->last[t]) continue;
-      size_t end = (size_t)p->offset[u] + nas_g8_numel(&g->tensors[u]);
+      size_t end = (size_t)p->offset[u] + tbytes(&g->tensors[u]);
       ends[nc++] = (end + ALIGN - 1) / ALIGN * ALIGN;
     }
     qsort(ends, (size_t)nc, sizeof *ends, cmp_size_t);
@@ -93,7 +98,7 @@ int nas_g8_plan_build(const nas_g8_graph *g, nas_g8_plan *p, nas_err *e) {
       for (int j = 0; j < np && ok; j++) {
         int u = (int)placed[j];
         if (p->last[u] < p->first[t] || p->first[u] > p->last[t]) continue;
-        size_t uo = (size_t)p->offset[u], us = nas_g8_numel(&g->tensors[u]);
+        size_t uo = (size_t)p->offset[u], us = tbytes(&g->tensors[u]);
         if (off < uo + us && uo < off + sz) ok = 0;
       }
       if (ok) {

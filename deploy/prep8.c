@@ -14,6 +14,7 @@
 
 #include "core/alloc.h"
 #include "deploy/graph8.h"
+#include "deploy/rnn8.h"
 #include "runtime/nasrt_fixed.h"
 
 /* ---- fixed point ----------------------------------------------------------------------- */
@@ -346,7 +347,7 @@ static int host_layout(nas_g8_prep_op *p, size_t *scratch) {
 
 void nas_g8_prep_op_free(nas_g8_prep_op *p) {
   if (!p) return;
-  free(p->mult), free(p->shift);
+  free(p->mult), free(p->shift), free(p->ebias);
   free(p->rq.mult), free(p->rq.lmul), free(p->rq.rsh), free(p->rq.mask), free(p->w16),
       free(p->bias);
   free(p->sp_mask), free(p->sp_values);
@@ -370,6 +371,10 @@ int nas_g8_prep_op_build(const nas_g8_graph *g, const nas_g8_plan *plan, int i,
     case NAS_G8_QUANTIZE: prep_quantize(g, plan, op, p); break;
     case NAS_G8_RESHAPE: prep_reshape(g, plan, op, p); break;
     default: {
+      if (nas_g8_is_rnn_kind(op->kind)) {
+        rc = nas_g8_prep_rnn(g, plan, op, p);
+        break;
+      }
       const char *nm = nas_g8_op_name(op->kind);
       return nas_errf(e, NAS_EINVAL, "operator %d: unsupported op %s", i, nm ? nm : "?");
     }
@@ -377,7 +382,8 @@ int nas_g8_prep_op_build(const nas_g8_graph *g, const nas_g8_plan *plan, int i,
   const int sparse = g->sparse == 2 ? nas_g8_sparse_bytes(g, i, NULL) >= 0
                      : g->sparse && nas_g8_sparse_pick(g, i);
   if (rc == NAS_OK && sparse) rc = prep_sparse(g, i, p);
-  else if (rc == NAS_OK && p->mult) rc = host_layout(p, scratch);
+  else if (rc == NAS_OK && p->mult && p->rt_kind != NASRT_UNIDIRECTIONAL_SEQUENCE_LSTM)
+    rc = host_layout(p, scratch);
   if (rc != NAS_OK) {
     nas_g8_prep_op_free(p);
     return nas_errf(e, NAS_ENOMEM, "operator %d: out of memory preparing its constants", i);

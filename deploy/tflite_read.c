@@ -20,6 +20,7 @@
 #include "core/alloc.h"
 
 typedef struct rd {
+  int rank0;          /* rank of the operator being read's first input (negative axes) */
   const uint8_t *p;   /* file bytes */
   size_t n;           /* file size */
   const char *file;   /* for messages */
@@ -202,7 +203,7 @@ static int read_tensor(rd *r, const tab *t, int idx, size_t bufs, uint32_t nbufs
   uint64_t numel = 1;
   for (uint32_t i = 0; i < nd; i++) {
     int32_t d = (int32_t)u32at(r->p + s + 4 * i);
-    if (d < 1 || d > (1 << 24))
+    if (d < 0 || d > (1 << 24))
       return unsup(r, "tensor %d '%s': dimension %u is %d", idx, x->name, i, (int)d);
     x->dims[i] = d;
     numel *= (uint64_t)d;
@@ -211,10 +212,16 @@ static int read_tensor(rd *r, const tab *t, int idx, size_t bufs, uint32_t nbufs
   size_t sp;
   if ((rc = get_ref(r, t, NAS_TFS_T_SPARSITY, &sp))) return rc;
   if (sp) return unsup(r, "tensor %d '%s': sparse tensors are not supported", idx, x->name);
-  if (ty != NAS_G8_INT8 && ty != NAS_G8_INT32)
-    return unsup(r, "tensor %d '%s': type %s is not supported (int8, int32)", idx, x->name, type_name(ty));
+  if (ty == NAS_G8_FLOAT32 && numel != 0)
+    return unsup(r, "tensor %d '%s': float tensors are not supported (only the LSTM's empty "
+                 "placeholders)", idx, x->name);
+  if (ty != NAS_G8_INT8 && ty != NAS_G8_INT32 && ty != NAS_G8_INT16 && ty != NAS_G8_FLOAT32)
+    return unsup(r, "tensor %d '%s': type %s is not supported (int8, int16, int32)", idx, x->name, type_name(ty));
   x->type = ty;
-  size_t esz = ty == NAS_G8_INT8 ? 1 : 4;
+  int var;
+  if ((rc = get_u8(r, t, NAS_TFS_T_IS_VARIABLE, 0, &var))) return rc;
+  x->variable = var != 0;
+  size_t esz = ty == NAS_G8_INT8 ? 1 : ty == NAS_G8_INT16 ? 2 : 4;
   x->bytes = (size_t)numel * esz;
   /* Buffer: index 0 (or an empty buffer) means no constant data. */
   int64_t bi;
@@ -235,6 +242,10 @@ static int read_tensor(rd *r, const tab *t, int idx, size_t bufs, uint32_t nbufs
       if (!x->data) return nas_errf(r->e, NAS_ENOMEM, "out of memory");
       if (ty == NAS_G8_INT8) {
         memcpy(x->data, r->p + ds, dl);
+      } else if (ty == NAS_G8_INT16) {
+        int16_t *d = x->data;
+        for (size_t i = 0; i < numel; i++)
+          d[i] = (int16_t)(uint16_t)(r->p[ds + 2 * i] | (unsigned)r->p[ds + 2 * i + 1] << 8);
       } else {
         int32_t *d = x->data;
         for (size_t i = 0; i < numel; i++) d[i] = (int32_t)u32at(r->p + ds + 4 * i);
@@ -272,7 +283,8 @@ static int read_tensor(rd *r, const tab *t, int idx, size_t bufs, uint32_t nbufs
         int64_t zi = (int64_t)z;
         if (!(x->scale[i] > 0) || !isfinite(x->scale[i]))
           return unsup(r, "tensor %d '%s': scale %g is not a positive number", idx, x->name, (double)x->scale[i]);
-        int64_t lo = ty == NAS_G8_INT8 ? -128 : INT32_MIN, hi = ty == NAS_G8_INT8 ? 127 : INT32_MAX;
+        int64_t lo = ty == NAS_G8_INT8 ? -128 : ty == NAS_G8_INT16 ? -32768 : INT32_MIN;
+        int64_t hi = ty == NAS_G8_INT8 ? 127 : ty == NAS_G8_INT16 ? 32767 : INT32_MAX;
         if (zi < lo || zi > hi)
           return unsup(r, "tensor %d '%s': zero point %lld out of range", idx, x->name, (long long)zi);
         x->zero_point[i] = (int32_t)zi;
@@ -323,7 +335,8 @@ static int read_options(rd *r, const tab *ot, int idx, const char *name, const n
   if (ty != so->options) return bad(r, "options of type %d, expected %d", ty, so->options);
   tab t;
   if ((rc = tab_open(r, pos, &t))) return rc;
-  int out_of_range = 0, nonzero = 0;
+  int out_of_range = 0;
+  const char *nonzero = NULL;
   for (int k = 0; k < so->nfields; k++) {
     const nas_tfs_field *f = &so->fields[k];
     char *m = (char *)op + f->member;
@@ -336,7 +349,7 @@ static int read_options(rd *r, const tab *ot, int idx, const char *name, const n
         break;
       case NAS_TFS_ZERO:
         if ((rc = get_i8(r, &t, f->id, 0, &b))) return rc;
-        nonzero |= b != 0;
+        if (b != 0) nonzero = f->name;
         break;
       case NAS_TFS_I32:
         if ((rc = get_i32(r, &t, f->id, f->def, &v))) return rc;
@@ -349,7 +362,16 @@ static int read_options(rd *r, const tab *ot, int idx, const char *name, const n
       default: break; /* NAS_TFS_SHAPE: the output tensor has the shape */
     }
   }
-  if (nonzero) return unsup(r, "operator %d (%s): shuffled weights format is not supported", idx, name);
+  if (nonzero && so->code == NAS_G8_FULLY_CONNECTED)
+    return unsup(r, "operator %d (%s): shuffled weights format is not supported", idx, name);
+  if (nonzero) return unsup(r, "operator %d (%s): option %s is not supported", idx, name, nonzero);
+  if (so->code == NAS_G8_CONCATENATION && op->axis < 0 && op->nin > 0 && op->in[0] >= 0)
+    op->axis += r->rank0; /* a negative axis counts from the end */
+  if (so->code == NAS_G8_UNIDIRECTIONAL_SEQUENCE_LSTM) {
+    if (op->act != NAS_G8_ACT_TANH)
+      return unsup(r, "operator %d (%s): activation %d is not supported (TANH)", idx, name, op->act);
+    return NAS_OK;
+  }
   if (so->options == NAS_TFS_OPT_SOFTMAX && (!(op->beta > 0) || !isfinite(op->beta)))
     return unsup(r, "operator %d (%s): beta %g is not supported", idx, name, (double)op->beta);
   if (op->padding != NAS_G8_PAD_SAME && op->padding != NAS_G8_PAD_VALID)
@@ -457,6 +479,11 @@ static int parse(rd *r, nas_g8_graph *g, opcode **ocs_out, uint32_t *nocs_out) {
     if (nouts != 1) return unsup(r, "operator %u (%s): %d outputs (1 expected)", i, name, nouts);
     op->out = outs[0];
     if (op->kind == NAS_G8_RESHAPE && op->nin > 1) op->nin = 1; /* shape tensor: not needed */
+    r->rank0 = op->nin > 0 && op->in[0] >= 0 ? g->tensors[op->in[0]].ndim : 0;
+    size_t imp;
+    if ((rc = get_ref(r, &t, NAS_TFS_OP_INTERMEDIATES, &imp))) return rc;
+    if (imp && (rc = read_idx(r, &t, NAS_TFS_OP_INTERMEDIATES, (int)nt, 0, op->im, NAS_G8_MAXIM, &op->nim)))
+      return rc;
     if ((rc = read_options(r, &t, (int)i, name, so, op))) return rc;
     g->nops = (int)i + 1;
   }

@@ -22,26 +22,29 @@ enum { NAS_TFS_SG_TENSORS = 0, NAS_TFS_SG_INPUTS = 1, NAS_TFS_SG_OUTPUTS = 2,
        NAS_TFS_SG_OPERATORS = 3, NAS_TFS_SG_NAME = 4 };
 /* table Tensor */
 enum { NAS_TFS_T_SHAPE = 0, NAS_TFS_T_TYPE = 1, NAS_TFS_T_BUFFER = 2, NAS_TFS_T_NAME = 3,
-       NAS_TFS_T_QUANT = 4, NAS_TFS_T_SPARSITY = 6 };
+       NAS_TFS_T_QUANT = 4, NAS_TFS_T_IS_VARIABLE = 5, NAS_TFS_T_SPARSITY = 6 };
 /* table QuantizationParameters */
 enum { NAS_TFS_Q_SCALE = 2, NAS_TFS_Q_ZERO_POINT = 3, NAS_TFS_Q_DETAILS_TYPE = 4,
        NAS_TFS_Q_QDIM = 6 };
 /* table Operator */
 enum { NAS_TFS_OP_OPCODE = 0, NAS_TFS_OP_INPUTS = 1, NAS_TFS_OP_OUTPUTS = 2,
-       NAS_TFS_OP_OPT_TYPE = 3, NAS_TFS_OP_OPT = 4 };
+       NAS_TFS_OP_OPT_TYPE = 3, NAS_TFS_OP_OPT = 4, NAS_TFS_OP_INTERMEDIATES = 8 };
 /* table Buffer */
 enum { NAS_TFS_BUF_DATA = 0 };
 /* union BuiltinOptions: the member types (the value stored in Operator.builtin_options_type) */
 enum nas_tfs_opt { NAS_TFS_OPT_NONE = 0, NAS_TFS_OPT_CONV2D = 1, NAS_TFS_OPT_DWCONV2D = 2,
                    NAS_TFS_OPT_POOL2D = 5, NAS_TFS_OPT_FC = 8, NAS_TFS_OPT_SOFTMAX = 9,
-                   NAS_TFS_OPT_ADD = 11, NAS_TFS_OPT_RESHAPE = 17 };
+                   NAS_TFS_OPT_CONCAT = 10, NAS_TFS_OPT_ADD = 11, NAS_TFS_OPT_RESHAPE = 17,
+                   NAS_TFS_OPT_MUL = 21, NAS_TFS_OPT_SUB = 28, NAS_TFS_OPT_STRIDED_SLICE = 32,
+                   NAS_TFS_OPT_UNI_LSTM = 71 };
 
 /* How an options field maps onto the graph's operator (deploy/graph8.h nas_g8_op). */
 enum nas_tfs_ftype {
   NAS_TFS_BYTE,  /* byte enum (Padding, ActivationFunctionType) <-> an int member; read signed */
   NAS_TFS_I32,   /* int <-> an int member */
   NAS_TFS_F32,   /* float <-> a float member */
-  NAS_TFS_ZERO,  /* byte written as 0 and required to be 0 when read (FC weights_format DEFAULT) */
+  NAS_TFS_ZERO,  /* byte written as 0 and required to be 0 when read (FC weights_format DEFAULT,
+                    the LSTM's hybrid and diagonal flags, STRIDED_SLICE's offset) */
   NAS_TFS_SHAPE  /* [int] written from the output tensor's shape, ignored when read (new_shape) */
 };
 

@@ -127,6 +127,7 @@ static int ptr_name(char *buf, size_t n, const nas_g8_graph *g, const nas_g8_pre
   if (ptr == pp->shift) return snprintf(buf, n, "op%d_shift", i), NAS_OK;
   if (pp->sp_mask && ptr == pp->sp_mask) return snprintf(buf, n, "op%d_mask", i), NAS_OK;
   if (pp->sp_values && ptr == pp->sp_values) return snprintf(buf, n, "op%d_values", i), NAS_OK;
+  if (ptr && ptr == pp->ebias) return snprintf(buf, n, "op%d_bias", i), NAS_OK;
   for (int t = 0; t < g->ntensors; t++)
     if (g->tensors[t].data == ptr) return snprintf(buf, n, "t%d", t), NAS_OK;
   return nas_errf(e, NAS_EINVAL, "operator %d: C export: a prepared pointer refers to no "
@@ -177,14 +178,20 @@ static int emit_op(FILE *f, const nas_g8_graph *g, const nas_g8_prep_op *pp, int
   const char *nm = nas_g8_op_name(op->kind);
   fprintf(f, "/* op %d: %s, tensor %d -> %d */\n", i, nm ? nm : "?", op->in[0], op->out);
   if (pp->mult) {
-    const int co = pp->rt_kind == NASRT_FULLY_CONNECTED ? pp->rt.fc.co
-                   : pp->rt_kind == NASRT_SPARSE      ? pp->rt.sparse.c.co
-                                                      : pp->rt.conv.co;
+    const int lstm = pp->rt_kind == NASRT_UNIDIRECTIONAL_SEQUENCE_LSTM;
+    const int co = lstm ? 8
+                   : pp->rt_kind == NASRT_FULLY_CONNECTED ? pp->rt.fc.co
+                   : pp->rt_kind == NASRT_SPARSE          ? pp->rt.sparse.c.co
+                                                          : pp->rt.conv.co;
     char name[32];
     snprintf(name, sizeof name, "op%d_mult", i);
     emit_i32_array(f, name, pp->mult, (size_t)co);
     snprintf(name, sizeof name, "op%d_shift", i);
     emit_i8_array(f, name, pp->shift, (size_t)co);
+    if (lstm) {
+      snprintf(name, sizeof name, "op%d_bias", i);
+      emit_i32_array(f, name, pp->ebias, 8 * (size_t)pp->rt.lstm.h);
+    }
   }
   switch (pp->rt_kind) {
     case NASRT_CONV_2D:
@@ -265,6 +272,64 @@ static int emit_op(FILE *f, const nas_g8_graph *g, const nas_g8_prep_op *pp, int
           {"c.in_off", c->in_off}, {"c.out_off", c->out_off}, {"c.lo", c->lo}, {"c.hi", c->hi}};
       return emit_struct(f, "nasrt_sparse_p", g, pp, i, p, NV(p), v, NV(v), e);
     }
+    case NASRT_LOGISTIC:
+    case NASRT_TANH: {
+      const nasrt_act_p *c = &pp->rt.act;
+      const ival v[] = {{"in", c->in}, {"out", c->out}, {"n", c->n}, {"in_zp", c->in_zp},
+                        {"mult", c->mult}, {"shift", c->shift}, {"radius", c->radius}};
+      return emit_struct(f, "nasrt_act_p", g, pp, i, NULL, 0, v, NV(v), e);
+    }
+    case NASRT_MUL: {
+      const nasrt_mul_p *c = &pp->rt.mul;
+      const pval p[] = {{"a_data", c->a_data}, {"b_data", c->b_data}};
+      const ival v[] = {{"a", c->a}, {"b", c->b}, {"out", c->out}, {"n", c->n},
+                        {"a_off", c->a_off}, {"b_off", c->b_off}, {"mult", c->mult},
+                        {"shift", c->shift}, {"out_zp", c->out_zp}, {"lo", c->lo}, {"hi", c->hi}};
+      return emit_struct(f, "nasrt_mul_p", g, pp, i, p, NV(p), v, NV(v), e);
+    }
+    case NASRT_SUB: {
+      const nasrt_add_p *c = &pp->rt.add;
+      const pval p[] = {{"a_data", c->a_data}, {"b_data", c->b_data}};
+      const ival v[] = {
+          {"a", c->a}, {"b", c->b}, {"out", c->out}, {"n", c->n}, {"a_off", c->a_off},
+          {"b_off", c->b_off}, {"left_shift", c->left_shift}, {"a_mult", c->a_mult},
+          {"a_shift", c->a_shift}, {"b_mult", c->b_mult}, {"b_shift", c->b_shift},
+          {"out_mult", c->out_mult}, {"out_shift", c->out_shift}, {"out_zp", c->out_zp},
+          {"lo", c->lo}, {"hi", c->hi}};
+      return emit_struct(f, "nasrt_add_p", g, pp, i, p, NV(p), v, NV(v), e);
+    }
+    case NASRT_STRIDED_SLICE: {
+      const nasrt_slice_p *c = &pp->rt.slice;
+      const ival v[] = {{"in", c->in}, {"out", c->out}, {"d0", c->d0}, {"d1", c->d1},
+                        {"d2", c->d2}, {"d3", c->d3}, {"o0", c->o0}, {"o1", c->o1},
+                        {"o2", c->o2}, {"o3", c->o3}, {"b0", c->b0}, {"b1", c->b1},
+                        {"b2", c->b2}, {"b3", c->b3}, {"s0", c->s0}, {"s1", c->s1},
+                        {"s2", c->s2}, {"s3", c->s3}};
+      return emit_struct(f, "nasrt_slice_p", g, pp, i, NULL, 0, v, NV(v), e);
+    }
+    case NASRT_CONCATENATION: {
+      const nasrt_concat_p *c = &pp->rt.concat;
+      const ival v[] = {{"out", c->out}, {"count", c->count}, {"outer", c->outer},
+                        {"in0", c->in0}, {"in1", c->in1}, {"in2", c->in2}, {"in3", c->in3},
+                        {"in4", c->in4}, {"in5", c->in5}, {"in6", c->in6}, {"in7", c->in7},
+                        {"in8", c->in8}, {"in9", c->in9}, {"n0", c->n0}, {"n1", c->n1},
+                        {"n2", c->n2}, {"n3", c->n3}, {"n4", c->n4}, {"n5", c->n5},
+                        {"n6", c->n6}, {"n7", c->n7}, {"n8", c->n8}, {"n9", c->n9}};
+      return emit_struct(f, "nasrt_concat_p", g, pp, i, NULL, 0, v, NV(v), e);
+    }
+    case NASRT_UNIDIRECTIONAL_SEQUENCE_LSTM: {
+      const nasrt_lstm_p *c = &pp->rt.lstm;
+      const pval p[] = {{"w_ii", c->w_ii}, {"w_if", c->w_if}, {"w_ic", c->w_ic},
+                        {"w_io", c->w_io}, {"w_ri", c->w_ri}, {"w_rf", c->w_rf},
+                        {"w_rc", c->w_rc}, {"w_ro", c->w_ro}, {"bias", c->bias},
+                        {"mult", c->mult}, {"shift", c->shift}};
+      const ival v[] = {{"in", c->in}, {"out", c->out}, {"cstate", c->cstate},
+                        {"hid_mult", c->hid_mult}, {"hid_shift", c->hid_shift},
+                        {"hid_zp", c->hid_zp}, {"cell_shift", c->cell_shift},
+                        {"cell_clip", c->cell_clip}, {"b", c->b}, {"t", c->t}, {"f", c->f},
+                        {"h", c->h}, {"time_major", c->time_major}};
+      return emit_struct(f, "nasrt_lstm_p", g, pp, i, p, NV(p), v, NV(v), e);
+    }
     default:
       return nas_errf(e, NAS_EINVAL, "operator %d: unsupported op %s for C export", i,
                       nm ? nm : "?");
@@ -305,6 +370,11 @@ static int emit_source(const nas_g8_graph *g, const nas_g8_plan *p, const nas_g8
   for (int i = 0; !rc && i < g->nops; i++)
     for (int k = 0; k < g->ops[i].nin; k++) {
       if (k == 1 && prep->op[i].rt_kind == NASRT_SPARSE) continue; /* mask + values instead */
+      /* prepared away: a slice's begin/end/strides, the LSTM's biases (in its effective ones) */
+      const int kind = g->ops[i].kind;
+      if ((kind == NAS_G8_STRIDED_SLICE && k >= 1) ||
+          (kind == NAS_G8_UNIDIRECTIONAL_SEQUENCE_LSTM && k >= 12 && k < 16))
+        continue;
       if (g->ops[i].in[k] >= 0 && g->tensors[g->ops[i].in[k]].data) used[g->ops[i].in[k]] = 1;
     }
   for (int t = 0; !rc && t < g->ntensors; t++) {

@@ -17,7 +17,7 @@
 #include "train/prune.h"
 #include "train/ops.h"
 
-enum { LAY_NCHW = 1, LAY_FLAT = 2 }; /* layout of a tensor in the ONNX graph */
+enum { LAY_NCHW = 1, LAY_FLAT = 2, LAY_SEQ = 3 }; /* layout in the ONNX graph (SEQ: [N,T,F]) */
 
 typedef struct ob {
   jmp_buf oom;            /* longjmp target on allocation failure */
@@ -165,6 +165,15 @@ static const char *init_i32(ob *b, const char *name, int nd, const int64_t *dims
   t->int32_data = ob_alloc(b, sizeof(int32_t) * n);
   memcpy(t->int32_data, v, sizeof(int32_t) * n);
   t->n_int32_data = n;
+  return name;
+}
+
+static const char *init_i64(ob *b, const char *name, int n, const int64_t *v) {
+  const int64_t d[1] = {n};
+  Onnx__TensorProto *t = ob_tensor(b, name, ONNX__TENSOR_PROTO__DATA_TYPE__INT64, 1, d);
+  t->int64_data = ob_alloc(b, sizeof(int64_t) * (size_t)n);
+  memcpy(t->int64_data, v, sizeof(int64_t) * (size_t)n);
+  t->n_int64_data = (size_t)n;
   return name;
 }
 
@@ -426,6 +435,99 @@ static int lower_dense(lw *L, int i) {
   return NAS_OK;
 }
 
+/* A recurrent layer's weight [1, G*H, cols] with PyTorch's gate blocks reordered to ONNX's
+ * (order[k]: the PyTorch block of ONNX block k); QDQ: int8 per tensor through
+ * DequantizeLinear, as the int8 deployment quantises each gate's block (here one scale for the
+ * whole matrix: ONNX's LSTM/GRU take one weight tensor). */
+static const char *rnn_weight(lw *L, const nas_node *n, const char *part, const float *w, int G,
+                              int H, int cols, const int *order) {
+  ob *b = L->b;
+  const int64_t d[3] = {1, (int64_t)G * H, cols};
+  const size_t blk = (size_t)H * cols;
+  float *r = ob_alloc(b, sizeof(float) * blk * (size_t)G);
+  for (int k = 0; k < G; k++) memcpy(r + k * blk, w + (size_t)order[k] * blk, sizeof(float) * blk);
+  if (!L->c) return init_f32(b, ob_strf(b, "%s.%s", n->name, part), 3, d, r);
+  int8_t *q = ob_alloc(b, blk * (size_t)G), z = 0;
+  float ws;
+  nas_q_weights(r, 1, (int)(blk * (size_t)G), 0, 1, q, &ws);
+  const char *wq = init_i8(b, ob_strf(b, "%s.%s.q", n->name, part), 3, d, q);
+  const char *sn = init_f32(b, ob_strf(b, "%s.%s.scale", n->name, part), 0, NULL, &ws);
+  const char *zn = init_i8(b, ob_strf(b, "%s.%s.zero_point", n->name, part), 0, NULL, &z);
+  char *out = ob_strf(b, "%s.%s", n->name, part);
+  ob_node(b, "DequantizeLinear", out, 3, wq, sn, zn);
+  return out;
+}
+
+/* LSTM / GRU: ONNX's LSTM (gates i,o,f,c) or GRU (z,r,h, linear_before_reset = 1, PyTorch's
+ * formulation) over the sequence transposed to [T,N,F]; the output is Y [T,1,N,H] made
+ * [N,T,H] (return_sequences) or Y_h [1,N,H] made [N,H]. QDQ: the weights as above and the
+ * output on the hidden state's calibrated range (the cell's int16 internals have no ONNX QDQ
+ * form; onnxruntime runs the cell in float). */
+static int lower_rnn(lw *L, int i) {
+  ob *b = L->b;
+  const nas_graph *g = L->net->g;
+  const nas_node *n = &g->nodes[i], *x = &g->nodes[n->in[0]], *wh = &g->nodes[n->in[2]];
+  if (L->layout[n->in[0]] != LAY_SEQ) return lerr(L, i, "the input is not a sequence");
+  const int lstm = n->op == NAS_OP_LSTM, G = lstm ? 4 : 3, H = wh->shape.d[1], F = x->shape.d[2];
+  static const int lstm_order[4] = {0, 3, 1, 2}, gru_order[3] = {1, 0, 2};
+  const int *order = lstm ? lstm_order : gru_order;
+  const char *W = rnn_weight(L, n, "W", g->nodes[n->in[1]].val, G, H, F, order);
+  const char *R = rnn_weight(L, n, "R", wh->val, G, H, H, order);
+  const int64_t bd[2] = {1, 2 * (int64_t)G * H};
+  float *bias = ob_alloc(b, sizeof(float) * 2 * (size_t)G * H);
+  for (int half = 0; half < 2; half++)
+    for (int k = 0; k < G; k++)
+      for (int j = 0; j < H; j++)
+        bias[((size_t)half * G + k) * H + j] =
+            n->n_in == 5 ? g->nodes[n->in[3 + half]].val[(size_t)order[k] * H + j] : 0.0f;
+  const char *B = init_f32(b, ob_strf(b, "%s.B", n->name), 2, bd, bias);
+  static const int64_t tnf[3] = {1, 0, 2};
+  char *xt = ob_strf(b, "%s.x_tnf", n->name);
+  attr_ints(b, ob_node(b, "Transpose", xt, 1, L->tname[n->in[0]]), "perm", 3, tnf);
+  char *y = ob_strf(b, "%s.Y", n->name), *yh = ob_strf(b, "%s.Y_h", n->name);
+  Onnx__NodeProto *r = ob_node(b, lstm ? "LSTM" : "GRU", y, 4, xt, W, R, B);
+  r->output = ob_alloc(b, sizeof(char *) * 2), r->n_output = 2;
+  r->output[0] = y, r->output[1] = yh;
+  attr_i(b, r, "hidden_size", H);
+  if (!lstm) attr_i(b, r, "linear_before_reset", 1);
+  const int64_t ax1[1] = {1}, ax0[1] = {0};
+  char *out = ob_strf(b, "%s", n->name);
+  if (n->p.kh) { /* [T,1,N,H] -> [T,N,H] -> [N,T,H] */
+    char *sq = ob_strf(b, "%s.Y_tnh", n->name);
+    ob_node(b, "Squeeze", sq, 2, y, init_i64(b, ob_strf(b, "%s.axes", sq), 1, ax1));
+    attr_ints(b, ob_node(b, "Transpose", out, 1, sq), "perm", 3, tnf);
+    L->layout[i] = LAY_SEQ;
+  } else { /* Y_h [1,N,H] -> [N,H] */
+    ob_node(b, "Squeeze", out, 2, yh, init_i64(b, ob_strf(b, "%s.axes", out), 1, ax0));
+    L->layout[i] = LAY_FLAT;
+  }
+  L->tname[i] = out;
+  if (L->c && L->c->sub && L->c->sub[i] >= 0) {
+    const int k = L->c->sub[i] + (lstm ? NAS_LSTM_P_H : NAS_GRU_P_H);
+    float s;
+    int32_t z;
+    nas_q_choose(L->c->sub_lo[k], L->c->sub_hi[k], &s, &z);
+    if (lstm) { /* symmetric, as the int8 LSTM's hidden state */
+      const float m = fmaxf(fabsf(L->c->sub_lo[k]), fabsf(L->c->sub_hi[k]));
+      s = m > 0 ? m / 127.0f : 1.0f / 127.0f, z = 0;
+    }
+    qdq(L, i, s, z);
+  }
+  return NAS_OK;
+}
+
+/* An [N,H,W,C] activation (NCHW here) read as the sequence [N,T=H,F=W*C]. */
+static void to_seq(lw *L, int i, int x) {
+  ob *b = L->b;
+  const nas_node *xn = &L->net->g->nodes[x];
+  static const int64_t nhwc[4] = {0, 2, 3, 1};
+  char *t = ob_strf(b, "%s.nhwc", L->net->g->nodes[i].name), *out = ob_strf(b, "%s", L->net->g->nodes[i].name);
+  attr_ints(b, ob_node(b, "Transpose", t, 1, L->tname[x]), "perm", 4, nhwc);
+  const int64_t shape[3] = {0, xn->shape.d[1], (int64_t)xn->shape.d[2] * xn->shape.d[3]};
+  ob_node(b, "Reshape", out, 2, t, init_i64(b, ob_strf(b, "%s.shape", out), 3, shape));
+  L->tname[i] = out, L->layout[i] = LAY_SEQ;
+}
+
 static int lower_node(lw *L, int i) {
   ob *b = L->b;
   const nas_graph *g = L->net->g;
@@ -499,9 +601,15 @@ static int lower_node(lw *L, int i) {
       break;
     }
     case NAS_OP_RESHAPE:
-      if (n->p.nd != 1) return lerr(L, i, "reshape to a %d-D sample is not supported", n->p.nd);
-      L->tname[i] = flat_of(L, x, n->name), L->layout[i] = LAY_FLAT;
+      if (n->p.nd == 2 && L->layout[x] == LAY_NCHW) to_seq(L, i, x); /* a recurrent input */
+      else if (n->p.nd != 1 || L->layout[x] == LAY_SEQ)
+        return lerr(L, i, "reshape to a %d-D sample is not supported", n->p.nd);
+      else L->tname[i] = flat_of(L, x, n->name), L->layout[i] = LAY_FLAT;
       L->qs[i] = L->qs[x], L->qz[i] = L->qz[x];
+      break;
+    case NAS_OP_LSTM:
+    case NAS_OP_GRU:
+      if (lower_rnn(L, i)) return L->e->code;
       break;
     case NAS_OP_DROPOUT:
       L->tname[i] = L->tname[x], L->layout[i] = L->layout[x];

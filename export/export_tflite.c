@@ -252,7 +252,7 @@ int nas_tflite_write_mem(const nas_g8_graph *g, const char *description, uint8_t
   for (int i = 0; i < no; i++) {
     int k = 0;
     while (k < ncodes && codes[k] != g->ops[i].kind) k++;
-    if (k == 64) k = 63; /* cannot happen: at most 9 kinds pass validation */
+    if (k == 64) k = 63; /* cannot happen: at most 16 kinds pass validation */
     if (k == ncodes) codes[ncodes++] = g->ops[i].kind;
     opc[i] = k;
   }
@@ -277,6 +277,19 @@ int nas_tflite_write_mem(const nas_g8_graph *g, const char *description, uint8_t
       }
       for (size_t k = 0; k < cnt; k++) le32(tmp + 4 * k, (uint32_t)((const int32_t *)t->data)[k]);
       data = vec_raw(&f, tmp, cnt * 4, 1, 16);
+      free(tmp);
+    } else if (t->type == NAS_G8_INT16) {
+      size_t cnt = nas_g8_numel(t);
+      uint8_t *tmp = nas_malloc(cnt * 2 + 1);
+      if (!tmp) {
+        f.oom = 1;
+        continue;
+      }
+      for (size_t k = 0; k < cnt; k++) {
+        const uint16_t v = (uint16_t)((const int16_t *)t->data)[k];
+        tmp[2 * k] = (uint8_t)v, tmp[2 * k + 1] = (uint8_t)(v >> 8);
+      }
+      data = vec_raw(&f, tmp, cnt * 2, 1, 16);
       free(tmp);
     } else {
       data = vec_raw(&f, t->data, t->bytes, 1, 16);
@@ -312,6 +325,7 @@ int nas_tflite_write_mem(const nas_g8_graph *g, const char *description, uint8_t
     f_ref(&f, NAS_TFS_T_NAME, name);
     if (q) f_ref(&f, NAS_TFS_T_QUANT, q);
     f_u8(&f, NAS_TFS_T_TYPE, (uint8_t)t->type);
+    if (t->variable) f_u8(&f, NAS_TFS_T_IS_VARIABLE, 1);
     offs[i] = tend(&f);
   }
   size_t tensors = vec_refs(&f, offs, (size_t)nt);
@@ -323,7 +337,9 @@ int nas_tflite_write_mem(const nas_g8_graph *g, const char *description, uint8_t
     size_t ins = vec_i32(&f, op->in, op->nin > 0 && op->nin <= NAS_G8_MAXIN ? (size_t)op->nin : 0);
     int32_t o = op->out;
     size_t outs = vec_i32(&f, &o, 1);
+    size_t ims = op->nim > 0 ? vec_i32(&f, op->im, (size_t)op->nim) : 0;
     tstart(&f);
+    if (ims) f_ref(&f, NAS_TFS_OP_INTERMEDIATES, ims);
     f_i32(&f, NAS_TFS_OP_OPCODE, opc[i]);
     f_ref(&f, NAS_TFS_OP_INPUTS, ins), f_ref(&f, NAS_TFS_OP_OUTPUTS, outs);
     if (opt) f_ref(&f, NAS_TFS_OP_OPT, opt), f_u8(&f, NAS_TFS_OP_OPT_TYPE, (uint8_t)so->options);

@@ -4,6 +4,7 @@
 #include "core/alloc.h"
 
 #include <cjson/cJSON.h>
+#include "core/json.h"
 #include "deploy/lower_shape.h"
 #include <math.h>
 #include <stdio.h>
@@ -237,7 +238,9 @@ int nas_price_net(const nas_net *net, const nas_target *t, nas_price **out, nas_
 int nas_price_net_cfg(const nas_net *net, const nas_target *t, const nas_lower_cfg *lcfg,
                       nas_price **out, nas_err *e) {
   *out = NULL;
-  cJSON *root = cJSON_Parse(net->arch_json);
+  cJSON *root;
+  if (nas_json_parse(net->arch_json, &root, NULL) == NAS_ENOMEM)
+    return nas_errf(e, NAS_ENOMEM, "pricing: out of memory parsing the arch");
   const cJSON *layers = root ? cJSON_GetObjectItemCaseSensitive(root, "layers") : NULL;
   if (!cJSON_IsArray(layers) || cJSON_GetArraySize(layers) != net->n_layers) {
     cJSON_Delete(root);
@@ -249,7 +252,7 @@ int nas_price_net_cfg(const nas_net *net, const nas_target *t, const nas_lower_c
   shp *outs = nas_calloc((size_t)nl + 1, sizeof *outs);
   int rc = NAS_OK;
   if (!p || !p->calls || !p->layers || !outs) {
-    rc = nas_errf(e, NAS_ENOMEM, "out of memory");
+    rc = nas_errf(e, NAS_ENOMEM, "pricing: out of memory for %d layers", nl);
     goto done;
   }
   p->n_layers = nl;
@@ -389,6 +392,7 @@ static const char *binding(const nas_price *p, const nas_target *t, double *frac
 }
 
 char *nas_price_json(const nas_price *p, const nas_target *t, const char *arch_name) {
+  unsigned long jm = nas_json_mark(); /* any failed allocation below: NULL (core/json.h) */
   cJSON *o = cJSON_CreateObject();
   if (!o) return NULL;
   double frac;
@@ -418,17 +422,21 @@ char *nas_price_json(const nas_price *p, const nas_target *t, const char *arch_n
     cJSON_AddNumberToObject(x, "index", i);
     cJSON_AddStringToObject(x, "op", l->op);
     int sh[3] = {l->out_h, l->out_w, l->out_c};
-    cJSON_AddItemToObject(x, "out", cJSON_CreateIntArray(sh, 3));
+    nas_json_add(x, "out", cJSON_CreateIntArray(sh, 3));
     cJSON_AddNumberToObject(x, "macs", (double)l->macs);
     cJSON_AddNumberToObject(x, "params", (double)l->params);
     cJSON_AddNumberToObject(x, "flash_bytes", (double)l->flash_bytes);
     cJSON_AddNumberToObject(x, "sram_bytes", (double)l->sram_bytes);
     cJSON_AddNumberToObject(x, "latency_ms", l->latency_ms);
     cJSON_AddStringToObject(x, "latency_source", l->lat_src);
-    cJSON_AddItemToArray(arr, x);
+    nas_json_push(arr, x);
   }
   char *s = cJSON_PrintUnformatted(o);
   cJSON_Delete(o);
+  if (nas_json_failed(jm)) {
+    free(s);
+    return NULL;
+  }
   return s;
 }
 
@@ -483,15 +491,16 @@ char *nas_price_table(const nas_price *p, const nas_target *t, const char *arch_
 }
 
 char *nas_targets_table(const char *dir, nas_err *e) {
-  char **ids;
+  char **ids, builtin[4096];
   int n;
+  if (!dir && nas_targets_dir(builtin, sizeof builtin, e)) return NULL;
+  if (!dir) dir = builtin;
   if (nas_target_list(dir, &ids, &n, e)) return NULL;
-  if (!dir) dir = nas_targets_dir();
   sbuf b = {0};
   int bad = sb_printf(&b, "%-12s %-14s %7s %9s %9s %-15s %-10s %s\n", "id", "core", "MHz",
                       "sram_KiB", "flash_KiB", "kernels", "latency", "calibrated");
   for (int i = 0; i < n && !bad; i++) {
-    char path[1200];
+    char path[4200];
     snprintf(path, sizeof path, "%s/%s.json", dir, ids[i]);
     nas_target *t;
     if (nas_target_load(path, &t, e)) { bad = 2; break; }
@@ -504,11 +513,13 @@ char *nas_targets_table(const char *dir, nas_err *e) {
   }
   nas_target_ids_free(ids, n);
   if (bad) {
-    if (bad == 1) nas_errf(e, NAS_ENOMEM, "out of memory");
+    if (bad == 1) nas_errf(e, NAS_ENOMEM, "targets table: out of memory");
     free(b.s);
     return NULL;
   }
-  return b.s ? b.s : nas_calloc(1, 1);
+  char *s = b.s ? b.s : nas_calloc(1, 1);
+  if (!s) nas_errf(e, NAS_ENOMEM, "targets table: out of memory");
+  return s;
 }
 
 /* ---- differentiable costs -------------------------------------------------------------- */

@@ -53,7 +53,7 @@ int nas_price_net_sram(nas_price *p, const nas_net *net, const nas_lower_cfg *lc
   int *op_layer = nas_malloc(sizeof *op_layer * (size_t)(g.nops + 1));
   if (!op_layer) {
     nas_g8_graph_free(&g);
-    return nas_errf(e, NAS_ENOMEM, "out of memory");
+    return nas_errf(e, NAS_ENOMEM, "pricing: out of memory for %d operators", g.nops);
   }
   /* An operator belongs to the arch layer named by its output tensor ("l3.pw.bn" -> 3);
    * operators without one (the final softmax) to the layer before them. */
@@ -147,7 +147,7 @@ int nas_price_graph(const nas_g8_graph *g, const nas_target *t, nas_price **out,
   int *op_layer = nas_malloc(sizeof *op_layer * ((size_t)n + 1));
   unsigned char *counted = nas_calloc((size_t)g->ntensors + 1, 1);
   if (!p || !p->calls || !p->layers || !op_layer || !counted) {
-    rc = nas_errf(e, NAS_ENOMEM, "out of memory");
+    rc = nas_errf(e, NAS_ENOMEM, "pricing: out of memory for %d operators", n);
     goto done;
   }
   p->n_layers = n;

@@ -80,7 +80,7 @@ int nas_meas_from_graph(const nas_g8_graph *g, const char *target, const char *m
                         nas_err *e) {
   *rows = NULL, *n = 0;
   nas_meas *v = nas_calloc((size_t)g->nops + 1, sizeof *v);
-  if (!v) return nas_errf(e, NAS_ENOMEM, "out of memory");
+  if (!v) return nas_errf(e, NAS_ENOMEM, "measurement rows: out of memory");
   int k = 0;
   long long macs = nas_g8_model_macs(g);
   for (int i = 0; i < g->nops; i++) {
@@ -149,7 +149,7 @@ int nas_host_time(const nas_g8_graph *g, const int8_t *in, int runs, double *lay
   double *t = nas_malloc(sizeof *t * (size_t)runs * (size_t)(g->nops + 1));
   if (!t) {
     nas_g8_exec_free(&x);
-    return nas_errf(e, NAS_ENOMEM, "out of memory");
+    return nas_errf(e, NAS_ENOMEM, "host measurement: out of memory for %d runs", runs);
   }
   const int nl = g->nops + 1;
   for (int r = 0; r < runs && !rc; r++) {
@@ -237,7 +237,7 @@ int nas_board_ingest(const char *path, const char *target_id, nas_meas **rows, i
       if (target_id && strcmp(target_id, target)) { rc = nas_errf(e, NAS_EINVAL, "%s:%d: the firmware was emitted for target '%s', not '%s'", path, lineno, target, target_id); break; }
       cyc = nas_malloc(sizeof *cyc * (size_t)(nops + 1) * (size_t)runs);
       meta = nas_calloc((size_t)nops + 1, sizeof *meta);
-      if (!cyc || !meta) { rc = nas_errf(e, NAS_ENOMEM, "out of memory"); break; }
+      if (!cyc || !meta) { rc = nas_errf(e, NAS_ENOMEM, "%s: out of memory", path); break; }
       for (long long i = 0; i < (nops + 1) * runs; i++) cyc[i] = -1;
       state = 1;
     } else if (!strcmp(fl[0], "NAS-END")) {
@@ -302,7 +302,7 @@ int nas_board_ingest(const char *path, const char *target_id, nas_meas **rows, i
   int k = 0;
   if (!rc) {
     v = nas_calloc((size_t)nops + 1, sizeof *v);
-    if (!v) rc = nas_errf(e, NAS_ENOMEM, "out of memory");
+    if (!v) rc = nas_errf(e, NAS_ENOMEM, "%s: out of memory", path);
   }
   for (long long i = 0; !rc && i <= nops; i++) {
     long long li = i < nops ? i : nops; /* layers first, the total last */

@@ -105,7 +105,7 @@ int nas_meas_read_csv(const char *path, const char *only_target, double clock_mh
     if (*n == cap) {
       cap = cap ? 2 * cap : 32;
       nas_meas *nv = nas_realloc(v, (size_t)cap * sizeof *nv);
-      if (!nv) { rc = nas_errf(e, NAS_ENOMEM, "out of memory"); break; }
+      if (!nv) { rc = nas_errf(e, NAS_ENOMEM, "%s: out of memory", path); break; }
       v = nv;
     }
     v[(*n)++] = m;
@@ -190,7 +190,7 @@ int nas_fit_target(nas_target *t, const nas_meas *rows, int n, const nas_fit_opt
   double *b = nas_malloc(sizeof(double) * (size_t)(n + 1) * 2);
   double *mm = b ? b + n + 1 : NULL;
   int nm = 0, rc = NAS_OK;
-  if (!A || !b) { free(A), free(b); return nas_errf(e, NAS_ENOMEM, "out of memory"); }
+  if (!A || !b) { free(A), free(b); return nas_errf(e, NAS_ENOMEM, "target %s: fit: out of memory", t->id); }
   double coef[NAS_KOP_COUNT][NAS_LF_COUNT] = {{0}};
   int has[NAS_KOP_COUNT] = {0};
   /* per-layer: one least-squares problem per op */
@@ -219,7 +219,7 @@ int nas_fit_target(nas_target *t, const nas_meas *rows, int n, const nas_fit_opt
     }
     if (nk == 0 || m < nk) continue;
     double *A2 = nas_malloc(sizeof(double) * (size_t)m * nk), x[NAS_LF_COUNT];
-    if (!A2) { rc = nas_errf(e, NAS_ENOMEM, "out of memory"); goto done; }
+    if (!A2) { rc = nas_errf(e, NAS_ENOMEM, "target %s: fit: out of memory", t->id); goto done; }
     for (int i = 0; i < m; i++)
       for (int j = 0; j < nk; j++) A2[i * nk + j] = A[i * nf + keep[j]];
     rc = nas_lstsq(A2, b, m, nk, x, e);
@@ -230,7 +230,7 @@ int nas_fit_target(nas_target *t, const nas_meas *rows, int n, const nas_fit_opt
   }
   /* linear: model totals (op "model" rows, else per-model sums of layer rows) */
   char (*names)[48] = nas_malloc(sizeof *names * (size_t)(n + 1));
-  if (!names) { rc = nas_errf(e, NAS_ENOMEM, "out of memory"); goto done; }
+  if (!names) { rc = nas_errf(e, NAS_ENOMEM, "target %s: fit: out of memory", t->id); goto done; }
   for (int pass = 0; pass < 2 && nm == 0; pass++)
     for (int i = 0; i < n; i++) {
       if ((pass == 0) != (rows[i].kop < 0)) continue;
@@ -304,7 +304,7 @@ int nas_fit_target_file(const char *target_path, const char *csv_path, const cha
              csv_path, n);
     char *s = nas_target_to_json(t);
     FILE *f = s ? fopen(out_path, "w") : NULL;
-    if (!s) rc = nas_errf(e, NAS_ENOMEM, "out of memory");
+    if (!s) rc = nas_errf(e, NAS_ENOMEM, "%s: out of memory writing the target JSON", out_path);
     else if (!f) rc = nas_errf(e, NAS_EIO, "%s: cannot write", out_path);
     else {
       if (fputs(s, f) < 0 || fputc('\n', f) < 0) rc = nas_errf(e, NAS_EIO, "%s: write failed", out_path);

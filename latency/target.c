@@ -3,12 +3,14 @@
 #include "core/alloc.h"
 
 #include <cjson/cJSON.h>
+#include "core/json.h"
 #include <dirent.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/datadir.h"
 #include "core/fileio.h"
 
 /* Name tables indexed by an enum of target.h: unsized, so each static assert counts its
@@ -125,8 +127,10 @@ int nas_target_parse(const char *text, const char *source, const char *dir, nas_
                      nas_err *e) {
   *out = NULL;
   rd r = {source, e};
-  cJSON *root = cJSON_Parse(text);
-  if (!root) return nas_errf(e, NAS_EFORMAT, "%s: not valid JSON", source);
+  cJSON *root;
+  int jr = nas_json_parse(text, &root, NULL);
+  if (jr == NAS_ENOMEM) return nas_errf(e, NAS_ENOMEM, "%s: out of memory parsing JSON", source);
+  if (jr) return nas_errf(e, NAS_EFORMAT, "%s: not valid JSON", source);
   nas_target *t = nas_calloc(1, sizeof *t);
   if (!t) return cJSON_Delete(root), nas_errf(e, NAS_ENOMEM, "%s: out of memory", source);
   int rc = NAS_EINVAL;
@@ -266,9 +270,12 @@ int nas_target_load(const char *path, nas_target **out, nas_err *e) {
   return rc;
 }
 
-const char *nas_targets_dir(void) {
+int nas_targets_dir(char *buf, size_t cap, nas_err *e) {
   const char *d = getenv("NAS_TARGET_DIR");
-  return d && d[0] ? d : NAS_SOURCE_DIR "/latency/targets";
+  if (!d || !d[0]) return nas_data_path("latency/targets", buf, cap, e);
+  if (snprintf(buf, cap, "%s", d) >= (int)cap)
+    return nas_errf(e, NAS_EINVAL, "NAS_TARGET_DIR: the path is longer than %zu bytes", cap - 1);
+  return NAS_OK;
 }
 
 static int cmp_str(const void *a, const void *b) {
@@ -276,8 +283,13 @@ static int cmp_str(const void *a, const void *b) {
 }
 
 int nas_target_list(const char *dir, char ***ids, int *n, nas_err *e) {
-  if (!dir) dir = nas_targets_dir();
+  char builtin[4096];
   *ids = NULL, *n = 0;
+  if (!dir) {
+    int rc = nas_targets_dir(builtin, sizeof builtin, e);
+    if (rc) return rc;
+    dir = builtin;
+  }
   DIR *d = opendir(dir);
   if (!d) return nas_errf(e, NAS_EIO, "%s: cannot open the targets directory", dir);
   char **v = NULL;
@@ -289,11 +301,11 @@ int nas_target_list(const char *dir, char ***ids, int *n, nas_err *e) {
     if (cnt == cap) {
       cap = cap ? cap * 2 : 16;
       char **nv = nas_realloc(v, (size_t)cap * sizeof *nv);
-      if (!nv) { closedir(d); nas_target_ids_free(v, cnt); return nas_errf(e, NAS_ENOMEM, "out of memory"); }
+      if (!nv) { closedir(d); nas_target_ids_free(v, cnt); return nas_errf(e, NAS_ENOMEM, "%s: out of memory listing targets", dir); }
       v = nv;
     }
     v[cnt] = nas_malloc(l - 4);
-    if (!v[cnt]) { closedir(d); nas_target_ids_free(v, cnt); return nas_errf(e, NAS_ENOMEM, "out of memory"); }
+    if (!v[cnt]) { closedir(d); nas_target_ids_free(v, cnt); return nas_errf(e, NAS_ENOMEM, "%s: out of memory listing targets", dir); }
     memcpy(v[cnt], de->d_name, l - 5);
     v[cnt][l - 5] = 0;
     cnt++;
@@ -314,9 +326,10 @@ int nas_target_open(const char *id, const char *file, nas_target **out, nas_err 
   *out = NULL;
   if (file) return nas_target_load(file, out, e);
   if (!id || !id[0]) return nas_errf(e, NAS_EUSAGE, "no target given");
-  const char *dir = nas_targets_dir();
+  char dir[4096];
   char **ids;
-  int n, rc = nas_target_list(dir, &ids, &n, e);
+  int n, rc = nas_targets_dir(dir, sizeof dir, e);
+  if (!rc) rc = nas_target_list(dir, &ids, &n, e);
   if (rc) return rc;
   int found = 0;
   char list[400] = "";
@@ -328,7 +341,7 @@ int nas_target_open(const char *id, const char *file, nas_target **out, nas_err 
   if (!found)
     return nas_errf(e, NAS_EINVAL, "unknown target '%s' (known: %s; or use --target-file)", id,
                     list);
-  char path[1200];
+  char path[4200];
   snprintf(path, sizeof path, "%s/%s.json", dir, id);
   rc = nas_target_load(path, out, e);
   if (!rc && strcmp((*out)->id, id) != 0) {
@@ -341,6 +354,7 @@ int nas_target_open(const char *id, const char *file, nas_target **out, nas_err 
 }
 
 char *nas_target_to_json(const nas_target *t) {
+  unsigned long jm = nas_json_mark(); /* any failed allocation below: NULL (core/json.h) */
   cJSON *o = cJSON_CreateObject();
   if (!o) return NULL;
   cJSON_AddStringToObject(o, "id", t->id);
@@ -374,5 +388,9 @@ char *nas_target_to_json(const nas_target *t) {
   cJSON_AddStringToObject(o, "calibration", t->calibration);
   char *s = cJSON_Print(o);
   cJSON_Delete(o);
+  if (nas_json_failed(jm)) {
+    free(s);
+    return NULL;
+  }
   return s;
 }

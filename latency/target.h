@@ -11,6 +11,8 @@
 #ifndef NAS_LATENCY_TARGET_H
 #define NAS_LATENCY_TARGET_H
 
+#include <stddef.h>
+
 #include "core/error.h"
 
 /* Kernel-call kinds the per-layer model distinguishes (an arch layer lowers to one or more). */
@@ -101,9 +103,10 @@ int nas_target_parse(const char *text, const char *source, const char *dir, nas_
                      nas_err *e);
 void nas_target_free(nas_target *t); /* NULL-safe */
 
-/* Directory of the built-in targets: $NAS_TARGET_DIR if set, else NAS_SOURCE_DIR
- * "/latency/targets". */
-const char *nas_targets_dir(void);
+/* Writes the directory of the built-in targets into buf: $NAS_TARGET_DIR if set and non-empty,
+ * else <data directory>/latency/targets (core/datadir.h: $NAS_DATA_DIR, the install, the
+ * source tree). */
+int nas_targets_dir(char *buf, size_t cap, nas_err *e);
 /* Sorted ids of the *.json files in dir (NULL = nas_targets_dir()); caller frees with
  * nas_target_ids_free. */
 int nas_target_list(const char *dir, char ***ids, int *n, nas_err *e);

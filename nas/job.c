@@ -79,7 +79,7 @@ int nas_train_job_run(const nas_train_job *job, nas_train_summary *s, nas_err *e
     nas_data_opts o;
     nas_data_opts_default(&o, job->dataset);
     o.train_limit = job->train_limit;
-    o.warn = stderr; /* skipped files are reported to the user */
+    o.warn = job->warn, o.warn_user = job->warn_user; /* skipped files */
     rc = nas_data_load(&o, &d, e);
   }
   if (rc == NAS_OK) {
@@ -136,7 +136,8 @@ static void loaded_free(loaded *l) {
 
 /* Builds the network of the checkpoint already in l->c (path names it in errors) and loads
  * its dataset with the recorded train_limit, so the normalisation is the training one. */
-static int finish_load(const char *path, const char *spec, int batch, loaded *l, nas_err *e) {
+static int finish_load(const char *path, const char *spec, int batch, nas_warn_fn warn,
+                       void *warn_user, loaded *l, nas_err *e) {
   cJSON *meta = NULL;
   int rc = NAS_OK, train_limit = 0;
   {
@@ -160,7 +161,7 @@ static int finish_load(const char *path, const char *spec, int batch, loaded *l,
     nas_data_opts o;
     nas_data_opts_default(&o, spec);
     o.train_limit = train_limit;
-    o.warn = stderr;
+    o.warn = warn, o.warn_user = warn_user;
     rc = nas_data_load(&o, &l->d, e);
   }
   if (rc == NAS_OK) {
@@ -179,17 +180,19 @@ static int finish_load(const char *path, const char *spec, int batch, loaded *l,
   return rc;
 }
 
-static int load_trained(const char *path, const char *spec, int batch, loaded *l, nas_err *e) {
+static int load_trained(const char *path, const char *spec, int batch, nas_warn_fn warn,
+                        void *warn_user, loaded *l, nas_err *e) {
   memset(l, 0, sizeof *l);
   int rc = nas_ckpt_load(path, &l->c, e);
   if (rc != NAS_OK) return rc;
-  return finish_load(path, spec, batch, l, e);
+  return finish_load(path, spec, batch, warn, warn_user, l, e);
 }
 
 int nas_eval_job_run(const nas_eval_job *job, nas_eval_summary *s, nas_err *e) {
   memset(s, 0, sizeof *s);
   loaded l;
-  int rc = load_trained(job->checkpoint, job->dataset, job->batch, &l, e);
+  int rc = load_trained(job->checkpoint, job->dataset, job->batch, job->warn, job->warn_user, &l,
+                        e);
   if (rc != NAS_OK) return rc;
   s->params = l.net->params, s->macs = l.net->macs, s->test_n = l.d.test.n;
   rc = nas_evaluate(l.net, &l.d.test, &s->test_acc, &s->test_loss, e);
@@ -268,7 +271,7 @@ int nas_export_job_run(const nas_export_job *job, nas_export_summary *s, nas_err
   if (strcmp(job->format, "tflite") && strcmp(job->format, "onnx") && strcmp(job->format, "c"))
     return nas_errf(e, NAS_EUSAGE, "unknown export format '%s' (tflite, c, onnx)", job->format);
   loaded l;
-  int rc = load_trained(job->checkpoint, job->dataset, 256, &l, e);
+  int rc = load_trained(job->checkpoint, job->dataset, 256, job->warn, job->warn_user, &l, e);
   if (rc != NAS_OK) return rc;
   nas_calib_cfg cc;
   job_calib_cfg(job, &cc);
@@ -295,7 +298,7 @@ int nas_checkpoint_lower(const nas_export_job *job, nas_g8_graph *g, char name[6
   memset(g, 0, sizeof *g);
   if (sample) *sample = NULL;
   loaded l;
-  int rc = load_trained(job->checkpoint, job->dataset, 256, &l, e);
+  int rc = load_trained(job->checkpoint, job->dataset, 256, job->warn, job->warn_user, &l, e);
   if (rc != NAS_OK) return rc;
   nas_calib_cfg cc;
   job_calib_cfg(job, &cc);

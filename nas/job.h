@@ -16,6 +16,8 @@ typedef struct nas_train_job {
   int qat_epochs;            /* QAT: the last qat_epochs of cfg.epochs are QAT epochs (1); equal to
                                 cfg.epochs: the whole run is QAT */
   float qat_lr_scale;        /* QAT after float epochs: learning rate = cfg.lr * this (0.1) */
+  nas_warn_fn warn;          /* dataset warnings (skipped files), NULL: dropped */
+  void *warn_user;           /* passed to warn */
 } nas_train_job;
 
 typedef struct nas_train_summary {
@@ -37,6 +39,8 @@ typedef struct nas_eval_job {
   const char *checkpoint;    /* checkpoint file */
   const char *dataset;       /* dataset spec, or NULL for the one the checkpoint was trained on */
   int batch;                 /* evaluation batch (256) */
+  nas_warn_fn warn;          /* dataset warnings (skipped files), NULL: dropped */
+  void *warn_user;           /* passed to warn */
 } nas_eval_job;
 
 typedef struct nas_eval_summary {
@@ -60,6 +64,8 @@ typedef struct nas_export_job {
   int recalibrate;           /* 1: calibrate even when the checkpoint holds QAT ranges */
   const char *db;            /* nas_export_store_run: the SQLite store */
   long long candidate;       /* nas_export_store_run: the candidate id */
+  nas_warn_fn warn;          /* dataset warnings (skipped files), NULL: dropped */
+  void *warn_user;           /* passed to warn */
 } nas_export_job;
 
 typedef struct nas_export_summary {

@@ -78,7 +78,7 @@ int nas_export_store_run(const nas_export_job *job, nas_export_summary *s, nas_e
     nas_data_opts o;
     nas_data_opts_default(&o, spec);
     o.train_limit = f.train_limit;
-    o.warn = stderr;
+    o.warn = job->warn, o.warn_user = job->warn_user;
     rc = nas_data_load(&o, &d, e);
   }
   if (rc == NAS_OK) { /* the training normalisation (identical when the dataset is the same) */

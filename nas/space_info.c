@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/datadir.h"
 #include "core/fileio.h"
 
 #define MAX_OPTIONAL 24
@@ -60,14 +61,17 @@ int nas_space_distinct(const nas_space *s, double *count, int *exact, nas_err *e
 
 int nas_space_description(const char *spec, char **out, nas_err *e) {
   *out = NULL;
-  char path[1024];
+  char path[4096], rel[4096];
   size_t n = spec ? strlen(spec) : 0;
-  if (spec && (strchr(spec, '/') || (n > 5 && !strcmp(spec + n - 5, ".json"))))
+  int rc = NAS_OK;
+  if (spec && (strchr(spec, '/') || (n > 5 && !strcmp(spec + n - 5, ".json")))) {
     snprintf(path, sizeof path, "%s", spec);
-  else
-    snprintf(path, sizeof path, "%s/search_spaces/%s.json", NAS_SOURCE_DIR, spec ? spec : "");
+  } else {
+    snprintf(rel, sizeof rel, "search_spaces/%s.json", spec ? spec : "");
+    rc = nas_data_path(rel, path, sizeof path, e);
+  }
   char *text = NULL;
-  int rc = nas_read_file(path, &text, NULL, e);
+  if (rc == NAS_OK) rc = nas_read_file(path, &text, NULL, e);
   if (rc != NAS_OK) return rc;
   cJSON *j = cJSON_Parse(text);
   free(text);

@@ -2,6 +2,7 @@
  * sorting and crowding distance (NSGA-II, Deb et al. 2002). */
 #include "results/pareto.h"
 #include "core/alloc.h"
+#include "results/store_impl.h"
 
 #include <ctype.h>
 #include <math.h>
@@ -187,12 +188,13 @@ int nas_pareto_front(nas_store *s, const nas_objectives *o, int64_t run_id, cons
   if (run_id > 0) len += (size_t)snprintf(sql + len, cap - len, " AND run_id = ?1");
   if (where && *where) len += (size_t)snprintf(sql + len, cap - len, " AND (%s\n)", where);
   snprintf(sql + len, cap - len, " ORDER BY id");
-  sqlite3 *db = nas_store_sqlite(s);
+  sqlite3 *db = s->db;
   sqlite3_stmt *st = NULL;
   const char *tail = NULL;
   int rc = sqlite3_prepare_v2(db, sql, -1, &st, &tail);
   int trailing = rc == SQLITE_OK && tail && *tail;
   free(sql);
+  if ((rc & 0xff) == SQLITE_NOMEM) return nas_errf(e, NAS_ENOMEM, "%s: pareto: out of memory", path);
   if (rc != SQLITE_OK)
     return nas_errf(e, NAS_EINVAL, "%s: pareto: bad filter or query: %s", path, sqlite3_errmsg(db));
   if (!sqlite3_stmt_readonly(st) || trailing) {

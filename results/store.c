@@ -14,6 +14,7 @@
 
 #include <errno.h>
 #include <math.h>
+#include <pthread.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -48,16 +49,24 @@ void nas_metrics_clear(nas_metrics *m) {
 
 /* ---- helpers ----------------------------------------------------------------------------- */
 
+/* NAS_ENOMEM for SQLite's out-of-memory code, else NAS_EIO. */
+static int status_of(int sqlite_rc) {
+  return (sqlite_rc & 0xff) == SQLITE_NOMEM ? NAS_ENOMEM : NAS_EIO;
+}
+
 int store_dberr(nas_store *s, nas_err *e, const char *what) {
-  return nas_errf(e, NAS_EIO, "%s: %s: %s", s->path, what, sqlite3_errmsg(s->db));
+  return nas_errf(e, status_of(sqlite3_errcode(s->db)), "%s: %s: %s", s->path, what,
+                  sqlite3_errmsg(s->db));
 }
 
 int store_exec(nas_store *s, const char *sql, const char *what, nas_err *e) {
   char *msg = NULL;
-  if (sqlite3_exec(s->db, sql, NULL, NULL, &msg) != SQLITE_OK) {
-    nas_errf(e, NAS_EIO, "%s: %s: %s", s->path, what, msg ? msg : sqlite3_errmsg(s->db));
+  int rc = sqlite3_exec(s->db, sql, NULL, NULL, &msg);
+  if (rc != SQLITE_OK) {
+    int code = nas_errf(e, status_of(rc), "%s: %s: %s", s->path, what,
+                        msg ? msg : sqlite3_errmsg(s->db));
     sqlite3_free(msg);
-    return NAS_EIO;
+    return code;
   }
   return NAS_OK;
 }
@@ -81,13 +90,21 @@ void store_rollback(nas_store *s) {
   if (!sqlite3_get_autocommit(s->db)) sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
 }
 
-char *store_dup_col(sqlite3_stmt *st, int i) {
+int store_dup_col(sqlite3_stmt *st, int i, char **out) {
+  *out = NULL;
+  if (sqlite3_column_type(st, i) == SQLITE_NULL) return 0;
+  const unsigned char *t = sqlite3_column_text(st, i); /* NULL: SQLite out of memory */
+  if (t) *out = nas_strdup((const char *)t);
+  return *out ? 0 : -1;
+}
+
+int store_col_buf(sqlite3_stmt *st, int i, char *buf, size_t cap) {
+  buf[0] = '\0';
+  if (sqlite3_column_type(st, i) == SQLITE_NULL) return 0;
   const unsigned char *t = sqlite3_column_text(st, i);
-  if (!t) return NULL;
-  size_t n = strlen((const char *)t);
-  char *p = nas_malloc(n + 1);
-  if (p) memcpy(p, t, n + 1);
-  return p;
+  if (!t) return -1;
+  snprintf(buf, cap, "%s", (const char *)t);
+  return 0;
 }
 
 /* Runs a statement that returns no rows; finalizes it. */
@@ -264,22 +281,49 @@ static int check_header(const char *path, int must_exist, nas_err *e) {
   return NAS_OK;
 }
 
+/* ---- SQLite's allocator in the fault schedule ------------------------------------------- */
+
+/* SQLite's own allocator (memsys), wrapped so that every SQLite allocation also counts in
+ * core/alloc.h's fault schedule: a test that fails the N-th allocation reaches into SQLite
+ * too. Installed before SQLite initialises, at the first store open; when something else in
+ * the process initialised SQLite first, sqlite3_config refuses and SQLite keeps its
+ * allocator unwrapped (nothing else changes). */
+static sqlite3_mem_methods g_sqlite_mem;
+
+static void *sqlite_malloc(int n) {
+  return nas_alloc_fault_tick() ? NULL : g_sqlite_mem.xMalloc(n);
+}
+static void *sqlite_realloc(void *p, int n) {
+  return nas_alloc_fault_tick() ? NULL : g_sqlite_mem.xRealloc(p, n);
+}
+
+static void wrap_sqlite_alloc(void) {
+  if (sqlite3_config(SQLITE_CONFIG_GETMALLOC, &g_sqlite_mem) != SQLITE_OK) return;
+  sqlite3_mem_methods m = g_sqlite_mem;
+  m.xMalloc = sqlite_malloc;
+  m.xRealloc = sqlite_realloc;
+  sqlite3_config(SQLITE_CONFIG_MALLOC, &m);
+}
+
 static int open_impl(const char *path, int readonly, nas_store **out, nas_err *e) {
+  static pthread_once_t once = PTHREAD_ONCE_INIT;
+  pthread_once(&once, wrap_sqlite_alloc);
   *out = NULL;
   if (!path || !*path) return nas_errf(e, NAS_EINVAL, "store: empty file name");
   if (check_header(path, readonly, e)) return e->code;
   nas_store *s = nas_calloc(1, sizeof *s);
-  if (!s || !(s->path = nas_malloc(strlen(path) + 1))) {
+  if (!s || !(s->path = nas_strdup(path))) {
     free(s);
     return nas_errf(e, NAS_ENOMEM, "%s: out of memory", path);
   }
-  strcpy(s->path, path);
   s->readonly = readonly;
   int flags = readonly ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE;
-  if (sqlite3_open_v2(path, &s->db, flags, NULL) != SQLITE_OK) {
-    nas_errf(e, NAS_EIO, "%s: cannot open: %s", path, s->db ? sqlite3_errmsg(s->db) : "out of memory");
+  int orc = sqlite3_open_v2(path, &s->db, flags, NULL);
+  if (orc != SQLITE_OK) {
+    int code = nas_errf(e, status_of(orc), "%s: cannot open: %s", path,
+                        s->db ? sqlite3_errmsg(s->db) : "out of memory");
     nas_store_close(s);
-    return NAS_EIO;
+    return code;
   }
   sqlite3_busy_timeout(s->db, BUSY_TIMEOUT_MS);
   int v = 0;
@@ -336,7 +380,6 @@ void nas_store_close(nas_store *s) {
 }
 
 const char *nas_store_path(const nas_store *s) { return s->path; }
-sqlite3 *nas_store_sqlite(nas_store *s) { return s->db; }
 int nas_store_user_version(nas_store *s, int *version, nas_err *e) {
   return read_version(s, version, e);
 }
@@ -359,14 +402,14 @@ int nas_store_run_create(nas_store *s, const nas_run_info *info, int64_t *run_id
     store_rollback(s);
     return e->code;
   }
-  sqlite3_bind_text(st, 1, or_empty(info->config_json, "{}"), -1, SQLITE_TRANSIENT);
-  sqlite3_bind_text(st, 2, info->strategy, -1, SQLITE_TRANSIENT);
-  sqlite3_bind_text(st, 3, info->space, -1, SQLITE_TRANSIENT);
-  sqlite3_bind_text(st, 4, info->dataset, -1, SQLITE_TRANSIENT);
-  sqlite3_bind_text(st, 5, info->target, -1, SQLITE_TRANSIENT);
+  sqlite3_bind_text(st, 1, or_empty(info->config_json, "{}"), -1, SQLITE_STATIC);
+  sqlite3_bind_text(st, 2, info->strategy, -1, SQLITE_STATIC);
+  sqlite3_bind_text(st, 3, info->space, -1, SQLITE_STATIC);
+  sqlite3_bind_text(st, 4, info->dataset, -1, SQLITE_STATIC);
+  sqlite3_bind_text(st, 5, info->target, -1, SQLITE_STATIC);
   sqlite3_bind_int64(st, 6, (sqlite3_int64)info->seed);
   sqlite3_bind_int64(st, 7, info->budget);
-  sqlite3_bind_text(st, 8, or_empty(info->objectives, ""), -1, SQLITE_TRANSIENT);
+  sqlite3_bind_text(st, 8, or_empty(info->objectives, ""), -1, SQLITE_STATIC);
   if (store_step_done(s, st, W, e)) {
     store_rollback(s);
     return e->code;
@@ -395,7 +438,7 @@ int nas_store_run_set_status(nas_store *s, int64_t run_id, const char *status, n
     store_rollback(s);
     return e->code;
   }
-  sqlite3_bind_text(st, 1, status, -1, SQLITE_TRANSIENT);
+  sqlite3_bind_text(st, 1, status, -1, SQLITE_STATIC);
   sqlite3_bind_int64(st, 2, run_id);
   if (store_step_done(s, st, what, e)) {
     store_rollback(s);
@@ -423,19 +466,19 @@ int nas_store_run_get(nas_store *s, int64_t run_id, nas_run_row *out, nas_err *e
   sqlite3_bind_int64(st, 1, run_id);
   if (store_step_row(s, st, "run", (long long)run_id, "reading a run", e)) return e->code;
   out->id = sqlite3_column_int64(st, 0);
-  out->created_at = store_dup_col(st, 1);
-  out->updated_at = store_dup_col(st, 2);
-  out->config_json = store_dup_col(st, 3);
-  out->strategy = store_dup_col(st, 4);
-  out->space = store_dup_col(st, 5);
-  out->dataset = store_dup_col(st, 6);
-  out->target = store_dup_col(st, 7);
+  int bad = store_dup_col(st, 1, &out->created_at);
+  bad |= store_dup_col(st, 2, &out->updated_at);
+  bad |= store_dup_col(st, 3, &out->config_json);
+  bad |= store_dup_col(st, 4, &out->strategy);
+  bad |= store_dup_col(st, 5, &out->space);
+  bad |= store_dup_col(st, 6, &out->dataset);
+  bad |= store_dup_col(st, 7, &out->target);
   out->seed = (uint64_t)sqlite3_column_int64(st, 8);
   out->budget = sqlite3_column_int64(st, 9);
-  out->status = store_dup_col(st, 10);
-  out->objectives = store_dup_col(st, 11);
+  bad |= store_dup_col(st, 10, &out->status);
+  bad |= store_dup_col(st, 11, &out->objectives);
   sqlite3_finalize(st);
-  if (!out->status || !out->objectives || !out->strategy) {
+  if (bad) {
     nas_store_run_row_free(out);
     return nas_errf(e, NAS_ENOMEM, "%s: out of memory", s->path);
   }
@@ -468,10 +511,10 @@ static int collect_ids(nas_store *s, sqlite3_stmt *st, int64_t **ids, int *n, co
     (*ids)[(*n)++] = sqlite3_column_int64(st, 0);
   }
   if (rc != SQLITE_DONE) {
-    store_dberr(s, e, what);
+    int code = store_dberr(s, e, what);
     sqlite3_finalize(st);
     free(*ids), *ids = NULL, *n = 0;
-    return NAS_EIO;
+    return code;
   }
   sqlite3_finalize(st);
   return NAS_OK;
@@ -496,13 +539,13 @@ static int find_hash(nas_store *s, int64_t run_id, const char *hash, int64_t *id
            &st, "looking up a candidate", e))
     return e->code;
   sqlite3_bind_int64(st, 1, run_id);
-  sqlite3_bind_text(st, 2, hash, -1, SQLITE_TRANSIENT);
+  sqlite3_bind_text(st, 2, hash, -1, SQLITE_STATIC);
   int rc = sqlite3_step(st);
   if (rc == SQLITE_ROW) *id = sqlite3_column_int64(st, 0);
   else if (rc != SQLITE_DONE) {
-    store_dberr(s, e, "looking up a candidate");
+    int code = store_dberr(s, e, "looking up a candidate");
     sqlite3_finalize(st);
-    return NAS_EIO;
+    return code;
   }
   sqlite3_finalize(st);
   return NAS_OK;
@@ -543,8 +586,8 @@ int nas_store_candidate_add(nas_store *s, int64_t run_id, const char *arch_json,
     return e->code;
   }
   sqlite3_bind_int64(st, 1, run_id);
-  sqlite3_bind_text(st, 2, arch_json, -1, SQLITE_TRANSIENT);
-  sqlite3_bind_text(st, 3, arch_hash, -1, SQLITE_TRANSIENT);
+  sqlite3_bind_text(st, 2, arch_json, -1, SQLITE_STATIC);
+  sqlite3_bind_text(st, 3, arch_hash, -1, SQLITE_STATIC);
   if (parent_id > 0) sqlite3_bind_int64(st, 4, parent_id);
   else sqlite3_bind_null(st, 4);
   sqlite3_bind_int(st, 5, generation);
@@ -600,8 +643,10 @@ int store_set_state_tx(nas_store *s, int64_t cand_id, const char *state, const c
   sqlite3_bind_int64(st, 1, cand_id);
   int rc = sqlite3_step(st);
   char from[16] = "";
-  if (rc == SQLITE_ROW)
-    snprintf(from, sizeof from, "%s", (const char *)sqlite3_column_text(st, 0));
+  if (rc == SQLITE_ROW && store_col_buf(st, 0, from, sizeof from)) {
+    sqlite3_finalize(st);
+    return nas_errf(e, NAS_ENOMEM, "%s: %s: out of memory", s->path, what);
+  }
   sqlite3_finalize(st);
   if (rc != SQLITE_ROW)
     return rc == SQLITE_DONE ? nas_errf(e, NAS_EINVAL, "%s: %s: no such candidate", s->path, what)
@@ -612,8 +657,8 @@ int store_set_state_tx(nas_store *s, int64_t cand_id, const char *state, const c
   if (store_prep(s, "UPDATE candidates SET state = ?, reason = ?, updated_at = " NOW " WHERE id = ?",
            &st, what, e))
     return e->code;
-  sqlite3_bind_text(st, 1, state, -1, SQLITE_TRANSIENT);
-  if (reason) sqlite3_bind_text(st, 2, reason, -1, SQLITE_TRANSIENT);
+  sqlite3_bind_text(st, 1, state, -1, SQLITE_STATIC);
+  if (reason) sqlite3_bind_text(st, 2, reason, -1, SQLITE_STATIC);
   else sqlite3_bind_null(st, 2);
   sqlite3_bind_int64(st, 3, cand_id);
   return store_step_done(s, st, what, e);
@@ -670,14 +715,14 @@ int nas_store_candidate_get(nas_store *s, int64_t cand_id, nas_candidate_row *ou
     return e->code;
   out->id = sqlite3_column_int64(st, 0);
   out->run_id = sqlite3_column_int64(st, 1);
-  out->arch_json = store_dup_col(st, 2);
-  out->arch_hash = store_dup_col(st, 3);
+  int bad = store_dup_col(st, 2, &out->arch_json);
+  bad |= store_dup_col(st, 3, &out->arch_hash);
   out->parent_id = sqlite3_column_int64(st, 4); /* NULL reads as 0 */
   out->generation = sqlite3_column_int(st, 5);
-  snprintf(out->state, sizeof out->state, "%s", (const char *)sqlite3_column_text(st, 6));
-  out->reason = store_dup_col(st, 7);
-  out->created_at = store_dup_col(st, 8);
-  out->updated_at = store_dup_col(st, 9);
+  bad |= store_col_buf(st, 6, out->state, sizeof out->state);
+  bad |= store_dup_col(st, 7, &out->reason);
+  bad |= store_dup_col(st, 8, &out->created_at);
+  bad |= store_dup_col(st, 9, &out->updated_at);
   out->retrain_epochs = sqlite3_column_int(st, 10);
   for (int i = 0; i < NAS_N_METRICS; i++) {
     int c = 11 + i;
@@ -685,7 +730,7 @@ int nas_store_candidate_get(nas_store *s, int64_t cand_id, nas_candidate_row *ou
         sqlite3_column_type(st, c) == SQLITE_NULL ? NAN : sqlite3_column_double(st, c);
   }
   sqlite3_finalize(st);
-  if (!out->arch_json || !out->arch_hash || !out->created_at || !out->updated_at) {
+  if (bad) {
     nas_store_candidate_row_free(out);
     return nas_errf(e, NAS_ENOMEM, "%s: out of memory", s->path);
   }
@@ -709,7 +754,7 @@ int nas_store_candidate_ids(nas_store *s, int64_t run_id, const char *state, int
            &st, "listing candidates", e))
     return e->code;
   sqlite3_bind_int64(st, 1, run_id);
-  if (state) sqlite3_bind_text(st, 2, state, -1, SQLITE_TRANSIENT);
+  if (state) sqlite3_bind_text(st, 2, state, -1, SQLITE_STATIC);
   return collect_ids(s, st, ids, n, "listing candidates", e);
 }
 
@@ -726,6 +771,6 @@ int nas_store_search_candidate_ids(nas_store *s, int64_t run_id, const char *sta
            &st, "listing candidates", e))
     return e->code;
   sqlite3_bind_int64(st, 1, run_id);
-  if (state) sqlite3_bind_text(st, 2, state, -1, SQLITE_TRANSIENT);
+  if (state) sqlite3_bind_text(st, 2, state, -1, SQLITE_STATIC);
   return collect_ids(s, st, ids, n, "listing candidates", e);
 }

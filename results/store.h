@@ -7,7 +7,11 @@
  * search writes. Every state change commits in its own BEGIN IMMEDIATE ... COMMIT.
  * Errors name the file and what failed; a file that is not a SQLite database, or whose
  * user_version is newer than this build knows, is refused and left untouched.
- * Ownership: nas_store is opaque and owns its connection; free with nas_store_close.
+ * Out of memory (ours or SQLite's, whose allocator the first open wraps into core/alloc.h's
+ * fault schedule) is NAS_ENOMEM, and the change that met it is rolled back.
+ * Ownership: nas_store is opaque and owns its connection (internal to results/, see
+ * store_impl.h; other code that needs raw SQL opens its own connection on the path);
+ * free with nas_store_close.
  * Strings and blobs returned through pointers are malloc'd and owned by the caller. */
 #ifndef NAS_RESULTS_STORE_H
 #define NAS_RESULTS_STORE_H
@@ -20,7 +24,6 @@
 #define NAS_STORE_VERSION 2 /* the schema version this build writes (PRAGMA user_version) */
 
 typedef struct nas_store nas_store;
-typedef struct sqlite3 sqlite3;
 
 /* Opens (creating and migrating as needed) the store at path for reading and writing. */
 int nas_store_open(const char *path, nas_store **out, nas_err *e);
@@ -30,8 +33,6 @@ int nas_store_open(const char *path, nas_store **out, nas_err *e);
 int nas_store_open_readonly(const char *path, nas_store **out, nas_err *e);
 void nas_store_close(nas_store *s); /* NULL-safe */
 const char *nas_store_path(const nas_store *s);
-/* The underlying connection (owned by the store), for read-only queries in results/. */
-sqlite3 *nas_store_sqlite(nas_store *s);
 /* The schema version of the open file (PRAGMA user_version). */
 int nas_store_user_version(nas_store *s, int *version, nas_err *e);
 

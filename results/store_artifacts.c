@@ -28,9 +28,9 @@ static int weights_put_tx(nas_store *s, int64_t cand_id, const char *kind, const
            what, e))
     return e->code;
   sqlite3_bind_int64(st, 1, cand_id);
-  sqlite3_bind_text(st, 2, kind, -1, SQLITE_TRANSIENT);
+  sqlite3_bind_text(st, 2, kind, -1, SQLITE_STATIC);
   if (len == 0) sqlite3_bind_zeroblob(st, 3, 0);
-  else sqlite3_bind_blob(st, 3, data, (int)len, SQLITE_TRANSIENT);
+  else sqlite3_bind_blob(st, 3, data, (int)len, SQLITE_STATIC);
   return store_step_done(s, st, what, e);
 }
 
@@ -130,7 +130,7 @@ int nas_store_weights_get(nas_store *s, int64_t cand_id, const char *kind, void 
   if (store_prep(s, "SELECT data FROM weights WHERE candidate_id = ? AND kind = ?", &st, what, e))
     return e->code;
   sqlite3_bind_int64(st, 1, cand_id);
-  sqlite3_bind_text(st, 2, kind, -1, SQLITE_TRANSIENT);
+  sqlite3_bind_text(st, 2, kind, -1, SQLITE_STATIC);
   int rc = sqlite3_step(st);
   if (rc != SQLITE_ROW) {
     int code = rc == SQLITE_DONE ? nas_errf(e, NAS_EINVAL, "%s: %s: none stored", s->path, what)
@@ -138,9 +138,10 @@ int nas_store_weights_get(nas_store *s, int64_t cand_id, const char *kind, void 
     sqlite3_finalize(st);
     return code;
   }
-  const void *b = sqlite3_column_blob(st, 0);
+  const void *b = sqlite3_column_blob(st, 0); /* NULL: empty, or SQLite out of memory */
   int n = sqlite3_column_bytes(st, 0);
-  *data = nas_malloc(n > 0 ? (size_t)n : 1);
+  int oom = !b && (sqlite3_errcode(s->db) & 0xff) == SQLITE_NOMEM;
+  *data = oom ? NULL : nas_malloc(n > 0 ? (size_t)n : 1);
   if (!*data) {
     sqlite3_finalize(st);
     return nas_errf(e, NAS_ENOMEM, "%s: %s: out of memory", s->path, what);
@@ -175,7 +176,7 @@ int nas_store_layer_costs_put(nas_store *s, int64_t cand_id, const nas_layer_cos
     sqlite3_reset(st);
     sqlite3_bind_int64(st, 1, cand_id);
     sqlite3_bind_int(st, 2, r->layer);
-    sqlite3_bind_text(st, 3, r->op, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_text(st, 3, r->op, -1, SQLITE_STATIC);
     sqlite3_bind_int64(st, 4, r->macs);
     sqlite3_bind_int64(st, 5, r->params);
     sqlite3_bind_int64(st, 6, r->flash_bytes);
@@ -183,10 +184,10 @@ int nas_store_layer_costs_put(nas_store *s, int64_t cand_id, const nas_layer_cos
     if (isnan(r->latency_ms)) sqlite3_bind_null(st, 8);
     else sqlite3_bind_double(st, 8, r->latency_ms);
     if (sqlite3_step(st) != SQLITE_DONE) {
-      store_dberr(s, e, what);
+      int code = store_dberr(s, e, what);
       sqlite3_finalize(st);
       store_rollback(s);
-      return NAS_EIO;
+      return code;
     }
   }
   sqlite3_finalize(st);
@@ -221,7 +222,10 @@ int nas_store_layer_costs_get(nas_store *s, int64_t cand_id, nas_layer_cost **ro
     }
     nas_layer_cost *r = &(*rows)[(*n)++];
     r->layer = sqlite3_column_int(st, 0);
-    snprintf(r->op, sizeof r->op, "%s", (const char *)sqlite3_column_text(st, 1));
+    if (store_col_buf(st, 1, r->op, sizeof r->op)) {
+      rc = SQLITE_NOMEM;
+      break;
+    }
     r->macs = sqlite3_column_int64(st, 2);
     r->params = sqlite3_column_int64(st, 3);
     r->flash_bytes = sqlite3_column_int64(st, 4);
@@ -256,8 +260,8 @@ int nas_store_event_add(nas_store *s, int64_t run_id, int64_t cand_id, const cha
   sqlite3_bind_int64(st, 1, run_id);
   if (cand_id > 0) sqlite3_bind_int64(st, 2, cand_id);
   else sqlite3_bind_null(st, 2);
-  sqlite3_bind_text(st, 3, kind, -1, SQLITE_TRANSIENT);
-  sqlite3_bind_text(st, 4, payload_json ? payload_json : "{}", -1, SQLITE_TRANSIENT);
+  sqlite3_bind_text(st, 3, kind, -1, SQLITE_STATIC);
+  sqlite3_bind_text(st, 4, payload_json ? payload_json : "{}", -1, SQLITE_STATIC);
   if (store_step_done(s, st, what, e)) {
     store_rollback(s);
     return e->code;
@@ -279,11 +283,11 @@ int nas_store_event_count(nas_store *s, int64_t run_id, const char *kind, int *n
            &st, "counting events", e))
     return e->code;
   sqlite3_bind_int64(st, 1, run_id);
-  if (kind) sqlite3_bind_text(st, 2, kind, -1, SQLITE_TRANSIENT);
+  if (kind) sqlite3_bind_text(st, 2, kind, -1, SQLITE_STATIC);
   if (sqlite3_step(st) != SQLITE_ROW) {
-    store_dberr(s, e, "counting events");
+    int code = store_dberr(s, e, "counting events");
     sqlite3_finalize(st);
-    return NAS_EIO;
+    return code;
   }
   *n = sqlite3_column_int(st, 0);
   sqlite3_finalize(st);

@@ -15,7 +15,10 @@ struct nas_store {
 };
 
 
-/* One-line error naming the file, the operation and SQLite's message; returns NAS_EIO. */
+/* One-line error naming the file, the operation and SQLite's message; returns NAS_ENOMEM when
+ * SQLite ran out of memory, else NAS_EIO.
+ * Text and blobs are bound SQLITE_STATIC (the data outlives the statement's step), so a bind
+ * never allocates and cannot fail for memory. */
 int store_dberr(nas_store *s, nas_err *e, const char *what);
 /* Runs SQL without results. */
 int store_exec(nas_store *s, const char *sql, const char *what, nas_err *e);
@@ -25,8 +28,11 @@ int store_prep(nas_store *s, const char *sql, sqlite3_stmt **st, const char *wha
 int store_begin(nas_store *s, const char *what, nas_err *e);
 int store_commit(nas_store *s, const char *what, nas_err *e);
 void store_rollback(nas_store *s);
-/* malloc'd copy of a text column, NULL for NULL. */
-char *store_dup_col(sqlite3_stmt *st, int i);
+/* *out = malloc'd copy of text column i (NULL for SQL NULL); -1 when out of memory (ours, or
+ * SQLite's while converting the value), else 0. */
+int store_dup_col(sqlite3_stmt *st, int i, char **out);
+/* Text column i into buf (cap bytes, truncated; "" for SQL NULL); -1 when out of memory. */
+int store_col_buf(sqlite3_stmt *st, int i, char *buf, size_t cap);
 /* Steps a statement that returns no rows, then finalizes it. */
 int store_step_done(nas_store *s, sqlite3_stmt *st, const char *what, nas_err *e);
 /* Steps a statement that looks up one row by id: NAS_OK on a row (st stays open for the

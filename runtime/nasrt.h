@@ -42,6 +42,13 @@
   X(SOFTMAX, softmax, nasrt_softmax_p)        \
   X(QUANTIZE, requantize, nasrt_requant_p)    \
   X(RESHAPE, copy, nasrt_copy_p)              \
+  X(LOGISTIC, logistic, nasrt_act_p)          \
+  X(TANH, tanh, nasrt_act_p)                  \
+  X(MUL, elmul, nasrt_mul_p)                  \
+  X(SUB, sub, nasrt_add_p)                    \
+  X(STRIDED_SLICE, slice, nasrt_slice_p)      \
+  X(CONCATENATION, concat, nasrt_concat_p)    \
+  X(UNIDIRECTIONAL_SEQUENCE_LSTM, lstm, nasrt_lstm_p) \
   X(SPARSE, sparse, nasrt_sparse_p)
 
 enum nasrt_kind {
@@ -145,6 +152,68 @@ static inline int32_t nasrt_sparse_bytes(int32_t co, int32_t taps, int32_t ci, i
   return co * taps * ((ci + 7) / 8) + nnz;
 }
 
+/* LOGISTIC and TANH on int8 (TFLite Micro's reference kernels): x - in_zp rescaled to Q4.27 by
+ * mult * 2^shift (frexp form, shift > 0: left), gemmlowp's logistic / tanh in int32, the
+ * result rounded to the output's fixed quantisation (LOGISTIC 1/256 and -128, TANH 1/128 and
+ * 0); |x - in_zp| >= radius saturates. */
+typedef struct nasrt_act_p {
+  int32_t in, out, n;         /* arena offsets, elements */
+  int32_t in_zp, mult, shift, radius;
+} nasrt_act_p;
+
+/* MUL of two same-shape int8 tensors: clamp(mul((a + a_off) * (b + b_off)) + out_zp). */
+typedef struct nasrt_mul_p {
+  int32_t a, b, out;          /* arena offsets of the inputs (when not constant) and output */
+  const int8_t *a_data, *b_data; /* a constant input's data, or NULL */
+  int32_t n;                  /* elements */
+  int32_t a_off, b_off;       /* -zero point of each input */
+  int32_t mult, shift, out_zp;/* a_scale * b_scale / out_scale */
+  int32_t lo, hi;             /* activation clamp */
+} nasrt_mul_p;
+
+/* STRIDED_SLICE: a strided copy, shapes padded to 4-D with leading 1s (begin and strides
+ * resolved from the masks at prepare time; a shrunk axis is an output extent of 1). */
+typedef struct nasrt_slice_p {
+  int32_t in, out;            /* arena offsets */
+  int32_t d0, d1, d2, d3;     /* input shape */
+  int32_t o0, o1, o2, o3;     /* output extents */
+  int32_t b0, b1, b2, b3;     /* first index per axis */
+  int32_t s0, s1, s2, s3;     /* strides (>= 1) */
+} nasrt_slice_p;
+
+/* CONCATENATION of up to 10 tensors with one quantisation: per outer index, each input's
+ * next n<k> bytes in turn (n<k> = its extent along the axis times the inner size). */
+typedef struct nasrt_concat_p {
+  int32_t out, count, outer;  /* arena offset of the output, inputs, outer iterations */
+  int32_t in0, in1, in2, in3, in4, in5, in6, in7, in8, in9; /* arena offsets of the inputs */
+  int32_t n0, n1, n2, n3, n4, n5, n6, n7, n8, n9;           /* bytes per outer index */
+} nasrt_concat_p;
+
+/* UNIDIRECTIONAL_SEQUENCE_LSTM, TFLite's integer 8x8->16 LSTM (no CIFG, peephole, projection
+ * or layer norm): int8 input and weights, gates int16 in Q3.12, the cell state int16 with a
+ * power-of-two scale 2^cell_shift, gemmlowp's int16 logistic / tanh, the hidden state int8.
+ * Per step t and unit j: gate g = clamp16(mul(b_in[g] + W_in[g] x_t) ) then
+ * clamp16(+ mul(b_rec[g] + W_rec[g] h_{t-1})), i,f,o = logistic, c~ = tanh; c = rdbpot(f c, 15)
+ * + rdbpot(i c~, 30 + cell_shift) (saturated, clipped when cell_clip > 0); h = clamp8(mul(o *
+ * tanh(c)) - hid_zp). The state starts at h = its zero point (the recurrent term is then 0) and
+ * c = 0 on every invoke; h_t is written to the output sequence, which is also where step t+1
+ * reads h_t from, so the kernel needs no buffer besides the cell state. */
+typedef struct nasrt_lstm_p {
+  int32_t in, out;            /* arena offsets: input [b,t,f], output [b,t,h] (int8) */
+  int32_t cstate;             /* arena offset of the cell state, int16 [b,h] */
+  const int8_t *w_ii, *w_if, *w_ic, *w_io; /* input-to-gate weights [h,f] (gates i,f,c,o) */
+  const int8_t *w_ri, *w_rf, *w_rc, *w_ro; /* recurrent weights [h,h] */
+  const int32_t *bias;        /* [8][h]: input biases minus in_zp * row sums (i,f,c,o), then
+                                 -h_zp * recurrent row sums (i,f,c,o) */
+  const int32_t *mult;        /* [8] multipliers into Q3.12: input i,f,c,o, recurrent i,f,c,o */
+  const int8_t *shift;        /* [8] their shifts */
+  int32_t hid_mult, hid_shift, hid_zp; /* o * tanh(c) (Q0.15 * Q0.15) -> int8 hidden */
+  int32_t cell_shift;         /* log2 of the cell state's scale (-15..-9) */
+  int32_t cell_clip;          /* quantised cell clip, 0: none */
+  int32_t b, t, f, h;         /* batch, steps, input features, units */
+  int32_t time_major;         /* 1: input [t,b,f] */
+} nasrt_lstm_p;
+
 /* ---- kernels (pointer level: the host runtime calls them on its own buffers) -------------- */
 
 void nasrt_conv(const nasrt_conv_p *p, const int8_t *in, int8_t *out);
@@ -157,6 +226,14 @@ void nasrt_softmax(const nasrt_softmax_p *p, const int8_t *in, int8_t *out);
 void nasrt_requantize(const nasrt_requant_p *p, const int8_t *in, int8_t *out);
 void nasrt_copy(const nasrt_copy_p *p, const int8_t *in, int8_t *out);
 void nasrt_sparse(const nasrt_sparse_p *p, const int8_t *in, int8_t *out);
+
+void nasrt_logistic(const nasrt_act_p *p, const int8_t *in, int8_t *out);
+void nasrt_tanh(const nasrt_act_p *p, const int8_t *in, int8_t *out);
+void nasrt_elmul(const nasrt_mul_p *p, const int8_t *a, const int8_t *b, int8_t *out);
+void nasrt_sub(const nasrt_add_p *p, const int8_t *a, const int8_t *b, int8_t *out);
+void nasrt_slice(const nasrt_slice_p *p, const int8_t *in, int8_t *out);
+void nasrt_concat(const nasrt_concat_p *p, int8_t *arena);
+void nasrt_lstm(const nasrt_lstm_p *p, const int8_t *in, int8_t *out, int16_t *cell);
 
 /* ---- models ---------------------------------------------------------------------------- */
 

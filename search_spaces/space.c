@@ -13,7 +13,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/datadir.h"
 #include "core/fileio.h"
+#include "core/json.h"
 #include "train/net.h"
 
 enum { DEC_CHOICE, DEC_REPEAT, DEC_OPTIONAL };
@@ -140,8 +142,8 @@ static cJSON *resolve(walk *w, const cJSON *v, const char *path) {
         cJSON_Delete(r);
         return NULL;
       }
-      if (cJSON_IsArray(v)) cJSON_AddItemToArray(r, x);
-      else cJSON_AddItemToObject(r, c->string, x);
+      if (cJSON_IsArray(v)) nas_json_push(r, x); /* a failure: see walk_space */
+      else nas_json_add(r, c->string, x);
     }
     return r;
   }
@@ -227,9 +229,9 @@ static int walk_entry(walk *w, const cJSON *entry, const char *path, cJSON *out)
       subpath(sub, sizeof sub, "%s.%s", path, f->string);
       cJSON *x = resolve(w, f, sub);
       if (!x) rc = w->e->code ? w->e->code : NAS_EINVAL;
-      else cJSON_AddItemToObject(layer, f->string, x);
+      else nas_json_add(layer, f->string, x);
     }
-    if (layer) cJSON_AddItemToArray(body, layer);
+    if (layer) nas_json_push(body, layer);
   }
   w->live = saved_live;
   if (rc == NAS_OK && include) {
@@ -240,18 +242,27 @@ static int walk_entry(walk *w, const cJSON *entry, const char *path, cJSON *out)
           rc = nas_errf(w->e, NAS_ENOMEM, "space %s: out of memory", w->s->name);
           break;
         }
-        if (r > 0 && cJSON_GetObjectItemCaseSensitive(copy, "stride"))
-          cJSON_ReplaceItemInObjectCaseSensitive(copy, "stride", cJSON_CreateNumber(1));
-        cJSON_AddItemToArray(out, copy);
+        if (r > 0 && cJSON_GetObjectItemCaseSensitive(copy, "stride")) {
+          cJSON *one = cJSON_CreateNumber(1);
+          if (!one || !cJSON_ReplaceItemInObjectCaseSensitive(copy, "stride", one)) {
+            cJSON_Delete(one); /* not taken over by copy */
+            cJSON_Delete(copy);
+            rc = nas_errf(w->e, NAS_ENOMEM, "space %s: out of memory", w->s->name);
+            break;
+          }
+        }
+        nas_json_push(out, copy);
       }
   }
   cJSON_Delete(body);
   return rc;
 }
 
-/* Walks the whole template; returns the arch object (caller deletes) or NULL. */
+/* Walks the whole template; returns the arch object (caller deletes) or NULL. A cJSON
+ * allocation that failed on the way (an item missing from the arch) is NAS_ENOMEM. */
 static cJSON *walk_space(walk *w) {
   const cJSON *root = w->s->root;
+  unsigned long jm = nas_json_mark();
   cJSON *arch = cJSON_CreateObject(), *layers = cJSON_CreateArray();
   if (!arch || !layers) {
     cJSON_Delete(arch), cJSON_Delete(layers);
@@ -270,12 +281,19 @@ static cJSON *walk_space(walk *w) {
       cJSON_Delete(arch), cJSON_Delete(layers);
       return NULL;
     }
-    cJSON_AddItemToObject(arch, KEYS[i], x);
+    nas_json_add(arch, KEYS[i], x);
   }
-  cJSON_AddItemToObject(arch, "layers", layers);
+  if (nas_json_add(arch, "layers", layers)) { /* layers is gone */
+    cJSON_Delete(arch);
+    return nas_errf(w->e, NAS_ENOMEM, "space %s: out of memory", w->s->name), NULL;
+  }
   if (walk_list(w, cJSON_GetObjectItemCaseSensitive(root, "layers"), "layers", layers)) {
     cJSON_Delete(arch);
     return NULL;
+  }
+  if (nas_json_failed(jm)) {
+    cJSON_Delete(arch);
+    return nas_errf(w->e, NAS_ENOMEM, "space %s: out of memory", w->s->name), NULL;
   }
   if (w->d && w->k != w->s->n_dec) {
     werr(w, "layers", "decision vector length mismatch");
@@ -293,10 +311,11 @@ int nas_space_parse(const char *json, const char *source, nas_space **out, nas_e
   nas_space *s = nas_calloc(1, sizeof *s);
   if (!s) return nas_errf(e, NAS_ENOMEM, "space %s: out of memory", src);
   snprintf(s->name, sizeof s->name, "%s", src);
-  s->root = cJSON_Parse(json);
-  if (!s->root) {
+  int jr = nas_json_parse(json, &s->root, NULL);
+  if (jr) {
     nas_space_free(s);
-    return nas_errf(e, NAS_EINVAL, "space %s: not valid JSON", src);
+    return jr == NAS_ENOMEM ? nas_errf(e, NAS_ENOMEM, "space %s: out of memory", src)
+                            : nas_errf(e, NAS_EINVAL, "space %s: not valid JSON", src);
   }
   if (!cJSON_IsObject(s->root)) {
     nas_space_free(s);
@@ -352,9 +371,10 @@ int nas_space_load_builtin(const char *name, nas_space **out, nas_err *e) {
   *out = NULL;
   for (int i = 0; i < N_BUILTINS; i++)
     if (name && !strcmp(name, BUILTINS[i])) {
-      char path[1024];
-      snprintf(path, sizeof path, "%s/search_spaces/%s.json", NAS_SOURCE_DIR, BUILTINS[i]);
-      return nas_space_load_file(path, out, e);
+      char rel[64], path[4096];
+      snprintf(rel, sizeof rel, "search_spaces/%s.json", BUILTINS[i]);
+      int rc = nas_data_path(rel, path, sizeof path, e);
+      return rc ? rc : nas_space_load_file(path, out, e);
     }
   char list[256];
   size_t len = 0;
@@ -407,31 +427,40 @@ int nas_space_active(const nas_space *s, const int *d, unsigned char *active, na
   return NAS_OK;
 }
 
-int nas_space_mutate(const nas_space *s, nas_rng *r, const int *parent, int *child) {
+int nas_space_mutate(const nas_space *s, nas_rng *r, const int *parent, int *child,
+                     int *changed, nas_err *e) {
   int n = s->n_dec;
+  if (changed) *changed = -1;
   memcpy(child, parent, (size_t)n * sizeof *child);
-  if (n == 0) return -1;
+  if (n == 0) return NAS_OK;
   unsigned char *act = nas_malloc((size_t)n);
   int *cand = nas_malloc((size_t)n * sizeof *cand);
-  int nc = 0;
-  nas_err e = {0};
-  if (act && cand) {
-    if (nas_space_active(s, parent, act, &e)) memset(act, 1, (size_t)n);
-    for (int i = 0; i < n; i++)
-      if (act[i] && s->dec[i].card >= 2) cand[nc++] = i;
-    if (nc == 0)
-      for (int i = 0; i < n; i++)
-        if (s->dec[i].card >= 2) cand[nc++] = i;
+  if (!act || !cand) {
+    free(act), free(cand);
+    return nas_errf(e, NAS_ENOMEM, "space %s: out of memory mutating", s->name);
   }
-  int pick = -1;
+  nas_err ae = {0};
+  int arc = nas_space_active(s, parent, act, &ae);
+  if (arc == NAS_ENOMEM) {
+    free(act), free(cand);
+    return nas_errf(e, NAS_ENOMEM, "%s", ae.msg);
+  }
+  if (arc) memset(act, 1, (size_t)n); /* a parent the space does not accept: all active */
+  int nc = 0;
+  for (int i = 0; i < n; i++)
+    if (act[i] && s->dec[i].card >= 2) cand[nc++] = i;
+  if (nc == 0)
+    for (int i = 0; i < n; i++)
+      if (s->dec[i].card >= 2) cand[nc++] = i;
   if (nc > 0) {
-    pick = cand[nas_rng_below(r, (uint32_t)nc)];
+    int pick = cand[nas_rng_below(r, (uint32_t)nc)];
     int v = (int)nas_rng_below(r, (uint32_t)(s->dec[pick].card - 1));
     child[pick] = v >= parent[pick] ? v + 1 : v; /* uniform over the other values */
+    if (changed) *changed = pick;
   }
   free(act);
   free(cand);
-  return pick;
+  return NAS_OK;
 }
 
 void nas_space_encode(const nas_space *s, const int *d, double *x) {
@@ -568,8 +597,10 @@ static void canon(sbuf *b, const cJSON *v) {
 
 int nas_arch_hash(const char *arch_json, uint64_t *h, nas_err *e) {
   *h = 0;
-  cJSON *root = arch_json ? cJSON_Parse(arch_json) : NULL;
-  if (!root) return nas_errf(e, NAS_EINVAL, "arch hash: not valid JSON");
+  cJSON *root;
+  int jr = nas_json_parse(arch_json, &root, NULL);
+  if (jr == NAS_ENOMEM) return nas_errf(e, NAS_ENOMEM, "arch hash: out of memory");
+  if (jr) return nas_errf(e, NAS_EINVAL, "arch hash: not valid JSON");
   sbuf b = {0};
   canon(&b, root);
   cJSON_Delete(root);

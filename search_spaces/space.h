@@ -23,8 +23,8 @@ typedef struct nas_space nas_space;
  * Errors name the space and the path: "space kws-dscnn: layers[2].out: choice list is empty". */
 int nas_space_parse(const char *json, const char *source, nas_space **out, nas_err *e);
 int nas_space_load_file(const char *path, nas_space **out, nas_err *e);
-/* A built-in space by name (NAS_SOURCE_DIR/search_spaces/<name>.json); an unknown name is an
- * error listing the built-ins. */
+/* A built-in space by name (<data directory>/search_spaces/<name>.json, core/datadir.h); an
+ * unknown name is an error listing the built-ins. */
 int nas_space_load_builtin(const char *name, nas_space **out, nas_err *e);
 /* A spec that contains '/' or ends in ".json" is a file, anything else a built-in name. */
 int nas_space_load(const char *spec, nas_space **out, nas_err *e);
@@ -46,9 +46,10 @@ double nas_space_size(const nas_space *s);
 void nas_space_sample(const nas_space *s, nas_rng *r, int *d);
 /* child = parent with exactly one decision changed to a different value, chosen uniformly
  * among the active decisions with at least two values (any decision with two values when
- * none is active). Returns the index changed, or -1 when the space has no such decision
- * (child is then a copy of parent). */
-int nas_space_mutate(const nas_space *s, nas_rng *r, const int *parent, int *child);
+ * none is active). *changed (may be NULL) gets the index changed, or -1 when the space has
+ * no such decision (child is then a copy of parent). Returns NAS_OK or NAS_ENOMEM. */
+int nas_space_mutate(const nas_space *s, nas_rng *r, const int *parent, int *child,
+                     int *changed, nas_err *e);
 /* active[i] = 1 when decision i affects the architecture of d (not inside a skipped entry). */
 int nas_space_active(const nas_space *s, const int *d, unsigned char *active, nas_err *e);
 /* Fixed-length encoding: x[i] = d[i] / (card - 1) in [0, 1] (0 when card == 1). */

@@ -9,7 +9,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/datadir.h"
 #include "core/fileio.h"
+#include "core/json.h"
 #include "train/graph.h"
 #include "train/net.h"
 #include "train/ops.h"
@@ -175,12 +177,15 @@ static int walk_entry(walker *w, const cJSON *entry, const char *path, const nas
 }
 
 static int read_spec(const char *spec, char **text, nas_err *e) {
-  char path[4096];
+  char path[4096], rel[4096];
   size_t n = strlen(spec);
   if (strchr(spec, '/') || (n > 5 && !strcmp(spec + n - 5, ".json")))
     snprintf(path, sizeof path, "%s", spec);
-  else
-    snprintf(path, sizeof path, "%s/search_spaces/%s.json", NAS_SOURCE_DIR, spec);
+  else {
+    snprintf(rel, sizeof rel, "search_spaces/%s.json", spec);
+    int rc = nas_data_path(rel, path, sizeof path, e);
+    if (rc) return rc;
+  }
   long len;
   return nas_read_file(path, text, &len, e);
 }
@@ -192,8 +197,9 @@ int nas_supernet_load(const char *spec, nas_supernet **out, nas_err *e) {
   char *text = NULL;
   int rc = nas_space_load(spec, &sn->space, e);
   if (rc == NAS_OK) rc = read_spec(spec, &text, e);
-  if (rc == NAS_OK && !(sn->root = cJSON_Parse(text)))
-    rc = nas_errf(e, NAS_EFORMAT, "supernet %s: not valid JSON", spec);
+  int jr = rc == NAS_OK ? nas_json_parse(text, &sn->root, NULL) : NAS_OK;
+  if (jr == NAS_ENOMEM) rc = nas_errf(e, NAS_ENOMEM, "supernet %s: out of memory", spec);
+  else if (jr) rc = nas_errf(e, NAS_EFORMAT, "supernet %s: not valid JSON", spec);
   free(text);
   const char *name = rc == NAS_OK ? nas_space_name(sn->space) : spec;
   if (rc == NAS_OK) {

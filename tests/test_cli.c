@@ -14,6 +14,8 @@
 #include <unistd.h>
 
 #include "core/rng.h"
+#include "nas/strategies/strategy.h"
+#include "results/store.h"
 #include "tests/test_util.h"
 
 static char dir[256];
@@ -82,6 +84,29 @@ static void test_usage_errors(void **state) {
   expect_one_line_error("needs a value");
   assert_int_equal(run("eval"), 2);
   expect_one_line_error("--checkpoint FILE is required");
+  /* an unknown option is reported as unknown also when it is the last argument */
+  assert_int_equal(run("train --arch arch.json --dataset idx:data --bogus"), 2);
+  expect_one_line_error("unknown option '--bogus'");
+  assert_int_equal(run("export --checkpoint m.ckpt --format c --out x --bogus"), 2);
+  expect_one_line_error("unknown option '--bogus'");
+  /* help for a command that does not exist is a usage error naming it */
+  assert_int_equal(run("help nosuch"), 2);
+  expect_one_line_error("unknown command 'nosuch'");
+  /* --target together with --target-file is a usage error, not a silent preference */
+  static const char *const both[] = {
+      "profile --arch arch.json --target stm32f746 --target-file t.json",
+      "measure --checkpoint m.ckpt --target stm32f746 --target-file t.json",
+      "latency fit --measurements m.csv --target stm32f746 --target-file t.json --out o.json",
+      "latency ingest board.log --target stm32f746 --target-file t.json"};
+  for (size_t i = 0; i < sizeof both / sizeof both[0]; i++) {
+    if (run(both[i]) != 2) fail_msg("`nas %s` did not exit 2", both[i]);
+    expect_one_line_error("--target and --target-file exclude each other");
+  }
+  /* --threads is range-checked where it is an option */
+  assert_int_equal(run("export --checkpoint m.ckpt --format c --out x --threads 0"), 2);
+  expect_one_line_error("--threads");
+  assert_int_equal(run("measure --checkpoint m.ckpt --target stm32f746 --threads 0"), 2);
+  expect_one_line_error("--threads");
 }
 
 static void test_help(void **state) {
@@ -144,7 +169,7 @@ static void test_train_save_eval(void **state) {
   assert_true(fabs(atof(t + 11) - test_acc) < 1e-6);
 
   /* int8 export: the stored int8 accuracy is close to float, and the file imports and runs */
-  rc = run("export --checkpoint m.ckpt --format tflite --out exp --json");
+  rc = run("export --checkpoint m.ckpt --format tflite --out exp --threads 1 --json");
   if (rc != 0) fail_msg("export exited %d: %s", rc, test_slurp(err_path));
   out = test_slurp(out_path);
   t = strstr(out, "\"int8_test_acc\":");
@@ -171,6 +196,10 @@ static void test_train_save_eval(void **state) {
   assert_int_equal(access(strcat(strcpy(p, dir), "/exp/nasrt_invoke.c"), R_OK), 0);
   assert_int_equal(run("export --checkpoint m.ckpt --format pdf --out exp"), 2);
   expect_one_line_error("unknown format 'pdf'");
+  /* measure on the host back end, with --threads */
+  rc = run("measure --checkpoint m.ckpt --target stm32f746 --backend host --runs 3 --threads 1 --json");
+  if (rc != 0) fail_msg("measure exited %d: %s", rc, test_slurp(err_path));
+  assert_non_null(strstr(test_slurp(out_path), "\"backend\":\"host\""));
 }
 
 static void test_pricing(void **state) {
@@ -187,6 +216,63 @@ static void test_pricing(void **state) {
   expect_one_line_error("--target");
 }
 
+/* nas search and nas resume: the help lists every strategy of the table; --target with
+ * --target-file and a bad --threads are usage errors; a search whose candidates are all over
+ * budget (no training) runs with --threads; resume says which run it continues. */
+static void test_search_cli(void **state) {
+  (void)state;
+  char p[512];
+  snprintf(p, sizeof p, "%s/space.json", dir);
+  FILE *f = fopen(p, "w");
+  fputs("{\"name\":\"tiny\",\"input\":[10,10,1],\"classes\":3,\"layers\":["
+        "{\"op\":\"conv\",\"out\":{\"choice\":[4,8]}},{\"op\":\"gap\"},{\"op\":\"fc\",\"out\":3}]}",
+        f);
+  fclose(f);
+  assert_int_equal(run("search --help"), 0);
+  char *out = test_slurp(out_path);
+  for (int i = 0; i < nas_strategy_count(); i++) {
+    const nas_strategy *s = nas_strategy_at(i);
+    char line[160];
+    snprintf(line, sizeof line, "  %-10s %s\n", s->name, s->summary);
+    if (!strstr(out, line)) fail_msg("search --help lacks strategy %s: %s", s->name, out);
+  }
+  assert_int_equal(run("search --strategy dnas --help"), 0);
+  out = test_slurp(out_path);
+  assert_non_null(strstr(out, "--supernet-epochs"));
+  assert_null(strstr(out, "--population"));
+  assert_int_equal(run("search --strategy nosuch --space space.json"), 2);
+  expect_one_line_error("unknown strategy 'nosuch' (random, evolution, dnas)");
+  const char *base = "search --strategy random --space space.json --dataset idx:data --db s.db "
+                     "--budget 2 --epochs 1 --batch 32 --train-limit 100 --max-sram 1";
+  snprintf(p, sizeof p, "%s --target stm32f446re --target-file t.json", base);
+  assert_int_equal(run(p), 2);
+  expect_one_line_error("--target and --target-file exclude each other");
+  snprintf(p, sizeof p, "%s --target stm32f446re --threads 0", base);
+  assert_int_equal(run(p), 2);
+  expect_one_line_error("--threads");
+  snprintf(p, sizeof p, "%s --target stm32f446re --threads 1", base);
+  int rc = run(p);
+  if (rc != 0) fail_msg("search exited %d: %s", rc, test_slurp(err_path));
+  assert_non_null(strstr(test_slurp(out_path), "run 1 done: 2 candidates (0 done, 2 rejected, 0 failed)"));
+  /* resume names the run, its strategy and the store before anything else */
+  nas_store *st = NULL;
+  nas_err e = {0};
+  snprintf(p, sizeof p, "%s/s.db", dir);
+  assert_int_equal(nas_store_open(p, &st, &e), NAS_OK);
+  assert_int_equal(nas_store_run_set_status(st, 1, "interrupted", &e), NAS_OK);
+  nas_store_close(st);
+  rc = run("resume --db s.db --threads 1");
+  if (rc != 0) fail_msg("resume exited %d: %s", rc, test_slurp(err_path));
+  out = test_slurp(out_path);
+  if (strncmp(out, "resuming run 1 (strategy random) of s.db\n", 41)) fail_msg("resume printed: %s", out);
+  assert_int_equal(run("resume --db s.db --threads 0"), 2);
+  expect_one_line_error("--threads");
+  assert_int_equal(run("resume --db s.db --run 1"), 1);
+  expect_one_line_error("run 1 is already done");
+  assert_int_equal(run("resume --db s.db"), 1);
+  expect_one_line_error("no run to resume");
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_usage_errors),
@@ -194,6 +280,7 @@ int main(void) {
       cmocka_unit_test(test_runtime_errors),
       cmocka_unit_test(test_train_save_eval),
       cmocka_unit_test(test_pricing),
+      cmocka_unit_test(test_search_cli),
   };
   return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -16,7 +16,7 @@
 #include <sqlite3.h>
 #include <unistd.h>
 
-#include "nas/dnas.h"
+#include "nas/strategies/dnas.h"
 #include "results/store.h"
 #include "tests/gradcheck.h"
 #include "tests/test_dnas_util.h"

@@ -15,7 +15,7 @@
 #include <sqlite3.h>
 #include <unistd.h>
 
-#include "nas/dnas.h"
+#include "nas/strategies/dnas.h"
 #include "results/store.h"
 #include "tests/test_dnas_util.h"
 #include "tests/test_util.h"
@@ -171,7 +171,13 @@ static void test_interrupt_and_resume(void **state) {
   assert_true(s.interrupted);
   assert_int_equal(s.candidates, 0);
   int64_t run = s.run_id;
-  assert_true(nas_dnas_is_dnas_run(b, 0));
+  { /* `nas resume` would continue this run, as a DNAS run */
+    int64_t latest = 0;
+    char strategy[32];
+    assert_int_equal(nas_run_strategy_of(b, &latest, strategy, sizeof strategy, &e), NAS_OK);
+    assert_int_equal(latest, run);
+    assert_string_equal(strategy, "dnas");
+  }
   /* a truncated checkpoint, then one with a flipped byte: refused, naming the file */
   snprintf(ck, sizeof ck, "%s.dnas-r%lld-p0.ckpt", b, (long long)run);
   snprintf(keep, sizeof keep, "%s.keep", ck);

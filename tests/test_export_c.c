@@ -232,6 +232,24 @@ static void test_tiny_kinds(void **state) {
   nas_g8_graph_free(&g);
 }
 
+/* Recurrent layers: an LSTM returning its sequence into a GRU (UNIDIRECTIONAL_SEQUENCE_LSTM,
+ * the unrolled GRU's FULLY_CONNECTED, STRIDED_SLICE, LOGISTIC, TANH, MUL, SUB, ADD), and a
+ * GRU returning its sequence (CONCATENATION) into an LSTM (its last step sliced). */
+static void test_recurrent(void **state) {
+  (void)state;
+  nas_g8_graph g;
+  lowered("{\"input\":[6,5,1],\"classes\":4,\"layers\":[{\"op\":\"lstm\",\"units\":7,"
+          "\"return_sequences\":true},{\"op\":\"gru\",\"units\":6},{\"op\":\"fc\",\"out\":4}]}",
+          0, 0, &g);
+  check_export(&g, "lstm_gru", "LSTM_GRU");
+  nas_g8_graph_free(&g);
+  lowered("{\"input\":[5,4,1],\"classes\":3,\"layers\":[{\"op\":\"gru\",\"units\":5,"
+          "\"return_sequences\":true},{\"op\":\"lstm\",\"units\":6},{\"op\":\"fc\",\"out\":3}]}",
+          1, 0, &g);
+  check_export(&g, "gru_lstm", "GRU_LSTM");
+  nas_g8_graph_free(&g);
+}
+
 /* maxpool, gap (avgpool + reshape), per-channel fc, no softmax; a name needing mangling. */
 static void test_tiny_pool(void **state) {
   (void)state;
@@ -420,6 +438,7 @@ static void test_errors(void **state) {
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_tiny_kinds),
+      cmocka_unit_test(test_recurrent),
       cmocka_unit_test(test_tiny_pool),
       cmocka_unit_test(test_kws_ref_model),
       cmocka_unit_test(test_other_ref_models),

@@ -179,13 +179,15 @@ static void test_structure(void **state) {
   }
   onnx__model_proto__free_unpacked(m, NULL);
 
-  /* unsupported layers are refused naming the layer */
+  /* recurrent layers (once refused) export as ONNX's LSTM / GRU */
   nas_net *r = NULL;
   assert_int_equal(nas_net_build("{\"input\":[4,3,1],\"classes\":2,\"layers\":[{\"op\":\"lstm\","
                                  "\"units\":4},{\"op\":\"fc\",\"out\":2}]}", "r.json", 2, 1, &r, &e),
                    NAS_OK);
-  assert_int_not_equal(nas_onnx_export_float(r, path, &e), NAS_OK);
-  assert_non_null(strstr(e.msg, "layer 0"));
+  assert_int_equal(nas_onnx_export_float(r, path, &e), NAS_OK);
+  Onnx__ModelProto *mr = load(path);
+  assert_int_equal(count_op(mr->graph, "LSTM"), 1);
+  onnx__model_proto__free_unpacked(mr, NULL);
   nas_net_free(r);
   nas_net_free(n);
 }
@@ -282,6 +284,15 @@ static void test_ort_float(void **state) {
   if (!have_ort()) skip();
   check_float(ARCH_A, 1, "fa.onnx");
   check_float(ARCH_B, 2, "fb.onnx");
+  /* recurrent: an LSTM, a GRU, a conv front end into a sequence GRU into an LSTM */
+  check_float("{\"input\":[6,4,1],\"classes\":3,\"layers\":[{\"op\":\"lstm\",\"units\":5},"
+              "{\"op\":\"fc\",\"out\":3}]}", 3, "flstm.onnx");
+  check_float("{\"input\":[6,4,1],\"classes\":3,\"layers\":[{\"op\":\"gru\",\"units\":5},"
+              "{\"op\":\"fc\",\"out\":3}]}", 4, "fgru.onnx");
+  check_float("{\"input\":[8,6,1],\"classes\":4,\"layers\":[{\"op\":\"conv\",\"out\":3,"
+              "\"k\":[3,3],\"padding\":\"valid\",\"bn\":false},{\"op\":\"gru\",\"units\":6,"
+              "\"return_sequences\":true},{\"op\":\"lstm\",\"units\":5},{\"op\":\"fc\",\"out\":4}]}",
+              5, "fcrnn.onnx");
 }
 
 /* onnxruntime runs the QDQ graph as a float simulation: DequantizeLinear, the float op, then

@@ -167,9 +167,9 @@ static void test_magnitude(void **state) {
     /* every output channel keeps at least one weight */
     const nas_node *mn = node(n, m);
     size_t rows = (size_t)mn->shape.d[0], per = k / rows;
-    for (size_t r = 0; r < rows; r++) {
+    for (size_t row = 0; row < rows; row++) {
       size_t alive = 0;
-      for (size_t j = 0; j < per; j++) alive += mn->val[r * per + j] != 0.0f;
+      for (size_t j = 0; j < per; j++) alive += mn->val[row * per + j] != 0.0f;
       assert_true(alive >= 1);
     }
   }

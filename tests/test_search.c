@@ -1,5 +1,6 @@
-/* Search loop tests (nas/search.h) on a tiny generated IDX set and a tiny space: constraints
- * reject without training, states and metrics in the store, same seed -> same candidates,
+/* Search tests (the run driver nas/run.h with the random and evolution strategies of the
+ * strategy table) on a tiny generated IDX set and a tiny space: constraints reject without
+ * training, states and metrics in the store, same seed -> same candidates,
  * and, through the real binary ($NAS_BIN, skipped until `nas search` is registered), a
  * SIGKILL + `nas resume` run compared with an uninterrupted one and a concurrent reader. */
 #include <setjmp.h>
@@ -16,12 +17,16 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <cjson/cJSON.h>
 #include <sqlite3.h>
 
 #include "core/rng.h"
 #include "tests/test_util.h"
+#include "core/alloc.h"
+#include "nas/candidate.h"
 #include "nas/job.h"
-#include "nas/search.h"
+#include "nas/run.h"
+#include "nas/strategies/strategy.h"
 #include "results/pareto.h"
 #include "results/store.h"
 #include "train/checkpoint.h"
@@ -62,12 +67,45 @@ static int teardown(void **state) {
   return test_rm_rf(dir);
 }
 
-static void base_cfg(nas_search_cfg *c, const char *strategy) {
-  nas_search_cfg_default(c);
+/* A test search's settings, written as the run's configuration (JSON keys of nas/run.h and
+ * the strategies) by run_search. */
+typedef struct search_cfg {
+  const char *space, *strategy, *dataset, *target, *objectives;
+  long long max_sram;
+  int budget, epochs, batch, population, sample_size, eval_limit, calib_samples, retrain_epochs;
+  uint64_t seed;
+} search_cfg;
+
+static void base_cfg(search_cfg *c, const char *strategy) {
+  memset(c, 0, sizeof *c);
   c->space = space_path, c->strategy = strategy, c->dataset = data_spec;
   c->target = "stm32f446re";
   c->budget = 6, c->epochs = 1, c->batch = 16, c->seed = 5;
-  c->population = 3, c->sample_size = 2;
+  c->population = 3, c->sample_size = 2, c->calib_samples = 1000;
+  c->objectives = "acc_int8_test:max,latency_pred_ms:min";
+}
+
+/* nas_search_run (the strategy looked up by name in the table) with c as configuration. */
+static int run_search(const char *db, const search_cfg *c, const nas_search_hooks *h,
+                      nas_search_summary *s, nas_err *e) {
+  cJSON *j = cJSON_CreateObject();
+  cJSON_AddStringToObject(j, "space", c->space);
+  cJSON_AddStringToObject(j, "dataset", c->dataset);
+  cJSON_AddStringToObject(j, "target", c->target);
+  cJSON_AddStringToObject(j, "objectives", c->objectives);
+  cJSON_AddNumberToObject(j, "max_sram", (double)c->max_sram);
+  cJSON_AddNumberToObject(j, "budget", c->budget);
+  cJSON_AddNumberToObject(j, "epochs", c->epochs);
+  cJSON_AddNumberToObject(j, "batch", c->batch);
+  cJSON_AddNumberToObject(j, "seed", (double)c->seed);
+  cJSON_AddNumberToObject(j, "population", c->population);
+  cJSON_AddNumberToObject(j, "sample_size", c->sample_size);
+  cJSON_AddNumberToObject(j, "eval_limit", c->eval_limit);
+  cJSON_AddNumberToObject(j, "calib_samples", c->calib_samples);
+  cJSON_AddNumberToObject(j, "retrain_epochs", c->retrain_epochs);
+  int rc = nas_search_run(db, c->strategy, j, h, s, e);
+  cJSON_Delete(j);
+  return rc;
 }
 
 static void db_path(char *buf, size_t cap, const char *name) {
@@ -137,21 +175,21 @@ static void test_invalid_config_creates_no_run(void **state) {
   (void)state;
   char db[400];
   db_path(db, sizeof db, "bad.db");
-  nas_search_cfg c;
+  search_cfg c;
   nas_search_summary s;
   nas_err e = {0};
   base_cfg(&c, "random");
   c.target = "no-such-target";
-  assert_int_not_equal(nas_search_run(db, &c, NULL, &s, &e), NAS_OK);
+  assert_int_not_equal(run_search(db, &c, NULL, &s, &e), NAS_OK);
   assert_non_null(strstr(e.msg, "no-such-target"));
   base_cfg(&c, "annealing");
-  assert_int_not_equal(nas_search_run(db, &c, NULL, &s, &e), NAS_OK);
+  assert_int_not_equal(run_search(db, &c, NULL, &s, &e), NAS_OK);
   base_cfg(&c, "random");
   c.objectives = "bogus:max";
-  assert_int_not_equal(nas_search_run(db, &c, NULL, &s, &e), NAS_OK);
+  assert_int_not_equal(run_search(db, &c, NULL, &s, &e), NAS_OK);
   base_cfg(&c, "random");
   c.space = "/nonexistent/space.json";
-  assert_int_not_equal(nas_search_run(db, &c, NULL, &s, &e), NAS_OK);
+  assert_int_not_equal(run_search(db, &c, NULL, &s, &e), NAS_OK);
   assert_int_not_equal(access(db, F_OK), 0); /* nothing was created */
 }
 
@@ -165,13 +203,13 @@ static void test_constraints_and_states(void **state) {
   (void)state;
   char db[400];
   db_path(db, sizeof db, "c.db");
-  nas_search_cfg c;
+  search_cfg c;
   base_cfg(&c, "random");
   c.max_sram = 5500;
   nas_search_summary s;
   nas_err e = {0};
   nas_search_hooks h = {watch, NULL, NULL};
-  assert_int_equal(nas_search_run(db, &c, &h, &s, &e), NAS_OK);
+  assert_int_equal(run_search(db, &c, &h, &s, &e), NAS_OK);
   assert_int_equal(s.candidates, 6);
   assert_int_equal(s.done + s.rejected + s.failed, 6);
   assert_int_equal(trained_while_rejected, 0);
@@ -213,13 +251,13 @@ static void test_same_seed_same_run(void **state) {
     char a[400], b[400];
     db_path(a, sizeof a, "a.db");
     db_path(b, sizeof b, "b.db");
-    nas_search_cfg c;
+    search_cfg c;
     base_cfg(&c, strategies[k]);
     c.budget = 7;
     nas_search_summary s1, s2;
     nas_err e = {0};
-    assert_int_equal(nas_search_run(a, &c, NULL, &s1, &e), NAS_OK);
-    assert_int_equal(nas_search_run(b, &c, NULL, &s2, &e), NAS_OK);
+    assert_int_equal(run_search(a, &c, NULL, &s1, &e), NAS_OK);
+    assert_int_equal(run_search(b, &c, NULL, &s2, &e), NAS_OK);
     char *da = dump(a, s1.run_id), *dbb = dump(b, s2.run_id);
     assert_string_equal(da, dbb);
     free(da), free(dbb);
@@ -239,15 +277,15 @@ static void test_stop_and_resume_in_process(void **state) {
   char a[400], b[400];
   db_path(a, sizeof a, "u.db");
   db_path(b, sizeof b, "i.db");
-  nas_search_cfg c;
+  search_cfg c;
   base_cfg(&c, "evolution");
   c.budget = 8;
   nas_search_summary s1, s2;
   nas_err e = {0};
-  assert_int_equal(nas_search_run(a, &c, NULL, &s1, &e), NAS_OK);
+  assert_int_equal(run_search(a, &c, NULL, &s1, &e), NAS_OK);
   stop_flag = 0;
   nas_search_hooks h = {stop_after3, NULL, &stop_flag};
-  assert_int_equal(nas_search_run(b, &c, &h, &s2, &e), NAS_OK);
+  assert_int_equal(run_search(b, &c, &h, &s2, &e), NAS_OK);
   assert_int_equal(s2.interrupted, 1);
   assert_true(s2.candidates < 8);
   stop_flag = 0;
@@ -273,7 +311,7 @@ static void test_weights_and_export(void **state) {
     char db[400], out[400];
     db_path(db, sizeof db, pass ? "w2.db" : "w.db");
     snprintf(out, sizeof out, "%s/export%d", dir, pass);
-    nas_search_cfg c;
+    search_cfg c;
     base_cfg(&c, "random");
     c.budget = 5;
     c.max_sram = 5500;
@@ -281,7 +319,7 @@ static void test_weights_and_export(void **state) {
     c.calib_samples = pass ? 50 : 1000; /* 50, or all the training split */
     nas_search_summary s;
     nas_err e = {0};
-    assert_int_equal(nas_search_run(db, &c, NULL, &s, &e), NAS_OK);
+    assert_int_equal(run_search(db, &c, NULL, &s, &e), NAS_OK);
     assert_true(s.done >= 1);
     nas_store *st = NULL;
     assert_int_equal(nas_store_open_readonly(db, &st, &e), NAS_OK);
@@ -384,14 +422,14 @@ static void test_retrain_front(void **state) {
   char a[400], b[400];
   db_path(a, sizeof a, "ra.db");
   db_path(b, sizeof b, "rb.db");
-  nas_search_cfg c;
+  search_cfg c;
   base_cfg(&c, "evolution");
   c.budget = 6;
   c.retrain_epochs = 2;
   c.objectives = "acc_int8_test:max,macs:min";
   nas_search_summary s1, s2;
   nas_err e = {0};
-  assert_int_equal(nas_search_run(a, &c, NULL, &s1, &e), NAS_OK);
+  assert_int_equal(run_search(a, &c, NULL, &s1, &e), NAS_OK);
   assert_true(s1.retrained >= 1);
   assert_int_equal(s1.candidates, 6); /* the budget counts search candidates only */
   nas_store *st = NULL;
@@ -437,7 +475,7 @@ static void test_retrain_front(void **state) {
 
   stop_rt = 0;
   nas_search_hooks h = {stop_after_first_retrain, NULL, &stop_rt};
-  assert_int_equal(nas_search_run(b, &c, &h, &s2, &e), NAS_OK);
+  assert_int_equal(run_search(b, &c, &h, &s2, &e), NAS_OK);
   if (s1.retrained > 1) assert_int_equal(s2.interrupted, 1);
   stop_rt = 0;
   nas_search_hooks h2 = {NULL, NULL, &stop_rt};
@@ -451,7 +489,8 @@ static void test_retrain_front(void **state) {
 }
 
 
-/* nas_search_train_candidate (the training step offered to other strategies): a candidate in
+/* The candidate step's pure training (nas_candidate_train) and its store write
+ * (nas_candidate_store_result), as a strategy or a distributed worker uses them: a candidate in
  * state training ends done with metrics and weights, and exports to its stored accuracy. */
 static void test_train_candidate_api(void **state) {
   (void)state;
@@ -476,12 +515,13 @@ static void test_train_candidate_api(void **state) {
   nas_metrics m;
   nas_metrics_clear(&m);
   m.macs = 1234;
-  char reason[600];
-  nas_search_cfg g;
-  nas_search_cfg_default(&g);
-  g.dataset = data_spec, g.epochs = 1, g.batch = 16;
-  assert_int_equal(nas_search_train_candidate(st, run, id, arch, &d, &g, 7, &m, reason, &e), NAS_OK);
-  assert_string_equal(reason, "");
+  nas_candidate_cfg g = {.data = &d, .dataset = data_spec, .epochs = 1, .batch = 16, .seed = 7,
+                         .calib_samples = 1000};
+  nas_candidate_result res;
+  assert_int_equal(nas_candidate_train(arch, id, &g, &res, &e), NAS_OK);
+  assert_string_equal(res.reason, "");
+  assert_int_equal(nas_candidate_store_result(st, run, id, &res, &m, &e), NAS_OK);
+  nas_candidate_result_free(&res);
   assert_true(m.macs == 1234 && isfinite(m.acc_int8_test) && isfinite(m.train_seconds));
   nas_candidate_row r;
   assert_int_equal(nas_store_candidate_get(st, id, &r, &e), NAS_OK);
@@ -494,6 +534,59 @@ static void test_train_candidate_api(void **state) {
   nas_export_summary es;
   assert_int_equal(nas_export_store_run(&job, &es, &e), NAS_OK);
   assert_true(es.int8_test_acc == m.acc_int8_test);
+}
+
+static int count_where(const char *db, const char *cond);
+
+/* Fault injection (core/alloc.h), SQLite style: a small search whose candidates are all over
+ * budget (priced, never trained) is run with the 1st, 2nd, ... allocation failing, once
+ * persistently (every later one fails too) and once alone, until a run needs no failure. Each
+ * run ends cleanly: NAS_OK or NAS_ENOMEM, nothing leaked (under ASan), and a run that
+ * succeeds despite a failure has not recorded it as a candidate's reason (running out of
+ * memory while pricing is an error, not an "invalid architecture"). */
+static void test_fault_injection(void **state) {
+  (void)state;
+  if (nas_alloc_fault(-1, 0) != 0) skip(); /* built without fault injection */
+  char db[400];
+  search_cfg c;
+  base_cfg(&c, "evolution");
+  c.budget = 3, c.max_sram = 1;
+  /* hundreds of stores are created: in memory-backed /dev/shm when there is one */
+  char shm[64] = "";
+  if (access("/dev/shm", W_OK) == 0) {
+    snprintf(shm, sizeof shm, "/dev/shm/nas-fault-XXXXXX");
+    if (!mkdtemp(shm)) shm[0] = '\0';
+  }
+  for (int persistent = 1; persistent >= 0; persistent--) {
+    long k = 0;
+    for (;; k++) {
+      if (shm[0]) snprintf(db, sizeof db, "%s/fault.db", shm);
+      else snprintf(db, sizeof db, "%s/fault.db", dir);
+      for (int f = 0; f < 3; f++) { /* a fresh store each time: no WAL of the last one */
+        char p[460];
+        snprintf(p, sizeof p, "%s%s", db, f == 0 ? "" : f == 1 ? "-wal" : "-shm");
+        unlink(p);
+      }
+      nas_search_summary s;
+      nas_err e = {0};
+      nas_alloc_fault(k, persistent);
+      int rc = run_search(db, &c, NULL, &s, &e);
+      int hit = nas_alloc_fault_hit();
+      nas_alloc_fault(-1, 0);
+      if (rc != NAS_OK && rc != NAS_ENOMEM) fail_msg("allocation %ld failing: %d %s", k, rc, e.msg);
+      if (!hit) {
+        assert_int_equal(rc, NAS_OK);
+        break;
+      }
+      if (rc == NAS_OK) { /* no candidate's reason may be the failure */
+        assert_false(persistent);
+        assert_int_equal(count_where(db, "reason LIKE '%out of memory%'"), 0);
+        assert_int_equal(count_where(db, "state = 'rejected'"), 3);
+      }
+    }
+    assert_true(k > 100); /* the whole path was exercised */
+  }
+  if (shm[0]) test_rm_rf(shm);
 }
 
 /* ---- through the real binary ------------------------------------------------------------- */
@@ -723,6 +816,7 @@ int main(void) {
       cmocka_unit_test(test_weights_and_export),
       cmocka_unit_test(test_retrain_front),
       cmocka_unit_test(test_train_candidate_api),
+      cmocka_unit_test(test_fault_injection),
       cmocka_unit_test(test_kill_and_resume_binary),
       cmocka_unit_test(test_sigint_binary),
   };

@@ -179,7 +179,8 @@ static void test_mutation(void **state) {
     nas_rng_seed(&r, 5);
     for (int t = 0; t < 50; t++) {
       nas_space_sample(s, &r, p);
-      int i = nas_space_mutate(s, &r, p, c);
+      int i = -2;
+      assert_int_equal(nas_space_mutate(s, &r, p, c, &i, &e), NAS_OK);
       assert_true(i >= 0 && i < n);
       int changed = 0;
       for (int j = 0; j < n; j++) changed += p[j] != c[j];
@@ -204,7 +205,9 @@ static void test_mutation(void **state) {
   int p[1] = {0}, c[1] = {7};
   nas_rng r;
   nas_rng_seed(&r, 1);
-  assert_int_equal(nas_space_mutate(s, &r, p, c), -1);
+  int i = -2;
+  assert_int_equal(nas_space_mutate(s, &r, p, c, &i, &e), NAS_OK);
+  assert_int_equal(i, -1);
   assert_int_equal(c[0], 0);
   nas_space_free(s);
 }

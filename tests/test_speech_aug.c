@@ -294,7 +294,7 @@ static void test_aug_spec(void **state) {
   nas_data_opts_default(&dopts, "speech-commands");
   nas_data data;
   snprintf(spec, sizeof spec, "%s,aug=2,cache=none", dir);
-  if (nas_speech_load(spec, &dopts, NULL, &data, &e)) fail_msg("%s", e.msg);
+  if (nas_speech_load(spec, &dopts, &data, &e)) fail_msg("%s", e.msg);
   assert_int_equal(data.train.n_aug, 2);
   assert_non_null(data.train.x_aug);
   nas_data_free(&data);
@@ -304,7 +304,7 @@ static void test_aug_spec(void **state) {
   for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
     snprintf(spec, sizeof spec, "%s,%s", dir, bad[i]);
     nas_err_clear(&e);
-    assert_int_equal(nas_speech_load(spec, &dopts, NULL, &data, &e), NAS_EINVAL);
+    assert_int_equal(nas_speech_load(spec, &dopts, &data, &e), NAS_EINVAL);
     char key[32];
     snprintf(key, sizeof key, "%.*s", (int)strcspn(bad[i], "="), bad[i]);
     if (!strstr(e.msg, key)) fail_msg("message '%s' does not name '%s'", e.msg, key);

@@ -34,6 +34,14 @@ static void rm_db(const char *p) {
   remove(x);
 }
 
+/* A read-only connection of the test's own on a store file (close with sqlite3_close). */
+static sqlite3 *ro_db(const char *path) {
+  sqlite3 *db = NULL;
+  if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL) != SQLITE_OK)
+    fail_msg("%s: %s", path, sqlite3_errmsg(db));
+  return db;
+}
+
 static nas_store *open_ok(const char *path) {
   nas_store *s = NULL;
   nas_err e = {0};
@@ -61,16 +69,18 @@ static void test_schema(void **state) {
   int v = -1;
   assert_int_equal(nas_store_user_version(s, &v, &e), NAS_OK);
   assert_int_equal(v, NAS_STORE_VERSION);
-  sqlite3 *db = nas_store_sqlite(s);
+  /* the store's connection is internal: a read-only connection of our own on the file */
+  sqlite3 *db = ro_db(p);
   sqlite3_stmt *st;
   assert_int_equal(sqlite3_prepare_v2(db, "PRAGMA journal_mode", -1, &st, NULL), SQLITE_OK);
   assert_int_equal(sqlite3_step(st), SQLITE_ROW);
   assert_string_equal((const char *)sqlite3_column_text(st, 0), "wal");
   sqlite3_finalize(st);
-  assert_int_equal(sqlite3_prepare_v2(db, "PRAGMA foreign_keys", -1, &st, NULL), SQLITE_OK);
-  assert_int_equal(sqlite3_step(st), SQLITE_ROW);
-  assert_int_equal(sqlite3_column_int(st, 0), 1);
-  sqlite3_finalize(st);
+  /* foreign keys are on for the store's connection: a candidate of a missing run is refused */
+  int64_t orphan = -1;
+  assert_int_not_equal(nas_store_candidate_add(s, 4242, "{}", "00000000000000ff", 0, 0, &orphan,
+                                               NULL, &e), NAS_OK);
+  assert_non_null(strstr(e.msg, "FOREIGN KEY"));
   static const char *const TABLES[] = {"runs", "candidates", "weights", "layer_costs", "events"};
   for (int i = 0; i < 5; i++) {
     assert_int_equal(sqlite3_prepare_v2(db, "SELECT count(*) FROM sqlite_master WHERE type='table' AND name=?",
@@ -87,6 +97,7 @@ static void test_schema(void **state) {
     assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &st, NULL), SQLITE_OK);
     sqlite3_finalize(st);
   }
+  sqlite3_close(db);
   int64_t run = make_run(s);
   nas_store_close(s);
   /* reopen: data kept, no re-migration */
@@ -275,7 +286,8 @@ static void test_candidates(void **state) {
   assert_true(isnan(r.m.train_seconds));
   nas_store_candidate_row_free(&r);
   sqlite3_stmt *st;
-  assert_int_equal(sqlite3_prepare_v2(nas_store_sqlite(s),
+  sqlite3 *db = ro_db(p);
+  assert_int_equal(sqlite3_prepare_v2(db,
                                       "SELECT typeof(macs), typeof(acc_int8_test), typeof(flash_bytes)"
                                       " FROM candidates WHERE id = ?", -1, &st, NULL), SQLITE_OK);
   sqlite3_bind_int64(st, 1, a);
@@ -284,6 +296,7 @@ static void test_candidates(void **state) {
   assert_string_equal((const char *)sqlite3_column_text(st, 1), "real");
   assert_string_equal((const char *)sqlite3_column_text(st, 2), "null");
   sqlite3_finalize(st);
+  sqlite3_close(db);
   assert_int_not_equal(nas_store_candidate_set_metrics(s, 999, &m, &e), NAS_OK);
 
   /* weights */
@@ -343,7 +356,7 @@ static void test_candidates(void **state) {
   rm_db(p);
 }
 
-/* A second connection reads while the first holds an open write transaction. */
+/* A second connection reads while another holds an open write transaction. */
 static void test_concurrent_reader(void **state) {
   (void)state;
   char *p = tmp_path("conc");
@@ -352,7 +365,8 @@ static void test_concurrent_reader(void **state) {
   nas_err e = {0};
   int64_t run = make_run(w), a;
   assert_int_equal(nas_store_candidate_add(w, run, "{}", "0000000000000001", 0, 0, &a, NULL, &e), NAS_OK);
-  sqlite3 *db = nas_store_sqlite(w);
+  sqlite3 *db; /* a writer of our own: the store's connection is internal */
+  assert_int_equal(sqlite3_open_v2(p, &db, SQLITE_OPEN_READWRITE, NULL), SQLITE_OK);
   assert_int_equal(sqlite3_exec(db, "BEGIN IMMEDIATE; INSERT INTO candidates (run_id, arch_json,"
                                     " arch_hash) VALUES (1, '{}', 'pending');", NULL, NULL, NULL),
                    SQLITE_OK);
@@ -369,6 +383,7 @@ static void test_concurrent_reader(void **state) {
   assert_int_equal(nas_store_candidate_get(r, a, &row, &e), NAS_OK);
   nas_store_candidate_row_free(&row);
   assert_int_equal(sqlite3_exec(db, "COMMIT", NULL, NULL, NULL), SQLITE_OK);
+  sqlite3_close(db);
   assert_int_equal(nas_store_candidate_ids(ro, run, NULL, &ids, &n, &e), NAS_OK);
   assert_int_equal(n, 2);
   free(ids);
@@ -467,13 +482,14 @@ static void test_migrate_v1(void **state) {
   assert_int_equal(nas_store_event_count(s, 1, NULL, &cnt, &e), NAS_OK);
   assert_int_equal(cnt, 1);
   sqlite3_stmt *st;
-  assert_int_equal(sqlite3_prepare_v2(nas_store_sqlite(s), "PRAGMA foreign_key_check", -1, &st, NULL), SQLITE_OK);
+  db = ro_db(p);
+  assert_int_equal(sqlite3_prepare_v2(db, "PRAGMA foreign_key_check", -1, &st, NULL), SQLITE_OK);
   assert_int_equal(sqlite3_step(st), SQLITE_DONE); /* no dangling reference */
   sqlite3_finalize(st);
-  assert_int_equal(sqlite3_prepare_v2(nas_store_sqlite(s), "PRAGMA foreign_keys", -1, &st, NULL), SQLITE_OK);
-  assert_int_equal(sqlite3_step(st), SQLITE_ROW);
-  assert_int_equal(sqlite3_column_int(st, 0), 1);
-  sqlite3_finalize(st);
+  sqlite3_close(db);
+  /* foreign keys are back on for the store's connection after the migration */
+  assert_int_not_equal(nas_store_event_add(s, 777, 0, "x", NULL, NULL, &e), NAS_OK);
+  assert_non_null(strstr(e.msg, "FOREIGN KEY"));
   /* a retrained twin: same hash, parent = the original, costs copied, idempotent */
   int64_t t1, t2;
   int existed = -1;

@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/json.h"
 #include "train/ops.h"
 
 /* Builder state while lowering one architecture. */
@@ -95,8 +96,7 @@ static int get_pair(bld *b, const cJSON *o, const char *key, int def, int lo, in
       return lerr(b, key, "%g is out of range %d..%d", v->valuedouble, lo, hi);
     out[0] = out[1] = (int)v->valuedouble;
   }
-  cJSON *arr = cJSON_CreateIntArray(out, 2);
-  cJSON_AddItemToObject(b->canon, key, arr);
+  nas_json_add(b->canon, key, cJSON_CreateIntArray(out, 2)); /* failure: see build() */
   return NAS_OK;
 }
 
@@ -689,6 +689,9 @@ static int build(nas_net *n, const cJSON *root, const char *src, int max_batch, 
   int *own = nas_calloc((size_t)n->n_layers * 2, sizeof *own);
   double *frac = nas_calloc((size_t)n->n_layers, sizeof *frac);
   n->g = nas_graph_new(max_batch, seed);
+  /* The canonical arch is built as the layers are read; a failed cJSON allocation anywhere in
+   * it is caught once, at the end (core/json.h). */
+  unsigned long jm = nas_json_mark();
   cJSON *canon = cJSON_CreateObject(), *clayers = cJSON_CreateArray();
   cJSON *pcanon = pj ? cJSON_CreateObject() : NULL;
   if (!n->layers || !outs || !own || !frac || !n->g || !canon || !clayers || (pj && !pcanon)) {
@@ -712,10 +715,19 @@ static int build(nas_net *n, const cJSON *root, const char *src, int max_batch, 
   }
   const cJSON *name = cJSON_GetObjectItemCaseSensitive(root, "name");
   if (cJSON_IsString(name)) cJSON_AddStringToObject(canon, "name", name->valuestring);
-  cJSON_AddItemToObject(canon, "input", cJSON_CreateIntArray(in, 3));
+  nas_json_add(canon, "input", cJSON_CreateIntArray(in, 3));
   cJSON_AddNumberToObject(canon, "classes", n->classes);
-  cJSON_AddItemToObject(canon, "layers", clayers);
-  if (pcanon) cJSON_AddItemToObject(canon, "prune", pcanon);
+  if (nas_json_add(canon, "layers", clayers)) { /* clayers is gone */
+    free(outs), free(own), free(frac);
+    cJSON_Delete(canon);
+    cJSON_Delete(pcanon);
+    return nas_errf(e, NAS_ENOMEM, "%s: out of memory", src);
+  }
+  if (pcanon && nas_json_add(canon, "prune", pcanon)) { /* pcanon is gone */
+    free(outs), free(own), free(frac);
+    cJSON_Delete(canon);
+    return nas_errf(e, NAS_ENOMEM, "%s: out of memory", src);
+  }
   bld b = {.g = n->g, .e = e, .src = src, .h = in[0], .w = in[1], .c = in[2], .pc = &n->prune,
            .svdo = svdo, .chan_cur = -1, .kl_scale = -1, .plan_own = own, .plan_frac = frac};
   b.cur = n->input = nas_graph_input(n->g, "input", 3, in, e);
@@ -723,7 +735,10 @@ static int build(nas_net *n, const cJSON *root, const char *src, int max_batch, 
   for (int i = 0; rc == NAS_OK && i < n->n_layers; i++) {
     b.li = i, b.params = b.macs = 0;
     b.canon = cJSON_CreateObject();
-    cJSON_AddItemToArray(clayers, b.canon);
+    if (nas_json_push(clayers, b.canon)) {
+      rc = nas_errf(e, NAS_ENOMEM, "%s: layer %d: out of memory", src, i);
+      break;
+    }
     if (lower_layer(&b, cJSON_GetArrayItem(ls, i), outs) < 0) {
       rc = e->code ? e->code : NAS_EINVAL;
       break;
@@ -752,7 +767,8 @@ static int build(nas_net *n, const cJSON *root, const char *src, int max_batch, 
     nas_net_init_params(n->g, seed);
     nas_prune_init(n->g);
     n->arch_json = cJSON_PrintUnformatted(canon);
-    if (!n->arch_json) rc = nas_errf(e, NAS_ENOMEM, "%s: out of memory", src);
+    if (!n->arch_json || nas_json_failed(jm))
+      rc = nas_errf(e, NAS_ENOMEM, "%s: out of memory building the canonical arch JSON", src);
   }
   cJSON_Delete(canon);
   return rc;
@@ -767,13 +783,10 @@ int nas_net_build_form(const char *arch_json, const char *source, int max_batch,
                        int svdo_form, nas_net **out, nas_err *e) {
   *out = NULL;
   const char *src = source ? source : "arch";
-  cJSON *root = cJSON_Parse(arch_json);
-  if (!root) {
-    const char *at = cJSON_GetErrorPtr();
-    int line = 1;
-    for (const char *p = arch_json; at && p < at && *p; p++) line += *p == '\n';
-    return nas_errf(e, NAS_EINVAL, "%s: invalid JSON near line %d", src, line);
-  }
+  cJSON *root;
+  int line, jr = nas_json_parse(arch_json, &root, &line);
+  if (jr == NAS_ENOMEM) return nas_errf(e, NAS_ENOMEM, "%s: out of memory parsing JSON", src);
+  if (jr) return nas_errf(e, NAS_EINVAL, "%s: invalid JSON near line %d", src, line);
   nas_net *n = nas_calloc(1, sizeof *n);
   if (!n) {
     cJSON_Delete(root);

@@ -4,7 +4,9 @@
  * Training: normalise with the batch mean and biased variance; update the running
  * statistics with momentum (PyTorch: r = (1-m) r + m * batch, variance unbiased).
  * Eval: normalise with the running statistics. Saved: mean, invstd, scale, shift [4C].
- * Batch statistics are accumulated in double in one pass (sum and sum of squares). */
+ * Batch statistics are accumulated in double in one pass (sum and sum of squares).
+ * Scratch: per-thread partial sums [T][2][C] double, their totals [2][C] double, and (backward)
+ * two per-channel float coefficients [2][C]. */
 #include <math.h>
 #include <omp.h>
 #include <string.h>
@@ -28,7 +30,8 @@ int batchnorm_infer(nas_graph *g, nas_node *nd, nas_err *e) {
   nd->shape = x->shape;
   op_like_batch(nd, x);
   nd->saved_bytes = 4 * (size_t)c * sizeof(float);
-  nd->scratch_bytes = (size_t)omp_get_max_threads() * 2 * (size_t)c * sizeof(double);
+  nd->scratch_bytes = ((size_t)omp_get_max_threads() + 1) * 2 * (size_t)c * sizeof(double) +
+                     2 * (size_t)c * sizeof(float);
   return NAS_OK;
 }
 
@@ -49,8 +52,10 @@ static void reduce_parts(const double *part, int T, int C, double *s1, double *s
     }
 }
 
+/* T of the scratch layout above (the thread count at shape inference). */
 static int bn_threads(const nas_node *nd, int C) {
-  return (int)(nd->scratch_bytes / (2 * (size_t)C * sizeof(double)));
+  size_t per = 2 * (size_t)C * sizeof(double), tail = 2 * (size_t)C * sizeof(float);
+  return (int)((nd->scratch_bytes - tail) / per) - 1;
 }
 
 void batchnorm_forward(nas_graph *g, nas_node *nd) {
@@ -63,7 +68,7 @@ void batchnorm_forward(nas_graph *g, nas_node *nd) {
   const float *xv = x->val;
   if (g->training) {
     int T = bn_threads(nd, C);
-    double *part = g->scratch, s1[C], s2[C];
+    double *part = g->scratch, *s1 = part + (size_t)T * 2 * C, *s2 = s1 + C;
     memset(part, 0, (size_t)T * 2 * C * sizeof(double));
 #pragma omp parallel num_threads(T)
     {
@@ -165,7 +170,7 @@ void batchnorm_backward(nas_graph *g, nas_node *nd) {
   const float *mean = nd->saved, *invstd = mean + C, *scale = invstd + C;
   const float *xv = x->val, *dy = nd->grad, *y = nd->val;
   int T = bn_threads(nd, C);
-  double *part = g->scratch, sdy[C], sdyx[C];
+  double *part = g->scratch, *sdy = part + (size_t)T * 2 * C, *sdyx = sdy + C;
   memset(part, 0, (size_t)T * 2 * C * sizeof(double));
   if (act == NAS_ACT_NONE) bwd_sums(NAS_ACT_NONE, 0, R, C, xv, y, dy, mean, invstd, part, T);
   else if (act == NAS_ACT_RELU) bwd_sums(NAS_ACT_RELU, __builtin_inff(), R, C, xv, y, dy, mean, invstd, part, T);
@@ -180,7 +185,7 @@ void batchnorm_backward(nas_graph *g, nas_node *nd) {
     for (int c = 0; c < C; c++) db[c] += (float)sdy[c];
   }
   if (!x->grad) return;
-  float a[C], b[C];
+  float *a = (float *)(sdyx + C), *b = a + C;
   int fresh = op_grad_fresh(g, x), training = g->training;
   for (int c = 0; c < C; c++) {
     a[c] = training ? (float)(sdy[c] / (double)R) : 0.0f;

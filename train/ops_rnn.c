@@ -356,13 +356,13 @@ void gru_backward(nas_graph *g, nas_node *nd) {
     for (int b = 0; b < n; b++) {
       size_t r = (size_t)b * T + t;
       const float *gt = G + r * GH, *hnr = hn + r * H;
-      const float *hp = t > 0 ? hs + (r - 1) * H : NULL;
+      const float *hprev = t > 0 ? hs + (r - 1) * H : NULL;
       const float *dyt = seq ? dy + r * H : (t == T - 1 ? dy + (size_t)b * H : NULL);
       float *dx_r = dGx + r * GH, *dh_r = dGh + r * GH, *dhb = dh + (size_t)b * H;
       for (int j = 0; j < H; j++) {
         float rr = gt[j], z = gt[H + j], nn = gt[2 * H + j];
         float dhv = dhb[j] + (dyt ? dyt[j] : 0.0f);
-        float hpv = hp ? hp[j] : 0.0f;
+        float hpv = hprev ? hprev[j] : 0.0f;
         float dan = dhv * (1.0f - z) * (1.0f - nn * nn);
         float daz = dhv * (hpv - nn) * z * (1.0f - z);
         float dar = dan * hnr[j] * rr * (1.0f - rr);

@@ -80,11 +80,13 @@ nas_optim *nas_optim_new(const nas_graph *g, const nas_optim_cfg *cfg, nas_err *
     nas_errf(e, NAS_EINVAL, "optimizer: the graph is not allocated (call nas_graph_alloc first)");
     return NULL;
   }
+  int n_params = 0;
+  for (int i = 0; i < g->n; i++)
+    if (g->nodes[i].kind == NAS_NODE_PARAM) n_params++;
   nas_optim *o = nas_calloc(1, sizeof *o);
   if (!o) goto oom;
   o->cfg = *cfg;
-  for (int i = 0; i < g->n; i++)
-    if (g->nodes[i].kind == NAS_NODE_PARAM) o->n++;
+  o->n = n_params;
   o->ids = nas_malloc((size_t)(o->n ? o->n : 1) * sizeof *o->ids);
   if (!o->ids) goto oom;
   for (int i = 0, k = 0; i < g->n; i++)
@@ -94,12 +96,11 @@ nas_optim *nas_optim_new(const nas_graph *g, const nas_optim_cfg *cfg, nas_err *
   if (need_m && !(o->m = alloc_bufs(g, o->ids, o->n))) goto oom;
   if (need_v && !(o->v = alloc_bufs(g, o->ids, o->n))) goto oom;
   return o;
-oom: {
-    int n = o ? o->n : 0;
-    nas_optim_free(o);
-    nas_errf(e, NAS_ENOMEM, "optimizer: out of memory for the state of %d parameter tensors", n);
-    return NULL;
-  }
+oom:
+  nas_optim_free(o);
+  nas_errf(e, NAS_ENOMEM, "optimizer: out of memory for the state of %d parameter tensors",
+           n_params);
+  return NULL;
 }
 
 void nas_optim_free(nas_optim *o) {

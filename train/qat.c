@@ -161,7 +161,8 @@ int nas_qat_build(const nas_net *src, const nas_qat_cfg *cfg, nas_qat **out, nas
   const nas_graph *sg = src->g;
   for (int i = 0; i < sg->n; i++)
     if (sg->nodes[i].kind == NAS_NODE_OP && (sg->nodes[i].op == NAS_OP_LSTM || sg->nodes[i].op == NAS_OP_GRU))
-      return nas_errf(e, NAS_EINVAL, "qat: node '%s' (%s): not supported for int8 yet", sg->nodes[i].name,
+      return nas_errf(e, NAS_EINVAL, "qat: node '%s' (%s): quantisation-aware training of recurrent layers is not "
+                      "supported yet (nas export quantises them post-training)", sg->nodes[i].name,
                       nas_op_name(sg->nodes[i].op));
   nas_qat *q = nas_calloc(1, sizeof *q);
   nas_net *n = q ? nas_calloc(1, sizeof *n) : NULL;

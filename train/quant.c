@@ -90,7 +90,26 @@ void nas_quant_points(const nas_net *net, unsigned char *point) {
 void nas_calib_free(nas_calib *c) {
   if (!c) return;
   free(c->point), free(c->lo), free(c->hi);
+  free(c->sub), free(c->sub_lo), free(c->sub_hi);
   memset(c, 0, sizeof *c);
+}
+
+int nas_calib_alloc_sub(const nas_graph *g, nas_calib *c) {
+  int nsub = 0;
+  for (int i = 0; i < g->n; i++)
+    if (g->nodes[i].kind == NAS_NODE_OP) nsub += nas_rnn_npoints(g->nodes[i].op);
+  c->nsub = nsub;
+  if (!nsub) return NAS_OK;
+  c->sub = nas_malloc(sizeof *c->sub * (size_t)g->n);
+  c->sub_lo = nas_calloc((size_t)nsub, sizeof *c->sub_lo);
+  c->sub_hi = nas_calloc((size_t)nsub, sizeof *c->sub_hi);
+  if (!c->sub || !c->sub_lo || !c->sub_hi) return NAS_ENOMEM;
+  for (int i = 0, k = 0; i < g->n; i++) {
+    const int np = g->nodes[i].kind == NAS_NODE_OP ? nas_rnn_npoints(g->nodes[i].op) : 0;
+    c->sub[i] = np ? k : -1;
+    k += np;
+  }
+  return NAS_OK;
 }
 
 static int check_ds(const nas_net *net, const nas_dataset *ds, nas_err *e) {
@@ -99,6 +118,54 @@ static int check_ds(const nas_net *net, const nas_dataset *ds, nas_err *e) {
     return nas_errf(e, NAS_EINVAL, "calibration: samples are %dx%dx%d, the network expects %dx%dx%d",
                     ds->h, ds->w, ds->c, net->in_h, net->in_w, net->in_c);
   return NAS_OK;
+}
+
+/* Pass 0 widens [*lo,*hi] to the values; pass 1 adds them to the histogram h over [lo,hi]. */
+static void observe(int pass, const float *v, size_t cnt, float *plo, float *phi, double *h,
+                    int bins) {
+  if (pass == 0) {
+    float lo = *plo, hi = *phi;
+#pragma omp simd reduction(min : lo) reduction(max : hi)
+    for (size_t k = 0; k < cnt; k++) {
+      if (v[k] < lo) lo = v[k];
+      if (v[k] > hi) hi = v[k];
+    }
+    *plo = lo, *phi = hi;
+    return;
+  }
+  double lo = *plo, w = ((double)*phi - lo) / bins;
+  for (size_t k = 0; k < cnt; k++) {
+    int b = w > 0 ? (int)((v[k] - lo) / w) : 0;
+    h[b < 0 ? 0 : b >= bins ? bins - 1 : b] += 1;
+  }
+}
+
+/* Narrows [*lo,*hi] to the q and 1-q quantiles of histogram h. */
+static void narrow(const double *h, int bins, double q, float *plo, float *phi) {
+  double total = 0;
+  for (int b = 0; b < bins; b++) total += h[b];
+  double lo = *plo, w = ((double)*phi - lo) / bins, cum = 0;
+  int bhi = bins - 1, blo = 0;
+  for (int b = 0; b < bins; b++) { /* first bin where the share at or below reaches q */
+    cum += h[b];
+    if (cum >= q * total) { bhi = b; break; }
+  }
+  cum = 0;
+  for (int b = bins - 1; b >= 0; b--) { /* symmetric from the top */
+    cum += h[b];
+    if (cum >= q * total) { blo = b; break; }
+  }
+  float nlo = (float)(lo + w * blo), nhi = (float)(lo + w * (bhi + 1));
+  if (nlo > *plo) *plo = nlo;
+  if (nhi < *phi) *phi = nhi;
+}
+
+/* Widens a finished range to include 0; 0 when it is not finite. */
+static int finish(float *lo, float *hi) {
+  if (!isfinite(*lo) || !isfinite(*hi)) return 0;
+  if (*lo > 0) *lo = 0;
+  if (*hi < 0) *hi = 0;
+  return 1;
 }
 
 int nas_calibrate(nas_net *net, const nas_dataset *ds, const nas_calib_cfg *cfg, nas_calib *c,
@@ -122,19 +189,33 @@ int nas_calibrate(nas_net *net, const nas_dataset *ds, const nas_calib_cfg *cfg,
   int *idx = nas_malloc(sizeof *idx * (size_t)g->max_batch);
   double *hist = NULL;
   int *slot = NULL;
-  if (!c->point || !c->lo || !c->hi || !idx) goto oom;
+  float *sbuf[NAS_GRU_NPOINTS] = {NULL};
+  size_t scnt[NAS_GRU_NPOINTS];
+  const int saved = g->training;
+  if (!c->point || !c->lo || !c->hi || !idx || nas_calib_alloc_sub(g, c)) goto oom;
   nas_quant_points(net, c->point);
   for (int i = 0; i < g->n; i++) c->lo[i] = INFINITY, c->hi[i] = -INFINITY;
-  const int saved = g->training;
+  for (int k = 0; k < c->nsub; k++) c->sub_lo[k] = INFINITY, c->sub_hi[k] = -INFINITY;
+  if (c->nsub) { /* buffers for one recurrent node's internal points: batch * T * H each */
+    size_t most = 1;
+    for (int i = 0; i < g->n; i++) {
+      if (!c->sub || c->sub[i] < 0) continue;
+      const nas_node *x = &g->nodes[g->nodes[i].in[0]], *wh = &g->nodes[g->nodes[i].in[2]];
+      size_t sz = (size_t)g->max_batch * (size_t)x->shape.d[1] * (size_t)wh->shape.d[1];
+      if (sz > most) most = sz;
+    }
+    for (int k = 0; k < NAS_GRU_NPOINTS; k++)
+      if (!(sbuf[k] = nas_malloc(sizeof(float) * most))) goto oom;
+  }
   g->training = 0;
   const int passes = cfg->method == NAS_CALIB_PERCENTILE ? 2 : 1;
   int np = 0;
   if (passes == 2) {
     slot = nas_malloc(sizeof *slot * (size_t)g->n);
-    if (!slot) goto oom_mode;
+    if (!slot) goto oom;
     for (int i = 0; i < g->n; i++) slot[i] = c->point[i] ? np++ : -1;
-    hist = nas_calloc((size_t)np * (size_t)bins, sizeof *hist);
-    if (!hist) goto oom_mode;
+    hist = nas_calloc((size_t)(np + c->nsub) * (size_t)bins, sizeof *hist);
+    if (!hist) goto oom;
   }
   for (int pass = 0; pass < passes; pass++) {
     for (int s = 0; s < N; s += g->max_batch) {
@@ -143,73 +224,55 @@ int nas_calibrate(nas_net *net, const nas_dataset *ds, const nas_calib_cfg *cfg,
       nas_data_batch(ds, idx, n, g->nodes[net->input].val, g->nodes[net->labels].val, NULL, NULL);
       nas_graph_forward(g, n, net->logits);
       for (int t = 0; t < g->n; t++) {
-        if (!c->point[t]) continue;
-        const float *v = g->nodes[t].val;
-        size_t cnt = nas_node_numel(g, &g->nodes[t]);
-        if (pass == 0) {
-          float lo = c->lo[t], hi = c->hi[t];
-#pragma omp simd reduction(min : lo) reduction(max : hi)
-          for (size_t k = 0; k < cnt; k++) {
-            if (v[k] < lo) lo = v[k];
-            if (v[k] > hi) hi = v[k];
-          }
-          c->lo[t] = lo, c->hi[t] = hi;
-        } else {
-          double *h = hist + (size_t)slot[t] * (size_t)bins;
-          double lo = c->lo[t], w = ((double)c->hi[t] - lo) / bins;
-          for (size_t k = 0; k < cnt; k++) {
-            int b = w > 0 ? (int)((v[k] - lo) / w) : 0;
-            h[b < 0 ? 0 : b >= bins ? bins - 1 : b] += 1;
-          }
-        }
+        if (c->point[t])
+          observe(pass, g->nodes[t].val, nas_node_numel(g, &g->nodes[t]), &c->lo[t], &c->hi[t],
+                  hist ? hist + (size_t)slot[t] * (size_t)bins : NULL, bins);
+        if (!c->sub || c->sub[t] < 0) continue;
+        if (nas_rnn_point_values(g, t, n, sbuf, scnt)) goto oom;
+        for (int k = 0, j = c->sub[t]; k < nas_rnn_npoints(g->nodes[t].op); k++, j++)
+          observe(pass, sbuf[k], scnt[k], &c->sub_lo[j], &c->sub_hi[j],
+                  hist ? hist + (size_t)(np + j) * (size_t)bins : NULL, bins);
       }
     }
   }
   if (passes == 2) {
     const double q = cfg->percentile / 100.0;
-    for (int t = 0; t < g->n; t++) {
-      if (!c->point[t]) continue;
-      const double *h = hist + (size_t)slot[t] * (size_t)bins;
-      double total = 0;
-      for (int b = 0; b < bins; b++) total += h[b];
-      double lo = c->lo[t], w = ((double)c->hi[t] - lo) / bins, cum = 0;
-      int bhi = bins - 1, blo = 0;
-      for (int b = 0; b < bins; b++) { /* first bin where the share at or below reaches q */
-        cum += h[b];
-        if (cum >= q * total) { bhi = b; break; }
-      }
-      cum = 0;
-      for (int b = bins - 1; b >= 0; b--) { /* symmetric from the top */
-        cum += h[b];
-        if (cum >= q * total) { blo = b; break; }
-      }
-      float nlo = (float)(lo + w * blo), nhi = (float)(lo + w * (bhi + 1));
-      if (nlo > c->lo[t]) c->lo[t] = nlo;
-      if (nhi < c->hi[t]) c->hi[t] = nhi;
-    }
+    for (int t = 0; t < g->n; t++)
+      if (c->point[t]) narrow(hist + (size_t)slot[t] * (size_t)bins, bins, q, &c->lo[t], &c->hi[t]);
+    for (int j = 0; j < c->nsub; j++)
+      narrow(hist + (size_t)(np + j) * (size_t)bins, bins, q, &c->sub_lo[j], &c->sub_hi[j]);
   }
+  g->training = saved;
+  free(idx), free(hist), free(slot);
+  for (int k = 0; k < NAS_GRU_NPOINTS; k++) free(sbuf[k]);
   for (int t = 0; t < g->n; t++) {
     if (!c->point[t]) {
       c->lo[t] = c->hi[t] = 0;
       continue;
     }
-    if (!isfinite(c->lo[t]) || !isfinite(c->hi[t])) {
-      g->training = saved;
-      free(idx), free(hist), free(slot);
+    if (!finish(&c->lo[t], &c->hi[t])) {
       nas_errf(e, NAS_ENUMERIC, "calibration: node '%s' has a non-finite value", g->nodes[t].name);
       nas_calib_free(c);
       return NAS_ENUMERIC;
     }
-    if (c->lo[t] > 0) c->lo[t] = 0;
-    if (c->hi[t] < 0) c->hi[t] = 0;
   }
-  g->training = saved;
-  free(idx), free(hist), free(slot);
+  for (int t = 0; c->sub && t < g->n; t++)
+    for (int k = 0, j = c->sub[t]; j >= 0 && k < nas_rnn_npoints(g->nodes[t].op); k++, j++)
+      if (!finish(&c->sub_lo[j], &c->sub_hi[j])) {
+        if (c->sub_lo[j] == INFINITY) { /* a point without values (T = 1): no range needed */
+          c->sub_lo[j] = 0, c->sub_hi[j] = 0;
+          continue;
+        }
+        nas_errf(e, NAS_ENUMERIC, "calibration: node '%s' (internal point %d) has a non-finite value",
+                 g->nodes[t].name, k);
+        nas_calib_free(c);
+        return NAS_ENUMERIC;
+      }
   return NAS_OK;
-oom_mode:
-  g->training = saved;
 oom:
+  g->training = saved;
   free(idx), free(hist), free(slot);
+  for (int k = 0; k < NAS_GRU_NPOINTS; k++) free(sbuf[k]);
   nas_calib_free(c);
   return nas_errf(e, NAS_ENOMEM, "calibration: out of memory");
 }

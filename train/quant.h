@@ -50,7 +50,30 @@ typedef struct nas_calib {
   float *lo, *hi;      /* [n] calibrated range (includes 0) at quantisation points */
   int method;          /* enum nas_calib_method used */
   int samples;         /* samples actually used */
+  int nsub;            /* internal points of the recurrent nodes (nas_rnn_npoints each) */
+  int *sub;            /* [n] index of node i's first internal point, -1 (NULL when nsub 0) */
+  float *sub_lo, *sub_hi; /* [nsub] their ranges (include 0) */
 } nas_calib;
+
+/* Internal quantisation points of a recurrent node, over every step and sample (the values the
+ * int8 lowering quantises inside the cell). LSTM: the hidden state h (all steps, also when the
+ * layer returns the last one only) and the cell state c (int16, power-of-two scale from
+ * max |c|). GRU (unrolled: r = s(ar), z = s(az), n = tanh(an), h' = n + z (h - n)):
+ * gxr, gxz, gxn the input projections (biases b_ir+b_hr, b_iz+b_hz, b_in), ghr, ghz, ghn the
+ * recurrent ones (ghn with b_hn; from step 1 on), ar, az the gate sums (step 1 on),
+ * m = r * ghn, an = gxn + m, d = h - n (step 1 on), e = z * d (step 0: z * n, h = n - e), and h. */
+enum { NAS_LSTM_P_H = 0, NAS_LSTM_P_C = 1, NAS_LSTM_NPOINTS = 2 };
+enum { NAS_GRU_P_GXR = 0, NAS_GRU_P_GXZ, NAS_GRU_P_GXN, NAS_GRU_P_GHR, NAS_GRU_P_GHZ,
+       NAS_GRU_P_GHN, NAS_GRU_P_AR, NAS_GRU_P_AZ, NAS_GRU_P_M, NAS_GRU_P_AN, NAS_GRU_P_D,
+       NAS_GRU_P_E, NAS_GRU_P_H, NAS_GRU_NPOINTS };
+/* Points of an op (enum nas_op): 2 for LSTM, 13 for GRU, 0 otherwise. */
+int nas_rnn_npoints(int op);
+/* After a forward pass of n samples, recomputes recurrent node `node` step by step in float
+ * and writes point k's values to vals[k] (room for n*T*H floats each), their number to cnt[k].
+ * NAS_ENOMEM on allocation failure. */
+int nas_rnn_point_values(const nas_graph *g, int node, int n, float *const *vals, size_t *cnt);
+/* Allocates c->sub / sub_lo / sub_hi for net's recurrent nodes (ranges 0); NAS_ENOMEM. */
+int nas_calib_alloc_sub(const nas_graph *g, nas_calib *c);
 
 /* Marks the quantisation points of net into point[0..g->n) (see the header comment). */
 void nas_quant_points(const nas_net *net, unsigned char *point);

@@ -42,7 +42,10 @@ int nas_evaluate(nas_net *net, const nas_dataset *ds, double *acc, double *loss,
   int saved_training = g->training, B = g->max_batch, K = net->classes;
   g->training = 0;
   int *idx = nas_malloc((size_t)B * sizeof *idx);
-  if (!idx) return nas_errf(e, NAS_ENOMEM, "evaluate: out of memory");
+  if (!idx) {
+    g->training = saved_training;
+    return nas_errf(e, NAS_ENOMEM, "evaluate: out of memory");
+  }
   long correct = 0;
   double total_loss = 0;
   for (int s = 0; s < ds->n; s += B) {
@@ -81,12 +84,16 @@ static int train_loop(nas_net *net, const nas_data *d, const nas_train_cfg *cfg,
     return e->code;
   const int masks = nas_prune_has_masks(g); /* keep masked weights at zero after each step */
   nas_optim *opt = nas_optim_new(g, &cfg->optim, e);
-  int *perm = nas_malloc((size_t)d->train.n * sizeof *perm);
-  if (!opt || !perm) {
-    nas_optim_free(opt);
-    free(perm);
+  if (!opt) {
     nas_prune_run_free(pr);
-    return e->code ? e->code : nas_errf(e, NAS_ENOMEM, "train: out of memory");
+    return e->code;
+  }
+  int *perm = nas_malloc((size_t)d->train.n * sizeof *perm);
+  if (!perm) {
+    nas_optim_free(opt);
+    nas_prune_run_free(pr);
+    return nas_errf(e, NAS_ENOMEM, "train: out of memory for the order of %d samples",
+                    d->train.n);
   }
   nas_rng rng;
   nas_rng_seed(&rng, cfg->seed);
