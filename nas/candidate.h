@@ -13,6 +13,12 @@
  * the state changes and progress reports in between; a distributed run can instead compute
  * on workers and store on the process that owns the store.
  *
+ * Pruned architectures (train/prune.h): a channel-pruned arch is priced at the widths it will
+ * have after training (nas_prune_expected_arch) and compacted after training (the float blob
+ * holds the compacted network); pruned candidates and every candidate on a nas-c target store
+ * the costs of their trained int8 graph. A warm-started candidate (cfg warm_blob) inherits its
+ * parent's weights and is fine-tuned instead of trained from scratch.
+ *
  * Pricing builds the network at batch 1 (latency/cost.h, nas_price_arch); training builds it
  * again at the training batch. Building once at the training batch would make every rejected
  * candidate allocate and zero the training arena (tens of MB to GB) before it is priced.
@@ -50,6 +56,10 @@ typedef struct nas_candidate_cfg {
   int measure;               /* (measure) slot: emulated per-layer measurement of the int8
                                 graph; 0 = off, the only value accepted until a later issue
                                 implements it */
+  const void *warm_blob;     /* a parent's float blob (nas/artifacts.h): the network inherits
+                                its weights (train/inherit.h) before training, a morphism
+                                fine-tuned for `epochs`; NULL: trained from scratch */
+  size_t warm_len;
 } nas_candidate_cfg;
 
 /* ---- pricing (pure) ---------------------------------------------------------------------- */
@@ -78,6 +88,10 @@ typedef struct nas_candidate_result {
                                 memory, which is an error); reason says why */
   char reason[NAS_REASON_MAX]; /* "diverged: ...", "int8: ...", or "" */
   double acc_float_val, acc_float_test, acc_int8_val, acc_int8_test; /* NAN when not scored */
+  /* the costs of the int8 graph that was trained and lowered, when they can differ from the
+     price before training (a pruned architecture: its real zeros and compacted widths; any
+     candidate on a nas-c target: sparse storage); NAN otherwise (the price stands) */
+  double flash_bytes, peak_sram_bytes, latency_pred_ms;
   double train_seconds;      /* training steps only (of the part that ran when failed) */
   uint8_t *float_blob, *int8_blob; /* nas/artifacts.h blobs (owned; NULL when failed) */
   size_t float_len, int8_len;
