@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "core/alloc.h"
+#include "core/json.h"
 
 /* Index map entries besides a parent index. */
 #define KEEP (-1) /* an entry the parent did not have: the child's initialisation stays */
@@ -163,12 +164,13 @@ int nas_net_inherit(nas_net *child, const nas_net *parent, nas_inherit_stats *s,
   memset(&st, 0, sizeof st);
   int nc = child->n_layers, np = parent->n_layers;
   int *pj = nas_malloc((size_t)(nc > 0 ? nc : 1) * sizeof *pj);
-  cJSON *root = cJSON_Parse(child->arch_json);
-  if (!pj || !root) {
+  cJSON *root = NULL;
+  int prc = pj ? nas_json_parse(child->arch_json, &root, NULL) : NAS_ENOMEM;
+  if (prc != NAS_OK) {
     free(pj);
     cJSON_Delete(root);
-    return !pj ? nas_errf(e, NAS_ENOMEM, "inherit: out of memory")
-               : nas_errf(e, NAS_EINVAL, "inherit: the child's arch is not valid JSON");
+    return prc == NAS_ENOMEM ? nas_errf(e, NAS_ENOMEM, "inherit: out of memory")
+                             : nas_errf(e, NAS_EINVAL, "inherit: the child's arch is not valid JSON");
   }
   int i = 0;
   for (int j = 0; j < nc; j++) {

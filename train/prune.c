@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "core/alloc.h"
+#include "core/json.h"
 #include "train/net.h"
 #include "train/ops.h"
 
@@ -124,9 +125,11 @@ int nas_prune_spec_parse(const char *spec, char **out, nas_err *e) {
   cJSON *o = NULL;
   while (spec && (*spec == ' ' || *spec == '\t')) spec++;
   if (!spec || !*spec) return nas_errf(e, NAS_EUSAGE, "option --prune: empty");
+  unsigned long jm = nas_json_mark();
   if (*spec == '{') {
-    o = cJSON_Parse(spec);
-    if (!o) return nas_errf(e, NAS_EUSAGE, "option --prune: not valid JSON");
+    int prc = nas_json_parse(spec, &o, NULL);
+    if (prc == NAS_ENOMEM) return nas_errf(e, NAS_ENOMEM, "option --prune: out of memory");
+    if (prc != NAS_OK) return nas_errf(e, NAS_EUSAGE, "option --prune: not valid JSON");
   } else {
     o = cJSON_CreateObject();
     char *text = nas_strdup(spec);
@@ -154,11 +157,20 @@ int nas_prune_spec_parse(const char *spec, char **out, nas_err *e) {
       return rc;
     }
   }
+  if (nas_json_failed(jm)) {
+    cJSON_Delete(o);
+    return nas_errf(e, NAS_ENOMEM, "option --prune: out of memory");
+  }
   nas_prune_cfg c;
   cJSON *canon = cJSON_CreateObject();
   int rc = canon ? nas_prune_cfg_parse(o, "option --prune", &c, canon, e)
                  : nas_errf(e, NAS_ENOMEM, "option --prune: out of memory");
   cJSON_Delete(o);
+  if (rc == NAS_OK && nas_json_failed(jm)) rc = nas_errf(e, NAS_ENOMEM, "option --prune: out of memory");
+  if (rc == NAS_ENOMEM) {
+    cJSON_Delete(canon);
+    return rc;
+  }
   if (rc != NAS_OK) {
     cJSON_Delete(canon);
     if (e) e->code = NAS_EUSAGE;
@@ -171,14 +183,19 @@ int nas_prune_spec_parse(const char *spec, char **out, nas_err *e) {
 
 int nas_prune_arch_with(const char *arch, const char *prune_json, char **out, nas_err *e) {
   *out = NULL;
-  cJSON *a = cJSON_Parse(arch), *p = cJSON_Parse(prune_json);
+  cJSON *a = NULL, *p = NULL;
+  int ra = nas_json_parse(arch, &a, NULL), rp = nas_json_parse(prune_json, &p, NULL);
   int rc = NAS_OK;
-  if (!a || !cJSON_IsObject(a)) rc = nas_errf(e, NAS_EINVAL, "arch: not a JSON object");
+  if (ra == NAS_ENOMEM || rp == NAS_ENOMEM) rc = nas_errf(e, NAS_ENOMEM, "arch: out of memory");
+  else if (!a || !cJSON_IsObject(a)) rc = nas_errf(e, NAS_EINVAL, "arch: not a JSON object");
   else if (!p || !cJSON_IsObject(p)) rc = nas_errf(e, NAS_EINVAL, "prune: not a JSON object");
   if (rc == NAS_OK) {
     cJSON_DeleteItemFromObjectCaseSensitive(a, "prune");
-    cJSON_AddItemToObject(a, "prune", p);
+    int bad = nas_json_add(a, "prune", p); /* p is owned by a, or deleted */
     p = NULL;
+    if (bad) rc = nas_errf(e, NAS_ENOMEM, "arch: out of memory");
+  }
+  if (rc == NAS_OK) {
     *out = cJSON_PrintUnformatted(a);
     if (!*out) rc = nas_errf(e, NAS_ENOMEM, "arch: out of memory");
   }

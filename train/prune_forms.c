@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "core/alloc.h"
+#include "core/json.h"
 #include "train/net.h"
 #include "train/prune.h"
 
@@ -185,7 +186,10 @@ static int copy_compact(const nas_net *net, const cJSON *layers, const keep *own
 
 int nas_prune_expected_arch(const char *arch, char **out, nas_err *e) {
   *out = NULL;
-  cJSON *root = cJSON_Parse(arch);
+  cJSON *root = NULL;
+  unsigned long jm = nas_json_mark();
+  if (nas_json_parse(arch, &root, NULL) == NAS_ENOMEM)
+    return nas_errf(e, NAS_ENOMEM, "arch: out of memory");
   if (!root || !cJSON_IsObject(root)) {
     cJSON_Delete(root);
     return nas_errf(e, NAS_EINVAL, "arch: not a JSON object");
@@ -212,8 +216,10 @@ int nas_prune_expected_arch(const char *arch, char **out, nas_err *e) {
   }
   if (rc == NAS_OK && cJSON_IsNumber(ch))
     cJSON_ReplaceItemInObjectCaseSensitive(pr, "channels", cJSON_CreateNumber(0));
-  if (rc == NAS_OK && !(*out = cJSON_PrintUnformatted(root)))
+  if (rc == NAS_OK && (nas_json_failed(jm) || !(*out = cJSON_PrintUnformatted(root)))) {
+    free(*out), *out = NULL;
     rc = nas_errf(e, NAS_ENOMEM, "arch: out of memory");
+  }
   free(own), free(frac);
   cJSON_Delete(root);
   return rc;
@@ -221,8 +227,11 @@ int nas_prune_expected_arch(const char *arch, char **out, nas_err *e) {
 
 int nas_prune_compact(const nas_net *net, int max_batch, nas_net **out, nas_err *e) {
   *out = NULL;
-  cJSON *root = cJSON_Parse(net->arch_json);
-  if (!root) return nas_errf(e, NAS_EINVAL, "compact: the network's arch is not valid JSON");
+  cJSON *root = NULL;
+  unsigned long jm = nas_json_mark();
+  int prc = nas_json_parse(net->arch_json, &root, NULL);
+  if (prc == NAS_ENOMEM) return nas_errf(e, NAS_ENOMEM, "compact: out of memory");
+  if (prc != NAS_OK) return nas_errf(e, NAS_EINVAL, "compact: the network's arch is not valid JSON");
   cJSON *layers = cJSON_GetObjectItemCaseSensitive(root, "layers");
   int n = net->n_layers, rc = NAS_OK;
   int *own = nas_calloc((size_t)n * 2, sizeof *own);
@@ -271,7 +280,7 @@ int nas_prune_compact(const nas_net *net, int max_batch, nas_net **out, nas_err 
   cJSON *pr = cJSON_GetObjectItemCaseSensitive(root, "prune");
   if (pr && cJSON_GetObjectItemCaseSensitive(pr, "channels"))
     cJSON_ReplaceItemInObjectCaseSensitive(pr, "channels", cJSON_CreateNumber(0));
-  char *arch = cJSON_PrintUnformatted(root);
+  char *arch = nas_json_failed(jm) ? NULL : cJSON_PrintUnformatted(root);
   if (!arch) {
     rc = nas_errf(e, NAS_ENOMEM, "compact: out of memory");
     goto done;
