@@ -220,16 +220,34 @@ static int migrate_to_2(nas_store *s, nas_err *e) {
 }
 #undef V2_COLS
 
-/* Version 3: candidates.warm_start (1 for a candidate trained from its parent's weights, a
- * network morphism of the sparse strategy; 0 for everything before). */
+/* Version 3: emulated measurements of candidates (results/store_measure.c). */
 static int migrate_to_3(nas_store *s, nas_err *e) {
+  static const char *const SQL =
+      "CREATE TABLE measurements ("
+      " candidate_id INTEGER PRIMARY KEY REFERENCES candidates(id) ON DELETE CASCADE,"
+      " backend TEXT NOT NULL, target TEXT NOT NULL, core TEXT NOT NULL, runtime TEXT NOT NULL,"
+      " status TEXT NOT NULL CHECK (status IN ('ok','failed')), reason TEXT,"
+      " insns INTEGER, cycles REAL, ms REAL, seconds REAL,"
+      " created_at TEXT NOT NULL DEFAULT (" NOW "));"
+      "CREATE TABLE op_measurements ("
+      " candidate_id INTEGER NOT NULL REFERENCES candidates(id) ON DELETE CASCADE,"
+      " op INTEGER NOT NULL, kind TEXT NOT NULL, layer INTEGER,"
+      " insns INTEGER, ldst INTEGER, mul INTEGER, branch INTEGER, other INTEGER,"
+      " taken INTEGER, cycles REAL, ms REAL,"
+      " PRIMARY KEY (candidate_id, op));";
+  return store_exec(s, SQL, "migrating to schema version 3 (measurements)", e);
+}
+
+/* Version 4: candidates.warm_start (1 for a candidate trained from its parent's weights, a
+ * network morphism of the sparse strategy; 0 for everything before). */
+static int migrate_to_4(nas_store *s, nas_err *e) {
   return store_exec(s, "ALTER TABLE candidates ADD COLUMN warm_start INTEGER NOT NULL DEFAULT 0;",
-                    "migrating candidates to schema version 3", e);
+                    "migrating candidates to schema version 4", e);
 }
 
 /* MIGRATIONS[v] takes user_version v to v + 1. */
 static int (*const MIGRATIONS[])(nas_store *, nas_err *) = {migrate_to_1, migrate_to_2,
-                                                            migrate_to_3};
+                                                            migrate_to_3, migrate_to_4};
 _Static_assert(sizeof MIGRATIONS / sizeof MIGRATIONS[0] == NAS_STORE_VERSION,
                "one migration per schema version");
 
@@ -271,6 +289,40 @@ static int migrate(nas_store *s, nas_err *e) {
       return e->code;
     }
   }
+}
+
+/* A SQLite file that is not an engine store is refused before anything is written to it (no
+ * WAL switch, no schema): at user_version 0 it must hold no table (a new, empty database); at a
+ * known version it must have the store's tables. Reads only. */
+static int check_foreign(nas_store *s, int v, nas_err *e) {
+  static const char *const TABLES[] = {"runs", "candidates", "weights", "layer_costs", "events"};
+  sqlite3_stmt *st;
+  if (sqlite3_prepare_v2(s->db,
+                         "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE "
+                         "'sqlite\\_%' ESCAPE '\\' ORDER BY name",
+                         -1, &st, NULL) != SQLITE_OK)
+    return store_dberr(s, e, "reading the table list");
+  int ntab = 0, found = 0, rc;
+  char first[64] = "";
+  while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+    const char *name = (const char *)sqlite3_column_text(st, 0);
+    if (!name) continue;
+    if (!ntab++) snprintf(first, sizeof first, "%s", name);
+    for (size_t i = 0; i < sizeof TABLES / sizeof TABLES[0]; i++) found += !strcmp(name, TABLES[i]);
+  }
+  sqlite3_finalize(st);
+  if (rc != SQLITE_DONE) return store_dberr(s, e, "reading the table list");
+  if (v == 0 && ntab > 0)
+    return nas_errf(e, NAS_EFORMAT,
+                    "%s: not a nas store (a SQLite database with %d table(s) of its own, e.g. "
+                    "'%s'); refusing to touch it",
+                    s->path, ntab, first);
+  if (v > 0 && found < (int)(sizeof TABLES / sizeof TABLES[0]))
+    return nas_errf(e, NAS_EFORMAT,
+                    "%s: not a nas store (schema version %d without the store's tables); "
+                    "refusing to touch it",
+                    s->path, v);
+  return NAS_OK;
 }
 
 /* A non-empty file must start with the SQLite header; checked before SQLite touches it. */
@@ -342,6 +394,7 @@ static int open_impl(const char *path, int readonly, nas_store **out, nas_err *e
              path, v, NAS_STORE_VERSION);
     goto fail;
   }
+  if (check_foreign(s, v, e)) goto fail;
   if (readonly && v < 1) {
     nas_errf(e, NAS_EFORMAT, "%s: store schema version %d, expected %d (not a nas store)", path,
              v, NAS_STORE_VERSION);
@@ -708,7 +761,7 @@ int store_set_metrics_tx(nas_store *s, int64_t cand_id, const nas_metrics *m, na
 
 int nas_store_candidate_set_warm(nas_store *s, int64_t cand_id, int warm, nas_err *e) {
   const char *what = "marking a candidate warm-started";
-  if (s->version < 3)
+  if (s->version < 4)
     return nas_errf(e, NAS_EFORMAT, "%s: %s: the store's schema %d has no warm_start", s->path,
                     what, s->version);
   sqlite3_stmt *st;
@@ -729,7 +782,7 @@ int nas_store_candidate_get(nas_store *s, int64_t cand_id, nas_candidate_row *ou
                                 "SELECT id, run_id, arch_json, arch_hash, parent_id, generation,"
                                 " state, reason, created_at, updated_at, %s, %s",
                                 s->version >= 2 ? "retrain_epochs" : "0",
-                                s->version >= 3 ? "warm_start" : "0");
+                                s->version >= 4 ? "warm_start" : "0");
   for (int i = 0; i < NAS_N_METRICS; i++)
     len += (size_t)snprintf(sql + len, sizeof sql - len, ", %s", METRICS[i].name);
   snprintf(sql + len, sizeof sql - len, " FROM candidates WHERE id = ?");

@@ -50,6 +50,13 @@ int nas_store_weights_put(nas_store *s, int64_t cand_id, const char *kind, const
 int nas_store_candidate_finish(nas_store *s, int64_t cand_id, const char *state,
                                const char *reason, const nas_metrics *m,
                                const nas_store_blob *blobs, int nblobs, nas_err *e) {
+  return nas_store_candidate_finish_measured(s, cand_id, state, reason, m, blobs, nblobs, NULL, e);
+}
+
+int nas_store_candidate_finish_measured(nas_store *s, int64_t cand_id, const char *state,
+                                        const char *reason, const nas_metrics *m,
+                                        const nas_store_blob *blobs, int nblobs,
+                                        const nas_measurement *meas, nas_err *e) {
   for (int i = 0; i < nblobs; i++)
     if (check_kind(s, cand_id, blobs[i].kind, e)) return e->code;
   char what[80];
@@ -58,6 +65,7 @@ int nas_store_candidate_finish(nas_store *s, int64_t cand_id, const char *state,
   int rc = m ? store_set_metrics_tx(s, cand_id, m, e) : NAS_OK;
   for (int i = 0; rc == NAS_OK && i < nblobs; i++)
     rc = weights_put_tx(s, cand_id, blobs[i].kind, blobs[i].data, blobs[i].len, e);
+  if (rc == NAS_OK && meas) rc = store_measurement_put_tx(s, cand_id, meas, e);
   if (rc == NAS_OK) rc = store_set_state_tx(s, cand_id, state, reason, e);
   if (rc == NAS_OK) rc = store_commit(s, what, e);
   if (rc != NAS_OK) store_rollback(s);
@@ -290,6 +298,29 @@ int nas_store_event_count(nas_store *s, int64_t run_id, const char *kind, int *n
     return code;
   }
   *n = sqlite3_column_int(st, 0);
+  sqlite3_finalize(st);
+  return NAS_OK;
+}
+
+int nas_store_event_last(nas_store *s, int64_t run_id, const char *kind, char **payload,
+                         nas_err *e) {
+  sqlite3_stmt *st;
+  *payload = NULL;
+  if (store_prep(s, "SELECT payload FROM events WHERE run_id = ? AND kind = ? ORDER BY id DESC LIMIT 1",
+                 &st, "reading the last event", e))
+    return e->code;
+  sqlite3_bind_int64(st, 1, run_id);
+  sqlite3_bind_text(st, 2, kind, -1, SQLITE_STATIC);
+  int rc = sqlite3_step(st);
+  if (rc == SQLITE_ROW && store_dup_col(st, 0, payload)) {
+    sqlite3_finalize(st);
+    return nas_errf(e, NAS_ENOMEM, "%s: out of memory reading the last event", s->path);
+  }
+  if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
+    int code = store_dberr(s, e, "reading the last event");
+    sqlite3_finalize(st);
+    return code;
+  }
   sqlite3_finalize(st);
   return NAS_OK;
 }

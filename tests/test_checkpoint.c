@@ -20,6 +20,7 @@
 
 #include "train/checkpoint.h"
 #include "train/graph.h"
+#include "tests/test_util.h"
 
 /* One leaf of a test network. */
 typedef struct leaf {
@@ -583,5 +584,5 @@ int main(void) {
       cmocka_unit_test(test_apply_refused),
       cmocka_unit_test(test_save_refused),
   };
-  return cmocka_run_group_tests(tests, make_dir, remove_dir);
+  return test_exit(cmocka_run_group_tests(tests, make_dir, remove_dir));
 }

@@ -7,6 +7,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 #include <math.h>
+#include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -273,6 +274,61 @@ static void test_search_cli(void **state) {
   expect_one_line_error("no run to resume");
 }
 
+/* Another application's SQLite database given as --db: every command that takes a store
+ * refuses it with one line naming it, and nothing is written (the file byte for byte, no WAL,
+ * no journal, no checkpoint beside it). */
+static void test_foreign_db(void **state) {
+  (void)state;
+  char p[512], before[8192], after[8192];
+  snprintf(p, sizeof p, "%s/space.json", dir);
+  FILE *f = fopen(p, "w");
+  assert_non_null(f);
+  fputs("{\"name\":\"tiny\",\"input\":[10,10,1],\"classes\":3,\"layers\":["
+        "{\"op\":\"conv\",\"out\":{\"choice\":[4,8]}},{\"op\":\"gap\"},{\"op\":\"fc\",\"out\":3}]}",
+        f);
+  fclose(f);
+  snprintf(p, sizeof p, "%s/other-app.db", dir);
+  sqlite3 *db;
+  assert_int_equal(sqlite3_open(p, &db), SQLITE_OK);
+  assert_int_equal(sqlite3_exec(db, "CREATE TABLE contacts(id INTEGER PRIMARY KEY, name TEXT);"
+                                    "INSERT INTO contacts(name) VALUES('ada')",
+                                NULL, NULL, NULL),
+                   SQLITE_OK);
+  sqlite3_close(db);
+  f = fopen(p, "rb");
+  assert_non_null(f);
+  size_t nb = fread(before, 1, sizeof before, f);
+  fclose(f);
+  static const char *const CMDS[] = {
+      "search --strategy random --space space.json --dataset idx:data --target stm32f446re "
+      "--budget 1 --epochs 1 --train-limit 100 --threads 1 --db other-app.db",
+      "search --strategy dnas --space space.json --dataset idx:data --target stm32f446re "
+      "--train-limit 100 --threads 1 --db other-app.db",
+      "resume --db other-app.db",
+      "runs --db other-app.db",
+      "show --db other-app.db --candidate 1",
+      "pareto --db other-app.db",
+      "plot --db other-app.db --run 1 --out plot.svg",
+      "export --db other-app.db --candidate 1 --format tflite --out xout"};
+  for (size_t i = 0; i < sizeof CMDS / sizeof CMDS[0]; i++) {
+    int rc = run(CMDS[i]);
+    if (rc != 1) fail_msg("`nas %s` exited %d: %s", CMDS[i], rc, test_slurp(err_path));
+    expect_one_line_error("other-app.db: not a nas store");
+    f = fopen(p, "rb");
+    assert_non_null(f);
+    size_t na = fread(after, 1, sizeof after, f);
+    fclose(f);
+    if (na != nb || memcmp(before, after, nb)) fail_msg("`nas %s` changed the file", CMDS[i]);
+    static const char *const SIDE[] = {"other-app.db-wal", "other-app.db-journal",
+                                       "other-app.db-shm", "plot.svg", "xout"};
+    for (size_t k = 0; k < sizeof SIDE / sizeof SIDE[0]; k++) {
+      char q[600];
+      snprintf(q, sizeof q, "%s/%s", dir, SIDE[k]);
+      if (access(q, F_OK) == 0) fail_msg("`nas %s` left %s", CMDS[i], SIDE[k]);
+    }
+  }
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_usage_errors),
@@ -281,6 +337,7 @@ int main(void) {
       cmocka_unit_test(test_train_save_eval),
       cmocka_unit_test(test_pricing),
       cmocka_unit_test(test_search_cli),
+      cmocka_unit_test(test_foreign_db),
   };
-  return cmocka_run_group_tests(tests, setup, teardown);
+  return test_exit(cmocka_run_group_tests(tests, setup, teardown));
 }

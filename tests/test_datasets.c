@@ -18,6 +18,7 @@
 
 #include "datasets/dataset.h"
 #include "tests/test_datasets_util.h"
+#include "tests/test_util.h"
 
 #define FMNIST_DIR "/usr/share/datasets/fashion-mnist"
 
@@ -342,7 +343,8 @@ static void test_load_truncated(void **state) {
 static void test_fashion_mnist_real(void **state) {
   (void)state;
   struct stat st;
-  if (stat(FMNIST_DIR, &st) != 0 || !S_ISDIR(st.st_mode)) skip();
+  if (stat(FMNIST_DIR, &st) != 0 || !S_ISDIR(st.st_mode))
+    test_skip("Fashion-MNIST not installed in %s (scripts/setup.sh)", FMNIST_DIR);
   nas_data_opts o;
   nas_data_opts_default(&o, "fashion-mnist");
   nas_data d;
@@ -387,5 +389,5 @@ int main(void) {
       cmocka_unit_test(test_load_truncated),
       cmocka_unit_test(test_fashion_mnist_real),
   };
-  return cmocka_run_group_tests(tests, setup, teardown);
+  return test_exit(cmocka_run_group_tests(tests, setup, teardown));
 }

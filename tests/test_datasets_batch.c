@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "datasets/dataset.h"
+#include "tests/test_util.h"
 
 /* ---- shuffle and batch ---- */
 
@@ -226,5 +227,5 @@ int main(void) {
       cmocka_unit_test(test_batch_shift),
       cmocka_unit_test(test_batch_variants),
   };
-  return cmocka_run_group_tests(tests, NULL, NULL);
+  return test_exit(cmocka_run_group_tests(tests, NULL, NULL));
 }

@@ -16,6 +16,7 @@
 #include "datasets/cifar.h"
 #include "datasets/dataset.h"
 #include "tests/test_datasets_util.h"
+#include "tests/test_util.h"
 
 /* Byte of record i (global index), colour plane c, pixel p: bytes 0/1 of plane 0 carry i. */
 static unsigned char cifar_byte(int i, int c, int p) {
@@ -193,5 +194,5 @@ int main(void) {
       cmocka_unit_test(test_errors),
       cmocka_unit_test(test_search_vision_mbnet_32),
   };
-  return cmocka_run_group_tests(tests, setup, teardown);
+  return test_exit(cmocka_run_group_tests(tests, setup, teardown));
 }

@@ -13,6 +13,7 @@
 
 #include "datasets/dataset.h"
 #include "tests/test_datasets_util.h"
+#include "tests/test_util.h"
 
 /* ---- IDX reader ---- */
 
@@ -201,5 +202,5 @@ int main(void) {
       cmocka_unit_test(test_idx_trailing_data),
       cmocka_unit_test(test_idx_cannot_open),
   };
-  return cmocka_run_group_tests(tests, setup, teardown);
+  return test_exit(cmocka_run_group_tests(tests, setup, teardown));
 }

@@ -17,6 +17,7 @@
 
 #include "deploy/graph8.h"
 #include "tests/test_deploy_util.h"
+#include "tests/test_util.h"
 
 /* ---- helpers --------------------------------------------------------------------------- */
 
@@ -462,5 +463,5 @@ int main(void) {
       cmocka_unit_test(test_reshape_quantize),  cmocka_unit_test(test_softmax),
       cmocka_unit_test(test_validate_errors),   cmocka_unit_test(test_planner_synthetic),
   };
-  return cmocka_run_group_tests(tests, NULL, NULL);
+  return test_exit(cmocka_run_group_tests(tests, NULL, NULL));
 }

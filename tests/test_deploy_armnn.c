@@ -30,6 +30,7 @@
 
 #include "deploy/graph8.h"
 #include "tests/test_deploy_util.h"
+#include "tests/test_util.h"
 
 #define NSEEDS 4
 
@@ -71,10 +72,7 @@ static void remove_dir(const char *dir) {
 static void test_layers_vs_armnn(void **state) {
   (void)state;
   char mdir[800], path[1024];
-  if (!models_dir(mdir, sizeof mdir)) {
-    fprintf(stderr, "skipped: reference models not found in %s\n", mdir);
-    skip();
-  }
+  REQUIRE_MODELS(mdir);
   for (int m = 0; m < NMODELS; m++) {
     nas_g8_graph g;
     nas_err e = {0};
@@ -93,8 +91,7 @@ static void test_layers_vs_armnn(void **state) {
     int rc = run_armnn(path, inputs, tmp);
     if (rc == 3) {
       remove_dir(tmp), free(x), nas_g8_graph_free(&g);
-      fprintf(stderr, "skipped: pyarmnn not importable by /usr/bin/python3\n");
-      skip();
+      test_skip("pyarmnn not importable by /usr/bin/python3 (apt-get install python3-pyarmnn)");
     }
     assert_int_equal(rc, 0);
     long nelem = 0, ndiff = 0, arm_off = 0;
@@ -156,5 +153,5 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_layers_vs_armnn),
   };
-  return cmocka_run_group_tests(tests, NULL, NULL);
+  return test_exit(cmocka_run_group_tests(tests, NULL, NULL));
 }

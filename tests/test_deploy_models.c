@@ -18,6 +18,7 @@
 
 #include "deploy/graph8.h"
 #include "tests/test_deploy_util.h"
+#include "tests/test_util.h"
 
 /* ---- reference models ------------------------------------------------------------------ */
 
@@ -50,10 +51,7 @@ static const model_info MODELS[] = {
 static void test_models_import(void **state) {
   (void)state;
   char dir[800], path[1024];
-  if (!models_dir(dir, sizeof dir)) {
-    fprintf(stderr, "skipped: reference models not found in %s\n", dir);
-    skip();
-  }
+  REQUIRE_MODELS(dir);
   for (int m = 0; m < NMODELS; m++) {
     const model_info *mi = &MODELS[m];
     snprintf(path, sizeof path, "%s/%s", dir, mi->file);
@@ -194,10 +192,7 @@ static int softmax_bound(const nas_g8_graph *g, int D) {
 static void test_models_vs_armnn(void **state) {
   (void)state;
   char dir[800], path[1024];
-  if (!models_dir(dir, sizeof dir)) {
-    fprintf(stderr, "skipped: reference models not found in %s\n", dir);
-    skip();
-  }
+  REQUIRE_MODELS(dir);
   static armnn_record rec[64];
   int nrec = read_armnn_fixture(rec, 64);
   int maxsm[NMODELS] = {0}, maxout[NMODELS] = {0}, maxlog[NMODELS] = {0}, maxbound[NMODELS] = {0}, cases[NMODELS] = {0};
@@ -276,10 +271,7 @@ static void test_models_vs_armnn(void **state) {
 static void test_reader_fuzz(void **state) {
   (void)state;
   char dir[800], path[1024];
-  if (!models_dir(dir, sizeof dir)) {
-    fprintf(stderr, "skipped: reference models not found in %s\n", dir);
-    skip();
-  }
+  REQUIRE_MODELS(dir);
   uint32_t rng = 12345;
   int ok = 0, errs = 0, runs = 0;
   for (int m = 0; m < NMODELS; m++) {
@@ -356,10 +348,7 @@ static void test_reader_errors(void **state) {
   assert_int_equal(nas_tflite_parse(junk, sizeof junk, "junk.tflite", &g, &e), NAS_EFORMAT);
   assert_non_null(strstr(e.msg, "junk.tflite"));
   char dir[800], path[1024];
-  if (!models_dir(dir, sizeof dir)) {
-    fprintf(stderr, "skipped: reference models not found in %s\n", dir);
-    skip();
-  }
+  REQUIRE_MODELS(dir);
   /* Turn kws's SOFTMAX opcode into MUL (18): the deprecated_builtin_code byte. */
   snprintf(path, sizeof path, "%s/%s", dir, MODELS[0].file);
   size_t n = 0;
@@ -407,5 +396,5 @@ int main(void) {
       cmocka_unit_test(test_models_import),     cmocka_unit_test(test_models_vs_armnn),
       cmocka_unit_test(test_reader_errors),     cmocka_unit_test(test_reader_fuzz),
   };
-  return cmocka_run_group_tests(tests, NULL, NULL);
+  return test_exit(cmocka_run_group_tests(tests, NULL, NULL));
 }

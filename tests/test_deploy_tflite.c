@@ -113,6 +113,10 @@ static void armnn_output(const char *dir, const char *model, const int8_t *x, si
   fclose(f);
 }
 
+#define TFLITE_SKIP                                                                            \
+  test_skip("TensorFlow Lite 2.9 C library or /usr/bin/python3 missing (scripts/setup.sh "     \
+            "installs tfjs-tflite-node into /opt/nas-tflite)")
+
 /* Largest |a - b| over n elements; *ndiff (may be NULL) += the count of differing ones. */
 static int max_diff(const int8_t *a, const int8_t *b, size_t n, long *ndiff) {
   int worst = 0;
@@ -163,15 +167,8 @@ static int compare_model(const char *mdir, int m, long *ndiff, size_t *nelem) {
 
 #define SKIP_UNLESS_READY(mdir)                                                                \
   do {                                                                                         \
-    if (!have_tflite()) {                                                                      \
-      print_message("skipped: TensorFlow Lite C library or /usr/bin/python3 missing "          \
-                    "(scripts/setup.sh installs tfjs-tflite-node into /opt/nas-tflite)\n");    \
-      skip();                                                                                  \
-    }                                                                                          \
-    if (!models_dir(mdir, sizeof mdir)) {                                                      \
-      print_message("skipped: reference models not found in %s\n", mdir);                     \
-      skip();                                                                                  \
-    }                                                                                          \
+    if (!have_tflite()) TFLITE_SKIP;                                                           \
+    REQUIRE_MODELS(mdir);                                                                      \
   } while (0)
 
 static void test_exact_models(void **state) {
@@ -254,7 +251,8 @@ static void test_resnet_logits(void **state) {
     if (ta <= 2) fail_msg("resnet logits: TFLite and Arm NN agree within %d steps", ta);
     free(arm);
   } else {
-    print_message("pyarmnn not importable by /usr/bin/python3: TFLite vs Arm NN part skipped\n");
+    test_skip_part("pyarmnn not importable by /usr/bin/python3: the TFLite vs Arm NN check of "
+                   "resnet's logits (apt-get install python3-pyarmnn)");
   }
   free(x), free(ours), free(tfl);
   nas_g8_graph_free(&c), nas_g8_graph_free(&g);
@@ -350,10 +348,7 @@ static void test_near_ties(void **state) {
  * from untrained weights calibrated on noise, exported, run in TFLite. */
 static void test_exports(void **state) {
   (void)state;
-  if (!have_tflite()) {
-    print_message("skipped: TensorFlow Lite C library or /usr/bin/python3 missing\n");
-    skip();
-  }
+  if (!have_tflite()) TFLITE_SKIP;
   char *fm = NULL, fmpath[1024];
   nas_err e = {0};
   snprintf(fmpath, sizeof fmpath, "%s/search_spaces/reference/fmnist-cnn.json", src_dir());
@@ -444,5 +439,5 @@ int main(void) {
       cmocka_unit_test(test_resnet_logits),
       cmocka_unit_test(test_exports),
   };
-  return cmocka_run_group_tests(tests, NULL, NULL);
+  return test_exit(cmocka_run_group_tests(tests, NULL, NULL));
 }

@@ -11,6 +11,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "tests/test_util.h"
+
 /* The four MLPerf Tiny reference models in ../shared/models (see SOURCES.md there). */
 #define NMODELS 4
 static inline const char *deploy_model_file(int m) {
@@ -61,16 +63,27 @@ static inline void check_plan(const nas_g8_graph *g) {
   nas_g8_plan_free(&p);
 }
 
-static inline int models_dir(char *buf, size_t cap) {
-  const char *src = getenv("NAS_SOURCE_DIR");
-  snprintf(buf, cap, "%s/../shared/models", src ? src : NAS_SOURCE_DIR);
-  char probe[1024];
-  snprintf(probe, sizeof probe, "%s/%s", buf, deploy_model_file(0));
-  FILE *f = fopen(probe, "rb");
-  if (!f) return 0;
-  fclose(f);
+/* The reference models' directory (tests/test_util.h test_models_dir) into buf; 1 when all four
+ * models can be opened, else 0 with the first missing one's path in missing. */
+static inline int models_dir(char *buf, size_t cap, char *missing, size_t mcap) {
+  const char *d = test_models_dir();
+  size_t l = strlen(d) < cap ? strlen(d) : cap - 1;
+  memcpy(buf, d, l);
+  buf[l] = 0;
+  for (int m = 0; m < NMODELS; m++)
+    if (!test_model_path(deploy_model_file(m), missing, mcap)) return 0;
   return 1;
 }
+
+/* Skips the current test (tests/test_util.h test_skip) unless the four reference models are
+ * present; dir receives their directory. */
+#define REQUIRE_MODELS(dir)                                                                      \
+  do {                                                                                           \
+    char missing_[1100];                                                                         \
+    if (!models_dir(dir, sizeof dir, missing_, sizeof missing_))                                 \
+      test_skip("reference model %s not found (MLPerf Tiny models: set NAS_MODELS_DIR, see "     \
+                "docs/testing.md)", missing_);                                                   \
+  } while (0)
 
 static inline uint8_t *slurp(const char *path, size_t *n) {
   FILE *f = fopen(path, "rb");

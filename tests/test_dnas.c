@@ -571,5 +571,5 @@ int main(void) {
       cmocka_unit_test(test_supernet_alpha_gradient),
       cmocka_unit_test(test_tiny_run),
   };
-  return cmocka_run_group_tests(tests, setup, teardown);
+  return test_exit(cmocka_run_group_tests(tests, setup, teardown));
 }

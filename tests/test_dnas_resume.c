@@ -251,9 +251,77 @@ static void test_interrupt_and_resume(void **state) {
   assert_int_not_equal(nas_dnas_resume(b, run, NULL, &s, &e), NAS_OK); /* done */
 }
 
+/* Copies point 0's checkpoint aside after its first supernet epoch and stops after its
+ * second: replacing the checkpoint with the copy gives the store and files of a process
+ * killed after the second epoch's dnas_epoch event was written but before its checkpoint. */
+typedef struct crash_window {
+  int seen;
+  char ck[400], prev[420];
+  volatile sig_atomic_t flag;
+} crash_window;
+
+static void keep_first_epoch(const nas_search_progress *p, void *user) {
+  crash_window *w = user;
+  if (strcmp(p->state, "supernet")) return;
+  if (++w->seen == 1) {
+    snprintf(w->ck, sizeof w->ck, "%s/window.db.dnas-r%lld-p0.ckpt", dir, (long long)p->run_id);
+    snprintf(w->prev, sizeof w->prev, "%s.prev", w->ck);
+    copy_file(w->ck, w->prev);
+  }
+  if (w->seen == 2) w->flag = 1;
+}
+
+/* Killed between an epoch's event and its checkpoint, a resumed run trains that epoch again:
+ * its dnas_epoch event is stored once, and the run ends as the uninterrupted one. */
+static void test_event_checkpoint_window(void **state) {
+  (void)state;
+  char data[300], a[300], b[300], spec[320], cmd[320];
+  snprintf(data, sizeof data, "%s/data", dir);
+  snprintf(cmd, sizeof cmd, "mkdir -p %s", data);
+  assert_int_equal(system(cmd), 0);
+  test_write_bar_idx(data, "train", 300, 1);
+  test_write_bar_idx(data, "t10k", 100, 2);
+  snprintf(spec, sizeof spec, "idx:%s", data);
+  snprintf(a, sizeof a, "%s/window-straight.db", dir);
+  snprintf(b, sizeof b, "%s/window.db", dir);
+  nas_dnas_cfg c;
+  nas_dnas_cfg_default(&c);
+  c.base.space = small_path, c.base.dataset = spec, c.base.target = "stm32f446re";
+  c.base.batch = 32, c.base.epochs = 1, c.base.train_limit = 160, c.base.seed = 7;
+  c.sn_epochs = 3, c.warmup = 1;
+  c.w[NAS_COST_FLASH] = 1;
+  c.n_sweep = 2, c.sweep[0] = 0.2, c.sweep[1] = 5;
+  nas_search_summary s;
+  nas_err e = {0};
+  if (run_until(a, &c, 0, 0, &s, &e) != NAS_OK) fail_msg("%s", e.msg);
+  char *want = run_digest(a, s.run_id);
+  crash_window w = {0};
+  nas_search_hooks h = {keep_first_epoch, &w, &w.flag};
+  if (nas_dnas_run(b, &c, &h, &s, &e) != NAS_OK) fail_msg("%s", e.msg);
+  assert_true(s.interrupted);
+  int64_t run = s.run_id;
+  copy_file(w.prev, w.ck); /* the checkpoint of epoch 1 beside the event of epoch 2 */
+  nas_store *st = NULL;
+  int ev = 0;
+  assert_int_equal(nas_store_open(b, &st, &e), NAS_OK);
+  assert_int_equal(nas_store_event_count(st, run, "dnas_epoch", &ev, &e), NAS_OK);
+  assert_int_equal(ev, 2);
+  nas_store_close(st);
+  if (run_until(b, &c, run, 0, &s, &e) != NAS_OK) fail_msg("%s", e.msg);
+  assert_false(s.interrupted);
+  assert_int_equal(nas_store_open(b, &st, &e), NAS_OK);
+  assert_int_equal(nas_store_event_count(st, run, "dnas_epoch", &ev, &e), NAS_OK);
+  nas_store_close(st);
+  assert_int_equal(ev, 5); /* not 6: epoch 2 of point 0 once */
+  char *got = run_digest(b, run);
+  assert_string_equal(want, got);
+  free(want), free(got);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_interrupt_and_resume),
+      cmocka_unit_test(test_event_checkpoint_window),
   };
-  return cmocka_run_group_tests(tests, setup, teardown);
+  return test_exit(cmocka_run_group_tests(tests, setup, teardown));
 }

@@ -81,8 +81,8 @@ static void compare_output(const char *dir, const char *file, const char *name, 
  * errors (a visible skip without the toolchain). */
 static void cross_compile(const char *dir, const char *name, const char *core) {
   if (!have_tool("arm-none-eabi-gcc")) {
-    print_message("arm-none-eabi-gcc not found (apt-get install gcc-arm-none-eabi "
-                  "libnewlib-arm-none-eabi): %s compile skipped\n", core);
+    test_skip_part("the %s compile of %s: arm-none-eabi-gcc not found (apt-get install "
+                   "gcc-arm-none-eabi libnewlib-arm-none-eabi)", core, name);
     return;
   }
   char cmd[4096], path[1200];
@@ -186,7 +186,21 @@ static void check_export(const nas_g8_graph *g, const char *name, const char *up
         "static inline uint32_t __smlad(uint32_t x, uint32_t y, uint32_t acc) {\n"
         "  int32_t p = (int32_t)(int16_t)(x & 0xffffu) * (int16_t)(y & 0xffffu) +\n"
         "              (int32_t)(int16_t)(x >> 16) * (int16_t)(y >> 16);\n"
-        "  return acc + (uint32_t)p;\n}\n", f);
+        "  return acc + (uint32_t)p;\n}\n"
+        "static inline uint32_t __sxtb16(uint32_t x) {\n"
+        "  return (uint16_t)(int16_t)(int8_t)(x & 0xffu) |\n"
+        "         ((uint32_t)(uint16_t)(int16_t)(int8_t)((x >> 16) & 0xffu) << 16);\n}\n"
+        "static inline int32_t __qadd(int32_t a, int32_t b) {\n"
+        "  int64_t s = (int64_t)a + b;\n"
+        "  return s > INT32_MAX ? INT32_MAX : s < INT32_MIN ? INT32_MIN : (int32_t)s;\n}\n"
+        "static inline uint32_t __sxtab16(uint32_t a, uint32_t x) {\n"
+        "  uint32_t e = __sxtb16(x);\n"
+        "  return (uint16_t)(a + e) | ((((a >> 16) + (e >> 16)) & 0xffffu) << 16);\n}\n"
+        "static inline int32_t __smlabb(int32_t x, int32_t y, int32_t acc) {\n"
+        "  return (int32_t)((uint32_t)acc + (uint32_t)((int16_t)(x & 0xffff) * (int16_t)(y & 0xffff)));\n}\n"
+        "static inline int32_t __smlatt(int32_t x, int32_t y, int32_t acc) {\n"
+        "  return (int32_t)((uint32_t)acc + (uint32_t)((int16_t)((uint32_t)x >> 16) *\n"
+        "                                              (int16_t)((uint32_t)y >> 16)));\n}\n", f);
   fclose(f);
   snprintf(cmd, sizeof cmd,
            "cd '%s' && cc -std=c11 -Wall -Wextra -Werror -O1 -D__ARM_FEATURE_DSP=1 -I. -o prog_dsp "
@@ -266,9 +280,9 @@ static void test_tiny_pool(void **state) {
  * requantisation, MobileNet strides and a plain FC stack). */
 static int export_ref_model(const char *file, const char *name, const char *up) {
   char path[1024];
-  snprintf(path, sizeof path, "%s/../shared/models/%s", src_dir(), file);
-  if (access(path, R_OK) != 0) {
-    print_message("%s absent: skipped\n", path);
+  if (!test_model_path(file, path, sizeof path)) {
+    test_skip_part("reference model %s not found (set NAS_MODELS_DIR, see docs/testing.md)",
+                   path);
     return 0;
   }
   nas_g8_graph g;
@@ -281,15 +295,15 @@ static int export_ref_model(const char *file, const char *name, const char *up) 
 
 static void test_kws_ref_model(void **state) {
   (void)state;
-  if (!export_ref_model("kws_ref_model.tflite", "kws_ref_model", "KWS_REF_MODEL")) skip();
+  export_ref_model("kws_ref_model.tflite", "kws_ref_model", "KWS_REF_MODEL");
 }
 
 static void test_other_ref_models(void **state) {
   (void)state;
-  int done = export_ref_model("pretrainedResnet_quant.tflite", "resnet", "RESNET");
-  done += export_ref_model("vww_96_int8.tflite", "vww", "VWW");
-  done += export_ref_model("ad01_int8.tflite", "ad01", "AD01");
-  if (done < 3) skip(); /* the ones present were checked; the test still reports the gap */
+  /* each missing one is a recorded skip; the ones present are checked */
+  export_ref_model("pretrainedResnet_quant.tflite", "resnet", "RESNET");
+  export_ref_model("vww_96_int8.tflite", "vww", "VWW");
+  export_ref_model("ad01_int8.tflite", "ad01", "AD01");
 }
 
 /* A QUANTIZE (int8 -> int8) appended to a lowered graph. */
@@ -356,10 +370,7 @@ static void test_runtime_files(void **state) {
   char rt[1024];
   snprintf(rt, sizeof rt, "%s/runtime", src_dir());
   DIR *d = opendir(rt);
-  if (!d) {
-    print_message("%s absent: skipped\n", rt);
-    skip();
-  }
+  if (!d) test_skip("%s absent (NAS_SOURCE_DIR should be the source tree)", rt);
   int ntree = 0;
   struct dirent *de;
   while ((de = readdir(d))) {
@@ -399,11 +410,9 @@ static void test_runtime_files(void **state) {
  * (portable loops), M4, M7, M33 (SMLAD); the runtime is the same for every model. */
 static void test_cores(void **state) {
   (void)state;
-  if (!have_tool("arm-none-eabi-gcc")) {
-    print_message("arm-none-eabi-gcc not found (apt-get install gcc-arm-none-eabi "
-                  "libnewlib-arm-none-eabi): skipped\n");
-    skip();
-  }
+  if (!have_tool("arm-none-eabi-gcc"))
+    test_skip("arm-none-eabi-gcc not found (apt-get install gcc-arm-none-eabi "
+              "libnewlib-arm-none-eabi)");
   nas_g8_graph g;
   lowered("{\"input\":[6,6,2],\"classes\":3,\"layers\":[{\"op\":\"conv\",\"out\":4},"
           "{\"op\":\"dwconv\",\"k\":3},{\"op\":\"add\",\"from\":0},{\"op\":\"maxpool\","
@@ -448,5 +457,5 @@ int main(void) {
       cmocka_unit_test(test_cores),
       cmocka_unit_test(test_errors),
   };
-  return cmocka_run_group_tests(tests, NULL, NULL);
+  return test_exit(cmocka_run_group_tests(tests, NULL, NULL));
 }

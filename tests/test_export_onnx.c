@@ -21,6 +21,7 @@
 #include "export/export_onnx.h"
 #include "tests/test_deploy_util.h"
 #include "train/quant.h"
+#include "tests/test_util.h"
 
 /* conv (same, stride 2, odd/even input: asymmetric pads) + dsconv + mbconv with residual and
  * relu6 + maxpool/avgpool with same padding + gap + dropout + fc */
@@ -225,16 +226,14 @@ static const char *ort_dir(void) {
   return d && *d ? d : "/opt/nas-ort/node_modules";
 }
 
-static int have_ort(void) {
+/* Skips the current test unless onnxruntime-node and node are there. */
+static void need_ort(void) {
   char p[1024];
   snprintf(p, sizeof p, "%s/onnxruntime-node/package.json", ort_dir());
-  if (access(p, R_OK) != 0 || system("command -v node >/dev/null 2>&1") != 0) {
-    print_message("SKIP: onnxruntime-node not found in %s (or no node); install with: mkdir -p "
-                  "/opt/nas-ort && cd /opt/nas-ort && ONNXRUNTIME_NODE_INSTALL=skip npm install "
-                  "onnxruntime-node@1.30.0 (or set NAS_ORT_DIR)\n", ort_dir());
-    return 0;
-  }
-  return 1;
+  if (access(p, R_OK) != 0 || system("command -v node >/dev/null 2>&1") != 0)
+    test_skip("onnxruntime-node not found in %s (or no node); install with: mkdir -p "
+              "/opt/nas-ort && cd /opt/nas-ort && ONNXRUNTIME_NODE_INSTALL=skip npm install "
+              "onnxruntime-node@1.30.0 (or set NAS_ORT_DIR)", ort_dir());
 }
 
 /* Runs model on x [batch,H,W,C] in onnxruntime; logits into out. */
@@ -281,7 +280,7 @@ static void check_float(const char *arch, uint64_t seed, const char *file) {
 
 static void test_ort_float(void **state) {
   (void)state;
-  if (!have_ort()) skip();
+  need_ort();
   check_float(ARCH_A, 1, "fa.onnx");
   check_float(ARCH_B, 2, "fb.onnx");
   /* recurrent: an LSTM, a GRU, a conv front end into a sequence GRU into an LSTM */
@@ -355,7 +354,7 @@ static void check_qdq(const char *arch, uint64_t seed, const char *file, double 
 
 static void test_ort_qdq(void **state) {
   (void)state;
-  if (!have_ort()) skip();
+  need_ort();
   check_qdq(ARCH_A, 1, "qa.onnx", 1.0);
   check_qdq(ARCH_B, 2, "qb.onnx", 2.0);
 }
@@ -367,5 +366,5 @@ int main(void) {
       cmocka_unit_test(test_ort_float),
       cmocka_unit_test(test_ort_qdq),
   };
-  return cmocka_run_group_tests(tests, setup, teardown);
+  return test_exit(cmocka_run_group_tests(tests, setup, teardown));
 }

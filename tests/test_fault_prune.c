@@ -244,5 +244,5 @@ int main(void) {
       cmocka_unit_test(test_gp),
   };
   fault_filter();
-  return cmocka_run_group_tests(tests, setup, teardown);
+  return test_exit(cmocka_run_group_tests(tests, setup, teardown));
 }

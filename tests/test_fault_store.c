@@ -26,6 +26,7 @@
 #include "results/pareto.h"
 #include "results/store.h"
 #include "tests/test_fault_util.h"
+#include "tests/test_util.h"
 
 /* ---- store ----------------------------------------------------------------------------- */
 
@@ -300,5 +301,5 @@ int main(void) {
       cmocka_unit_test(test_store),
   };
   fault_filter();
-  return cmocka_run_group_tests(tests, setup, teardown);
+  return test_exit(cmocka_run_group_tests(tests, setup, teardown));
 }

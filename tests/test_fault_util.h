@@ -17,6 +17,7 @@
 
 #include "core/alloc.h"
 #include "core/error.h"
+#include "tests/test_util.h"
 #include "core/json.h"
 #include "tests/test_util.h"
 
@@ -84,10 +85,8 @@ static void faultsim(const fault_case *c) {
 
 #define NEED_FAULTS()                                                                    \
   do {                                                                                   \
-    if (nas_alloc_fault(-1, 0) != 0) {                                                   \
-      printf("# skipped: built without fault injection (-DNAS_FAULT_INJECTION=OFF)\n"); \
-      skip();                                                                            \
-    }                                                                                    \
+    if (nas_alloc_fault(-1, 0) != 0)                                                     \
+      test_skip("built without fault injection (configure with -DNAS_FAULT_INJECTION=ON)"); \
   } while (0)
 
 /* Creates the scratch directories (g_fast in /dev/shm when there is one), routes cJSON

@@ -12,6 +12,7 @@
 
 #include "opt/gp.h"
 #include "opt/mobo.h"
+#include "tests/test_util.h"
 
 /* The three-point example, worked by hand (Rasmussen & Williams eq. 2.25-2.26, 2.30):
  * X = {0, 0.5, 1}, y = {1, -1, 0.5}, l = 0.5, sf2 = 1, sn2 = 0.01, zero mean, scale 1.
@@ -313,5 +314,5 @@ int main(void) {
       cmocka_unit_test(test_simplex_chebyshev), cmocka_unit_test(test_acquisition),
       cmocka_unit_test(test_hypervolume),
   };
-  return cmocka_run_group_tests(tests, NULL, NULL);
+  return test_exit(cmocka_run_group_tests(tests, NULL, NULL));
 }

@@ -16,6 +16,7 @@
 
 #include "tests/gradcheck.h"
 #include "train/ops.h"
+#include "tests/test_util.h"
 
 /* Fills a PARAM with uniform values in [-scale, scale], nudged away from the kinks of relu
  * and relu6 (0 and 6) so central differences never straddle one. */
@@ -461,5 +462,5 @@ int main(void) {
     tests[n++] = (struct CMUnitTest){names[i], run_case, NULL, NULL, (void *)&CASES[i]};
   }
   /* cmocka skips the slots left empty (one per checked_in row) */
-  return cmocka_run_group_tests(tests, NULL, NULL);
+  return test_exit(cmocka_run_group_tests(tests, NULL, NULL));
 }

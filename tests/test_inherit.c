@@ -154,5 +154,5 @@ int main(void) {
       cmocka_unit_test(test_deeper_shallower),
       cmocka_unit_test(test_masks_narrower),
   };
-  return cmocka_run_group_tests(tests, NULL, NULL);
+  return test_exit(cmocka_run_group_tests(tests, NULL, NULL));
 }

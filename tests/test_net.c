@@ -181,5 +181,5 @@ int main(void) {
       cmocka_unit_test(test_all_layer_kinds),    cmocka_unit_test(test_end_to_end_training),
       cmocka_unit_test(test_same_seed_same_run), cmocka_unit_test(test_diverging_run_is_reported),
   };
-  return cmocka_run_group_tests(tests, NULL, NULL);
+  return test_exit(cmocka_run_group_tests(tests, NULL, NULL));
 }

@@ -12,6 +12,7 @@
 
 #include "train/graph.h"
 #include "train/ops.h"
+#include "tests/test_util.h"
 
 /* Every slot is filled: name, functions, a sensible input range. */
 static void test_every_slot_is_complete(void **state) {
@@ -80,5 +81,5 @@ int main(void) {
       cmocka_unit_test(test_every_slot_is_complete),
       cmocka_unit_test(test_input_counts_are_enforced),
   };
-  return cmocka_run_group_tests(tests, NULL, NULL);
+  return test_exit(cmocka_run_group_tests(tests, NULL, NULL));
 }

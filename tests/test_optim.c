@@ -13,6 +13,7 @@
 
 #include "train/graph.h"
 #include "train/optim.h"
+#include "tests/test_util.h"
 
 /* ---- the fixture -------------------------------------------------------------------- */
 
@@ -394,5 +395,5 @@ int main(void) {
       cmocka_unit_test(test_sched_step),
       cmocka_unit_test(test_sched_parse),
   };
-  return cmocka_run_group_tests(tests, NULL, NULL);
+  return test_exit(cmocka_run_group_tests(tests, NULL, NULL));
 }

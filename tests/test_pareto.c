@@ -14,6 +14,7 @@
 
 #include "results/pareto.h"
 #include "results/store.h"
+#include "tests/test_util.h"
 
 static void test_parse(void **state) {
   (void)state;
@@ -177,5 +178,5 @@ int main(void) {
       cmocka_unit_test(test_ranks_crowding),
       cmocka_unit_test(test_front_query),
   };
-  return cmocka_run_group_tests(tests, NULL, NULL);
+  return test_exit(cmocka_run_group_tests(tests, NULL, NULL));
 }

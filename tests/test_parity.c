@@ -23,6 +23,7 @@
 
 #include "train/graph.h"
 #include "train/ops.h"
+#include "tests/test_util.h"
 
 #define REL_TOL 1e-4
 
@@ -556,5 +557,5 @@ int main(void) {
   }
   tests[N_CASES].name = "all_fixture_cases_covered";
   tests[N_CASES].test_func = all_fixture_cases_covered;
-  return _cmocka_run_group_tests("parity", tests, N_CASES + 1, group_setup, group_teardown);
+  return test_exit(_cmocka_run_group_tests("parity", tests, N_CASES + 1, group_setup, group_teardown));
 }

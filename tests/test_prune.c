@@ -423,5 +423,5 @@ int main(void) {
       cmocka_unit_test(test_svdo),      cmocka_unit_test(test_structured),
       cmocka_unit_test(test_plan_errors),
   };
-  return cmocka_run_group_tests(tests, NULL, NULL);
+  return test_exit(cmocka_run_group_tests(tests, NULL, NULL));
 }

@@ -594,5 +594,5 @@ int main(void) {
       cmocka_unit_test(test_qat_alpha_equals_int8), cmocka_unit_test(test_run_and_ranges_json),
       cmocka_unit_test(test_cli_qat),
   };
-  return cmocka_run_group_tests(tests, NULL, NULL);
+  return test_exit(cmocka_run_group_tests(tests, NULL, NULL));
 }

@@ -26,6 +26,7 @@
 #include "train/net.h"
 #include "train/ops.h"
 #include "train/trainer.h"
+#include "tests/test_util.h"
 
 #define REL_TOL 1e-4
 
@@ -409,5 +410,5 @@ int main(void) {
       cmocka_unit_test(test_shape_errors),      cmocka_unit_test(test_arch_layers),
       cmocka_unit_test(test_lstm_learns_frequencies), cmocka_unit_test(test_reference_archs),
   };
-  return cmocka_run_group_tests(tests, group_setup, group_teardown);
+  return test_exit(cmocka_run_group_tests(tests, group_setup, group_teardown));
 }

@@ -238,5 +238,5 @@ int main(void) {
   };
   const int rc = cmocka_run_group_tests(tests, NULL, NULL);
   test_rm_rf(g_dir);
-  return rc;
+  return test_exit(rc);
 }

@@ -85,9 +85,8 @@ static void base_cfg(search_cfg *c, const char *strategy) {
   c->objectives = "acc_int8_test:max,latency_pred_ms:min";
 }
 
-/* nas_search_run (the strategy looked up by name in the table) with c as configuration. */
-static int run_search(const char *db, const search_cfg *c, const nas_search_hooks *h,
-                      nas_search_summary *s, nas_err *e) {
+/* c as the JSON configuration nas_search_run takes. */
+static cJSON *cfg_json(const search_cfg *c) {
   cJSON *j = cJSON_CreateObject();
   cJSON_AddStringToObject(j, "space", c->space);
   cJSON_AddStringToObject(j, "dataset", c->dataset);
@@ -103,6 +102,13 @@ static int run_search(const char *db, const search_cfg *c, const nas_search_hook
   cJSON_AddNumberToObject(j, "eval_limit", c->eval_limit);
   cJSON_AddNumberToObject(j, "calib_samples", c->calib_samples);
   cJSON_AddNumberToObject(j, "retrain_epochs", c->retrain_epochs);
+  return j;
+}
+
+/* nas_search_run (the strategy looked up by name in the table) with c as configuration. */
+static int run_search(const char *db, const search_cfg *c, const nas_search_hooks *h,
+                      nas_search_summary *s, nas_err *e) {
+  cJSON *j = cfg_json(c);
   int rc = nas_search_run(db, c->strategy, j, h, s, e);
   cJSON_Delete(j);
   return rc;
@@ -196,7 +202,7 @@ static void test_invalid_config_creates_no_run(void **state) {
 static int trained_while_rejected;
 static void watch(const nas_search_progress *p, void *user) {
   (void)user;
-  if (!strcmp(p->state, "training") && p->peak_sram > 5500) trained_while_rejected++;
+  if (!strcmp(p->state, "training") && p->peak_sram > 6600) trained_while_rejected++;
 }
 
 static void test_constraints_and_states(void **state) {
@@ -205,7 +211,7 @@ static void test_constraints_and_states(void **state) {
   db_path(db, sizeof db, "c.db");
   search_cfg c;
   base_cfg(&c, "random");
-  c.max_sram = 5500;
+  c.max_sram = 6600; /* about half the space (TFLM arena + 4096 B runtime: 5908..8564 B) */
   nas_search_summary s;
   nas_err e = {0};
   nas_search_hooks h = {watch, NULL, NULL};
@@ -223,7 +229,7 @@ static void test_constraints_and_states(void **state) {
     memset(&r, 0, sizeof r);
     assert_int_equal(nas_store_candidate_get(st, ids[i], &r, &e), NAS_OK);
     assert_true(isfinite(r.m.peak_sram_bytes));
-    if (r.m.peak_sram_bytes > 5500) {
+    if (r.m.peak_sram_bytes > 6600) {
       assert_string_equal(r.state, "rejected");
       assert_non_null(r.reason);
       assert_non_null(strstr(r.reason, "SRAM"));
@@ -314,7 +320,7 @@ static void test_weights_and_export(void **state) {
     search_cfg c;
     base_cfg(&c, "random");
     c.budget = 5;
-    c.max_sram = 5500;
+    c.max_sram = 6600;
     c.eval_limit = pass ? 37 : 0;
     c.calib_samples = pass ? 50 : 1000; /* 50, or all the training split */
     nas_search_summary s;
@@ -546,7 +552,8 @@ static int count_where(const char *db, const char *cond);
  * memory while pricing is an error, not an "invalid architecture"). */
 static void test_fault_injection(void **state) {
   (void)state;
-  if (nas_alloc_fault(-1, 0) != 0) skip(); /* built without fault injection */
+  if (nas_alloc_fault(-1, 0) != 0)
+    test_skip("built without fault injection (configure with -DNAS_FAULT_INJECTION=ON)");
   char db[400];
   search_cfg c;
   base_cfg(&c, "evolution");
@@ -557,6 +564,7 @@ static void test_fault_injection(void **state) {
     snprintf(shm, sizeof shm, "/dev/shm/nas-fault-XXXXXX");
     if (!mkdtemp(shm)) shm[0] = '\0';
   }
+  cJSON *j = cfg_json(&c);
   for (int persistent = 1; persistent >= 0; persistent--) {
     long k = 0;
     for (;; k++) {
@@ -569,8 +577,8 @@ static void test_fault_injection(void **state) {
       }
       nas_search_summary s;
       nas_err e = {0};
-      nas_alloc_fault(k, persistent);
-      int rc = run_search(db, &c, NULL, &s, &e);
+      nas_alloc_fault(k, persistent); /* the configuration is built before: not the engine's */
+      int rc = nas_search_run(db, c.strategy, j, NULL, &s, &e);
       int hit = nas_alloc_fault_hit();
       nas_alloc_fault(-1, 0);
       if (rc != NAS_OK && rc != NAS_ENOMEM) fail_msg("allocation %ld failing: %d %s", k, rc, e.msg);
@@ -578,14 +586,18 @@ static void test_fault_injection(void **state) {
         assert_int_equal(rc, NAS_OK);
         break;
       }
-      if (rc == NAS_OK) { /* no candidate's reason may be the failure */
-        assert_false(persistent);
+      /* A run may succeed despite a failure, even a persistent one: SQLite tolerates running
+       * out of memory in the WAL checkpoint it tries when the store is closed (the data stays
+       * in the WAL and is read back on the next open). Then the store must hold the whole
+       * run, and no candidate's reason may be the failure. */
+      if (rc == NAS_OK) {
         assert_int_equal(count_where(db, "reason LIKE '%out of memory%'"), 0);
         assert_int_equal(count_where(db, "state = 'rejected'"), 3);
       }
     }
     assert_true(k > 100); /* the whole path was exercised */
   }
+  cJSON_Delete(j);
   if (shm[0]) test_rm_rf(shm);
 }
 
@@ -597,7 +609,8 @@ static const char *nas_bin(void) {
   char cmd[1024];
   snprintf(cmd, sizeof cmd, "%s search --help >/dev/null 2>&1", bin);
   int st = system(cmd);
-  return WIFEXITED(st) && WEXITSTATUS(st) == 0 ? bin : NULL;
+  if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) fail_msg("%s search --help failed", bin);
+  return bin;
 }
 
 static pid_t spawn(const char *bin, char *const *args) {
@@ -667,7 +680,7 @@ static void sleep_ms(int ms) {
 static void test_kill_and_resume_binary(void **state) {
   (void)state;
   const char *bin = nas_bin();
-  if (!bin) skip();
+  if (!bin) test_skip("NAS_BIN not set (run through ctest)");
   char u[400], budget[] = "8", seed[] = "9";
   db_path(u, sizeof u, "bu.db");
   for (int at = 1; at <= 5; at += 2) {
@@ -700,11 +713,21 @@ static void test_kill_and_resume_binary(void **state) {
     args_k[23] = k;
     pid_t p = spawn(bin, args_k);
     /* a reader while the search writes: never fails */
-    int reads = 0;
-    for (int t = 0; t < 20000; t++) {
+    int reads = 0, due = 0;
+    for (time_t t0 = time(NULL); time(NULL) - t0 < 900;) {
       int n = count_finished(k);
       /* kill mid-training (a candidate in state training) once `at` candidates are final */
-      if (n >= at && count_where(k, "state = 'training'") > 0) break;
+      if (n >= at && count_where(k, "state = 'training'") > 0) {
+        /* freeze it, and kill it only if it is still mid-training (else let it go on) */
+        assert_int_equal(kill(p, SIGSTOP), 0);
+        assert_int_equal(waitpid(p, &st, WUNTRACED), p);
+        if (!WIFSTOPPED(st)) fail_msg("the search ended (status %d) before the kill", st);
+        if (count_where(k, "state = 'training'") > 0) {
+          due = 1;
+          break;
+        }
+        assert_int_equal(kill(p, SIGCONT), 0);
+      }
       if (n >= 0 && reads < 3) {
         char cmd[1200];
         snprintf(cmd, sizeof cmd, "%s pareto --db %s >/dev/null 2>&1", bin, k);
@@ -712,23 +735,24 @@ static void test_kill_and_resume_binary(void **state) {
         assert_true(WIFEXITED(rs) && WEXITSTATUS(rs) == 0);
         reads++;
       }
-      if (waitpid(p, &st, WNOHANG) == p) {
-        p = 0;
-        break;
-      }
+      if (waitpid(p, &st, WNOHANG) == p)
+        fail_msg("the search ended (status %d) before the kill due after %d final candidates",
+                 st, at);
       sleep_ms(1);
     }
-    if (p) {
-      kill(p, SIGKILL);
-      waitpid(p, &st, 0);
-    }
-    int was_done = count_where(k, "1") >= 0 && run_status_is(k, "done");
+    if (!due) fail_msg("no candidate was training after %d final ones within 900 s", at);
+    /* the kill happened, mid-training: the process died by SIGKILL and left a candidate in
+       training (nothing can have changed the store after the signal) */
+    assert_int_equal(kill(p, SIGKILL), 0); /* a stopped process dies by SIGKILL at once */
+    assert_int_equal(waitpid(p, &st, 0), p);
+    assert_true(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL);
+    assert_true(count_where(k, "state = 'training'") > 0);
+    assert_false(run_status_is(k, "done"));
     char *args_r[] = {(char *)bin, "resume", "--db", k, NULL};
     p = spawn(bin, args_r);
     waitpid(p, &st, 0);
-    /* resuming a run that had already finished is refused; otherwise it must succeed */
     assert_true(WIFEXITED(st));
-    if (!was_done) assert_int_equal(WEXITSTATUS(st), 0);
+    assert_int_equal(WEXITSTATUS(st), 0);
     assert_int_equal(count_where(k, "state NOT IN ('done','rejected','failed')"), 0);
     char *du = dump(u, 1), *dk = dump(k, 1);
     assert_string_equal(du, dk);
@@ -745,7 +769,7 @@ static void test_kill_and_resume_binary(void **state) {
 static void test_sigint_binary(void **state) {
   (void)state;
   const char *bin = nas_bin();
-  if (!bin) skip();
+  if (!bin) test_skip("NAS_BIN not set (run through ctest)");
   char u[400];
   db_path(u, sizeof u, "su.db");
   char *args[] = {(char *)bin, "search", "--space", space_path, "--strategy", "evolution",
@@ -820,5 +844,5 @@ int main(void) {
       cmocka_unit_test(test_kill_and_resume_binary),
       cmocka_unit_test(test_sigint_binary),
   };
-  return cmocka_run_group_tests(tests, setup, teardown);
+  return test_exit(cmocka_run_group_tests(tests, setup, teardown));
 }

@@ -12,6 +12,7 @@
 
 #include "search_spaces/space.h"
 #include "train/net.h"
+#include "tests/test_util.h"
 
 static void parse_err(const char *json, const char *frag1, const char *frag2) {
   nas_space *s = NULL;
@@ -282,5 +283,5 @@ int main(void) {
       cmocka_unit_test(test_mutation), cmocka_unit_test(test_encoding),
       cmocka_unit_test(test_hash),
   };
-  return cmocka_run_group_tests(tests, NULL, NULL);
+  return test_exit(cmocka_run_group_tests(tests, NULL, NULL));
 }

@@ -34,6 +34,7 @@
 #define TOL_LOGMEL 1e-4
 
 #include "tests/test_speech_util.h"
+#include "tests/test_util.h"
 
 /* ---- WAV decoding ---- */
 
@@ -479,7 +480,8 @@ static int have(const char *prog) {
 
 static void test_synth_kws(void **state) {
   (void)state;
-  if (!have("espeak-ng") || !have("sox")) skip();
+  if (!have("espeak-ng") || !have("sox"))
+    test_skip("espeak-ng or sox not found (apt-get install espeak-ng sox)");
   const char *src = getenv("NAS_SOURCE_DIR");
   char dir[256], cmd[1024];
   snprintf(dir, sizeof dir, "%s/synth", g_root);
@@ -527,7 +529,8 @@ static int speakers_of_list(const char *path, char *out, size_t cap) {
  * speaker-disjoint lists for the same audio (here into a twin of symlinked folders). */
 static void test_synth_kws_voice_split(void **state) {
   (void)state;
-  if (!have("espeak-ng") || !have("sox")) skip();
+  if (!have("espeak-ng") || !have("sox"))
+    test_skip("espeak-ng or sox not found (apt-get install espeak-ng sox)");
   const char *src = getenv("NAS_SOURCE_DIR");
   src = src ? src : NAS_SOURCE_DIR;
   char dir[256], twin[256], cmd[2048], p[512];
@@ -606,5 +609,5 @@ int main(void) {
       cmocka_unit_test(test_augment),      cmocka_unit_test(test_synth_kws),
       cmocka_unit_test(test_synth_kws_voice_split),
   };
-  return cmocka_run_group_tests(tests, setup, teardown);
+  return test_exit(cmocka_run_group_tests(tests, setup, teardown));
 }

@@ -21,6 +21,7 @@
 #include "tests/test_speech_util.h"
 #include "train/net.h"
 #include "train/trainer.h"
+#include "tests/test_util.h"
 
 #define FS 490 /* 49 x 10 MFCC values per clip */
 
@@ -377,5 +378,5 @@ int main(void) {
       cmocka_unit_test(test_aug_spec),
       cmocka_unit_test(test_training_draws_variants),
   };
-  return cmocka_run_group_tests(tests, setup, teardown);
+  return test_exit(cmocka_run_group_tests(tests, setup, teardown));
 }

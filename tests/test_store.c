@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "results/store.h"
+#include "tests/test_util.h"
 
 static char *tmp_path(const char *tag) {
   static char buf[4][256];
@@ -204,6 +205,50 @@ static void test_refuse(void **state) {
   snprintf(wal, sizeof wal, "%s-wal", p);
   assert_int_not_equal(access(wal, F_OK), 0); /* not switched to WAL */
   assert_int_equal(nas_store_open_readonly(p, &s, &e), NAS_EFORMAT);
+  rm_db(p);
+
+  /* another application's database (user_version 0, its own tables, rollback journal) and one
+     that claims a store version without the store's tables: refused by writer and reader with
+     one line naming the file, byte for byte untouched, no WAL, no journal left */
+  static const char *const FOREIGN[] = {
+      "CREATE TABLE notes(id INTEGER PRIMARY KEY, body TEXT); INSERT INTO notes(body) VALUES('x')",
+      "CREATE TABLE runs(a); PRAGMA user_version = 2"};
+  for (int k = 0; k < 2; k++) {
+    p = tmp_path(k ? "claims" : "other-app");
+    rm_db(p);
+    assert_int_equal(sqlite3_open(p, &db), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(db, FOREIGN[k], NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close(db);
+    file_bytes(p, before, sizeof before, &nb);
+    for (int ro = 0; ro < 2; ro++) {
+      nas_err_clear(&e);
+      assert_int_equal(ro ? nas_store_open_readonly(p, &s, &e) : nas_store_open(p, &s, &e),
+                       NAS_EFORMAT);
+      assert_null(s);
+      assert_non_null(strstr(e.msg, p));
+      assert_non_null(strstr(e.msg, "not a nas store"));
+      assert_null(strchr(e.msg, '\n'));
+    }
+    if (!k) assert_non_null(strstr(e.msg, "'notes'"));
+    file_bytes(p, after, sizeof after, &na);
+    assert_int_equal(nb, na);
+    assert_memory_equal(before, after, nb);
+    snprintf(wal, sizeof wal, "%s-wal", p);
+    assert_int_not_equal(access(wal, F_OK), 0);
+    snprintf(wal, sizeof wal, "%s-journal", p);
+    assert_int_not_equal(access(wal, F_OK), 0);
+    rm_db(p);
+  }
+  /* an empty SQLite database (no table, version 0) becomes a store */
+  p = tmp_path("emptydb");
+  rm_db(p);
+  assert_int_equal(sqlite3_open(p, &db), SQLITE_OK);
+  assert_int_equal(sqlite3_exec(db, "PRAGMA user_version = 0; VACUUM", NULL, NULL, NULL), SQLITE_OK);
+  sqlite3_close(db);
+  assert_int_equal(nas_store_open(p, &s, &e), NAS_OK);
+  nas_store_close(s);
+  assert_int_equal(nas_store_open_readonly(p, &s, &e), NAS_OK);
+  nas_store_close(s);
   rm_db(p);
 }
 
@@ -467,7 +512,7 @@ static void test_migrate_v1(void **state) {
   assert_int_equal(v, NAS_STORE_VERSION);
   assert_int_equal(nas_store_candidate_get(s, 2, &r, &e), NAS_OK);
   assert_int_equal(r.parent_id, 1);
-  assert_int_equal(r.warm_start, 0); /* version 3: warm_start, 0 for older candidates */
+  assert_int_equal(r.warm_start, 0); /* version 4: warm_start, 0 for older candidates */
   assert_string_equal(r.arch_hash, "bbbbbbbbbbbbbbbb");
   nas_store_candidate_row_free(&r);
   assert_int_equal(nas_store_candidate_set_warm(s, 2, 1, &e), NAS_OK);
@@ -578,5 +623,5 @@ int main(void) {
       cmocka_unit_test(test_concurrent_reader),
       cmocka_unit_test(test_migrate_v1),       cmocka_unit_test(test_finish_atomic),
   };
-  return cmocka_run_group_tests(tests, NULL, NULL);
+  return test_exit(cmocka_run_group_tests(tests, NULL, NULL));
 }

@@ -7,8 +7,8 @@
  * offset, first and last use), and the head, tail and total equal head_bytes_m32,
  * tail_bytes_m32 and arena_used_bytes_m32 to the byte, as do the RecordingMicroInterpreter's
  * tail and recorded allocations; and the same architectures lowered by the engine itself
- * (nas_lower_structure from models/<id>.arch.json) give the same arena and operators. Without the corpus those checks cannot run: the program
- * prints SKIP and exits 77 (ctest's SKIP_RETURN_CODE). */
+ * (nas_lower_structure from models/<id>.arch.json) give the same arena and operators. Without the corpus those checks are skipped
+ * (tests/test_util.h: exit 77, ctest "Skipped"; a failure with CI=true). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -27,6 +27,7 @@
 #include "latency/tflm.h"
 #include "latency/tflm_fit.h"
 #include "train/net.h"
+#include "tests/test_util.h"
 
 static nas_tflm_corpus corpus;
 static int have_corpus;
@@ -122,21 +123,17 @@ static void test_plan_errors(void **state) {
 /* Every allocation failure ends in NAS_ENOMEM with a message, nothing leaks (ASan). */
 static void test_fault_injection(void **state) {
   (void)state;
-  const char *src = getenv("NAS_SOURCE_DIR");
   char path[1024];
-  snprintf(path, sizeof path, "%s/../shared/models/kws_ref_model.tflite", src ? src : NAS_SOURCE_DIR);
+  if (!test_model_path("kws_ref_model.tflite", path, sizeof path))
+    test_skip("reference model %s not found (set NAS_MODELS_DIR, see docs/testing.md)", path);
   nas_g8_graph g;
   nas_err e = {0};
-  if (nas_tflite_read(path, &g, &e)) {
-    fprintf(stderr, "skipped: %s\n", e.msg);
-    skip();
-  }
+  if (nas_tflite_read(path, &g, &e)) fail_msg("%s", e.msg);
   nas_tflm_arena_report ref, r;
   assert_int_equal(nas_tflm_arena(&g, NAS_TFLM_DSP, &ref, &e), NAS_OK);
   if (nas_alloc_fault(-1, 0) < 0) {
     nas_g8_graph_free(&g);
-    fprintf(stderr, "skipped: no fault injection in this build\n");
-    skip();
+    test_skip("no fault injection in this build (configure with -DNAS_FAULT_INJECTION=ON)");
   }
   int k = 0;
   for (;; k++) {
@@ -185,7 +182,7 @@ static int model_index(const char *id) {
 /* plans_host64.csv: model_id,buffer,size,offset,first_used,last_used. */
 static void test_corpus_plans_host64(void **state) {
   (void)state;
-  if (!have_corpus) skip();
+  if (!have_corpus) test_skip("TFLM corpus not found in %s (models.csv; set NAS_TFLM_CORPUS, see docs/testing.md)", corpus_dir);
   char path[1100];
   snprintf(path, sizeof path, "%s/plans_host64.csv", corpus_dir);
   FILE *f = fopen(path, "r");
@@ -225,7 +222,7 @@ static void test_corpus_plans_host64(void **state) {
 
 static void test_corpus_arena(void **state) {
   (void)state;
-  if (!have_corpus) skip();
+  if (!have_corpus) test_skip("TFLM corpus not found in %s (models.csv; set NAS_TFLM_CORPUS, see docs/testing.md)", corpus_dir);
   int exact = 0, rec_exact = 0;
   nas_err e = {0};
   for (int m = 0; m < corpus.nmodels; m++) {
@@ -264,7 +261,7 @@ static void test_corpus_arena(void **state) {
  * and the same operators (paths and features) as the exported .tflite. */
 static void test_corpus_lowered(void **state) {
   (void)state;
-  if (!have_corpus) skip();
+  if (!have_corpus) test_skip("TFLM corpus not found in %s (models.csv; set NAS_TFLM_CORPUS, see docs/testing.md)", corpus_dir);
   int lowered = 0, exact = 0;
   nas_err e = {0};
   for (int m = 0; m < corpus.nmodels; m++) {
@@ -307,19 +304,39 @@ static void test_corpus_lowered(void **state) {
   assert_int_equal(exact, lowered);
 }
 
+/* The engine's own planner (deploy/planner.c) on every corpus model: its activation plan is
+ * never larger than TFLM's (head_bytes_host64), and its whole arena (activations and the
+ * device kernels' scratch) against TFLM's head with CMSIS-NN's scratch (head_bytes_m32) is
+ * larger on at most one model (probe2d_c017: a staging column for a 3-channel 3x3 conv). */
+static void test_corpus_engine_planner(void **state) {
+  (void)state;
+  if (!have_corpus) test_skip("TFLM corpus not found: the engine's planner against TFLM's plans");
+  int better = 0, worse_m32 = 0, better_m32 = 0;
+  nas_err e = {0};
+  for (int m = 0; m < corpus.nmodels; m++) {
+    const nas_tflm_corpus_model *x = &corpus.model[m];
+    nas_g8_plan act, all;
+    assert_int_equal(nas_g8_plan_activations(&x->graph, &act, &e), NAS_OK);
+    assert_int_equal(nas_g8_plan_build(&x->graph, &all, &e), NAS_OK);
+    if ((long)act.peak > x->head_host64)
+      fail_msg("%s: activation plan %zu B, TFLM's %ld B", x->id, act.peak, x->head_host64);
+    better += (long)act.peak < x->head_host64;
+    assert_true(all.peak >= act.peak);
+    worse_m32 += (long)all.peak > x->head, better_m32 += (long)all.peak < x->head;
+    nas_g8_plan_free(&act), nas_g8_plan_free(&all);
+  }
+  printf("engine planner: activations never above TFLM's, below on %d of %d; with scratch "
+         "above TFLM's head on %d, below on %d\n", better, corpus.nmodels, worse_m32, better_m32);
+  assert_true(worse_m32 <= 1);
+}
+
 int main(void) {
   have_corpus = find_corpus();
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_greedy_rules),        cmocka_unit_test(test_plan_errors),
       cmocka_unit_test(test_fault_injection),     cmocka_unit_test(test_corpus_plans_host64),
       cmocka_unit_test(test_corpus_arena),        cmocka_unit_test(test_corpus_lowered),
+      cmocka_unit_test(test_corpus_engine_planner),
   };
-  int failed = cmocka_run_group_tests(tests, corpus_setup, corpus_teardown);
-  if (failed) return failed;
-  if (!have_corpus) {
-    printf("SKIP: TFLM corpus not found in %s (set NAS_TFLM_CORPUS); only the planner unit "
-           "tests ran\n", corpus_dir);
-    return 77;
-  }
-  return 0;
+  return test_exit(cmocka_run_group_tests(tests, corpus_setup, corpus_teardown));
 }

@@ -8,7 +8,8 @@
  * the committed latency/calibration/tflm_insn.json; and on the held-out 20% of the models the
  * committed model meets the goals of issue #14 (per-model median error <= 5%, per-operator
  * median <= 10%, per core) and the tighter figures it reaches (docs/tflm.md). Without the
- * corpus those checks cannot run: the program prints SKIP and exits 77. */
+ * corpus those checks are skipped (tests/test_util.h: exit 77, ctest "Skipped"; a failure with
+ * CI=true). */
 #include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -23,6 +24,7 @@
 
 #include "latency/tflm.h"
 #include "latency/tflm_fit.h"
+#include "tests/test_util.h"
 
 static nas_tflm_corpus corpus;
 static int have_corpus;
@@ -145,13 +147,11 @@ static void test_unmodelled_paths(void **state) {
 static void test_example_kws(void **state) {
   (void)state;
   char path[1100];
-  snprintf(path, sizeof path, "%s/../shared/models/kws_ref_model.tflite", src_dir());
+  if (!test_model_path("kws_ref_model.tflite", path, sizeof path))
+    test_skip("reference model %s not found (set NAS_MODELS_DIR, see docs/testing.md)", path);
   nas_g8_graph g;
   nas_err e = {0};
-  if (nas_tflite_read(path, &g, &e)) {
-    fprintf(stderr, "skipped: %s\n", e.msg);
-    skip();
-  }
+  if (nas_tflite_read(path, &g, &e)) fail_msg("%s", e.msg);
   nas_tflm_arena_report a;
   nas_tflm_insn_report r;
   assert_int_equal(nas_tflm_arena(&g, NAS_TFLM_DSP, &a, &e), NAS_OK);
@@ -187,7 +187,7 @@ static void test_example_kws(void **state) {
 
 static void test_paths_vs_corpus(void **state) {
   (void)state;
-  if (!have_corpus) skip();
+  if (!have_corpus) test_skip("TFLM corpus not found in %s (models.csv; set NAS_TFLM_CORPUS, see docs/testing.md)", corpus_dir);
   int rows = 0, agree = 0;
   nas_err e = {0};
   for (int k = 0; k < corpus.nops; k++) {
@@ -204,7 +204,7 @@ static void test_paths_vs_corpus(void **state) {
 
 static void test_interpreter_overhead(void **state) {
   (void)state;
-  if (!have_corpus) skip();
+  if (!have_corpus) test_skip("TFLM corpus not found in %s (models.csv; set NAS_TFLM_CORPUS, see docs/testing.md)", corpus_dir);
   for (int m = 0; m < corpus.nmodels; m++) {
     const nas_tflm_corpus_model *x = &corpus.model[m];
     for (int c = 0; c < NAS_TFLM_NCORE; c++) {
@@ -222,7 +222,7 @@ static void test_interpreter_overhead(void **state) {
 /* The committed coefficients are what the fit gives now (same predictions to 1e-6). */
 static void test_refit_matches_committed(void **state) {
   (void)state;
-  if (!have_corpus) skip();
+  if (!have_corpus) test_skip("TFLM corpus not found in %s (models.csv; set NAS_TFLM_CORPUS, see docs/testing.md)", corpus_dir);
   nas_tflm_insn_model m;
   nas_err e = {0};
   assert_int_equal(nas_tflm_fit(&corpus, &m, &e), NAS_OK);
@@ -247,7 +247,7 @@ static void print_row(const char *what, int core, nas_tflm_err_stats s) {
 
 static void test_heldout_goals(void **state) {
   (void)state;
-  if (!have_corpus) skip();
+  if (!have_corpus) test_skip("TFLM corpus not found in %s (models.csv; set NAS_TFLM_CORPUS, see docs/testing.md)", corpus_dir);
   nas_tflm_eval ev;
   nas_err e = {0};
   assert_int_equal(nas_tflm_evaluate(&corpus, &model, NAS_TFLM_EVAL_HELDOUT, &ev, &e), NAS_OK);
@@ -282,12 +282,5 @@ int main(void) {
       cmocka_unit_test(test_interpreter_overhead),  cmocka_unit_test(test_refit_matches_committed),
       cmocka_unit_test(test_heldout_goals),
   };
-  int failed = cmocka_run_group_tests(tests, setup, teardown);
-  if (failed) return failed;
-  if (!have_corpus) {
-    printf("SKIP: TFLM corpus not found in %s (set NAS_TFLM_CORPUS); only the coefficient-file "
-           "and example checks ran\n", corpus_dir);
-    return 77;
-  }
-  return 0;
+  return test_exit(cmocka_run_group_tests(tests, setup, teardown));
 }

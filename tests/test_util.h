@@ -3,15 +3,103 @@
 #ifndef NAS_TESTS_TEST_UTIL_H
 #define NAS_TESTS_TEST_UTIL_H
 
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/wait.h>
 #include <unistd.h>
+
+#include <cmocka.h>
 
 #include "core/fileio.h" /* nas_read_file */
 #include "core/rng.h"
 #include "datasets/dataset.h"
+
+/* ---- skips ------------------------------------------------------------------------------
+ * A check that cannot run because a reference is missing (a third-party runtime or program, a
+ * reference model, a corpus, a build option) is reported as a skip, never as a pass:
+ *   test_skip(fmt, ...)       prints "SKIP: <message>", counts it and ends the current cmocka
+ *                             test (cmocka's skip());
+ *   test_skip_part(fmt, ...)  prints and counts it; the test goes on with its other checks.
+ * The message names what is missing and where it was looked for. Every test program's main
+ * returns test_exit(cmocka_run_group_tests(...)): 1 when a test failed, else 77 when any
+ * check was skipped (CMake sets SKIP_RETURN_CODE 77 on every test, so ctest reports
+ * "Skipped"), else 0. With CI=true (set by CI) or NAS_REQUIRE_ALL=1, a skip is a failure
+ * instead: "required check not run: <message>". scripts/check_skips.sh (ctest check_skips)
+ * fails on a test program that calls cmocka's skip() or returns 77 itself. */
+
+/* 1 when every check must run (CI=true, or NAS_REQUIRE_ALL set and not "0"). */
+static inline int test_require_all(void) {
+  const char *ci = getenv("CI"), *all = getenv("NAS_REQUIRE_ALL");
+  return (ci && !strcmp(ci, "true")) || (all && *all && strcmp(all, "0") != 0);
+}
+
+static inline int *test_skip_counter(void) {
+  static int n;
+  return &n;
+}
+
+__attribute__((format(printf, 1, 2))) static inline void test_skip_part(const char *fmt, ...) {
+  char msg[1024];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(msg, sizeof msg, fmt, ap);
+  va_end(ap);
+  if (test_require_all())
+    fail_msg("required check not run (CI=true or NAS_REQUIRE_ALL=1): %s", msg);
+  ++*test_skip_counter();
+  printf("SKIP: %s\n", msg);
+  fflush(stdout);
+}
+
+#define test_skip(...)                                                                           \
+  do {                                                                                           \
+    test_skip_part(__VA_ARGS__);                                                                 \
+    skip();                                                                                      \
+  } while (0)
+
+/* The exit code of a test program from the number of failed tests (see above). */
+static inline int test_exit(int failed) {
+  if (failed) return 1;
+  if (*test_skip_counter()) {
+    printf("%d check(s) skipped (SKIP lines above): exit 77, ctest reports Skipped\n",
+           *test_skip_counter());
+    return 77;
+  }
+  return 0;
+}
+
+/* NAS_TEST_FILTER=PATTERN runs only the cmocka tests whose names match (cmocka's wildcards *
+ * and ?), e.g. NAS_TEST_FILTER=test_kill_and_resume_binary ./test_search. */
+__attribute__((constructor)) static void test_filter_from_env(void) {
+  const char *f = getenv("NAS_TEST_FILTER");
+  if (f && *f) cmocka_set_test_filter(f);
+}
+
+/* The directory of the reference models (docs/testing.md "Test references"): $NAS_MODELS_DIR
+ * (CMake's NAS_MODELS_DIR, default SOURCE/../shared/models, is passed to every test), else
+ * $NAS_SOURCE_DIR/../shared/models. A static buffer. */
+static inline const char *test_models_dir(void) {
+  static char buf[1024];
+  const char *env = getenv("NAS_MODELS_DIR"), *src = getenv("NAS_SOURCE_DIR");
+  if (env && *env) snprintf(buf, sizeof buf, "%s", env);
+  else snprintf(buf, sizeof buf, "%s/../shared/models", src ? src : NAS_SOURCE_DIR);
+  return buf;
+}
+
+/* The path of reference model file in test_models_dir() into buf; 1 when it can be opened,
+ * else 0 (buf still holds the path, for the skip message). */
+static inline int test_model_path(const char *file, char *buf, size_t cap) {
+  if (snprintf(buf, cap, "%s/%s", test_models_dir(), file) >= (int)cap) return 0;
+  FILE *f = fopen(buf, "rb");
+  if (!f) return 0;
+  fclose(f);
+  return 1;
+}
 
 static inline void test_write_be32(FILE *f, uint32_t v) {
   unsigned char b[4] = {(unsigned char)(v >> 24), (unsigned char)(v >> 16),
@@ -83,7 +171,6 @@ static inline void test_make_noise(nas_dataset *ds, int n, int h, int w, int c, 
   for (int i = 0; i < n; i++) ds->y[i] = (int)nas_rng_below(&r, (uint64_t)classes);
 }
 
-/* Removes the directory tree dir; 0 on success, -1 otherwise. */
 /* 1 when /usr/bin/python3 can import pyarmnn (Arm NN checks run), else 0; asked once. */
 static inline int test_have_armnn(void) {
   static int cached = -1;
@@ -93,6 +180,7 @@ static inline int test_have_armnn(void) {
   return cached;
 }
 
+/* Removes the directory tree dir; 0 on success, -1 otherwise. */
 static inline int test_rm_rf(const char *dir) {
   char cmd[1200];
   if (snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir) >= (int)sizeof cmd) abort();

@@ -1,6 +1,6 @@
 /* train/net.c: arch JSON -> graph. Parsing and validation of every field (unknown ops and
- * fields are errors naming the layer), lowering of each layer to ops, parameter
- * initialisation, and per-layer MAC / parameter counts. */
+ * fields are errors naming the layer), lowering of each layer to ops, and per-layer MAC /
+ * parameter counts (parameter initialisation and the loss: train/net_init.c). */
 #include "train/net.h"
 #include "core/alloc.h"
 
@@ -582,57 +582,6 @@ static int lower_layer(bld *b, const cJSON *o, const int *outs) {
   }
 }
 
-/* ---- initialisation (PyTorch defaults) --------------------------------------------------- */
-
-void nas_net_init_params(nas_graph *g, uint64_t seed) {
-  nas_rng r;
-  nas_rng_seed(&r, seed);
-  for (int i = 0; i < g->n; i++) {
-    nas_node *nd = &g->nodes[i];
-    if (nd->kind != NAS_NODE_PARAM && nd->kind != NAS_NODE_STATE) continue;
-    size_t cnt = nas_shape_numel(&nd->shape);
-    const char *t = strrchr(nd->name, '.');
-    t = t ? t + 1 : nd->name;
-    float fill = -1;
-    if (!strcmp(t, "gamma") || !strcmp(t, "var")) fill = 1;
-    if (!strcmp(t, "beta") || !strcmp(t, "mean")) fill = 0;
-    if (fill >= 0) {
-      for (size_t k = 0; k < cnt; k++) nd->val[k] = fill;
-      continue;
-    }
-    if (nd->kind != NAS_NODE_PARAM) continue; /* other state (e.g. DNAS gates) is the caller's */
-    /* recurrent layers (PyTorch): every tensor uniform in +-1/sqrt(units) */
-    if (!strcmp(t, "w_ih") || !strcmp(t, "w_hh") || !strcmp(t, "b_ih") || !strcmp(t, "b_hh")) {
-      char wn[48];
-      snprintf(wn, sizeof wn, "%.*sw_hh", (int)(t - nd->name), nd->name);
-      int wi = nas_graph_find(g, wn);
-      float bound = wi >= 0 ? 1.0f / sqrtf((float)g->nodes[wi].shape.d[1]) : 0.1f;
-      for (size_t k = 0; k < cnt; k++) nd->val[k] = (nas_rng_uniform(&r) * 2 - 1) * bound;
-      continue;
-    }
-    /* fan_in of the weight this tensor belongs to: w itself, or the sibling w of a bias */
-    const nas_node *w = nd;
-    if (!strcmp(t, "b")) {
-      char wn[48];
-      snprintf(wn, sizeof wn, "%.*sw", (int)(t - nd->name), nd->name);
-      int wi = nas_graph_find(g, wn);
-      if (wi >= 0) w = &g->nodes[wi];
-    }
-    size_t fan_in = w->shape.nd == 3 ? (size_t)w->shape.d[0] * w->shape.d[1] /* depthwise */
-                                     : nas_shape_numel(&w->shape) / (size_t)w->shape.d[0];
-    float bound = 1.0f / sqrtf((float)fan_in); /* kaiming_uniform(a=sqrt(5)) == 1/sqrt(fan_in) */
-    for (size_t k = 0; k < cnt; k++) nd->val[k] = (nas_rng_uniform(&r) * 2 - 1) * bound;
-  }
-}
-
-int nas_net_add_loss(nas_net *n, nas_err *e) {
-  int one[1] = {1};
-  n->labels = nas_graph_input(n->g, "labels", 1, one, e);
-  int xin[2] = {n->logits, n->labels};
-  n->loss = n->labels < 0 ? -1 : nas_graph_apply(n->g, NAS_OP_SOFTMAX_XENT, xin, 2, NULL, "loss", e);
-  return n->loss < 0 ? e->code : NAS_OK;
-}
-
 /* ---- top level --------------------------------------------------------------------------- */
 
 static int parse_top(const cJSON *root, const char *src, int in[3], int *classes, nas_err *e) {
@@ -762,7 +711,19 @@ static int build(nas_net *n, const cJSON *root, const char *src, int max_batch, 
     rc = nas_net_add_loss(n, e);
   }
   if (rc == NAS_OK) rc = add_kl_terms(n, &b, e);
-  if (rc == NAS_OK) rc = nas_graph_alloc(n->g, e);
+  if (rc == NAS_OK && (rc = nas_graph_alloc(n->g, e)) != NAS_OK) {
+    /* name the file and the layer with the largest output, not just the byte count */
+    int big = 0;
+    for (int i = 1; i < n->n_layers; i++)
+      if ((long long)n->layers[i].out_h * n->layers[i].out_w * n->layers[i].out_c >
+          (long long)n->layers[big].out_h * n->layers[big].out_w * n->layers[big].out_c)
+        big = i;
+    const nas_layer_info *L = &n->layers[big];
+    char m[sizeof e->msg];
+    snprintf(m, sizeof m, "%s", e->msg);
+    nas_errf(e, rc, "%s: %s (largest output: layer %d (%s), %dx%dx%d per sample, batch %d)", src,
+             m, big, L->op, L->out_h, L->out_w, L->out_c, max_batch);
+  }
   if (rc == NAS_OK) {
     nas_net_init_params(n->g, seed);
     nas_prune_init(n->g);

@@ -80,8 +80,17 @@ static int epoch_event(dnas_ctx *c, int k, const dnas_sn_state *s, double T, dou
   }
   char *t = cJSON_PrintUnformatted(j);
   cJSON_Delete(j);
-  int rc = t ? nas_store_event_add(c->st, c->run_id, 0, "dnas_epoch", t, NULL, e)
+  /* The event is written before the epoch's checkpoint: a process killed in between trains
+     the epoch again on resume and comes here again. The run's last dnas_epoch event is then
+     this one (same point and epoch): it is not written twice. */
+  char *last = NULL;
+  int rc = t ? nas_store_event_last(c->st, c->run_id, "dnas_epoch", &last, e)
              : nas_errf(e, NAS_ENOMEM, "dnas: out of memory");
+  cJSON *lj = last ? cJSON_Parse(last) : NULL;
+  int again = lj && nas_config_num(lj, "point", -1) == k && nas_config_num(lj, "epoch", -1) == s->epoch;
+  cJSON_Delete(lj);
+  free(last);
+  if (rc == NAS_OK && !again) rc = nas_store_event_add(c->st, c->run_id, 0, "dnas_epoch", t, NULL, e);
   cJSON_free(t);
   return rc;
 }
@@ -258,9 +267,11 @@ static int train_supernet(dnas_ctx *c, int k, const double *w, dnas_sn_state *s,
     nas_dnas_probs(c->rx, s->alpha, T, NULL, y);
     nas_dnas_expected(c->rx, y, &Ec, NULL);
     if (rc == NAS_OK) rc = epoch_event(c, k, s, T, seen ? loss_sum / seen : NAN, vacc, y, &Ec, e);
-    if (rc == NAS_OK) rc = dnas_ckpt_save(c, k, dn, opt, s, e);
+    /* the shared warm-up first: killed between the two, point 0 redoes this epoch and
+       writes both again (else later points would find no warm-up to start from) */
     if (rc == NAS_OK && k == 0 && s->epoch == cf->warmup && c->n_points > 1)
       rc = dnas_ckpt_save(c, -1, dn, opt, s, e);
+    if (rc == NAS_OK) rc = dnas_ckpt_save(c, k, dn, opt, s, e);
     if (rc == NAS_OK && c->hooks && c->hooks->progress) {
       char msg[256];
       snprintf(msg, sizeof msg, "supernet epoch %d/%d%s  T %.3f  loss %.4f  argmax val acc %.4f  "
@@ -380,7 +391,7 @@ static int point(dnas_ctx *c, int k, int *stopped, nas_err *e) {
   int rc = s.alpha && s.m && s.v ? NAS_OK : nas_errf(e, NAS_ENOMEM, "dnas: out of memory");
   if (rc == NAS_OK) rc = train_supernet(c, k, w, &s, stopped, e);
   char *arch = NULL, hash[17];
-  int repaired = 0, existed = 0;
+  int repaired = 0, existed = 0, own = 0;
   int64_t cand = 0;
   if (rc == NAS_OK && !*stopped) rc = extract(c, s.alpha, &arch, &repaired, e);
   if (rc == NAS_OK && arch) rc = nas_arch_hash_hex(arch, hash, e);
@@ -393,6 +404,7 @@ static int point(dnas_ctx *c, int k, int *stopped, nas_err *e) {
     if ((rc = nas_store_candidate_get(c->st, cand, &row, e)) == NAS_OK) {
       if (!strcmp(row.state, "training")) rc = nas_store_candidate_set_state(c->st, cand, "proposed", NULL, e);
       fresh = !strcmp(row.state, "training") || !strcmp(row.state, "proposed");
+      own = row.generation == k; /* this point's own candidate, stored before a crash */
     }
     nas_store_candidate_row_free(&row);
   }
@@ -405,7 +417,7 @@ static int point(dnas_ctx *c, int k, int *stopped, nas_err *e) {
     cJSON *j = cJSON_CreateObject();
     cJSON_AddNumberToObject(j, "point", k);
     cJSON_AddNumberToObject(j, "candidate", (double)cand);
-    cJSON_AddBoolToObject(j, "duplicate", existed && !fresh);
+    cJSON_AddBoolToObject(j, "duplicate", existed && !fresh && !own);
     cJSON_AddNumberToObject(j, "repaired_decisions", repaired);
     cJSON_AddNumberToObject(j, "supernet_samples", (double)s.samples);
     cJSON_AddNumberToObject(j, "supernet_seconds", s.seconds);
