@@ -59,7 +59,10 @@ enum nas_kernlib { NAS_KLIB_CMSIS_NN, NAS_KLIB_TFLM_REF };
  *                   coefficient model
  *   nas-c           the engine's own C export (runtime/): its planned arena
  *                   (<NAME>_ARENA_BYTES) + runtime_overhead_sram_bytes; latency from the
- *                   target's coefficient model */
+ *                   target's coefficient model; it stores conv / pointwise / fc weights
+ *                   sparse where that is smaller (deploy/graph8.h, nas_g8_sparse_pick), so
+ *                   its flash is priced from the sparse bytes. TFLM has no sparse kernels:
+ *                   the two TFLM runtimes price dense weight storage. */
 enum nas_runtime { NAS_RT_TFLM_CMSIS_NN, NAS_RT_TFLM_REFERENCE, NAS_RT_NAS_C, NAS_RT_COUNT };
 const char *nas_runtime_name(int rt);      /* "tflm-cmsis-nn", ...; "?" out of range */
 int nas_runtime_from_name(const char *s);  /* -1 when unknown */

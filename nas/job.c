@@ -66,6 +66,21 @@ static int train_phases(const nas_train_job *job, nas_net *net, const nas_data *
   return nas_qat_run(net, d, &q, &tc, &s->r, qc, e);
 }
 
+/* Pruning figures of the trained net, then the net without its pruned channels. */
+static int compact(nas_net **net, const nas_train_job *job, nas_train_summary *s, nas_err *e) {
+  s->pruned = nas_prune_active(&(*net)->prune);
+  nas_prune_stats_of(*net, &s->prune);
+  s->params_compact = (*net)->params, s->macs_compact = (*net)->macs;
+  if (s->prune.channels_removed == 0) return NAS_OK;
+  nas_net *small = NULL;
+  int rc = nas_prune_compact(*net, job->cfg.batch, &small, e);
+  if (rc != NAS_OK) return rc;
+  nas_net_free(*net);
+  *net = small;
+  s->params_compact = small->params, s->macs_compact = small->macs;
+  return NAS_OK;
+}
+
 int nas_train_job_run(const nas_train_job *job, nas_train_summary *s, nas_err *e) {
   memset(s, 0, sizeof *s);
   nas_calib qat_calib;
@@ -74,6 +89,13 @@ int nas_train_job_run(const nas_train_job *job, nas_train_summary *s, nas_err *e
   nas_net *net = NULL;
   nas_data d = {0};
   int rc = nas_read_file(job->arch_path, &text, NULL, e);
+  if (rc == NAS_OK && job->prune) { /* --prune replaces the arch's "prune" object */
+    char *pj = NULL, *pruned = NULL;
+    rc = nas_prune_spec_parse(job->prune, &pj, e);
+    if (rc == NAS_OK) rc = nas_prune_arch_with(text, pj, &pruned, e);
+    if (rc == NAS_OK) free(text), text = pruned;
+    cJSON_free(pj);
+  }
   if (rc == NAS_OK) rc = nas_net_build(text, job->arch_path, job->cfg.batch, job->cfg.seed, &net, e);
   if (rc == NAS_OK) {
     nas_data_opts o;
@@ -103,8 +125,11 @@ int nas_train_job_run(const nas_train_job *job, nas_train_summary *s, nas_err *e
       cJSON_AddItemToObject(qat, "ranges", nas_qat_ranges_to_json(net, &qat_calib));
     }
     char *meta = meta_json(job, &d, s, qat);
-    rc = nas_ckpt_save(job->save_path, net->arch_json, meta ? meta : "{}", net->g, e);
+    rc = compact(&net, job, s, e); /* the checkpoint holds the network without its pruned channels */
+    if (rc == NAS_OK) rc = nas_ckpt_save(job->save_path, net->arch_json, meta ? meta : "{}", net->g, e);
     cJSON_free(meta);
+  } else if (rc == NAS_OK) {
+    rc = compact(&net, job, s, e);
   }
   nas_calib_free(&qat_calib);
   nas_data_free(&d);
@@ -217,7 +242,14 @@ int nas_export_write(const nas_export_job *job, const char *name, const nas_net 
   }
   if (!strcmp(job->format, "c")) { /* <name>.h/.c and the runtime nasrt*.c/.h */
     snprintf(s->path, sizeof s->path, "%s/%s.c", job->out_dir, name);
-    return nas_c_export(g, name, job->out_dir, e);
+    nas_g8_graph gs = *g; /* the same graph, prepared with the nas-c runtime's sparse storage */
+    gs.sparse = job->dense_weights ? 0 : 1;
+    for (int i = 0; gs.sparse && i < gs.nops; i++)
+      if (nas_g8_sparse_pick(&gs, i)) {
+        s->sparse_ops++;
+        s->sparse_saved += (long long)gs.tensors[gs.ops[i].in[1]].bytes - nas_g8_sparse_bytes(&gs, i, NULL);
+      }
+    return nas_c_export(&gs, name, job->out_dir, e);
   }
   /* onnx: the float network and its QDQ int8 twin */
   char qdq[4200];

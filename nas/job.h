@@ -18,6 +18,8 @@ typedef struct nas_train_job {
   float qat_lr_scale;        /* QAT after float epochs: learning rate = cfg.lr * this (0.1) */
   nas_warn_fn warn;          /* dataset warnings (skipped files), NULL: dropped */
   void *warn_user;           /* passed to warn */
+  const char *prune;         /* `--prune` text (train/prune.h nas_prune_spec_parse): replaces
+                                the arch's "prune" object; NULL keeps the arch's */
 } nas_train_job;
 
 typedef struct nas_train_summary {
@@ -26,6 +28,10 @@ typedef struct nas_train_summary {
   long long params, macs;    /* of the network */
   int train_n, val_n, test_n;/* split sizes */
   char arch_name[64];        /* "name" of the arch, or the file name */
+  nas_prune_stats prune;     /* zero weights and removed channels after training (pruning) */
+  int pruned;                /* 1 when the arch asked for pruning */
+  long long params_compact, macs_compact; /* after removing pruned channels (= params, macs
+                                             without channel pruning) */
 } nas_train_summary;
 
 /* Sets the number of threads for OpenMP and OpenBLAS (0: leave the default). Call before
@@ -62,6 +68,9 @@ typedef struct nas_export_job {
   int calib_samples;         /* training samples for calibration (1000) */
   int softmax;               /* append an int8 SOFTMAX after the logits */
   int recalibrate;           /* 1: calibrate even when the checkpoint holds QAT ranges */
+  int dense_weights;         /* --format c: 1 = every filter dense; 0 = conv / pointwise / fc
+                                filters stored sparse where that is smaller (the nas-c
+                                runtime's SPARSE operator, deploy/graph8.h) */
   const char *db;            /* nas_export_store_run: the SQLite store */
   long long candidate;       /* nas_export_store_run: the candidate id */
   nas_warn_fn warn;          /* dataset warnings (skipped files), NULL: dropped */
@@ -75,6 +84,8 @@ typedef struct nas_export_summary {
   int ops;                   /* operators of the int8 graph */
   long long arena_bytes;     /* peak tensor arena of the int8 graph (memory planner) */
   int qat_ranges;            /* 1: the checkpoint's QAT ranges were used instead of calibration */
+  int sparse_ops;            /* --format c: operators whose filters are stored sparse */
+  long long sparse_saved;    /* --format c: filter bytes saved by the sparse storage */
   char path[4096];           /* file written */
 } nas_export_summary;
 

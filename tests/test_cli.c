@@ -242,7 +242,7 @@ static void test_search_cli(void **state) {
   assert_non_null(strstr(out, "--supernet-epochs"));
   assert_null(strstr(out, "--population"));
   assert_int_equal(run("search --strategy nosuch --space space.json"), 2);
-  expect_one_line_error("unknown strategy 'nosuch' (random, evolution, dnas)");
+  expect_one_line_error("unknown strategy 'nosuch' (random, evolution, dnas, sparse)");
   const char *base = "search --strategy random --space space.json --dataset idx:data --db s.db "
                      "--budget 2 --epochs 1 --batch 32 --train-limit 100 --max-sram 1";
   snprintf(p, sizeof p, "%s --target stm32f446re --target-file t.json", base);

@@ -354,6 +354,33 @@ static void test_quantize_op(void **state) {
   nas_g8_graph_free(&g);
 }
 
+/* Sparse storage (the runtime's SPARSE, nas-c): 70% of the conv / pwconv / fc weights zero;
+ * the export (mask and values instead of the dense filters) compiles and computes what the
+ * host computes, with and without the SMLAD paths. */
+static void test_tiny_sparse(void **state) {
+  (void)state;
+  nas_g8_graph g;
+  lowered("{\"input\":[7,6,9],\"classes\":4,\"layers\":[{\"op\":\"conv\",\"out\":10,\"k\":3},"
+          "{\"op\":\"pwconv\",\"out\":12},{\"op\":\"conv\",\"out\":8,\"k\":[3,2],\"stride\":2,"
+          "\"padding\":\"valid\"},{\"op\":\"flatten\"},{\"op\":\"fc\",\"out\":4}]}",
+          0, 0, &g);
+  nas_rng r;
+  nas_rng_seed(&r, 17);
+  for (int i = 0; i < g.nops; i++) {
+    const nas_g8_op *op = &g.ops[i];
+    if (op->kind != NAS_G8_CONV_2D && op->kind != NAS_G8_FULLY_CONNECTED) continue;
+    int8_t *d = g.tensors[op->in[1]].data;
+    for (size_t k = 0; k < nas_g8_numel(&g.tensors[op->in[1]]); k++)
+      if (nas_rng_uniform(&r) < 0.7f) d[k] = 0;
+  }
+  g.sparse = 1;
+  for (int i = 0; i < g.nops; i++)
+    if (g.ops[i].kind == NAS_G8_CONV_2D || g.ops[i].kind == NAS_G8_FULLY_CONNECTED)
+      assert_true(nas_g8_sparse_pick(&g, i));
+  check_export(&g, "sparse", "SPARSE");
+  nas_g8_graph_free(&g);
+}
+
 /* The runtime files the export copies are the tree's runtime/ files, byte for byte, and every
  * .c/.h file of runtime/ is among them (the library embeds them when it is built). */
 static void test_runtime_files(void **state) {
@@ -443,6 +470,7 @@ int main(void) {
       cmocka_unit_test(test_kws_ref_model),
       cmocka_unit_test(test_other_ref_models),
       cmocka_unit_test(test_quantize_op),
+      cmocka_unit_test(test_tiny_sparse),
       cmocka_unit_test(test_runtime_files),
       cmocka_unit_test(test_cores),
       cmocka_unit_test(test_errors),

@@ -87,7 +87,7 @@ static void test_plan_errors(void **state) {
   nas_g8_op op;
   memset(&op, 0, sizeof op);
   op.kind = NAS_G8_RESHAPE, op.nin = 1, op.in[0] = 0, op.in[1] = op.in[2] = -1, op.out = 1;
-  nas_g8_graph g = {2, t, 1, &op, 0, 1};
+  nas_g8_graph g = {2, t, 1, &op, 0, 1, 0};
   nas_tflm_plan p;
   nas_tflm_scratch bad = {3, 64};
   assert_int_equal(nas_tflm_plan_build(&g, &bad, 1, &p, &e), NAS_EINVAL);

@@ -40,7 +40,11 @@
  *   ALPHA_BLEND w, alpha:[1] (STATE); (1-alpha)*w + alpha*q(w), q as FAKEQUANT weights (axis
  *              p.kh); gradient (1-alpha)*dy only (alpha-blending, no STE).
  *   MASK_MUL, MIX, CHANPAD  DNAS supernet gates (channel/kernel masks, weighted mixtures,
- *              channel zero-padding); see train/ops_dnas.c.
+ *              channel zero-padding); see train/ops_dnas.c. MASK_MUL with a STATE mask of the
+ *              weight's shape (or [C] on batch-norm gamma/beta and on a consumer's input
+ *              channels) is also the pruning mask of train/prune.h.
+ *   SQUARE, EXP, LRT, SVDO_W, SVDO_KL  Sparse Variational Dropout with the local
+ *              reparameterisation trick (train/ops_svdo.c, train/prune.h).
  */
 #ifndef NAS_TRAIN_OPS_H
 #define NAS_TRAIN_OPS_H
