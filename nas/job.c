@@ -43,6 +43,21 @@ static char *meta_json(const nas_train_job *job, const nas_data *d, const nas_tr
   return t;
 }
 
+/* The float phase of a QAT run counts its epochs out of the run's --epochs, as the QAT phase
+ * does (epoch 1/3, 2/3 of float, then 3/3 of QAT; not 1/2, 2/2, 3/3). */
+typedef struct phase_progress {
+  void (*fn)(const nas_epoch_report *r, void *user);
+  void *user;
+  int total;
+} phase_progress;
+
+static void float_phase_progress(const nas_epoch_report *r, void *user) {
+  const phase_progress *p = user;
+  nas_epoch_report x = *r;
+  x.epochs = p->total;
+  p->fn(&x, p->user);
+}
+
 /* Float epochs, then (job->qat) the QAT epochs; the QAT ranges go to *qc. */
 static int train_phases(const nas_train_job *job, nas_net *net, const nas_data *d,
                         nas_train_summary *s, nas_calib *qc, nas_err *e) {
@@ -53,6 +68,8 @@ static int train_phases(const nas_train_job *job, nas_net *net, const nas_data *
   if (fe > 0) {
     nas_train_cfg fc = job->cfg;
     fc.epochs = fe;
+    phase_progress pp = {job->cfg.progress, job->cfg.user, job->cfg.epochs};
+    if (fc.progress) fc.progress = float_phase_progress, fc.user = &pp;
     int rc = nas_train(net, d, &fc, &s->float_r, e);
     if (rc) return rc;
   }

@@ -27,8 +27,9 @@ static int read_blobs(const nas_export_job *job, void **fb, size_t *fl, void **q
   memset(&r, 0, sizeof r);
   rc = nas_store_candidate_get(st, (int64_t)job->candidate, &r, e);
   if (rc == NAS_OK && strcmp(r.state, "done"))
-    rc = nas_errf(e, NAS_EINVAL, "%s: candidate %lld is %s%s%s: only done candidates have weights",
-                  job->db, job->candidate, r.state, r.reason ? " (" : "", r.reason ? r.reason : "");
+    rc = nas_errf(e, NAS_EINVAL, "%s: candidate %lld is %s%s%s%s: only done candidates have weights",
+                  job->db, job->candidate, r.state, r.reason ? " (" : "", r.reason ? r.reason : "",
+                  r.reason ? ")" : "");
   if (rc == NAS_OK) {
     nas_err we = {0};
     if (nas_store_weights_get(st, (int64_t)job->candidate, "float", fb, fl, &we) != NAS_OK ||
