@@ -1,13 +1,14 @@
 # Thin wrapper over CMake. The two commands a user needs: `make demo` and `make test`.
 BUILD ?= build
 ASAN_BUILD ?= build-asan
+FUZZ_BUILD ?= build-fuzz
 JOBS ?= $(shell nproc)
 # Warnings are errors in CI (CI=true, set by .ci/run) or when asked: make test NAS_FATAL_WARNINGS=ON.
 NAS_FATAL_WARNINGS ?= $(if $(filter true,$(CI)),ON,OFF)
 # NAS_MODELS_DIR=DIR: where the tests find the reference models (docs/testing.md "Test references").
 CMAKE_OPTS = -DNAS_FATAL_WARNINGS=$(NAS_FATAL_WARNINGS) $(if $(NAS_MODELS_DIR),-DNAS_MODELS_DIR=$(NAS_MODELS_DIR))
 
-.PHONY: all setup build demo test test-asan bench install clean
+.PHONY: all setup build demo test test-asan bench fuzz install clean
 
 all: build
 
@@ -32,6 +33,13 @@ test-asan: setup
 	cmake --build $(ASAN_BUILD) -j $(JOBS)
 	ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 bash scripts/run_ctest.sh $(ASAN_BUILD) --output-on-failure -j $(JOBS)
 
+# libFuzzer harnesses (fuzz/, docs/fuzzing.md): FUZZ_SECONDS per harness, FUZZ_JOBS at a time,
+# clang build in build-fuzz. Fails when a harness finds a crash, leak or undefined behaviour.
+FUZZ_SECONDS ?= 60
+FUZZ_JOBS ?= 1
+fuzz: setup
+	bash fuzz/run.sh -t $(FUZZ_SECONDS) -j $(FUZZ_JOBS) -b $(FUZZ_BUILD)
+
 bench: build
 	bash bench/run.sh $(BUILD)
 
@@ -41,4 +49,4 @@ install: build
 	cmake --install $(BUILD) $(if $(PREFIX),--prefix $(PREFIX))
 
 clean:
-	rm -rf $(BUILD) $(ASAN_BUILD)
+	rm -rf $(BUILD) $(ASAN_BUILD) $(FUZZ_BUILD)

@@ -4,6 +4,13 @@
 #include <stdio.h>
 #include <string.h>
 
+/* Keeps a message one line: control characters (a newline in a user's JSON key or CSV field)
+ * become '?'. */
+static void one_line(char *s) {
+  for (; *s; s++)
+    if ((unsigned char)*s < 32 || *s == 127) *s = '?';
+}
+
 int nas_errf(nas_err *e, int code, const char *fmt, ...) {
   if (!e) return code;
   e->code = code;
@@ -11,6 +18,7 @@ int nas_errf(nas_err *e, int code, const char *fmt, ...) {
   va_start(ap, fmt);
   vsnprintf(e->msg, sizeof e->msg, fmt, ap);
   va_end(ap);
+  one_line(e->msg);
   return code;
 }
 
@@ -29,6 +37,7 @@ int nas_err_prefix(nas_err *e, const char *fmt, ...) {
   memcpy(e->msg, pre, lp - 2 < cap ? lp - 2 : cap);
   if (lp >= 2) e->msg[lp - 2] = ':', e->msg[lp - 1] = ' ';
   e->msg[lp + lm] = '\0';
+  one_line(e->msg);
   return e->code;
 }
 

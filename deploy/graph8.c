@@ -29,6 +29,10 @@ size_t nas_g8_numel(const nas_g8_tensor *t) {
   return n;
 }
 
+size_t nas_g8_tensor_bytes(const nas_g8_tensor *t) {
+  return nas_g8_numel(t) * (t->type == NAS_G8_INT32 ? 4 : t->type == NAS_G8_INT16 ? 2 : 1);
+}
+
 /* TFLite BuiltinOperator names, by code. */
 static const char *const OP_NAMES[] = {
     "ADD", "AVERAGE_POOL_2D", "CONCATENATION", "CONV_2D", "DEPTHWISE_CONV_2D", "DEPTH_TO_SPACE",
@@ -101,6 +105,31 @@ static int opfail(nas_err *e, int i, const nas_g8_op *op, const char *fmt, ...) 
 
 static int same_q(const nas_g8_tensor *a, const nas_g8_tensor *b) {
   return a->scale[0] == b->scale[0] && a->zero_point[0] == b->zero_point[0];
+}
+
+/* The kernels accumulate in int32, as TFLite Micro does: the largest |sum| any input can give,
+ * sum_k |w_k - w_zp| * max|x - x_zp| + |bias|, must fit, per output channel (conv, depthwise
+ * conv, fully connected). Returns the first channel that can overflow, or -1. */
+static int acc_overflow(const nas_g8_graph *g, const nas_g8_op *op) {
+  const nas_g8_tensor *x = &g->tensors[op->in[0]], *w = &g->tensors[op->in[1]];
+  const nas_g8_tensor *b = op->nin > 2 && op->in[2] >= 0 ? &g->tensors[op->in[2]] : NULL;
+  const int8_t *wd = w->data;
+  const int32_t *bd = b ? b->data : NULL;
+  int64_t xmax = 128 + (int64_t)(x->zero_point[0] < 0 ? -x->zero_point[0] : x->zero_point[0]);
+  int64_t wz = w->zero_point[0];
+  size_t nw = nas_g8_numel(w);
+  int dw = op->kind == NAS_G8_DEPTHWISE_CONV_2D;
+  int co = dw ? w->dims[3] : w->dims[0];
+  size_t per = nw / (size_t)co; /* weights per output channel */
+  for (int c = 0; c < co; c++) {
+    int64_t s = bd ? (bd[c] < 0 ? -(int64_t)bd[c] : bd[c]) : 0;
+    for (size_t k = 0; k < per; k++) {
+      int64_t v = (int64_t)wd[dw ? k * (size_t)co + (size_t)c : (size_t)c * per + k] - wz;
+      s += (v < 0 ? -v : v) * xmax;
+    }
+    if (s > INT32_MAX) return c;
+  }
+  return -1;
 }
 
 int nas_g8_validate(const nas_g8_graph *g, nas_err *e) {
@@ -234,6 +263,15 @@ int nas_g8_validate(const nas_g8_graph *g, nas_err *e) {
         if (nas_g8_validate_rnn(g, i, e)) return e->code;
     }
     if (x->data && op->kind != NAS_G8_ADD) OPFAIL("input '%s' is a constant", x->name);
+    int oc = op->kind == NAS_G8_CONV_2D || op->kind == NAS_G8_DEPTHWISE_CONV_2D ||
+                     op->kind == NAS_G8_FULLY_CONNECTED ? acc_overflow(g, op) : -1;
+    if (oc >= 0)
+      OPFAIL("output channel %d can overflow the int32 accumulator (weights or bias too large for "
+             "the input range)", oc);
+    if (op->kind == NAS_G8_AVERAGE_POOL_2D &&
+        (int64_t)(op->filter_h < x->dims[1] ? op->filter_h : x->dims[1]) *
+                (op->filter_w < x->dims[2] ? op->filter_w : x->dims[2]) * 128 > INT32_MAX)
+      OPFAIL("a %dx%d window can overflow the int32 sum", op->filter_h, op->filter_w);
   }
   const nas_g8_tensor *ti = &g->tensors[g->input], *to = &g->tensors[g->output];
   if (ti->type != NAS_G8_INT8 || ti->data) return nas_errf(e, NAS_EINVAL, "graph input '%s' must be an int8 activation", ti->name);

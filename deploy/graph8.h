@@ -99,6 +99,8 @@ void nas_g8_graph_free(nas_g8_graph *g); /* NULL-safe; frees what g points to, n
 
 /* Element count of a tensor (product of dims; 1 for a scalar). */
 size_t nas_g8_numel(const nas_g8_tensor *t);
+/* Bytes of t's values (int16 and int32 tensors take 2 and 4 bytes an element). */
+size_t nas_g8_tensor_bytes(const nas_g8_tensor *t);
 /* "CONV_2D" etc. for any TFLite BuiltinOperator code; NULL when unknown. */
 const char *nas_g8_op_name(int builtin_code);
 const char *nas_g8_act_name(int act);
@@ -142,8 +144,15 @@ typedef struct nas_g8_plan {
   int ntensors;      /* = graph's */
   long *offset;      /* [ntensors] byte offset in the arena; -1 for constants; owned */
   int *first, *last; /* [ntensors] lifetime in operator indices (inclusive); owned */
-  size_t peak;       /* arena bytes = max(offset + size) */
+  size_t peak;       /* arena bytes = max(offset + size), scratch buffers included */
+  int nops;          /* = graph's */
+  long *scratch;     /* [nops] offset of operator i's scratch (nas_g8_op_scratch bytes, live
+                        during operator i only), -1 when it has none; owned */
 } nas_g8_plan;
+/* Bytes of arena scratch the device runtime's kernel for operator i uses (0: none). With
+ * optional non-NULL, *optional = 1 when the kernel also runs without it (slower): the planner
+ * then gives it only where it fits below the peak of everything else. */
+size_t nas_g8_op_scratch(const nas_g8_graph *g, int i, int *optional);
 
 /* An operator prepared once: every parameter its kernels need, derived here and nowhere else.
  * rt is the MCU runtime's parameter struct (runtime/nasrt.h) for kind rt_kind: shapes,
@@ -183,6 +192,8 @@ typedef struct nas_g8_prep_op {
   int stage_h, stage_w; /* depthwise staging: input rows/columns the windows cover */
   int16_t *w16;    /* repacked filter, or NULL */
   int32_t *bias;   /* [cop] bias (0 where absent), or NULL */
+  int8_t *wq;      /* the device's fast-kernel filter (rt.conv.wq / rt.fc.wq), or NULL */
+  int32_t *bq;     /* its bias with the input offset folded in (rt.*.bq), or NULL */
 } nas_g8_prep_op;
 typedef struct nas_g8_prep {
   int nops;
@@ -216,9 +227,12 @@ int nas_g8_run_op_prep(const nas_g8_graph *g, const nas_g8_prep *p, int op, int8
 int nas_g8_rt_run(const nas_g8_graph *g, const int8_t *in, int8_t *out, nas_err *e);
 
 /* ---- memory planner -------------------------------------------------------------------- */
-/* Plans every activation tensor (greedy by size, largest first, lowest offset that does not
- * overlap a tensor whose lifetime intersects). Offsets are aligned to 16 bytes. */
+/* Plans every activation tensor and every operator's scratch (deploy/planner.c: the smallest
+ * of several greedy placements, one of them TFLite Micro's). Offsets are aligned to 16 bytes. */
 int nas_g8_plan_build(const nas_g8_graph *g, nas_g8_plan *p, nas_err *e);
+/* The same planner over the activation tensors alone (no scratch; every scratch offset -1):
+ * the figure to compare with another runtime's activation plan. */
+int nas_g8_plan_activations(const nas_g8_graph *g, nas_g8_plan *p, nas_err *e);
 void nas_g8_plan_free(nas_g8_plan *p); /* NULL-safe */
 
 /* A graph ready to run many times: its plan, prepared operators and one arena. Not shared

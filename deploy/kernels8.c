@@ -30,7 +30,10 @@ static inline int32_t mulq(int32_t a, int32_t lm, int32_t qm, int32_t rs, int32_
 
 static inline int8_t rq1(int32_t a, int32_t lm, int32_t qm, int32_t rs, int32_t mk, int32_t out_off,
                          int32_t lo, int32_t hi) {
-  int32_t v = mulq(a, lm, qm, rs, mk) + out_off;
+  int32_t m = mulq(a, lm, qm, rs, mk);
+  m = m < -512 ? -512 : m > 512 ? 512 : m; /* same result after the clamp below, and the sum
+                                              cannot overflow when the multiplier is huge */
+  int32_t v = m + out_off;
   return (int8_t)(v < lo ? lo : v > hi ? hi : v);
 }
 

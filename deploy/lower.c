@@ -4,6 +4,7 @@
 #include "core/alloc.h"
 #include "deploy/lower_impl.h"
 
+#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -36,6 +37,14 @@ int nas_lw_lerr(lw *L, int node, int code, const char *fmt, ...) {
 }
 
 int nas_lw_oom(lw *L) { return nas_errf(L->e, NAS_ENOMEM, "lowering: out of memory"); }
+
+/* 1 when x[0..n) are all finite (a NaN or infinity would make the int8 conversions
+ * undefined; checkpoints store such values bit for bit). */
+static int all_finite(const float *x, size_t n) {
+  for (size_t i = 0; i < n; i++)
+    if (!isfinite(x[i])) return 0;
+  return 1;
+}
 
 /* Appends a tensor; returns its index or -1. nq scales (zero points 0 unless set later). */
 int nas_lw_add_tensor(lw *L, const char *name, int type, int ndim, const int *dims, int nq) {
@@ -200,6 +209,10 @@ static int lower_conv(lw *L, int i) {
     goto done;
   }
   if (nas_fold_bn(L->fg, i, bn, w, b, L->e)) goto done;
+  if (!all_finite(w, nw) || !all_finite(b, (size_t)co)) {
+    nas_lw_lerr(L, i, NAS_EINVAL, "weights, bias or batch-norm statistics are not finite");
+    goto done;
+  }
   if (dw) nas_q_weights(w, co, per, 1, co, q, ws);
   else nas_q_weights(w, co, per, per, 1, q, ws);
   char nm[64];
@@ -242,6 +255,10 @@ static int lower_dense(lw *L, int i) {
     goto done;
   }
   if (n->n_in > 2) memcpy(b, L->fg->nodes[n->in[2]].val, sizeof *b * (size_t)co);
+  if (!all_finite(wn->val, nw) || !all_finite(b, (size_t)co)) {
+    nas_lw_lerr(L, i, NAS_EINVAL, "weights or bias are not finite");
+    goto done;
+  }
   if (pc) nas_q_weights(wn->val, co, k, k, 1, q, ws);
   else nas_q_weights(wn->val, 1, (int)nw, 0, 1, q, ws);
   int wdims[2] = {co, k};

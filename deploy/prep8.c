@@ -92,6 +92,51 @@ static int channel_requant(const nas_g8_tensor *x, const nas_g8_tensor *w, const
   return NAS_OK;
 }
 
+/* The fast kernels' filter layout (runtime/nasrt_fast_conv.c): rows of d bytes per output
+ * channel, in channel pairs interleaved by groups of four bytes, each pair's d % 4 last bytes
+ * after its groups; an odd last channel as stored. */
+static int fast_pack(const int8_t *w, int co, int d, nas_g8_prep_op *p) {
+  p->wq = nas_malloc((size_t)co * (size_t)d + 1);
+  if (!p->wq) return NAS_ENOMEM;
+  int8_t *o = p->wq;
+  const int G = d / 4, r = d % 4;
+  int c = 0;
+  for (; c + 1 < co; c += 2) {
+    const int8_t *w0 = w + (size_t)c * d, *w1 = w0 + d;
+    for (int g = 0; g < G; g++) {
+      memcpy(o, w0 + 4 * g, 4), memcpy(o + 4, w1 + 4 * g, 4);
+      o += 8;
+    }
+    memcpy(o, w0 + 4 * G, (size_t)r), memcpy(o + r, w1 + 4 * G, (size_t)r);
+    o += 2 * r;
+  }
+  if (c < co) memcpy(o, w + (size_t)c * d, (size_t)d);
+  return NAS_OK;
+}
+
+/* bq[c] = bias[c] + in_off * (sum of channel c's n weights): the input offset folded into the
+ * bias (int32 wrap-around, as the accumulation itself). Weights of channel c: w[c*n + k]
+ * (rows), or w[k*co + c] (strided: depthwise [kh,kw,co]). */
+static int fold_bias(const int8_t *w, const int32_t *bias, int32_t in_off, int co, int n,
+                     int strided, nas_g8_prep_op *p) {
+  p->bq = nas_malloc(sizeof *p->bq * (size_t)(co > 0 ? co : 1));
+  if (!p->bq) return NAS_ENOMEM;
+  for (int c = 0; c < co; c++) {
+    int32_t s = 0;
+    for (int k = 0; k < n; k++) s += strided ? w[(size_t)k * co + c] : w[(size_t)c * n + k];
+    p->bq[c] = (int32_t)((uint32_t)(bias ? bias[c] : 0) + (uint32_t)in_off * (uint32_t)s);
+  }
+  return NAS_OK;
+}
+
+/* 0 when every channel has the same multiplier and shift (per-tensor weights: the export
+ * then prints one), else 1. */
+static int32_t qstep_of(const nas_g8_prep_op *p, int co) {
+  for (int c = 1; c < co; c++)
+    if (p->mult[c] != p->mult[0] || p->shift[c] != p->shift[0]) return 1;
+  return 0;
+}
+
 static int prep_conv(const nas_g8_graph *g, const nas_g8_plan *plan, const nas_g8_op *op,
                      nas_g8_prep_op *p) {
   const nas_g8_tensor *x = &g->tensors[op->in[0]], *w = &g->tensors[op->in[1]];
@@ -109,6 +154,18 @@ static int prep_conv(const nas_g8_graph *g, const nas_g8_plan *plan, const nas_g
   c->pl = pad_before(op->padding, c->w, c->wo, c->sw, (c->kw - 1) * c->dw + 1);
   c->in_off = -x->zero_point[0], c->out_off = y->zero_point[0];
   nas_q_act_range(op->act, y->scale[0], y->zero_point[0], &c->lo, &c->hi);
+  c->scratch = -1;
+  if (op->kind == NAS_G8_CONV_2D) {
+    const int i = (int)(op - g->ops);
+    if (fast_pack(c->filter, c->co, c->kh * c->kw * c->ci, p)) return NAS_ENOMEM;
+    if (fold_bias(c->filter, c->bias, c->in_off, c->co, c->kh * c->kw * c->ci, 0, p))
+      return NAS_ENOMEM;
+    c->wq = p->wq, c->bq = p->bq, c->qstep = qstep_of(p, c->co);
+    c->scratch = plan && plan->scratch ? (int32_t)plan->scratch[i] : -1;
+  } else if (c->co == c->ci) { /* depthwise, multiplier 1: the filter as stored */
+    if (fold_bias(c->filter, c->bias, c->in_off, c->co, c->kh * c->kw, 1, p)) return NAS_ENOMEM;
+    c->bq = p->bq, c->qstep = qstep_of(p, c->co);
+  }
   return NAS_OK;
 }
 
@@ -124,6 +181,11 @@ static int prep_fc(const nas_g8_graph *g, const nas_g8_plan *plan, const nas_g8_
   f->co = w->dims[0], f->d = w->dims[1], f->b = (int32_t)(nas_g8_numel(x) / (size_t)f->d);
   f->in_off = -x->zero_point[0], f->w_off = -w->zero_point[0], f->out_off = y->zero_point[0];
   nas_q_act_range(op->act, y->scale[0], y->zero_point[0], &f->lo, &f->hi);
+  if (f->w_off == 0) { /* the fast kernel folds the input offset only */
+    if (fast_pack(f->filter, f->co, f->d, p) || fold_bias(f->filter, f->bias, f->in_off, f->co, f->d, 0, p))
+      return NAS_ENOMEM;
+    f->wq = p->wq, f->bq = p->bq, f->qstep = qstep_of(p, f->co);
+  }
   return NAS_OK;
 }
 
@@ -282,7 +344,7 @@ void nas_g8_prep_op_free(nas_g8_prep_op *p) {
   if (!p) return;
   free(p->mult), free(p->shift), free(p->ebias);
   free(p->rq.mult), free(p->rq.lmul), free(p->rq.rsh), free(p->rq.mask), free(p->w16),
-      free(p->bias);
+      free(p->bias), free(p->wq), free(p->bq);
   memset(p, 0, sizeof *p);
 }
 
@@ -347,4 +409,13 @@ void nas_g8_prep_free(nas_g8_prep *p) {
 nasrt_op nas_g8_prep_rt_op(const nas_g8_prep_op *p) {
   nasrt_op o = {p->rt_kind, nasrt_eval_of(p->rt_kind), &p->rt};
   return o;
+}
+
+size_t nas_g8_op_scratch(const nas_g8_graph *g, int i, int *optional) {
+  const nas_g8_op *op = &g->ops[i];
+  if (optional) *optional = 0;
+  if (op->kind != NAS_G8_CONV_2D) return 0;
+  const nas_g8_tensor *w = &g->tensors[op->in[1]];
+  if (optional) *optional = w->dims[1] == 1 && w->dims[2] == 1; /* 1x1: reads the input as is */
+  return (size_t)nasrt_conv_scratch_bytes(w->dims[1], w->dims[2], w->dims[3]);
 }

@@ -1,8 +1,10 @@
 /* export/export_c.c: C source export of an int8 graph (see export_c.h). The graph is planned
  * and prepared exactly as the host runtime prepares it (nas_g8_plan_build, nas_g8_prep_build);
- * this file only prints: the constant tensors, each operator's prepared runtime struct as a C
- * initialiser (a pointer field names the constant tensor or the prepared array it points to),
- * the operator table and the model, then copies the runtime files embedded in the library. */
+ * this file only prints: the constant tensors the device reads, each operator's prepared
+ * runtime struct as a C initialiser (a pointer field names the constant tensor or the prepared
+ * array it points to; data a fast kernel replaced, such as a repacked filter's original, is not
+ * printed), the operator table and the model, then copies the runtime files embedded in the
+ * library. nas_c_export_data_bytes sums what the model source puts in flash. */
 #include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -115,7 +117,9 @@ static int ptr_name(char *buf, size_t n, const nas_g8_graph *g, const nas_g8_pre
   if (!ptr) return snprintf(buf, n, "NULL"), NAS_OK;
   if (ptr == pp->mult) return snprintf(buf, n, "op%d_mult", i), NAS_OK;
   if (ptr == pp->shift) return snprintf(buf, n, "op%d_shift", i), NAS_OK;
-  if (ptr && ptr == pp->ebias) return snprintf(buf, n, "op%d_bias", i), NAS_OK;
+  if (pp->ebias && ptr == pp->ebias) return snprintf(buf, n, "op%d_bias", i), NAS_OK;
+  if (pp->wq && ptr == pp->wq) return snprintf(buf, n, "op%d_wq", i), NAS_OK;
+  if (pp->bq && ptr == pp->bq) return snprintf(buf, n, "op%d_bq", i), NAS_OK;
   for (int t = 0; t < g->ntensors; t++)
     if (g->tensors[t].data == ptr) return snprintf(buf, n, "t%d", t), NAS_OK;
   return nas_errf(e, NAS_EINVAL, "operator %d: C export: a prepared pointer refers to no "
@@ -159,6 +163,61 @@ static int emit_struct(FILE *f, const char *type, const nas_g8_graph *g, const n
 }
 
 #define NV(a) (int)(sizeof(a) / sizeof(a)[0])
+#define MAXPTR 12
+
+/* The pointer fields of prepared operator pp as the device reads them: the data a fast kernel
+ * replaces (the filter it repacked, the bias it folded) is not printed (NULL), so the model
+ * carries each weight once. Returns the number of fields written to out[MAXPTR]. */
+static int op_ptrs(const nas_g8_prep_op *pp, pval *out) {
+  int n = 0;
+  switch (pp->rt_kind) {
+    case NASRT_CONV_2D:
+    case NASRT_DEPTHWISE_CONV_2D: {
+      const nasrt_conv_p *c = &pp->rt.conv;
+      out[n++] = (pval){"filter", c->wq ? NULL : c->filter};
+      out[n++] = (pval){"bias", c->bq ? NULL : c->bias};
+      out[n++] = (pval){"mult", c->mult}, out[n++] = (pval){"shift", c->shift};
+      out[n++] = (pval){"wq", c->wq}, out[n++] = (pval){"bq", c->bq};
+      break;
+    }
+    case NASRT_FULLY_CONNECTED: {
+      const nasrt_fc_p *c = &pp->rt.fc;
+      out[n++] = (pval){"filter", c->wq ? NULL : c->filter};
+      out[n++] = (pval){"bias", c->bq ? NULL : c->bias};
+      out[n++] = (pval){"mult", c->mult}, out[n++] = (pval){"shift", c->shift};
+      out[n++] = (pval){"wq", c->wq}, out[n++] = (pval){"bq", c->bq};
+      break;
+    }
+    case NASRT_ADD:
+    case NASRT_SUB:
+      out[n++] = (pval){"a_data", pp->rt.add.a_data}, out[n++] = (pval){"b_data", pp->rt.add.b_data};
+      break;
+    case NASRT_MUL:
+      out[n++] = (pval){"a_data", pp->rt.mul.a_data}, out[n++] = (pval){"b_data", pp->rt.mul.b_data};
+      break;
+    case NASRT_UNIDIRECTIONAL_SEQUENCE_LSTM: {
+      const nasrt_lstm_p *c = &pp->rt.lstm;
+      out[n++] = (pval){"w_ii", c->w_ii}, out[n++] = (pval){"w_if", c->w_if};
+      out[n++] = (pval){"w_ic", c->w_ic}, out[n++] = (pval){"w_io", c->w_io};
+      out[n++] = (pval){"w_ri", c->w_ri}, out[n++] = (pval){"w_rf", c->w_rf};
+      out[n++] = (pval){"w_rc", c->w_rc}, out[n++] = (pval){"w_ro", c->w_ro};
+      out[n++] = (pval){"bias", c->bias}, out[n++] = (pval){"mult", c->mult};
+      out[n++] = (pval){"shift", c->shift};
+      break;
+    }
+    default: break;
+  }
+  return n;
+}
+
+/* Multipliers (and shifts) the device reads: one when a fast kernel shares it (qstep 0). */
+static int qcount(const nas_g8_prep_op *pp) {
+  if (pp->rt_kind == NASRT_UNIDIRECTIONAL_SEQUENCE_LSTM) return 8; /* one per gate product */
+  const int fc = pp->rt_kind == NASRT_FULLY_CONNECTED;
+  const int co = fc ? pp->rt.fc.co : pp->rt.conv.co;
+  const int shared = fc ? pp->rt.fc.bq && !pp->rt.fc.qstep : pp->rt.conv.bq && !pp->rt.conv.qstep;
+  return shared ? 1 : co;
+}
 
 /* Emits the prepared arrays and the parameter struct `op<i>` of operator i. */
 static int emit_op(FILE *f, const nas_g8_graph *g, const nas_g8_prep_op *pp, int i, nas_err *e) {
@@ -168,38 +227,49 @@ static int emit_op(FILE *f, const nas_g8_graph *g, const nas_g8_prep_op *pp, int
   if (pp->mult) {
     const int lstm = pp->rt_kind == NASRT_UNIDIRECTIONAL_SEQUENCE_LSTM;
     const int co = lstm ? 8 : pp->rt_kind == NASRT_FULLY_CONNECTED ? pp->rt.fc.co : pp->rt.conv.co;
+    const int nq = qcount(pp);
     char name[32];
     snprintf(name, sizeof name, "op%d_mult", i);
-    emit_i32_array(f, name, pp->mult, (size_t)co);
+    emit_i32_array(f, name, pp->mult, (size_t)nq);
     snprintf(name, sizeof name, "op%d_shift", i);
-    emit_i8_array(f, name, pp->shift, (size_t)co);
+    emit_i8_array(f, name, pp->shift, (size_t)nq);
     if (lstm) {
       snprintf(name, sizeof name, "op%d_bias", i);
       emit_i32_array(f, name, pp->ebias, 8 * (size_t)pp->rt.lstm.h);
     }
+    if (pp->bq) {
+      snprintf(name, sizeof name, "op%d_bq", i);
+      emit_i32_array(f, name, pp->bq, (size_t)co);
+    }
+    if (pp->wq) {
+      const size_t nw = pp->rt_kind == NASRT_FULLY_CONNECTED
+                            ? (size_t)pp->rt.fc.co * (size_t)pp->rt.fc.d
+                            : (size_t)co * (size_t)(pp->rt.conv.kh * pp->rt.conv.kw * pp->rt.conv.ci);
+      snprintf(name, sizeof name, "op%d_wq", i);
+      emit_i8_array(f, name, pp->wq, nw);
+    }
   }
+  pval p[MAXPTR];
+  const int np = op_ptrs(pp, p);
   switch (pp->rt_kind) {
     case NASRT_CONV_2D:
     case NASRT_DEPTHWISE_CONV_2D: {
       const nasrt_conv_p *c = &pp->rt.conv;
-      const pval p[] = {{"filter", c->filter}, {"bias", c->bias}, {"mult", c->mult},
-                        {"shift", c->shift}};
       const ival v[] = {
           {"in", c->in}, {"out", c->out}, {"n", c->n}, {"h", c->h}, {"w", c->w}, {"ci", c->ci},
           {"ho", c->ho}, {"wo", c->wo}, {"co", c->co}, {"kh", c->kh}, {"kw", c->kw},
           {"sh", c->sh}, {"sw", c->sw}, {"dh", c->dh}, {"dw", c->dw}, {"pt", c->pt},
           {"pl", c->pl}, {"in_off", c->in_off}, {"out_off", c->out_off}, {"lo", c->lo},
-          {"hi", c->hi}};
-      return emit_struct(f, "nasrt_conv_p", g, pp, i, p, NV(p), v, NV(v), e);
+          {"hi", c->hi}, {"scratch", c->scratch}, {"qstep", c->qstep}};
+      return emit_struct(f, "nasrt_conv_p", g, pp, i, p, np, v, NV(v), e);
     }
     case NASRT_FULLY_CONNECTED: {
       const nasrt_fc_p *c = &pp->rt.fc;
-      const pval p[] = {{"filter", c->filter}, {"bias", c->bias}, {"mult", c->mult},
-                        {"shift", c->shift}};
       const ival v[] = {{"in", c->in}, {"out", c->out}, {"b", c->b}, {"d", c->d},
                         {"co", c->co}, {"in_off", c->in_off}, {"w_off", c->w_off},
-                        {"out_off", c->out_off}, {"lo", c->lo}, {"hi", c->hi}};
-      return emit_struct(f, "nasrt_fc_p", g, pp, i, p, NV(p), v, NV(v), e);
+                        {"out_off", c->out_off}, {"lo", c->lo}, {"hi", c->hi},
+                        {"qstep", c->qstep}};
+      return emit_struct(f, "nasrt_fc_p", g, pp, i, p, np, v, NV(v), e);
     }
     case NASRT_AVERAGE_POOL_2D:
     case NASRT_MAX_POOL_2D: {
@@ -212,14 +282,13 @@ static int emit_op(FILE *f, const nas_g8_graph *g, const nas_g8_prep_op *pp, int
     }
     case NASRT_ADD: {
       const nasrt_add_p *c = &pp->rt.add;
-      const pval p[] = {{"a_data", c->a_data}, {"b_data", c->b_data}};
       const ival v[] = {
           {"a", c->a}, {"b", c->b}, {"out", c->out}, {"n", c->n}, {"a_off", c->a_off},
           {"b_off", c->b_off}, {"left_shift", c->left_shift}, {"a_mult", c->a_mult},
           {"a_shift", c->a_shift}, {"b_mult", c->b_mult}, {"b_shift", c->b_shift},
           {"out_mult", c->out_mult}, {"out_shift", c->out_shift}, {"out_zp", c->out_zp},
           {"lo", c->lo}, {"hi", c->hi}};
-      return emit_struct(f, "nasrt_add_p", g, pp, i, p, NV(p), v, NV(v), e);
+      return emit_struct(f, "nasrt_add_p", g, pp, i, p, np, v, NV(v), e);
     }
     case NASRT_SOFTMAX: {
       const nasrt_softmax_p *c = &pp->rt.softmax;
@@ -247,22 +316,20 @@ static int emit_op(FILE *f, const nas_g8_graph *g, const nas_g8_prep_op *pp, int
     }
     case NASRT_MUL: {
       const nasrt_mul_p *c = &pp->rt.mul;
-      const pval p[] = {{"a_data", c->a_data}, {"b_data", c->b_data}};
       const ival v[] = {{"a", c->a}, {"b", c->b}, {"out", c->out}, {"n", c->n},
                         {"a_off", c->a_off}, {"b_off", c->b_off}, {"mult", c->mult},
                         {"shift", c->shift}, {"out_zp", c->out_zp}, {"lo", c->lo}, {"hi", c->hi}};
-      return emit_struct(f, "nasrt_mul_p", g, pp, i, p, NV(p), v, NV(v), e);
+      return emit_struct(f, "nasrt_mul_p", g, pp, i, p, np, v, NV(v), e);
     }
     case NASRT_SUB: {
       const nasrt_add_p *c = &pp->rt.add;
-      const pval p[] = {{"a_data", c->a_data}, {"b_data", c->b_data}};
       const ival v[] = {
           {"a", c->a}, {"b", c->b}, {"out", c->out}, {"n", c->n}, {"a_off", c->a_off},
           {"b_off", c->b_off}, {"left_shift", c->left_shift}, {"a_mult", c->a_mult},
           {"a_shift", c->a_shift}, {"b_mult", c->b_mult}, {"b_shift", c->b_shift},
           {"out_mult", c->out_mult}, {"out_shift", c->out_shift}, {"out_zp", c->out_zp},
           {"lo", c->lo}, {"hi", c->hi}};
-      return emit_struct(f, "nasrt_add_p", g, pp, i, p, NV(p), v, NV(v), e);
+      return emit_struct(f, "nasrt_add_p", g, pp, i, p, np, v, NV(v), e);
     }
     case NASRT_STRIDED_SLICE: {
       const nasrt_slice_p *c = &pp->rt.slice;
@@ -285,16 +352,12 @@ static int emit_op(FILE *f, const nas_g8_graph *g, const nas_g8_prep_op *pp, int
     }
     case NASRT_UNIDIRECTIONAL_SEQUENCE_LSTM: {
       const nasrt_lstm_p *c = &pp->rt.lstm;
-      const pval p[] = {{"w_ii", c->w_ii}, {"w_if", c->w_if}, {"w_ic", c->w_ic},
-                        {"w_io", c->w_io}, {"w_ri", c->w_ri}, {"w_rf", c->w_rf},
-                        {"w_rc", c->w_rc}, {"w_ro", c->w_ro}, {"bias", c->bias},
-                        {"mult", c->mult}, {"shift", c->shift}};
       const ival v[] = {{"in", c->in}, {"out", c->out}, {"cstate", c->cstate},
                         {"hid_mult", c->hid_mult}, {"hid_shift", c->hid_shift},
                         {"hid_zp", c->hid_zp}, {"cell_shift", c->cell_shift},
                         {"cell_clip", c->cell_clip}, {"b", c->b}, {"t", c->t}, {"f", c->f},
                         {"h", c->h}, {"time_major", c->time_major}};
-      return emit_struct(f, "nasrt_lstm_p", g, pp, i, p, NV(p), v, NV(v), e);
+      return emit_struct(f, "nasrt_lstm_p", g, pp, i, p, np, v, NV(v), e);
     }
     default:
       return nas_errf(e, NAS_EINVAL, "operator %d: unsupported op %s for C export", i,
@@ -330,18 +393,16 @@ static int emit_source(const nas_g8_graph *g, const nas_g8_plan *p, const nas_g8
           "/* Every activation tensor lives at its planned offset in this arena. */\n"
           "static _Alignas(16) int8_t arena[%s_ARENA_BYTES];\n\n",
           name, name, up);
-  /* Constant tensors that some operator reads. */
+  /* Constant tensors that some printed operator points to. */
   unsigned char *used = nas_calloc((size_t)g->ntensors + 1, 1);
   if (!used) rc = nas_errf(e, NAS_ENOMEM, "out of memory");
-  for (int i = 0; !rc && i < g->nops; i++)
-    for (int k = 0; k < g->ops[i].nin; k++) {
-      /* prepared away: a slice's begin/end/strides, the LSTM's biases (in its effective ones) */
-      const int kind = g->ops[i].kind;
-      if ((kind == NAS_G8_STRIDED_SLICE && k >= 1) ||
-          (kind == NAS_G8_UNIDIRECTIONAL_SEQUENCE_LSTM && k >= 12 && k < 16))
-        continue;
-      if (g->ops[i].in[k] >= 0 && g->tensors[g->ops[i].in[k]].data) used[g->ops[i].in[k]] = 1;
-    }
+  for (int i = 0; !rc && i < g->nops; i++) {
+    pval pv[MAXPTR];
+    const int np = op_ptrs(&prep->op[i], pv);
+    for (int k = 0; k < np; k++)
+      for (int t = 0; pv[k].p && t < g->ntensors; t++)
+        if (g->tensors[t].data == pv[k].p) used[t] = 1;
+  }
   for (int t = 0; !rc && t < g->ntensors; t++) {
     if (!used[t]) continue;
     const nas_g8_tensor *T = &g->tensors[t];
@@ -411,5 +472,69 @@ int nas_c_export(const nas_g8_graph *g, const char *name, const char *out_dir, n
     rc = emit_source(g, &p, &prep, name, id, up, out_dir, e);
   nas_g8_prep_free(&prep);
   nas_g8_plan_free(&p);
+  return rc;
+}
+
+/* 32-bit words of each kind's parameter struct (every field is int32_t or a pointer). */
+static long long struct_words(int kind) {
+  switch (kind) {
+    case NASRT_CONV_2D:
+    case NASRT_DEPTHWISE_CONV_2D: return 6 + 23;
+    case NASRT_FULLY_CONNECTED: return 6 + 11;
+    case NASRT_AVERAGE_POOL_2D:
+    case NASRT_MAX_POOL_2D: return 16;
+    case NASRT_ADD: return 2 + 16;
+    case NASRT_SOFTMAX: return 7;
+    case NASRT_QUANTIZE: return 7;
+    case NASRT_RESHAPE: return 3;
+    case NASRT_LOGISTIC:
+    case NASRT_TANH: return 7;
+    case NASRT_MUL: return 2 + 11;
+    case NASRT_SUB: return 2 + 16;
+    case NASRT_STRIDED_SLICE: return 18;
+    case NASRT_CONCATENATION: return 23;
+    case NASRT_UNIDIRECTIONAL_SEQUENCE_LSTM: return 11 + 13;
+    default: return 0;
+  }
+}
+
+int nas_c_export_data_bytes(const nas_g8_graph *g, long long *bytes, nas_err *e) {
+  *bytes = 0;
+  int rc = nas_g8_validate(g, e);
+  if (rc) return rc;
+  nas_g8_plan p;
+  nas_g8_prep prep;
+  if ((rc = nas_g8_plan_build(g, &p, e))) return rc;
+  if ((rc = nas_g8_prep_build(g, &p, &prep, e))) {
+    nas_g8_plan_free(&p);
+    return rc;
+  }
+  unsigned char *used = nas_calloc((size_t)g->ntensors + 1, 1);
+  long long n = 7 * 4 + 12LL * g->nops; /* the model struct, the operator table */
+  if (!used) rc = nas_errf(e, NAS_ENOMEM, "out of memory");
+  for (int i = 0; !rc && i < g->nops; i++) {
+    const nas_g8_prep_op *pp = &prep.op[i];
+    pval pv[MAXPTR];
+    const int np = op_ptrs(pp, pv);
+    for (int k = 0; k < np; k++)
+      for (int t = 0; pv[k].p && t < g->ntensors; t++)
+        if (g->tensors[t].data == pv[k].p) used[t] = 1;
+    n += 4 * struct_words(pp->rt_kind);
+    if (pp->mult) {
+      const int fc = pp->rt_kind == NASRT_FULLY_CONNECTED;
+      const long long co = fc ? pp->rt.fc.co : pp->rt.conv.co;
+      n += 5LL * qcount(pp) + (pp->bq ? 4 * co : 0); /* mult, shift, bq */
+      if (pp->ebias) n += 4LL * 8 * pp->rt.lstm.h;     /* an LSTM's effective biases */
+      if (pp->wq)
+        n += fc ? (long long)pp->rt.fc.d * co
+                : co * pp->rt.conv.kh * pp->rt.conv.kw * pp->rt.conv.ci;
+    }
+  }
+  for (int t = 0; !rc && t < g->ntensors; t++)
+    if (used[t]) n += (long long)g->tensors[t].bytes;
+  free(used);
+  nas_g8_prep_free(&prep);
+  nas_g8_plan_free(&p);
+  if (!rc) *bytes = n;
   return rc;
 }

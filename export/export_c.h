@@ -42,4 +42,10 @@ extern const int nas_c_nruntime;
  * '.' (NAS_EINVAL otherwise). NAS_EIO names the file that cannot be written. */
 int nas_c_export(const nas_g8_graph *g, const char *name, const char *out_dir, nas_err *e);
 
+/* The read-only model data the export of g puts in flash, in bytes on a 32-bit target: the
+ * constant arrays it prints (weights as the device kernels read them, biases, multipliers,
+ * shifts), the parameter structs, the operator table and the model struct (not the runtime's
+ * code). The exact sum of the sizes of those C objects. */
+int nas_c_export_data_bytes(const nas_g8_graph *g, long long *bytes, nas_err *e);
+
 #endif

@@ -6,6 +6,7 @@
 #include <cjson/cJSON.h>
 #include "core/json.h"
 #include "deploy/lower_shape.h"
+#include "latency/cost_runtime.h"
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -202,6 +203,13 @@ void nas_price_free(nas_price *p) {
 int nas_price_net_sram(nas_price *p, const nas_net *net, const nas_lower_cfg *lcfg,
                        const nas_target *t, nas_err *e);
 
+void nas_price_defaults(nas_price *p, const nas_target *t) {
+  p->runtime = nas_runtime_name(t->runtime);
+  p->latency_model = nas_latmodel_name(t->model);
+  p->calibrated = t->calibrated;
+  if (t->rt) snprintf(p->latency_note, sizeof p->latency_note, "%s", t->rt->latency_note);
+}
+
 int nas_price_net(const nas_net *net, const nas_target *t, nas_price **out, nas_err *e) {
   return nas_price_net_cfg(net, t, NULL, out, e);
 }
@@ -227,6 +235,7 @@ int nas_price_net_cfg(const nas_net *net, const nas_target *t, const nas_lower_c
     goto done;
   }
   p->n_layers = nl;
+  nas_price_defaults(p, t);
   shp s = {net->in_h, net->in_w, net->in_c, 0};
   int li = 0;
   for (const cJSON *o = layers->child; o; o = o->next, li++) {
@@ -363,8 +372,11 @@ char *nas_price_json(const nas_price *p, const nas_target *t, const char *arch_n
   cJSON_AddNumberToObject(o, "peak_sram_bytes", (double)p->peak_sram_bytes);
   cJSON_AddNumberToObject(o, "latency_ms", p->latency_ms);
   cJSON_AddNumberToObject(o, "cycles", p->cycles);
-  cJSON_AddStringToObject(o, "latency_model", nas_latmodel_name(t->model));
-  cJSON_AddBoolToObject(o, "calibrated", t->calibrated);
+  cJSON_AddStringToObject(o, "runtime", p->runtime ? p->runtime : nas_runtime_name(t->runtime));
+  cJSON_AddStringToObject(o, "latency_model", p->latency_model ? p->latency_model : nas_latmodel_name(t->model));
+  cJSON_AddBoolToObject(o, "calibrated", p->latency_model ? p->calibrated : t->calibrated);
+  if (p->latency_note[0]) cJSON_AddStringToObject(o, "latency_note", p->latency_note);
+  if (p->arena_note[0]) cJSON_AddStringToObject(o, "arena_note", p->arena_note);
   cJSON_AddNumberToObject(o, "arena_bytes", (double)p->arena_bytes);
   cJSON_AddNumberToObject(o, "runtime_sram_bytes", (double)t->rt_sram);
   cJSON_AddStringToObject(o, "peak_sram_method", p->sram_method ? p->sram_method : "planner");
@@ -421,10 +433,14 @@ char *nas_price_table(const nas_price *p, const nas_target *t, const char *arch_
   sbuf b = {0};
   double frac;
   const char *bind = binding(p, t, &frac);
-  int bad = sb_printf(&b, "%s on %s (%s @ %g MHz, %s, latency model %s%s)\n",
+  const int cal = p->latency_model ? p->calibrated : t->calibrated;
+  int bad = sb_printf(&b, "%s on %s (%s @ %g MHz, runtime %s, latency model %s%s)\n",
                       arch_name ? arch_name : "arch", t->id, nas_core_name(t->core), t->clock_mhz,
-                      t->kernel_library == NAS_KLIB_CMSIS_NN ? "cmsis-nn" : "tflm-reference",
-                      nas_latmodel_name(t->model), t->calibrated ? "" : ", UNCALIBRATED");
+                      p->runtime ? p->runtime : nas_runtime_name(t->runtime),
+                      p->latency_model ? p->latency_model : nas_latmodel_name(t->model),
+                      cal ? "" : ", UNCALIBRATED");
+  if (p->latency_note[0]) bad |= sb_printf(&b, "latency: %s\n", p->latency_note);
+  if (p->arena_note[0]) bad |= sb_printf(&b, "arena: %s\n", p->arena_note);
   bad |= sb_printf(&b, "%3s %-8s %-13s %12s %9s %9s %9s %10s  %s\n", "#", "op", "out", "macs",
                    "params", "flash", "sram", "ms", "from");
   for (int i = 0; i < p->n_layers; i++) {
@@ -455,18 +471,22 @@ char *nas_targets_table(const char *dir, nas_err *e) {
   if (!dir) dir = builtin;
   if (nas_target_list(dir, &ids, &n, e)) return NULL;
   sbuf b = {0};
-  int bad = sb_printf(&b, "%-12s %-14s %7s %9s %9s %-15s %-10s %s\n", "id", "core", "MHz",
-                      "sram_KiB", "flash_KiB", "kernels", "latency", "calibrated");
+  int bad = sb_printf(&b, "%-12s %-14s %7s %9s %9s %-15s %-12s %s\n", "id", "core", "MHz",
+                      "sram_KiB", "flash_KiB", "runtime", "latency", "calibrated");
   for (int i = 0; i < n && !bad; i++) {
     char path[4200];
     snprintf(path, sizeof path, "%s/%s.json", dir, ids[i]);
     nas_target *t;
     if (nas_target_load(path, &t, e)) { bad = 2; break; }
-    bad |= sb_printf(&b, "%-12s %-14s %7g %9lld %9lld %-15s %-10s %s\n", t->id,
+    char cal[64];
+    const nas_cycles_part *cp = t->rt && t->rt->have_cycles ? t->rt->part : NULL;
+    if (cp && cp->calibrated) snprintf(cal, sizeof cal, "yes (%d board rows)", cp->rows);
+    else if (cp) snprintf(cal, sizeof cal, "transferred from %s", cp->from);
+    else snprintf(cal, sizeof cal, "%s", t->calibrated ? "yes" : "no (transferred)");
+    bad |= sb_printf(&b, "%-12s %-14s %7g %9lld %9lld %-15s %-12s %s\n", t->id,
                      nas_core_name(t->core), t->clock_mhz, t->sram_bytes / 1024,
-                     t->flash_bytes / 1024,
-                     t->kernel_library == NAS_KLIB_CMSIS_NN ? "cmsis-nn" : "tflm-reference",
-                     nas_latmodel_name(t->model), t->calibrated ? "yes" : "no (transferred)");
+                     t->flash_bytes / 1024, nas_runtime_name(t->runtime),
+                     cp ? "tflm-cycles" : nas_latmodel_name(t->model), cal);
     nas_target_free(t);
   }
   nas_target_ids_free(ids, n);

@@ -21,6 +21,10 @@
  *   goes to sram_note): sram_method "estimate", arena_bytes = the maximum over kernel
  *   calls of int8 input + output + CMSIS-NN scratch + tensors kept alive for a later
  *   residual add (lstm/gru gate and state buffers are not counted: an underestimate).
+ * The runtime (target.h enum nas_runtime, latency/cost_runtime.h) decides the arena and,
+ *   for tflm-cmsis-nn, the latency model: TFLM's arena (head + persistent tail) instead of
+ *   the planner's peak, and the cycles model of latency/cycles.h instead of the coefficient
+ *   model (nas-c keeps exactly the rules above).
  * A .tflite (nas_price_tflite) is priced from its int8 graph: one layer per operator, flash
  *   from the real constant buffers (+ 8 bytes per quantisation entry of a weight tensor and
  *   per activation tensor), peak SRAM from the same planner.
@@ -74,6 +78,16 @@ typedef struct nas_price {
   int peak_layer;            /* layer whose operators reach the peak */
   int n_ops;                 /* int8 operators planned (0 for "estimate") */
   double latency_ms, cycles;
+  const char *runtime;       /* the runtime priced (target.h: tflm-cmsis-nn, tflm-reference,
+                                nas-c) */
+  const char *latency_model; /* what priced the latency: "tflm-cycles" (latency/cycles.h) or
+                                the target's coefficient model ("linear", "per-layer",
+                                "lookup") */
+  int calibrated;            /* that model's coefficients are fitted on this part's published
+                                measurements (else transferred) */
+  char latency_note[300];    /* why a tflm-cmsis-nn price uses the coefficient model, or "" */
+  char arena_note[300];      /* why a tflm runtime's arena is the planner's (an operator TFLM's
+                                arena model does not know, e.g. a recurrent one), or "" */
 } nas_price;
 
 /* Prices a built network (its canonical arch JSON gives kernels and strides); the int8 graph
@@ -127,21 +141,53 @@ typedef struct nas_fit_opts {
   int fit_fixed;             /* linear model: fit fixed_cycles (needs >= 2 models), else 0 */
 } nas_fit_opts;
 
+/* What the fit did with one op's per-layer coefficients. */
+enum nas_fit_status {
+  NAS_FIT_NO_ROWS = 0, /* no rows: the op keeps its previous coefficients (or none) */
+  NAS_FIT_TOO_FEW,     /* fewer rows than features: kept as before, not fitted */
+  NAS_FIT_OK,          /* fitted on more rows than features */
+  NAS_FIT_EXACT        /* fitted on exactly as many rows as features: exact by construction,
+                          so its in-sample error says nothing */
+};
+const char *nas_fit_status_name(int s); /* "no rows", "too few rows", "fitted", "exact" */
+
 typedef struct nas_fit_report {
-  int n_rows;                /* layer rows used */
+  int n_rows;                /* layer rows read (all ops) */
   int n_models;              /* whole-model totals used for the linear fit */
-  int fitted[NAS_KOP_COUNT]; /* rows per op fitted (0 = op left without coefficients) */
-  double layer_mape;         /* mean |pred - meas| / meas over layer rows (per-layer model) */
+  int fitted[NAS_KOP_COUNT]; /* rows per op fitted (0 = not fitted) */
+  int rows[NAS_KOP_COUNT];   /* rows per op read */
+  int nfeat[NAS_KOP_COUNT];  /* features of the op's fit (non-zero columns) */
+  int status[NAS_KOP_COUNT]; /* enum nas_fit_status */
+  int linear_exact;          /* the linear model was fitted on one model: exact by construction */
+  /* In-sample errors with the fitted target, over EVERY layer row (ops that were not fitted
+     are priced as the target prices them: their previous coefficients, or the linear
+     stand-in) and every whole model (the sum of its predicted layer rows against its
+     measured total, which includes operators without rows: reshapes, softmax, the runtime) */
+  double layer_mape;         /* mean |pred - meas| / meas over layer rows */
   double layer_max_ape;
-  double model_mape;         /* same over model totals, linear model */
+  int n_layer_unpriced;      /* layer rows the fitted target cannot price (per_layer_missing
+                                "error" and no coefficients): not in the mean */
+  double whole_mape;         /* over models with layer rows */
+  double whole_max_ape;
+  int n_whole;
+  double model_mape;         /* linear model over model totals */
   double model_max_ape;
 } nas_fit_report;
 
 /* Fits t's linear model (from whole-model totals: op "model" rows, else sums of a model's
  * layer rows) and per-layer coefficients (for each op with at least as many rows as
- * features in its mask) from rows; ops with too few rows keep no coefficients. */
+ * features in its mask) from rows. An op that is not fitted keeps its previous
+ * coefficients (or none) and its previous calibration mark; a fitted op is marked
+ * calibrated (t->calibrated_op); the linear model likewise (t->calibrated_linear). A linear
+ * target that gains per-layer coefficients becomes per-layer (per_layer_missing "linear").
+ * t->calibrated is set only when the linear model and every op with coefficients are
+ * calibrated and every op with rows was fitted. */
 int nas_fit_target(nas_target *t, const nas_meas *rows, int n, const nas_fit_opts *o,
                    nas_fit_report *rep, nas_err *e);
+/* The report as text for `nas latency fit` (caller frees; NULL when out of memory): the linear
+ * model, each op with rows (fitted, exact by construction, or not fitted), the in-sample error
+ * over all layer rows and over whole models. */
+char *nas_fit_report_text(const nas_fit_report *r);
 /* Reads the CSV (rows of t's id), fits, and writes the updated target JSON to out_path
  * (the `nas latency fit --measurements FILE --target T` back end). */
 int nas_fit_target_file(const char *target_path, const char *csv_path, const char *out_path,

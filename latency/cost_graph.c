@@ -1,5 +1,5 @@
-/* latency/cost_graph.c: peak SRAM from deploy/'s memory planner, and pricing of an int8
- * graph (.tflite) or a checkpoint. See cost.h ("Peak SRAM") for the rules.
+/* latency/cost_graph.c: peak SRAM of a lowered network, and pricing of an int8 graph
+ * (.tflite) or a checkpoint. See cost.h ("Peak SRAM") and cost_runtime.h for the rules.
  *
  * An architecture is lowered by the real lowering (deploy/lower_shape.h) and its graph is
  * planned by nas_g8_plan_build, the function the C export sizes its arena with, so the two
@@ -12,35 +12,8 @@
 #include "core/alloc.h"
 #include "deploy/lower_shape.h"
 #include "latency/cost.h"
+#include "latency/cost_runtime.h"
 #include "train/checkpoint.h"
-
-/* Plans g and fills p's arena, peak, per-layer sram (op i belongs to layer op_layer[i]). */
-static int plan_sram(nas_price *p, const nas_g8_graph *g, const int *op_layer,
-                     const nas_target *t, nas_err *e) {
-  nas_g8_plan pl;
-  int rc = nas_g8_plan_build(g, &pl, e);
-  if (rc) return rc;
-  for (int i = 0; i < p->n_layers; i++) p->layers[i].sram_bytes = 0;
-  long long best = -1;
-  p->peak_layer = 0;
-  for (int i = 0; i < g->nops; i++) {
-    long long ext = 0; /* arena bytes in use while operator i runs */
-    for (int k = 0; k < g->ntensors; k++) {
-      if (pl.offset[k] < 0 || pl.first[k] > i || pl.last[k] < i) continue;
-      long long end = pl.offset[k] + (long long)nas_g8_numel(&g->tensors[k]);
-      if (end > ext) ext = end;
-    }
-    int L = op_layer[i];
-    if (L >= 0 && L < p->n_layers && ext > p->layers[L].sram_bytes) p->layers[L].sram_bytes = ext;
-    if (ext > best) best = ext, p->peak_layer = L;
-  }
-  p->arena_bytes = (long long)pl.peak;
-  p->peak_sram_bytes = p->arena_bytes + t->rt_sram;
-  p->sram_method = "planner";
-  p->n_ops = g->nops;
-  nas_g8_plan_free(&pl);
-  return NAS_OK;
-}
 
 /* Internal to latency/ (declared in cost.c): the planner's SRAM for a built network. */
 int nas_price_net_sram(nas_price *p, const nas_net *net, const nas_lower_cfg *lcfg,
@@ -64,7 +37,7 @@ int nas_price_net_sram(nas_price *p, const nas_net *net, const nas_lower_cfg *lc
       li = prev;
     op_layer[i] = prev = li;
   }
-  rc = plan_sram(p, &g, op_layer, t, e);
+  rc = nas_price_runtime(p, &g, op_layer, t, e);
   free(op_layer);
   nas_g8_graph_free(&g);
   return rc;
@@ -151,6 +124,7 @@ int nas_price_graph(const nas_g8_graph *g, const nas_target *t, nas_price **out,
     goto done;
   }
   p->n_layers = n;
+  nas_price_defaults(p, t);
   p->model_flash_bytes = 8; /* the input's quantisation parameters */
   for (int i = 0; i < n; i++) {
     const nas_g8_op *op = &g->ops[i];
@@ -189,7 +163,7 @@ int nas_price_graph(const nas_g8_graph *g, const nas_target *t, nas_price **out,
   if (p->cycles < 0) p->cycles = 0;
   p->latency_ms = p->cycles / (t->clock_mhz * 1e3);
   p->flash_bytes = p->model_flash_bytes + t->rt_flash;
-  rc = plan_sram(p, g, op_layer, t, e);
+  rc = nas_price_runtime(p, g, op_layer, t, e);
 done:
   free(op_layer), free(counted);
   if (rc) nas_price_free(p);

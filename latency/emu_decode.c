@@ -148,7 +148,9 @@ long long nas_thumb_classify(const uint8_t *buf, size_t len, nas_icount *c) {
  *  cortex-m0plus: Cortex-M0+ TRM (Arm DDI 0484C, table 3-1 "Cortex-M0+ instruction
  *    summary"): 1 cycle data processing, 2 LDR/STR, 1+N LDM/STM/PUSH/POP, 1 MULS (single-cycle
  *    multiplier option, as STM32G0 has), branch 2 taken / 1 not taken, BL 3 (we take 2).
- * Counts are of instructions issued, so an IT-skipped instruction counts as executed. */
+ * Counts are of instructions issued: an instruction inside an IT block whose condition fails
+ * still counts (a core issues it; Unicorn's per-instruction hook would not report it, which is
+ * why the emulator decodes whole blocks, see tests/test_emulator.c). */
 int nas_cpi_for_core(int core, nas_cpi *out, nas_err *e) {
   memset(out, 0, sizeof *out);
   switch (core) {

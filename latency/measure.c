@@ -234,6 +234,8 @@ int nas_board_ingest(const char *path, const char *target_id, nas_meas **rows, i
       if (state != 0) { rc = nas_errf(e, NAS_EFORMAT, "%s:%d: a second NAS-BEGIN (one measurement per file)", path, lineno); break; }
       if (nf != 6 || strcmp(fl[1], "v1")) { rc = nas_errf(e, NAS_EFORMAT, "%s:%d: expected NAS-BEGIN,v1,MODEL,TARGET,OPERATORS,RUNS", path, lineno); break; }
       if (!*fl[2] || strlen(fl[2]) >= sizeof model || !*fl[3] || strlen(fl[3]) >= sizeof target) { rc = nas_errf(e, NAS_EFORMAT, "%s:%d: model or target id empty or too long", path, lineno); break; }
+      /* the target id leads every CSV row written from the log: '#' there would make a comment */
+      if (strspn(fl[3], "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.") != strlen(fl[3])) { rc = nas_errf(e, NAS_EFORMAT, "%s:%d: target id '%s' has characters other than letters, digits, '-', '_' and '.'", path, lineno, fl[3]); break; }
       if (int_field(fl[4], 1, 100000, &nops) || int_field(fl[5], 1, 10000, &runs) || nops * runs > 10000000) { rc = nas_errf(e, NAS_EFORMAT, "%s:%d: operators must be 1..100000 and runs 1..10000", path, lineno); break; }
       snprintf(model, sizeof model, "%s", fl[2]);
       snprintf(target, sizeof target, "%s", fl[3]);

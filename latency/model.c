@@ -1,6 +1,7 @@
 /* latency/model.c: measurement CSVs, least squares (normal equations + Cholesky, written
  * here because n <= 6 unknowns per op makes LAPACK unnecessary), fitting a target's linear
  * and per-layer models, writing the fitted target JSON. */
+#include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -73,14 +74,15 @@ int nas_meas_read_csv(const char *path, const char *only_target, double clock_mh
     m.kop = strcmp(op, "model") ? nas_kop_from_name(op) : -1;
     if (m.kop < 0 && strcmp(op, "model")) { rc = nas_errf(e, NAS_EFORMAT, "%s:%d: column 'op': unknown op '%s'", path, lineno, op); break; }
     double x;
-    if (num(fld[col[C_MACS]], &x) || x < 0) { rc = nas_errf(e, NAS_EFORMAT, "%s:%d: column 'macs': expected a number >= 0", path, lineno); break; }
+    if (num(fld[col[C_MACS]], &x) || x < 0 || x > 9e18) { rc = nas_errf(e, NAS_EFORMAT, "%s:%d: column 'macs': expected a number in 0..9e18", path, lineno); break; }
     m.macs = (long long)x;
     if (m.kop >= 0) {
       const int ic[4] = {C_IN, C_OUT, C_CIN, C_COUT};
+      const double top[4] = {9e18, 9e18, INT_MAX, INT_MAX}; /* so the conversions below are defined */
       double vals[4];
       for (int j = 0; j < 4 && !rc; j++)
-        if (num(fld[col[ic[j]]], &vals[j]) || vals[j] < 0)
-          rc = nas_errf(e, NAS_EFORMAT, "%s:%d: column '%s': expected a number >= 0", path, lineno, COLS[ic[j]]);
+        if (num(fld[col[ic[j]]], &vals[j]) || vals[j] < 0 || vals[j] > top[j])
+          rc = nas_errf(e, NAS_EFORMAT, "%s:%d: column '%s': expected a number in 0..%.0f", path, lineno, COLS[ic[j]], top[j]);
       if (rc) break;
       m.in_bytes = (long long)vals[0], m.out_bytes = (long long)vals[1];
       m.cin = (int)vals[2], m.cout = (int)vals[3];
@@ -102,6 +104,7 @@ int nas_meas_read_csv(const char *path, const char *only_target, double clock_mh
       if (num(ms, &x) || x < 0) { rc = nas_errf(e, NAS_EFORMAT, "%s:%d: column 'ms': expected a number >= 0", path, lineno); break; }
       if (!(clock_mhz > 0)) { rc = nas_errf(e, NAS_EINVAL, "%s:%d: 'ms' needs the target's clock", path, lineno); break; }
       m.cycles = x * clock_mhz * 1e3;
+      if (!isfinite(m.cycles)) { rc = nas_errf(e, NAS_EFORMAT, "%s:%d: column 'ms': %g ms is too large", path, lineno, x); break; }
     }
     if (*n == cap) {
       cap = cap ? 2 * cap : 32;
@@ -182,6 +185,90 @@ static void meas_call(const nas_meas *m, nas_kcall *c) {
   c->kh = m->kh, c->kw = m->kw, c->in_c = m->cin, c->out_c = m->cout;
 }
 
+const char *nas_fit_status_name(int st) {
+  static const char *const N[] = {"no rows", "too few rows", "fitted", "exact"};
+  return st >= 0 && st <= NAS_FIT_EXACT ? N[st] : "?";
+}
+
+/* In-sample errors of the fitted target over every layer row and every model. */
+static int fit_errors(const nas_target *t, const nas_meas *rows, int n, nas_fit_report *R,
+                      nas_err *e) {
+  double *pred = nas_calloc((size_t)n + 1, sizeof *pred);
+  char (*names)[48] = nas_malloc(sizeof *names * ((size_t)n + 1));
+  double *ps = nas_calloc((size_t)n + 1, sizeof *ps), *ms = nas_calloc((size_t)n + 1, sizeof *ms);
+  if (!pred || !names || !ps || !ms) {
+    free(pred), free(names), free(ps), free(ms);
+    return nas_errf(e, NAS_ENOMEM, "target %s: fit: out of memory", t->id);
+  }
+  int cnt = 0, nm = 0;
+  for (int i = 0; i < n; i++) {
+    if (rows[i].kop < 0 || rows[i].cycles <= 0) continue;
+    nas_kcall c;
+    int src;
+    nas_err ignore = {0};
+    meas_call(&rows[i], &c);
+    c.macs = rows[i].kop == NAS_KOP_POOL || rows[i].kop == NAS_KOP_GAP || rows[i].kop == NAS_KOP_ADD ? 0 : rows[i].macs;
+    if (nas_kcall_cycles(t, &c, &pred[i], &src, &ignore)) {
+      R->n_layer_unpriced++;
+      pred[i] = NAN;
+      continue;
+    }
+    double ape = fabs(pred[i] - rows[i].cycles) / rows[i].cycles;
+    R->layer_mape += ape, cnt++;
+    if (ape > R->layer_max_ape) R->layer_max_ape = ape;
+  }
+  if (cnt) R->layer_mape /= cnt;
+  /* whole models: the sum of their predicted layer rows against their measured total (the
+     "model" row, else the sum of their measured layer rows) */
+  for (int i = 0; i < n; i++) {
+    if (rows[i].kop < 0) continue;
+    int j = 0;
+    while (j < nm && strcmp(names[j], rows[i].model)) j++;
+    if (j == nm) strcpy(names[nm], rows[i].model), ps[nm] = 0, ms[nm] = 0, nm++;
+    ps[j] += pred[i], ms[j] += rows[i].cycles;
+  }
+  for (int j = 0; j < nm; j++) {
+    double meas = ms[j];
+    for (int i = 0; i < n; i++)
+      if (rows[i].kop < 0 && !strcmp(rows[i].model, names[j])) meas = rows[i].cycles;
+    if (!(meas > 0) || isnan(ps[j])) continue;
+    if (t->model == NAS_LAT_LINEAR) ps[j] += t->fixed_cycles;
+    double ape = fabs(ps[j] - meas) / meas;
+    R->whole_mape += ape, R->n_whole++;
+    if (ape > R->whole_max_ape) R->whole_max_ape = ape;
+  }
+  if (R->n_whole) R->whole_mape /= R->n_whole;
+  free(pred), free(names), free(ps), free(ms);
+  return NAS_OK;
+}
+
+char *nas_fit_report_text(const nas_fit_report *r) {
+  size_t cap = 4096, len = 0;
+  char *s = nas_malloc(cap);
+  if (!s) return NULL;
+#define OUT(...) (len += (size_t)snprintf(s + len, len < cap ? cap - len : 0, __VA_ARGS__))
+  OUT("linear model: %s from %d model total%s", r->n_models ? "fitted" : "NOT fitted", r->n_models,
+      r->n_models == 1 ? "" : "s");
+  if (r->linear_exact) OUT(" (as many models as unknowns: exact by construction, its error says nothing)");
+  OUT("; in-sample error mean %.2f%% max %.2f%%\n", 100 * r->model_mape, 100 * r->model_max_ape);
+  for (int k = 0; k < NAS_KOP_COUNT; k++) {
+    if (!r->rows[k]) continue;
+    OUT("  %-7s %4d rows, %d features: %s%s\n", nas_kop_name(k), r->rows[k], r->nfeat[k],
+        nas_fit_status_name(r->status[k]),
+        r->status[k] == NAS_FIT_EXACT ? " (as many rows as unknowns: its error says nothing)"
+        : r->status[k] == NAS_FIT_TOO_FEW ? " - NOT fitted, keeps its previous coefficients" : "");
+  }
+  OUT("ops without rows keep their previous coefficients (not fitted, not marked calibrated)\n");
+  OUT("in-sample error over all %d layer rows (fitted or not): mean %.2f%% max %.2f%%", r->n_rows - r->n_layer_unpriced,
+      100 * r->layer_mape, 100 * r->layer_max_ape);
+  if (r->n_layer_unpriced) OUT(" (%d rows the target cannot price)", r->n_layer_unpriced);
+  OUT("\nwhole models (predicted layer rows against the measured total, operators without rows "
+      "included): %d, mean %.2f%% max %.2f%%\n", r->n_whole, 100 * r->whole_mape, 100 * r->whole_max_ape);
+#undef OUT
+  if (len >= cap) s[cap - 1] = '\0';
+  return s;
+}
+
 int nas_fit_target(nas_target *t, const nas_meas *rows, int n, const nas_fit_opts *o,
                    nas_fit_report *rep, nas_err *e) {
   nas_fit_report R = {0};
@@ -209,8 +296,8 @@ int nas_fit_target(nas_target *t, const nas_meas *rows, int n, const nas_fit_opt
       for (int j = 0; j < nf; j++) A[m * nf + j] = feat[fi[j]];
       b[m++] = rows[i].cycles;
     }
-    R.n_rows += m;
-    if (m == 0) continue;
+    R.n_rows += m, R.rows[k] = m;
+    if (m == 0) continue; /* NAS_FIT_NO_ROWS */
     /* drop features that are zero in every row (e.g. ops_unaligned when all are aligned) */
     int keep[NAS_LF_COUNT], nk = 0;
     for (int j = 0; j < nf; j++) {
@@ -218,7 +305,11 @@ int nas_fit_target(nas_target *t, const nas_meas *rows, int n, const nas_fit_opt
       for (int i = 0; i < m; i++) nz |= A[i * nf + j] != 0;
       if (nz) keep[nk++] = j;
     }
-    if (nk == 0 || m < nk) continue;
+    R.nfeat[k] = nk;
+    if (nk == 0 || m < nk) {
+      R.status[k] = NAS_FIT_TOO_FEW;
+      continue;
+    }
     double *A2 = nas_malloc(sizeof(double) * (size_t)m * nk), x[NAS_LF_COUNT];
     if (!A2) { rc = nas_errf(e, NAS_ENOMEM, "target %s: fit: out of memory", t->id); goto done; }
     for (int i = 0; i < m; i++)
@@ -228,6 +319,7 @@ int nas_fit_target(nas_target *t, const nas_meas *rows, int n, const nas_fit_opt
     if (rc) { nas_err_prefix(e, "target %s: op %s", t->id, nas_kop_name(k)); goto done; }
     for (int j = 0; j < nk; j++) coef[k][fi[keep[j]]] = x[j];
     has[k] = 1, R.fitted[k] = m;
+    R.status[k] = m == nk ? NAS_FIT_EXACT : NAS_FIT_OK;
   }
   /* linear: model totals (op "model" rows, else per-model sums of layer rows) */
   char (*names)[48] = nas_malloc(sizeof *names * (size_t)(n + 1));
@@ -250,36 +342,37 @@ int nas_fit_target(nas_target *t, const nas_meas *rows, int n, const nas_fit_opt
     double x[2];
     if ((rc = nas_lstsq(A, b, nm, 2, x, e))) { nas_err_prefix(e, "target %s: linear", t->id); goto done; }
     a = x[0], f0 = x[1];
+    R.linear_exact = nm == 2;
   } else if (nm >= 1) {
     if ((rc = nas_lstsq(mm, b, nm, 1, &a, e))) { nas_err_prefix(e, "target %s: linear", t->id); goto done; }
     f0 = 0;
+    R.linear_exact = nm == 1;
   }
-  /* commit and report in-sample errors */
+  /* commit, mark what was fitted, and report in-sample errors over everything */
   t->cycles_per_mac = a, t->fixed_cycles = f0;
+  if (nm >= 1) t->calibrated_linear = 1;
   for (int k = 0; k < NAS_KOP_COUNT; k++)
     if (has[k]) {
-      t->has_coef[k] = 1;
+      t->has_coef[k] = 1, t->calibrated_op[k] = 1;
       memcpy(t->coef[k], coef[k], sizeof coef[k]);
     }
-  int cnt = 0;
-  for (int i = 0; i < n; i++) {
-    if (rows[i].kop < 0 || !has[rows[i].kop] || rows[i].cycles <= 0) continue;
-    nas_kcall c;
-    double f[NAS_LF_COUNT], y = 0;
-    meas_call(&rows[i], &c);
-    nas_kcall_features(&c, f);
-    for (int j = 0; j < NAS_LF_COUNT; j++) y += coef[rows[i].kop][j] * f[j];
-    double ape = fabs(y - rows[i].cycles) / rows[i].cycles;
-    R.layer_mape += ape, cnt++;
-    if (ape > R.layer_max_ape) R.layer_max_ape = ape;
+  /* with per-layer coefficients the target prices per layer (ops without any: the linear
+     stand-in); it is calibrated only when everything it prices with was fitted on this part,
+     and every op that has rows here was fitted */
+  int any = 0, all = t->calibrated_linear;
+  for (int k = 0; k < NAS_KOP_COUNT; k++) {
+    any |= t->has_coef[k];
+    all &= (!t->has_coef[k] || t->calibrated_op[k]) && (!R.rows[k] || R.status[k] >= NAS_FIT_OK);
   }
-  if (cnt) R.layer_mape /= cnt;
+  if (any && t->model == NAS_LAT_LINEAR) t->model = NAS_LAT_PERLAYER, t->missing_linear = 1;
+  t->calibrated = all;
   for (int i = 0; i < nm; i++) {
     if (b[i] <= 0) continue;
     double ape = fabs(a * mm[i] + f0 - b[i]) / b[i];
     R.model_mape += ape / nm;
     if (ape > R.model_max_ape) R.model_max_ape = ape;
   }
+  rc = fit_errors(t, rows, n, &R, e);
 done:
   free(A), free(b);
   if (rep) *rep = R;
@@ -295,14 +388,27 @@ int nas_fit_target_file(const char *target_path, const char *csv_path, const cha
   int n = 0;
   rc = nas_meas_read_csv(csv_path, t->id, t->clock_mhz, &rows, &n, e);
   if (!rc && n == 0) rc = nas_errf(e, NAS_EINVAL, "%s: no rows for target '%s'", csv_path, t->id);
+  nas_fit_report own;
+  if (!rep) rep = &own;
   if (!rc) rc = nas_fit_target(t, rows, n, o, rep, e);
   if (!rc) {
-    int any = 0;
-    for (int k = 0; k < NAS_KOP_COUNT; k++) any |= t->has_coef[k];
-    if (any && t->model == NAS_LAT_LINEAR) t->model = NAS_LAT_PERLAYER, t->missing_linear = 1;
-    t->calibrated = 1;
-    snprintf(t->calibration, sizeof t->calibration, "fitted by nas_fit_target from %s (%d rows)",
-             csv_path, n);
+    /* what was fitted and what was not, in the target's own words */
+    const nas_fit_report *R = rep;
+    char fitted[200] = "", notf[240] = "";
+    for (int k = 0; k < NAS_KOP_COUNT; k++) {
+      char *d = R->status[k] >= NAS_FIT_OK ? fitted : notf;
+      size_t cap = R->status[k] >= NAS_FIT_OK ? sizeof fitted : sizeof notf, l = strlen(d);
+      if (R->status[k] == NAS_FIT_NO_ROWS && !t->has_coef[k]) continue;
+      snprintf(d + l, cap - l, "%s%s (%d rows%s)", l ? ", " : "", nas_kop_name(k), R->rows[k],
+               R->status[k] == NAS_FIT_EXACT ? ", exact by construction"
+               : R->status[k] == NAS_FIT_TOO_FEW ? ", fewer than its features"
+               : R->status[k] == NAS_FIT_NO_ROWS ? ", kept its previous coefficients" : "");
+    }
+    snprintf(t->calibration, sizeof t->calibration,
+             "nas latency fit on %.80s (%d rows, %d models): linear %s; per-layer fitted: %.120s; "
+             "not fitted: %.120s; in-sample error: layer rows mean %.1f%%, whole models %.1f%%",
+             csv_path, n, R->n_models, R->n_models == 0 ? "not fitted" : R->linear_exact ? "exact by construction" : "fitted",
+             fitted[0] ? fitted : "none", notf[0] ? notf : "none", 100 * R->layer_mape, 100 * R->whole_mape);
     char *s = nas_target_to_json(t);
     FILE *f = s ? fopen(out_path, "w") : NULL;
     if (!s) rc = nas_errf(e, NAS_ENOMEM, "%s: out of memory writing the target JSON", out_path);

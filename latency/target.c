@@ -12,6 +12,7 @@
 
 #include "core/datadir.h"
 #include "core/fileio.h"
+#include "latency/cost_runtime.h"
 
 /* Name tables indexed by an enum of target.h: unsized, so each static assert counts its
  * initialiser (one name per enum value, then NULL for the lists get_enum walks). */
@@ -28,6 +29,15 @@ static const char *const MODELS[] = {"linear", "per-layer", "lookup", NULL};
 _Static_assert(sizeof MODELS / sizeof MODELS[0] == NAS_LAT_LOOKUP + 2, "enum nas_latmodel");
 static const char *const KLIBS[] = {"cmsis-nn", "tflm-reference", NULL};
 _Static_assert(sizeof KLIBS / sizeof KLIBS[0] == NAS_KLIB_TFLM_REF + 2, "enum nas_kernlib");
+static const char *const RUNTIMES[] = {"tflm-cmsis-nn", "tflm-reference", "nas-c", NULL};
+_Static_assert(sizeof RUNTIMES / sizeof RUNTIMES[0] == NAS_RT_COUNT + 1, "enum nas_runtime");
+
+const char *nas_runtime_name(int rt) { return rt >= 0 && rt < NAS_RT_COUNT ? RUNTIMES[rt] : "?"; }
+int nas_runtime_from_name(const char *s) {
+  for (int i = 0; s && i < NAS_RT_COUNT; i++)
+    if (!strcmp(RUNTIMES[i], s)) return i;
+  return -1;
+}
 
 int nas_kop_from_name(const char *name) {
   for (int i = 0; i < NAS_KOP_COUNT; i++)
@@ -118,7 +128,8 @@ static int get_bool(rd *r, const cJSON *o, const char *key, int *out) {
 static const char *const TOP_KEYS[] = {
     "id", "name", "core", "clock_mhz", "sram_bytes", "flash_bytes", "source", "kernel_library",
     "runtime_overhead_sram_bytes", "runtime_overhead_flash_bytes", "latency_model", "linear",
-    "per_layer", "per_layer_missing", "lookup_table", "calibrated", "calibration", NULL};
+    "per_layer", "per_layer_missing", "lookup_table", "calibrated", "calibration", "runtime",
+    "cycles_part", "calibrated_ops", NULL};
 static const char *const LIN_KEYS[] = {"cycles_per_mac", "fixed_cycles", NULL};
 
 int nas_target_parse(const char *text, const char *source, const char *dir, nas_target **out,
@@ -155,6 +166,10 @@ int nas_target_parse(const char *text, const char *source, const char *dir, nas_
   t->flash_bytes = (long long)x;
   if (get_str(&r, root, "source", 1, t->source, sizeof t->source) ||
       get_enum(&r, root, "kernel_library", KLIBS, &t->kernel_library)) goto fail;
+  t->runtime = t->kernel_library == NAS_KLIB_TFLM_REF ? NAS_RT_TFLM_REFERENCE : NAS_RT_TFLM_CMSIS_NN;
+  if (cJSON_GetObjectItemCaseSensitive(root, "runtime") &&
+      get_enum(&r, root, "runtime", RUNTIMES, &t->runtime)) goto fail;
+  if (get_str(&r, root, "cycles_part", 0, t->cycles_part, sizeof t->cycles_part)) goto fail;
   if (get_num(&r, root, "", "runtime_overhead_sram_bytes", 0, 1e9, 1, &x)) goto fail;
   t->rt_sram = (long long)x;
   if (get_num(&r, root, "", "runtime_overhead_flash_bytes", 0, 1e9, 1, &x)) goto fail;
@@ -233,6 +248,30 @@ int nas_target_parse(const char *text, const char *source, const char *dir, nas_
       goto fail;
     }
   }
+  const cJSON *co = cJSON_GetObjectItemCaseSensitive(root, "calibrated_ops");
+  if (co) {
+    if (!cJSON_IsArray(co)) {
+      nas_errf(e, NAS_EINVAL, "%s: field 'calibrated_ops': expected an array of op names", source);
+      goto fail;
+    }
+    for (const cJSON *it = co->child; it; it = it->next) {
+      int k = cJSON_IsString(it) ? nas_kop_from_name(it->valuestring) : -1;
+      if (cJSON_IsString(it) && !strcmp(it->valuestring, "linear")) t->calibrated_linear = 1;
+      else if (k >= 0 && t->has_coef[k]) t->calibrated_op[k] = 1;
+      else {
+        nas_errf(e, NAS_EINVAL, "%s: field 'calibrated_ops': '%s' is neither \"linear\" nor an op "
+                 "with per_layer coefficients", source, cJSON_IsString(it) ? it->valuestring : "?");
+        goto fail;
+      }
+    }
+  } else if (t->calibrated) {
+    t->calibrated_linear = 1;
+    for (int k = 0; k < NAS_KOP_COUNT; k++) t->calibrated_op[k] = t->has_coef[k];
+  }
+  if ((rc = nas_target_set_runtime(t, t->runtime, e))) {
+    nas_err_prefix(e, "%s", source);
+    goto fail;
+  }
   nas_err_clear(e);
   cJSON_Delete(root);
   *out = t;
@@ -245,6 +284,7 @@ fail:
 
 void nas_target_free(nas_target *t) {
   if (!t) return;
+  nas_target_rt_free(t->rt);
   free(t->lookup);
   free(t);
 }
@@ -360,6 +400,8 @@ char *nas_target_to_json(const nas_target *t) {
   cJSON_AddNumberToObject(o, "flash_bytes", (double)t->flash_bytes);
   cJSON_AddStringToObject(o, "source", t->source);
   cJSON_AddStringToObject(o, "kernel_library", KLIBS[t->kernel_library]);
+  cJSON_AddStringToObject(o, "runtime", RUNTIMES[t->runtime]);
+  if (t->cycles_part[0]) cJSON_AddStringToObject(o, "cycles_part", t->cycles_part);
   cJSON_AddNumberToObject(o, "runtime_overhead_sram_bytes", (double)t->rt_sram);
   cJSON_AddNumberToObject(o, "runtime_overhead_flash_bytes", (double)t->rt_flash);
   cJSON_AddStringToObject(o, "latency_model", MODELS[t->model]);
@@ -368,7 +410,7 @@ char *nas_target_to_json(const nas_target *t) {
   cJSON_AddNumberToObject(lin, "fixed_cycles", t->fixed_cycles);
   int any = 0;
   for (int k = 0; k < NAS_KOP_COUNT; k++) any |= t->has_coef[k];
-  if (any) {
+  if (any || t->model == NAS_LAT_PERLAYER) { /* the per-layer model needs the object, even empty */
     cJSON *pl = cJSON_AddObjectToObject(o, "per_layer");
     for (int k = 0; k < NAS_KOP_COUNT; k++) {
       if (!t->has_coef[k]) continue;
@@ -379,6 +421,10 @@ char *nas_target_to_json(const nas_target *t) {
   }
   if (t->lookup_path[0]) cJSON_AddStringToObject(o, "lookup_table", t->lookup_path);
   cJSON_AddBoolToObject(o, "calibrated", t->calibrated);
+  cJSON *co = cJSON_AddArrayToObject(o, "calibrated_ops");
+  if (co && t->calibrated_linear) cJSON_AddItemToArray(co, cJSON_CreateString("linear"));
+  for (int k = 0; co && k < NAS_KOP_COUNT; k++)
+    if (t->calibrated_op[k]) cJSON_AddItemToArray(co, cJSON_CreateString(KOP_NAMES[k]));
   cJSON_AddStringToObject(o, "calibration", t->calibration);
   char *s = cJSON_Print(o);
   cJSON_Delete(o);

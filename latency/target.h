@@ -49,6 +49,21 @@ extern const char *const nas_lf_names[]; /* JSON keys of the features (NAS_LF_CO
 enum nas_core { NAS_CORE_M0PLUS, NAS_CORE_M4, NAS_CORE_M7, NAS_CORE_M33, NAS_CORE_M55 };
 enum nas_latmodel { NAS_LAT_LINEAR, NAS_LAT_PERLAYER, NAS_LAT_LOOKUP };
 enum nas_kernlib { NAS_KLIB_CMSIS_NN, NAS_KLIB_TFLM_REF };
+/* The runtime a target is priced for (field "runtime"; default: tflm-cmsis-nn when
+ * kernel_library is cmsis-nn, tflm-reference when it is tflm-reference):
+ *   tflm-cmsis-nn   TFLite Micro with the CMSIS-NN kernels: SRAM = TFLM's tensor arena
+ *                   (latency/tflm.h) + runtime_overhead_sram_bytes outside it; latency from
+ *                   the cycles model (latency/cycles.h) where the part has one
+ *   tflm-reference  TFLite Micro with its reference kernels (no CMSIS-NN, e.g. a bare M0+
+ *                   port): the arena without CMSIS-NN scratch; latency from the target's
+ *                   coefficient model
+ *   nas-c           the engine's own C export (runtime/): its planned arena
+ *                   (<NAME>_ARENA_BYTES) + runtime_overhead_sram_bytes; latency from the
+ *                   target's coefficient model */
+enum nas_runtime { NAS_RT_TFLM_CMSIS_NN, NAS_RT_TFLM_REFERENCE, NAS_RT_NAS_C, NAS_RT_COUNT };
+const char *nas_runtime_name(int rt);      /* "tflm-cmsis-nn", ...; "?" out of range */
+int nas_runtime_from_name(const char *s);  /* -1 when unknown */
+struct nas_target_rt;                      /* the runtime's cost models (latency/cost_runtime.h) */
 
 /* One measured kernel call (a CSV row, see nas_meas_read_csv). */
 typedef struct nas_meas {
@@ -72,6 +87,10 @@ typedef struct nas_target {
   long long sram_bytes, flash_bytes; /* on-chip memories of the part */
   char source[512];     /* where the figures come from (datasheet ids) */
   int kernel_library;   /* enum nas_kernlib */
+  int runtime;          /* enum nas_runtime: what pricing, budgets and `nas profile` price */
+  char cycles_part[32]; /* "cycles_part": the part of latency/calibration/cycles.json whose
+                           cycles model prices a tflm-cmsis-nn target ("" = the target's id) */
+  struct nas_target_rt *rt; /* the runtime's cost models, loaded with the target (owned) */
   long long rt_sram, rt_flash; /* runtime_overhead_{sram,flash}_bytes: TFLM + kernels */
   int model;            /* enum nas_latmodel */
   double cycles_per_mac, fixed_cycles; /* "linear": always present (also the per-layer
@@ -80,7 +99,12 @@ typedef struct nas_target {
   int has_coef[NAS_KOP_COUNT]; /* 1 when "per_layer" gives this op */
   int missing_linear;   /* "per_layer_missing": 1 = "linear" (ops without coefficients are
                            priced cycles_per_mac * ops), 0 = "error" */
-  int calibrated;       /* "calibrated": coefficients fitted on this part's measurements */
+  int calibrated;       /* "calibrated": coefficients fitted on this part's measurements (all
+                           of them: the linear model and every op with coefficients) */
+  int calibrated_linear;/* "calibrated_ops" lists "linear": cycles_per_mac fitted on this part */
+  int calibrated_op[NAS_KOP_COUNT]; /* "calibrated_ops" lists the op: its per-layer
+                           coefficients are fitted on this part (absent field: every op with
+                           coefficients and the linear model when "calibrated" is true) */
   char calibration[512];/* how the coefficients were obtained */
   char lookup_path[1024]; /* resolved "lookup_table" path, "" when none */
   nas_meas *lookup;     /* [n_lookup] rows of the lookup table (owned) */
@@ -95,6 +119,9 @@ int nas_target_load(const char *path, nas_target **out, nas_err *e);
 int nas_target_parse(const char *text, const char *source, const char *dir, nas_target **out,
                      nas_err *e);
 void nas_target_free(nas_target *t); /* NULL-safe */
+/* Prices t for another runtime (--runtime): sets t->runtime and loads that runtime's cost
+ * models (latency/cost_runtime.c). */
+int nas_target_set_runtime(nas_target *t, int runtime, nas_err *e);
 
 /* Writes the directory of the built-in targets into buf: $NAS_TARGET_DIR if set and non-empty,
  * else <data directory>/latency/targets (core/datadir.h: $NAS_DATA_DIR, the install, the

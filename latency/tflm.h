@@ -20,6 +20,11 @@
 /* Build variants (flags of the functions below). */
 #define NAS_TFLM_DSP 1u       /* the core has the DSP extension (__ARM_FEATURE_DSP): M4/M7/M33 */
 #define NAS_TFLM_RECORDING 2u /* arena of a RecordingMicroInterpreter (104 B more allocator) */
+#define NAS_TFLM_REFERENCE 4u /* TFLM's reference kernels instead of cmsis_nn: no scratch
+                                 requests, so the head is the activation plan; the tail keeps
+                                 the cmsis_nn kernels' op-data sizes (ASSUMED: the reference
+                                 structs lack at most the 4-byte buffer index, which the
+                                 16-byte alignment of persistent buffers absorbs) */
 
 /* ---- the CMSIS-NN path TFLM's cmsis_nn kernels take ----------------------------------- */
 enum nas_tflm_path {
@@ -101,6 +106,10 @@ typedef struct nas_tflm_arena_report {
  * persistent allocations AllocateTensors makes (sizes of a 32-bit arm-none-eabi build, short
  * enums). The arena is assumed to end on a 16-byte boundary (alignas(16) static array). */
 int nas_tflm_arena(const nas_g8_graph *g, unsigned flags, nas_tflm_arena_report *r, nas_err *e);
+/* The same, and op_head[i] (when not NULL, [g->nops]) = the head bytes in use while operator i
+ * runs (the end of the highest buffer live at its scope; the tail is always in use). */
+int nas_tflm_arena_ops(const nas_g8_graph *g, unsigned flags, nas_tflm_arena_report *r,
+                       long *op_head, nas_err *e);
 
 /* ---- instruction model ---------------------------------------------------------------- */
 enum nas_tflm_core { NAS_TFLM_M4 = 0, NAS_TFLM_M7, NAS_TFLM_M33, NAS_TFLM_NCORE };

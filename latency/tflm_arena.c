@@ -123,7 +123,25 @@ static void io_tensor(tail_sim *s, nas_tflm_arena_report *r, const nas_g8_tensor
   }
 }
 
+/* Head bytes in use while each operator runs: the end of the highest buffer live at its
+ * scope (operator i runs in scope i + 1). */
+static void op_heads(const nas_g8_graph *g, const nas_tflm_plan *plan, long *op_head) {
+  for (int i = 0; i < g->nops; i++) {
+    long h = 0;
+    for (int k = 0; k < plan->nbuf; k++) {
+      const nas_tflm_buf *b = &plan->buf[k];
+      if (b->first <= i + 1 && b->last >= i + 1 && b->offset + b->size > h) h = b->offset + b->size;
+    }
+    op_head[i] = h;
+  }
+}
+
 int nas_tflm_arena(const nas_g8_graph *g, unsigned flags, nas_tflm_arena_report *r, nas_err *e) {
+  return nas_tflm_arena_ops(g, flags, r, NULL, e);
+}
+
+int nas_tflm_arena_ops(const nas_g8_graph *g, unsigned flags, nas_tflm_arena_report *r,
+                       long *op_head, nas_err *e) {
   memset(r, 0, sizeof *r);
   int rc;
   nas_tflm_scratch *req = nas_calloc((size_t)g->nops + 1, sizeof *req);
@@ -135,7 +153,7 @@ int nas_tflm_arena(const nas_g8_graph *g, unsigned flags, nas_tflm_arena_report 
       free(req);
       return rc;
     }
-    if (o.scratch > 0) req[ns].op = i, req[ns].bytes = o.scratch, ns++;
+    if (o.scratch > 0 && !(flags & NAS_TFLM_REFERENCE)) req[ns].op = i, req[ns].bytes = o.scratch, ns++;
   }
   nas_tflm_plan plan;
   if ((rc = nas_tflm_plan_build(g, NULL, 0, &plan, e))) {
@@ -148,6 +166,7 @@ int nas_tflm_arena(const nas_g8_graph *g, unsigned flags, nas_tflm_arena_report 
   free(req);
   if (rc) return rc;
   r->head = plan.peak;
+  if (op_head) op_heads(g, &plan, op_head);
   r->nscratch = ns;
   for (int k = plan.ntensor_bufs; k < plan.nbuf; k++) r->scratch_bytes += plan.buf[k].size;
   nas_tflm_plan_free(&plan);

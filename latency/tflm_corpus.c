@@ -165,6 +165,12 @@ static int read_models(nas_tflm_corpus *c, const char *path, nas_err *e) {
 
 /* ---- operators ------------------------------------------------------------------------- */
 
+static const char *const CLS_NAMES[NAS_TFLM_NCLS] = {
+    "load", "store", "mul", "div", "branch", "simd", "it", "vfp", "other",
+    "load_regs", "store_regs", "branch_taken"};
+
+const char *nas_tflm_cls_name(int k) { return k >= 0 && k < NAS_TFLM_NCLS ? CLS_NAMES[k] : NULL; }
+
 static int by_model_core_op(const void *a, const void *b) {
   const nas_tflm_corpus_op *x = a, *y = b;
   if (x->model != y->model) return x->model - y->model;
@@ -176,10 +182,12 @@ static int read_ops(nas_tflm_corpus *c, const char *path, nas_err *e) {
   csv r;
   int rc = csv_open(&r, path, e);
   if (rc) return rc;
-  int ci[6];
+  int ci[6], cc[NAS_TFLM_NCLS];
   const char *names[6] = {"model_id", "core", "op_index", "cmsis_entry", "insn", "insn_profiler_hook"};
   for (int k = 0; k < 6; k++)
     if ((ci[k] = csv_col(&r, names[k], e)) < 0) return free(r.text), NAS_EFORMAT;
+  for (int k = 0; k < NAS_TFLM_NCLS; k++)
+    if ((cc[k] = csv_col(&r, CLS_NAMES[k], e)) < 0) return free(r.text), NAS_EFORMAT;
   int cap = 0, m = -1;
   while ((rc = csv_next(&r, e)) == 1) {
     if (m < 0 || strcmp(c->model[m].id, r.col[ci[0]])) m = find_model(c, r.col[ci[0]]);
@@ -200,6 +208,8 @@ static int read_ops(nas_tflm_corpus *c, const char *path, nas_err *e) {
     nas_tflm_corpus_op *o = &c->op[c->nops++];
     double idx, insn, hook;
     if ((rc = num(&r, ci[2], &idx, e)) || (rc = num(&r, ci[4], &insn, e)) || (rc = num(&r, ci[5], &hook, e))) break;
+    for (int k = 0; !rc && k < NAS_TFLM_NCLS; k++) rc = num(&r, cc[k], &o->cls[k], e);
+    if (rc) break;
     o->model = m, o->core = core, o->op_index = (int)idx, o->insn = insn - hook;
     snprintf(o->entry, sizeof o->entry, "%s", r.col[ci[3]]);
   }

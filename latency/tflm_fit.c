@@ -11,7 +11,8 @@
 /* Least squares min |A x - b| for A [m x p] row-major (overwritten), b [m] (overwritten).
  * Columns are scaled to unit norm first; a column that is zero, or whose pivot falls below
  * 1e-10 of the largest, is dropped (x = 0) and the rest refitted. x [p]. */
-static int lstsq(double *a, double *b, int m, int p, double *x, nas_err *e) {
+int nas_tflm_lstsq(double *a, double *b, int m, int p, double *x, nas_err *e) {
+  if (p < 1 || p > NAS_TFLM_MAXF) return nas_errf(e, NAS_EINVAL, "least squares: %d unknowns (1..%d)", p, NAS_TFLM_MAXF);
   double *qa = nas_malloc(sizeof *qa * (size_t)m * (size_t)p), *qb = nas_malloc(sizeof *qb * (size_t)m);
   double *scale = nas_malloc(sizeof *scale * (size_t)p);
   int *use = nas_malloc(sizeof *use * (size_t)p);
@@ -116,7 +117,7 @@ static int fit_group(const nas_tflm_corpus *c, int core, int grp, nas_tflm_insn_
     }
   }
   if (!rc && n > 0) {
-    rc = lstsq(a, b, n, p, mdl->coef[core][grp], e);
+    rc = nas_tflm_lstsq(a, b, n, p, mdl->coef[core][grp], e);
     mdl->fitted[core][grp] = !rc;
   }
   free(a), free(b);

@@ -32,10 +32,20 @@ typedef struct nas_tflm_corpus_model {
   nas_g8_graph graph;                     /* the imported .tflite */
 } nas_tflm_corpus_model;
 
+/* Instruction-class columns of ops.csv (README of the corpus), in this order. They include
+ * the 16 instructions of the profiler hook (its class split is not recorded). */
+enum {
+  NAS_TFLM_CLS_LOAD = 0, NAS_TFLM_CLS_STORE, NAS_TFLM_CLS_MUL, NAS_TFLM_CLS_DIV,
+  NAS_TFLM_CLS_BRANCH, NAS_TFLM_CLS_SIMD, NAS_TFLM_CLS_IT, NAS_TFLM_CLS_VFP, NAS_TFLM_CLS_OTHER,
+  NAS_TFLM_CLS_LOAD_REGS, NAS_TFLM_CLS_STORE_REGS, NAS_TFLM_CLS_BRANCH_TAKEN, NAS_TFLM_NCLS
+};
+const char *nas_tflm_cls_name(int k); /* the ops.csv column ("load", ...); NULL out of range */
+
 typedef struct nas_tflm_corpus_op {
   int model, core, op_index;
   char entry[40];                         /* cmsis_entry */
   double insn;                            /* measured, profiler hook (16) excluded */
+  double cls[NAS_TFLM_NCLS];              /* the class columns, hook included */
 } nas_tflm_corpus_op;
 
 typedef struct nas_tflm_corpus {
@@ -44,6 +54,11 @@ typedef struct nas_tflm_corpus {
   int nops;
   nas_tflm_corpus_op *op;                 /* [nops], owned, grouped by model and core */
 } nas_tflm_corpus;
+
+/* Least squares min |A x - b| for A [m x p] row-major (overwritten), b [m] (overwritten),
+ * p <= NAS_TFLM_MAXF, by Householder QR with columns scaled to unit norm; a column that is zero
+ * or (numerically) dependent on the ones before it gets x = 0 and the rest is refitted. */
+int nas_tflm_lstsq(double *a, double *b, int m, int p, double *x, nas_err *e);
 
 /* 1 when model id falls in the held-out 20%. */
 int nas_tflm_heldout(const char *model_id);

@@ -27,6 +27,7 @@
 
 #include "core/alloc.h"
 #include "core/fileio.h"
+#include "core/json.h"
 #include "latency/tflm.h"
 
 static const char *const core_names[NAS_TFLM_NCORE] = {"cortex-m4", "cortex-m7", "cortex-m33"};
@@ -379,9 +380,13 @@ int nas_tflm_insn_load(const char *path, nas_tflm_insn_model *m, nas_err *e) {
   long len = 0;
   int rc = nas_read_file(path, &text, &len, e);
   if (rc) return rc;
-  cJSON *root = cJSON_ParseWithLength(text, (size_t)len);
+  cJSON *root = NULL;
+  int line = 0;
+  (void)len;
+  rc = nas_json_parse(text, &root, &line);
   free(text);
-  if (!root) return nas_errf(e, NAS_EFORMAT, "%s: not valid JSON", path);
+  if (rc == NAS_ENOMEM) return nas_errf(e, NAS_ENOMEM, "%s: out of memory parsing it", path);
+  if (rc) return nas_errf(e, NAS_EFORMAT, "%s:%d: not valid JSON", path, line);
   rc = load_json(root, path, m, e);
   cJSON_Delete(root);
   if (rc) {

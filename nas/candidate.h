@@ -2,7 +2,8 @@
  *
  *   price on the target (hard budgets checked before any training: an over-budget or invalid
  *   architecture is rejected with its reason) -> train from scratch -> calibrate and quantise
- *   to int8 -> evaluate float and int8 -> (measure: a slot for emulated measurement, off) ->
+ *   to int8 -> evaluate float and int8 -> measure (with c->measure: the int8 graph emulated,
+ *   nas/measure_emu.h; a failed measurement keeps the candidate done, with the reason) ->
  *   store.
  *
  * The computation is pure: nas_candidate_price and nas_candidate_train take an architecture,
@@ -29,6 +30,7 @@
 #include "core/error.h"
 #include "datasets/dataset.h"
 #include "latency/target.h"
+#include "nas/measure_emu.h"
 #include "results/store.h"
 
 #define NAS_REASON_MAX 600 /* bytes of a rejection or failure reason */
@@ -47,9 +49,11 @@ typedef struct nas_candidate_cfg {
   uint64_t seed;             /* training seed (initialisation, shuffling, dropout) */
   int eval_limit;            /* validation/test samples scored (0: all) */
   int calib_samples;         /* training samples calibrating the int8 ranges (0: 1000) */
-  int measure;               /* (measure) slot: emulated per-layer measurement of the int8
-                                graph; 0 = off, the only value accepted until a later issue
-                                implements it */
+  int measure;               /* 1: the int8 graph of a done candidate is measured in the
+                                emulator (nas/measure_emu.h: the C export on the target's
+                                core, the first test sample) and stored with its metrics
+                                (latency_meas_ms, per-operator counts); 0: not measured */
+  const char *emu_cache_dir; /* the emulator's kernel cache (NULL: none) */
 } nas_candidate_cfg;
 
 /* ---- pricing (pure) ---------------------------------------------------------------------- */
@@ -82,8 +86,11 @@ typedef struct nas_candidate_result {
   uint8_t *float_blob, *int8_blob; /* nas/artifacts.h blobs (owned; NULL when failed) */
   size_t float_len, int8_len;
   /* wall times of the phases (the "timing" event): build + train, float evaluation, int8
-     (calibration + lowering + int8 evaluation), of which calibration and lowering, packing */
-  double build_train_s, eval_float_s, int8_s, calib_s, lower_s, pack_s;
+     (calibration + lowering + int8 evaluation), of which calibration and lowering, packing,
+     and the measurement (0 without one) */
+  double build_train_s, eval_float_s, int8_s, calib_s, lower_s, pack_s, measure_s;
+  int measured;              /* 1: meas holds the measurement (ok or failed with its reason) */
+  nas_emu_measure meas;      /* owned (freed by nas_candidate_result_free) */
 } nas_candidate_result;
 
 /* Trains arch from scratch on c->data's training split (c->epochs, c->batch, c->seed),
@@ -102,8 +109,9 @@ void nas_candidate_result_free(nas_candidate_result *r);
 int nas_candidate_store_price(nas_store *st, int64_t cand_id, const nas_candidate_price *p,
                               nas_err *e);
 /* Stores r for candidate cand_id (state training) of run run_id: state done with its metrics
- * (m: the cost metrics on entry, every metric on return) and both blobs in one transaction,
- * or failed with the reason; then the candidate's "timing" event. */
+ * (m: the cost metrics on entry, every metric on return; latency_meas_ms from a successful
+ * measurement), both blobs and the measurement in one transaction, or failed with the
+ * reason; then the candidate's "timing" event (with measure_s). */
 int nas_candidate_store_result(nas_store *st, int64_t run_id, int64_t cand_id,
                                const nas_candidate_result *r, nas_metrics *m, nas_err *e);
 

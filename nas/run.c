@@ -3,6 +3,7 @@
  * space, target, dataset), the strategy's body, and the end of a run (summary, status, final
  * event). The proposal loop is in run_propose.c. Never prints. */
 #include "nas/run.h"
+#include "nas/measure_emu.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -93,6 +94,22 @@ int nas_config_set(cJSON *j, const char *k, cJSON *item) {
   return 0;
 }
 
+/* --runtime: one of latency/target.h's runtimes. */
+static int runtime_option(const char *text, cJSON *config, nas_err *e) {
+  if (nas_runtime_from_name(text) < 0)
+    return nas_errf(e, NAS_EUSAGE, "--runtime: '%s' is not tflm-cmsis-nn, tflm-reference or nas-c", text);
+  if (nas_config_set(config, "runtime", cJSON_CreateString(text))) return nas_errf(e, NAS_ENOMEM, "out of memory");
+  return NAS_OK;
+}
+
+/* --measure: the back end measuring every done candidate ("emulator"). */
+static int measure_option(const char *text, cJSON *config, nas_err *e) {
+  if (strcmp(text, "emulator"))
+    return nas_errf(e, NAS_EUSAGE, "--measure: '%s' is not a measurement back end (emulator)", text);
+  if (nas_config_set(config, "measure", cJSON_CreateString(text))) return nas_errf(e, NAS_ENOMEM, "out of memory");
+  return NAS_OK;
+}
+
 /* --objectives: checked when given, stored as written (the run stores the expanded list). */
 static int objectives_option(const char *text, cJSON *config, nas_err *e) {
   nas_objectives ob;
@@ -108,6 +125,9 @@ const nas_opt nas_run_options[] = {
      .key = "dataset"},
     {"--target", NAS_OPT_STR, "ID", .help = "MCU target id (nas targets), or --target-file FILE", .key = "target"},
     {"--target-file", NAS_OPT_STR, "FILE", .help = "a target JSON file", .key = "target_file"},
+    {"--runtime", NAS_OPT_STR, "NAME",
+     .help = "price for this runtime instead of the target's: tflm-cmsis-nn,\ntflm-reference or nas-c",
+     .key = "runtime", .apply = runtime_option},
     {"--max-sram", NAS_OPT_SIZE, "B", .help = "peak SRAM budget (K/M suffixes)", .key = "max_sram"},
     {"--max-flash", NAS_OPT_SIZE, "B", .help = "flash budget (K/M suffixes)", .key = "max_flash"},
     {"--max-latency-ms", NAS_OPT_NUM, "X", 0, 1e9, 1, .what = "a positive number",
@@ -125,7 +145,11 @@ const nas_opt nas_run_options[] = {
      .help = "score each candidate on the first N validation and test\nsamples (all)", .key = "eval_limit"},
     {"--calib-samples", NAS_OPT_INT, "N", 1, 2147483647,
      .help = "training samples calibrating each candidate's int8 ranges\n(1000)", .key = "calib_samples"},
-    {NULL}};
+    {"--measure", NAS_OPT_STR, "emulator",
+     .help = "emulate every done candidate's int8 graph (the C export on\nthe target's core) and store "
+             "latency_meas_ms and its per-operator\ninstruction counts with its metrics",
+     .key = "measure", .apply = measure_option},
+    {0}};
 
 const nas_opt nas_propose_options[] = {
     {"--budget", NAS_OPT_INT, "N", 1, 1000000,
@@ -135,7 +159,7 @@ const nas_opt nas_propose_options[] = {
              "for E epochs, scored on all samples, stored as a new candidate\n"
              "with parent = the original and retrain_epochs = E",
      .key = "retrain_epochs"},
-    {NULL}};
+    {0}};
 
 int nas_search_config_write(cJSON *j, const nas_search_cfg *g, const char *strategy,
                             const char *objectives) {
@@ -158,6 +182,8 @@ int nas_search_config_write(cJSON *j, const nas_search_cfg *g, const char *strat
   ok &= cJSON_AddStringToObject(j, "objectives", objectives) != NULL;
   ok &= cJSON_AddNumberToObject(j, "eval_limit", g->eval_limit) != NULL;
   ok &= cJSON_AddNumberToObject(j, "calib_samples", g->calib_samples) != NULL;
+  if (g->runtime) ok &= cJSON_AddStringToObject(j, "runtime", g->runtime) != NULL;
+  if (g->measure) ok &= cJSON_AddStringToObject(j, "measure", g->measure) != NULL;
   return ok ? 0 : -1;
 }
 
@@ -184,6 +210,7 @@ void nas_search_config_read(const cJSON *j, nas_search_cfg *g) {
   if (nas_config_str(j, "objectives")) g->objectives = nas_config_str(j, "objectives");
   g->eval_limit = (int)nas_config_num(j, "eval_limit", 0);
   g->calib_samples = (int)nas_config_num(j, "calib_samples", 1000); /* runs before it: 1000 */
+  g->runtime = nas_config_str(j, "runtime"), g->measure = nas_config_str(j, "measure");
 }
 
 /* The fields every run uses: space, dataset and target given, epochs 1..100000, batch
@@ -202,6 +229,10 @@ static int check_cfg(const nas_search_cfg *g, nas_err *e) {
   if (g->eval_limit < 0) return nas_errf(e, NAS_EUSAGE, "eval limit is negative");
   if (g->calib_samples < 1)
     return nas_errf(e, NAS_EUSAGE, "calibration samples %d must be at least 1", g->calib_samples);
+  if (g->runtime && nas_runtime_from_name(g->runtime) < 0)
+    return nas_errf(e, NAS_EUSAGE, "runtime '%s' is not tflm-cmsis-nn, tflm-reference or nas-c", g->runtime);
+  if (g->measure && strcmp(g->measure, "emulator"))
+    return nas_errf(e, NAS_EUSAGE, "measure '%s' is not a measurement back end (emulator)", g->measure);
   return NAS_OK;
 }
 
@@ -256,6 +287,19 @@ static int setup(nas_run *r, nas_err *e) {
   if ((rc = nas_space_check(r->sp, e)) != NAS_OK) return rc;
   r->nd = nas_space_n_decisions(r->sp);
   if ((rc = nas_target_open(g->target, g->target_file, &r->t, e)) != NAS_OK) return rc;
+  if (g->runtime && (rc = nas_target_set_runtime(r->t, nas_runtime_from_name(g->runtime), e)) != NAS_OK)
+    return rc;
+  if (g->measure) { /* the toolchain and the emulator, checked before any candidate */
+    char cc[4096];
+    if ((rc = nas_emu_find_cc(NULL, cc, sizeof cc, e)) != NAS_OK) return nas_err_prefix(e, "--measure emulator");
+    if (!nas_emu_have_unicorn())
+      return nas_errf(e, NAS_EINVAL, "--measure emulator: this build has no Unicorn (apt-get install "
+                      "libunicorn-dev, rebuild)");
+    if (r->t->core == NAS_CORE_M55)
+      return nas_errf(e, NAS_EINVAL, "--measure emulator: target %s: Unicorn cannot emulate a %s",
+                      r->t->id, nas_core_name(r->t->core));
+    if (!nas_emu_cache_dir(r->emu_cache, sizeof r->emu_cache)) r->emu_cache[0] = '\0';
+  }
   nas_data_opts o;
   nas_data_opts_default(&o, g->dataset);
   o.train_limit = g->train_limit;
@@ -362,6 +406,8 @@ void nas_run_candidate_cfg(const nas_run *r, int epochs, int eval_limit, uint64_
   cc->data = &r->d, cc->dataset = g->dataset, cc->train_limit = g->train_limit;
   cc->epochs = epochs, cc->batch = g->batch, cc->seed = seed;
   cc->eval_limit = eval_limit, cc->calib_samples = g->calib_samples;
+  cc->measure = g->measure != NULL;
+  cc->emu_cache_dir = r->emu_cache[0] ? r->emu_cache : NULL;
 }
 
 /* The summary of the run's search candidates, from the store. */

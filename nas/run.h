@@ -89,19 +89,27 @@ typedef struct nas_search_cfg {
                                ("eval_limit") */
   int calib_samples;        /* training samples calibrating each candidate's int8 ranges
                                (1000; "calib_samples") */
+  const char *runtime;      /* the runtime the target is priced for (latency/target.h:
+                               tflm-cmsis-nn, tflm-reference, nas-c), NULL: the target's own
+                               ("runtime") */
+  const char *measure;      /* "emulator": every done candidate's int8 graph is measured in the
+                               emulator (nas-c runtime, the target's core) and stored with its
+                               metrics; NULL: none ("measure") */
 } nas_search_cfg;
 
 void nas_search_cfg_default(nas_search_cfg *c);
 
-/* The options of every search (--space, --dataset, --target, --target-file, --max-sram,
- * --max-flash, --max-macs, --max-latency-ms, --epochs, --batch, --train-limit, --seed,
- * --objectives, --eval-limit, --calib-samples), with their configuration keys. */
+/* The options of every search (--space, --dataset, --target, --target-file, --runtime,
+ * --max-sram, --max-flash, --max-macs, --max-latency-ms, --epochs, --batch, --train-limit,
+ * --seed, --objectives, --eval-limit, --calib-samples, --measure), with their configuration
+ * keys. */
 extern const nas_opt nas_run_options[];
 /* The proposal loop's options (--budget, --retrain-front), for proposal strategies. */
 extern const nas_opt nas_propose_options[];
 
 /* Writes the fields of g every run stores (space, strategy, dataset, target, budgets, budget,
- * epochs, batch, train_limit, seed as text, objectives, eval_limit, calib_samples) into j, in
+ * epochs, batch, train_limit, seed as text, objectives, eval_limit, calib_samples, runtime
+ * and measure when given) into j, in
  * that order (-1 when out of memory, else 0); nas_search_config_read reads them back into g, keeping g's value where a key is
  * absent (strings: NULL where absent; objectives kept; the seed may be a number or text). */
 int nas_search_config_write(struct cJSON *j, const nas_search_cfg *g, const char *strategy,
@@ -199,6 +207,7 @@ typedef struct nas_run {
   void *state;              /* the strategy's (configure allocates it, release frees it) */
   const nas_search_hooks *hooks;
   nas_search_summary *sum;
+  char emu_cache[1024];     /* with cfg.measure: the emulator's kernel cache ("" = none) */
 } nas_run;
 
 /* A proposal: decisions d (a buffer of r->nd, owned by the driver), their arch JSON (malloc'd;

@@ -220,8 +220,27 @@ static int migrate_to_2(nas_store *s, nas_err *e) {
 }
 #undef V2_COLS
 
+/* Version 3: emulated measurements of candidates (results/store_measure.c). */
+static int migrate_to_3(nas_store *s, nas_err *e) {
+  static const char *const SQL =
+      "CREATE TABLE measurements ("
+      " candidate_id INTEGER PRIMARY KEY REFERENCES candidates(id) ON DELETE CASCADE,"
+      " backend TEXT NOT NULL, target TEXT NOT NULL, core TEXT NOT NULL, runtime TEXT NOT NULL,"
+      " status TEXT NOT NULL CHECK (status IN ('ok','failed')), reason TEXT,"
+      " insns INTEGER, cycles REAL, ms REAL, seconds REAL,"
+      " created_at TEXT NOT NULL DEFAULT (" NOW "));"
+      "CREATE TABLE op_measurements ("
+      " candidate_id INTEGER NOT NULL REFERENCES candidates(id) ON DELETE CASCADE,"
+      " op INTEGER NOT NULL, kind TEXT NOT NULL, layer INTEGER,"
+      " insns INTEGER, ldst INTEGER, mul INTEGER, branch INTEGER, other INTEGER,"
+      " taken INTEGER, cycles REAL, ms REAL,"
+      " PRIMARY KEY (candidate_id, op));";
+  return store_exec(s, SQL, "migrating to schema version 3 (measurements)", e);
+}
+
 /* MIGRATIONS[v] takes user_version v to v + 1. */
-static int (*const MIGRATIONS[])(nas_store *, nas_err *) = {migrate_to_1, migrate_to_2};
+static int (*const MIGRATIONS[])(nas_store *, nas_err *) = {migrate_to_1, migrate_to_2,
+                                                            migrate_to_3};
 _Static_assert(sizeof MIGRATIONS / sizeof MIGRATIONS[0] == NAS_STORE_VERSION,
                "one migration per schema version");
 

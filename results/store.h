@@ -2,7 +2,8 @@
  * Tables: runs, candidates (every metric its own column), weights (BLOBs), layer_costs,
  * events; the schema is documented in README "Results store" and versioned with
  * `PRAGMA user_version` (migrations in store.c, one function per version; version 2 added
- * candidates.retrain_epochs). The file is in WAL
+ * candidates.retrain_epochs, version 3 the measurements and op_measurements tables of
+ * emulated measurements). The file is in WAL
  * mode with a busy timeout, so readers (`nas pareto`, any sqlite3 client) may run while a
  * search writes. Every state change commits in its own BEGIN IMMEDIATE ... COMMIT.
  * Errors name the file and what failed; a file that is not a SQLite database, or whose
@@ -21,7 +22,7 @@
 
 #include "core/error.h"
 
-#define NAS_STORE_VERSION 2 /* the schema version this build writes (PRAGMA user_version) */
+#define NAS_STORE_VERSION 3 /* the schema version this build writes (PRAGMA user_version) */
 
 typedef struct nas_store nas_store;
 
@@ -170,6 +171,55 @@ typedef struct nas_store_blob {
 int nas_store_candidate_finish(nas_store *s, int64_t cand_id, const char *state,
                                const char *reason, const nas_metrics *m,
                                const nas_store_blob *blobs, int nblobs, nas_err *e);
+
+/* ---- measurements (results/store_measure.c) ----------------------------------------------- */
+/* One measured operator of a candidate's int8 graph. */
+typedef struct nas_op_meas {
+  int op;                 /* operator index in the int8 graph */
+  char kind[16];          /* "conv2d", "dwconv2d", "fc", "avgpool", "maxpool", "add", ... */
+  int layer;              /* the arch layer it belongs to (-1: none) */
+  long long insns;        /* executed instructions */
+  long long ldst, mul, branch, other; /* of which by class (latency/emulator.h) */
+  long long taken;        /* taken branches */
+  double cycles, ms;      /* estimated from the core's CPI table, at the target clock */
+} nas_op_meas;
+
+/* A measurement of a candidate: how and where it was taken, its outcome and totals, and its
+ * operators. A failed measurement has ok = 0, the reason, and no operators. */
+typedef struct nas_measurement {
+  const char *backend;    /* "emulator" */
+  const char *target;     /* target id */
+  const char *core;       /* the emulated core ("cortex-m4", ...) */
+  const char *runtime;    /* the runtime measured ("nas-c": the engine's C export) */
+  int ok;                 /* 1: measured; 0: failed (reason) */
+  const char *reason;     /* why it failed, NULL when ok */
+  long long insns;        /* the whole inference (start-up and copies included) */
+  double cycles, ms;      /* the operators' sum and the whole inference's ms */
+  double seconds;         /* wall time the measurement took (build + emulation) */
+  const nas_op_meas *ops; /* [nops] (borrowed) */
+  int nops;
+} nas_measurement;
+
+/* As nas_store_candidate_finish, and in the same transaction the candidate's measurement
+ * (replacing a previous one; meas may be NULL: none). */
+int nas_store_candidate_finish_measured(nas_store *s, int64_t cand_id, const char *state,
+                                        const char *reason, const nas_metrics *m,
+                                        const nas_store_blob *blobs, int nblobs,
+                                        const nas_measurement *meas, nas_err *e);
+
+/* A stored measurement as read back (strings and ops malloc'd: nas_measurement_row_free). */
+typedef struct nas_measurement_row {
+  char *backend, *target, *core, *runtime, *reason;
+  int ok;
+  long long insns;
+  double cycles, ms, seconds;
+  nas_op_meas *ops;
+  int nops;
+} nas_measurement_row;
+/* The measurement of cand_id; *found = 0 (row zeroed) when it has none. */
+int nas_store_measurement_get(nas_store *s, int64_t cand_id, nas_measurement_row *row,
+                              int *found, nas_err *e);
+void nas_measurement_row_free(nas_measurement_row *r); /* NULL-safe */
 
 /* ---- weights and per-layer costs --------------------------------------------------------- */
 /* kind: "float" or "int8". Replaces an existing blob of that kind. */

@@ -50,6 +50,13 @@ int nas_store_weights_put(nas_store *s, int64_t cand_id, const char *kind, const
 int nas_store_candidate_finish(nas_store *s, int64_t cand_id, const char *state,
                                const char *reason, const nas_metrics *m,
                                const nas_store_blob *blobs, int nblobs, nas_err *e) {
+  return nas_store_candidate_finish_measured(s, cand_id, state, reason, m, blobs, nblobs, NULL, e);
+}
+
+int nas_store_candidate_finish_measured(nas_store *s, int64_t cand_id, const char *state,
+                                        const char *reason, const nas_metrics *m,
+                                        const nas_store_blob *blobs, int nblobs,
+                                        const nas_measurement *meas, nas_err *e) {
   for (int i = 0; i < nblobs; i++)
     if (check_kind(s, cand_id, blobs[i].kind, e)) return e->code;
   char what[80];
@@ -58,6 +65,7 @@ int nas_store_candidate_finish(nas_store *s, int64_t cand_id, const char *state,
   int rc = m ? store_set_metrics_tx(s, cand_id, m, e) : NAS_OK;
   for (int i = 0; rc == NAS_OK && i < nblobs; i++)
     rc = weights_put_tx(s, cand_id, blobs[i].kind, blobs[i].data, blobs[i].len, e);
+  if (rc == NAS_OK && meas) rc = store_measurement_put_tx(s, cand_id, meas, e);
   if (rc == NAS_OK) rc = store_set_state_tx(s, cand_id, state, reason, e);
   if (rc == NAS_OK) rc = store_commit(s, what, e);
   if (rc != NAS_OK) store_rollback(s);

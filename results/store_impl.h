@@ -46,5 +46,7 @@ int store_step_row(nas_store *s, sqlite3_stmt *st, const char *noun, long long i
 int store_set_state_tx(nas_store *s, int64_t cand_id, const char *state, const char *reason,
                        nas_err *e);
 int store_set_metrics_tx(nas_store *s, int64_t cand_id, const nas_metrics *m, nas_err *e);
+/* Inside an open transaction: replaces the candidate's measurement (results/store_measure.c). */
+int store_measurement_put_tx(nas_store *s, int64_t cand_id, const nas_measurement *m, nas_err *e);
 
 #endif

@@ -6,8 +6,10 @@
  *
  * Arithmetic: TFLite's int8 scheme (real = scale * (q - zero_point); NHWC tensors; int32
  * accumulators requantised by a Q31 multiplier and a power-of-two shift, nasrt_fixed.h).
- * With __ARM_FEATURE_DSP (Cortex-M4/M7/M33) the conv and fully-connected MAC loops use SMLAD,
- * unless NASRT_NO_DSP is defined.
+ * The fast kernels (nasrt_fast_*.c, docs/mcu-runtime.md) run every core from one source:
+ * with __ARM_FEATURE_DSP (Cortex-M4/M7/M33) on the DSP instructions (SMLAD, SXTB16, ...) and
+ * inline-assembly inner loops, elsewhere on plain C with the same results (nasrt_simd.h);
+ * NASRT_NO_DSP / NASRT_NO_ASM force the plain versions.
  *
  * A model is a const table of operators (nasrt_op: a kind, its eval and a pointer to the
  * kind's parameter struct) run in order by nasrt_invoke over one arena; every activation has a
@@ -73,6 +75,15 @@ typedef struct nasrt_conv_p {
   int32_t pt, pl;             /* top/left padding (TFLite: the smaller half) */
   int32_t in_off, out_off;    /* -input zero point, output zero point */
   int32_t lo, hi;             /* fused activation clamp, quantised */
+  /* The fast kernels' data (NULL / -1 when the operator runs the portable kernel above):
+   * CONV_2D: wq = the filter repacked in output-channel pairs (layout: nasrt_fast_conv.c), bq = the bias
+   * with the input offset folded in, scratch = arena offset of the im2col columns;
+   * DEPTHWISE_CONV_2D (multiplier 1): filter as above, bq likewise, no scratch. */
+  const int8_t *wq;           /* repacked filter, or NULL */
+  const int32_t *bq;          /* [co] bias + in_off * (sum of the channel's weights), or NULL */
+  int32_t scratch;            /* arena offset of the scratch, -1 for none */
+  int32_t qstep;              /* fast kernels: channel c's multiplier is mult[c * qstep] (0: one
+                                 for every channel, per-tensor weights) */
 } nasrt_conv_p;
 
 /* FULLY_CONNECTED: weights [co,d]; b rows of d inputs. */
@@ -85,6 +96,11 @@ typedef struct nasrt_fc_p {
   int32_t b, d, co;
   int32_t in_off, w_off, out_off; /* -input zero point, -weight zero point, output zero point */
   int32_t lo, hi;
+  /* The fast kernel's data (NULL when the portable kernel runs; needs w_off = 0): the weights
+   * repacked in output-channel pairs and the bias with the input offset folded in. */
+  const int8_t *wq;           /* repacked [co,d] weights, or NULL */
+  const int32_t *bq;          /* [co] bias + in_off * (sum of the row's weights), or NULL */
+  int32_t qstep;              /* fast kernel: row c's multiplier is mult[c * qstep] */
 } nasrt_fc_p;
 
 /* AVERAGE_POOL_2D, MAX_POOL_2D (input and output share the quantisation). */
@@ -209,6 +225,14 @@ void nasrt_sub(const nasrt_add_p *p, const int8_t *a, const int8_t *b, int8_t *o
 void nasrt_slice(const nasrt_slice_p *p, const int8_t *in, int8_t *out);
 void nasrt_concat(const nasrt_concat_p *p, int8_t *arena);
 void nasrt_lstm(const nasrt_lstm_p *p, const int8_t *in, int8_t *out, int16_t *cell);
+/* The fast kernels (nasrt_fast_conv.c, nasrt_fast_dw.c): the same results from the prepared
+ * wq / bq. scratch: nasrt_conv_scratch_bytes bytes, 4-byte aligned; NULL for a 1x1 filter
+ * runs it without (slower). */
+void nasrt_conv_fast(const nasrt_conv_p *p, const int8_t *in, int8_t *out, void *scratch);
+void nasrt_dwconv_fast(const nasrt_conv_p *p, const int8_t *in, int8_t *out);
+void nasrt_fc_fast(const nasrt_fc_p *p, const int8_t *in, int8_t *out);
+/* Bytes of scratch nasrt_conv_fast needs for a kh x kw filter over ci input channels. */
+int32_t nasrt_conv_scratch_bytes(int32_t kh, int32_t kw, int32_t ci);
 
 /* ---- models ---------------------------------------------------------------------------- */
 

@@ -26,8 +26,7 @@ static uint32_t pack16(int32_t lo, int32_t hi) {
 static int8_t requant(int32_t acc, const int32_t *bias, const int32_t *mult,
                       const int8_t *shift, int oc, int32_t out_off, int32_t lo, int32_t hi) {
   if (bias) acc += bias[oc];
-  acc = nasrt_mul(acc, mult[oc], shift[oc]) + out_off;
-  return (int8_t)nasrt_clamp(acc, lo, hi);
+  return (int8_t)nasrt_out8(nasrt_mul(acc, mult[oc], shift[oc]), out_off, lo, hi);
 }
 
 void nasrt_conv(const nasrt_conv_p *p, const int8_t *in, int8_t *out) {

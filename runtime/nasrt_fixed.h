@@ -42,4 +42,12 @@ static inline int32_t nasrt_clamp(int32_t v, int32_t lo, int32_t hi) {
   return v < lo ? lo : v > hi ? hi : v;
 }
 
+/* An int8 output: the requantised value m plus the output zero point zp, clamped to lo..hi
+ * (within -128..127). m is first limited to +-512, which changes no result (|zp| <= 128) but
+ * keeps the sum from overflowing when a huge multiplier saturates m. */
+static inline int32_t nasrt_out8(int32_t m, int32_t zp, int32_t lo, int32_t hi) {
+  m = m < -512 ? -512 : m > 512 ? 512 : m;
+  return nasrt_clamp(m + zp, lo, hi);
+}
+
 #endif

@@ -40,7 +40,7 @@ void nasrt_tanh(const nasrt_act_p *p, const int8_t *in, int8_t *out) {
 void nasrt_elmul(const nasrt_mul_p *p, const int8_t *a, const int8_t *b, int8_t *out) {
   for (int32_t i = 0; i < p->n; i++) {
     const int32_t v = (a[i] + p->a_off) * (b[i] + p->b_off);
-    out[i] = (int8_t)nasrt_clamp(nasrt_mul(v, p->mult, p->shift) + p->out_zp, p->lo, p->hi);
+    out[i] = (int8_t)nasrt_out8(nasrt_mul(v, p->mult, p->shift), p->out_zp, p->lo, p->hi);
   }
 }
 
@@ -49,7 +49,7 @@ void nasrt_sub(const nasrt_add_p *p, const int8_t *a, const int8_t *b, int8_t *o
   for (int32_t i = 0; i < p->n; i++) {
     const int32_t va = (a[i] + p->a_off) * ls, vb = (b[i] + p->b_off) * ls;
     const int32_t d = nasrt_mul(va, p->a_mult, p->a_shift) - nasrt_mul(vb, p->b_mult, p->b_shift);
-    out[i] = (int8_t)nasrt_clamp(nasrt_mul(d, p->out_mult, p->out_shift) + p->out_zp, p->lo, p->hi);
+    out[i] = (int8_t)nasrt_out8(nasrt_mul(d, p->out_mult, p->out_shift), p->out_zp, p->lo, p->hi);
   }
 }
 

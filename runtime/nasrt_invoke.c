@@ -17,17 +17,22 @@ void nas_layer_mark(int i);
 
 /* ---- evals: one per kind; the place to choose a kernel variant for a core ---------------- */
 
+/* The fast kernels (nasrt_fast_*.c) run when the prepare step gave them their data. */
 void nasrt_eval_conv(const void *p, int8_t *arena) {
   const nasrt_conv_p *c = p;
-  nasrt_conv(c, arena + c->in, arena + c->out);
+  if (c->wq && c->bq && (c->scratch >= 0 || (c->kh == 1 && c->kw == 1)))
+    nasrt_conv_fast(c, arena + c->in, arena + c->out, c->scratch >= 0 ? arena + c->scratch : NULL);
+  else nasrt_conv(c, arena + c->in, arena + c->out);
 }
 void nasrt_eval_dwconv(const void *p, int8_t *arena) {
   const nasrt_conv_p *c = p;
-  nasrt_dwconv(c, arena + c->in, arena + c->out);
+  if (c->bq && c->co == c->ci) nasrt_dwconv_fast(c, arena + c->in, arena + c->out);
+  else nasrt_dwconv(c, arena + c->in, arena + c->out);
 }
 void nasrt_eval_fc(const void *p, int8_t *arena) {
   const nasrt_fc_p *c = p;
-  nasrt_fc(c, arena + c->in, arena + c->out);
+  if (c->wq && c->bq) nasrt_fc_fast(c, arena + c->in, arena + c->out);
+  else nasrt_fc(c, arena + c->in, arena + c->out);
 }
 void nasrt_eval_avgpool(const void *p, int8_t *arena) {
   const nasrt_pool_p *c = p;

@@ -12,6 +12,7 @@ pkgs+=(python3-onnx protobuf-c-compiler libprotobuf-c-dev)  # ONNX export
 pkgs+=(python3-pyarmnn libarmnn-cpuref-backend22 libarmnntfliteparser22 nodejs npm)  # checks
 pkgs+=(gcc-arm-none-eabi libnewlib-arm-none-eabi)  # C export: Cortex-M cross compile
 pkgs+=(libunicorn-dev)  # emulated Cortex-M measurement (nas measure --backend emulator)
+pkgs+=(clang libclang-rt-dev libomp-dev)  # make fuzz: libFuzzer, sanitizer runtimes, clang OpenMP
 if [ "${1:-}" = "--with-reference" ]; then pkgs+=(python3-torch python3-torchaudio python3-numpy); fi
 missing=()
 for p in "${pkgs[@]}"; do

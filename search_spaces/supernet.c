@@ -5,6 +5,7 @@
 #include "core/alloc.h"
 
 #include <cjson/cJSON.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -205,9 +206,15 @@ int nas_supernet_load(const char *spec, nas_supernet **out, nas_err *e) {
   if (rc == NAS_OK) {
     const cJSON *in = cJSON_GetObjectItemCaseSensitive(sn->root, "input");
     const cJSON *cl = cJSON_GetObjectItemCaseSensitive(sn->root, "classes");
-    if (!cJSON_IsArray(in) || cJSON_GetArraySize(in) != 3 || !cJSON_IsNumber(cl))
-      rc = nas_errf(e, NAS_EINVAL, "supernet %s: input must be a fixed [H,W,C] and classes a "
-                    "fixed number (no choices)", name);
+    int ok = cJSON_IsArray(in) && cJSON_GetArraySize(in) == 3 && cJSON_IsNumber(cl) &&
+             cl->valuedouble >= 2 && cl->valuedouble <= 100000; /* net.c's ranges */
+    for (int i = 0; ok && i < 3; i++) {
+      const cJSON *v = cJSON_GetArrayItem(in, i);
+      ok = cJSON_IsNumber(v) && v->valuedouble >= 1 && v->valuedouble <= 4096;
+    }
+    if (!ok)
+      rc = nas_errf(e, NAS_EINVAL, "supernet %s: input must be a fixed [H,W,C] (1..4096) and "
+                    "classes a fixed number (2..100000, no choices)", name);
     else {
       sn->in_h = cJSON_GetArrayItem(in, 0)->valueint, sn->in_w = cJSON_GetArrayItem(in, 1)->valueint;
       sn->in_c = cJSON_GetArrayItem(in, 2)->valueint, sn->classes = cl->valueint;
@@ -265,17 +272,20 @@ static const cJSON *field(const nas_supernet *sn, int s, const char *name, const
   return cJSON_GetObjectItemCaseSensitive(sn->slots[s].layer, name);
 }
 
+/* A JSON number that converts to int (the conversion of anything else is undefined). */
+static int is_int(const cJSON *v) {
+  return cJSON_IsNumber(v) && v->valuedouble >= INT_MIN && v->valuedouble <= INT_MAX;
+}
 static int get_int(const cJSON *v, int def, int *out) {
   if (!v) return *out = def, 0;
-  if (!cJSON_IsNumber(v)) return -1;
+  if (!is_int(v)) return -1;
   *out = (int)v->valuedouble;
   return 0;
 }
 static int get_pair(const cJSON *v, int def, int out[2]) {
   if (!v) return out[0] = out[1] = def, 0;
-  if (cJSON_IsNumber(v)) return out[0] = out[1] = (int)v->valuedouble, 0;
-  if (cJSON_IsArray(v) && cJSON_GetArraySize(v) == 2 && cJSON_IsNumber(v->child) &&
-      cJSON_IsNumber(v->child->next))
+  if (is_int(v)) return out[0] = out[1] = (int)v->valuedouble, 0;
+  if (cJSON_IsArray(v) && cJSON_GetArraySize(v) == 2 && is_int(v->child) && is_int(v->child->next))
     return out[0] = (int)v->child->valuedouble, out[1] = (int)v->child->next->valuedouble, 0;
   return -1;
 }

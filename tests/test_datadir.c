@@ -51,6 +51,8 @@ static int setup(void **state) {
   if (mkdir(p, 0777)) return -1;
   snprintf(p, sizeof p, "%s/latency/targets", tmp);
   if (mkdir(p, 0777)) return -1;
+  snprintf(p, sizeof p, "%s/latency/calibration", tmp);
+  if (mkdir(p, 0777)) return -1;
   snprintf(p, sizeof p, "%s/search_spaces", tmp);
   if (mkdir(p, 0777)) return -1;
   return 0;
@@ -131,7 +133,13 @@ static void test_targets(void **state) {
   assert_int_equal(nas_target_open("stm32f446re", NULL, &t, &e), NAS_EINVAL);
   assert_non_null(strstr(e.msg, "unknown target 'stm32f446re'"));
   copy_rel(src, tmp, "latency/targets/stm32f446re.json");
-  assert_int_equal(nas_target_open("stm32f446re", NULL, &t, &e), NAS_OK);
+  /* a target reads its runtime's cost models from the same data directory */
+  assert_int_equal(nas_target_open("stm32f446re", NULL, &t, &e), NAS_EIO);
+  assert_non_null(strstr(e.msg, "latency/calibration/cycles.json"));
+  copy_rel(src, tmp, "latency/calibration/cycles.json");
+  copy_rel(src, tmp, "latency/calibration/tflm_insn.json");
+  copy_rel(src, tmp, "latency/calibration/nasc_insn.json");
+  if (nas_target_open("stm32f446re", NULL, &t, &e)) fail_msg("%s", e.msg);
   assert_string_equal(t->id, "stm32f446re");
   nas_target_free(t);
   char **ids;

@@ -186,7 +186,21 @@ static void check_export(const nas_g8_graph *g, const char *name, const char *up
         "static inline uint32_t __smlad(uint32_t x, uint32_t y, uint32_t acc) {\n"
         "  int32_t p = (int32_t)(int16_t)(x & 0xffffu) * (int16_t)(y & 0xffffu) +\n"
         "              (int32_t)(int16_t)(x >> 16) * (int16_t)(y >> 16);\n"
-        "  return acc + (uint32_t)p;\n}\n", f);
+        "  return acc + (uint32_t)p;\n}\n"
+        "static inline uint32_t __sxtb16(uint32_t x) {\n"
+        "  return (uint16_t)(int16_t)(int8_t)(x & 0xffu) |\n"
+        "         ((uint32_t)(uint16_t)(int16_t)(int8_t)((x >> 16) & 0xffu) << 16);\n}\n"
+        "static inline int32_t __qadd(int32_t a, int32_t b) {\n"
+        "  int64_t s = (int64_t)a + b;\n"
+        "  return s > INT32_MAX ? INT32_MAX : s < INT32_MIN ? INT32_MIN : (int32_t)s;\n}\n"
+        "static inline uint32_t __sxtab16(uint32_t a, uint32_t x) {\n"
+        "  uint32_t e = __sxtb16(x);\n"
+        "  return (uint16_t)(a + e) | ((((a >> 16) + (e >> 16)) & 0xffffu) << 16);\n}\n"
+        "static inline int32_t __smlabb(int32_t x, int32_t y, int32_t acc) {\n"
+        "  return (int32_t)((uint32_t)acc + (uint32_t)((int16_t)(x & 0xffff) * (int16_t)(y & 0xffff)));\n}\n"
+        "static inline int32_t __smlatt(int32_t x, int32_t y, int32_t acc) {\n"
+        "  return (int32_t)((uint32_t)acc + (uint32_t)((int16_t)((uint32_t)x >> 16) *\n"
+        "                                              (int16_t)((uint32_t)y >> 16)));\n}\n", f);
   fclose(f);
   snprintf(cmd, sizeof cmd,
            "cd '%s' && cc -std=c11 -Wall -Wextra -Werror -O1 -D__ARM_FEATURE_DSP=1 -I. -o prog_dsp "

@@ -13,6 +13,8 @@
 #include "core/fileio.h"
 #include "core/rng.h"
 #include "latency/cost.h"
+#include "latency/tflm.h"
+#include "deploy/lower_shape.h"
 #include "train/net.h"
 #include "tests/test_util.h"
 
@@ -27,6 +29,9 @@ static const char *src_dir(void) {
   "\"runtime_overhead_sram_bytes\":1000,\"runtime_overhead_flash_bytes\":2000,"              \
   "\"calibrated\":false,\"calibration\":\"test\","
 static const char *TGT_OK = TGT_HEAD
+    "\"latency_model\":\"linear\",\"linear\":{\"cycles_per_mac\":2,\"fixed_cycles\":100}}";
+/* The same priced for the engine's own C export (its arena is the planner's). */
+static const char *TGT_NAS_C = TGT_HEAD "\"runtime\":\"nas-c\","
     "\"latency_model\":\"linear\",\"linear\":{\"cycles_per_mac\":2,\"fixed_cycles\":100}}";
 
 static nas_target *tgt(const char *text) {
@@ -73,7 +78,7 @@ static void test_counts(void **st) {
 
 static void test_flash_tiny(void **st) {
   (void)st;
-  nas_target *t = tgt(TGT_OK);
+  nas_target *t = tgt(TGT_NAS_C);
   nas_price *p = NULL;
   nas_err e = {0};
   const char *arch = "{\"input\":[4,4,2],\"classes\":2,\"layers\":[{\"op\":\"conv\",\"out\":4,"
@@ -89,10 +94,37 @@ static void test_flash_tiny(void **st) {
   /* SRAM: the planner's arena over the int8 graph. Tensors (bytes, op lifetime): input 32
    * [0,0], conv out 64 [0,1], gap pool 4 [1,2], its reshape 4 [2,3], fc out 2 [3,3].
    * Largest first: conv out @0, input @64 (overlaps conv out in time), pool @64, reshape
-   * @0, fc out @16 (after the reshape, 16-aligned): arena = 64 + 32 = 96, + runtime 1000. */
+   * @0, fc out @16 (after the reshape, 16-aligned): activations 64 + 32 = 96. The 3x3 conv's
+   * im2col scratch (deploy/planner.c: two int16 columns 4 * 18 B and an int8 staging column
+   * of 20 B, ci = 2 not being a multiple of four) lives at op 0 beside both: placed first (the
+   * largest) @0, conv out @96, input @160: arena 192, + runtime 1000. */
   assert_string_equal(p->sram_method, "planner");
-  assert_int_equal(p->arena_bytes, 96);
-  assert_int_equal(p->peak_sram_bytes, 96 + 1000);
+  assert_int_equal(p->arena_bytes, 192);
+  assert_int_equal(p->peak_sram_bytes, 192 + 1000);
+  assert_string_equal(p->runtime, "nas-c");
+  nas_price_free(p);
+  nas_target_free(t);
+  /* The same target priced for TFLM + CMSIS-NN (the default): TFLM's arena of the lowered
+   * graph (head with the conv's im2col scratch + persistent tail) + the runtime outside it. */
+  t = tgt(TGT_OK);
+  assert_int_equal(t->runtime, NAS_RT_TFLM_CMSIS_NN);
+  if (nas_price_arch(arch, "tiny", t, &p, &e)) fail_msg("%s", e.msg);
+  nas_net *net = NULL;
+  nas_g8_graph g;
+  nas_tflm_arena_report r;
+  assert_int_equal(nas_net_build(arch, "tiny", 1, 1, &net, &e), NAS_OK);
+  assert_int_equal(nas_lower_structure(net, NULL, &g, &e), NAS_OK);
+  assert_int_equal(nas_tflm_arena(&g, NAS_TFLM_DSP, &r, &e), NAS_OK);
+  assert_string_equal(p->sram_method, "tflm-arena");
+  assert_string_equal(p->runtime, "tflm-cmsis-nn");
+  assert_int_equal(p->arena_bytes, r.total);
+  assert_true(r.scratch_bytes > 0 && r.tail > 0);
+  assert_int_equal(p->peak_sram_bytes, r.total + 1000);
+  /* target "t" has no part in cycles.json: its linear model prices latency, and says so */
+  assert_string_equal(p->latency_model, "linear");
+  assert_non_null(strstr(p->latency_note, "no cycles model for t"));
+  nas_g8_graph_free(&g);
+  nas_net_free(net);
   nas_price_free(p);
   nas_target_free(t);
 }
@@ -215,6 +247,60 @@ static void test_lstsq_fit(void **st) {
   assert_non_null(strstr(e.msg, "collinear"));
 }
 
+/* `nas latency fit` refuses to lie (issue #14 item 7): an op without enough rows is not
+ * fitted and keeps its previous coefficients (here: none, so the linear stand-in prices it);
+ * an op without rows keeps its coefficients and is not marked calibrated; the target is not
+ * calibrated; the in-sample error covers every layer row and the whole model. */
+static void test_fit_refuses_to_lie(void **st) {
+  (void)st;
+  char text[2048];
+  snprintf(text, sizeof text, TGT_HEAD "\"latency_model\":\"per-layer\",\"linear\":{\"cycles_per_mac\":2,"
+           "\"fixed_cycles\":0},\"per_layer\":{\"fc\":{\"call\":5,\"ops\":1.5,\"ops_unaligned\":0,"
+           "\"in_bytes\":0,\"out_bytes\":0,\"out_c\":0}},\"per_layer_missing\":\"linear\"}");
+  nas_target *t = tgt(text);
+  assert_false(t->calibrated_op[NAS_KOP_FC]); /* "calibrated": false and no calibrated_ops */
+  nas_meas rows[5];
+  memset(rows, 0, sizeof rows);
+  for (int i = 0; i < 5; i++) {
+    snprintf(rows[i].target, sizeof rows[i].target, "t");
+    snprintf(rows[i].model, sizeof rows[i].model, "m1");
+    rows[i].kh = rows[i].kw = 3, rows[i].cin = rows[i].cout = 3;
+  }
+  rows[0].kop = NAS_KOP_CONV, rows[0].macs = 1000, rows[0].cycles = 5000; /* cin 3: 2 features */
+  for (int i = 1; i <= 3; i++) rows[i].kop = NAS_KOP_POOL, rows[i].macs = 100 * i;
+  rows[1].cycles = 210, rows[2].cycles = 400, rows[3].cycles = 630;
+  rows[4].kop = -1, rows[4].macs = 1000, rows[4].cycles = 7000;
+  nas_fit_report rep;
+  nas_err e = {0};
+  assert_int_equal(nas_fit_target(t, rows, 5, NULL, &rep, &e), NAS_OK);
+  assert_int_equal(rep.status[NAS_KOP_CONV], NAS_FIT_TOO_FEW);
+  assert_int_equal(rep.status[NAS_KOP_POOL], NAS_FIT_OK);
+  assert_int_equal(rep.status[NAS_KOP_FC], NAS_FIT_NO_ROWS);
+  assert_true(rep.linear_exact);
+  assert_false(t->has_coef[NAS_KOP_CONV]);
+  assert_true(t->has_coef[NAS_KOP_FC] && t->coef[NAS_KOP_FC][NAS_LF_OPS] == 1.5); /* kept */
+  assert_true(t->calibrated_op[NAS_KOP_POOL] && !t->calibrated_op[NAS_KOP_FC] &&
+              !t->calibrated_op[NAS_KOP_CONV] && t->calibrated_linear);
+  assert_false(t->calibrated);
+  /* pool: 290000 / 140000 cycles per window read; linear 7000 / 1000 MACs prices the conv */
+  const double a = 290000.0 / 140000.0;
+  assert_float_equal(t->coef[NAS_KOP_POOL][NAS_LF_OPS], a, 1e-12);
+  assert_float_equal(t->cycles_per_mac, 7.0, 1e-12);
+  const double ape[4] = {2000.0 / 5000, fabs(100 * a - 210) / 210, fabs(200 * a - 400) / 400,
+                         fabs(300 * a - 630) / 630};
+  assert_float_equal(rep.layer_mape, (ape[0] + ape[1] + ape[2] + ape[3]) / 4, 1e-12);
+  assert_float_equal(rep.layer_max_ape, 0.4, 1e-12);
+  assert_int_equal(rep.n_whole, 1);
+  assert_float_equal(rep.whole_mape, (7000 + 600 * a - 7000) / 7000, 1e-12);
+  assert_float_equal(rep.model_mape, 0, 1e-12); /* the linear model alone: exact, says nothing */
+  char *txt = nas_fit_report_text(&rep);
+  assert_non_null(txt);
+  assert_non_null(strstr(txt, "conv       1 rows, 2 features: too few rows - NOT fitted"));
+  assert_non_null(strstr(txt, "exact by construction"));
+  free(txt);
+  nas_target_free(t);
+}
+
 static void test_lookup_overrides(void **st) {
   (void)st;
   char csv[] = "/tmp/nas_test_lookup_XXXXXX";
@@ -290,6 +376,7 @@ int main(void) {
       cmocka_unit_test(test_counts),          cmocka_unit_test(test_flash_tiny),
       cmocka_unit_test(test_target_errors),   cmocka_unit_test(test_builtin_targets),
       cmocka_unit_test(test_lstsq_fit),       cmocka_unit_test(test_lookup_overrides),
+      cmocka_unit_test(test_fit_refuses_to_lie),
       cmocka_unit_test(test_expected_cost_grad),
   };
   return test_exit(cmocka_run_group_tests(tests, NULL, NULL));

@@ -54,6 +54,15 @@ static nas_target *target(const char *id) {
   return t;
 }
 
+/* The target priced for the engine's own C export (runtime nas-c): its arena is the
+ * planner's, byte for byte the export's <NAME>_ARENA_BYTES, which the checks below compare. */
+static nas_target *target_nas_c(const char *id) {
+  nas_target *t = target(id);
+  nas_err e = {0};
+  if (nas_target_set_runtime(t, NAS_RT_NAS_C, &e)) fail_msg("target %s: %s", id, e.msg);
+  return t;
+}
+
 /* A whole file, NUL-terminated (caller frees). */
 static char *slurp(const char *path) {
   FILE *f = fopen(path, "rb");
@@ -68,10 +77,28 @@ static char *slurp(const char *path) {
   return buf;
 }
 
-/* No two planned tensors whose lifetimes intersect share a byte; every activation tensor
- * some operator touches is placed; the peak is the largest end. */
+/* No two planned tensors whose lifetimes intersect share a byte; an operator's scratch
+ * overlaps no tensor live at that operator; every activation tensor some operator touches is
+ * placed; the peak is the largest end. */
 static void check_plan(const nas_g8_graph *g, const nas_g8_plan *p) {
   size_t maxend = 0;
+  assert_int_equal(p->nops, g->nops);
+  for (int i = 0; i < g->nops; i++) {
+    int opt = 0;
+    const size_t sz = nas_g8_op_scratch(g, i, &opt);
+    if (!sz || (opt && p->scratch[i] < 0)) {
+      assert_int_equal(p->scratch[i], -1);
+      continue;
+    }
+    assert_true(p->scratch[i] >= 0 && p->scratch[i] % 16 == 0);
+    const size_t s0 = (size_t)p->scratch[i], s1 = s0 + sz;
+    if (s1 > maxend) maxend = s1;
+    for (int t = 0; t < g->ntensors; t++) {
+      if (p->offset[t] < 0 || p->first[t] > i || p->last[t] < i) continue;
+      const size_t t0 = (size_t)p->offset[t], t1 = t0 + nas_g8_numel(&g->tensors[t]);
+      if (t0 < s1 && s0 < t1) fail_msg("operator %d's scratch overlaps tensor %d", i, t);
+    }
+  }
   for (int a = 0; a < g->ntensors; a++) {
     if (p->offset[a] < 0) continue;
     assert_null(g->tensors[a].data);
@@ -176,7 +203,7 @@ static int check_arch(const char *json, const char *name, const nas_target *t, i
 
 static void test_reference_archs(void **st) {
   (void)st;
-  nas_target *t = target("stm32f746");
+  nas_target *t = target_nas_c("stm32f746");
   char dir[600];
   snprintf(dir, sizeof dir, "%s/search_spaces/reference", src_dir());
   DIR *D = opendir(dir);
@@ -202,7 +229,7 @@ static void test_reference_archs(void **st) {
  * pools and a softmax tail; a target without runtime overhead. */
 static void test_residual_softmax(void **st) {
   (void)st;
-  nas_target *t = target("stm32f767");
+  nas_target *t = target_nas_c("stm32f767");
   const char *a =
       "{\"input\":[16,12,3],\"classes\":4,\"layers\":[{\"op\":\"conv\",\"out\":8,\"stride\":2},"
       "{\"op\":\"mbconv\",\"out\":8,\"expand\":3,\"residual\":true},{\"op\":\"conv\",\"out\":8},"
@@ -287,14 +314,18 @@ static void hand_counts(ref *r) {
 static void test_tflite_models(void **st) {
   (void)st;
   /* arenas by hand: DS-CNN ping-pongs two 25x5x64 tensors (2 x 8000 B); ResNet-8 keeps a
-   * stack's 32x32x16 input alive beside two 32x32x16 conv outputs (3 x 16384 B); the
-   * auto-encoder's input 640 B beside the first fc output 128 B; VWW: planner only (-1) */
+   * stack's 32x32x16 input alive beside two 32x32x16 conv outputs (3 x 16384 B) plus a 3x3x16
+   * conv's im2col scratch (the device kernel's two int16 columns, 4 x 144 B, live beside those
+   * three); the auto-encoder's input 640 B beside the first fc output 128 B; VWW: planner only
+   * (-1) */
   ref r[4] = {{"kws_ref_model.tflite", 0, 0, 16000}, {"vww_96_int8.tflite", 0, 0, -1},
-              {"pretrainedResnet_quant.tflite", 0, 0, 3 * 16384}, {"ad01_int8.tflite", 0, 0, 768}};
+              {"pretrainedResnet_quant.tflite", 0, 0, 3 * 16384 + 4 * 144}, {"ad01_int8.tflite", 0, 0, 768}};
   hand_counts(r);
   assert_int_equal(r[0].macs, 2656768); /* MLPerf Tiny's DS-CNN: ~2.66 M MACs */
   assert_int_equal(r[3].macs, 264192);
-  nas_target *t = target("stm32f446re");
+  nas_target *t = target_nas_c("stm32f446re"), *tref = target("stm32f446re");
+  nas_err re = {0};
+  if (nas_target_set_runtime(tref, NAS_RT_TFLM_REFERENCE, &re)) fail_msg("%s", re.msg);
   for (int i = 0; i < 4; i++) {
     char path[1100];
     if (!test_model_path(r[i].file, path, sizeof path)) {
@@ -333,14 +364,21 @@ static void test_tflite_models(void **st) {
     assert_int_equal(p->peak_sram_bytes, p->arena_bytes + t->rt_sram);
     assert_int_equal(exported_arena(&g, "ref"), p->arena_bytes);
     assert_int_equal(p->layers[p->peak_layer].sram_bytes, p->arena_bytes);
-    /* linear target: latency = cycles/MAC x MACs / clock */
-    assert_true(fabs(p->latency_ms - (t->cycles_per_mac * (double)p->macs + t->fixed_cycles) /
-                                         (t->clock_mhz * 1e3)) < 1e-9);
+    /* linear target (the coefficient model prices tflm-reference): latency = cycles/MAC x
+     * MACs / clock; nas-c is priced by the C export's model (tests/test_nasc.c) */
+    nas_price *q = NULL;
+    if (nas_price_tflite(path, tref, &q, &e)) fail_msg("%s", e.msg);
+    assert_string_equal(q->latency_model, "linear");
+    assert_true(fabs(q->latency_ms - (tref->cycles_per_mac * (double)q->macs + tref->fixed_cycles) /
+                                         (tref->clock_mhz * 1e3)) < 1e-9);
+    nas_price_free(q);
+    assert_string_equal(p->latency_model, "nas-c-cycles");
     nas_g8_plan_free(&plan);
     nas_g8_graph_free(&g);
     nas_price_free(p);
   }
   nas_target_free(t);
+  nas_target_free(tref);
 }
 
 /* ---- `nas profile` through the binary ------------------------------------------------------ */

@@ -85,9 +85,8 @@ static void base_cfg(search_cfg *c, const char *strategy) {
   c->objectives = "acc_int8_test:max,latency_pred_ms:min";
 }
 
-/* nas_search_run (the strategy looked up by name in the table) with c as configuration. */
-static int run_search(const char *db, const search_cfg *c, const nas_search_hooks *h,
-                      nas_search_summary *s, nas_err *e) {
+/* c as the JSON configuration nas_search_run takes. */
+static cJSON *cfg_json(const search_cfg *c) {
   cJSON *j = cJSON_CreateObject();
   cJSON_AddStringToObject(j, "space", c->space);
   cJSON_AddStringToObject(j, "dataset", c->dataset);
@@ -103,6 +102,13 @@ static int run_search(const char *db, const search_cfg *c, const nas_search_hook
   cJSON_AddNumberToObject(j, "eval_limit", c->eval_limit);
   cJSON_AddNumberToObject(j, "calib_samples", c->calib_samples);
   cJSON_AddNumberToObject(j, "retrain_epochs", c->retrain_epochs);
+  return j;
+}
+
+/* nas_search_run (the strategy looked up by name in the table) with c as configuration. */
+static int run_search(const char *db, const search_cfg *c, const nas_search_hooks *h,
+                      nas_search_summary *s, nas_err *e) {
+  cJSON *j = cfg_json(c);
   int rc = nas_search_run(db, c->strategy, j, h, s, e);
   cJSON_Delete(j);
   return rc;
@@ -196,7 +202,7 @@ static void test_invalid_config_creates_no_run(void **state) {
 static int trained_while_rejected;
 static void watch(const nas_search_progress *p, void *user) {
   (void)user;
-  if (!strcmp(p->state, "training") && p->peak_sram > 5500) trained_while_rejected++;
+  if (!strcmp(p->state, "training") && p->peak_sram > 6600) trained_while_rejected++;
 }
 
 static void test_constraints_and_states(void **state) {
@@ -205,7 +211,7 @@ static void test_constraints_and_states(void **state) {
   db_path(db, sizeof db, "c.db");
   search_cfg c;
   base_cfg(&c, "random");
-  c.max_sram = 5500;
+  c.max_sram = 6600; /* about half the space (TFLM arena + 4096 B runtime: 5908..8564 B) */
   nas_search_summary s;
   nas_err e = {0};
   nas_search_hooks h = {watch, NULL, NULL};
@@ -223,7 +229,7 @@ static void test_constraints_and_states(void **state) {
     memset(&r, 0, sizeof r);
     assert_int_equal(nas_store_candidate_get(st, ids[i], &r, &e), NAS_OK);
     assert_true(isfinite(r.m.peak_sram_bytes));
-    if (r.m.peak_sram_bytes > 5500) {
+    if (r.m.peak_sram_bytes > 6600) {
       assert_string_equal(r.state, "rejected");
       assert_non_null(r.reason);
       assert_non_null(strstr(r.reason, "SRAM"));
@@ -314,7 +320,7 @@ static void test_weights_and_export(void **state) {
     search_cfg c;
     base_cfg(&c, "random");
     c.budget = 5;
-    c.max_sram = 5500;
+    c.max_sram = 6600;
     c.eval_limit = pass ? 37 : 0;
     c.calib_samples = pass ? 50 : 1000; /* 50, or all the training split */
     nas_search_summary s;
@@ -560,6 +566,7 @@ static void test_fault_injection(void **state) {
     snprintf(shm, sizeof shm, "/dev/shm/nas-fault-XXXXXX");
     if (!mkdtemp(shm)) shm[0] = '\0';
   }
+  cJSON *j = cfg_json(&c);
   for (int persistent = 1; persistent >= 0; persistent--) {
     long k = 0;
     for (;; k++) {
@@ -572,8 +579,8 @@ static void test_fault_injection(void **state) {
       }
       nas_search_summary s;
       nas_err e = {0};
-      nas_alloc_fault(k, persistent);
-      int rc = run_search(db, &c, NULL, &s, &e);
+      nas_alloc_fault(k, persistent); /* the configuration is built before: not the engine's */
+      int rc = nas_search_run(db, c.strategy, j, NULL, &s, &e);
       int hit = nas_alloc_fault_hit();
       nas_alloc_fault(-1, 0);
       if (rc != NAS_OK && rc != NAS_ENOMEM) fail_msg("allocation %ld failing: %d %s", k, rc, e.msg);
@@ -581,14 +588,18 @@ static void test_fault_injection(void **state) {
         assert_int_equal(rc, NAS_OK);
         break;
       }
-      if (rc == NAS_OK) { /* no candidate's reason may be the failure */
-        assert_false(persistent);
+      /* A run may succeed despite a failure, even a persistent one: SQLite tolerates running
+       * out of memory in the WAL checkpoint it tries when the store is closed (the data stays
+       * in the WAL and is read back on the next open). Then the store must hold the whole
+       * run, and no candidate's reason may be the failure. */
+      if (rc == NAS_OK) {
         assert_int_equal(count_where(db, "reason LIKE '%out of memory%'"), 0);
         assert_int_equal(count_where(db, "state = 'rejected'"), 3);
       }
     }
     assert_true(k > 100); /* the whole path was exercised */
   }
+  cJSON_Delete(j);
   if (shm[0]) test_rm_rf(shm);
 }
 

@@ -304,12 +304,39 @@ static void test_corpus_lowered(void **state) {
   assert_int_equal(exact, lowered);
 }
 
+/* The engine's own planner (deploy/planner.c) on every corpus model: its activation plan is
+ * never larger than TFLM's (head_bytes_host64), and its whole arena (activations and the
+ * device kernels' scratch) against TFLM's head with CMSIS-NN's scratch (head_bytes_m32) is
+ * larger on at most one model (probe2d_c017: a staging column for a 3-channel 3x3 conv). */
+static void test_corpus_engine_planner(void **state) {
+  (void)state;
+  if (!have_corpus) test_skip("TFLM corpus not found: the engine's planner against TFLM's plans");
+  int better = 0, worse_m32 = 0, better_m32 = 0;
+  nas_err e = {0};
+  for (int m = 0; m < corpus.nmodels; m++) {
+    const nas_tflm_corpus_model *x = &corpus.model[m];
+    nas_g8_plan act, all;
+    assert_int_equal(nas_g8_plan_activations(&x->graph, &act, &e), NAS_OK);
+    assert_int_equal(nas_g8_plan_build(&x->graph, &all, &e), NAS_OK);
+    if ((long)act.peak > x->head_host64)
+      fail_msg("%s: activation plan %zu B, TFLM's %ld B", x->id, act.peak, x->head_host64);
+    better += (long)act.peak < x->head_host64;
+    assert_true(all.peak >= act.peak);
+    worse_m32 += (long)all.peak > x->head, better_m32 += (long)all.peak < x->head;
+    nas_g8_plan_free(&act), nas_g8_plan_free(&all);
+  }
+  printf("engine planner: activations never above TFLM's, below on %d of %d; with scratch "
+         "above TFLM's head on %d, below on %d\n", better, corpus.nmodels, worse_m32, better_m32);
+  assert_true(worse_m32 <= 1);
+}
+
 int main(void) {
   have_corpus = find_corpus();
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_greedy_rules),        cmocka_unit_test(test_plan_errors),
       cmocka_unit_test(test_fault_injection),     cmocka_unit_test(test_corpus_plans_host64),
       cmocka_unit_test(test_corpus_arena),        cmocka_unit_test(test_corpus_lowered),
+      cmocka_unit_test(test_corpus_engine_planner),
   };
   return test_exit(cmocka_run_group_tests(tests, corpus_setup, corpus_teardown));
 }

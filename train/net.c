@@ -578,7 +578,19 @@ static int build(nas_net *n, const cJSON *root, const char *src, int max_batch, 
     n->logits = b.cur;
     rc = nas_net_add_loss(n, e);
   }
-  if (rc == NAS_OK) rc = nas_graph_alloc(n->g, e);
+  if (rc == NAS_OK && (rc = nas_graph_alloc(n->g, e)) != NAS_OK) {
+    /* name the file and the layer with the largest output, not just the byte count */
+    int big = 0;
+    for (int i = 1; i < n->n_layers; i++)
+      if ((long long)n->layers[i].out_h * n->layers[i].out_w * n->layers[i].out_c >
+          (long long)n->layers[big].out_h * n->layers[big].out_w * n->layers[big].out_c)
+        big = i;
+    const nas_layer_info *L = &n->layers[big];
+    char m[sizeof e->msg];
+    snprintf(m, sizeof m, "%s", e->msg);
+    nas_errf(e, rc, "%s: %s (largest output: layer %d (%s), %dx%dx%d per sample, batch %d)", src,
+             m, big, L->op, L->out_h, L->out_w, L->out_c, max_batch);
+  }
   if (rc == NAS_OK) {
     nas_net_init_params(n->g, seed);
     n->arch_json = cJSON_PrintUnformatted(canon);

@@ -296,7 +296,8 @@ void nas_q_weights(const float *w, int channels, int per, int cstride, int kstri
       float a = fabsf(w[(size_t)c * cstride + (size_t)k * kstride]);
       if (a > m) m = a;
     }
-    float s = m > 0 ? m / 127.0f : 1.0f;
+    float s = m / 127.0f;
+    if (!(s > 0)) s = 1.0f; /* an all-zero channel, or one so small that m / 127 underflows */
     scale[c] = s;
     for (int k = 0; k < per; k++) {
       size_t i = (size_t)c * cstride + (size_t)k * kstride;
@@ -309,6 +310,7 @@ void nas_q_weights(const float *w, int channels, int per, int cstride, int kstri
 void nas_q_bias(const float *b, int channels, float in_scale, const float *w_scale, int32_t *q) {
   for (int c = 0; c < channels; c++) {
     double v = round((double)b[c] / ((double)in_scale * w_scale[c]));
+    if (v != v) v = 0; /* 0/0: a zero bias over a zero (underflowed) scale */
     q[c] = v > INT32_MAX ? INT32_MAX : v < INT32_MIN ? INT32_MIN : (int32_t)v;
   }
 }

@@ -10,7 +10,7 @@
 #include "nas/cli/cli.h"
 
 static const nas_opt IMPORT_OPTS[] = {
-    {"--json", NAS_OPT_FLAG, .help = "print one JSON object instead of the table"}, {NULL}};
+    {"--json", NAS_OPT_FLAG, .help = "print one JSON object instead of the table"}, {0}};
 static const nas_opt *const IMPORT_TABLES[] = {IMPORT_OPTS, NULL};
 
 static void import_help(FILE *f) {
@@ -25,7 +25,7 @@ static void import_help(FILE *f) {
 static const nas_opt RUN_OPTS[] = {
     {"--input", NAS_OPT_STR, "FILE", .help = "raw int8 bytes of the input tensor (exactly its element count)"},
     {"--output", NAS_OPT_STR, "FILE", .help = "where to write the raw int8 bytes of the output tensor"},
-    {NULL}};
+    {0}};
 static const nas_opt *const RUN_TABLES[] = {RUN_OPTS, NULL};
 
 static void run_help(FILE *f) {

@@ -28,7 +28,7 @@ static const nas_opt EXPORT_OPTS[] = {
              "--qat`); by default those learned ranges are used"},
     {"--threads", NAS_OPT_INT, "N", 1, 1024, .help = "threads for OpenMP and OpenBLAS (all cores)"},
     {"--json", NAS_OPT_FLAG, .help = "print one JSON object as the last line of stdout"},
-    {NULL}};
+    {0}};
 static const nas_opt *const EXPORT_TABLES[] = {EXPORT_OPTS, NULL};
 
 static void export_help(FILE *f) {

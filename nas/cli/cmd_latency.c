@@ -45,7 +45,7 @@ const nas_cli_cmd nas_cli_targets = {"targets", "list the MCU targets", cmd_targ
 const nas_opt nas_cli_target_opts[] = {
     {"--target", NAS_OPT_STR, "ID", .help = "built-in MCU target (see `nas targets`)"},
     {"--target-file", NAS_OPT_STR, "FILE", .help = "a target JSON file instead"},
-    {NULL}};
+    {0}};
 
 int nas_cli_one_target(const nas_args *a, const char *msg) {
   if (nas_args_exclusive(a, "--target", "--target-file")) return NAS_EXIT_USAGE;
@@ -57,22 +57,27 @@ static const nas_opt PROFILE_OPTS[] = {
     {"--arch", NAS_OPT_STR, "FILE", .help = "an architecture (arch JSON)"},
     {"--checkpoint", NAS_OPT_STR, "FILE", .help = "the network of a checkpoint"},
     {"--tflite", NAS_OPT_STR, "FILE", .help = "an int8 .tflite (one row per operator)"},
+    {"--runtime", NAS_OPT_ENUM, "NAME", .choices = "tflm-cmsis-nn|tflm-reference|nas-c", .what = "runtime",
+     .help = "price for this runtime instead of the target's"},
     {"--json", NAS_OPT_FLAG, .help = "print one JSON object instead of the table"},
-    {NULL}};
+    {0}};
 static const nas_opt *const PROFILE_TABLES[] = {PROFILE_OPTS, nas_cli_target_opts, NULL};
 
 static void profile_help(FILE *f) {
   nas_cli_help(f,
                "usage: nas profile (--arch FILE | --checkpoint FILE | --tflite FILE)\n"
-               "                   (--target ID | --target-file FILE) [--json]\n"
+               "                   (--target ID | --target-file FILE) [--runtime NAME] [--json]\n"
                "\n"
                "Prices a model on a target without training it: an architecture (arch JSON), the\n"
                "network of a checkpoint, or an int8 .tflite (one row per operator, flash from its real\n"
                "buffers). Per layer: op, output shape, MACs, parameters, flash bytes, the tensor arena\n"
-               "in use while it runs and predicted ms; then totals and the binding budget. Peak SRAM\n"
-               "is the int8 graph's tensor arena from deploy/'s memory planner (byte for byte what\n"
-               "`nas export --format c` allocates) plus the target's runtime SRAM overhead; a net that\n"
-               "does not lower to int8 (lstm/gru) gets a working-set estimate instead and says why.\n"
+               "in use while it runs and predicted ms; then totals and the binding budget. The target's\n"
+               "runtime (or --runtime) decides the arena and the latency model: tflm-cmsis-nn prices\n"
+               "TFLite Micro's arena (CMSIS-NN scratch and persistent tail included) and the cycles\n"
+               "model of the target's board; tflm-reference the arena without CMSIS-NN scratch; nas-c\n"
+               "the arena `nas export --format c` allocates and the C export's instruction model. Peak\n"
+               "SRAM is the arena plus the target's runtime SRAM outside it; a net that does not lower\n"
+               "to int8 gets a working-set estimate instead and says why.\n"
                "With --json, one JSON object whose totals are macs, params, flash_bytes,\n"
                "peak_sram_bytes (arena_bytes + runtime_sram_bytes) and latency_ms, plus a layers array.\n"
                "\n",
@@ -96,6 +101,8 @@ static int cmd_profile(int argc, char **argv) {
   nas_price *p = NULL;
   char *text = NULL, *out = NULL;
   int rc = nas_target_open(target, target_file, &t, &e);
+  const char *runtime = nas_arg_str(&a, "--runtime", NULL);
+  if (rc == NAS_OK && runtime) rc = nas_target_set_runtime(t, nas_runtime_from_name(runtime), &e);
   if (rc == NAS_OK && arch) rc = nas_read_file(arch, &text, NULL, &e);
   if (rc == NAS_OK && arch) rc = nas_price_arch(text, arch, t, &p, &e);
   if (rc == NAS_OK && ckpt) rc = nas_price_checkpoint(ckpt, t, &p, &e);
@@ -139,9 +146,9 @@ static const char LATENCY_HEAD[] =
 static const nas_opt FIT_OPTS[] = {
     {"--measurements", NAS_OPT_STR, "FILE.csv", .help = "fit: the measurement CSV"},
     {"--out", NAS_OPT_STR, "FILE", .help = "fit: the target JSON to write; ingest: the CSV (stdout)"},
-    {NULL}};
+    {0}};
 static const nas_opt INGEST_OPTS[] = {
-    {"--out", NAS_OPT_STR, "FILE", .help = "the CSV to write (stdout without it)"}, {NULL}};
+    {"--out", NAS_OPT_STR, "FILE", .help = "the CSV to write (stdout without it)"}, {0}};
 static const nas_opt *const FIT_TABLES[] = {FIT_OPTS, nas_cli_target_opts, NULL};
 static const nas_opt *const INGEST_TABLES[] = {INGEST_OPTS, nas_cli_target_opts, NULL};
 
@@ -195,10 +202,10 @@ static int cmd_latency(int argc, char **argv) {
   memset(&o, 0, sizeof o);
   nas_fit_report rep;
   if (nas_fit_target_file(target_file, meas, out, &o, &rep, &e) != NAS_OK) return nas_cli_error(&e);
-  printf("wrote %s: per-layer in-sample error mean %.2f%% max %.2f%%; linear (model totals) "
-         "mean %.2f%% max %.2f%%\n",
-         out, 100 * rep.layer_mape, 100 * rep.layer_max_ape, 100 * rep.model_mape,
-         100 * rep.model_max_ape);
+  char *txt = nas_fit_report_text(&rep);
+  if (!txt) return nas_cli_errorf(1, "out of memory");
+  printf("wrote %s\n%s", out, txt);
+  free(txt);
   return 0;
 }
 

@@ -1,6 +1,8 @@
-/* nas/cli/cmd_measure.c: `nas measure`: measures a trained checkpoint's int8 graph per layer on
- * an emulated Cortex-M (Unicorn), on the host (the deploy/ int8 runtime) or prepares a board
- * measurement (a firmware source tree). See latency/emulator.h and latency/measure.h. */
+/* nas/cli/cmd_measure.c: `nas measure`: measures an int8 graph (a trained checkpoint's, a
+ * .tflite, or a stored candidate's) per layer on an emulated Cortex-M (Unicorn), on the host
+ * (the deploy/ int8 runtime) or prepares a board measurement (a firmware source tree); beside
+ * the emulated figures, the tflm-cmsis-nn cycles model's prediction. See latency/emulator.h,
+ * latency/measure.h and latency/cost_runtime.h. */
 #include <cjson/cJSON.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -10,11 +12,13 @@
 
 #include "latency/emulator.h"
 #include "core/alloc.h"
+#include "core/rng.h"
+#include "latency/cost_runtime.h"
 #include "latency/measure.h"
 #include "nas/cli/cli.h"
 #include "nas/job.h"
+#include "results/store.h"
 #include "train/quant.h"
-
 
 /* MACs of a layer as `nas profile` counts them: conv, pwconv, dwconv and fc; 0 for the others
  * (nas_g8_linfo's macs field counts elements or window reads for them). */
@@ -24,8 +28,12 @@ static long long layer_macs(const nas_g8_linfo *li) {
              ? li->macs
              : 0;
 }
+
 static const nas_opt MEASURE_OPTS[] = {
     {"--checkpoint", NAS_OPT_STR, "FILE", .help = "written by `nas train --save`"},
+    {"--tflite", NAS_OPT_STR, "FILE", .help = "an int8 .tflite (the ops `nas import` accepts)"},
+    {"--db", NAS_OPT_STR, "FILE", .help = "a search store; with --candidate N: that candidate's int8 graph"},
+    {"--candidate", NAS_OPT_INT, "N", 1, 9223372036854775807LL, .help = "the candidate id in --db"},
     {"--backend", NAS_OPT_ENUM, "NAME", .choices = "emulator|host|board", .what = "back end",
      .help = "emulator (default), host or board"},
     {"--emit", NAS_OPT_STR, "DIR", .help = "board: directory for the firmware tree (created)"},
@@ -43,20 +51,25 @@ static const nas_opt MEASURE_OPTS[] = {
     {"--softmax", NAS_OPT_FLAG, .help = "end the model with an int8 SOFTMAX"},
     {"--threads", NAS_OPT_INT, "N", 1, 1024, .help = "threads for OpenMP and OpenBLAS (all cores)"},
     {"--json", NAS_OPT_FLAG, .help = "print one JSON object instead of the table"},
-    {NULL}};
+    {0}};
 static const nas_opt *const MEASURE_TABLES[] = {MEASURE_OPTS, nas_cli_target_opts, NULL};
 
 static void measure_help(FILE *f) {
   nas_cli_help(f,
-               "usage: nas measure --checkpoint FILE (--target ID | --target-file FILE)\n"
+               "usage: nas measure (--checkpoint FILE | --tflite FILE | --db FILE --candidate N)\n"
+               "                   (--target ID | --target-file FILE)\n"
                "                   [--backend emulator|host|board] [--emit DIR] [--json] [--csv FILE]\n"
                "\n"
-               "Quantises the checkpoint to int8 (as `nas export`) and measures one inference of the\n"
-               "first test sample per layer (int8 operator):\n"
+               "Measures one inference of an int8 model per layer (int8 operator): a checkpoint\n"
+               "quantised as `nas export` does (the measured input is its first test sample), an int8\n"
+               ".tflite, or the int8 graph a search stored for a candidate (their measured input is a\n"
+               "fixed pseudo-random int8 tensor, seed 1: the counts barely depend on the data):\n"
                "  emulator  cross-compiles the C export for the target's core (arm-none-eabi-gcc) and\n"
                "            runs it in the Unicorn engine: instructions by class (ldst, mul, branch,\n"
                "            other), estimated cycles (per-core CPI table) and ms at the target clock; the\n"
-               "            emulated output is checked against the host int8 runtime\n"
+               "            emulated output is checked against the host int8 runtime. Beside it, the\n"
+               "            tflm-cmsis-nn cycles model's ms per layer (the same graph under TFLite Micro\n"
+               "            with CMSIS-NN on the target's board), where the target's part has one\n"
                "  host      median wall time per layer of the deploy/ int8 runtime on this machine\n"
                "  board     --emit DIR writes a firmware tree (C export, main.c timing each layer with\n"
                "            DWT->CYCCNT and printing CSV through a retargetable putchar, Makefile); run\n"
@@ -118,6 +131,16 @@ static int run_emulator(const nas_g8_graph *g, const nas_target *t, const char *
   if (rc == NAS_OK && !same)
     rc = nas_errf(&e, NAS_ENUMERIC, "emulated output differs from the host int8 runtime's "
                   "(a C export or emulator bug; report it)");
+  /* the tflm-cmsis-nn prediction of the same graph on the target's part */
+  double *tflm = rc == NAS_OK ? nas_malloc(sizeof *tflm * (size_t)(g->nops + 1)) : NULL, tflm_total = 0;
+  char tflm_note[400] = "";
+  if (rc == NAS_OK && !tflm) rc = nas_errf(&e, NAS_ENOMEM, "out of memory");
+  if (rc == NAS_OK) {
+    nas_err te = {0};
+    int trc = nas_price_tflm_ops(t, g, tflm, &tflm_total, &te);
+    if (trc == NAS_ENOMEM) rc = nas_errf(&e, NAS_ENOMEM, "%s", te.msg);
+    else if (trc) snprintf(tflm_note, sizeof tflm_note, "%.390s", te.msg), free(tflm), tflm = NULL;
+  }
   if (rc == NAS_OK && csv) {
     double *cyc = nas_malloc(sizeof *cyc * (size_t)(g->nops + 1));
     nas_meas *rows = NULL;
@@ -143,6 +166,9 @@ static int run_emulator(const nas_g8_graph *g, const nas_target *t, const char *
     cJSON_AddNumberToObject(j, "bss_bytes", (double)fw->bss_bytes);
     cJSON_AddNumberToObject(j, "compile_s", fw->compile_s);
     cJSON_AddNumberToObject(j, "emulate_s", r.run_s);
+    cJSON_AddStringToObject(j, "runtime", "nas-c");
+    if (tflm) cJSON_AddNumberToObject(j, "tflm_invoke_ms", tflm_total);
+    else cJSON_AddStringToObject(j, "tflm_note", tflm_note);
     cJSON *tot = cJSON_AddObjectToObject(j, "total");
     layer_json(tot, &r.total);
     cJSON *arr = cJSON_AddArrayToObject(j, "layers");
@@ -154,14 +180,15 @@ static int run_emulator(const nas_g8_graph *g, const nas_target *t, const char *
       cJSON_AddStringToObject(o, "op", r.layers[l].op >= 0 ? li.op : "outside");
       cJSON_AddNumberToObject(o, "macs", r.layers[l].op >= 0 ? (double)layer_macs(&li) : 0);
       layer_json(o, &r.layers[l]);
+      if (tflm && r.layers[l].op >= 0) cJSON_AddNumberToObject(o, "tflm_ms", tflm[r.layers[l].op]);
       cJSON_AddItemToArray(arr, o);
     }
     nas_cli_print_json(j);
   } else if (rc == NAS_OK) {
-    printf("%s on %s (%s @ %.0f MHz), emulated (Unicorn, one inference, %s)\n", name, t->id,
-           nas_core_name(t->core), t->clock_mhz, opt ? opt : "-O2");
-    printf("%-8s %-8s %10s %11s %10s %10s %10s %10s %12s %9s\n", "layer", "op", "macs", "insns",
-           "ldst", "mul", "branch", "other", "cycles", "ms");
+    printf("%s on %s (%s @ %.0f MHz), emulated (Unicorn, one inference, %s): the C export (nas-c)\n",
+           name, t->id, nas_core_name(t->core), t->clock_mhz, opt ? opt : "-O2");
+    printf("%-8s %-8s %10s %11s %10s %10s %10s %10s %12s %9s %9s\n", "layer", "op", "macs", "insns",
+           "ldst", "mul", "branch", "other", "cycles", "ms", "tflm ms");
     for (int l = 0; l <= r.n_layers; l++) {
       const nas_emu_layer *L = l < r.n_layers ? &r.layers[l] : &r.total;
       char id[16], op[16] = "";
@@ -177,12 +204,20 @@ static int run_emulator(const nas_g8_graph *g, const nas_target *t, const char *
       if (l == r.n_layers) macs = -1;
       char mbuf[24] = "";
       if (macs >= 0) snprintf(mbuf, sizeof mbuf, "%lld", macs);
-      printf("%-8s %-8s %10s %11lld %10lld %10lld %10lld %10lld %12.0f %9.3f\n", id, op, mbuf,
+      char tbuf[24] = "";
+      if (tflm && l == r.n_layers) snprintf(tbuf, sizeof tbuf, "%.3f", tflm_total);
+      else if (tflm && L->op >= 0) snprintf(tbuf, sizeof tbuf, "%.3f", tflm[L->op]);
+      printf("%-8s %-8s %10s %11lld %10lld %10lld %10lld %10lld %12.0f %9.3f %9s\n", id, op, mbuf,
              L->insns, L->c.n[NAS_IC_LDST], L->c.n[NAS_IC_MUL], L->c.n[NAS_IC_BRANCH],
-             L->c.n[NAS_IC_OTHER], L->cycles, L->ms);
+             L->c.n[NAS_IC_OTHER], L->cycles, L->ms, tbuf);
     }
     printf("(other) = reset, start-up, input/output copies and call overhead outside the operators\n");
     printf("cycles: %s\n", cpi.source);
+    if (tflm)
+      printf("tflm ms: the tflm-cmsis-nn cycles model's prediction for the same graph on the target's "
+             "board (TFLite Micro + CMSIS-NN; total = Invoke)\n");
+    else
+      printf("tflm ms: no prediction (%s)\n", tflm_note);
     /* the emulator firmware's ELF sections, not `nas profile`'s priced flash and peak SRAM */
     printf("output identical to the host int8 runtime: yes; firmware sections: .text+.rodata "
            "%lld B, .bss %lld B (not the priced flash and peak SRAM of nas profile); cross "
@@ -190,6 +225,7 @@ static int run_emulator(const nas_g8_graph *g, const nas_target *t, const char *
            fw->text_bytes, fw->bss_bytes, fw->compile_s, r.run_s);
     if (csv) printf("wrote %s\n", csv);
   }
+  free(tflm);
   nas_emu_result_free(&r);
   nas_emu_fw_free(fw);
   return rc == NAS_OK ? 0 : nas_cli_error(&e);
@@ -252,6 +288,39 @@ static int run_host(const nas_g8_graph *g, const nas_target *t, const char *name
   return 0;
 }
 
+/* An int8 graph from a .tflite, or from the int8 weights a search stored for candidate cand
+ * of store db; its measured input: a fixed pseudo-random int8 tensor (seed 1). */
+static int load_int8(const char *tfl, const char *db, long long cand, nas_g8_graph *g,
+                     char name[64], int8_t **in, nas_err *e) {
+  int rc;
+  if (tfl) {
+    rc = nas_tflite_read(tfl, g, e);
+    const char *slash = strrchr(tfl, '/');
+    snprintf(name, 64, "%.50s", slash ? slash + 1 : tfl);
+  } else {
+    nas_store *s = NULL;
+    void *buf = NULL;
+    size_t len = 0;
+    rc = nas_store_open_readonly(db, &s, e);
+    if (rc == NAS_OK) rc = nas_store_weights_get(s, (int64_t)cand, "int8", &buf, &len, e);
+    snprintf(name, 64, "cand%lld", cand);
+    if (rc == NAS_OK) rc = nas_tflite_parse(buf, len, name, g, e);
+    free(buf);
+    nas_store_close(s);
+  }
+  if (rc) return rc;
+  const size_t n = nas_g8_numel(&g->tensors[g->input]);
+  *in = nas_malloc(n ? n : 1);
+  if (!*in) {
+    nas_g8_graph_free(g);
+    return nas_errf(e, NAS_ENOMEM, "out of memory");
+  }
+  nas_rng r;
+  nas_rng_seed(&r, 1);
+  for (size_t i = 0; i < n; i++) (*in)[i] = (int8_t)((int)nas_rng_below(&r, 256) - 128);
+  return NAS_OK;
+}
+
 static int cmd_measure(int argc, char **argv) {
   nas_args a = {.cmd = "measure", .tables = MEASURE_TABLES};
   if (nas_args_parse(&a, argc, argv)) return NAS_EXIT_USAGE;
@@ -266,7 +335,21 @@ static int cmd_measure(int argc, char **argv) {
   const char *csv = nas_arg_str(&a, "--csv", NULL), *calib = nas_arg_str(&a, "--calibration", "minmax");
   const char *opt = nas_arg_str(&a, "--opt", NULL);
   int json = nas_arg_flag(&a, "--json");
-  if (nas_args_require(&a, "--checkpoint")) return NAS_EXIT_USAGE;
+  const char *ckpt = nas_arg_str(&a, "--checkpoint", NULL), *tfl = nas_arg_str(&a, "--tflite", NULL),
+             *db = nas_arg_str(&a, "--db", NULL);
+  if (!ckpt && !tfl && !db)
+    return nas_cli_usage_error("measure", "--checkpoint FILE is required (or --tflite FILE, or --db FILE "
+                               "--candidate N)");
+  if (!!ckpt + !!tfl + !!db > 1)
+    return nas_cli_usage_error("measure", "give one of --checkpoint, --tflite and --db");
+  if (!!db != !!nas_arg(&a, "--candidate")) return nas_cli_usage_error("measure", "--db and --candidate N go together");
+  if (!ckpt) {
+    static const char *const ck_only[] = {"--dataset", "--calibration", "--calib-samples", "--softmax"};
+    for (int k = 0; k < 4; k++)
+      if (nas_arg(&a, ck_only[k]))
+        return nas_cli_usage_error("measure", "%s quantises a checkpoint; a .tflite or a stored "
+                                   "candidate is int8 already", ck_only[k]);
+  }
   if (nas_cli_one_target(&a, "--target ID or --target-file FILE is required")) return NAS_EXIT_USAGE;
   int be = !strcmp(backend, "emulator") ? 0 : !strcmp(backend, "host") ? 1 : 2;
   if (be == 2 && !emit) return nas_cli_usage_error("measure", "--backend board needs --emit DIR");
@@ -291,7 +374,8 @@ static int cmd_measure(int argc, char **argv) {
   nas_g8_graph g;
   char name[64];
   int8_t *in = NULL;
-  if (nas_checkpoint_lower(&job, &g, name, &in, &e)) {
+  if ((ckpt ? nas_checkpoint_lower(&job, &g, name, &in, &e)
+            : load_int8(tfl, db, nas_arg_int(&a, "--candidate", 0), &g, name, &in, &e))) {
     nas_target_free(t);
     return nas_cli_error(&e);
   }

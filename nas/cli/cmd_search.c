@@ -86,7 +86,7 @@ static const nas_opt SEARCH_OPTS[] = {
     {"--strategy", NAS_OPT_STR, "NAME", .help = "the search strategy (below)"},
     {"--db", NAS_OPT_STR, "FILE", .help = "SQLite store (created if missing)"},
     {"--threads", NAS_OPT_INT, "N", 1, 1024, .help = "threads for OpenMP and OpenBLAS (all cores)"},
-    {NULL}};
+    {0}};
 
 static const char SEARCH_HEAD[] =
     "usage: nas search --space S --strategy NAME --dataset D --target T --db FILE [options]\n"
@@ -195,7 +195,7 @@ static const nas_opt RESUME_OPTS[] = {
     {"--db", NAS_OPT_STR, "FILE", .help = "the store"},
     {"--run", NAS_OPT_INT, "N", 1, 2147483647, .help = "the run (default: the latest run not done)"},
     {"--threads", NAS_OPT_INT, "N", 1, 1024, .help = "threads for OpenMP and OpenBLAS (all cores)"},
-    {NULL}};
+    {0}};
 static const nas_opt *const RESUME_TABLES[] = {RESUME_OPTS, NULL};
 
 static void resume_help(FILE *f) {

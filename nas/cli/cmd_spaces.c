@@ -11,7 +11,7 @@
 
 static const nas_opt SPACES_OPTS[] = {
     {"--json", NAS_OPT_FLAG, .help = "one JSON array: name, architectures, log10, exact, decisions, description"},
-    {NULL}};
+    {0}};
 static const nas_opt *const SPACES_TABLES[] = {SPACES_OPTS, NULL};
 
 static void spaces_help(FILE *f) {

@@ -14,7 +14,7 @@
 #include "results/pareto.h"
 #include "results/store.h"
 
-static const nas_opt DB_OPT[] = {{"--db", NAS_OPT_STR, "FILE", .help = "the store"}, {NULL}};
+static const nas_opt DB_OPT[] = {{"--db", NAS_OPT_STR, "FILE", .help = "the store"}, {0}};
 
 /* ---- runs -------------------------------------------------------------------------------- */
 
@@ -62,7 +62,7 @@ const nas_cli_cmd nas_cli_runs = {"runs", "list the runs of a store", cmd_runs, 
 /* ---- show -------------------------------------------------------------------------------- */
 
 static const nas_opt SHOW_OPTS[] = {
-    {"--candidate", NAS_OPT_INT, "N", 1, 2147483647, .help = "the candidate id"}, {NULL}};
+    {"--candidate", NAS_OPT_INT, "N", 1, 2147483647, .help = "the candidate id"}, {0}};
 static const nas_opt *const SHOW_TABLES[] = {DB_OPT, SHOW_OPTS, NULL};
 
 static void show_help(FILE *f) {
@@ -124,7 +124,7 @@ static const nas_opt PARETO_OPTS[] = {
     {"--where", NAS_OPT_STR, "SQL", .help = "an expression over the candidate columns"},
     {"--format", NAS_OPT_ENUM, "table|csv|json", .choices = "table|csv|json", .what = "format",
      .help = "output (table)"},
-    {NULL}};
+    {0}};
 static const nas_opt *const PARETO_TABLES[] = {DB_OPT, PARETO_OPTS, NULL};
 
 static void pareto_help(FILE *f) {
@@ -194,7 +194,7 @@ static const nas_opt PLOT_OPTS[] = {
     {"--run", NAS_OPT_INT, "N", 1, 2147483647, .help = "the run"},
     {"--out", NAS_OPT_STR, "FILE.svg", .help = "the SVG file to write"},
     {"--x", NAS_OPT_ENUM, "latency|macs", .choices = "latency|macs", .help = "the x axis (latency)"},
-    {NULL}};
+    {0}};
 static const nas_opt *const PLOT_TABLES[] = {DB_OPT, PLOT_OPTS, NULL};
 
 static void plot_help(FILE *f) {

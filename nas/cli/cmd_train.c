@@ -43,7 +43,7 @@ static const nas_opt TRAIN_OPTS[] = {
      .help = "the last N of --epochs are QAT epochs at 0.1x the learning rate (1);\n"
              "N = --epochs: the whole run is QAT at the full learning rate"},
     {"--json", NAS_OPT_FLAG, .help = "print one JSON object as the last line of stdout"},
-    {NULL}};
+    {0}};
 static const nas_opt *const TRAIN_TABLES[] = {TRAIN_OPTS, NULL};
 
 static void train_help(FILE *f) {
@@ -162,7 +162,7 @@ static const nas_opt EVAL_OPTS[] = {
     {"--dataset", NAS_OPT_STR, "SPEC", .help = "dataset to test on (default: the one it was trained on)"},
     {"--threads", NAS_OPT_INT, "N", 1, 1024, .help = "threads for OpenMP and OpenBLAS (all cores)"},
     {"--json", NAS_OPT_FLAG, .help = "print one JSON object as the last line of stdout"},
-    {NULL}};
+    {0}};
 static const nas_opt *const EVAL_TABLES[] = {EVAL_OPTS, NULL};
 
 static void eval_help(FILE *f) {

@@ -156,7 +156,7 @@ static const nas_opt OPTIONS[] = {
     {"--hinge", NAS_OPT_NUM, "X", 0, 1e9, .help = "weight of the over-budget penalty (5)", .key = "hinge"},
     {"--sweep", NAS_OPT_STR, "LIST", .help = "multipliers of the cost weights, one candidate each (1)",
      .key = "sweep", .apply = nas_dnas_opt_sweep},
-    {NULL}};
+    {0}};
 
 /* ---- configuration as JSON (stored with the run, read back on resume) -------------------- */
 

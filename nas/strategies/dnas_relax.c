@@ -8,6 +8,7 @@
 
 #include "nas/strategies/dnas.h"
 #include "core/alloc.h"
+#include "latency/cost_runtime.h"
 #include "train/ops.h"
 
 void nas_dnas_relax_free(nas_dnas_relax *rx) {
@@ -109,6 +110,37 @@ static int slot_cost(const nas_target *t, const nas_sn_layer *L, double *c, nas_
   return NAS_OK;
 }
 
+/* 1 when t's runtime prices latency from the int8 graph (the TFLM cycles model, the C
+ * export's instruction model: latency/cost_runtime.h) rather than per kernel call. */
+static int graph_latency(const nas_target *t) {
+  return t->rt && (t->rt->have_cycles || t->rt->have_nasc);
+}
+
+/* Slot s's latency as the full pricing gives it (graph_latency targets): the architecture of
+ * decision vector d is priced and the latency of its layer for slot s is taken (the layers of
+ * an architecture are its present slots, in order). The runtime models are sums over
+ * operators, each a function of its own shapes, so the slot's share depends on its resolved
+ * layer only and a one-hot relaxation reproduces the exact figure. */
+static int slot_latency(const nas_supernet *sn, const nas_target *t, int s, const int *d,
+                        const nas_sn_layer *L, double *ms, nas_err *e) {
+  *ms = 0;
+  if (!L[s].present || !cost_op(L[s].op)) return NAS_OK;
+  int idx = 0, n_present = 0;
+  for (int i = 0; i < sn->n_slots; i++)
+    if (L[i].present) idx += i < s, n_present++;
+  char *arch = NULL;
+  nas_price *p = NULL;
+  int rc = nas_space_materialize(sn->space, d, &arch, e);
+  if (rc == NAS_OK) rc = nas_price_arch(arch, "supernet", t, &p, e);
+  if (rc == NAS_OK && p->n_layers != n_present)
+    rc = nas_errf(e, NAS_EINVAL, "dnas: %s: the architecture has %d layers for %d present slots",
+                  sn->slots[s].path, p->n_layers, n_present);
+  if (rc == NAS_OK) *ms = p->layers[idx].latency_ms;
+  nas_price_free(p);
+  free(arch);
+  return rc;
+}
+
 static int build_table(const nas_dnas_relax *rx, int s, const nas_sn_layer *base, int *d,
                        nas_sn_layer *scratch, nas_err *e) {
   const nas_supernet *sn = rx->sn;
@@ -148,6 +180,9 @@ static int build_table(const nas_dnas_relax *rx, int s, const nas_sn_layer *base
       nas_err_prefix(e, "dnas: %s", sn->slots[s].path);
       return rc;
     }
+    if (graph_latency(rx->t) &&
+        (rc = slot_latency(sn, rx->t, s, d, scratch, &tb->cost[k * NAS_COST_COUNT + NAS_COST_LATENCY], e)))
+      return rc;
   }
   return NAS_OK;
 }

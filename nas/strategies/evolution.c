@@ -25,7 +25,7 @@ typedef struct evo {
 static const nas_opt OPTIONS[] = {
     {"--population", NAS_OPT_INT, "P", 2, 100000, .help = "population (8)", .key = "population"},
     {"--sample-size", NAS_OPT_INT, "S", 1, 100000, .help = "tournament size (3)", .key = "sample_size"},
-    {NULL}};
+    {0}};
 
 static int configure(nas_run *r, const cJSON *config, nas_err *e) {
   evo *v = nas_calloc(1, sizeof *v);

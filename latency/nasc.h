@@ -1,0 +1,67 @@
+/* latency/nasc.h: the cost of the engine's own C export (runtime/, the `nas-c` runtime of
+ * latency/target.h) on a Cortex-M core: a per-operator instruction model of the runtime's
+ * portable kernels, fitted on emulated runs (latency/emulator.h), and its cycles on a part.
+ *
+ * Features follow the loops of runtime/nasrt_conv.c and nasrt_elem.c: per output value (the
+ * requantisation), per kernel-row and kernel-column iteration (the bounds checks), per tap
+ * inside the input, per pair of input channels (one SMLAD on cores with the DSP extension;
+ * on a Cortex-M0+ per channel), per pixel, per call. Every kind also has a constant (the
+ * eval, the layer mark). Cycles on a part use the latency/cycles.h scheme: instructions x
+ * the class mix the emulator measured for the kind on that core x the core's CPI x the part's
+ * scale (fitted on TFLM builds of the board and transferred: ASSUMED to hold for the C
+ * export's gcc -O2 build too) + the flash term of the weights (the C export walks the whole
+ * filter per output pixel; FC reads it once).
+ *
+ * Coefficients: latency/calibration/nasc_insn.json (format "nas-nasc-insn-1", written by
+ * build/nasc_fit, docs/costs.md). Ownership: nas_nasc_model owns nothing. Never prints. */
+#ifndef NAS_LATENCY_NASC_H
+#define NAS_LATENCY_NASC_H
+
+#include "core/error.h"
+#include "deploy/graph8.h"
+#include "latency/cycles.h"
+#include "latency/tflm.h"
+
+/* Cores the emulator runs (and the model has coefficients for). */
+enum nas_nasc_core { NAS_NASC_M4 = 0, NAS_NASC_M7, NAS_NASC_M33, NAS_NASC_M0PLUS, NAS_NASC_NCORE };
+const char *nas_nasc_core_name(int core);   /* "cortex-m4", ... */
+int nas_nasc_core_from_name(const char *s); /* -1 when unknown */
+
+/* Operator kinds of the runtime (its NASRT_OPS). */
+enum nas_nasc_kind {
+  NAS_NASC_CONV = 0, NAS_NASC_DWCONV, NAS_NASC_FC, NAS_NASC_AVGPOOL, NAS_NASC_MAXPOOL,
+  NAS_NASC_ADD, NAS_NASC_SOFTMAX, NAS_NASC_REQUANT, NAS_NASC_COPY, NAS_NASC_NKIND
+};
+const char *nas_nasc_kind_name(int kind); /* "conv", ...; NULL out of range */
+#define NAS_NASC_MAXF 8
+
+/* The kind of operator i of g (enum nas_g8_opkind -> nas_nasc_kind), or -1. */
+int nas_nasc_kind_of(const nas_g8_graph *g, int i);
+int nas_nasc_nfeat(int kind);
+const char *nas_nasc_feat_name(int kind, int k);
+/* Features of operator i on a core with (dsp = 1) or without the DSP extension; returns the
+ * kind or -1 (error set) for an operator the runtime does not run. */
+int nas_nasc_features(const nas_g8_graph *g, int i, int dsp, double *f, nas_err *e);
+
+typedef struct nas_nasc_model {
+  int fitted[NAS_NASC_NCORE][NAS_NASC_NKIND];
+  double coef[NAS_NASC_NCORE][NAS_NASC_NKIND][NAS_NASC_MAXF];
+  double mix[NAS_NASC_NCORE][NAS_NASC_NKIND][NAS_CYC_NCNT]; /* class mix per instruction */
+} nas_nasc_model;
+
+int nas_nasc_load(const char *path, nas_nasc_model *m, nas_err *e);
+int nas_nasc_save(const char *path, const nas_nasc_model *m, const char *provenance, nas_err *e);
+/* NAS_SOURCE_DIR "/latency/calibration/nasc_insn.json" */
+const char *nas_nasc_default_path(void);
+
+/* Instructions of operator i on core; NAS_EINVAL for a kind without coefficients. */
+int nas_nasc_op_insn(const nas_nasc_model *m, int core, const nas_g8_graph *g, int i,
+                     double *insn, nas_err *e);
+
+/* Cycles of every operator of g on part p (its core must be one of enum nas_nasc_core: the
+ * part's core_name decides), op_cycles[g->nops]; *total = their sum. The part's memory
+ * system and scale are latency/cycles.h's. */
+int nas_nasc_graph_cycles(const nas_nasc_model *m, const nas_cycles_part *p,
+                          const nas_g8_graph *g, double *op_cycles, double *total, nas_err *e);
+
+#endif
