@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "core/fileio.h"
 #include "deploy/lower.h"
@@ -218,6 +219,33 @@ int nas_eval_job_run(const nas_eval_job *job, nas_eval_summary *s, nas_err *e) {
   return rc;
 }
 
+int nas_export_out_check(const char *dir, nas_err *e) {
+  if (!dir || !*dir) return nas_errf(e, NAS_EUSAGE, "export: no output directory given");
+  struct stat st;
+  if (stat(dir, &st) == 0) {
+    if (!S_ISDIR(st.st_mode)) return nas_errf(e, NAS_EIO, "%s: not a directory", dir);
+    if (access(dir, W_OK | X_OK) != 0)
+      return nas_errf(e, NAS_EIO, "%s: cannot write into directory: %s", dir, strerror(errno));
+    return NAS_OK;
+  }
+  if (errno != ENOENT)
+    return nas_errf(e, NAS_EIO, "%s: cannot create directory: %s", dir, strerror(errno));
+  size_t n = strlen(dir);
+  while (n > 1 && dir[n - 1] == '/') n--; /* "a/b/" is created as "a/b" */
+  while (n > 0 && dir[n - 1] != '/') n--;
+  char parent[4096];
+  if (n == 0) snprintf(parent, sizeof parent, ".");
+  else if (n >= sizeof parent) return NAS_OK; /* mkdir will tell */
+  else memcpy(parent, dir, n), parent[n] = '\0';
+  if (stat(parent, &st) != 0)
+    return nas_errf(e, NAS_EIO, "%s: cannot create directory: %s", dir, strerror(errno));
+  if (!S_ISDIR(st.st_mode))
+    return nas_errf(e, NAS_EIO, "%s: cannot create directory: %s", dir, strerror(ENOTDIR));
+  if (access(parent, W_OK | X_OK) != 0)
+    return nas_errf(e, NAS_EIO, "%s: cannot create directory: %s", dir, strerror(errno));
+  return NAS_OK;
+}
+
 /* Writes the requested format into out_dir; s->path names the (main) file written. */
 int nas_export_write(const nas_export_job *job, const char *name, const nas_net *net,
                      const nas_calib *c, const nas_g8_graph *g, const void *tflite,
@@ -287,6 +315,7 @@ int nas_export_job_run(const nas_export_job *job, nas_export_summary *s, nas_err
   memset(s, 0, sizeof *s);
   if (strcmp(job->format, "tflite") && strcmp(job->format, "onnx") && strcmp(job->format, "c"))
     return nas_errf(e, NAS_EUSAGE, "unknown export format '%s' (tflite, c, onnx)", job->format);
+  if (nas_export_out_check(job->out_dir, e) != NAS_OK) return e->code; /* before the work */
   loaded l;
   int rc = load_trained(job->checkpoint, job->dataset, 256, job->warn, job->warn_user, &l, e);
   if (rc != NAS_OK) return rc;

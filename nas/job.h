@@ -95,6 +95,11 @@ int nas_export_store_run(const nas_export_job *job, nas_export_summary *s, nas_e
  * memory planner's peak) of g. */
 int nas_export_graph_stats(const nas_g8_graph *g, nas_export_summary *s, nas_err *e);
 
+/* Checked by nas_export_job_run and nas_export_store_run before any work: dir is a writable
+ * directory, or does not exist and its parent is one (nothing is created). Errors (NAS_EIO)
+ * name dir. */
+int nas_export_out_check(const char *dir, nas_err *e);
+
 /* Shared by nas_export_job_run and nas_export_store_run: creates job->out_dir and writes
  * job->format there as name: tflite (the bytes tflite[0..tflite_len) when tflite is not NULL,
  * else g serialised), c (g: name.h/.c and the runtime nasrt*), onnx (net in float and its QDQ

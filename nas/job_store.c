@@ -54,7 +54,8 @@ int nas_export_store_run(const nas_export_job *job, nas_export_summary *s, nas_e
   void *fb = NULL, *qb = NULL;
   size_t fl = 0, ql = 0;
   int rc = read_blobs(job, &fb, &fl, &qb, &ql, e);
-  if (rc != NAS_OK) return rc;
+  if (rc == NAS_OK) rc = nas_export_out_check(job->out_dir, e); /* before the work */
+  if (rc != NAS_OK) return free(fb), free(qb), rc;
   char what[64], name[32];
   snprintf(what, sizeof what, "candidate %lld", job->candidate);
   snprintf(name, sizeof name, "cand%lld", job->candidate);
