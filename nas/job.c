@@ -101,7 +101,7 @@ int nas_train_job_run(const nas_train_job *job, nas_train_summary *s, nas_err *e
     rc = nas_data_load(&o, &d, e);
   }
   if (rc == NAS_OK) {
-    s->params = net->params, s->macs = net->macs;
+    s->params = net->params, s->macs = net->macs, s->classes = net->classes;
     s->train_n = d.train.n, s->val_n = d.val.n, s->test_n = d.test.n;
     /* the arch's "name", else its file name */
     cJSON *a = cJSON_Parse(net->arch_json);

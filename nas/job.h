@@ -25,6 +25,7 @@ typedef struct nas_train_summary {
   nas_train_result float_r;  /* the float phase when QAT followed it (zero otherwise) */
   long long params, macs;    /* of the network */
   int train_n, val_n, test_n;/* split sizes */
+  int classes;               /* of the network */
   char arch_name[64];        /* "name" of the arch, or the file name */
 } nas_train_summary;
 

@@ -87,6 +87,19 @@ static void test_bad_label(void **state) {
   expect_one_line_error("201 classes");
 }
 
+/* Training too short to learn (1 step: 60 samples, the default batch of 128, 1 epoch) ends
+ * with a note on stderr saying so and what to change; it used to give chance accuracy with
+ * no hint. */
+static void test_brief_training(void **state) {
+  (void)state;
+  assert_int_equal(run("train --arch arch.json --dataset idx:data --epochs 1 --train-limit 60 "
+                       "--threads 1"), 0);
+  const char *err = test_slurp(err_path);
+  if (!strstr(err, "nas: note: val_acc ") || !strstr(err, "after only 1 optimiser steps (60 "
+                                                           "training samples / batch 128 x 1 epochs)"))
+    fail_msg("no note on brief training: %s", err);
+}
+
 static void test_usage_errors(void **state) {
   (void)state;
   assert_int_equal(run(""), 2);
@@ -299,6 +312,12 @@ static void test_search_cli(void **state) {
   expect_one_line_error("run 1 is already done");
   assert_int_equal(run("resume --db s.db"), 1);
   expect_one_line_error("no run to resume");
+  /* the plot has a legend naming its three kinds of point */
+  assert_int_equal(run("plot --db s.db --run 1 --out p.svg"), 0);
+  snprintf(p, sizeof p, "%s/p.svg", dir);
+  char *svg = test_slurp(p);
+  for (const char *k = ">Pareto front<\0>trained<\0>not trained (accuracy 0)<\0"; *k; k += strlen(k) + 1)
+    if (!strstr(svg, k)) fail_msg("the plot has no legend entry %s", k);
 }
 
 /* Another application's SQLite database given as --db: every command that takes a store
@@ -366,6 +385,7 @@ int main(void) {
       cmocka_unit_test(test_search_cli),
       cmocka_unit_test(test_foreign_db),
       cmocka_unit_test(test_bad_label),
+      cmocka_unit_test(test_brief_training),
   };
   return test_exit(cmocka_run_group_tests(tests, setup, teardown));
 }
