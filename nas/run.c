@@ -462,6 +462,7 @@ int nas_run_start(const char *db_path, const nas_strategy *s, const cJSON *confi
                   const nas_search_hooks *h, nas_search_summary *sum, nas_err *e) {
   nas_run r;
   run_init(&r, db_path, s, h, sum);
+  r.fresh = 1;
   r.config = config ? cJSON_Duplicate(config, 1) : cJSON_CreateObject();
   int rc = r.config ? setup(&r, e) : nas_errf(e, NAS_ENOMEM, "out of memory");
   if (rc == NAS_OK) {
