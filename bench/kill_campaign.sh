@@ -8,7 +8,10 @@
 #    moment its run row exists), then continued with `nas resume` to the end. Each final store
 #    must equal the store of an uninterrupted run of the same command (see "Comparison").
 #    A search that ends before its kill is started again with a new moment (counted as a
-#    miss); every counted case was killed (the process died by SIGKILL).
+#    miss; after 8 attempts the case is "nokill" and fails); every other case was killed (the
+#    process died by SIGKILL). A new attempt starts on a new store at the same path: the DNAS
+#    checkpoints the previous attempt left beside it (STORE.dnas-r1-*.ckpt) are deliberately
+#    kept, since a new run must not take them for its own (it removes them).
 # 2. Readers: during every search, kill and resume, `nas runs`, `nas pareto` and `nas show`
 #    (of the newest candidate) run in a loop on the store; any non-zero exit or any output on
 #    stderr is an error.
@@ -28,11 +31,12 @@
 # comparison itself run first: a second uninterrupted run must compare equal to the first
 # (the ignored fields are all that varies), and a run with another seed must compare unequal.
 #
-# Output: one JSON line per part on stdout, and a summary; the work files under OUT.
+# Output: one JSON line per part on stdout, and a summary; the work files under OUT. Exit 0
+# when every case is equal, no reader failed and both disk-full cases passed, else 1.
 # Environment (defaults in brackets; reduce on a loaded machine and say so):
 #   EVO_KILLS [20]  DNAS_KILLS [10]  SEED [1] (kill moments)  THREADS [1]  OUT [/tmp/nas-kill]
-#   TRAIN_LIMIT [3000]  EVO_BUDGET [10]  FULL_KB [96] (tmpfs size for the disk-full case; 0
-#   skips it)  READ_PAUSE [0.05] (seconds between reader rounds)
+#   TRAIN_LIMIT [3000]  EVO_BUDGET [10]  FULL_KB [192] (tmpfs size for the disk-full case: the
+#   schema and the run row fit, the first candidates do not; 0 skips it)  READ_PAUSE [0.05] (seconds between reader rounds)
 # Needs: Fashion-MNIST in /usr/share/datasets/fashion-mnist and the sqlite3 shell (for the
 # dumps; scripts/setup.sh installs both).
 set -uo pipefail
@@ -45,7 +49,7 @@ esac
 build="$(cd "${1:-$src/build}" && pwd)"
 EVO_KILLS=${EVO_KILLS:-20} DNAS_KILLS=${DNAS_KILLS:-10} SEED=${SEED:-1} THREADS=${THREADS:-1}
 OUT=${OUT:-/tmp/nas-kill} TRAIN_LIMIT=${TRAIN_LIMIT:-3000} EVO_BUDGET=${EVO_BUDGET:-10}
-FULL_KB=${FULL_KB:-96} READ_PAUSE=${READ_PAUSE:-0.05}
+FULL_KB=${FULL_KB:-192} READ_PAUSE=${READ_PAUSE:-0.05}
 command -v sqlite3 >/dev/null || { echo "kill_campaign: the sqlite3 shell is needed" >&2; exit 2; }
 [ -d /usr/share/datasets/fashion-mnist ] || { echo "kill_campaign: Fashion-MNIST is needed" >&2; exit 2; }
 RANDOM=$SEED
@@ -165,7 +169,7 @@ kill_case() {
     wait "$pid" 2>/dev/null
     touch "$stop"
     wait "$rpid"
-    [ "$attempts" -ge 5 ] && { echo "$i $attempts - - nokill" >>"$OUT/$kind.cases"; return; }
+    [ "$attempts" -ge 8 ] && { echo "$i $attempts - - nokill" >>"$OUT/$kind.cases"; return; }
   done
   local rc=0
   "$nas" resume --db "$db" --threads "$THREADS" >"$OUT/$kind-$i.resume.out" \
@@ -191,6 +195,7 @@ full_case() {
   mkdir -p "$mnt"
   if ! mount -t tmpfs -o "size=${FULL_KB}k" tmpfs "$mnt" 2>"$OUT/full-$kind.mount"; then
     echo "{\"bench\":\"kill_campaign\",\"part\":\"disk_full\",\"strategy\":\"$kind\",\"skipped\":\"cannot mount a tmpfs: $(head -c 200 "$OUT/full-$kind.mount")\"}"
+    fail=1 # not run is not passed
     return
   fi
   db="$mnt/store.db" stop="$OUT/full-$kind.stop"
@@ -209,6 +214,8 @@ full_case() {
   diff <(dump "$OUT/$kind-ref.db") <(dump "$db") >"$OUT/full-$kind.diff" && same=yes
   local reads
   reads=$(cat "$OUT/full-$kind.reads")
+  [ "$rc" = 1 ] && [ "$lines" = 1 ] && [ "$integrity" = ok ] && [ "$resumed" = ok ] &&
+    [ "$same" = yes ] && [ "${reads#* }" = 0 ] || fail=1
   printf '{"bench":"kill_campaign","part":"disk_full","strategy":"%s","tmpfs_kib":%s,"used_kib":%s,"exit":%s,"stderr_lines":%s,"error":"%s","integrity":"%s","resume":"%s","equal_to_uninterrupted":"%s","reads":%s,"read_errors":%s}\n' \
     "$kind" "$FULL_KB" "$used" "$rc" "$lines" "$(head -1 "$OUT/full-$kind.err" | sed 's/"/\\"/g')" \
     "$integrity" "$resumed" "$same" "${reads% *}" "${reads#* }"
@@ -229,15 +236,18 @@ echo "{\"bench\":\"kill_campaign\",\"part\":\"comparison_check\",\"two_uninterru
 
 for i in $(seq 1 "$EVO_KILLS"); do kill_case evo "$i" "$span_evo" "${evo_args[@]}"; done
 for i in $(seq 1 "$DNAS_KILLS"); do kill_case dnas "$i" "$span_dnas" "${dnas_args[@]}"; done
+fail=0
 for kind in evo dnas; do
   [ -f "$OUT/$kind.cases" ] || continue
-  total=$(wc -l <"$OUT/$kind.cases")
+  cases=$(wc -l <"$OUT/$kind.cases")
+  killed=$(awk '$5 != "nokill"' "$OUT/$kind.cases" | wc -l)
   equal=$(awk '$5 == "equal"' "$OUT/$kind.cases" | wc -l)
-  misses=$(awk '{ m += $2 - 1 } END { print m + 0 }' "$OUT/$kind.cases")
+  misses=$(awk '{ m += $5 == "nokill" ? $2 : $2 - 1 } END { print m + 0 }' "$OUT/$kind.cases")
   reads=$(cat "$OUT/$kind"-*.reads 2>/dev/null | awk '{ n += $1; b += $2 } END { print n + 0, b + 0 }')
   intraining=$(awk '$4 ~ /_1_training/' "$OUT/$kind.cases" | wc -l)
-  printf '{"bench":"kill_campaign","part":"kills","strategy":"%s","killed":%s,"equal":%s,"ended_before_kill_retried":%s,"killed_mid_training":%s,"reads":%s,"read_errors":%s}\n' \
-    "$kind" "$total" "$equal" "$misses" "$intraining" "${reads% *}" "${reads#* }"
+  [ "$equal" = "$cases" ] && [ "${reads#* }" = 0 ] || fail=1
+  printf '{"bench":"kill_campaign","part":"kills","strategy":"%s","cases":%s,"killed":%s,"equal":%s,"ended_before_kill_retried":%s,"killed_with_a_candidate_in_training":%s,"reads":%s,"read_errors":%s}\n' \
+    "$kind" "$cases" "$killed" "$equal" "$misses" "$intraining" "${reads% *}" "${reads#* }"
 done
 if [ "$FULL_KB" != 0 ]; then
   full_case evo "${evo_args[@]}"
@@ -245,3 +255,6 @@ if [ "$FULL_KB" != 0 ]; then
 fi
 echo "{\"bench\":\"kill_campaign\",\"part\":\"machine\",\"wall_s\":$(awk -v a="$t_start" -v b="$(now)" 'BEGIN { printf "%.0f", b - a }'),\"loadavg_start\":\"$load0\",\"loadavg_end\":\"$(cut -d' ' -f1-3 /proc/loadavg)\",\"nproc\":$(nproc)}"
 echo "cases: $OUT/evo.cases $OUT/dnas.cases (i attempts moment_s phase result); reader errors: $OUT/*.readerr" >&2
+[ "$self_equal" = yes ] && [ "$self_unequal" = yes ] || fail=1
+if [ "$fail" = 0 ]; then echo "kill_campaign: PASS" >&2; else echo "kill_campaign: FAIL" >&2; fi
+exit "$fail"
