@@ -37,7 +37,9 @@
 # Environment (defaults in brackets; reduce on a loaded machine and say so):
 #   EVO_KILLS [20]  DNAS_KILLS [10]  SEED [1] (kill moments)  THREADS [1]  OUT [/tmp/nas-kill]
 #   TRAIN_LIMIT [3000]  EVO_BUDGET [10]  FULL_KB [192] (tmpfs size for the disk-full case: the
-#   schema and the run row fit, the first candidates do not; 0 skips it)  READ_PAUSE [0.05] (seconds between reader rounds)
+#   schema and the run row fit, the first candidates do not; 0 skips it)  READ_PAUSE [0.05]
+#   (seconds between reader rounds)  SPAN_SCALE [1] (kill moments uniform over this multiple
+#   of the reference duration: above 1 on a machine slower than during the reference runs)
 # Needs: Fashion-MNIST in /usr/share/datasets/fashion-mnist and the sqlite3 shell (for the
 # dumps; scripts/setup.sh installs both).
 set -uo pipefail
@@ -50,7 +52,7 @@ esac
 build="$(cd "${1:-$src/build}" && pwd)"
 EVO_KILLS=${EVO_KILLS:-20} DNAS_KILLS=${DNAS_KILLS:-10} SEED=${SEED:-1} THREADS=${THREADS:-1}
 OUT=${OUT:-/tmp/nas-kill} TRAIN_LIMIT=${TRAIN_LIMIT:-3000} EVO_BUDGET=${EVO_BUDGET:-10}
-FULL_KB=${FULL_KB:-192} READ_PAUSE=${READ_PAUSE:-0.05}
+FULL_KB=${FULL_KB:-192} READ_PAUSE=${READ_PAUSE:-0.05} SPAN_SCALE=${SPAN_SCALE:-1}
 command -v sqlite3 >/dev/null || { echo "kill_campaign: the sqlite3 shell is needed" >&2; exit 2; }
 [ -d /usr/share/datasets/fashion-mnist ] || { echo "kill_campaign: Fashion-MNIST is needed" >&2; exit 2; }
 RANDOM=$SEED
@@ -152,7 +154,7 @@ kill_case() {
     "$nas" "$@" --db "$db" >"$OUT/$kind-$i.out" 2>"$OUT/$kind-$i.err" &
     pid=$!
     until has_run "$db" || ! kill -0 "$pid" 2>/dev/null; do sleep 0.005; done
-    moment=$(awk -v r=$RANDOM -v s="$span" 'BEGIN { printf "%.3f", s * r / 32768 }')
+    moment=$(awk -v r=$RANDOM -v s="$span" -v k="$SPAN_SCALE" 'BEGIN { printf "%.3f", k * s * r / 32768 }')
     sleep "$moment"
     kill -STOP "$pid" 2>/dev/null
     # the signal is delivered asynchronously: wait until it is stopped (T) or has ended (Z)
