@@ -103,6 +103,9 @@ size_t nas_g8_numel(const nas_g8_tensor *t);
 size_t nas_g8_tensor_bytes(const nas_g8_tensor *t);
 /* "CONV_2D" etc. for any TFLite BuiltinOperator code; NULL when unknown. */
 const char *nas_g8_op_name(int builtin_code);
+/* The short lowercase name of an operator kind in per-layer tables ("conv2d", "dwconv2d",
+ * "fc", "avgpool", ...; "?" for a kind without one). */
+const char *nas_g8_op_short(int kind);
 const char *nas_g8_act_name(int act);
 
 /* Checks every operator's tensors (types, ranks, shapes, quantisation) so the kernels can

@@ -7,7 +7,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include "latency/emulator.h"
@@ -17,6 +16,7 @@
 #include "latency/measure.h"
 #include "nas/cli/cli.h"
 #include "nas/job.h"
+#include "nas/measure_emu.h"
 #include "results/store.h"
 #include "train/quant.h"
 
@@ -89,26 +89,6 @@ static void layer_json(cJSON *o, const nas_emu_layer *L) {
   cJSON_AddNumberToObject(o, "ms", L->ms);
 }
 
-/* The kernel object cache of the emulator: $NAS_CACHE_DIR (empty: none), else
- * $XDG_CACHE_HOME/nas-emu, else $HOME/.cache/nas-emu (created); NULL when unusable. */
-static const char *cache_dir(char *buf, size_t n) {
-  const char *d = getenv("NAS_CACHE_DIR");
-  if (d) return *d ? d : NULL;
-  const char *x = getenv("XDG_CACHE_HOME"), *h = getenv("HOME");
-  if (x && *x) {
-    snprintf(buf, n, "%s/nas-emu", x);
-  } else if (h && *h) {
-    snprintf(buf, n, "%s/.cache", h);
-    mkdir(buf, 0777);
-    snprintf(buf, n, "%s/.cache/nas-emu", h);
-  } else {
-    return NULL;
-  }
-  mkdir(buf, 0777);
-  struct stat st;
-  return stat(buf, &st) == 0 && S_ISDIR(st.st_mode) && access(buf, W_OK) == 0 ? buf : NULL;
-}
-
 static int run_emulator(const nas_g8_graph *g, const nas_target *t, const char *name,
                         const int8_t *in, const char *opt, const char *csv, int json) {
   nas_err e = {0};
@@ -116,7 +96,7 @@ static int run_emulator(const nas_g8_graph *g, const nas_target *t, const char *
   if (nas_cpi_for_core(t->core, &cpi, &e)) return nas_cli_error(&e);
   nas_emu_fw *fw = NULL;
   char cache[4096];
-  nas_emu_cfg cfg = {.opt = opt, .cache_dir = cache_dir(cache, sizeof cache)};
+  nas_emu_cfg cfg = {.opt = opt, .cache_dir = nas_emu_cache_dir(cache, sizeof cache)};
   if (nas_emu_build(g, t, &cfg, &fw, &e)) return nas_cli_error(&e);
   nas_emu_result r;
   if (nas_emu_run(fw, in, 0, &r, &e)) {
