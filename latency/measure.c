@@ -126,19 +126,22 @@ int nas_meas_from_graph(const nas_g8_graph *g, const char *target, const char *m
   return NAS_OK;
 }
 
-int nas_meas_write_csv(const char *path, const nas_meas *rows, int n, nas_err *e) {
+int nas_meas_write_csv(const char *path, const nas_meas *rows, int n, double clock_mhz,
+                       nas_err *e) {
   FILE *f = strcmp(path, "-") ? fopen(path, "w") : stdout;
   if (!f) return nas_errf(e, NAS_EIO, "%s: cannot open for writing", path);
   fputs("target,model,layer,op,macs,in_bytes,out_bytes,k,cin,cout,cycles,ms\n", f);
   for (int i = 0; i < n; i++) {
     const nas_meas *m = &rows[i];
+    char ms[48] = "";
+    if (clock_mhz > 0) snprintf(ms, sizeof ms, "%.6f", m->cycles / (clock_mhz * 1e3));
     if (m->kop < 0)
-      fprintf(f, "%s,%s,%s,model,%lld,,,,,,%.0f,\n", m->target, m->model, m->layer, m->macs,
-              m->cycles);
+      fprintf(f, "%s,%s,%s,model,%lld,,,,,,%.0f,%s\n", m->target, m->model, m->layer, m->macs,
+              m->cycles, ms);
     else
-      fprintf(f, "%s,%s,%s,%s,%lld,%lld,%lld,%dx%d,%d,%d,%.0f,\n", m->target, m->model,
+      fprintf(f, "%s,%s,%s,%s,%lld,%lld,%lld,%dx%d,%d,%d,%.0f,%s\n", m->target, m->model,
               m->layer, nas_kop_name(m->kop), m->macs, m->in_bytes, m->out_bytes, m->kh, m->kw,
-              m->cin, m->cout, m->cycles);
+              m->cin, m->cout, m->cycles, ms);
   }
   int bad = ferror(f) != 0;
   if (f != stdout) bad |= fclose(f) != 0;

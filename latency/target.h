@@ -144,8 +144,8 @@ char *nas_target_to_json(const nas_target *t);
 /* Reads a measurements CSV (header line required, columns by name, any order):
  *   target,model,layer,op,macs,in_bytes,out_bytes,k,cin,cout,cycles,ms
  * op is a nas_kop name or "model" (a whole-network total: only macs and cycles/ms needed);
- * k is "K" or "KHxKW"; exactly one of cycles/ms is non-empty per row (ms is converted with
- * clock_mhz, which must then be > 0); lines starting with '#' and blank lines are skipped.
+ * k is "K" or "KHxKW"; cycles or ms is non-empty per row (cycles is used when both are; ms
+ * alone is converted with clock_mhz, which must then be > 0); lines starting with '#' and blank lines are skipped.
  * With only_target non-NULL, rows of other targets are dropped. Caller frees *rows. */
 int nas_meas_read_csv(const char *path, const char *only_target, double clock_mhz,
                       nas_meas **rows, int *n, nas_err *e);

@@ -27,6 +27,7 @@ typedef struct nas_train_summary {
   nas_train_result float_r;  /* the float phase when QAT followed it (zero otherwise) */
   long long params, macs;    /* of the network */
   int train_n, val_n, test_n;/* split sizes */
+  int classes;               /* of the network */
   char arch_name[64];        /* "name" of the arch, or the file name */
   nas_prune_stats prune;     /* zero weights and removed channels after training (pruning) */
   int pruned;                /* 1 when the arch asked for pruning */
@@ -105,6 +106,11 @@ int nas_export_store_run(const nas_export_job *job, nas_export_summary *s, nas_e
 /* Shared by nas_export_job_run and nas_export_store_run: s->ops and s->arena_bytes (the
  * memory planner's peak) of g. */
 int nas_export_graph_stats(const nas_g8_graph *g, nas_export_summary *s, nas_err *e);
+
+/* Checked by nas_export_job_run and nas_export_store_run before any work: dir is a writable
+ * directory, or does not exist and its parent is one (nothing is created). Errors (NAS_EIO)
+ * name dir. */
+int nas_export_out_check(const char *dir, nas_err *e);
 
 /* Shared by nas_export_job_run and nas_export_store_run: creates job->out_dir and writes
  * job->format there as name: tflite (the bytes tflite[0..tflite_len) when tflite is not NULL,

@@ -54,8 +54,9 @@ static int read_blobs(const nas_export_job *job, void **fb, size_t *fl, void **q
   memset(&r, 0, sizeof r);
   rc = nas_store_candidate_get(st, (int64_t)job->candidate, &r, e);
   if (rc == NAS_OK && strcmp(r.state, "done"))
-    rc = nas_errf(e, NAS_EINVAL, "%s: candidate %lld is %s%s%s: only done candidates have weights",
-                  job->db, job->candidate, r.state, r.reason ? " (" : "", r.reason ? r.reason : "");
+    rc = nas_errf(e, NAS_EINVAL, "%s: candidate %lld is %s%s%s%s: only done candidates have weights",
+                  job->db, job->candidate, r.state, r.reason ? " (" : "", r.reason ? r.reason : "",
+                  r.reason ? ")" : "");
   if (rc == NAS_OK) {
     nas_err we = {0};
     if (nas_store_weights_get(st, (int64_t)job->candidate, "float", fb, fl, &we) != NAS_OK ||
@@ -80,7 +81,8 @@ int nas_export_store_run(const nas_export_job *job, nas_export_summary *s, nas_e
   void *fb = NULL, *qb = NULL;
   size_t fl = 0, ql = 0;
   int rc = read_blobs(job, &fb, &fl, &qb, &ql, e);
-  if (rc != NAS_OK) return rc;
+  if (rc == NAS_OK) rc = nas_export_out_check(job->out_dir, e); /* before the work */
+  if (rc != NAS_OK) return free(fb), free(qb), rc;
   char what[64], name[32];
   snprintf(what, sizeof what, "candidate %lld", job->candidate);
   snprintf(name, sizeof name, "cand%lld", job->candidate);

@@ -201,6 +201,7 @@ typedef struct nas_run {
   nas_data d;               /* the dataset */
   nas_store *st;            /* the store */
   int64_t run_id;           /* the run */
+  int fresh;                /* 1: a new run (nas_run_start); 0: resumed */
   int retrain_epochs;       /* proposal loop: retrain the front for this many epochs (0: no) */
   nas_hist *h;              /* proposal loop: the search candidates in id order [n] */
   int n, cap;

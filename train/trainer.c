@@ -31,8 +31,9 @@ static int check_data(const nas_net *net, const nas_dataset *ds, const char *whi
     return nas_errf(e, NAS_EINVAL, "%s set has samples of %dx%dx%d, the architecture's input is %dx%dx%d",
                     which, ds->h, ds->w, ds->c, net->in_h, net->in_w, net->in_c);
   if (ds->classes > net->classes)
-    return nas_errf(e, NAS_EINVAL, "%s set has %d classes, the architecture has %d", which,
-                    ds->classes, net->classes);
+    return nas_errf(e, NAS_EINVAL, "%s set has %d classes%s%s%s, the architecture has %d", which,
+                    ds->classes, ds->labels_at[0] ? " (largest label: " : "", ds->labels_at,
+                    ds->labels_at[0] ? ")" : "", net->classes);
   return NAS_OK;
 }
 

@@ -17,7 +17,7 @@ static const nas_opt EXPORT_OPTS[] = {
      .help = "the candidate of --db"},
     {"--format", NAS_OPT_ENUM, "tflite|c|onnx", .choices = "tflite|c|onnx", .what = "format",
      .help = "the model file to write"},
-    {"--out", NAS_OPT_STR, "DIR", .help = "output directory (created)"},
+    {"--out", NAS_OPT_STR, "DIR", .help = "output directory (created; checked before any work)"},
     {"--dataset", NAS_OPT_STR, "SPEC", .help = "calibration/evaluation data (default: the checkpoint's)"},
     {"--calibration", NAS_OPT_STR, "NAME", .help = "minmax | percentile (minmax; percentile keeps 99.99%)"},
     {"--calib-samples", NAS_OPT_INT, "N", 1, 10000000,

@@ -120,6 +120,21 @@ static int train_job(const nas_args *a, nas_train_job *job) {
   return 0;
 }
 
+/* Below this many optimiser steps in all, an accuracy near chance gets a note on stderr. */
+#define FEW_STEPS 200
+
+/* A hint when training was too short to learn: few optimiser steps (e.g. --train-limit 500
+ * with the default batch of 128: 4 per epoch) and a validation accuracy below twice chance. */
+static void brief_training_note(const nas_train_job *job, const nas_train_summary *s) {
+  int b = job->cfg.batch > 0 ? job->cfg.batch : 1;
+  long long steps = (long long)job->cfg.epochs * ((s->train_n + b - 1) / b);
+  if (steps >= FEW_STEPS || s->classes < 2 || s->r.val_acc >= 2.0 / s->classes) return;
+  fprintf(stderr, "nas: note: val_acc %.4f is near chance (%d classes) after only %lld optimiser "
+          "steps (%d training samples / batch %d x %d epochs); use a smaller --batch, more "
+          "--epochs or more --train-limit\n", s->r.val_acc, s->classes, steps, s->train_n, b,
+          job->cfg.epochs);
+}
+
 static int cmd_train(int argc, char **argv) {
   nas_args a = {.cmd = "train", .tables = TRAIN_TABLES};
   if (nas_args_parse(&a, argc, argv)) return NAS_EXIT_USAGE;
@@ -153,6 +168,7 @@ static int cmd_train(int argc, char **argv) {
     printf("\n");
   }
   if (job.save_path) printf("checkpoint: %s\n", job.save_path);
+  brief_training_note(&job, &s);
   if (nas_arg_flag(&a, "--json")) {
     cJSON *j = cJSON_CreateObject();
     cJSON_AddStringToObject(j, "arch", s.arch_name);
