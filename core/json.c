@@ -2,6 +2,7 @@
 #include "core/json.h"
 
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 
 #include "core/alloc.h"
@@ -57,4 +58,20 @@ int nas_json_push(cJSON *arr, cJSON *item) {
   if (arr && item && cJSON_AddItemToArray(arr, item)) return 0;
   cJSON_Delete(item);
   return -1;
+}
+
+int nas_json_write_file(const char *path, const cJSON *root, nas_err *e) {
+  nas_json_init();
+  char *text = cJSON_Print(root);
+  if (!text) return nas_errf(e, NAS_ENOMEM, "%s: out of memory", path);
+  FILE *f = fopen(path, "w");
+  int rc = NAS_OK;
+  if (!f) {
+    rc = nas_errf(e, NAS_EIO, "%s: cannot open for writing", path);
+  } else {
+    if (fputs(text, f) < 0 || fputc('\n', f) < 0) rc = nas_errf(e, NAS_EIO, "%s: write failed", path);
+    if (fclose(f) && !rc) rc = nas_errf(e, NAS_EIO, "%s: write failed", path);
+  }
+  free(text);
+  return rc;
 }

@@ -28,4 +28,9 @@ int nas_json_failed(unsigned long mark);
 int nas_json_add(cJSON *obj, const char *key, cJSON *item);
 int nas_json_push(cJSON *arr, cJSON *item);
 
+/* Writes root, indented, and a newline to path (created or truncated). NAS_ENOMEM when
+ * printing fails, NAS_EIO naming path when it cannot be written. */
+struct nas_err;
+int nas_json_write_file(const char *path, const cJSON *root, struct nas_err *e);
+
 #endif

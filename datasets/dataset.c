@@ -130,17 +130,18 @@ static int check_shapes(const loader *L, nas_err *e) {
 }
 
 /* classes = max label + 1 over train and test; fashion-mnist labels must be 0..9. */
-static int check_labels(const loader *L, int *classes, nas_err *e) {
-  int maxl = 0;
+static int check_labels(const loader *L, int *classes, char *at, size_t at_size, nas_err *e) {
+  int maxl = 0, max_file = TRAIN_LBL, max_sample = 0;
   for (int i = TRAIN_LBL; i <= TEST_LBL; i += 2) {
     for (int j = 0; j < L->f[i].dims[0]; j++) {
       int v = L->f[i].data[j];
       if (L->fmnist && v >= FMNIST_CLASSES)
         return nas_errf(e, NAS_EINVAL, "%s: label %d of sample %d out of range (fashion-mnist "
                         "labels are 0..%d)", L->path[i], v, j, FMNIST_CLASSES - 1);
-      if (v > maxl) maxl = v;
+      if (v > maxl) maxl = v, max_file = i, max_sample = j;
     }
   }
+  snprintf(at, at_size, "%s: label %d of sample %d", L->path[max_file], maxl, max_sample);
   /* Unreachable with ubyte labels (at most 256 classes); guards wider label types. */
   if (maxl + 1 > MAX_CLASSES)
     return nas_errf(e, NAS_EINVAL, "dataset '%s': %d classes exceed the limit of %d", L->spec,
@@ -211,7 +212,7 @@ static int fill(nas_dataset *ds, const nas_idx *img, const nas_idx *lbl, const i
 }
 
 /* Computes normalisation from train and builds the three splits. */
-static int build(const loader *L, nas_data *d, int classes, nas_err *e) {
+static int build(const loader *L, nas_data *d, int classes, const char *labels_at, nas_err *e) {
   train_stats(L, &d->mean, &d->std);
   float lut[256];
   for (int b = 0; b < 256; b++) lut[b] = (float)((b / 255.0 - d->mean) / d->std);
@@ -224,6 +225,8 @@ static int build(const loader *L, nas_data *d, int classes, nas_err *e) {
   if (!rc) rc = fill(&d->test, &f[TEST_IMG], &f[TEST_LBL], NULL, f[TEST_IMG].dims[0], lut, e);
   if (rc) return nas_err_prefix(e, "dataset '%s'", L->spec);
   d->train.classes = d->val.classes = d->test.classes = classes;
+  nas_dataset *sets[3] = {&d->train, &d->val, &d->test};
+  for (int i = 0; i < 3; i++) snprintf(sets[i]->labels_at, sizeof sets[i]->labels_at, "%s", labels_at);
   return NAS_OK;
 }
 
@@ -249,13 +252,14 @@ int nas_data_load(const nas_data_opts *o, nas_data *d, nas_err *e) {
   if (!L) return nas_errf(e, NAS_ENOMEM, "dataset '%s': out of memory", o->spec);
   L->spec = o->spec;
   int classes = 0;
+  char labels_at[sizeof d->train.labels_at] = "";
   rc = parse_spec(L, d, e);
   if (!rc) rc = find_files(L, e);
   if (!rc) rc = read_files(L, e);
   if (!rc) rc = check_shapes(L, e);
-  if (!rc) rc = check_labels(L, &classes, e);
+  if (!rc) rc = check_labels(L, &classes, labels_at, sizeof labels_at, e);
   if (!rc) rc = split(L, o, e);
-  if (!rc) rc = build(L, d, classes, e);
+  if (!rc) rc = build(L, d, classes, labels_at, e);
   for (int i = 0; i < NFILES; i++) nas_idx_free(&L->f[i]);
   free(L->perm);
   free(L);

@@ -26,6 +26,8 @@ typedef struct nas_dataset {
   int *y;       /* [n] */
   int n_aug;    /* augmented variants per sample in x_aug (0: none; speech-commands aug=N) */
   float *x_aug; /* [n,n_aug,h,w,c] normalised like x, or NULL; owned, freed with the set */
+  char labels_at[320]; /* for messages: where the largest label of the files is ("FILE: label
+                        * L of sample J"; idx and fashion-mnist), "" when not known */
 } nas_dataset;
 
 typedef struct nas_data {

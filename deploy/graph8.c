@@ -62,6 +62,28 @@ const char *nas_g8_op_name(int code) {
   return OP_NAMES[code];
 }
 
+const char *nas_g8_op_short(int kind) {
+  switch (kind) {
+    case NAS_G8_CONV_2D: return "conv2d";
+    case NAS_G8_DEPTHWISE_CONV_2D: return "dwconv2d";
+    case NAS_G8_FULLY_CONNECTED: return "fc";
+    case NAS_G8_AVERAGE_POOL_2D: return "avgpool";
+    case NAS_G8_MAX_POOL_2D: return "maxpool";
+    case NAS_G8_ADD: return "add";
+    case NAS_G8_RESHAPE: return "reshape";
+    case NAS_G8_SOFTMAX: return "softmax";
+    case NAS_G8_QUANTIZE: return "quantize";
+    case NAS_G8_LOGISTIC: return "logistic";
+    case NAS_G8_TANH: return "tanh";
+    case NAS_G8_MUL: return "mul";
+    case NAS_G8_SUB: return "sub";
+    case NAS_G8_STRIDED_SLICE: return "slice";
+    case NAS_G8_CONCATENATION: return "concat";
+    case NAS_G8_UNIDIRECTIONAL_SEQUENCE_LSTM: return "lstm";
+    default: return "?";
+  }
+}
+
 const char *nas_g8_act_name(int act) {
   switch (act) {
     case NAS_G8_ACT_NONE: return "none";

@@ -109,6 +109,11 @@ typedef struct nas_g8_graph {
   int nops;                     /* operators in execution order */
   nas_g8_op *ops;               /* [nops], owned */
   int input, output;            /* the graph's (single) input and output tensor */
+  int sparse;                   /* 1: prepare CONV_2D / FULLY_CONNECTED operators whose sparse
+                                   form is smaller than their int8 filter as the runtime's
+                                   SPARSE (the nas-c runtime's storage, nas_g8_sparse_pick);
+                                   2: every operator that has a sparse form (tests and
+                                   measurements); 0: dense (TFLite, TFLM). Set by the caller. */
 } nas_g8_graph;
 
 void nas_g8_graph_free(nas_g8_graph *g); /* NULL-safe; frees what g points to, not g */
@@ -119,7 +124,18 @@ size_t nas_g8_numel(const nas_g8_tensor *t);
 size_t nas_g8_tensor_bytes(const nas_g8_tensor *t);
 /* "CONV_2D" etc. for any TFLite BuiltinOperator code; NULL when unknown. */
 const char *nas_g8_op_name(int builtin_code);
+/* The short lowercase name of an operator kind in per-layer tables ("conv2d", "dwconv2d",
+ * "fc", "avgpool", ...; "?" for a kind without one). */
+const char *nas_g8_op_short(int kind);
 const char *nas_g8_act_name(int act);
+
+/* Sparse weights (the nas-c runtime's SPARSE, runtime/nasrt.h): bytes of the sparse form of
+ * operator i's filter (bitmask + non-zero values), or -1 when it has none (not CONV_2D /
+ * FULLY_CONNECTED, or a non-zero weight zero point); *nnz (may be NULL) gets its non-zero
+ * weights. nas_g8_sparse_pick: 1 when the sparse form exists and is smaller than the dense
+ * int8 filter (the rule the prepare step applies when g->sparse is set). */
+long long nas_g8_sparse_bytes(const nas_g8_graph *g, int i, long long *nnz);
+int nas_g8_sparse_pick(const nas_g8_graph *g, int i);
 
 /* Checks every operator's tensors (types, ranks, shapes, quantisation) so the kernels can
  * run without further checks. Messages: "operator 3 (CONV_2D): ...". */
@@ -198,6 +214,7 @@ typedef struct nas_g8_prep_op {
     nasrt_slice_p slice;     /* STRIDED_SLICE */
     nasrt_lstm_p lstm;       /* UNIDIRECTIONAL_SEQUENCE_LSTM (ADD's struct serves SUB) */
     nasrt_concat_p concat;   /* CONCATENATION */
+    nasrt_sparse_p sparse;   /* SPARSE (CONV_2D / FULLY_CONNECTED with g->sparse) */
   } rt;
   int32_t *mult;   /* [channels] rt.conv/rt.fc multipliers, owned (LSTM: [8]; NULL for other
                       kinds) */
@@ -214,6 +231,8 @@ typedef struct nas_g8_prep_op {
   int8_t *wino_i8; /* WINOGRAD: u_shift, m_shift, o_shift [co] each */
   int8_t *wq;      /* the device's fast-kernel filter (rt.conv.wq / rt.fc.wq), or NULL */
   int32_t *bq;     /* its bias with the input offset folded in (rt.*.bq), or NULL */
+  uint8_t *sp_mask;   /* SPARSE: rt.sparse.mask, owned */
+  int8_t *sp_values;  /* SPARSE: rt.sparse.values, owned */
 } nas_g8_prep_op;
 typedef struct nas_g8_prep {
   int nops;

@@ -245,6 +245,7 @@ static int run_prepared(const nas_g8_graph *g, const nas_g8_prep_op *pp, int i, 
     case NASRT_SOFTMAX: nasrt_softmax(&pp->rt.softmax, in, out); return NAS_OK;
     case NASRT_QUANTIZE: nasrt_requantize(&pp->rt.requant, in, out); return NAS_OK;
     case NASRT_WINOGRAD_CONV_2D: nas_g8_wino_run(pp, in, out, scratch); return NAS_OK;
+    case NASRT_SPARSE: nasrt_sparse(&pp->rt.sparse, in, out); return NAS_OK;
     default:
       if (nas_g8_is_rnn_kind(op->kind)) return nas_g8_run_rnn(g, pp, i, act, e);
       return nas_errf(e, NAS_EINVAL, "operator %d: unsupported op %s", i,

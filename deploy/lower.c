@@ -12,6 +12,7 @@
 
 #include "deploy/wino8.h"
 #include "train/ops.h"
+#include "train/prune.h"
 
 
 /* Layer index and op of a node ("l3.dw.bn" -> 3, "dsconv"). */
@@ -194,7 +195,7 @@ void nas_lw_tname(char *buf, size_t cap, const char *base, const char *suffix) {
 static int lower_conv(lw *L, int i) {
   const nas_node *n = &L->fg->nodes[i];
   const int dw = n->op == NAS_OP_DWCONV2D;
-  const nas_node *wn = &L->fg->nodes[n->in[1]];
+  const nas_node *wn = &L->fg->nodes[nas_prune_source(L->fg, n->in[1])];
   int x = nas_lw_input_of(L, i, 0);
   if (x < 0) return -1;
   int bn, act, outn = fuse_chain(L, i, &bn, &act);
@@ -308,7 +309,7 @@ done:
 
 static int lower_dense(lw *L, int i) {
   const nas_node *n = &L->fg->nodes[i];
-  const nas_node *wn = &L->fg->nodes[n->in[1]];
+  const nas_node *wn = &L->fg->nodes[nas_prune_source(L->fg, n->in[1])];
   int x = nas_lw_input_of(L, i, 0);
   if (x < 0) return -1;
   int bn, act, outn = fuse_chain(L, i, &bn, &act);
@@ -453,7 +454,7 @@ int nas_lower(const nas_net *net, const nas_calib *c, const nas_lower_cfg *cfg,
   }
   for (int i = 0; !rc && i < net->g->n; i++) {
     const nas_node *n = &net->g->nodes[i];
-    if (n->kind != NAS_NODE_OP || L.done[i]) continue;
+    if (n->kind != NAS_NODE_OP || L.done[i] || nas_prune_is_mask_op(net->g, i)) continue;
     if (lower_node(&L, i)) rc = e->code ? e->code : NAS_EINVAL;
   }
   if (!rc) {

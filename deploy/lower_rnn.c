@@ -251,6 +251,7 @@ static int lower_gru(lw *L, int i) {
   const nas_g8_tensor *xt = &L->g->tensors[x];
   if (xt->ndim != 3) return nas_lw_lerr(L, i, NAS_EINVAL, "the input must be a sequence [1,T,F]");
   const int T = xt->dims[1], F = xt->dims[2], H = wh->shape.d[1];
+  const float in_scale = xt->scale[0]; /* xt dangles once a tensor is added (realloc) */
   if (T > 64) return nas_lw_lerr(L, i, NAS_EINVAL, "%d steps: at most 64 are supported", T);
   float lo[NAS_GRU_NPOINTS], hi[NAS_GRU_NPOINTS];
   for (int k = 0; k < NAS_GRU_NPOINTS; k++)
@@ -268,7 +269,7 @@ static int lower_gru(lw *L, int i) {
     snprintf(nm, sizeof nm, "%s.w_ih.%s", base, gn[g]);
     const int w = weight_block(L, nm, wi->val, g * H, H, F, &ws);
     snprintf(nm, sizeof nm, "%s.b_ih.%s", base, gn[g]);
-    const int b = w < 0 ? -1 : bias_block(L, nm, bi, g < 2 ? bh : NULL, g * H, H, xt->scale[0], ws);
+    const int b = w < 0 ? -1 : bias_block(L, nm, bi, g < 2 ? bh : NULL, g * H, H, in_scale, ws);
     snprintf(nm, sizeof nm, "%s.gx%s", base, gn[g]);
     gx[g] = b < 0 ? -1 : range_tensor(L, nm, 2, dT, lo[gp[g]], hi[gp[g]], 0);
     if (gx[g] < 0 || nas_lw_add_op(L, NAS_G8_FULLY_CONNECTED, gx[g], 3, x, w, b) < 0) return -1;

@@ -330,6 +330,76 @@ static int prep_wino(const nas_g8_graph *g, const nas_g8_plan *plan, const nas_g
   return NAS_OK;
 }
 
+/* ---- sparse weights (the nas-c runtime's SPARSE) ----------------------------------------- */
+
+long long nas_g8_sparse_bytes(const nas_g8_graph *g, int i, long long *nnz) {
+  if (nnz) *nnz = 0;
+  if (i < 0 || i >= g->nops) return -1;
+  const nas_g8_op *op = &g->ops[i];
+  if ((op->kind != NAS_G8_CONV_2D && op->kind != NAS_G8_FULLY_CONNECTED) || op->nin < 2 ||
+      op->in[1] < 0)
+    return -1;
+  const nas_g8_tensor *w = &g->tensors[op->in[1]];
+  if (!w->data || w->type != NAS_G8_INT8) return -1;
+  for (int q = 0; q < (w->nq > 0 ? w->nq : 1); q++)
+    if (w->zero_point[q] != 0) return -1; /* a zero weight would not contribute 0 */
+  const int conv = op->kind == NAS_G8_CONV_2D;
+  const long long co = w->dims[0], taps = conv ? (long long)w->dims[1] * w->dims[2] : 1;
+  const long long ci = conv ? w->dims[3] : w->dims[1];
+  const int8_t *d = w->data;
+  long long k = 0, n = co * taps * ci;
+  for (long long j = 0; j < n; j++) k += d[j] != 0;
+  if (nnz) *nnz = k;
+  return co * taps * ((ci + 7) / 8) + k;
+}
+
+int nas_g8_sparse_pick(const nas_g8_graph *g, int i) {
+  long long b = nas_g8_sparse_bytes(g, i, NULL);
+  return b >= 0 && b < (long long)g->tensors[g->ops[i].in[1]].bytes;
+}
+
+/* Turns prepared CONV_2D / FULLY_CONNECTED operator i into SPARSE: mask rows per (output
+ * channel, tap) and the non-zero values, from the graph's filter. */
+static int prep_sparse(const nas_g8_graph *g, int i, nas_g8_prep_op *p) {
+  const nas_g8_op *op = &g->ops[i];
+  const nas_g8_tensor *w = &g->tensors[op->in[1]];
+  nasrt_sparse_p s;
+  memset(&s, 0, sizeof s);
+  if (p->rt_kind == NASRT_CONV_2D) {
+    s.c = p->rt.conv;
+  } else {
+    const nasrt_fc_p f = p->rt.fc;
+    nasrt_conv_p *c = &s.c;
+    c->in = f.in, c->out = f.out, c->bias = f.bias, c->mult = f.mult, c->shift = f.shift;
+    c->n = f.b, c->h = c->w = c->ho = c->wo = c->kh = c->kw = 1, c->ci = f.d, c->co = f.co;
+    c->sh = c->sw = c->dh = c->dw = 1;
+    c->in_off = f.in_off, c->out_off = f.out_off, c->lo = f.lo, c->hi = f.hi;
+  }
+  s.c.filter = NULL;
+  s.c.wq = NULL, s.c.bq = NULL, s.c.scratch = -1; /* the dense fast kernel's, not needed */
+  free(p->wq), free(p->bq);
+  p->wq = NULL, p->bq = NULL;
+  const int32_t co = s.c.co, taps = s.c.kh * s.c.kw, ci = s.c.ci, mb = (ci + 7) / 8;
+  long long nnz = 0;
+  nas_g8_sparse_bytes(g, i, &nnz);
+  p->sp_mask = nas_calloc((size_t)co * (size_t)taps * (size_t)mb, 1);
+  p->sp_values = nnz > 0 ? nas_malloc((size_t)nnz) : NULL; /* none when every weight is 0 */
+  if (!p->sp_mask || (nnz > 0 && !p->sp_values)) return NAS_ENOMEM;
+  const int8_t *d = w->data;
+  size_t k = 0;
+  for (size_t r = 0; r < (size_t)co * (size_t)taps; r++) /* filter [co][kh][kw][ci] */
+    for (int32_t ic = 0; ic < ci; ic++) {
+      const int8_t v = d[r * (size_t)ci + (size_t)ic];
+      if (!v) continue;
+      p->sp_mask[r * (size_t)mb + (size_t)(ic / 8)] |= (uint8_t)(1u << (ic % 8));
+      p->sp_values[k++] = v;
+    }
+  s.mask = p->sp_mask, s.values = p->sp_values, s.mb = mb, s.nnz = (int32_t)nnz;
+  p->rt_kind = NASRT_SPARSE;
+  p->rt.sparse = s;
+  return NAS_OK;
+}
+
 /* ---- the host's layout ----------------------------------------------------------------- */
 
 #define LANES 16 /* output channels are padded to a multiple of this (one 512-bit int32 vector) */
@@ -410,6 +480,7 @@ void nas_g8_prep_op_free(nas_g8_prep_op *p) {
   free(p->rq.mult), free(p->rq.lmul), free(p->rq.rsh), free(p->rq.mask), free(p->w16),
       free(p->bias), free(p->wq), free(p->bq);
   free(p->wino_u), free(p->wino_i32), free(p->wino_i8);
+  free(p->sp_mask), free(p->sp_values);
   memset(p, 0, sizeof *p);
 }
 
@@ -439,7 +510,10 @@ int nas_g8_prep_op_build(const nas_g8_graph *g, const nas_g8_plan *plan, int i,
       return nas_errf(e, NAS_EINVAL, "operator %d: unsupported op %s", i, nm ? nm : "?");
     }
   }
-  if (rc == NAS_OK && p->mult && p->rt_kind != NASRT_UNIDIRECTIONAL_SEQUENCE_LSTM)
+  const int sparse = g->sparse == 2 ? nas_g8_sparse_bytes(g, i, NULL) >= 0
+                     : g->sparse && nas_g8_sparse_pick(g, i);
+  if (rc == NAS_OK && sparse) rc = prep_sparse(g, i, p);
+  else if (rc == NAS_OK && p->mult && p->rt_kind != NASRT_UNIDIRECTIONAL_SEQUENCE_LSTM)
     rc = host_layout(p, scratch);
   if (rc != NAS_OK) {
     nas_g8_prep_op_free(p);

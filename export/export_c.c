@@ -53,6 +53,16 @@ static void emit_i8_array(FILE *f, const char *decl, const int8_t *v, size_t n) 
   fputs("\n};\n", f);
 }
 
+static void emit_u8_array(FILE *f, const char *decl, const uint8_t *v, size_t n) {
+  fprintf(f, "static const uint8_t %s[%zu] = {", decl, n);
+  for (size_t i = 0; i < n; i++) {
+    if (i % 20 == 0) fputs("\n  ", f);
+    fprintf(f, "%u", v[i]);
+    fputs(i + 1 < n ? ", " : "", f);
+  }
+  fputs("\n};\n", f);
+}
+
 static void emit_shape_comment(FILE *f, const nas_g8_tensor *t, int idx) {
   fprintf(f, "/* tensor %d \"", idx);
   for (const char *s = t->name; s && *s; s++)
@@ -109,6 +119,34 @@ static int emit_header(const nas_g8_graph *g, const nas_g8_plan *p, const char *
   return nas_file_finish(dir, file, f, e);
 }
 
+/* Bytes of operator pp's repacked weights (wq) and folded biases (bq). */
+static size_t wq_bytes(const nas_g8_prep_op *pp) {
+  if (!pp->wq) return 0;
+  return pp->rt_kind == NASRT_FULLY_CONNECTED
+             ? (size_t)pp->rt.fc.co * (size_t)pp->rt.fc.d
+             : (size_t)pp->rt.conv.co * (size_t)(pp->rt.conv.kh * pp->rt.conv.kw * pp->rt.conv.ci);
+}
+static size_t bq_bytes(const nas_g8_prep_op *pp) {
+  if (!pp->bq) return 0;
+  return 4 * (size_t)(pp->rt_kind == NASRT_FULLY_CONNECTED ? pp->rt.fc.co
+                      : pp->rt_kind == NASRT_SPARSE         ? pp->rt.sparse.c.co
+                                                            : pp->rt.conv.co);
+}
+
+/* The first operator j <= i of ops[] whose prepared wq (which = 0) or bq (which = 1) holds the
+ * same bytes as operator i's: the C source prints such an array once (the recurrent
+ * FULLY_CONNECTED of an unrolled GRU repeat one weight tensor at every step). */
+static int twin_of(const nas_g8_prep_op *ops, int i, int which) {
+  const size_t n = which ? bq_bytes(&ops[i]) : wq_bytes(&ops[i]);
+  const void *a = which ? (const void *)ops[i].bq : (const void *)ops[i].wq;
+  for (int j = 0; n && j < i; j++) {
+    const size_t m = which ? bq_bytes(&ops[j]) : wq_bytes(&ops[j]);
+    const void *b = which ? (const void *)ops[j].bq : (const void *)ops[j].wq;
+    if (m == n && !memcmp(a, b, n)) return j;
+  }
+  return i;
+}
+
 /* The C name of a pointer the prepared operator i holds: a constant tensor of the graph or
  * one of the operator's own prepared arrays; NAS_EINVAL for anything else (a prepare step
  * whose data this printer does not know). */
@@ -127,8 +165,11 @@ static int ptr_name(char *buf, size_t n, const nas_g8_graph *g, const nas_g8_pre
       if (w[k].p && ptr == w[k].p) return snprintf(buf, n, "op%d_%s", i, w[k].name), NAS_OK;
   }
   if (pp->ebias && ptr == pp->ebias) return snprintf(buf, n, "op%d_bias", i), NAS_OK;
-  if (pp->wq && ptr == pp->wq) return snprintf(buf, n, "op%d_wq", i), NAS_OK;
-  if (pp->bq && ptr == pp->bq) return snprintf(buf, n, "op%d_bq", i), NAS_OK;
+  /* pp is &ops[i] of the prepared graph's operator array */
+  if (pp->wq && ptr == pp->wq) return snprintf(buf, n, "op%d_wq", twin_of(pp - i, i, 0)), NAS_OK;
+  if (pp->bq && ptr == pp->bq) return snprintf(buf, n, "op%d_bq", twin_of(pp - i, i, 1)), NAS_OK;
+  if (pp->sp_mask && ptr == pp->sp_mask) return snprintf(buf, n, "op%d_mask", i), NAS_OK;
+  if (pp->sp_values && ptr == pp->sp_values) return snprintf(buf, n, "op%d_values", i), NAS_OK;
   for (int t = 0; t < g->ntensors; t++)
     if (g->tensors[t].data == ptr) return snprintf(buf, n, "t%d", t), NAS_OK;
   for (int t = 0; t < g->ntensors; t++) { /* a pointer into a constant (a flex layer's At) */
@@ -209,6 +250,13 @@ static int op_ptrs(const nas_g8_prep_op *pp, pval *out) {
     case NASRT_MUL:
       out[n++] = (pval){"a_data", pp->rt.mul.a_data}, out[n++] = (pval){"b_data", pp->rt.mul.b_data};
       break;
+    case NASRT_SPARSE: { /* the mask and values replace the dense filter (not printed) */
+      const nasrt_sparse_p *s = &pp->rt.sparse;
+      out[n++] = (pval){"mask", s->mask}, out[n++] = (pval){"values", s->values};
+      out[n++] = (pval){"c.bias", s->c.bias}, out[n++] = (pval){"c.mult", s->c.mult};
+      out[n++] = (pval){"c.shift", s->c.shift};
+      break;
+    }
     case NASRT_UNIDIRECTIONAL_SEQUENCE_LSTM: {
       const nasrt_lstm_p *c = &pp->rt.lstm;
       out[n++] = (pval){"w_ii", c->w_ii}, out[n++] = (pval){"w_if", c->w_if};
@@ -243,9 +291,21 @@ static void mark_used(const nas_g8_graph *g, const void *ptr, unsigned char *use
   }
 }
 
-/* Multipliers (and shifts) the device reads: one when a fast kernel shares it (qstep 0). */
+/* Output channels of a prepared operator with per-channel multipliers (8 for an LSTM). */
+static int op_co(const nas_g8_prep_op *pp) {
+  switch (pp->rt_kind) {
+    case NASRT_UNIDIRECTIONAL_SEQUENCE_LSTM: return 8;
+    case NASRT_FULLY_CONNECTED: return pp->rt.fc.co;
+    case NASRT_SPARSE: return pp->rt.sparse.c.co;
+    default: return pp->rt.conv.co;
+  }
+}
+
+/* Multipliers (and shifts) the device reads: one when a fast kernel shares it (qstep 0); the
+ * SPARSE kernel reads one per output channel. */
 static int qcount(const nas_g8_prep_op *pp) {
   if (pp->rt_kind == NASRT_UNIDIRECTIONAL_SEQUENCE_LSTM) return 8; /* one per gate product */
+  if (pp->rt_kind == NASRT_SPARSE) return pp->rt.sparse.c.co;
   const int fc = pp->rt_kind == NASRT_FULLY_CONNECTED;
   const int co = fc ? pp->rt.fc.co : pp->rt.conv.co;
   const int shared = fc ? pp->rt.fc.bq && !pp->rt.fc.qstep : pp->rt.conv.bq && !pp->rt.conv.qstep;
@@ -259,7 +319,7 @@ static int emit_op(FILE *f, const nas_g8_graph *g, const nas_g8_prep_op *pp, int
   fprintf(f, "/* op %d: %s, tensor %d -> %d */\n", i, nm ? nm : "?", op->in[0], op->out);
   if (pp->mult) {
     const int lstm = pp->rt_kind == NASRT_UNIDIRECTIONAL_SEQUENCE_LSTM;
-    const int co = lstm ? 8 : pp->rt_kind == NASRT_FULLY_CONNECTED ? pp->rt.fc.co : pp->rt.conv.co;
+    const int co = op_co(pp);
     const int nq = qcount(pp);
     char name[32];
     snprintf(name, sizeof name, "op%d_mult", i);
@@ -270,16 +330,13 @@ static int emit_op(FILE *f, const nas_g8_graph *g, const nas_g8_prep_op *pp, int
       snprintf(name, sizeof name, "op%d_bias", i);
       emit_i32_array(f, name, pp->ebias, 8 * (size_t)pp->rt.lstm.h);
     }
-    if (pp->bq) {
+    if (pp->bq && twin_of(pp - i, i, 1) == i) {
       snprintf(name, sizeof name, "op%d_bq", i);
       emit_i32_array(f, name, pp->bq, (size_t)co);
     }
-    if (pp->wq) {
-      const size_t nw = pp->rt_kind == NASRT_FULLY_CONNECTED
-                            ? (size_t)pp->rt.fc.co * (size_t)pp->rt.fc.d
-                            : (size_t)co * (size_t)(pp->rt.conv.kh * pp->rt.conv.kw * pp->rt.conv.ci);
+    if (pp->wq && twin_of(pp - i, i, 0) == i) {
       snprintf(name, sizeof name, "op%d_wq", i);
-      emit_i8_array(f, name, pp->wq, nw);
+      emit_i8_array(f, name, pp->wq, wq_bytes(pp));
     }
   }
   pval p[MAXPTR];
@@ -371,6 +428,24 @@ static int emit_op(FILE *f, const nas_g8_graph *g, const nas_g8_prep_op *pp, int
       const nasrt_copy_p *c = &pp->rt.copy;
       const ival v[] = {{"in", c->in}, {"out", c->out}, {"n", c->n}};
       return emit_struct(f, "nasrt_copy_p", g, pp, i, NULL, 0, v, NV(v), e);
+    }
+    case NASRT_SPARSE: { /* the mask and values replace the dense filter (not emitted) */
+      const nasrt_sparse_p *s = &pp->rt.sparse;
+      const nasrt_conv_p *c = &s->c;
+      const size_t rows = (size_t)c->co * (size_t)c->kh * (size_t)c->kw;
+      char name[32];
+      snprintf(name, sizeof name, "op%d_mask", i);
+      emit_u8_array(f, name, s->mask, rows * (size_t)s->mb);
+      snprintf(name, sizeof name, "op%d_values", i);
+      if (s->nnz > 0) emit_i8_array(f, name, s->values, (size_t)s->nnz);
+      const ival v[] = {
+          {"mb", s->mb}, {"nnz", s->nnz}, {"c.in", c->in}, {"c.out", c->out}, {"c.n", c->n},
+          {"c.h", c->h}, {"c.w", c->w}, {"c.ci", c->ci}, {"c.ho", c->ho}, {"c.wo", c->wo},
+          {"c.co", c->co}, {"c.kh", c->kh}, {"c.kw", c->kw}, {"c.sh", c->sh}, {"c.sw", c->sw},
+          {"c.dh", c->dh}, {"c.dw", c->dw}, {"c.pt", c->pt}, {"c.pl", c->pl},
+          {"c.in_off", c->in_off}, {"c.out_off", c->out_off}, {"c.lo", c->lo}, {"c.hi", c->hi},
+          {"c.scratch", c->scratch}, {"c.qstep", c->qstep}};
+      return emit_struct(f, "nasrt_sparse_p", g, pp, i, p, np, v, NV(v), e);
     }
     case NASRT_LOGISTIC:
     case NASRT_TANH: {
@@ -558,6 +633,7 @@ static long long struct_words(int kind) {
     case NASRT_CONCATENATION: return 23;
     case NASRT_UNIDIRECTIONAL_SEQUENCE_LSTM: return 11 + 13;
     case NASRT_WINOGRAD_CONV_2D: return 11 + 21;
+    case NASRT_SPARSE: return 6 + 23 + 2 + 2; /* conv's, mask, values, mb, nnz */
     default: return 0;
   }
 }
@@ -582,14 +658,15 @@ int nas_c_export_data_bytes(const nas_g8_graph *g, long long *bytes, nas_err *e)
     const int np = op_ptrs(pp, pv);
     for (int k = 0; k < np; k++) mark_used(g, pv[k].p, used);
     n += 4 * struct_words(pp->rt_kind);
+    if (pp->rt_kind == NASRT_SPARSE) { /* the mask rows and the non-zero values */
+      const nasrt_sparse_p *sp = &pp->rt.sparse;
+      n += (long long)sp->c.co * sp->c.kh * sp->c.kw * sp->mb + sp->nnz;
+    }
     if (pp->mult) {
-      const int fc = pp->rt_kind == NASRT_FULLY_CONNECTED;
-      const long long co = fc ? pp->rt.fc.co : pp->rt.conv.co;
-      n += 5LL * qcount(pp) + (pp->bq ? 4 * co : 0); /* mult, shift, bq */
+      n += 5LL * qcount(pp);                         /* mult, shift */
+      if (twin_of(prep.op, i, 1) == i) n += (long long)bq_bytes(pp); /* printed once */
       if (pp->ebias) n += 4LL * 8 * pp->rt.lstm.h;     /* an LSTM's effective biases */
-      if (pp->wq)
-        n += fc ? (long long)pp->rt.fc.d * co
-                : co * pp->rt.conv.kh * pp->rt.conv.kw * pp->rt.conv.ci;
+      if (twin_of(prep.op, i, 0) == i) n += (long long)wq_bytes(pp);
     }
     if (pp->rt_kind == NASRT_WINOGRAD_CONV_2D) { /* its prepared arrays (emit_op) */
       const nasrt_wino_p *c = &pp->rt.wino;

@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "onnx.pb-c.h"
+#include "train/prune.h"
 #include "train/ops.h"
 
 enum { LAY_NCHW = 1, LAY_FLAT = 2, LAY_SEQ = 3 }; /* layout in the ONNX graph (SEQ: [N,T,F]) */
@@ -341,10 +342,11 @@ static int lower_conv(lw *L, int i) {
   ob *b = L->b;
   const nas_graph *g = L->net->g;
   const nas_node *n = &g->nodes[i];
-  int xi = n->in[0], wi = n->op == NAS_OP_WINO_OUT ? -1 : n->in[1], vin = -1;
+  int xi = n->in[0], wi = n->op == NAS_OP_WINO_OUT ? -1 : nas_prune_source(g, n->in[1]), vin = -1;
   if (n->op == NAS_OP_WINO_OUT && wino_parts(L, i, &xi, &wi, &vin)) return L->e->code;
   /* a static Winograd layer is written as the standard convolution it approximates: standard
-     runtimes compute it directly (their int8 result differs from the Winograd-aware one) */
+     runtimes compute it directly (their int8 result differs from the Winograd-aware one);
+     pruned weights are read behind their masks (train/prune.h) */
   const nas_op_params pw = {.sh = 1, .sw = 1, .padding = vin >= 0 ? g->nodes[vin].p.padding : 0};
   const nas_op_params *np = vin >= 0 ? &pw : &n->p;
   const nas_node *x = &g->nodes[xi], *w = &g->nodes[wi];
@@ -413,7 +415,7 @@ static int lower_conv(lw *L, int i) {
 static int lower_dense(lw *L, int i) {
   ob *b = L->b;
   const nas_graph *g = L->net->g;
-  const nas_node *n = &g->nodes[i], *w = &g->nodes[n->in[1]];
+  const nas_node *n = &g->nodes[i], *w = &g->nodes[nas_prune_source(g, n->in[1])];
   const int M = w->shape.d[0], K = w->shape.d[1];
   const char *a = flat_of(L, n->in[0], n->name);
   int64_t wd[2] = {M, K}, bd[1] = {M};
@@ -574,7 +576,8 @@ static int lower_node(lw *L, int i) {
         const char *p[4];
         static const char *const part[4] = {"gamma", "beta", "mean", "var"};
         for (int k = 0; k < 4; k++)
-          p[k] = init_f32(b, ob_strf(b, "%s.%s", n->name, part[k]), 1, cd, g->nodes[n->in[k + 1]].val);
+          p[k] = init_f32(b, ob_strf(b, "%s.%s", n->name, part[k]), 1, cd,
+                          g->nodes[nas_prune_source(g, n->in[k + 1])].val);
         char *out = ob_strf(b, "%s", n->name);
         attr_f(b, ob_node(b, "BatchNormalization", out, 5, L->tname[x], p[0], p[1], p[2], p[3]),
                "epsilon", n->p.eps > 0 ? n->p.eps : 1e-5f);
@@ -665,7 +668,7 @@ static int build(ob *b, const nas_net *net, const nas_calib *c, uint8_t **buf, s
 
   for (int i = 0; i < g->n && i <= net->logits; i++) {
     const nas_node *n = &g->nodes[i];
-    if (n->kind != NAS_NODE_OP) continue;
+    if (n->kind != NAS_NODE_OP || nas_prune_is_mask_op(g, i)) continue;
     if (lower_node(&L, i)) return e->code;
   }
   /* the logits' producer writes the graph output "logits" */

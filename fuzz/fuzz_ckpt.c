@@ -78,7 +78,7 @@ static void lower_and_run(const nas_net *net, const nas_cand_float *f) {
   nas_calib c;
   memset(&c, 0, sizeof c);
   nas_err e = {0};
-  int rc = nas_cand_calib(f, net->g->n, &c, &e);
+  int rc = nas_cand_calib(f, net->g, &c, &e);
   fuzz_check_err(rc, &e, "nas_cand_calib");
   if (rc != NAS_OK) return;
   nas_g8_graph g8;

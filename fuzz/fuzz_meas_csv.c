@@ -1,12 +1,15 @@
 /* fuzz/fuzz_meas_csv.c: libFuzzer harness of the measurement CSV (latency/target.c
  * nas_meas_read_csv), the file `nas latency fit` and lookup tables read. The input is a CSV
  * file; it is read twice (all targets at 216 MHz, then only target "fuzz" with no clock, so
- * "ms" columns must be refused). Rows it accepts are written back (nas_meas_write_csv) and must
- * read again as the same number of rows with the same cycles. */
+ * "ms" columns must be refused). Rows it accepts are written back at 216 MHz (cycles and ms;
+ * the reader takes cycles) and must read again as the same number of rows with the same cycles. */
 #include "fuzz/fuzz_util.h"
 
 #include "latency/measure.h"
 #include "latency/target.h"
+
+/* the clock the rows are written back with (their ms column) */
+#define CLOCK 216.0
 
 static char g_dir[600], g_back[700];
 
@@ -30,7 +33,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   if (rc == NAS_OK) {
     if (n < 0 || (n > 0 && !rows)) FUZZ_FAIL("nas_meas_read_csv: %d rows", n);
     nas_err e2 = {0};
-    rc = nas_meas_write_csv(g_back, rows, n, &e2);
+    rc = nas_meas_write_csv(g_back, rows, n, CLOCK, &e2);
     fuzz_check_err(rc, &e2, "nas_meas_write_csv");
     if (rc == NAS_OK) {
       nas_meas *r2 = NULL;

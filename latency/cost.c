@@ -139,6 +139,45 @@ void nas_kcall_features(const nas_kcall *c, double f[NAS_LF_COUNT]) {
   f[NAS_LF_OUT_C] = c->out_c;
 }
 
+/* The SPARSE kernel against the dense ones, emulated (bench/bench_sparse.c: conv 3x3 16->32,
+ * pwconv 32->32 on 16x16, fc 2048->64 and 64->10 at 30..95% zeros; latency/emulator.h):
+ * sparse cycles ~ K1 * non-zero MACs + K2 * (output channel, tap) rows visited + K3 * mask
+ * bytes read (least squares, worst error 48% on the 64->10 fc, within 15% on the others);
+ * dense cycles ~ cycles per MAC of the kind, measured on the runtime's fast kernels
+ * (runtime/nasrt_fast_conv.c, SMLAD on the M4; the same shapes, bench_sparse after the merge
+ * of the fast kernels: the dense kernels are 3.5 to 5x faster than before, so on a DSP core
+ * the sparse kernel is now slower than the dense one up to 90% zeros; it is kept where it
+ * saves flash, and priced). DSP cores (M4, M7, M33, M55) use the Cortex-M4 figures, the M0+
+ * its own. The priced kernel call keeps the target's latency model and scales its work (ops)
+ * by sparse / dense. */
+static const struct {
+  double k1, k2, k3;        /* sparse: per non-zero MAC, per row, per mask byte */
+  double conv, pw, fc;      /* dense cycles per MAC */
+} SPARSE_FIT[2] = {
+    {13.24, 66.17, 11.71, 2.268, 3.885, 2.029},  /* cortex-m4 (fast SMLAD dense kernels) */
+    {25.94, 133.96, 18.77, 19.41, 32.47, 30.86}, /* cortex-m0plus */
+};
+
+double nas_sparse_cycle_ratio(const nas_target *t, int kop, long long macs, long long weights,
+                              long long nnz, int out_c, int kh, int kw) {
+  if (weights <= 0 || out_c <= 0 || macs <= 0 || kh <= 0 || kw <= 0) return 1;
+  const int m0 = t && t->core == NAS_CORE_M0PLUS;
+  const long long taps = (long long)kh * kw, pix = macs / weights;
+  const long long ci = weights / ((long long)out_c * taps);
+  const double rows = (double)out_c * (double)taps * (double)pix;
+  const double sparse = SPARSE_FIT[m0].k1 * (double)(pix * nnz) + SPARSE_FIT[m0].k2 * rows +
+                        SPARSE_FIT[m0].k3 * rows * (double)((ci + 7) / 8);
+  const double cpm = kop == NAS_KOP_FC ? SPARSE_FIT[m0].fc
+                     : kop == NAS_KOP_PWCONV ? SPARSE_FIT[m0].pw : SPARSE_FIT[m0].conv;
+  const double dense = cpm * (double)macs;
+  return dense > 0 ? sparse / dense : 1;
+}
+
+void nas_kcall_sparse(nas_kcall *c, const nas_target *t, long long nnz, long long weights) {
+  const double r = nas_sparse_cycle_ratio(t, c->kop, c->macs, weights, nnz, c->out_c, c->kh, c->kw);
+  c->ops = (long long)((double)c->ops * r + 0.5);
+}
+
 static const nas_meas *lookup(const nas_target *t, const nas_kcall *c) {
   for (int i = 0; i < t->n_lookup; i++) {
     const nas_meas *m = &t->lookup[i];
@@ -265,6 +304,19 @@ int nas_price_net_cfg(const nas_net *net, const nas_target *t, const nas_lower_c
       long long b = src >= 0 ? (long long)outs[src].h * outs[src].w * outs[src].c : 0;
       for (int j = 0; j < p->n_calls; j++)
         if (p->calls[j].layer > src) p->calls[j].live_extra += b;
+    }
+    /* nas-c: the weights a pruned layer will have after training (its target fraction of
+     * zeros; scope global: the global target) stored sparse where that is smaller */
+    const double sp = net->prune.global ? net->prune.sparsity : net->layers[li].sparsity;
+    for (int j = 0; t->runtime == NAS_RT_NAS_C && net->layers[li].sparsity > 0 && j < n; j++) {
+      nas_kcall *k = &c[j];
+      if (k->kop != NAS_KOP_CONV && k->kop != NAS_KOP_PWCONV && k->kop != NAS_KOP_FC) continue;
+      long long w = k->weights, nnz = w - (long long)(sp * (double)w + 1e-9);
+      long long sb = (long long)k->out_c * k->kh * k->kw *
+                         ((w / ((long long)k->out_c * k->kh * k->kw) + 7) / 8) + nnz;
+      if (sb >= w) continue;
+      k->flash_bytes -= w - sb;
+      nas_kcall_sparse(k, t, nnz, w);
     }
     outs[li] = s;
     nas_price_layer *lc = &p->layers[li];

@@ -8,6 +8,12 @@
  *   weight tensor a float32 scale + int32 zero point (8 bytes); per activation tensor (the
  *   input and every kernel call's output) a scale + zero point (8 bytes); plus the target's
  *   runtime_overhead_flash_bytes. MACs and params are train/net.h's (README "Counting").
+ *   A target whose runtime is nas-c (target.h) stores a conv / pwconv / fc filter in the
+ *   runtime's sparse form where that is smaller (deploy/graph8.h nas_g8_sparse_pick): a graph
+ *   is priced with the bytes of that form (bitmask + non-zero values, exactly the exported
+ *   arrays), an architecture with the form its pruned layers will have at their target
+ *   sparsity (train/prune.h; an estimate for scope global), and the call's cycles scaled by
+ *   the sparse kernel's emulated cost (nas_kcall_sparse). TFLM targets price dense storage.
  * Peak SRAM (latency/cost_graph.c): the network is lowered to deploy/'s int8 graph by the
  *   real lowering (deploy/lower_shape.h: nas_lower with a synthetic calibration, no training)
  *   and deploy/'s memory planner places every activation tensor (graph input and output
@@ -120,6 +126,15 @@ int nas_kcall_cycles(const nas_target *t, const nas_kcall *c, double *cycles, in
                      nas_err *e);
 /* Features of a kernel call (enum NAS_LF_*). */
 void nas_kcall_features(const nas_kcall *c, double f[NAS_LF_COUNT]);
+/* A conv / pwconv / fc kernel call whose filter of `weights` entries the nas-c runtime stores
+ * sparse with nnz non-zero ones (runtime/nasrt.h SPARSE): its latency features become those
+ * of the sparse kernel (see cost.c for the measured rule). Flash is the caller's. */
+void nas_kcall_sparse(nas_kcall *c, const nas_target *t, long long nnz, long long weights);
+/* The same rule as a factor: emulated cycles of the SPARSE kernel over those of the dense
+ * kernel for a kop call of macs MACs over a filter of `weights` entries (out_c x kh x kw x ci)
+ * with nnz non-zero ones; 1 when the shapes say nothing. */
+double nas_sparse_cycle_ratio(const nas_target *t, int kop, long long macs, long long weights,
+                              long long nnz, int out_c, int kh, int kw);
 
 /* Text and JSON reports for `nas profile` (caller frees). JSON: {"arch","target","macs",
  * "params","flash_bytes","peak_sram_bytes","latency_ms","binding",..., "layers":[...]} */

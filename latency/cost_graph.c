@@ -51,21 +51,6 @@ static void dims_hwc(const nas_g8_tensor *x, int *h, int *w, int *c) {
   else *h = *w = 1, *c = x->ndim >= 1 ? x->dims[x->ndim - 1] : 1;
 }
 
-static const char *short_name(int kind) {
-  switch (kind) {
-    case NAS_G8_CONV_2D: return "conv2d";
-    case NAS_G8_DEPTHWISE_CONV_2D: return "dwconv2d";
-    case NAS_G8_FULLY_CONNECTED: return "fc";
-    case NAS_G8_AVERAGE_POOL_2D: return "avgpool";
-    case NAS_G8_MAX_POOL_2D: return "maxpool";
-    case NAS_G8_ADD: return "add";
-    case NAS_G8_RESHAPE: return "reshape";
-    case NAS_G8_SOFTMAX: return "softmax";
-    case NAS_G8_QUANTIZE: return "quantize";
-    default: return "?";
-  }
-}
-
 /* Fills c for operator i; returns 1 when the operator is a priced kernel call, else 0. */
 static int graph_call(const nas_g8_graph *g, int i, nas_kcall *c) {
   const nas_g8_op *op = &g->ops[i];
@@ -130,20 +115,25 @@ int nas_price_graph(const nas_g8_graph *g, const nas_target *t, nas_price **out,
     const nas_g8_op *op = &g->ops[i];
     nas_price_layer *L = &p->layers[i];
     op_layer[i] = i;
-    snprintf(L->op, sizeof L->op, "%s", short_name(op->kind));
+    snprintf(L->op, sizeof L->op, "%s", nas_g8_op_short(op->kind));
     dims_hwc(&g->tensors[op->out], &L->out_h, &L->out_w, &L->out_c);
     L->flash_bytes = 8; /* the output's quantisation parameters */
+    /* nas-c stores a conv / fc filter sparse where that is smaller (deploy/graph8.h) */
+    long long nnz = 0, sparse = t->runtime == NAS_RT_NAS_C && nas_g8_sparse_pick(g, i)
+                                    ? nas_g8_sparse_bytes(g, i, &nnz) : -1;
     for (int k = 0; k < op->nin; k++) {
       int ti = op->in[k];
       if (ti < 0 || !g->tensors[ti].data || counted[ti]) continue;
       const nas_g8_tensor *c = &g->tensors[ti];
       counted[ti] = 1;
       L->params += (long long)nas_g8_numel(c);
-      L->flash_bytes += (long long)c->bytes + (c->type == NAS_G8_INT8 ? 8LL * c->nq : 0);
+      L->flash_bytes += (k == 1 && sparse >= 0 ? sparse : (long long)c->bytes) +
+                        (c->type == NAS_G8_INT8 ? 8LL * c->nq : 0);
     }
     nas_kcall *c = &p->calls[p->n_calls];
     if (graph_call(g, i, c)) {
       c->flash_bytes = L->flash_bytes;
+      if (sparse >= 0) nas_kcall_sparse(c, t, nnz, (long long)nas_g8_numel(&g->tensors[op->in[1]]));
       if ((rc = nas_kcall_cycles(t, c, &c->cycles, &c->lat_src, e))) {
         nas_err_prefix(e, "operator %d (%s)", i, nas_g8_op_name(op->kind));
         goto done;

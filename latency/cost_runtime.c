@@ -178,6 +178,20 @@ static int nasc_latency(nas_price *p, const nas_g8_graph *g, const int *op_layer
   double *cyc = nas_malloc(sizeof *cyc * ((size_t)g->nops + 1)), total = 0;
   if (!cyc) return nas_errf(e, NAS_ENOMEM, "pricing: out of memory for %d operators", g->nops);
   int rc = nas_nasc_graph_cycles(&rt->nasc, rt->part, g, cyc, &total, e);
+  for (int i = 0; !rc && i < g->nops; i++) { /* filters the C export stores sparse */
+    long long nnz = 0;
+    if (!nas_g8_sparse_pick(g, i) || nas_g8_sparse_bytes(g, i, &nnz) < 0) continue;
+    const nas_g8_tensor *w = &g->tensors[g->ops[i].in[1]];
+    const long long weights = (long long)nas_g8_numel(w);
+    const int fc = g->ops[i].kind == NAS_G8_FULLY_CONNECTED;
+    const int co = w->dims[0], kh = fc ? 1 : w->dims[1], kw = fc ? 1 : w->dims[2];
+    const long long macs = (long long)(nas_g8_numel(&g->tensors[g->ops[i].out]) / (size_t)co) *
+                           (weights / co) * co;
+    const int kop = fc ? NAS_KOP_FC : kh * kw == 1 ? NAS_KOP_PWCONV : NAS_KOP_CONV;
+    const double before = cyc[i];
+    cyc[i] *= nas_sparse_cycle_ratio(t, kop, macs, weights, nnz, co, kh, kw);
+    total += cyc[i] - before;
+  }
   if (!rc) {
     const double khz = t->clock_mhz * 1e3;
     for (int i = 0; i < p->n_layers; i++) p->layers[i].latency_ms = 0, p->layers[i].lat_src = "none";

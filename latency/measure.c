@@ -7,7 +7,25 @@
 #include <time.h>
 
 #include "latency/measure.h"
+#include "deploy/rnn8.h"
 #include "core/alloc.h"
+
+/* The table name of an operator without a latency-model kind. */
+static const char *other_name(int kind) {
+  switch (kind) {
+    case NAS_G8_RESHAPE: return "reshape";
+    case NAS_G8_SOFTMAX: return "softmax";
+    case NAS_G8_QUANTIZE: return "quantize";
+    case NAS_G8_UNIDIRECTIONAL_SEQUENCE_LSTM: return "lstm";
+    case NAS_G8_LOGISTIC: return "logistic";
+    case NAS_G8_TANH: return "tanh";
+    case NAS_G8_MUL: return "mul";
+    case NAS_G8_SUB: return "sub";
+    case NAS_G8_STRIDED_SLICE: return "slice";
+    case NAS_G8_CONCATENATION: return "concat";
+    default: return "other";
+  }
+}
 
 void nas_g8_layer_info(const nas_g8_graph *g, int i, nas_g8_linfo *li) {
   memset(li, 0, sizeof *li);
@@ -54,13 +72,19 @@ void nas_g8_layer_info(const nas_g8_graph *g, int i, nas_g8_linfo *li) {
     case NAS_G8_ADD:
       li->kop = NAS_KOP_ADD, li->in_bytes = 2 * ny, li->macs = ny;
       break;
+    case NAS_G8_UNIDIRECTIONAL_SEQUENCE_LSTM: /* T steps of 4 gates: [H,F] and [H,H] weights */
+      if (op->nin > NAS_LSTM_W_REC && x->ndim == 3) {
+        const long long T = x->dims[1], F = x->dims[2];
+        const long long H = g->tensors[op->in[NAS_LSTM_W_REC]].dims[0];
+        li->cin = (int)F, li->cout = (int)H;
+        li->macs = T * 4 * H * (F + H);
+      }
+      break;
     default:
       break;
   }
   if (li->kop >= 0) snprintf(li->op, sizeof li->op, "%s", nas_kop_name(li->kop));
-  else snprintf(li->op, sizeof li->op, "%s",
-                op->kind == NAS_G8_RESHAPE ? "reshape" : op->kind == NAS_G8_SOFTMAX ? "softmax"
-                : op->kind == NAS_G8_QUANTIZE ? "quantize" : "other");
+  else snprintf(li->op, sizeof li->op, "%s", other_name(op->kind));
 }
 
 long long nas_g8_model_macs(const nas_g8_graph *g) {
@@ -102,19 +126,22 @@ int nas_meas_from_graph(const nas_g8_graph *g, const char *target, const char *m
   return NAS_OK;
 }
 
-int nas_meas_write_csv(const char *path, const nas_meas *rows, int n, nas_err *e) {
+int nas_meas_write_csv(const char *path, const nas_meas *rows, int n, double clock_mhz,
+                       nas_err *e) {
   FILE *f = strcmp(path, "-") ? fopen(path, "w") : stdout;
   if (!f) return nas_errf(e, NAS_EIO, "%s: cannot open for writing", path);
   fputs("target,model,layer,op,macs,in_bytes,out_bytes,k,cin,cout,cycles,ms\n", f);
   for (int i = 0; i < n; i++) {
     const nas_meas *m = &rows[i];
+    char ms[48] = "";
+    if (clock_mhz > 0) snprintf(ms, sizeof ms, "%.6f", m->cycles / (clock_mhz * 1e3));
     if (m->kop < 0)
-      fprintf(f, "%s,%s,%s,model,%lld,,,,,,%.0f,\n", m->target, m->model, m->layer, m->macs,
-              m->cycles);
+      fprintf(f, "%s,%s,%s,model,%lld,,,,,,%.0f,%s\n", m->target, m->model, m->layer, m->macs,
+              m->cycles, ms);
     else
-      fprintf(f, "%s,%s,%s,%s,%lld,%lld,%lld,%dx%d,%d,%d,%.0f,\n", m->target, m->model,
+      fprintf(f, "%s,%s,%s,%s,%lld,%lld,%lld,%dx%d,%d,%d,%.0f,%s\n", m->target, m->model,
               m->layer, nas_kop_name(m->kop), m->macs, m->in_bytes, m->out_bytes, m->kh, m->kw,
-              m->cin, m->cout, m->cycles);
+              m->cin, m->cout, m->cycles, ms);
   }
   int bad = ferror(f) != 0;
   if (f != stdout) bad |= fclose(f) != 0;

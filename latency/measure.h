@@ -27,8 +27,10 @@
 
 /* An operator as a kernel call of the latency models. */
 typedef struct nas_g8_linfo {
-  int kop;              /* enum nas_kop, or -1 (RESHAPE, SOFTMAX, QUANTIZE) */
-  char op[16];          /* nas_kop name, or "reshape"/"softmax"/"quantize" */
+  int kop;              /* enum nas_kop, or -1 (RESHAPE, SOFTMAX, QUANTIZE, the recurrent ops) */
+  char op[16];          /* nas_kop name, or "reshape"/"softmax"/"quantize", "lstm" (macs: T*4H*
+                           (F+H)), "logistic"/"tanh"/"mul"/"sub"/"slice"/"concat" (elements),
+                           "other" */
   long long macs;       /* NAS_LF_OPS: MACs (conv/fc), window reads (pool), in elements (gap),
                            out elements (add), elements (others) */
   long long in_bytes, out_bytes; /* int8 activation bytes read / written (add: both inputs) */
@@ -54,9 +56,11 @@ int nas_csv_split(char *line, char **f, int max);
 int nas_meas_from_graph(const nas_g8_graph *g, const char *target, const char *model,
                         const double *cycles, double total_cycles, nas_meas **rows, int *n,
                         nas_err *e);
-/* Writes rows as a measurement CSV (header, then one line per row, cycles given, ms empty).
- * path "-" writes to stdout. */
-int nas_meas_write_csv(const char *path, const nas_meas *rows, int n, nas_err *e);
+/* Writes rows as a measurement CSV (header, then one line per row): cycles, and ms = cycles /
+ * (clock_mhz * 1000) with 6 decimals (empty when clock_mhz <= 0; the reader uses cycles when
+ * both are given). path "-" writes to stdout. */
+int nas_meas_write_csv(const char *path, const nas_meas *rows, int n, double clock_mhz,
+                       nas_err *e);
 
 /* Host back end: runs the graph `runs` times on in (one arena, as nas_g8_run) and gives the
  * median wall ms per operator (layer_ms[nops]) and of the whole run (total_ms). */

@@ -96,9 +96,10 @@ int nas_meas_read_csv(const char *path, const char *only_target, double clock_mh
       m.kh = a, m.kw = b;
     }
     const char *cy = fld[col[C_CYC]], *ms = fld[col[C_MS]];
-    if (!!*cy == !!*ms) { rc = nas_errf(e, NAS_EFORMAT, "%s:%d: give exactly one of 'cycles' and 'ms'", path, lineno); break; }
-    if (*cy) {
+    if (!*cy && !*ms) { rc = nas_errf(e, NAS_EFORMAT, "%s:%d: give 'cycles' or 'ms'", path, lineno); break; }
+    if (*cy) { /* cycles win when both are given (ms then only informs) */
       if (num(cy, &m.cycles) || m.cycles < 0) { rc = nas_errf(e, NAS_EFORMAT, "%s:%d: column 'cycles': expected a number >= 0", path, lineno); break; }
+      if (*ms && (num(ms, &x) || x < 0)) { rc = nas_errf(e, NAS_EFORMAT, "%s:%d: column 'ms': expected a number >= 0", path, lineno); break; }
     } else {
       if (num(ms, &x) || x < 0) { rc = nas_errf(e, NAS_EFORMAT, "%s:%d: column 'ms': expected a number >= 0", path, lineno); break; }
       if (!(clock_mhz > 0)) { rc = nas_errf(e, NAS_EINVAL, "%s:%d: 'ms' needs the target's clock", path, lineno); break; }

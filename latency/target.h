@@ -59,7 +59,10 @@ enum nas_kernlib { NAS_KLIB_CMSIS_NN, NAS_KLIB_TFLM_REF };
  *                   coefficient model
  *   nas-c           the engine's own C export (runtime/): its planned arena
  *                   (<NAME>_ARENA_BYTES) + runtime_overhead_sram_bytes; latency from the
- *                   target's coefficient model */
+ *                   target's coefficient model; it stores conv / pointwise / fc weights
+ *                   sparse where that is smaller (deploy/graph8.h, nas_g8_sparse_pick), so
+ *                   its flash is priced from the sparse bytes. TFLM has no sparse kernels:
+ *                   the two TFLM runtimes price dense weight storage. */
 enum nas_runtime { NAS_RT_TFLM_CMSIS_NN, NAS_RT_TFLM_REFERENCE, NAS_RT_NAS_C, NAS_RT_COUNT };
 const char *nas_runtime_name(int rt);      /* "tflm-cmsis-nn", ...; "?" out of range */
 int nas_runtime_from_name(const char *s);  /* -1 when unknown */
@@ -141,8 +144,8 @@ char *nas_target_to_json(const nas_target *t);
 /* Reads a measurements CSV (header line required, columns by name, any order):
  *   target,model,layer,op,macs,in_bytes,out_bytes,k,cin,cout,cycles,ms
  * op is a nas_kop name or "model" (a whole-network total: only macs and cycles/ms needed);
- * k is "K" or "KHxKW"; exactly one of cycles/ms is non-empty per row (ms is converted with
- * clock_mhz, which must then be > 0); lines starting with '#' and blank lines are skipped.
+ * k is "K" or "KHxKW"; cycles or ms is non-empty per row (cycles is used when both are; ms
+ * alone is converted with clock_mhz, which must then be > 0); lines starting with '#' and blank lines are skipped.
  * With only_target non-NULL, rows of other targets are dropped. Caller frees *rows. */
 int nas_meas_read_csv(const char *path, const char *only_target, double clock_mhz,
                       nas_meas **rows, int *n, nas_err *e);

@@ -308,18 +308,8 @@ int nas_tflm_insn_save(const char *path, const nas_tflm_insn_model *m, const cha
       ok = a != NULL;
     }
   }
-  char *text = ok ? cJSON_Print(root) : NULL;
+  int rc = ok ? nas_json_write_file(path, root, e) : nas_errf(e, NAS_ENOMEM, "%s: out of memory", path);
   cJSON_Delete(root);
-  if (!text) return nas_errf(e, NAS_ENOMEM, "%s: out of memory", path);
-  FILE *f = fopen(path, "w");
-  int rc = NAS_OK;
-  if (!f) {
-    rc = nas_errf(e, NAS_EIO, "%s: cannot open for writing", path);
-  } else {
-    if (fputs(text, f) < 0 || fputc('\n', f) < 0) rc = nas_errf(e, NAS_EIO, "%s: write failed", path);
-    if (fclose(f) && !rc) rc = nas_errf(e, NAS_EIO, "%s: write failed", path);
-  }
-  free(text);
   return rc;
 }
 

@@ -61,6 +61,7 @@ static char *meta_text(const nas_cand_info *info, const nas_calib *c) {
   cJSON_AddStringToObject(m, "seed", seed);
   cJSON_AddNumberToObject(m, "test_acc", info->float_test_acc);
   cJSON *cal = cJSON_AddObjectToObject(m, "calib");
+  cJSON_AddNumberToObject(cal, "version", NAS_CAND_CALIB_VERSION);
   cJSON_AddNumberToObject(cal, "method", c->method);
   cJSON_AddNumberToObject(cal, "samples", c->samples);
   cJSON_AddNumberToObject(cal, "n", c->n);
@@ -72,6 +73,12 @@ static char *meta_text(const nas_cand_info *info, const nas_calib *c) {
     cJSON_AddItemToArray(nodes, cJSON_CreateNumber(i));
     cJSON_AddItemToArray(lo, cJSON_CreateNumber((double)c->lo[i]));
     cJSON_AddItemToArray(hi, cJSON_CreateNumber((double)c->hi[i]));
+  }
+  /* version 2: the recurrent cells' internal points, in nas_calib_alloc_sub's order */
+  cJSON *slo = cJSON_AddArrayToObject(cal, "sub_lo"), *shi = cJSON_AddArrayToObject(cal, "sub_hi");
+  for (int k = 0; k < c->nsub; k++) {
+    cJSON_AddItemToArray(slo, cJSON_CreateNumber((double)c->sub_lo[k]));
+    cJSON_AddItemToArray(shi, cJSON_CreateNumber((double)c->sub_hi[k]));
   }
   char *t = cJSON_PrintUnformatted(m);
   cJSON_Delete(m);
@@ -101,6 +108,42 @@ int nas_cand_pack(const nas_net *net, const nas_cand_info *info, const nas_calib
     nas_err_prefix(e, "%s", name);
   }
   return rc;
+}
+
+/* The calibration's version and (version 2) its recurrent sub-ranges into c->nsub, sub_lo,
+ * sub_hi (c->sub stays NULL: nas_cand_calib lays them out on the graph). */
+static int unpack_sub(const cJSON *cal, const char *what, nas_calib *c, int *version, nas_err *e) {
+  const cJSON *v = cJSON_GetObjectItemCaseSensitive(cal, "version");
+  *version = 1; /* blobs written before the field existed */
+  if (v && (!cJSON_IsNumber(v) || v->valuedouble < 1 || v->valuedouble != (int)v->valuedouble))
+    return nas_errf(e, NAS_EFORMAT, "%s: float weights: calibration version is not a positive integer",
+                    what);
+  if (v) *version = (int)v->valuedouble;
+  if (*version > NAS_CAND_CALIB_VERSION)
+    return nas_errf(e, NAS_EFORMAT,
+                    "%s: float weights: calibration version %d is newer than this program's (%d)",
+                    what, *version, NAS_CAND_CALIB_VERSION);
+  if (*version < 2) return NAS_OK;
+  const cJSON *lo = cJSON_GetObjectItemCaseSensitive(cal, "sub_lo"),
+              *hi = cJSON_GetObjectItemCaseSensitive(cal, "sub_hi");
+  const int k = cJSON_GetArraySize(lo);
+  if (!cJSON_IsArray(lo) || !cJSON_IsArray(hi) || cJSON_GetArraySize(hi) != k || k > c->n * NAS_GRU_NPOINTS)
+    return nas_errf(e, NAS_EFORMAT, "%s: float weights: malformed recurrent calibration (sub_lo, sub_hi)",
+                    what);
+  if (k == 0) return NAS_OK;
+  c->sub_lo = nas_malloc(sizeof(float) * (size_t)k);
+  c->sub_hi = nas_malloc(sizeof(float) * (size_t)k);
+  if (!c->sub_lo || !c->sub_hi) return nas_errf(e, NAS_ENOMEM, "%s: out of memory", what);
+  c->nsub = k;
+  const cJSON *l = lo->child, *h = hi->child;
+  for (int j = 0; j < k; j++, l = l->next, h = h->next) {
+    if (!cJSON_IsNumber(l) || !cJSON_IsNumber(h) || !(l->valuedouble <= h->valuedouble))
+      return nas_errf(e, NAS_EFORMAT,
+                      "%s: float weights: recurrent calibration entry %d is not a range lo <= hi",
+                      what, j);
+    c->sub_lo[j] = (float)l->valuedouble, c->sub_hi[j] = (float)h->valuedouble;
+  }
+  return NAS_OK;
 }
 
 int nas_cand_unpack_float(const void *buf, size_t len, const char *what, nas_cand_float *out,
@@ -158,6 +201,7 @@ int nas_cand_unpack_float(const void *buf, size_t len, const char *what, nas_can
         }
         c->point[i] = 1, c->lo[i] = (float)l->valuedouble, c->hi[i] = (float)h->valuedouble;
       }
+      if (rc == NAS_OK) rc = unpack_sub(cal, what, c, &out->calib_version, e);
     }
   }
   cJSON_Delete(m);
@@ -172,8 +216,9 @@ void nas_cand_float_free(nas_cand_float *f) {
   memset(f, 0, sizeof *f);
 }
 
-int nas_cand_calib(const nas_cand_float *f, int n, nas_calib *c, nas_err *e) {
+int nas_cand_calib(const nas_cand_float *f, const nas_graph *g, nas_calib *c, nas_err *e) {
   memset(c, 0, sizeof *c);
+  const int n = g->n;
   if (f->calib.n == 0) return nas_errf(e, NAS_EFORMAT, "no calibration stored with the weights");
   if (f->calib.n != n)
     return nas_errf(e, NAS_EFORMAT, "stored calibration covers %d graph nodes, the network has %d",
@@ -189,6 +234,22 @@ int nas_cand_calib(const nas_cand_float *f, int n, nas_calib *c, nas_err *e) {
   memcpy(c->point, f->calib.point, (size_t)n);
   memcpy(c->lo, f->calib.lo, sizeof(float) * (size_t)n);
   memcpy(c->hi, f->calib.hi, sizeof(float) * (size_t)n);
+  if (f->calib_version < 2) return NAS_OK; /* no sub-ranges stored: c->nsub 0 */
+  if (nas_calib_alloc_sub(g, c) != NAS_OK) {
+    nas_calib_free(c);
+    return nas_errf(e, NAS_ENOMEM, "out of memory");
+  }
+  if (c->nsub != f->calib.nsub) {
+    const int want = c->nsub;
+    nas_calib_free(c);
+    return nas_errf(e, NAS_EFORMAT,
+                    "stored calibration has %d recurrent internal ranges, the network's cells have %d",
+                    f->calib.nsub, want);
+  }
+  if (c->nsub) {
+    memcpy(c->sub_lo, f->calib.sub_lo, sizeof(float) * (size_t)c->nsub);
+    memcpy(c->sub_hi, f->calib.sub_hi, sizeof(float) * (size_t)c->nsub);
+  }
   return NAS_OK;
 }
 

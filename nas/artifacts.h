@@ -7,7 +7,10 @@
  *            the dataset spec, train_limit, normalisation (norm_mean, norm_std), eval_limit,
  *            epochs, training seed and the calibration the int8 model was built from
  *            ("calib": {"method", "samples", "nodes": [graph node ids], "lo": [...], "hi":
- *            [...]}; floats written so that they read back bit for bit);
+ *            [...], "version": 2, "sub_lo": [...], "sub_hi": [...]}; floats written so that
+ *            they read back bit for bit). "version" 2 added the internal points of the
+ *            recurrent cells (nas_calib sub_lo/sub_hi, in nas_calib_alloc_sub's order over
+ *            the graph); a blob without "version" is version 1 and has none of them;
  *   "int8":  the .tflite flatbuffer of the int8 graph that was evaluated.
  * Lowering the float weights with the stored calibration rebuilds that int8 graph exactly, so
  * `nas export --db` reproduces the stored int8 accuracy.
@@ -24,6 +27,9 @@
 #include "train/checkpoint.h"
 #include "train/net.h"
 #include "train/quant.h"
+
+/* The calibration layout nas_cand_pack writes (see above); older versions are read. */
+#define NAS_CAND_CALIB_VERSION 2
 
 /* How a candidate was trained and scored (recorded in the float blob's meta JSON). */
 typedef struct nas_cand_info {
@@ -46,7 +52,9 @@ int nas_cand_pack(const nas_net *net, const nas_cand_info *info, const nas_calib
 typedef struct nas_cand_float {
   nas_ckpt ck;           /* the checkpoint (arch JSON, meta JSON, tensors) */
   nas_calib calib;       /* the calibration the int8 model was built from (calib.n == 0 when
-                            the blob has none) */
+                            the blob has none; version 2: nsub, sub_lo, sub_hi as stored, sub
+                            NULL) */
+  int calib_version;     /* "version" of the stored calibration (1 when absent) */
   char dataset[1024];    /* dataset spec ("" when absent) */
   int train_limit, eval_limit; /* as recorded (0 when absent) */
 } nas_cand_float;
@@ -56,9 +64,11 @@ typedef struct nas_cand_float {
 int nas_cand_unpack_float(const void *buf, size_t len, const char *what, nas_cand_float *out,
                           nas_err *e);
 void nas_cand_float_free(nas_cand_float *f); /* NULL-safe */
-/* Copies the stored calibration into c (for a net built from f->ck.arch_json): NAS_EFORMAT
- * when the blob has none or it does not fit the net's graph of n nodes. */
-int nas_cand_calib(const nas_cand_float *f, int n, nas_calib *c, nas_err *e);
+/* Copies the stored calibration into c for the graph g of a net built from f->ck.arch_json:
+ * NAS_EFORMAT when the blob has none or it does not fit g (node count; number of recurrent
+ * internal ranges). A version-1 blob gives c->nsub 0 (lowering a recurrent net then asks for
+ * a calibration; nas export --db recalibrates those ranges, nas/job_store.c). */
+int nas_cand_calib(const nas_cand_float *f, const nas_graph *g, nas_calib *c, nas_err *e);
 
 
 /* A view of the first `limit` samples of ds (limit 0 or >= n: all); shares ds's arrays. */

@@ -14,7 +14,9 @@
 #include "deploy/lower.h"
 #include "latency/cost.h"
 #include "nas/artifacts.h"
+#include "train/inherit.h"
 #include "train/net.h"
+#include "train/prune.h"
 #include "train/quant.h"
 #include "train/trainer.h"
 
@@ -32,7 +34,20 @@ int nas_candidate_price_arch(const char *arch, const nas_candidate_cfg *c,
   nas_metrics_clear(&out->m);
   nas_err ce = {0};
   nas_price *p = NULL;
-  int prc = nas_price_arch(arch, "candidate", c->target, &p, &ce);
+  /* A channel-pruned arch is priced at the widths it will have (a network of its own); any
+   * other is priced on the network it will train, built once here (batch 1, c->seed). */
+  char *priced = NULL;
+  nas_net *net = NULL;
+  int prc = nas_prune_expected_arch(arch, &priced, &ce);
+  if (prc == NAS_OK && strcmp(priced, arch) != 0) {
+    prc = nas_price_arch(priced, "candidate", c->target, &p, &ce);
+  } else if (prc == NAS_OK) {
+    prc = nas_net_build(arch, "candidate", 1, c->seed, &net, &ce);
+    if (prc == NAS_OK) prc = nas_price_net(net, c->target, &p, &ce);
+    if (prc == NAS_OK) out->net = net, net = NULL;
+  }
+  nas_net_free(net);
+  free(priced);
   if (prc == NAS_ENOMEM) return nas_errf(e, NAS_ENOMEM, "pricing: %s", ce.msg);
   if (prc != NAS_OK) {
     snprintf(out->reason, sizeof out->reason, "invalid architecture: %s", ce.msg);
@@ -74,7 +89,8 @@ int nas_candidate_price_arch(const char *arch, const nas_candidate_cfg *c,
 void nas_candidate_price_free(nas_candidate_price *p) {
   if (!p) return;
   free(p->layers);
-  p->layers = NULL, p->n_layers = 0;
+  nas_net_free(p->net);
+  p->layers = NULL, p->n_layers = 0, p->net = NULL;
 }
 
 int nas_candidate_store_price(nas_store *st, int64_t cand_id, const nas_candidate_price *p,
@@ -87,10 +103,39 @@ int nas_candidate_store_price(nas_store *st, int64_t cand_id, const nas_candidat
 
 /* ---- training, quantisation, evaluation -------------------------------------------------- */
 
-int nas_candidate_train(const char *arch, int64_t cand_id, const nas_candidate_cfg *c,
-                        nas_candidate_result *out, nas_err *e) {
+/* Inherits the weights of the parent in c->warm_blob (train/inherit.h). */
+static int warm_start(nas_net *net, const nas_candidate_cfg *c, nas_err *e) {
+  nas_cand_float f;
+  memset(&f, 0, sizeof f);
+  int rc = nas_cand_unpack_float(c->warm_blob, c->warm_len, "warm-start parent", &f, e);
+  nas_net *parent = NULL;
+  if (rc == NAS_OK) rc = nas_net_build(f.ck.arch_json, "warm-start parent", 1, 1, &parent, e);
+  if (rc == NAS_OK) rc = nas_ckpt_apply(&f.ck, parent->g, e);
+  if (rc == NAS_OK) rc = nas_net_inherit(net, parent, NULL, e);
+  nas_net_free(parent);
+  nas_cand_float_free(&f);
+  return rc;
+}
+
+/* A channel-pruned network becomes its compacted form (train/prune.h). */
+static int compact(nas_net **net, int batch, nas_err *e) {
+  nas_prune_stats st;
+  nas_prune_stats_of(*net, &st);
+  if (st.channels_removed == 0) return NAS_OK;
+  nas_net *small = NULL;
+  int rc = nas_prune_compact(*net, batch, &small, e);
+  if (rc != NAS_OK) return rc;
+  nas_net_free(*net);
+  *net = small;
+  return NAS_OK;
+}
+
+/* Trains net (owned: freed here) when given, else the network built from arch. */
+static int train(const char *arch, nas_net *net, int64_t cand_id, const nas_candidate_cfg *c,
+                 nas_candidate_result *out, nas_err *e) {
   memset(out, 0, sizeof *out);
   out->acc_float_val = out->acc_float_test = out->acc_int8_val = out->acc_int8_test = NAN;
+  out->flash_bytes = out->peak_sram_bytes = out->latency_pred_ms = NAN;
   nas_err ce = {0};
   nas_train_cfg tc;
   nas_train_cfg_default(&tc, 0);
@@ -107,12 +152,15 @@ int nas_candidate_train(const char *arch, int64_t cand_id, const nas_candidate_c
   memset(&cal, 0, sizeof cal);
   nas_g8_graph g8;
   memset(&g8, 0, sizeof g8);
-  nas_net *net = NULL;
   double fv = NAN, ft = NAN, v8 = NAN, t8 = NAN;
   const char *what = "training";
   double t0 = now_s(), t1, t2, t3, t4, t_cal = 0, t_low = 0;
-  int crc = nas_net_build(arch, "candidate", c->batch, c->seed, &net, &ce);
+  int crc = net ? nas_net_rebatch(net, c->batch, &ce)
+                : nas_net_build(arch, "candidate", c->batch, c->seed, &net, &ce);
+  if (crc == NAS_OK && c->warm_blob) crc = warm_start(net, c, &ce);
   if (crc == NAS_OK) crc = nas_train(net, &td, &tc, &tr, &ce);
+  const int pruned = crc == NAS_OK && nas_prune_active(&net->prune);
+  if (pruned) crc = compact(&net, c->batch, &ce);
   t1 = now_s();
   if (crc == NAS_OK) {
     what = "evaluation";
@@ -131,6 +179,17 @@ int nas_candidate_train(const char *arch, int64_t cand_id, const nas_candidate_c
     t_low = now_s();
     if (crc == NAS_OK && val.n > 0) crc = nas_g8_accuracy(&g8, &val, 0, &v8, &ce);
     if (crc == NAS_OK) crc = nas_g8_accuracy(&g8, &test, 0, &t8, &ce);
+    /* a pruned net, or any net on the nas-c runtime (sparse weights), is priced again from
+     * its trained int8 graph: the arch alone does not know which weights are zero */
+    if (crc == NAS_OK && c->target && (pruned || c->target->runtime == NAS_RT_NAS_C)) {
+      nas_price *gp = NULL;
+      crc = nas_price_graph(&g8, c->target, &gp, &ce);
+      if (crc == NAS_OK) {
+        out->flash_bytes = (double)gp->flash_bytes, out->peak_sram_bytes = (double)gp->peak_sram_bytes;
+        out->latency_pred_ms = gp->latency_ms;
+      }
+      nas_price_free(gp);
+    }
   }
   t3 = now_s();
   if (crc == NAS_OK && c->measure) { /* the first test sample, as `nas measure` takes it */
@@ -184,6 +243,18 @@ int nas_candidate_train(const char *arch, int64_t cand_id, const nas_candidate_c
   return NAS_OK;
 }
 
+int nas_candidate_train(const char *arch, int64_t cand_id, const nas_candidate_cfg *c,
+                        nas_candidate_result *out, nas_err *e) {
+  return train(arch, NULL, cand_id, c, out, e);
+}
+
+int nas_candidate_train_net(const char *arch, nas_candidate_price *p, int64_t cand_id,
+                            const nas_candidate_cfg *c, nas_candidate_result *out, nas_err *e) {
+  nas_net *net = p->net;
+  p->net = NULL;
+  return train(arch, net, cand_id, c, out, e);
+}
+
 void nas_candidate_result_free(nas_candidate_result *r) {
   if (!r) return;
   free(r->float_blob), free(r->int8_blob);
@@ -203,6 +274,9 @@ int nas_candidate_store_result(nas_store *st, int64_t run_id, int64_t cand_id,
     m->acc_float_val = r->acc_float_val, m->acc_float_test = r->acc_float_test;
     m->acc_int8_val = r->acc_int8_val, m->acc_int8_test = r->acc_int8_test;
     m->train_seconds = r->train_seconds;
+    if (isfinite(r->flash_bytes)) m->flash_bytes = r->flash_bytes;
+    if (isfinite(r->peak_sram_bytes)) m->peak_sram_bytes = r->peak_sram_bytes;
+    if (isfinite(r->latency_pred_ms)) m->latency_pred_ms = r->latency_pred_ms;
     if (r->measured && r->meas.m.ok) m->latency_meas_ms = r->meas.m.ms;
     nas_store_blob blobs[2] = {{"float", r->float_blob, r->float_len},
                                {"int8", r->int8_blob, r->int8_len}};
@@ -250,13 +324,18 @@ int nas_candidate_step(nas_store *st, int64_t run_id, int64_t cand_id, const cha
   if (rc == NAS_OK) rc = nas_candidate_store_price(st, cand_id, &p, e);
   out->m = p.m;
   snprintf(out->reason, sizeof out->reason, "%s", p.reason);
-  nas_candidate_price_free(&p);
-  if (rc != NAS_OK) return rc;
-  if (out->reason[0]) return set_state(st, cand_id, "rejected", out->reason, h, out, e);
-  if (h && h->stop && *h->stop) return NAS_OK; /* stays proposed; a resumed run trains it */
-  if ((rc = set_state(st, cand_id, "training", NULL, h, out, e)) != NAS_OK) return rc;
+  if (rc == NAS_OK && out->reason[0]) rc = set_state(st, cand_id, "rejected", out->reason, h, out, e);
+  if (rc != NAS_OK || out->reason[0] || (h && h->stop && *h->stop)) {
+    nas_candidate_price_free(&p); /* a stopped candidate stays proposed; a resumed run trains it */
+    return rc;
+  }
+  if ((rc = set_state(st, cand_id, "training", NULL, h, out, e)) != NAS_OK) {
+    nas_candidate_price_free(&p);
+    return rc;
+  }
   nas_candidate_result r;
-  rc = nas_candidate_train(arch, cand_id, c, &r, e);
+  rc = nas_candidate_train_net(arch, &p, cand_id, c, &r, e);
+  nas_candidate_price_free(&p);
   if (rc == NAS_OK) rc = nas_candidate_store_result(st, run_id, cand_id, &r, &out->m, e);
   if (rc == NAS_OK) {
     snprintf(out->state, sizeof out->state, "%s", r.failed ? "failed" : "done");

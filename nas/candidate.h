@@ -14,9 +14,18 @@
  * the state changes and progress reports in between; a distributed run can instead compute
  * on workers and store on the process that owns the store.
  *
- * Pricing builds the network at batch 1 (latency/cost.h, nas_price_arch); training builds it
- * again at the training batch. Building once at the training batch would make every rejected
- * candidate allocate and zero the training arena (tens of MB to GB) before it is priced.
+ * Pruned architectures (train/prune.h): a channel-pruned arch is priced at the widths it will
+ * have after training (nas_prune_expected_arch) and compacted after training (the float blob
+ * holds the compacted network); pruned candidates and every candidate on a nas-c target store
+ * the costs of their trained int8 graph. A warm-started candidate (cfg warm_blob) inherits its
+ * parent's weights and is fine-tuned instead of trained from scratch.
+ *
+ * The architecture is parsed once per candidate: pricing builds the network at batch 1 with
+ * the training seed and keeps it (nas_candidate_price.net); training re-sizes that network
+ * for the training batch (nas_net_rebatch: the same parameters as a network built at that
+ * batch) instead of building it again. A rejected candidate never allocates the training
+ * arena. (A channel-pruned arch is the exception: it is priced on a network of its expected
+ * widths, and its training network is built from the arch.)
  *
  * Library code: never prints. Ownership: strings and pointers in nas_candidate_cfg are
  * borrowed; results own their arrays (free with the _free functions, NULL-safe). */
@@ -37,7 +46,8 @@
 
 /* Everything a candidate step needs besides the architecture. */
 typedef struct nas_candidate_cfg {
-  const nas_target *target;  /* pricing target */
+  const nas_target *target;  /* pricing target (NULL: nas_candidate_train trains and scores
+                                only, the trained graph is not priced) */
   long long max_sram;        /* peak SRAM budget in bytes (0: none) */
   long long max_flash;       /* flash budget in bytes (0: none) */
   long long max_macs;        /* MACs budget (0: none) */
@@ -54,6 +64,10 @@ typedef struct nas_candidate_cfg {
                                 core, the first test sample) and stored with its metrics
                                 (latency_meas_ms, per-operator counts); 0: not measured */
   const char *emu_cache_dir; /* the emulator's kernel cache (NULL: none) */
+  const void *warm_blob;     /* a parent's float blob (nas/artifacts.h): the network inherits
+                                its weights (train/inherit.h) before training, a morphism
+                                fine-tuned for `epochs`; NULL: trained from scratch */
+  size_t warm_len;
 } nas_candidate_cfg;
 
 /* ---- pricing (pure) ---------------------------------------------------------------------- */
@@ -66,6 +80,8 @@ typedef struct nas_candidate_price {
   int n_layers;
   char reason[NAS_REASON_MAX]; /* why it must be rejected ("invalid architecture: ...", "peak
                                   SRAM 70000 B > max 65536 B", ...), "" when it fits */
+  struct nas_net *net;       /* the network priced: built at batch 1 with c->seed (owned; NULL
+                                when invalid or channel-pruned); nas_candidate_train_net takes it */
 } nas_candidate_price;
 
 /* Prices arch on c->target and checks c's hard budgets. Returns out-of-memory only (an
@@ -82,6 +98,10 @@ typedef struct nas_candidate_result {
                                 memory, which is an error); reason says why */
   char reason[NAS_REASON_MAX]; /* "diverged: ...", "int8: ...", or "" */
   double acc_float_val, acc_float_test, acc_int8_val, acc_int8_test; /* NAN when not scored */
+  /* the costs of the int8 graph that was trained and lowered, when they can differ from the
+     price before training (a pruned architecture: its real zeros and compacted widths; any
+     candidate on a nas-c target: sparse storage); NAN otherwise (the price stands) */
+  double flash_bytes, peak_sram_bytes, latency_pred_ms;
   double train_seconds;      /* training steps only (of the part that ran when failed) */
   uint8_t *float_blob, *int8_blob; /* nas/artifacts.h blobs (owned; NULL when failed) */
   size_t float_len, int8_len;
@@ -100,6 +120,11 @@ typedef struct nas_candidate_result {
  * configuration errors only; a failing candidate is out->failed = 1 with the reason. */
 int nas_candidate_train(const char *arch, int64_t cand_id, const nas_candidate_cfg *c,
                         nas_candidate_result *out, nas_err *e);
+/* The same, training the network p->net of a pricing of arch with the same c when it has one
+ * (taken from p, which keeps its other fields): re-sized for c->batch, not built again. A
+ * channel-pruned arch (priced at its expected widths) has none and is built from arch. */
+int nas_candidate_train_net(const char *arch, nas_candidate_price *p, int64_t cand_id,
+                            const nas_candidate_cfg *c, nas_candidate_result *out, nas_err *e);
 void nas_candidate_result_free(nas_candidate_result *r);
 
 /* ---- store writes ------------------------------------------------------------------------ */

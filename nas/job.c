@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "core/fileio.h"
 #include "deploy/lower.h"
@@ -43,6 +44,21 @@ static char *meta_json(const nas_train_job *job, const nas_data *d, const nas_tr
   return t;
 }
 
+/* The float phase of a QAT run counts its epochs out of the run's --epochs, as the QAT phase
+ * does (epoch 1/3, 2/3 of float, then 3/3 of QAT; not 1/2, 2/2, 3/3). */
+typedef struct phase_progress {
+  void (*fn)(const nas_epoch_report *r, void *user);
+  void *user;
+  int total;
+} phase_progress;
+
+static void float_phase_progress(const nas_epoch_report *r, void *user) {
+  const phase_progress *p = user;
+  nas_epoch_report x = *r;
+  x.epochs = p->total;
+  p->fn(&x, p->user);
+}
+
 /* Float epochs, then (job->qat) the QAT epochs; the QAT ranges go to *qc. */
 static int train_phases(const nas_train_job *job, nas_net *net, const nas_data *d,
                         nas_train_summary *s, nas_calib *qc, nas_err *e) {
@@ -53,6 +69,8 @@ static int train_phases(const nas_train_job *job, nas_net *net, const nas_data *
   if (fe > 0) {
     nas_train_cfg fc = job->cfg;
     fc.epochs = fe;
+    phase_progress pp = {job->cfg.progress, job->cfg.user, job->cfg.epochs};
+    if (fc.progress) fc.progress = float_phase_progress, fc.user = &pp;
     int rc = nas_train(net, d, &fc, &s->float_r, e);
     if (rc) return rc;
   }
@@ -66,6 +84,21 @@ static int train_phases(const nas_train_job *job, nas_net *net, const nas_data *
   return nas_qat_run(net, d, &q, &tc, &s->r, qc, e);
 }
 
+/* Pruning figures of the trained net, then the net without its pruned channels. */
+static int compact(nas_net **net, const nas_train_job *job, nas_train_summary *s, nas_err *e) {
+  s->pruned = nas_prune_active(&(*net)->prune);
+  nas_prune_stats_of(*net, &s->prune);
+  s->params_compact = (*net)->params, s->macs_compact = (*net)->macs;
+  if (s->prune.channels_removed == 0) return NAS_OK;
+  nas_net *small = NULL;
+  int rc = nas_prune_compact(*net, job->cfg.batch, &small, e);
+  if (rc != NAS_OK) return rc;
+  nas_net_free(*net);
+  *net = small;
+  s->params_compact = small->params, s->macs_compact = small->macs;
+  return NAS_OK;
+}
+
 int nas_train_job_run(const nas_train_job *job, nas_train_summary *s, nas_err *e) {
   memset(s, 0, sizeof *s);
   nas_calib qat_calib;
@@ -74,6 +107,13 @@ int nas_train_job_run(const nas_train_job *job, nas_train_summary *s, nas_err *e
   nas_net *net = NULL;
   nas_data d = {0};
   int rc = nas_read_file(job->arch_path, &text, NULL, e);
+  if (rc == NAS_OK && job->prune) { /* --prune replaces the arch's "prune" object */
+    char *pj = NULL, *pruned = NULL;
+    rc = nas_prune_spec_parse(job->prune, &pj, e);
+    if (rc == NAS_OK) rc = nas_prune_arch_with(text, pj, &pruned, e);
+    if (rc == NAS_OK) free(text), text = pruned;
+    cJSON_free(pj);
+  }
   if (rc == NAS_OK) rc = nas_net_build(text, job->arch_path, job->cfg.batch, job->cfg.seed, &net, e);
   if (rc == NAS_OK) {
     nas_data_opts o;
@@ -83,7 +123,7 @@ int nas_train_job_run(const nas_train_job *job, nas_train_summary *s, nas_err *e
     rc = nas_data_load(&o, &d, e);
   }
   if (rc == NAS_OK) {
-    s->params = net->params, s->macs = net->macs;
+    s->params = net->params, s->macs = net->macs, s->classes = net->classes;
     s->train_n = d.train.n, s->val_n = d.val.n, s->test_n = d.test.n;
     /* the arch's "name", else its file name */
     cJSON *a = cJSON_Parse(net->arch_json);
@@ -103,8 +143,11 @@ int nas_train_job_run(const nas_train_job *job, nas_train_summary *s, nas_err *e
       cJSON_AddItemToObject(qat, "ranges", nas_qat_ranges_to_json(net, &qat_calib));
     }
     char *meta = meta_json(job, &d, s, qat);
-    rc = nas_ckpt_save(job->save_path, net->arch_json, meta ? meta : "{}", net->g, e);
+    rc = compact(&net, job, s, e); /* the checkpoint holds the network without its pruned channels */
+    if (rc == NAS_OK) rc = nas_ckpt_save(job->save_path, net->arch_json, meta ? meta : "{}", net->g, e);
     cJSON_free(meta);
+  } else if (rc == NAS_OK) {
+    rc = compact(&net, job, s, e);
   }
   nas_calib_free(&qat_calib);
   nas_data_free(&d);
@@ -201,6 +244,33 @@ int nas_eval_job_run(const nas_eval_job *job, nas_eval_summary *s, nas_err *e) {
   return rc;
 }
 
+int nas_export_out_check(const char *dir, nas_err *e) {
+  if (!dir || !*dir) return nas_errf(e, NAS_EUSAGE, "export: no output directory given");
+  struct stat st;
+  if (stat(dir, &st) == 0) {
+    if (!S_ISDIR(st.st_mode)) return nas_errf(e, NAS_EIO, "%s: not a directory", dir);
+    if (access(dir, W_OK | X_OK) != 0)
+      return nas_errf(e, NAS_EIO, "%s: cannot write into directory: %s", dir, strerror(errno));
+    return NAS_OK;
+  }
+  if (errno != ENOENT)
+    return nas_errf(e, NAS_EIO, "%s: cannot create directory: %s", dir, strerror(errno));
+  size_t n = strlen(dir);
+  while (n > 1 && dir[n - 1] == '/') n--; /* "a/b/" is created as "a/b" */
+  while (n > 0 && dir[n - 1] != '/') n--;
+  char parent[4096];
+  if (n == 0) snprintf(parent, sizeof parent, ".");
+  else if (n >= sizeof parent) return NAS_OK; /* mkdir will tell */
+  else memcpy(parent, dir, n), parent[n] = '\0';
+  if (stat(parent, &st) != 0)
+    return nas_errf(e, NAS_EIO, "%s: cannot create directory: %s", dir, strerror(errno));
+  if (!S_ISDIR(st.st_mode))
+    return nas_errf(e, NAS_EIO, "%s: cannot create directory: %s", dir, strerror(ENOTDIR));
+  if (access(parent, W_OK | X_OK) != 0)
+    return nas_errf(e, NAS_EIO, "%s: cannot create directory: %s", dir, strerror(errno));
+  return NAS_OK;
+}
+
 /* Writes the requested format into out_dir; s->path names the (main) file written. */
 int nas_export_write(const nas_export_job *job, const char *name, const nas_net *net,
                      const nas_calib *c, const nas_g8_graph *g, const void *tflite,
@@ -217,7 +287,14 @@ int nas_export_write(const nas_export_job *job, const char *name, const nas_net 
   }
   if (!strcmp(job->format, "c")) { /* <name>.h/.c and the runtime nasrt*.c/.h */
     snprintf(s->path, sizeof s->path, "%s/%s.c", job->out_dir, name);
-    return nas_c_export(g, name, job->out_dir, e);
+    nas_g8_graph gs = *g; /* the same graph, prepared with the nas-c runtime's sparse storage */
+    gs.sparse = job->dense_weights ? 0 : 1;
+    for (int i = 0; gs.sparse && i < gs.nops; i++)
+      if (nas_g8_sparse_pick(&gs, i)) {
+        s->sparse_ops++;
+        s->sparse_saved += (long long)gs.tensors[gs.ops[i].in[1]].bytes - nas_g8_sparse_bytes(&gs, i, NULL);
+      }
+    return nas_c_export(&gs, name, job->out_dir, e);
   }
   /* onnx: the float network and its QDQ int8 twin */
   char qdq[4200];
@@ -270,6 +347,7 @@ int nas_export_job_run(const nas_export_job *job, nas_export_summary *s, nas_err
   memset(s, 0, sizeof *s);
   if (strcmp(job->format, "tflite") && strcmp(job->format, "onnx") && strcmp(job->format, "c"))
     return nas_errf(e, NAS_EUSAGE, "unknown export format '%s' (tflite, c, onnx)", job->format);
+  if (nas_export_out_check(job->out_dir, e) != NAS_OK) return e->code; /* before the work */
   loaded l;
   int rc = load_trained(job->checkpoint, job->dataset, 256, job->warn, job->warn_user, &l, e);
   if (rc != NAS_OK) return rc;

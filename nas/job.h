@@ -18,6 +18,8 @@ typedef struct nas_train_job {
   float qat_lr_scale;        /* QAT after float epochs: learning rate = cfg.lr * this (0.1) */
   nas_warn_fn warn;          /* dataset warnings (skipped files), NULL: dropped */
   void *warn_user;           /* passed to warn */
+  const char *prune;         /* `--prune` text (train/prune.h nas_prune_spec_parse): replaces
+                                the arch's "prune" object; NULL keeps the arch's */
 } nas_train_job;
 
 typedef struct nas_train_summary {
@@ -25,7 +27,12 @@ typedef struct nas_train_summary {
   nas_train_result float_r;  /* the float phase when QAT followed it (zero otherwise) */
   long long params, macs;    /* of the network */
   int train_n, val_n, test_n;/* split sizes */
+  int classes;               /* of the network */
   char arch_name[64];        /* "name" of the arch, or the file name */
+  nas_prune_stats prune;     /* zero weights and removed channels after training (pruning) */
+  int pruned;                /* 1 when the arch asked for pruning */
+  long long params_compact, macs_compact; /* after removing pruned channels (= params, macs
+                                             without channel pruning) */
 } nas_train_summary;
 
 /* Sets the number of threads for OpenMP and OpenBLAS (0: leave the default). Call before
@@ -62,6 +69,9 @@ typedef struct nas_export_job {
   int calib_samples;         /* training samples for calibration (1000) */
   int softmax;               /* append an int8 SOFTMAX after the logits */
   int recalibrate;           /* 1: calibrate even when the checkpoint holds QAT ranges */
+  int dense_weights;         /* --format c: 1 = every filter dense; 0 = conv / pointwise / fc
+                                filters stored sparse where that is smaller (the nas-c
+                                runtime's SPARSE operator, deploy/graph8.h) */
   const char *db;            /* nas_export_store_run: the SQLite store */
   long long candidate;       /* nas_export_store_run: the candidate id */
   nas_warn_fn warn;          /* dataset warnings (skipped files), NULL: dropped */
@@ -75,6 +85,8 @@ typedef struct nas_export_summary {
   int ops;                   /* operators of the int8 graph */
   long long arena_bytes;     /* peak tensor arena of the int8 graph (memory planner) */
   int qat_ranges;            /* 1: the checkpoint's QAT ranges were used instead of calibration */
+  int sparse_ops;            /* --format c: operators whose filters are stored sparse */
+  long long sparse_saved;    /* --format c: filter bytes saved by the sparse storage */
   char path[4096];           /* file written */
 } nas_export_summary;
 
@@ -94,6 +106,11 @@ int nas_export_store_run(const nas_export_job *job, nas_export_summary *s, nas_e
 /* Shared by nas_export_job_run and nas_export_store_run: s->ops and s->arena_bytes (the
  * memory planner's peak) of g. */
 int nas_export_graph_stats(const nas_g8_graph *g, nas_export_summary *s, nas_err *e);
+
+/* Checked by nas_export_job_run and nas_export_store_run before any work: dir is a writable
+ * directory, or does not exist and its parent is one (nothing is created). Errors (NAS_EIO)
+ * name dir. */
+int nas_export_out_check(const char *dir, nas_err *e);
 
 /* Shared by nas_export_job_run and nas_export_store_run: creates job->out_dir and writes
  * job->format there as name: tflite (the bytes tflite[0..tflite_len) when tflite is not NULL,

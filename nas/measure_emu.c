@@ -17,21 +17,6 @@ static double now_s(void) {
   return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
 }
 
-static const char *kind_name(int kind) {
-  switch (kind) {
-    case NAS_G8_CONV_2D: return "conv2d";
-    case NAS_G8_DEPTHWISE_CONV_2D: return "dwconv2d";
-    case NAS_G8_FULLY_CONNECTED: return "fc";
-    case NAS_G8_AVERAGE_POOL_2D: return "avgpool";
-    case NAS_G8_MAX_POOL_2D: return "maxpool";
-    case NAS_G8_ADD: return "add";
-    case NAS_G8_RESHAPE: return "reshape";
-    case NAS_G8_SOFTMAX: return "softmax";
-    case NAS_G8_QUANTIZE: return "quantize";
-    default: return "?";
-  }
-}
-
 void nas_emu_measure_free(nas_emu_measure *m) {
   if (!m) return;
   free(m->ops);
@@ -73,7 +58,7 @@ int nas_emu_measure_graph(const nas_g8_graph *g, const nas_target *t, const int8
     const char *name = g->tensors[g->ops[i].out].name;
     if (!name || sscanf(name, "l%d.", &layer) != 1) layer = -1;
     o->op = i, o->layer = layer, o->insns = L->insns, o->taken = L->taken;
-    snprintf(o->kind, sizeof o->kind, "%s", kind_name(g->ops[i].kind));
+    snprintf(o->kind, sizeof o->kind, "%s", nas_g8_op_short(g->ops[i].kind));
     o->ldst = L->c.n[NAS_IC_LDST], o->mul = L->c.n[NAS_IC_MUL];
     o->branch = L->c.n[NAS_IC_BRANCH], o->other = L->c.n[NAS_IC_OTHER];
     o->cycles = L->cycles, o->ms = L->ms;

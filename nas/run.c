@@ -244,10 +244,12 @@ static int shape_fits(const char *space_name, int h, int w, int c, int classes, 
                       const nas_data *d, nas_err *e) {
   if (h == d->train.h && w == d->train.w && c == d->train.c && classes >= d->train.classes)
     return NAS_OK;
+  const char *at = d->train.labels_at;
   return nas_errf(e, NAS_EINVAL,
                   "space %s expects input %dx%dx%d with %d classes, dataset %s has %dx%dx%d with "
-                  "%d classes", space_name, h, w, c, classes, dataset, d->train.h, d->train.w,
-                  d->train.c, d->train.classes);
+                  "%d classes%s%s%s", space_name, h, w, c, classes, dataset, d->train.h, d->train.w,
+                  d->train.c, d->train.classes, at[0] ? " (largest label: " : "", at,
+                  at[0] ? ")" : "");
 }
 
 /* The space's input shape and classes (those of its first architecture) must be the
@@ -460,6 +462,7 @@ int nas_run_start(const char *db_path, const nas_strategy *s, const cJSON *confi
                   const nas_search_hooks *h, nas_search_summary *sum, nas_err *e) {
   nas_run r;
   run_init(&r, db_path, s, h, sum);
+  r.fresh = 1;
   r.config = config ? cJSON_Duplicate(config, 1) : cJSON_CreateObject();
   int rc = r.config ? setup(&r, e) : nas_errf(e, NAS_ENOMEM, "out of memory");
   if (rc == NAS_OK) {

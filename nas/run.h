@@ -201,6 +201,7 @@ typedef struct nas_run {
   nas_data d;               /* the dataset */
   nas_store *st;            /* the store */
   int64_t run_id;           /* the run */
+  int fresh;                /* 1: a new run (nas_run_start); 0: resumed */
   int retrain_epochs;       /* proposal loop: retrain the front for this many epochs (0: no) */
   nas_hist *h;              /* proposal loop: the search candidates in id order [n] */
   int n, cap;
@@ -211,13 +212,18 @@ typedef struct nas_run {
 } nas_run;
 
 /* A proposal: decisions d (a buffer of r->nd, owned by the driver), their arch JSON (malloc'd;
- * set by nas_propose_take) and hash, the parent candidate and the generation. */
+ * set by nas_propose_take, or by the strategy itself when the arch carries more than the
+ * space's decisions) and hash, the parent candidate and the generation; warm = 1 when the
+ * candidate inherits the parent's trained weights (train/inherit.h) and is fine-tuned for
+ * `epochs` (0: the run's) instead of trained from scratch (the store records warm_start). */
 typedef struct nas_proposal {
   int *d;
   char *arch;
   char hash[17];
   int64_t parent;           /* 0: none */
   int generation;
+  int warm;                 /* 1: warm-started from parent (a done candidate of the run) */
+  int epochs;               /* training epochs of this candidate (0: the run's --epochs) */
 } nas_proposal;
 
 /* What the driver calls. A strategy is one table entry (nas/strategies/registry.c) with

@@ -46,7 +46,7 @@ int nas_propose_uniform(const nas_run *r, int k, nas_rng *rng, nas_proposal *p, 
 static int propose(nas_run *r, int k, nas_proposal *p, int *found, nas_err *e) {
   nas_rng rng;
   nas_rng_seed(&rng, nas_seed_mix(r->cfg.seed, (uint64_t)k, 0x5EA7C4ull));
-  *found = 0, p->parent = 0, p->generation = 0, p->arch = NULL;
+  *found = 0, p->parent = 0, p->generation = 0, p->arch = NULL, p->warm = 0, p->epochs = 0;
   return r->strategy->propose(r, k, &rng, p, found, e);
 }
 
@@ -87,18 +87,31 @@ static void step_report(void *user, const char *state, const char *reason, const
   report(u->r, u->k, u->r->cfg.budget, x, reason, 0);
 }
 
-/* Candidate k (state proposed) through the candidate step (nas/candidate.h). *stopped = 1 when
- * it was left proposed because of a stop request. */
-static int process(nas_run *r, int k, const char *arch, int *stopped, nas_err *e) {
+/* Candidate k (state proposed) through the candidate step (nas/candidate.h), warm-started
+ * from p's parent when p->warm (its float weights read from the store) and trained for
+ * p->epochs (0: the run's). *stopped = 1 when it was left proposed because of a stop
+ * request. */
+static int process(nas_run *r, int k, const char *arch, const nas_proposal *p, int *stopped,
+                   nas_err *e) {
   nas_hist *x = &r->h[k];
   nas_metrics_clear(&x->m);
   const nas_search_cfg *g = &r->cfg;
   nas_candidate_cfg cc;
-  nas_run_candidate_cfg(r, g->epochs, g->eval_limit, nas_seed_mix(g->seed, (uint64_t)k, 0x7EA1ull), &cc);
+  nas_run_candidate_cfg(r, p->epochs > 0 ? p->epochs : g->epochs, g->eval_limit,
+                        nas_seed_mix(g->seed, (uint64_t)k, 0x7EA1ull), &cc);
+  void *blob = NULL;
+  size_t blen = 0;
+  int rc = NAS_OK;
+  if (p->warm && p->parent > 0) {
+    rc = nas_store_weights_get(r->st, p->parent, "float", &blob, &blen, e);
+    cc.warm_blob = blob, cc.warm_len = blen;
+  }
   step_user u = {r, k};
   nas_candidate_hooks h = {step_report, &u, r->hooks ? r->hooks->stop : NULL};
   nas_candidate_outcome o;
-  int rc = nas_candidate_step(r->st, r->run_id, x->id, arch, &cc, &h, &o, e);
+  if (rc == NAS_OK) rc = nas_candidate_step(r->st, r->run_id, x->id, arch, &cc, &h, &o, e);
+  free(blob);
+  if (rc != NAS_OK) return rc;
   x->m = o.m;
   if (rc == NAS_OK && !strcmp(o.state, "proposed")) *stopped = 1;
   return rc;
@@ -194,7 +207,8 @@ static int retrain_front(nas_run *r, int *stopped, nas_err *e) {
 
 /* Replays the stored search candidates (each must be the proposal the strategy makes again);
  * *pending receives the one left unfinished (-1: none) and *pending_arch its arch. */
-static int replay(nas_run *r, nas_proposal *p, int *pending, char **pending_arch, nas_err *e) {
+static int replay(nas_run *r, nas_proposal *p, int *pending, char **pending_arch,
+                  nas_proposal *pending_p, nas_err *e) {
   int64_t *ids = NULL;
   int nids = 0, rc = nas_store_search_candidate_ids(r->st, r->run_id, NULL, &ids, &nids, e);
   for (int k = 0; rc == NAS_OK && k < nids; k++) {
@@ -221,6 +235,7 @@ static int replay(nas_run *r, nas_proposal *p, int *pending, char **pending_arch
         if (*pending >= 0)
           rc = nas_errf(e, NAS_EFORMAT, "run %lld: two unfinished candidates", (long long)r->run_id);
         *pending = k, free(*pending_arch), *pending_arch = p->arch, p->arch = NULL;
+        pending_p->parent = p->parent, pending_p->warm = p->warm, pending_p->epochs = p->epochs;
       } else if (*pending >= 0) {
         rc = nas_errf(e, NAS_EFORMAT, "run %lld: unfinished candidate before a finished one",
                       (long long)r->run_id);
@@ -240,10 +255,12 @@ int nas_propose_loop(nas_run *r, int *stopped, nas_err *e) {
   if (!p.d) return nas_errf(e, NAS_ENOMEM, "out of memory");
   int pending = -1; /* a stored candidate that is not final yet */
   char *pending_arch = NULL;
-  int rc = replay(r, &p, &pending, &pending_arch, e);
+  nas_proposal pending_p;
+  memset(&pending_p, 0, sizeof pending_p);
+  int rc = replay(r, &p, &pending, &pending_arch, &pending_p, e);
   if (rc == NAS_OK && pending >= 0) {
     if (nas_run_stopping(r)) *stopped = 1;
-    else rc = process(r, pending, pending_arch, stopped, e);
+    else rc = process(r, pending, pending_arch, &pending_p, stopped, e);
   }
   free(pending_arch);
   for (int k = r->n; rc == NAS_OK && !*stopped && k < r->cfg.budget; k++) {
@@ -263,6 +280,7 @@ int nas_propose_loop(nas_run *r, int *stopped, nas_err *e) {
                                  &existed, e);
     if (rc == NAS_OK && existed)
       rc = nas_errf(e, NAS_EFORMAT, "run %lld: candidate %s already stored", (long long)r->run_id, p.hash);
+    if (rc == NAS_OK && p.warm) rc = nas_store_candidate_set_warm(r->st, id, 1, e);
     nas_hist *x = rc == NAS_OK ? push(r) : NULL;
     if (rc == NAS_OK && !x) rc = nas_errf(e, NAS_ENOMEM, "out of memory");
     if (rc == NAS_OK) {
@@ -272,7 +290,7 @@ int nas_propose_loop(nas_run *r, int *stopped, nas_err *e) {
       snprintf(x->state, sizeof x->state, "proposed");
       memcpy(x->d, p.d, sizeof(int) * (size_t)r->nd);
       report(r, k, r->cfg.budget, x, NULL, 0);
-      rc = process(r, k, p.arch, stopped, e);
+      rc = process(r, k, p.arch, &p, stopped, e);
     }
     free(p.arch), p.arch = NULL;
   }

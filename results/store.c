@@ -238,9 +238,16 @@ static int migrate_to_3(nas_store *s, nas_err *e) {
   return store_exec(s, SQL, "migrating to schema version 3 (measurements)", e);
 }
 
+/* Version 4: candidates.warm_start (1 for a candidate trained from its parent's weights, a
+ * network morphism of the sparse strategy; 0 for everything before). */
+static int migrate_to_4(nas_store *s, nas_err *e) {
+  return store_exec(s, "ALTER TABLE candidates ADD COLUMN warm_start INTEGER NOT NULL DEFAULT 0;",
+                    "migrating candidates to schema version 4", e);
+}
+
 /* MIGRATIONS[v] takes user_version v to v + 1. */
 static int (*const MIGRATIONS[])(nas_store *, nas_err *) = {migrate_to_1, migrate_to_2,
-                                                            migrate_to_3};
+                                                            migrate_to_3, migrate_to_4};
 _Static_assert(sizeof MIGRATIONS / sizeof MIGRATIONS[0] == NAS_STORE_VERSION,
                "one migration per schema version");
 
@@ -752,13 +759,30 @@ int store_set_metrics_tx(nas_store *s, int64_t cand_id, const nas_metrics *m, na
   return NAS_OK;
 }
 
+int nas_store_candidate_set_warm(nas_store *s, int64_t cand_id, int warm, nas_err *e) {
+  const char *what = "marking a candidate warm-started";
+  if (s->version < 4)
+    return nas_errf(e, NAS_EFORMAT, "%s: %s: the store's schema %d has no warm_start", s->path,
+                    what, s->version);
+  sqlite3_stmt *st;
+  if (store_prep(s, "UPDATE candidates SET warm_start = ? WHERE id = ?", &st, what, e))
+    return e->code;
+  sqlite3_bind_int(st, 1, warm ? 1 : 0);
+  sqlite3_bind_int64(st, 2, cand_id);
+  if (store_step_done(s, st, what, e)) return e->code;
+  if (sqlite3_changes(s->db) != 1)
+    return nas_errf(e, NAS_EINVAL, "%s: %s: no such candidate", s->path, what);
+  return NAS_OK;
+}
+
 int nas_store_candidate_get(nas_store *s, int64_t cand_id, nas_candidate_row *out, nas_err *e) {
   memset(out, 0, sizeof *out);
   char sql[1024];
   size_t len = (size_t)snprintf(sql, sizeof sql,
                                 "SELECT id, run_id, arch_json, arch_hash, parent_id, generation,"
-                                " state, reason, created_at, updated_at, %s",
-                                s->version >= 2 ? "retrain_epochs" : "0");
+                                " state, reason, created_at, updated_at, %s, %s",
+                                s->version >= 2 ? "retrain_epochs" : "0",
+                                s->version >= 4 ? "warm_start" : "0");
   for (int i = 0; i < NAS_N_METRICS; i++)
     len += (size_t)snprintf(sql + len, sizeof sql - len, ", %s", METRICS[i].name);
   snprintf(sql + len, sizeof sql - len, " FROM candidates WHERE id = ?");
@@ -778,8 +802,9 @@ int nas_store_candidate_get(nas_store *s, int64_t cand_id, nas_candidate_row *ou
   bad |= store_dup_col(st, 8, &out->created_at);
   bad |= store_dup_col(st, 9, &out->updated_at);
   out->retrain_epochs = sqlite3_column_int(st, 10);
+  out->warm_start = sqlite3_column_int(st, 11);
   for (int i = 0; i < NAS_N_METRICS; i++) {
-    int c = 11 + i;
+    int c = 12 + i;
     *nas_metrics_at(&out->m, i) =
         sqlite3_column_type(st, c) == SQLITE_NULL ? NAN : sqlite3_column_double(st, c);
   }

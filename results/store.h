@@ -3,7 +3,7 @@
  * events; the schema is documented in README "Results store" and versioned with
  * `PRAGMA user_version` (migrations in store.c, one function per version; version 2 added
  * candidates.retrain_epochs, version 3 the measurements and op_measurements tables of
- * emulated measurements). The file is in WAL
+ * emulated measurements, version 4 candidates.warm_start). The file is in WAL
  * mode with a busy timeout, so readers (`nas pareto`, any sqlite3 client) may run while a
  * search writes. Every state change commits in its own BEGIN IMMEDIATE ... COMMIT.
  * Errors name the file and what failed; a file that is not a SQLite database, or whose
@@ -22,7 +22,7 @@
 
 #include "core/error.h"
 
-#define NAS_STORE_VERSION 3 /* the schema version this build writes (PRAGMA user_version) */
+#define NAS_STORE_VERSION 4 /* the schema version this build writes (PRAGMA user_version) */
 
 typedef struct nas_store nas_store;
 
@@ -114,6 +114,8 @@ typedef struct nas_candidate_row {
   int generation;      /* generation (evolution) or 0 */
   int retrain_epochs;  /* 0: a search candidate; E: parent_id's arch retrained from scratch
                           for E epochs after the search (--retrain-front) */
+  int warm_start;      /* 1: trained from parent_id's weights (a network morphism, the
+                          sparse strategy), not from scratch; 0 otherwise (schema 4) */
   char state[16];      /* proposed | rejected | training | done | failed */
   char *reason;        /* why rejected/failed, NULL when none */
   nas_metrics m;       /* metrics (NAN = NULL) */
@@ -132,6 +134,8 @@ int nas_store_candidate_add(nas_store *s, int64_t run_id, const char *arch_json,
  * states); reason may be NULL (kept as NULL) and is stored for rejected/failed. */
 int nas_store_candidate_set_state(nas_store *s, int64_t cand_id, const char *state,
                                   const char *reason, nas_err *e);
+/* Marks a candidate warm-started (1) from its parent's weights or not (0). */
+int nas_store_candidate_set_warm(nas_store *s, int64_t cand_id, int warm, nas_err *e);
 /* Writes every metric column from m (NAN -> NULL). */
 int nas_store_candidate_set_metrics(nas_store *s, int64_t cand_id, const nas_metrics *m,
                                     nas_err *e);

@@ -51,6 +51,7 @@
   X(STRIDED_SLICE, slice, nasrt_slice_p)      \
   X(CONCATENATION, concat, nasrt_concat_p)    \
   X(UNIDIRECTIONAL_SEQUENCE_LSTM, lstm, nasrt_lstm_p)   \
+  X(SPARSE, sparse, nasrt_sparse_p)                   \
   X(WINOGRAD_CONV_2D, wino, nasrt_wino_p)
 
 enum nasrt_kind {
@@ -145,6 +146,28 @@ typedef struct nasrt_requant_p {
 typedef struct nasrt_copy_p {
   int32_t in, out, n;
 } nasrt_copy_p;
+
+/* SPARSE: a CONV_2D, or a FULLY_CONNECTED read as a 1x1 conv over its b rows (n = b, h = w =
+ * ho = wo = kh = kw = 1, ci = d; weight zero point 0), whose int8 filter [co,kh,kw,ci] is
+ * stored as a bitmask of its non-zero entries plus their values, so that a zero weight costs
+ * one bit of flash and no multiply:
+ *   mask    [co][kh*kw][mb] bytes, mb = (ci + 7) / 8: bit ic % 8 of byte ic / 8 of row
+ *           (oc, ky*kw + kx) is 1 when filter[oc][ky][kx][ic] != 0;
+ *   values  the non-zero weights in (oc, ky, kx, ic) order.
+ * Flash: co * kh * kw * mb + nnz bytes (nasrt_sparse_bytes). The kernel adds the same int32
+ * products as the dense kernel minus the zero ones: the outputs are equal bit for bit. */
+typedef struct nasrt_sparse_p {
+  nasrt_conv_p c;             /* as CONV_2D (c.filter is NULL) */
+  const uint8_t *mask;        /* [co * kh * kw * mb] */
+  const int8_t *values;       /* [nnz] */
+  int32_t mb;                 /* mask bytes per (output channel, tap) row */
+  int32_t nnz;                /* non-zero weights */
+} nasrt_sparse_p;
+
+/* Bytes of the sparse form of a [co,kh,kw,ci] filter with nnz non-zero weights. */
+static inline int32_t nasrt_sparse_bytes(int32_t co, int32_t taps, int32_t ci, int32_t nnz) {
+  return co * taps * ((ci + 7) / 8) + nnz;
+}
 
 /* LOGISTIC and TANH on int8 (TFLite Micro's reference kernels): x - in_zp rescaled to Q4.27 by
  * mult * 2^shift (frexp form, shift > 0: left), gemmlowp's logistic / tanh in int32, the
@@ -263,6 +286,8 @@ void nasrt_add(const nasrt_add_p *p, const int8_t *a, const int8_t *b, int8_t *o
 void nasrt_softmax(const nasrt_softmax_p *p, const int8_t *in, int8_t *out);
 void nasrt_requantize(const nasrt_requant_p *p, const int8_t *in, int8_t *out);
 void nasrt_copy(const nasrt_copy_p *p, const int8_t *in, int8_t *out);
+void nasrt_sparse(const nasrt_sparse_p *p, const int8_t *in, int8_t *out);
+
 void nasrt_logistic(const nasrt_act_p *p, const int8_t *in, int8_t *out);
 void nasrt_tanh(const nasrt_act_p *p, const int8_t *in, int8_t *out);
 void nasrt_elmul(const nasrt_mul_p *p, const int8_t *a, const int8_t *b, int8_t *out);

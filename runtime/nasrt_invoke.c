@@ -60,6 +60,11 @@ void nasrt_eval_copy(const void *p, int8_t *arena) {
   nasrt_copy(c, arena + c->in, arena + c->out);
 }
 
+void nasrt_eval_sparse(const void *p, int8_t *arena) {
+  const nasrt_sparse_p *c = p;
+  nasrt_sparse(c, arena + c->c.in, arena + c->c.out);
+}
+
 void nasrt_eval_wino(const void *p, int8_t *arena) {
   const nasrt_wino_p *c = p;
   nasrt_wino(c, arena + c->in, arena + c->out, arena + c->scratch);

@@ -7,6 +7,7 @@
 set -euo pipefail
 pkgs=(build-essential cmake pkg-config libopenblas-openmp-dev libsqlite3-dev sqlite3 libcjson-dev
       libcmocka-dev zlib1g-dev dataset-fashion-mnist)
+pkgs+=(liblapacke-dev)  # opt/gp.c: LAPACKE (Cholesky); LAPACK itself comes from OpenBLAS
 pkgs+=(libsndfile1-dev libfftw3-dev espeak-ng sox)  # Speech Commands: WAV, FFT, synth-kws
 pkgs+=(python3-onnx protobuf-c-compiler libprotobuf-c-dev)  # ONNX export
 pkgs+=(python3-pyarmnn libarmnn-cpuref-backend22 libarmnntfliteparser22 nodejs npm)  # checks

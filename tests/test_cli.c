@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -64,6 +65,39 @@ static int setup(void **state) {
 static int teardown(void **state) {
   (void)state;
   return test_rm_rf(dir);
+}
+
+/* A bad label in the test files: the error names that file, the label and the sample (it
+ * said "training set has 201 classes, the architecture has 3"). */
+static void test_bad_label(void **state) {
+  (void)state;
+  char d[400], p[500];
+  snprintf(d, sizeof d, "%s/badlbl", dir);
+  assert_int_equal(mkdir(d, 0777), 0);
+  test_write_bar_idx(d, "train", 300, 1);
+  test_write_bar_idx(d, "t10k", 50, 2);
+  snprintf(p, sizeof p, "%s/t10k-labels-idx1-ubyte", d);
+  FILE *f = fopen(p, "r+b");
+  assert_non_null(f);
+  assert_int_equal(fseek(f, 8 + 5, SEEK_SET), 0); /* sample 5, after the 8-byte header */
+  assert_int_equal(fputc(200, f), 200);
+  assert_int_equal(fclose(f), 0);
+  assert_int_equal(run("train --arch arch.json --dataset idx:badlbl --epochs 1 --threads 1"), 1);
+  expect_one_line_error("badlbl/t10k-labels-idx1-ubyte: label 200 of sample 5");
+  expect_one_line_error("201 classes");
+}
+
+/* Training too short to learn (1 step: 60 samples, the default batch of 128, 1 epoch) ends
+ * with a note on stderr saying so and what to change; it used to give chance accuracy with
+ * no hint. */
+static void test_brief_training(void **state) {
+  (void)state;
+  assert_int_equal(run("train --arch arch.json --dataset idx:data --epochs 1 --train-limit 60 "
+                       "--threads 1"), 0);
+  const char *err = test_slurp(err_path);
+  if (!strstr(err, "nas: note: val_acc ") || !strstr(err, "after only 1 optimiser steps (60 "
+                                                           "training samples / batch 128 x 1 epochs)"))
+    fail_msg("no note on brief training: %s", err);
 }
 
 static void test_usage_errors(void **state) {
@@ -195,6 +229,12 @@ static void test_train_save_eval(void **state) {
   assert_int_equal(run("export --checkpoint m.ckpt --format c --out exp"), 0);
   assert_int_equal(access(strcat(strcpy(p, dir), "/exp/model.c"), R_OK), 0);
   assert_int_equal(access(strcat(strcpy(p, dir), "/exp/nasrt_invoke.c"), R_OK), 0);
+  /* --out is checked before the work: the bad dataset is never loaded */
+  assert_int_equal(run("export --checkpoint m.ckpt --format tflite --out nodir/sub "
+                       "--dataset idx:nodata"), 1);
+  expect_one_line_error("nodir/sub: cannot create directory: No such file or directory");
+  assert_int_equal(run("export --checkpoint m.ckpt --format tflite --out m.ckpt"), 1);
+  expect_one_line_error("m.ckpt: not a directory");
   assert_int_equal(run("export --checkpoint m.ckpt --format pdf --out exp"), 2);
   expect_one_line_error("unknown format 'pdf'");
   /* measure on the host back end, with --threads */
@@ -242,7 +282,7 @@ static void test_search_cli(void **state) {
   assert_non_null(strstr(out, "--supernet-epochs"));
   assert_null(strstr(out, "--population"));
   assert_int_equal(run("search --strategy nosuch --space space.json"), 2);
-  expect_one_line_error("unknown strategy 'nosuch' (random, evolution, dnas)");
+  expect_one_line_error("unknown strategy 'nosuch' (random, evolution, dnas, sparse)");
   const char *base = "search --strategy random --space space.json --dataset idx:data --db s.db "
                      "--budget 2 --epochs 1 --batch 32 --train-limit 100 --max-sram 1";
   snprintf(p, sizeof p, "%s --target stm32f446re --target-file t.json", base);
@@ -272,6 +312,12 @@ static void test_search_cli(void **state) {
   expect_one_line_error("run 1 is already done");
   assert_int_equal(run("resume --db s.db"), 1);
   expect_one_line_error("no run to resume");
+  /* the plot has a legend naming its three kinds of point */
+  assert_int_equal(run("plot --db s.db --run 1 --out p.svg"), 0);
+  snprintf(p, sizeof p, "%s/p.svg", dir);
+  char *svg = test_slurp(p);
+  for (const char *k = ">Pareto front<\0>trained<\0>not trained (accuracy 0)<\0"; *k; k += strlen(k) + 1)
+    if (!strstr(svg, k)) fail_msg("the plot has no legend entry %s", k);
 }
 
 /* Another application's SQLite database given as --db: every command that takes a store
@@ -338,6 +384,8 @@ int main(void) {
       cmocka_unit_test(test_pricing),
       cmocka_unit_test(test_search_cli),
       cmocka_unit_test(test_foreign_db),
+      cmocka_unit_test(test_bad_label),
+      cmocka_unit_test(test_brief_training),
   };
   return test_exit(cmocka_run_group_tests(tests, setup, teardown));
 }

@@ -42,17 +42,6 @@ static const char *src_dir(void) {
   return s ? s : NAS_SOURCE_DIR;
 }
 
-static int find_corpus(void) {
-  const char *env = getenv("NAS_TFLM_CORPUS");
-  if (env && *env)
-    snprintf(corpus_dir, sizeof corpus_dir, "%s", env);
-  else
-    snprintf(corpus_dir, sizeof corpus_dir, "%s/../shared/data/tflm-cmsisnn", src_dir());
-  char probe[1100];
-  snprintf(probe, sizeof probe, "%s/models.csv", corpus_dir);
-  return access(probe, R_OK) == 0;
-}
-
 static int setup(void **state) {
   (void)state;
   nas_err e = {0};
@@ -433,7 +422,7 @@ static void test_file_errors(void **state) {
 }
 
 int main(void) {
-  have_corpus = find_corpus();
+  have_corpus = test_find_corpus(corpus_dir, sizeof corpus_dir);
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_every_target_covered), cmocka_unit_test(test_flash_bytes),
       cmocka_unit_test(test_op_by_hand),           cmocka_unit_test(test_graph_is_sum),

@@ -156,6 +156,18 @@ static void test_targets(void **state) {
   assert_true(n > 1);
   nas_target_ids_free(ids, n);
   unsetenv("NAS_TARGET_DIR");
+  /* A target file whose id is not its file name is refused by name, naming the field. */
+  {
+    char from[1024], to[1024];
+    snprintf(from, sizeof from, "%s/latency/targets/stm32f446re.json", tmp);
+    snprintf(to, sizeof to, "%s/latency/targets/renamed.json", tmp);
+    assert_int_equal(link(from, to), 0);
+    assert_int_equal(nas_target_open("renamed", NULL, &t, &e), NAS_EINVAL);
+    assert_null(t);
+    if (!strstr(e.msg, "renamed.json: field 'id': 'stm32f446re' differs from the file name"))
+      fail_msg("%s", e.msg);
+    assert_int_equal(unlink(to), 0);
+  }
   /* A data directory without targets: the error names the directory looked in. */
   snprintf(want, sizeof want, "%s/search_spaces", tmp);
   setenv("NAS_DATA_DIR", want, 1);

@@ -318,10 +318,50 @@ static void test_event_checkpoint_window(void **state) {
   free(want), free(got);
 }
 
+/* A new store at the path of a deleted one: the old store's supernet checkpoints, left beside
+ * it, have the same names (run 1) and were taken for the new run's (its supernets were not
+ * trained: no dnas_epoch events, other weights). A new run removes them first. The deleted
+ * store is test_interrupt_and_resume's uninterrupted run (run here when that test did not). */
+static void test_stale_checkpoints(void **state) {
+  (void)state;
+  char data[300], a[300], spec[320], cmd[1024];
+  snprintf(data, sizeof data, "%s/data", dir);
+  snprintf(spec, sizeof spec, "idx:%s", data);
+  snprintf(a, sizeof a, "%s/straight.db", dir);
+  nas_dnas_cfg c;
+  nas_dnas_cfg_default(&c);
+  c.base.space = small_path, c.base.dataset = spec, c.base.target = "stm32f446re";
+  c.base.batch = 32, c.base.epochs = 1, c.base.train_limit = 160, c.base.seed = 7;
+  c.sn_epochs = 3, c.warmup = 1;
+  c.w[NAS_COST_FLASH] = 1;
+  c.n_sweep = 2, c.sweep[0] = 0.2, c.sweep[1] = 5;
+  nas_search_summary s;
+  nas_err e = {0};
+  if (access(a, F_OK) != 0) {
+    snprintf(cmd, sizeof cmd, "mkdir -p %s", data);
+    assert_int_equal(system(cmd), 0);
+    test_write_bar_idx(data, "train", 300, 1);
+    test_write_bar_idx(data, "t10k", 100, 2);
+    if (run_until(a, &c, 0, 0, &s, &e) != NAS_OK) fail_msg("%s", e.msg);
+  }
+  char *want = run_digest(a, 1);
+  char ck[400];
+  snprintf(ck, sizeof ck, "%s.dnas-r1-p0.ckpt", a);
+  assert_int_equal(access(ck, F_OK), 0); /* the finished run leaves its checkpoints */
+  snprintf(cmd, sizeof cmd, "rm -f %s %s-wal %s-shm", a, a, a);
+  assert_int_equal(system(cmd), 0);
+  if (run_until(a, &c, 0, 0, &s, &e) != NAS_OK) fail_msg("%s", e.msg);
+  assert_int_equal(s.run_id, 1);
+  char *got = run_digest(a, s.run_id);
+  assert_string_equal(want, got);
+  free(want), free(got);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_interrupt_and_resume),
       cmocka_unit_test(test_event_checkpoint_window),
+      cmocka_unit_test(test_stale_checkpoints),
   };
   return test_exit(cmocka_run_group_tests(tests, setup, teardown));
 }

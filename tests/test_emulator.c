@@ -489,7 +489,17 @@ static void test_ingest(void **state) {
   assert_int_equal(rows[1].kop, -1);
   assert_true(rows[1].cycles == 5100);
   /* The CSV it becomes is what `nas latency fit` reads. */
-  assert_int_equal(nas_meas_write_csv(csv, rows, n, &e), NAS_OK);
+  assert_int_equal(nas_meas_write_csv(csv, rows, n, 180, &e), NAS_OK);
+  { /* its ms column: cycles / 180 MHz (5000 cycles: 0.027778 ms) */
+    char text[1024];
+    FILE *f = fopen(csv, "r");
+    assert_non_null(f);
+    size_t len = fread(text, 1, sizeof text - 1, f);
+    fclose(f);
+    text[len] = 0;
+    assert_non_null(strstr(text, ",5000,0.027778\n"));
+    assert_non_null(strstr(text, ",5100,0.028333\n"));
+  }
   nas_meas *back = NULL;
   int nb = 0;
   if (nas_meas_read_csv(csv, "stm32f446re", 180, &back, &nb, &e)) fail_msg("read back: %s", e.msg);
@@ -754,6 +764,16 @@ static void test_cli(void **state) {
     const char *out = slurp(dir, "out.txt");
     assert_non_null(strstr(out, "\"output_matches_host\":true"));
     assert_non_null(strstr(out, "\"core\":\"cortex-m4\""));
+    /* MACs as nas profile counts them: none for gap, reshape (it said "macs 16", the element
+     * count; the lowering puts a reshape between gap and fc) */
+    assert_non_null(strstr(out, "\"op\":\"gap\",\"macs\":0,"));
+    assert_non_null(strstr(out, "\"op\":\"reshape\",\"macs\":0,"));
+    /* the text report names the firmware's sections, not "SRAM" (profile's peak SRAM) */
+    assert_int_equal(run_nas(dir, "measure --checkpoint t.ckpt --target stm32f446re "
+                                  "--calib-samples 100"), 0);
+    out = slurp(dir, "out.txt");
+    assert_non_null(strstr(out, ".bss "));
+    assert_null(strstr(out, ", SRAM "));
     snprintf(path, sizeof path, "%s/e.csv", dir);
     nas_meas *rows = NULL;
     int n = 0;

@@ -256,6 +256,24 @@ static void test_recurrent(void **state) {
           "\"return_sequences\":true},{\"op\":\"gru\",\"units\":6},{\"op\":\"fc\",\"out\":4}]}",
           0, 0, &g);
   check_export(&g, "lstm_gru", "LSTM_GRU");
+  /* the GRU's 3 recurrent weight tensors, used by 3 FULLY_CONNECTED at each of steps 1..5,
+     are printed once each: at most 7 repacked weight arrays (3 recurrent, 3 input
+     projections, the final fc) */
+  char dir[] = "/tmp/nas_cexp_XXXXXX", path[300];
+  if (!mkdtemp(dir)) fail_msg("mkdtemp failed");
+  nas_err e = {0};
+  if (nas_c_export(&g, "lstm_gru", dir, &e)) fail_msg("%s", e.msg);
+  snprintf(path, sizeof path, "%s/lstm_gru.c", dir);
+  size_t len = 0;
+  char *src = read_all(path, &len);
+  assert_non_null(src);
+  int nwq = 0, nfc = 0;
+  for (const char *q = src; (q = strstr(q, "_wq[")) != NULL; q++) nwq++; /* declarations */
+  for (const char *q = src; (q = strstr(q, "nasrt_fc_p op")) != NULL; q++) nfc++;
+  print_message("lstm_gru: %d FULLY_CONNECTED, %d repacked weight arrays\n", nfc, nwq);
+  assert_true(nfc >= 16 && nwq >= 1 && nwq <= 7);
+  free(src);
+  test_rm_rf(dir);
   nas_g8_graph_free(&g);
   lowered("{\"input\":[5,4,1],\"classes\":3,\"layers\":[{\"op\":\"gru\",\"units\":5,"
           "\"return_sequences\":true},{\"op\":\"lstm\",\"units\":6},{\"op\":\"fc\",\"out\":3}]}",
@@ -333,6 +351,33 @@ static void test_quantize_op(void **state) {
   nas_err e = {0};
   if (nas_g8_validate(&g, &e)) fail_msg("validate: %s", e.msg);
   check_export(&g, "requant", "REQUANT");
+  nas_g8_graph_free(&g);
+}
+
+/* Sparse storage (the runtime's SPARSE, nas-c): 70% of the conv / pwconv / fc weights zero;
+ * the export (mask and values instead of the dense filters) compiles and computes what the
+ * host computes, with and without the SMLAD paths. */
+static void test_tiny_sparse(void **state) {
+  (void)state;
+  nas_g8_graph g;
+  lowered("{\"input\":[7,6,9],\"classes\":4,\"layers\":[{\"op\":\"conv\",\"out\":10,\"k\":3},"
+          "{\"op\":\"pwconv\",\"out\":12},{\"op\":\"conv\",\"out\":8,\"k\":[3,2],\"stride\":2,"
+          "\"padding\":\"valid\"},{\"op\":\"flatten\"},{\"op\":\"fc\",\"out\":4}]}",
+          0, 0, &g);
+  nas_rng r;
+  nas_rng_seed(&r, 17);
+  for (int i = 0; i < g.nops; i++) {
+    const nas_g8_op *op = &g.ops[i];
+    if (op->kind != NAS_G8_CONV_2D && op->kind != NAS_G8_FULLY_CONNECTED) continue;
+    int8_t *d = g.tensors[op->in[1]].data;
+    for (size_t k = 0; k < nas_g8_numel(&g.tensors[op->in[1]]); k++)
+      if (nas_rng_uniform(&r) < 0.7f) d[k] = 0;
+  }
+  g.sparse = 1;
+  for (int i = 0; i < g.nops; i++)
+    if (g.ops[i].kind == NAS_G8_CONV_2D || g.ops[i].kind == NAS_G8_FULLY_CONNECTED)
+      assert_true(nas_g8_sparse_pick(&g, i));
+  check_export(&g, "sparse", "SPARSE");
   nas_g8_graph_free(&g);
 }
 
@@ -425,6 +470,7 @@ int main(void) {
       cmocka_unit_test(test_kws_ref_model),
       cmocka_unit_test(test_other_ref_models),
       cmocka_unit_test(test_quantize_op),
+      cmocka_unit_test(test_tiny_sparse),
       cmocka_unit_test(test_runtime_files),
       cmocka_unit_test(test_cores),
       cmocka_unit_test(test_errors),

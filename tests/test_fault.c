@@ -493,7 +493,7 @@ static void test_fit(void **state) {
     r->kop = -1, r->macs = macs_total, r->kh = r->kw = 1, r->cycles = total + 5000;
   }
   nas_err e = {0};
-  if (nas_meas_write_csv(c.csv, rows, n, &e)) fail_msg("%s", e.msg);
+  if (nas_meas_write_csv(c.csv, rows, n, 180, &e)) fail_msg("%s", e.msg);
   if (fit_run(&c, &e)) fail_msg("reference run: %s", e.msg);
   strcpy(c.ref, c.got);
   fault_case fc = {"fit", &c, NULL, fit_run, fit_check, 1};

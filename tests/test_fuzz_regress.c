@@ -386,7 +386,7 @@ static int lower_stored(const char *name, nas_err *e) {
   if (nas_cand_unpack_float(buf, n, name, &cf, e) != NAS_OK) fail_msg("%s", e->msg);
   nas_calib c;
   memset(&c, 0, sizeof c);
-  if (nas_cand_calib(&cf, net->g->n, &c, e) != NAS_OK) fail_msg("%s", e->msg);
+  if (nas_cand_calib(&cf, net->g, &c, e) != NAS_OK) fail_msg("%s", e->msg);
   nas_g8_graph g8;
   int rc = nas_lower(net, &c, NULL, &g8, e);
   if (rc == NAS_OK) {

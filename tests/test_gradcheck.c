@@ -192,7 +192,48 @@ static void b_wino_out(nas_graph *g, gc_graph *b, int op, int v) {
   b->p.nd = 2, b->p.d[0] = v ? 5 : 3, b->p.d[1] = v ? 3 : 5;
 }
 
+/* x [3,5] (square, exp). */
+static void b_unary(nas_graph *g, gc_graph *b, int op, int v) {
+  (void)op, (void)v;
+  add_in(b, param(g, "x", 2, 3, 5, 0, 0));
+}
+
+/* mean, var [2,3,3,2] (var made positive by init_lrt_var). v0: training (the noise is
+ * replayed from the restored RNG); v1: eval. */
+static void b_lrt(nas_graph *g, gc_graph *b, int op, int v) {
+  (void)op;
+  add_in(b, param(g, "mu", 4, 2, 3, 3, 2));
+  add_in(b, param(g, "v", 4, 2, 3, 3, 2));
+  g->training = v != 1;
+}
+
+/* theta, ls2 [2,3] (ls2 set by init_log_alpha; few elements keep the float sum exact enough); svdo_w v0: training, v1: eval (log alpha
+ * mask); svdo_kl v0: training, v1: eval (0), v2: training with a scale STATE. */
+static void b_svdo(nas_graph *g, gc_graph *b, int op, int v) {
+  add_in(b, param(g, "theta", 2, 2, 3, 0, 0));
+  add_in(b, param(g, "ls2", 2, 2, 3, 0, 0));
+  if (op == NAS_OP_SVDO_KL && v == 2) add_in(b, state(g, "scale", 1));
+  g->training = v != 1;
+}
+
 /* ---- set-ups after allocation (after the PARAMs are filled) --------------------------------- */
+
+/* Variances in [0.5, 1.5]. */
+static void init_lrt_var(nas_graph *g, nas_rng *r) {
+  (void)r;
+  nas_node *v = &g->nodes[nas_graph_find(g, "v")];
+  for (int i = 0; i < 36; i++) v->val[i] = 1.0f + 0.5f * v->val[i];
+}
+
+/* log alpha alternating -4 and 5 (away from the mask threshold 3 and the KL clip at +-10);
+ * the KL scale 0.25 when present. */
+static void init_log_alpha(nas_graph *g, nas_rng *r) {
+  (void)r;
+  nas_node *th = &g->nodes[nas_graph_find(g, "theta")], *ls = &g->nodes[nas_graph_find(g, "ls2")];
+  for (int i = 0; i < 6; i++) ls->val[i] = (i % 2 ? 5.0f : -4.0f) + logf(th->val[i] * th->val[i] + 1e-8f);
+  int sc = nas_graph_find(g, "scale");
+  if (sc >= 0) g->nodes[sc].val[0] = 0.25f;
+}
 
 static void init_labels(nas_graph *g, nas_rng *r) {
   (void)r;
@@ -269,6 +310,9 @@ static const gc_case CASES[] = {
     CASE(LSTM, 0, "every step", b_rnn, NULL, 1, 1e-2f, 1e-3),
     CASE(LSTM, 1, "last step", b_rnn, NULL, 1, 1e-2f, 1e-3),
     CASE(LSTM, 2, "every step, no biases", b_rnn, NULL, 1, 1e-2f, 1e-3),
+    /* LSTM's QAT form (p.kw = 1) rounds, so finite differences do not apply: its
+       straight-through gradients are checked against a reference in tests/test_qat_rnn.c
+       (test_lstm_qat_op) */
     CASE(GRU, 0, "every step", b_rnn, NULL, 1, 1e-2f, 1e-3),
     CASE(GRU, 1, "last step", b_rnn, NULL, 1, 1e-2f, 1e-3),
     CASE(GRU, 2, "every step, no biases", b_rnn, NULL, 1, 1e-2f, 1e-3),
@@ -280,6 +324,17 @@ static const gc_case CASES[] = {
     CASE(WINO_MUL, 0, "4 positions", b_wino_mul, NULL, 1, 1e-2f, 5e-4),
     CASE(WINO_OUT, 0, "m 2, cropped, bias", b_wino_out, NULL, 1, 1e-2f, 5e-4),
     CASE(WINO_OUT, 1, "m 4, cropped, bias", b_wino_out, NULL, 1, 1e-2f, 5e-4),
+    CASE(SQUARE, 0, "x^2", b_unary, NULL, 1, 1e-2f, 5e-5),
+    CASE(EXP, 0, "exp x", b_unary, NULL, 1, 1e-2f, 2e-4),
+    CASE(LRT, 0, "training", b_lrt, init_lrt_var, 1, 1e-2f, 5e-4),
+    CASE(LRT, 1, "eval", b_lrt, init_lrt_var, 1, 1e-2f, 5e-5),
+    CASE(SVDO_W, 0, "training", b_svdo, init_log_alpha, 1, 1e-2f, 5e-5),
+    CASE(SVDO_W, 1, "eval, log alpha mask", b_svdo, init_log_alpha, 1, 1e-2f, 5e-5),
+    /* pruning (train/prune.h): tolerances 10x the measured errors; the KL's log alpha curves
+       as -2 log|theta| and its float sum limits the difference quotient (1.2e-4 measured) */
+    CASE(SVDO_KL, 0, "training", b_svdo, init_log_alpha, 1, 2e-3f, 2e-3),
+    CASE(SVDO_KL, 1, "eval", b_svdo, init_log_alpha, 1, 2e-3f, 5e-5),
+    CASE(SVDO_KL, 2, "training, scale", b_svdo, init_log_alpha, 1, 2e-3f, 2e-3),
     /* fake quantisation is piecewise constant: its documented surrogate gradients (STE,
        alpha-blending) are checked against those surrogates */
     ELSEWHERE(FAKEQUANT, "tests/test_qat.c: test_act_ste_gradient, test_weight_ste_gradient"),

@@ -72,27 +72,45 @@ static void test_committed(void **state) {
 static void test_features_by_hand(void **state) {
   (void)state;
   nas_g8_graph g;
-  /* conv 3x3 "same" on 4x4x2 -> 4x4x4: kernel rows inside the input 2,3,3,2 per output row
-   * (10), likewise columns: 100 taps x 4 channels; one SMLAD pair per tap (2 channels) */
+  /* conv 3x3 "same" on 4x4x2 -> 4x4x4 with its scratch (no plan): 8 pixel pairs x 2 channel
+   * pairs, depth 18 = 4 groups + 2; ci % 4 != 0 and a filter row (6 bytes) is not whole
+   * groups: staged. Kernel rows inside the input 2,3,3,2 per output row (10), so 40 of the 48
+   * (pixel, row) rows are inside; output columns 1 and 2 have their whole filter row inside
+   * (20 rows copied as a row), the other 20 tap by tap (60 taps); bytes: 8 rows set, 40
+   * copied, 6 each */
   lower("{\"input\":[4,4,2],\"classes\":3,\"layers\":[{\"op\":\"conv\",\"out\":4,\"k\":3},"
         "{\"op\":\"gap\"},{\"op\":\"fc\",\"out\":3}]}", &g);
-  double f[NAS_NASC_MAXF];
+  double f[NAS_NASC_MAXF], f0[NAS_NASC_MAXF];
   nas_err e = {0};
-  assert_int_equal(nas_nasc_features(&g, 0, 1, f, &e), NAS_NASC_CONV);
-  const double want[8] = {64, 16 * 4 * 3, 4 * 10 * 4 * 3, 400, 400, 0, 16, 1};
-  for (int k = 0; k < 8; k++) assert_float_equal(f[k], want[k], 0);
-  assert_int_equal(nas_nasc_features(&g, 0, 0, f, &e), NAS_NASC_CONV); /* M0+: per channel */
-  assert_float_equal(f[4], 800, 0);
-  assert_float_equal(f[5], 0, 0);
-  /* the gap is an average pool over the whole 4x4 map: 16 taps per channel */
-  assert_int_equal(nas_nasc_features(&g, 1, 1, f, &e), NAS_NASC_AVGPOOL);
-  assert_float_equal(f[0], 4, 0);
-  assert_float_equal(f[2], 64, 0);
-  /* fc 4 -> 3 after the reshape: 3 rows of 2 pairs */
+  assert_int_equal(nas_nasc_features(&g, NULL, 0, 1, f, &e), NAS_NASC_CONV);
+  const double want[15] = {0, 0, 0, 0, 16, 64, 32, 16, 64, 32, 0, 48, 60, 288, 1};
+  for (int k = 0; k < 15; k++) assert_float_equal(f[k], want[k], 0);
+  assert_int_equal(nas_nasc_features(&g, NULL, 0, 0, f0, &e), NAS_NASC_CONV); /* M0+: same loops */
+  assert_memory_equal(f, f0, sizeof f);
+  /* the gap is an average pool over the whole 4x4 map: one pixel, 4 outputs, one word of 4
+   * channels down 4 window rows, 16 taps */
+  assert_int_equal(nas_nasc_features(&g, NULL, 1, 1, f, &e), NAS_NASC_AVGPOOL);
+  const double wpool[6] = {1, 1, 4, 4, 16, 0};
+  for (int k = 0; k < 6; k++) assert_float_equal(f[k], wpool[k], 0);
+  /* fc 4 -> 3 after the reshape: no pass of four channels, a pair and a half of one group */
   int fc = g.nops - 2; /* the last operator is the softmax */
-  assert_int_equal(nas_nasc_features(&g, fc, 1, f, &e), NAS_NASC_FC);
-  assert_float_equal(f[0], 3, 0);
-  assert_float_equal(f[1], 6, 0);
+  assert_int_equal(nas_nasc_features(&g, NULL, fc, 1, f, &e), NAS_NASC_FC);
+  const double wfc[9] = {1, 0, 0, 1.5, 1.5, 0, 0, 0, 1};
+  for (int k = 0; k < 9; k++) assert_float_equal(f[k], wfc[k], 0);
+  nas_g8_graph_free(&g);
+  /* a 1x1 conv: with its scratch the pixel is widened (2 groups of 8 channels), without it
+   * (the planner had no room) conv1x1_direct runs, its stride-2 pixels found by division */
+  lower("{\"input\":[4,4,8],\"classes\":3,\"layers\":[{\"op\":\"conv\",\"out\":6,\"k\":1,"
+        "\"stride\":2},{\"op\":\"gap\"},{\"op\":\"fc\",\"out\":3}]}", &g);
+  assert_int_equal(g.ops[0].kind, NAS_G8_CONV_2D);
+  assert_int_equal(nas_nasc_features(&g, NULL, 0, 1, f, &e), NAS_NASC_CONV);
+  const double wpw[15] = {0, 0, 0, 0, 6, 12, 0, 4, 8, 0, 0, 0, 4, 0, 1};
+  for (int k = 0; k < 15; k++) assert_float_equal(f[k], wpw[k], 0);
+  long none[8] = {-1, -1, -1, -1, -1, -1, -1, -1};
+  nas_g8_plan pl = {.nops = g.nops, .scratch = none};
+  assert_int_equal(nas_nasc_features(&g, &pl, 0, 1, f, &e), NAS_NASC_CONV);
+  const double wd[15] = {6, 12, 0, 6, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1};
+  for (int k = 0; k < 15; k++) assert_float_equal(f[k], wd[k], 0);
   nas_g8_graph_free(&g);
 }
 
@@ -108,7 +126,7 @@ static void test_file_errors(void **state) {
   assert_int_equal(nas_nasc_load(path, &m, &e), NAS_OK);
   assert_memory_equal(&m, &model, sizeof m);
   FILE *f = fopen(path, "w");
-  fputs("{\"format\":\"nas-nasc-insn-1\",\"features\":{\"conv\":[\"out\"]},\"cores\":{}}", f);
+  fputs("{\"format\":\"nas-nasc-insn-2\",\"features\":{\"conv\":[\"out\"]},\"cores\":{}}", f);
   fclose(f);
   assert_int_equal(nas_nasc_load(path, &m, &e), NAS_EFORMAT);
   assert_non_null(strstr(e.msg, "features.conv"));
@@ -172,9 +190,11 @@ static void test_against_emulator(void **state) {
     nas_emu_result res;
     if (nas_emu_build(&g, t, NULL, &fw, &e) || nas_emu_run(fw, in, 0, &res, &e)) fail_msg("%s: %s", ids[c], e.msg);
     double pred = 0, meas = 0, worst = 0;
+    nas_g8_plan pl;
+    assert_int_equal(nas_g8_plan_build(&g, &pl, &e), NAS_OK); /* the export's plan */
     for (int i = 0; i < g.nops; i++) {
       double y;
-      assert_int_equal(nas_nasc_op_insn(&model, c, &g, i, &y, &e), NAS_OK);
+      assert_int_equal(nas_nasc_op_insn(&model, c, &g, &pl, i, &y, &e), NAS_OK);
       const double err = fabs(y - (double)res.layers[i].insns) / (double)res.layers[i].insns;
       if (err > 0.1) print_message("  %s operator %d (%s): %.0f predicted, %lld emulated\n", ids[c], i,
                                    nas_g8_op_name(g.ops[i].kind), y, res.layers[i].insns);
@@ -187,6 +207,7 @@ static void test_against_emulator(void **state) {
      * software division of average pooling depend on the data */
     assert_true(fabs(pred - meas) / meas < 0.05);
     assert_true(worst < 0.30);
+    nas_g8_plan_free(&pl);
     nas_emu_result_free(&res);
     nas_emu_fw_free(fw);
     nas_target_free(t);

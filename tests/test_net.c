@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/alloc.h"
 #include "core/fileio.h"
 #include "tests/test_util.h"
 #include "train/net.h"
@@ -114,14 +115,23 @@ static const char *SMALL =
     "{\"input\":[8,8,1],\"classes\":4,\"layers\":[{\"op\":\"conv\",\"out\":8},"
     "{\"op\":\"dsconv\",\"out\":16,\"stride\":2},{\"op\":\"gap\"},{\"op\":\"fc\",\"out\":4}]}";
 
-static void train_small(uint64_t seed, nas_train_result *r, float *weights, int nw) {
+/* Builds SMALL at batch 32 directly (rebatch 0) or at batch 1 and re-batched to 32. */
+static nas_net *small_net(uint64_t seed, int rebatch) {
+  nas_net *n = NULL;
+  nas_err e = {0};
+  assert_int_equal(nas_net_build(SMALL, "small", rebatch ? 1 : 32, seed, &n, &e), NAS_OK);
+  if (rebatch && nas_net_rebatch(n, 32, &e)) fail_msg("%s", e.msg);
+  assert_int_equal(n->g->max_batch, 32);
+  return n;
+}
+
+static void train_small(uint64_t seed, int rebatch, nas_train_result *r, float *weights, int nw) {
   nas_data d = {0};
   test_make_blob_task(&d.train, 2000, 11);
   test_make_blob_task(&d.val, 300, 12);
   test_make_blob_task(&d.test, 500, 13);
-  nas_net *n = NULL;
   nas_err e = {0};
-  assert_int_equal(nas_net_build(SMALL, "small", 32, seed, &n, &e), NAS_OK);
+  nas_net *n = small_net(seed, rebatch);
   nas_train_cfg cfg;
   nas_train_cfg_default(&cfg, NAS_ADAM);
   cfg.epochs = 4, cfg.batch = 32, cfg.lr = 0.01f, cfg.seed = seed;
@@ -139,7 +149,7 @@ static void train_small(uint64_t seed, nas_train_result *r, float *weights, int 
 static void test_end_to_end_training(void **state) {
   (void)state;
   nas_train_result r;
-  train_small(3, &r, NULL, 0);
+  train_small(3, 0, &r, NULL, 0);
   /* chance is 25%; the blobs are easy to find */
   if (r.test_acc < 0.95) fail_msg("test accuracy %.3f below 0.95", r.test_acc);
   assert_true(r.final_loss < 0.3);
@@ -149,12 +159,55 @@ static void test_same_seed_same_run(void **state) {
   (void)state;
   nas_train_result a, b, c;
   float wa[128], wb[128], wc[128];
-  train_small(5, &a, wa, 128);
-  train_small(5, &b, wb, 128);
-  train_small(6, &c, wc, 128);
+  train_small(5, 0, &a, wa, 128);
+  train_small(5, 0, &b, wb, 128);
+  train_small(6, 0, &c, wc, 128);
   assert_memory_equal(wa, wb, sizeof wa);
   assert_true(a.final_loss == b.final_loss);
   assert_true(memcmp(wa, wc, sizeof wa) != 0);
+}
+
+/* A network built at batch 1 (to be priced) and re-batched for training is the network
+ * built at the training batch: the same parameters bit for bit, and the same training run. */
+static void test_rebatch_equals_build(void **state) {
+  (void)state;
+  nas_net *a = small_net(7, 0), *b = small_net(7, 1);
+  assert_int_equal(a->g->n, b->g->n);
+  for (int i = 0; i < a->g->n; i++) {
+    const nas_node *x = &a->g->nodes[i], *y = &b->g->nodes[i];
+    assert_int_equal(x->shape.nd, y->shape.nd);
+    assert_memory_equal(x->shape.d, y->shape.d, sizeof(int) * (size_t)x->shape.nd);
+    assert_true(x->saved_bytes == y->saved_bytes && x->scratch_bytes == y->scratch_bytes);
+    if (x->kind == NAS_NODE_PARAM || x->kind == NAS_NODE_STATE)
+      assert_memory_equal(x->val, y->val, nas_shape_numel(&x->shape) * sizeof(float));
+  }
+  assert_memory_equal(&a->g->rng, &b->g->rng, sizeof a->g->rng);
+  nas_net_free(a), nas_net_free(b);
+  nas_train_result ra, rb;
+  float wa[128], wb[128];
+  train_small(9, 0, &ra, wa, 128);
+  train_small(9, 1, &rb, wb, 128);
+  assert_memory_equal(wa, wb, sizeof wa);
+  assert_true(ra.final_loss == rb.final_loss && ra.test_acc == rb.test_acc);
+  /* an arena that cannot be allocated (the third allocation: after the two copies) fails
+   * cleanly and leaves the net as it was */
+  nas_net *c = small_net(7, 1);
+  nas_err e = {0};
+  int w = nas_graph_find(c->g, "l1.pw.w");
+  float w0 = c->g->nodes[w].val[0];
+  if (nas_alloc_fault(2, 0) == 0) {
+    assert_int_equal(nas_net_rebatch(c, 64, &e), NAS_ENOMEM);
+    assert_true(nas_alloc_fault_hit());
+    nas_alloc_fault(-1, 0);
+    assert_int_equal(c->g->max_batch, 32);
+    assert_true(c->g->nodes[w].val[0] == w0);
+    assert_int_equal(nas_net_rebatch(c, 64, &e), NAS_OK);
+    assert_true(c->g->nodes[w].val[0] == w0);
+  } else {
+    test_skip_part("rebatch allocation failure: built without fault injection");
+  }
+  assert_int_equal(nas_net_rebatch(c, 0, &e), NAS_EINVAL);
+  nas_net_free(c);
 }
 
 static void test_diverging_run_is_reported(void **state) {
@@ -180,6 +233,7 @@ int main(void) {
       cmocka_unit_test(test_reference_counts),   cmocka_unit_test(test_arch_errors),
       cmocka_unit_test(test_all_layer_kinds),    cmocka_unit_test(test_end_to_end_training),
       cmocka_unit_test(test_same_seed_same_run), cmocka_unit_test(test_diverging_run_is_reported),
+      cmocka_unit_test(test_rebatch_equals_build),
   };
   return test_exit(cmocka_run_group_tests(tests, NULL, NULL));
 }

@@ -25,22 +25,6 @@
 static char corpus_dir[1024], tmp[64];
 static int have_corpus;
 
-static const char *src_dir(void) {
-  const char *s = getenv("NAS_SOURCE_DIR");
-  return s ? s : NAS_SOURCE_DIR;
-}
-
-static int find_corpus(void) {
-  const char *env = getenv("NAS_TFLM_CORPUS");
-  if (env && *env)
-    snprintf(corpus_dir, sizeof corpus_dir, "%s", env);
-  else
-    snprintf(corpus_dir, sizeof corpus_dir, "%s/../shared/data/tflm-cmsisnn", src_dir());
-  char probe[1100];
-  snprintf(probe, sizeof probe, "%s/models.csv", corpus_dir);
-  return access(probe, R_OK) == 0;
-}
-
 /* Gunzips models/<id>.tflite.gz into path. */
 static void gunzip_model(const char *id, const char *path) {
   char gz[1200];
@@ -139,7 +123,7 @@ static void test_every_corpus_model(void **state) {
 }
 
 int main(void) {
-  have_corpus = find_corpus();
+  have_corpus = test_find_corpus(corpus_dir, sizeof corpus_dir);
   snprintf(tmp, sizeof tmp, "/tmp/nas-profile-XXXXXX");
   if (!mkdtemp(tmp)) return 1;
   const struct CMUnitTest tests[] = {cmocka_unit_test(test_every_corpus_model)};

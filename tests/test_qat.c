@@ -569,6 +569,9 @@ static void test_cli_qat(void **st) {
     if (run(args)) fail_msg("%s: %s", args, test_slurp(err_path));
     char *out = test_slurp(out_path);
     if (!strstr(out, "epoch 3/3") || !strstr(out, meth)) fail_msg("train output: %s", out);
+    /* every epoch counted out of --epochs (the float phase said 1/2, 2/2, then QAT 3/3) */
+    if (!strstr(out, "epoch 1/3") || !strstr(out, "epoch 2/3") || strstr(out, "epoch 1/2"))
+      fail_msg("train output: %s", out);
     double qat_acc = json_num(out, "test_acc");
     if (m == 0) json_num(out, "float_test_acc"); /* a float phase ran before the QAT epoch */
     assert_int_equal(run("export --checkpoint q.ckpt --format tflite --out exp --json"), 0);

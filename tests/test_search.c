@@ -388,6 +388,8 @@ static void test_weights_and_export(void **state) {
         char idtxt[32];
         snprintf(idtxt, sizeof idtxt, "candidate %lld", (long long)ids[i]);
         assert_non_null(strstr(xe.msg, idtxt));
+        /* the reason in parentheses, closed */
+        if (r.reason) assert_non_null(strstr(xe.msg, "): only done candidates have weights"));
         refused++;
       }
       free(fb), free(qb);

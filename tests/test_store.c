@@ -512,8 +512,14 @@ static void test_migrate_v1(void **state) {
   assert_int_equal(v, NAS_STORE_VERSION);
   assert_int_equal(nas_store_candidate_get(s, 2, &r, &e), NAS_OK);
   assert_int_equal(r.parent_id, 1);
+  assert_int_equal(r.warm_start, 0); /* version 4: warm_start, 0 for older candidates */
   assert_string_equal(r.arch_hash, "bbbbbbbbbbbbbbbb");
   nas_store_candidate_row_free(&r);
+  assert_int_equal(nas_store_candidate_set_warm(s, 2, 1, &e), NAS_OK);
+  assert_int_equal(nas_store_candidate_get(s, 2, &r, &e), NAS_OK);
+  assert_int_equal(r.warm_start, 1);
+  nas_store_candidate_row_free(&r);
+  assert_int_equal(nas_store_candidate_set_warm(s, 99, 1, &e), NAS_EINVAL);
   void *w;
   size_t wl;
   assert_int_equal(nas_store_weights_get(s, 1, "float", &w, &wl, &e), NAS_OK);

@@ -33,20 +33,6 @@ static nas_tflm_corpus corpus;
 static int have_corpus;
 static char corpus_dir[1024];
 
-static int find_corpus(void) {
-  const char *env = getenv("NAS_TFLM_CORPUS"), *src = getenv("NAS_SOURCE_DIR");
-  if (env && *env)
-    snprintf(corpus_dir, sizeof corpus_dir, "%s", env);
-  else
-    snprintf(corpus_dir, sizeof corpus_dir, "%s/../shared/data/tflm-cmsisnn", src ? src : NAS_SOURCE_DIR);
-  char probe[1100];
-  snprintf(probe, sizeof probe, "%s/models.csv", corpus_dir);
-  FILE *f = fopen(probe, "r");
-  if (!f) return 0;
-  fclose(f);
-  return 1;
-}
-
 /* ---- the planner on hand-made buffers (no corpus needed) ------------------------------- */
 
 static nas_tflm_buf buf(long size, int first, int last) {
@@ -101,7 +87,7 @@ static void test_plan_errors(void **state) {
   nas_g8_op op;
   memset(&op, 0, sizeof op);
   op.kind = NAS_G8_RESHAPE, op.nin = 1, op.in[0] = 0, op.in[1] = op.in[2] = -1, op.out = 1;
-  nas_g8_graph g = {2, t, 1, &op, 0, 1};
+  nas_g8_graph g = {2, t, 1, &op, 0, 1, 0};
   nas_tflm_plan p;
   nas_tflm_scratch bad = {3, 64};
   assert_int_equal(nas_tflm_plan_build(&g, &bad, 1, &p, &e), NAS_EINVAL);
@@ -331,7 +317,7 @@ static void test_corpus_engine_planner(void **state) {
 }
 
 int main(void) {
-  have_corpus = find_corpus();
+  have_corpus = test_find_corpus(corpus_dir, sizeof corpus_dir);
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_greedy_rules),        cmocka_unit_test(test_plan_errors),
       cmocka_unit_test(test_fault_injection),     cmocka_unit_test(test_corpus_plans_host64),

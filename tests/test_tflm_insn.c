@@ -36,17 +36,6 @@ static const char *src_dir(void) {
   return s ? s : NAS_SOURCE_DIR;
 }
 
-static int find_corpus(void) {
-  const char *env = getenv("NAS_TFLM_CORPUS");
-  if (env && *env)
-    snprintf(corpus_dir, sizeof corpus_dir, "%s", env);
-  else
-    snprintf(corpus_dir, sizeof corpus_dir, "%s/../shared/data/tflm-cmsisnn", src_dir());
-  char probe[1100];
-  snprintf(probe, sizeof probe, "%s/models.csv", corpus_dir);
-  return access(probe, R_OK) == 0;
-}
-
 static int setup(void **state) {
   (void)state;
   nas_err e = {0};
@@ -275,7 +264,7 @@ static void test_heldout_goals(void **state) {
 }
 
 int main(void) {
-  have_corpus = find_corpus();
+  have_corpus = test_find_corpus(corpus_dir, sizeof corpus_dir);
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_coef_file_errors),      cmocka_unit_test(test_unmodelled_paths),
       cmocka_unit_test(test_example_kws),           cmocka_unit_test(test_paths_vs_corpus),

@@ -91,6 +91,21 @@ static inline const char *test_models_dir(void) {
   return buf;
 }
 
+/* The shared TFLM + CMSIS-NN corpus (docs/testing.md): $NAS_TFLM_CORPUS, else
+ * $NAS_SOURCE_DIR/../shared/data/tflm-cmsisnn, into dir; 1 when its models.csv can be read
+ * (dir still holds the path otherwise, for the skip message). */
+static inline int test_find_corpus(char *dir, size_t cap) {
+  const char *env = getenv("NAS_TFLM_CORPUS"), *src = getenv("NAS_SOURCE_DIR");
+  if (env && *env) snprintf(dir, cap, "%s", env);
+  else snprintf(dir, cap, "%s/../shared/data/tflm-cmsisnn", src ? src : NAS_SOURCE_DIR);
+  char probe[1200];
+  snprintf(probe, sizeof probe, "%s/models.csv", dir);
+  FILE *f = fopen(probe, "r");
+  if (!f) return 0;
+  fclose(f);
+  return 1;
+}
+
 /* The path of reference model file in test_models_dir() into buf; 1 when it can be opened,
  * else 0 (buf still holds the path, for the skip message). */
 static inline int test_model_path(const char *file, char *buf, size_t cap) {

@@ -372,6 +372,39 @@ static int take_tensor(const char *path, reader *r, const nas_ckpt *c, uint32_t 
   return NAS_OK;
 }
 
+/* The bytes the fields of b[len] declare (header, JSON lengths, tensor names and shapes, CRC),
+ * walked without the checksum; a value above len means the file ends before its fields do (a
+ * truncated file; or a corrupt length). Stops early, past len, once a field does not fit. */
+static size_t declared_len(const unsigned char *b, size_t len) {
+  size_t at = 16; /* magic, version, flags */
+  for (int j = 0; j < 2; j++) { /* arch and meta JSON */
+    if (at + 4 > len) return at + 4;
+    uint32_t jl = rd32(b + at);
+    if (jl > len - at - 4) return len + 1;
+    at += 4 + (size_t)jl;
+  }
+  if (at + 4 > len) return at + 4;
+  uint32_t n = rd32(b + at);
+  at += 4;
+  for (uint32_t i = 0; i < n; i++) {
+    if (at + 2 > len) return at + 2;
+    at += 2 + (size_t)rd16(b + at) + 2; /* name, kind, nd */
+    if (at > len) return at;
+    unsigned nd = b[at - 1];
+    size_t bytes = 4;
+    for (unsigned k = 0; k < nd; k++) {
+      if (at + 4 > len) return at + 4;
+      uint32_t d = rd32(b + at);
+      at += 4;
+      if (d && bytes > len / d) return len + 1; /* the data alone exceeds the file */
+      bytes *= d;
+    }
+    if (bytes > len - at) return len + 1;
+    at += bytes;
+  }
+  return at + 4; /* the CRC */
+}
+
 /* Parses a whole file image b[len] into c (c zeroed by the caller). */
 static int parse(const char *path, const unsigned char *b, size_t len, nas_ckpt *c, nas_err *e) {
   if (len == 0) return nas_errf(e, NAS_EFORMAT, "%s: empty file (not a nas checkpoint)", path);
@@ -387,8 +420,12 @@ static int parse(const char *path, const unsigned char *b, size_t len, nas_ckpt 
     return nas_errf(e, NAS_EFORMAT, "%s: truncated (%zu bytes; a version %d checkpoint has at "
                     "least %d)", path, len, NAS_CKPT_VERSION, MIN_FILE);
   uLong crc = crc_update(crc32(0L, Z_NULL, 0), b, len - 4);
-  if ((uint32_t)crc != rd32(b + len - 4))
+  if ((uint32_t)crc != rd32(b + len - 4)) {
+    if (declared_len(b, len) > len)
+      return nas_errf(e, NAS_EFORMAT, "%s: checksum mismatch (file corrupt): %zu bytes, its "
+                      "fields need more (truncated)", path, len);
     return nas_errf(e, NAS_EFORMAT, "%s: checksum mismatch (file corrupt)", path);
+  }
 
   reader r = {b + 12, len - 16};
   uint32_t flags = rd32(take(&r, 4));

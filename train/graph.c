@@ -169,6 +169,61 @@ int nas_graph_alloc(nas_graph *g, nas_err *e) {
   return NAS_OK;
 }
 
+int nas_graph_rebatch(nas_graph *g, int max_batch, nas_err *e) {
+  if (max_batch < 1) return nas_errf(e, NAS_EINVAL, "graph: batch %d must be >= 1", max_batch);
+  if (max_batch == g->max_batch) return NAS_OK;
+  /* the leaves' values (params and state: small) are copied out first */
+  size_t keep = 0;
+  for (int i = 0; i < g->n; i++) {
+    const nas_node *nd = &g->nodes[i];
+    if (g->allocated && (nd->kind == NAS_NODE_PARAM || nd->kind == NAS_NODE_STATE))
+      keep += nas_shape_numel(&nd->shape);
+  }
+  float *saved = nas_malloc(sizeof(float) * (keep ? keep : 1));
+  nas_node *old = nas_malloc(sizeof *old * (size_t)(g->n ? g->n : 1));
+  if (!saved || !old) {
+    free(saved), free(old);
+    return nas_errf(e, NAS_ENOMEM, "graph: out of memory re-batching %d nodes", g->n);
+  }
+  memcpy(old, g->nodes, sizeof *old * (size_t)g->n);
+  for (size_t k = 0, i = 0; i < (size_t)g->n; i++) {
+    const nas_node *nd = &g->nodes[i];
+    if (!g->allocated || (nd->kind != NAS_NODE_PARAM && nd->kind != NAS_NODE_STATE)) continue;
+    size_t n = nas_shape_numel(&nd->shape);
+    memcpy(saved + k, nd->val, n * sizeof(float));
+    k += n;
+  }
+  const int old_batch = g->max_batch, was = g->allocated;
+  nas_arena arena = g->arena;
+  memset(&g->arena, 0, sizeof g->arena);
+  g->max_batch = max_batch, g->allocated = 0;
+  int rc = NAS_OK;
+  for (int i = 0; rc == NAS_OK && i < g->n; i++) {
+    nas_node *nd = &g->nodes[i];
+    nd->val = NULL, nd->grad = NULL, nd->saved = NULL;
+    if (nd->kind == NAS_NODE_OP) rc = nas_op_table[nd->op].infer(g, nd, e);
+    else if (nd->batched) nd->shape.d[0] = max_batch;
+  }
+  if (rc == NAS_OK && was) rc = nas_graph_alloc(g, e);
+  if (rc != NAS_OK) { /* back to the old size, values untouched */
+    nas_arena_free(&g->arena);
+    memcpy(g->nodes, old, sizeof *old * (size_t)g->n);
+    g->arena = arena, g->max_batch = old_batch, g->allocated = was;
+  } else {
+    nas_arena_free(&arena);
+    for (size_t k = 0, i = 0; was && i < (size_t)g->n; i++) {
+      nas_node *nd = &g->nodes[i];
+      if (nd->kind != NAS_NODE_PARAM && nd->kind != NAS_NODE_STATE) continue;
+      size_t n = nas_shape_numel(&nd->shape);
+      memcpy(nd->val, saved + k, n * sizeof(float));
+      k += n;
+    }
+  }
+  if (g->batch > g->max_batch) g->batch = g->max_batch;
+  free(saved), free(old);
+  return rc;
+}
+
 void nas_graph_forward(nas_graph *g, int batch, int upto) {
   if (batch < 1) batch = 1;
   if (batch > g->max_batch) batch = g->max_batch;

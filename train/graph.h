@@ -108,6 +108,12 @@ int nas_graph_apply(nas_graph *g, int op, const int *inputs, int n_in,
 
 /* Allocates every buffer in one arena. Values of params/state are zero afterwards. */
 int nas_graph_alloc(nas_graph *g, nas_err *e);
+/* Re-sizes an allocated graph for max_batch samples: shapes, saved state and scratch are
+ * inferred again, the arena is allocated anew, and the values of params and state nodes are
+ * kept (everything else is zero). The RNG is untouched, so a network built at batch 1 and
+ * re-batched equals one built at max_batch with the same seed. On failure (NAS_ENOMEM naming
+ * the bytes) g keeps its old size and values. */
+int nas_graph_rebatch(nas_graph *g, int max_batch, nas_err *e);
 
 /* Runs the tape up to and including node `upto` (-1: the whole tape) for `batch` samples. */
 void nas_graph_forward(nas_graph *g, int batch, int upto);

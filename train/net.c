@@ -1,6 +1,6 @@
 /* train/net.c: arch JSON -> graph. Parsing and validation of every field (unknown ops and
- * fields are errors naming the layer), lowering of each layer to ops, parameter
- * initialisation, and per-layer MAC / parameter counts. */
+ * fields are errors naming the layer), lowering of each layer to ops, and per-layer MAC /
+ * parameter counts (parameter initialisation and the loss: train/net_init.c). */
 #include "train/net.h"
 #include "core/alloc.h"
 
@@ -30,6 +30,16 @@ typedef struct bld {
   long long params;  /* trainable parameters of the current layer */
   long long macs;    /* MACs of the current layer */
   cJSON *canon;      /* canonical layer object being filled */
+  const nas_prune_cfg *pc; /* the arch's pruning configuration */
+  int svdo;          /* 1: build the SVDO training form (train/prune.h) */
+  int wprune;        /* 1: the current layer's conv/fc weights get a pruning mask */
+  double lsp;        /* its unstructured target (nas_layer_info.sparsity) */
+  int own_cm;        /* 1: the current layer's producing batch-norm gets a channel mask */
+  int chan_cur;      /* channel mask of the current activation's channels (-1: none) */
+  int kl_scale;      /* SVDO form: the "svdo.kl_scale" STATE (-1 until created) */
+  int kl[256], n_kl; /* SVDO form: the KL nodes added to the loss */
+  const int *plan_own;      /* [layers] nas_prune_channel_plan own */
+  const double *plan_frac;  /* [layers] its fractions */
 } bld;
 
 static int lerr(bld *b, const char *field, const char *fmt, ...)
@@ -191,10 +201,87 @@ static int need_spatial(bld *b) {
   return NAS_OK;
 }
 
-/* BN with the layer's activation fused (act: ACT_*, the same numbering as enum nas_act). */
-static int add_bn(bld *b, const char *part, int act) {
+/* Applies op off the activation path (weights, masks, the SVDO variance branch): the
+ * builder's current activation is unchanged. */
+static int side(bld *b, int op, const int *in, int n_in, const nas_op_params *p, const char *part) {
+  char name[48];
+  snprintf(name, sizeof name, "l%d.%.32s", b->li, part);
+  int id = nas_graph_apply(b->g, op, in, n_in, p, name, b->e);
+  if (id < 0) nas_err_prefix(b->e, "%s: layer %d (%s)", b->src, b->li, b->op);
+  return id;
+}
+
+/* The weight w of part as the layer's op reads it: masked (MASK_MUL by "<w>.mask") when the
+ * layer is pruned, or in the SVDO form SVDO_W(w, "<w>.ls2") with *ls2 set; w otherwise. */
+static int pruned_weight(bld *b, const char *part, int w, int *ls2) {
+  *ls2 = -1;
+  if (!b->wprune) return w;
+  const nas_node *wn = &b->g->nodes[w];
+  int nd = wn->shape.nd, d[NAS_MAX_DIMS];
+  memcpy(d, wn->shape.d, sizeof d);
+  char p2[40];
+  snprintf(p2, sizeof p2, "%.24s.wm", part);
+  if (!b->svdo) {
+    int in[2] = {w, new_param(b, part, "w.mask", nd, d, NAS_NODE_STATE)};
+    return in[1] < 0 ? -1 : side(b, NAS_OP_MASK_MUL, in, 2, NULL, p2);
+  }
+  char nm[48];
+  snprintf(nm, sizeof nm, "l%d.%.24s.w.ls2", b->li, part);
+  int in[3] = {w, nas_graph_param(b->g, nm, nd, d, b->e), -1};
+  if ((*ls2 = in[1]) < 0) return -1;
+  nas_op_params p = {.rate = (float)b->pc->threshold};
+  int wm = side(b, NAS_OP_SVDO_W, in, 2, &p, p2);
+  if (wm < 0) return -1;
+  if (b->kl_scale < 0) {
+    int one[1] = {1};
+    if ((b->kl_scale = nas_graph_state(b->g, "svdo.kl_scale", 1, one, b->e)) < 0) return -1;
+  }
+  if (b->n_kl == (int)(sizeof b->kl / sizeof b->kl[0]))
+    return lerr(b, NULL, "too many SVDO-pruned weights (at most %d)", b->n_kl);
+  in[2] = b->kl_scale;
+  snprintf(p2, sizeof p2, "%.24s.kl", part);
+  int kl = side(b, NAS_OP_SVDO_KL, in, 3, NULL, p2);
+  if (kl < 0) return -1;
+  b->kl[b->n_kl++] = kl;
+  return wm;
+}
+
+/* A consumer of pruned channels: its weight's input-channel slices (the last axis) are
+ * multiplied by the channel mask too, so that per-tensor and per-output-channel weight scales
+ * equal the compacted network's (deploy form only). */
+static int consumer_weight(bld *b, const char *part, int w) {
+  if (b->svdo || b->chan_cur < 0) return w;
+  char p2[40];
+  snprintf(p2, sizeof p2, "%.24s.im", part);
+  int in[2] = {w, b->chan_cur};
+  return side(b, NAS_OP_MASK_MUL, in, 2, NULL, p2);
+}
+
+/* SVDO form: the local reparameterisation of a layer whose mean output mean = op(x, ...)
+ * was just applied: var = op(x^2, exp(ls2)), y = LRT(mean, var). */
+static int lrt_branch(bld *b, const char *part, int op, int x, int ls2, const nas_op_params *p) {
+  char p2[40];
+  int mean = b->cur;
+  snprintf(p2, sizeof p2, "%.24s.x2", part);
+  int x2 = side(b, NAS_OP_SQUARE, &x, 1, NULL, p2);
+  snprintf(p2, sizeof p2, "%.24s.s2", part);
+  int s2 = side(b, NAS_OP_EXP, &ls2, 1, NULL, p2);
+  if (x2 < 0 || s2 < 0) return -1;
+  int vin[2] = {x2, s2};
+  snprintf(p2, sizeof p2, "%.24s.var", part);
+  int var = side(b, op, vin, 2, p, p2);
+  if (var < 0) return -1;
+  int lin[2] = {mean, var};
+  snprintf(p2, sizeof p2, "%.24s.lrt", part);
+  return apply(b, NAS_OP_LRT, lin, 2, NULL, p2);
+}
+
+/* BN with the layer's activation fused (act: ACT_*, the same numbering as enum nas_act).
+ * cm >= 0: gamma and beta are multiplied by that channel mask; cm == -2: by a new channel mask
+ * "<part>.bn.cmask" of this layer, which becomes the mask of the current channels. */
+static int add_bn(bld *b, const char *part, int act, int cm) {
   int c[1] = {b->c};
-  char p2[32];
+  char p2[32], p3[40];
   snprintf(p2, sizeof p2, "%.24s.bn", part);
   int in[5] = {b->cur, new_param(b, p2, "gamma", 1, c, NAS_NODE_PARAM),
                new_param(b, p2, "beta", 1, c, NAS_NODE_PARAM),
@@ -202,8 +289,16 @@ static int add_bn(bld *b, const char *part, int act) {
                new_param(b, p2, "var", 1, c, NAS_NODE_STATE)};
   for (int i = 1; i < 5; i++)
     if (in[i] < 0) return -1;
+  if (cm == -2 && (cm = new_param(b, p2, "cmask", 1, c, NAS_NODE_STATE)) < 0) return -1;
+  for (int k = 1; cm >= 0 && k <= 2; k++) {
+    int min[2] = {in[k], cm};
+    snprintf(p3, sizeof p3, "%s.%s", p2, k == 1 ? "gm" : "bm");
+    if ((in[k] = side(b, NAS_OP_MASK_MUL, min, 2, NULL, p3)) < 0) return -1;
+  }
   nas_op_params p = {.act = act};
-  return apply(b, NAS_OP_BATCHNORM, in, 5, &p, p2);
+  int id = apply(b, NAS_OP_BATCHNORM, in, 5, &p, p2);
+  if (id >= 0 && cm >= 0) b->chan_cur = cm;
+  return id;
 }
 
 static int add_act(bld *b, int act, const char *part) {
@@ -214,20 +309,25 @@ static int add_act(bld *b, int act, const char *part) {
   return b->cur;
 }
 
-/* conv (depthwise when dw) + optional BN + activation. */
+/* conv (depthwise when dw) + optional BN + activation. Pruning: a non-depthwise weight is
+ * masked when the layer is pruned (pruned_weight); cm is add_bn's channel-mask argument
+ * (-1: none). */
 static int add_conv(bld *b, const char *part, int dw, int out, const int k[2], const int s[2],
-                    int pad, int bn, int bias, int act) {
-  int cin = b->c;
+                    int pad, int bn, int bias, int act, int cm) {
+  int cin = b->c, x = b->cur, ls2 = -1;
   int wd[4] = {out, k[0], k[1], cin}, dwd[3] = {k[0], k[1], cin}, bd[1] = {dw ? cin : out};
   int in[3] = {b->cur, dw ? new_param(b, part, "w", 3, dwd, NAS_NODE_PARAM)
                           : new_param(b, part, "w", 4, wd, NAS_NODE_PARAM), -1};
   int n_in = 2;
   if (in[1] < 0) return -1;
+  if (!dw && (in[1] = pruned_weight(b, part, in[1], &ls2)) < 0) return -1;
+  if (!dw && (in[1] = consumer_weight(b, part, in[1])) < 0) return -1;
   if (bias && (in[n_in++] = new_param(b, part, "b", 1, bd, NAS_NODE_PARAM)) < 0) return -1;
   nas_op_params p = {.sh = s[0], .sw = s[1], .padding = pad};
   if (apply(b, dw ? NAS_OP_DWCONV2D : NAS_OP_CONV2D, in, n_in, &p, part) < 0) return -1;
+  if (ls2 >= 0 && lrt_branch(b, part, NAS_OP_CONV2D, x, ls2, &p) < 0) return -1;
   b->macs += (long long)b->h * b->w * b->c * k[0] * k[1] * (dw ? 1 : cin);
-  if (bn) return add_bn(b, part, act);
+  if (bn) return add_bn(b, part, act, cm);
   return add_act(b, act, part);
 }
 
@@ -258,7 +358,7 @@ static int add_wino(bld *b, int out, int m, int flex, int bits, int pad, int bn,
   int oin[3] = {M, At, bi};
   if (M < 0 || apply(b, NAS_OP_WINO_OUT, oin, bias ? 3 : 2, &po, "conv") < 0) return -1;
   b->macs += (long long)b->h * b->w * b->c * 9 * cin;
-  if (bn) return add_bn(b, "conv", act);
+  if (bn) return add_bn(b, "conv", act, -1);
   return add_act(b, act, "conv");
 }
 
@@ -267,19 +367,20 @@ static int add_wino(bld *b, int out, int m, int flex, int bits, int pad, int bn,
 /* Fields each op accepts ("op" always). */
 static const struct {
   const char *op;
-  const char *fields[12];
+  const char *fields[13];
 } LAYER_FIELDS[] = {
-    {"conv", {"out", "k", "stride", "padding", "act", "bn", "bias", "algo", "flex", "wino_bits"}},
+    {"conv", {"out", "k", "stride", "padding", "act", "bn", "bias", "algo", "flex", "wino_bits",
+              "sparsity", "channels"}},
     {"dwconv", {"k", "stride", "padding", "act", "bn", "bias"}},
-    {"pwconv", {"out", "act", "bn", "bias"}},
-    {"dsconv", {"out", "k", "stride", "padding", "act"}},
-    {"mbconv", {"out", "expand", "k", "stride", "act", "residual"}},
+    {"pwconv", {"out", "act", "bn", "bias", "sparsity", "channels"}},
+    {"dsconv", {"out", "k", "stride", "padding", "act", "sparsity", "channels"}},
+    {"mbconv", {"out", "expand", "k", "stride", "act", "residual", "sparsity"}},
     {"add", {"from", "act"}},
     {"maxpool", {"k", "stride", "padding"}},
     {"avgpool", {"k", "stride", "padding"}},
     {"gap", {0}},
     {"flatten", {0}},
-    {"fc", {"out", "act", "bias"}},
+    {"fc", {"out", "act", "bias", "sparsity"}},
     {"dropout", {"rate"}},
     {"lstm", {"units", "return_sequences"}},
     {"gru", {"units", "return_sequences"}},
@@ -290,7 +391,7 @@ static int check_fields(bld *b, const cJSON *o, int kind) {
   for (const cJSON *f = o->child; f; f = f->next) {
     if (strcmp(f->string, "op") == 0) continue;
     int ok = 0;
-    for (int i = 0; i < 12 && LAYER_FIELDS[kind].fields[i]; i++)
+    for (int i = 0; i < 13 && LAYER_FIELDS[kind].fields[i]; i++)
       if (strcmp(f->string, LAYER_FIELDS[kind].fields[i]) == 0) ok = 1;
     if (!ok) return lerr(b, f->string, "unknown field for op '%s'", LAYER_FIELDS[kind].op);
   }
@@ -326,11 +427,22 @@ static int layer_conv(bld *b, const cJSON *o, int kind) {
                     "stride [%d,%d] (use im2row)", ALGOS[algo], k[0], k[1], s[0], s[1]);
       if (get_bool(b, o, "flex", 0, &flex) || get_int(b, o, "wino_bits", 8, 8, 16, &bits))
         return -1;
+      /* the Winograd steps have no weight or channel masks (train/prune.h): such a layer stays dense */
+      if (b->wprune)
+        return lerr(b, "sparsity", "'%s' layers cannot be pruned (set \"sparsity\": 0 or algo im2row)",
+                    ALGOS[algo]);
+      if (b->own_cm)
+        return lerr(b, "channels", "'%s' layers cannot be channel-pruned (set \"channels\": 0 or algo "
+                    "im2row)", ALGOS[algo]);
       return add_wino(b, out, algo == 1 ? 2 : 4, flex, bits, pad, bn, bias, act);
     }
   }
+  if (bn == 0 && b->own_cm) return lerr(b, "channels", "structured pruning needs \"bn\": true");
+  int cm = kind == 1 ? b->chan_cur : b->own_cm ? -2 : -1;
+  if (kind == 1 && cm >= 0 && !bn)
+    return lerr(b, "bn", "false, but the channels this depthwise layer reads are pruned");
   return add_conv(b, kind == 0 ? "conv" : kind == 1 ? "dw" : "pw", kind == 1, out, k, s, pad, bn,
-                  bias, act);
+                  bias, act, cm);
 }
 
 static int layer_dsconv(bld *b, const cJSON *o) {
@@ -340,8 +452,11 @@ static int layer_dsconv(bld *b, const cJSON *o) {
       get_pair(b, o, "k", 3, 1, 64, k) || get_pair(b, o, "stride", 1, 1, 16, s) ||
       get_enum(b, o, "padding", PADS, 1, &pad) || get_enum(b, o, "act", ACTS, ACT_RELU, &act))
     return -1;
-  if (add_conv(b, "dw", 1, b->c, k, s, pad, 1, 0, act) < 0) return -1;
-  return add_conv(b, "pw", 0, out, one, one, 0, 1, 0, act);
+  int wp = b->wprune;
+  b->wprune = 0; /* the depthwise part stays dense; its BN follows pruned input channels */
+  if (add_conv(b, "dw", 1, b->c, k, s, pad, 1, 0, act, b->chan_cur) < 0) return -1;
+  b->wprune = wp;
+  return add_conv(b, "pw", 0, out, one, one, 0, 1, 0, act, b->own_cm ? -2 : -1);
 }
 
 static int layer_mbconv(bld *b, const cJSON *o) {
@@ -356,9 +471,13 @@ static int layer_mbconv(bld *b, const cJSON *o) {
   if (res && !can_res)
     return lerr(b, "residual", "needs stride 1 and out == input channels (%d)", b->c);
   int skip = b->cur;
-  if (expand > 1 && add_conv(b, "expand", 0, b->c * expand, one, one, 1, 1, 0, act) < 0) return -1;
-  if (add_conv(b, "dw", 1, b->c, k, s, 1, 1, 0, act) < 0) return -1;
-  if (add_conv(b, "project", 0, out, one, one, 1, 1, 0, ACT_NONE) < 0) return -1;
+  if (expand > 1 && add_conv(b, "expand", 0, b->c * expand, one, one, 1, 1, 0, act, -1) < 0)
+    return -1;
+  int wp = b->wprune;
+  b->wprune = 0;
+  if (add_conv(b, "dw", 1, b->c, k, s, 1, 1, 0, act, -1) < 0) return -1;
+  b->wprune = wp;
+  if (add_conv(b, "project", 0, out, one, one, 1, 1, 0, ACT_NONE, -1) < 0) return -1;
   if (res) {
     int in[2] = {b->cur, skip};
     return apply(b, NAS_OP_ADD, in, 2, NULL, "add");
@@ -381,12 +500,14 @@ static int layer_fc(bld *b, const cJSON *o) {
   if (get_int(b, o, "out", INT32_MIN, 1, 1 << 20, &out) ||
       get_enum(b, o, "act", ACTS, ACT_NONE, &act) || get_bool(b, o, "bias", 1, &bias))
     return -1;
-  int k = b->flat ? b->c : b->h * b->w * b->c;
+  int k = b->flat ? b->c : b->h * b->w * b->c, x = b->cur, ls2 = -1;
   int wd[2] = {out, k}, bd[1] = {out};
   int in[3] = {b->cur, new_param(b, "fc", "w", 2, wd, NAS_NODE_PARAM), -1}, n_in = 2;
-  if (in[1] < 0) return -1;
+  if (in[1] < 0 || (in[1] = pruned_weight(b, "fc", in[1], &ls2)) < 0) return -1;
+  if ((in[1] = consumer_weight(b, "fc", in[1])) < 0) return -1;
   if (bias && (in[n_in++] = new_param(b, "fc", "b", 1, bd, NAS_NODE_PARAM)) < 0) return -1;
   if (apply(b, NAS_OP_DENSE, in, n_in, NULL, "fc") < 0) return -1;
+  if (ls2 >= 0 && lrt_branch(b, "fc", NAS_OP_DENSE, x, ls2, NULL) < 0) return -1;
   b->macs += (long long)k * out;
   return add_act(b, act, "fc");
 }
@@ -441,6 +562,37 @@ static int layer_rnn(bld *b, const cJSON *o, int gates) {
   return b->cur;
 }
 
+/* The pruning fields of a layer: "sparsity" (unstructured target, ops with that field) and
+ * "channels" (checked by the channel plan); own: the plan gives the layer a channel mask. */
+static int layer_prune_fields(bld *b, const cJSON *o, int kind, int own, double frac) {
+  b->wprune = 0, b->lsp = 0, b->own_cm = own;
+  int prunable = 0;
+  for (int i = 0; i < 13 && LAYER_FIELDS[kind].fields[i]; i++)
+    prunable |= !strcmp(LAYER_FIELDS[kind].fields[i], "sparsity");
+  const cJSON *sp = cJSON_GetObjectItemCaseSensitive(o, "sparsity");
+  if (sp) {
+    if (!cJSON_IsNumber(sp) || !(sp->valuedouble >= 0 && sp->valuedouble < 1))
+      return lerr(b, "sparsity", "expected a number in [0,1)");
+    if (b->pc->method == NAS_PRUNE_NONE && sp->valuedouble > 0)
+      return lerr(b, "sparsity", "needs a top-level \"prune\" object with a method");
+    cJSON_AddNumberToObject(b->canon, "sparsity", sp->valuedouble);
+  }
+  if (cJSON_GetObjectItemCaseSensitive(o, "channels")) cJSON_AddNumberToObject(b->canon, "channels", frac);
+  if (prunable && b->pc->method != NAS_PRUNE_NONE && !(sp && sp->valuedouble == 0)) {
+    b->wprune = 1;
+    b->lsp = sp ? sp->valuedouble : b->pc->sparsity;
+  }
+  return NAS_OK;
+}
+
+/* Layers through which a channel mask passes unchanged (the plan's followers and pass-throughs). */
+static int passes_channels(const char *op) {
+  static const char *const P[] = {"dwconv", "maxpool", "avgpool", "dropout", "gap", "flatten", NULL};
+  for (int i = 0; P[i]; i++)
+    if (!strcmp(P[i], op)) return 1;
+  return 0;
+}
+
 static int lower_layer(bld *b, const cJSON *o, const int *outs) {
   if (!cJSON_IsObject(o))
     return nas_errf(b->e, NAS_EINVAL, "%s: layer %d: expected an object", b->src, b->li), -1;
@@ -454,6 +606,7 @@ static int lower_layer(bld *b, const cJSON *o, const int *outs) {
   if (kind < 0) return lerr(b, "op", "unknown op '%s'", b->op);
   if (check_fields(b, o, kind)) return -1;
   cJSON_AddStringToObject(b->canon, "op", b->op);
+  if (layer_prune_fields(b, o, kind, b->plan_own[b->li], b->plan_frac[b->li])) return -1;
   switch (kind) {
     case 0: case 1: case 2: return layer_conv(b, o, kind);
     case 3: return layer_dsconv(b, o);
@@ -480,78 +633,11 @@ static int lower_layer(bld *b, const cJSON *o, const int *outs) {
   }
 }
 
-/* ---- initialisation (PyTorch defaults) --------------------------------------------------- */
-
-/* A Winograd transform ("G" [a,3], "Bt" [a,a], "At" [m,a]) gets its Cook-Toom table; returns 1
- * when nd is one. */
-static int wino_fill(nas_node *nd, const char *t) {
-  const nas_shape *s = &nd->shape;
-  if (s->nd != 2) return 0;
-  const nas_wino_tf *tf = NULL;
-  if (!strcmp(t, "G") && s->d[1] == 3) tf = nas_wino_tf_get(s->d[0] - 2);
-  else if (!strcmp(t, "Bt") && s->d[0] == s->d[1]) tf = nas_wino_tf_get(s->d[0] - 2);
-  else if (!strcmp(t, "At") && s->d[1] == s->d[0] + 2) tf = nas_wino_tf_get(s->d[0]);
-  if (!tf) return 0;
-  nas_wino_tf_float(tf, !strcmp(t, "Bt") ? nd->val : NULL, !strcmp(t, "G") ? nd->val : NULL,
-                    !strcmp(t, "At") ? nd->val : NULL);
-  return 1;
-}
-
-void nas_net_init_params(nas_graph *g, uint64_t seed) {
-  nas_rng r;
-  nas_rng_seed(&r, seed);
-  for (int i = 0; i < g->n; i++) {
-    nas_node *nd = &g->nodes[i];
-    if (nd->kind != NAS_NODE_PARAM && nd->kind != NAS_NODE_STATE) continue;
-    size_t cnt = nas_shape_numel(&nd->shape);
-    const char *t = strrchr(nd->name, '.');
-    t = t ? t + 1 : nd->name;
-    float fill = -1;
-    if (!strcmp(t, "gamma") || !strcmp(t, "var")) fill = 1;
-    if (!strcmp(t, "beta") || !strcmp(t, "mean")) fill = 0;
-    if (fill >= 0) {
-      for (size_t k = 0; k < cnt; k++) nd->val[k] = fill;
-      continue;
-    }
-    if (wino_fill(nd, t)) continue;
-    if (nd->kind != NAS_NODE_PARAM) continue; /* other state (e.g. DNAS gates) is the caller's */
-    /* recurrent layers (PyTorch): every tensor uniform in +-1/sqrt(units) */
-    if (!strcmp(t, "w_ih") || !strcmp(t, "w_hh") || !strcmp(t, "b_ih") || !strcmp(t, "b_hh")) {
-      char wn[48];
-      snprintf(wn, sizeof wn, "%.*sw_hh", (int)(t - nd->name), nd->name);
-      int wi = nas_graph_find(g, wn);
-      float bound = wi >= 0 ? 1.0f / sqrtf((float)g->nodes[wi].shape.d[1]) : 0.1f;
-      for (size_t k = 0; k < cnt; k++) nd->val[k] = (nas_rng_uniform(&r) * 2 - 1) * bound;
-      continue;
-    }
-    /* fan_in of the weight this tensor belongs to: w itself, or the sibling w of a bias */
-    const nas_node *w = nd;
-    if (!strcmp(t, "b")) {
-      char wn[48];
-      snprintf(wn, sizeof wn, "%.*sw", (int)(t - nd->name), nd->name);
-      int wi = nas_graph_find(g, wn);
-      if (wi >= 0) w = &g->nodes[wi];
-    }
-    size_t fan_in = w->shape.nd == 3 ? (size_t)w->shape.d[0] * w->shape.d[1] /* depthwise */
-                                     : nas_shape_numel(&w->shape) / (size_t)w->shape.d[0];
-    float bound = 1.0f / sqrtf((float)fan_in); /* kaiming_uniform(a=sqrt(5)) == 1/sqrt(fan_in) */
-    for (size_t k = 0; k < cnt; k++) nd->val[k] = (nas_rng_uniform(&r) * 2 - 1) * bound;
-  }
-}
-
-int nas_net_add_loss(nas_net *n, nas_err *e) {
-  int one[1] = {1};
-  n->labels = nas_graph_input(n->g, "labels", 1, one, e);
-  int xin[2] = {n->logits, n->labels};
-  n->loss = n->labels < 0 ? -1 : nas_graph_apply(n->g, NAS_OP_SOFTMAX_XENT, xin, 2, NULL, "loss", e);
-  return n->loss < 0 ? e->code : NAS_OK;
-}
-
 /* ---- top level --------------------------------------------------------------------------- */
 
 static int parse_top(const cJSON *root, const char *src, int in[3], int *classes, nas_err *e) {
   if (!cJSON_IsObject(root)) return nas_errf(e, NAS_EINVAL, "%s: expected a JSON object", src);
-  static const char *const TOP[] = {"name", "input", "classes", "layers", NULL};
+  static const char *const TOP[] = {"name", "input", "classes", "layers", "prune", NULL};
   for (const cJSON *f = root->child; f; f = f->next) {
     int ok = 0;
     for (int i = 0; TOP[i]; i++) ok |= !strcmp(f->string, TOP[i]);
@@ -578,36 +664,72 @@ static int parse_top(const cJSON *root, const char *src, int in[3], int *classes
   return NAS_OK;
 }
 
+/* The SVDO form's loss: the cross-entropy plus every KL term. */
+static int add_kl_terms(nas_net *n, const bld *b, nas_err *e) {
+  for (int i = 0; i < b->n_kl; i++) {
+    int in[2] = {n->loss, b->kl[i]};
+    char nm[32];
+    snprintf(nm, sizeof nm, "loss.kl%d", i);
+    if ((n->loss = nas_graph_apply(n->g, NAS_OP_ADD, in, 2, NULL, nm, e)) < 0) return e->code;
+  }
+  return NAS_OK;
+}
+
 static int build(nas_net *n, const cJSON *root, const char *src, int max_batch, uint64_t seed,
-                 nas_err *e) {
+                 int svdo, nas_err *e) {
   int in[3];
   if (parse_top(root, src, in, &n->classes, e)) return e->code;
   n->in_h = in[0], n->in_w = in[1], n->in_c = in[2];
   const cJSON *ls = cJSON_GetObjectItemCaseSensitive(root, "layers");
+  const cJSON *pj = cJSON_GetObjectItemCaseSensitive(root, "prune");
   n->n_layers = cJSON_GetArraySize(ls);
+  n->svdo_form = svdo;
   n->layers = nas_calloc((size_t)n->n_layers, sizeof *n->layers);
   int *outs = nas_calloc((size_t)n->n_layers, sizeof *outs);
+  int *own = nas_calloc((size_t)n->n_layers * 2, sizeof *own);
+  double *frac = nas_calloc((size_t)n->n_layers, sizeof *frac);
   n->g = nas_graph_new(max_batch, seed);
   /* The canonical arch is built as the layers are read; a failed cJSON allocation anywhere in
    * it is caught once, at the end (core/json.h). */
   unsigned long jm = nas_json_mark();
   cJSON *canon = cJSON_CreateObject(), *clayers = cJSON_CreateArray();
-  if (!n->layers || !outs || !n->g || !canon || !clayers) {
-    free(outs);
+  cJSON *pcanon = pj ? cJSON_CreateObject() : NULL;
+  if (!n->layers || !outs || !own || !frac || !n->g || !canon || !clayers || (pj && !pcanon)) {
+    free(outs), free(own), free(frac);
     cJSON_Delete(canon);
     cJSON_Delete(clayers);
+    cJSON_Delete(pcanon);
     return nas_errf(e, NAS_ENOMEM, "%s: out of memory", src);
+  }
+  int prc = nas_prune_cfg_parse(pj, src, &n->prune, pcanon, e);
+  if (prc == NAS_OK) prc = nas_prune_channel_plan(ls, n->prune.channels, own, own + n->n_layers,
+                                                  frac, src, e);
+  if (prc == NAS_OK && svdo && n->prune.method != NAS_PRUNE_SVDO)
+    prc = nas_errf(e, NAS_EINVAL, "%s: the SVDO training form needs prune.method \"svdo\"", src);
+  if (prc != NAS_OK) {
+    free(outs), free(own), free(frac);
+    cJSON_Delete(canon);
+    cJSON_Delete(clayers);
+    cJSON_Delete(pcanon);
+    return prc;
   }
   const cJSON *name = cJSON_GetObjectItemCaseSensitive(root, "name");
   if (cJSON_IsString(name)) cJSON_AddStringToObject(canon, "name", name->valuestring);
   nas_json_add(canon, "input", cJSON_CreateIntArray(in, 3));
   cJSON_AddNumberToObject(canon, "classes", n->classes);
   if (nas_json_add(canon, "layers", clayers)) { /* clayers is gone */
-    free(outs);
+    free(outs), free(own), free(frac);
+    cJSON_Delete(canon);
+    cJSON_Delete(pcanon);
+    return nas_errf(e, NAS_ENOMEM, "%s: out of memory", src);
+  }
+  if (pcanon && nas_json_add(canon, "prune", pcanon)) { /* pcanon is gone */
+    free(outs), free(own), free(frac);
     cJSON_Delete(canon);
     return nas_errf(e, NAS_ENOMEM, "%s: out of memory", src);
   }
-  bld b = {.g = n->g, .e = e, .src = src, .h = in[0], .w = in[1], .c = in[2]};
+  bld b = {.g = n->g, .e = e, .src = src, .h = in[0], .w = in[1], .c = in[2], .pc = &n->prune,
+           .svdo = svdo, .chan_cur = -1, .kl_scale = -1, .plan_own = own, .plan_frac = frac};
   b.cur = n->input = nas_graph_input(n->g, "input", 3, in, e);
   int rc = b.cur < 0 ? e->code : NAS_OK;
   for (int i = 0; rc == NAS_OK && i < n->n_layers; i++) {
@@ -625,9 +747,11 @@ static int build(nas_net *n, const cJSON *root, const char *src, int max_batch, 
     nas_layer_info *L = &n->layers[i];
     snprintf(L->op, sizeof L->op, "%s", b.op);
     L->out_h = b.h, L->out_w = b.w, L->out_c = b.c, L->params = b.params, L->macs = b.macs;
+    L->sparsity = b.wprune ? b.lsp : 0, L->channels = own[i] ? frac[i] : 0;
     n->params += b.params, n->macs += b.macs;
+    if (!own[i] && !passes_channels(b.op)) b.chan_cur = -1;
   }
-  free(outs);
+  free(outs), free(own), free(frac);
   if (rc == NAS_OK && !(b.flat && b.c == n->classes))
     rc = nas_errf(e, NAS_EINVAL,
                   "%s: the last layer outputs %dx%dx%d values, expected a flat vector of "
@@ -637,6 +761,7 @@ static int build(nas_net *n, const cJSON *root, const char *src, int max_batch, 
     n->logits = b.cur;
     rc = nas_net_add_loss(n, e);
   }
+  if (rc == NAS_OK) rc = add_kl_terms(n, &b, e);
   if (rc == NAS_OK && (rc = nas_graph_alloc(n->g, e)) != NAS_OK) {
     /* name the file and the layer with the largest output, not just the byte count */
     int big = 0;
@@ -652,6 +777,7 @@ static int build(nas_net *n, const cJSON *root, const char *src, int max_batch, 
   }
   if (rc == NAS_OK) {
     nas_net_init_params(n->g, seed);
+    nas_prune_init(n->g);
     n->arch_json = cJSON_PrintUnformatted(canon);
     if (!n->arch_json || nas_json_failed(jm))
       rc = nas_errf(e, NAS_ENOMEM, "%s: out of memory building the canonical arch JSON", src);
@@ -662,6 +788,11 @@ static int build(nas_net *n, const cJSON *root, const char *src, int max_batch, 
 
 int nas_net_build(const char *arch_json, const char *source, int max_batch, uint64_t seed,
                   nas_net **out, nas_err *e) {
+  return nas_net_build_form(arch_json, source, max_batch, seed, 0, out, e);
+}
+
+int nas_net_build_form(const char *arch_json, const char *source, int max_batch, uint64_t seed,
+                       int svdo_form, nas_net **out, nas_err *e) {
   *out = NULL;
   const char *src = source ? source : "arch";
   cJSON *root;
@@ -673,7 +804,7 @@ int nas_net_build(const char *arch_json, const char *source, int max_batch, uint
     cJSON_Delete(root);
     return nas_errf(e, NAS_ENOMEM, "%s: out of memory", src);
   }
-  int rc = build(n, root, src, max_batch, seed, e);
+  int rc = build(n, root, src, max_batch, seed, svdo_form, e);
   cJSON_Delete(root);
   if (rc != NAS_OK) {
     nas_net_free(n);
@@ -681,6 +812,10 @@ int nas_net_build(const char *arch_json, const char *source, int max_batch, uint
   }
   *out = n;
   return NAS_OK;
+}
+
+int nas_net_rebatch(nas_net *n, int max_batch, nas_err *e) {
+  return nas_graph_rebatch(n->g, max_batch, e);
 }
 
 void nas_net_free(nas_net *n) {

@@ -25,6 +25,10 @@
  *              state. p.kh = 1: output every step [N,T,H]; p.kh = 0: last step only [N,H].
  *              Fused, backprop through time (train/ops_rnn.c): one sgemm for the input
  *              projection of all steps, one per step for the recurrent part.
+ *              QAT: p.kw = 1 and a last input ranges:[6] (STATE {h lo, hi, set, c lo, hi,
+ *              set}, EMA decay p.momentum): fake quantisation inside the cell at the points
+ *              of deploy/'s integer LSTM (gate pre-activations, int16 cell state, int8 hidden
+ *              state), straight-through gradients (train/ops_rnn.c).
  *   GRU        as LSTM with 3 gates r,z,n (w_ih:[3H,F], w_hh:[3H,H], b_ih, b_hh:[3H]) and
  *              PyTorch's formulation n = tanh(W_in x + b_in + r * (W_hn h + b_hn)),
  *              h' = (1 - z) * n + z * h.
@@ -43,7 +47,9 @@
  *   ALPHA_BLEND w, alpha:[1] (STATE); (1-alpha)*w + alpha*q(w), q as FAKEQUANT weights (axis
  *              p.kh); gradient (1-alpha)*dy only (alpha-blending, no STE).
  *   MASK_MUL, MIX, CHANPAD  DNAS supernet gates (channel/kernel masks, weighted mixtures,
- *              channel zero-padding); see train/ops_dnas.c.
+ *              channel zero-padding); see train/ops_dnas.c. MASK_MUL with a STATE mask of the
+ *              weight's shape (or [C] on batch-norm gamma/beta and on a consumer's input
+ *              channels) is also the pruning mask of train/prune.h.
  *   WINO_WT, WINO_IN, WINO_MUL, WINO_OUT  a Winograd convolution (3x3, stride 1) in four
  *              steps (train/ops_wino.c; transforms in train/wino.h): U [P,Co,Ci] = G w G^T from
  *              w [Co,3,3,Ci] and G [alpha,3]; V [N,P,T,Ci] = Bt d Bt^T of every input tile d
@@ -52,6 +58,8 @@
  *              (At [m,alpha]; p.d = {OH, OW}), cropped, plus the optional bias [Co]. P = alpha^2,
  *              T = ceil(OH/m)*ceil(OW/m) tiles, m = alpha - 2. p.bits of WINO_IN / WINO_MUL:
  *              the bit width that QAT and the lowering give V and M.
+ *   SQUARE, EXP, LRT, SVDO_W, SVDO_KL  Sparse Variational Dropout with the local
+ *              reparameterisation trick (train/ops_svdo.c, train/prune.h).
  */
 #ifndef NAS_TRAIN_OPS_H
 #define NAS_TRAIN_OPS_H

@@ -2,7 +2,8 @@
  *
  * FAKEQUANT  (straight-through estimator) has two forms:
  *   weights (1 input, a PARAM or anything unbatched): int8 symmetric, per channel along axis
- *     p.kh (p.kh = -1: one scale for the whole tensor), scale = max|w|/127, q = round(w/scale)
+ *     p.kh (p.kh = -1: one scale for the whole tensor, or with p.sh > 1 one per block of
+ *     d[0]/p.sh rows: the gate blocks of an LSTM weight), scale = max|w|/127, q = round(w/scale)
  *     in -127..127, y = q*scale: the arithmetic of nas_q_weights (train/quant.h), which is what
  *     deploy/ applies at export. Backward: dy passes through unchanged (the STE; the max-abs
  *     scale never clips a weight, so "zero outside the range" never applies; the scale itself is
@@ -44,11 +45,15 @@ static size_t numel_now(const nas_graph *g, const nas_node *nd) {
   return (size_t)op_batch(g, nd) * nas_node_sample_numel(nd);
 }
 
-/* Channel layout of a weight tensor for quantisation axis `axis` (-1: per tensor). */
-static void weight_layout(const nas_node *w, int axis, size_t *outer, int *ch, size_t *inner) {
+/* Channel layout of a weight tensor for quantisation axis `axis` (-1: per tensor, or with
+ * blocks > 1 one scale per block of blocks equal contiguous parts: the gate blocks of rows of
+ * a recurrent weight). */
+static void weight_layout(const nas_node *w, int axis, int blocks, size_t *outer, int *ch,
+                          size_t *inner) {
   size_t n = nas_shape_numel(&w->shape);
   if (axis < 0) {
-    *outer = 1, *ch = 1, *inner = n;
+    const int b = blocks > 1 ? blocks : 1;
+    *outer = 1, *ch = b, *inner = n / (size_t)b;
     return;
   }
   size_t o = 1, in = 1;
@@ -77,7 +82,7 @@ static void weight_pow2(const nas_node *x, nas_node *nd) {
 static void weight_fq(const nas_node *x, nas_node *nd, int axis, int blend, float alpha) {
   size_t outer, inner;
   int C;
-  weight_layout(x, axis, &outer, &C, &inner);
+  weight_layout(x, axis, nd->p.sh, &outer, &C, &inner);
   const float *w = x->val;
   float *y = nd->val;
   const long qm = qmax_of(&nd->p);
@@ -114,6 +119,9 @@ static int check_axis(const nas_node *nd, const nas_node *x, nas_err *e) {
   if (nd->p.kh < -1 || nd->p.kh >= x->shape.nd)
     return nas_errf(e, NAS_EINVAL, "%s '%s': channel axis %d out of range for %d dimensions",
                     nas_op_name(nd->op), nd->name, nd->p.kh, x->shape.nd);
+  if (nd->p.sh > 1 && (nd->p.kh != -1 || x->shape.d[0] % nd->p.sh))
+    return nas_errf(e, NAS_EINVAL, "%s '%s': %d blocks need a per-tensor axis (-1) and a first "
+                    "dimension they divide", nas_op_name(nd->op), nd->name, nd->p.sh);
   return NAS_OK;
 }
 

@@ -20,6 +20,8 @@
  *        (forward uses only the zero row, as c_{-1})
  *   GRU forward: gh [N,3H], zeros [H] (h_{-1}); backward: dGx [N,T,3H], dGh [N,T,3H], dh [N,H],
  *        shifted h [N,T,H]
+ * QAT (LSTM only, p.kw = 1, see "LSTM with fake quantisation" below): the last input is a
+ * STATE of ranges and the cell is fake-quantised where deploy/'s integer LSTM quantises.
  * Backward runs the steps in reverse; the weight gradients of the input projection (and dx)
  * and of the recurrent weights (against h shifted by one step) are again single sgemms over
  * all steps; only dh_{t-1} = dG_t w_hh is one sgemm per step. */
@@ -46,6 +48,17 @@
 
 /* Parallelise element-wise loops only when there is enough work. */
 #define RNN_PAR_MIN 2048
+
+/* p.kw = 1: the last input is the QAT ranges STATE (LSTM). */
+static int rnn_qat(const nas_node *nd) { return nd->p.kw == 1; }
+/* The quantisers of one QAT LSTM pass (saved for its backward). */
+typedef struct lstm_q {
+  int on_h, on_c; /* the point's range is set (else it is not quantised) */
+  float hs, cs;   /* hidden scale (int8 symmetric), cell scale 2^(k-15) (int16) */
+} lstm_q;
+
+/* 1 when the layer has both biases (inputs 3 and 4). */
+static int rnn_biased(const nas_node *nd) { return nd->n_in - rnn_qat(nd) == 5; }
 
 /* exp(x) for the gate nonlinearities: Cody-Waite reduction x = k ln2 + r, |r| <= ln2/2, a
  * degree-6 polynomial for e^r (relative error < 2e-7) and 2^k through the exponent bits.
@@ -76,8 +89,21 @@ static int rnn_infer(nas_graph *g, nas_node *nd, int gates, nas_err *e) {
   const char *name = nas_op_name(nd->op);
   const nas_node *x = op_in(g, nd, 0), *wi = op_in(g, nd, 1), *wh = op_in(g, nd, 2);
   char b[64];
-  if (nd->n_in == 4)
+  if (nd->p.kw != 0 && !(nd->p.kw == 1 && gates == 4))
+    return nas_errf(e, NAS_EINVAL, "%s: the QAT flag (p.kw) must be 0%s", name,
+                    gates == 4 ? " or 1" : " (no QAT for this cell)"), -1;
+  const int nb = nd->n_in - rnn_qat(nd); /* inputs without the QAT ranges */
+  if (nb == 4 || nb < 3)
     return nas_errf(e, NAS_EINVAL, "%s: give both biases (b_ih, b_hh) or neither", name), -1;
+  if (rnn_qat(nd)) {
+    const nas_node *r = op_in(g, nd, nd->n_in - 1);
+    if (r->kind != NAS_NODE_STATE || r->batched || nas_shape_numel(&r->shape) != 6)
+      return nas_errf(e, NAS_EINVAL, "%s: the QAT ranges (last input) must be a STATE of 6 values",
+                      name), -1;
+    if (nd->p.momentum < 0 || nd->p.momentum >= 1)
+      return nas_errf(e, NAS_EINVAL, "%s: EMA decay %g must be in [0,1)", name,
+                      (double)nd->p.momentum), -1;
+  }
   if (x->shape.nd != 3)
     return nas_errf(e, NAS_EINVAL, "%s: input must be a sequence [N,T,F], got %s", name,
                     nas_shape_str(&x->shape, b, sizeof b)),
@@ -92,7 +118,7 @@ static int rnn_infer(nas_graph *g, nas_node *nd, int gates, nas_err *e) {
     return nas_errf(e, NAS_EINVAL, "%s: %d input features and %d units: w_ih must be [%d,%d], got %s",
                     name, F, H, gates * H, F, nas_shape_str(&wi->shape, b, sizeof b)),
            -1;
-  for (int i = 3; i < nd->n_in; i++) {
+  for (int i = 3; i < nb; i++) {
     const nas_node *bi = op_in(g, nd, i);
     if (bi->shape.nd != 1 || bi->shape.d[0] != gates * H)
       return nas_errf(e, NAS_EINVAL, "%s: bias %s must be [%d]", name, i == 3 ? "b_ih" : "b_hh",
@@ -147,7 +173,7 @@ static void input_proj_backward(nas_graph *g, nas_node *nd, const float *dG, int
   if (wi->grad)
     cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, GH, F, M, 1.0f, dG, GH, x->val, F,
                 op_grad_fresh(g, wi) ? 0.0f : 1.0f, wi->grad, F);
-  if (nd->n_in == 5 && op_in(g, nd, 3)->grad)
+  if (rnn_biased(nd) && op_in(g, nd, 3)->grad)
     sum_rows(op_grad_acc(g, op_in(g, nd, 3)), dG, (size_t)M, GH, GH);
   if (x->grad)
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, M, F, GH, 1.0f, dG, GH, wi->val, F,
@@ -168,7 +194,7 @@ static void recurrent_backward(nas_graph *g, nas_node *nd, const float *dGh, con
     cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, GH, H, n * T, 1.0f, dGh, GH, hp, H,
                 op_grad_fresh(g, wh) ? 0.0f : 1.0f, wh->grad, H);
   }
-  if (nd->n_in == 5 && op_in(g, nd, 4)->grad)
+  if (rnn_biased(nd) && op_in(g, nd, 4)->grad)
     sum_rows(op_grad_acc(g, op_in(g, nd, 4)), dGh, (size_t)n * T, GH, GH);
 }
 
@@ -180,6 +206,7 @@ int lstm_infer(nas_graph *g, nas_node *nd, nas_err *e) {
   const nas_node *x = op_in(g, nd, 0);
   size_t NT = (size_t)x->shape.d[0] * x->shape.d[1], N = (size_t)x->shape.d[0];
   nd->saved_bytes = NT * (size_t)(4 * H + 3 * H) * sizeof(float);
+  if (rnn_qat(nd)) nd->saved_bytes += NT * (size_t)(4 * H + 2 * H) * sizeof(float) + sizeof(lstm_q);
   nd->scratch_bytes = (NT * 4 * (size_t)H + 2 * N * H + NT * H + H) * sizeof(float);
   return NAS_OK;
 }
@@ -227,6 +254,147 @@ RNN_NOINLINE static void lstm_gates_row_backward(const float *restrict gt,
   }
 }
 
+/* ---- LSTM with fake quantisation (QAT) ----------------------------------------------------
+ * p.kw = 1; last input r[6] = {h lo, h hi, h set, c lo, c hi, c set} (STATE). The cell is
+ * quantised where deploy/lower_rnn.c's UNIDIRECTIONAL_SEQUENCE_LSTM (TFLite's 8x8->16 integer
+ * LSTM) quantises, with its scales:
+ *   gate pre-activations: int16 with scale 2^-12, the input part (x w_ih^T + biases) and the
+ *     recurrent part (h w_hh^T) each rounded, their sum saturated to [-8, 32767/4096];
+ *   cell state c: int16 with scale 2^(k-15), 2^k >= max|c| of the range (k in 0..6);
+ *   hidden state h (the output): int8 symmetric, scale max|h|/127 of the range, -128..127.
+ * The gate outputs (int16 Q0.15 in the integer kernel, resolution 3e-5) are not quantised.
+ * A point whose range is not set yet (r[2] / r[5] = 0) is not quantised. In training mode
+ * the ranges are updated after the pass from the batch's unquantised h and c over every step:
+ * the first batch sets a range, later ones move it by an EMA with decay p.momentum (0.99 when
+ * 0); so a pass quantises with the ranges as they were before it.
+ * Backward: the straight-through estimator with clipping, as FAKEQUANT: the gradient passes
+ * each rounding unchanged and is zero where the value was saturated (a pre-activation sum
+ * outside the int16 range, c or h outside its representable range).
+ * Saved after the float layout: P [N,T,4H] the pre-activation sums before saturation, cr, hr
+ * [N,T,H] c and h before their quantisation, then the lstm_q of the pass (cs and hs hold the
+ * quantised c and h, so the recurrence and the weight gradients use them). Forward scratch:
+ * the recurrent part [N,4H] at the start (the backward's dG, free during the forward). */
+#define GATE_STEP (1.0f / 4096.0f)
+#define GATE_MIN (-32768.0f * GATE_STEP)
+#define GATE_MAX (32767.0f * GATE_STEP)
+
+/* v rounded to a multiple of s (half away from zero) and clamped to [qlo, qhi] * s. */
+static inline float fq_step(float v, float s, float qlo, float qhi) {
+  float q = roundf(v / s);
+  q = q < qlo ? qlo : q > qhi ? qhi : q;
+  return q * s;
+}
+
+static void lstm_q_of(const float *r, lstm_q *q) {
+  const float hm = fabsf(r[0]) > fabsf(r[1]) ? fabsf(r[0]) : fabsf(r[1]);
+  const float cm = fabsf(r[3]) > fabsf(r[4]) ? fabsf(r[3]) : fabsf(r[4]);
+  int k = cm > 1.0f ? (int)ceilf(log2f(cm)) : 0;
+  k = k < 0 ? 0 : k > 6 ? 6 : k;
+  q->on_h = r[2] != 0, q->on_c = r[5] != 0;
+  q->hs = hm > 0 ? hm / 127.0f : 1.0f / 127.0f;
+  q->cs = ldexpf(1.0f, k - 15);
+}
+
+/* One row of the QAT cell: gt [4H] holds the quantised pre-activation sums (copied to P
+ * before saturation), then the activated gates; as lstm_gates_row otherwise, with c and h
+ * quantised (cr, hr get them unquantised). */
+static void lstm_gates_row_q(float *restrict gt, float *restrict P, float *restrict c,
+                             float *restrict cr, float *restrict tc, float *restrict h,
+                             float *restrict hr, const float *restrict cp, int H,
+                             const lstm_q *q) {
+  for (int k = 0; k < 4 * H; k++) {
+    const float v = gt[k];
+    P[k] = v;
+    gt[k] = v < GATE_MIN ? GATE_MIN : v > GATE_MAX ? GATE_MAX : v;
+  }
+  for (int j = 0; j < H; j++) {
+    float i = sigm(gt[j]), f = sigm(gt[H + j]), gg = rnn_tanh(gt[2 * H + j]), o = sigm(gt[3 * H + j]);
+    gt[j] = i, gt[H + j] = f, gt[2 * H + j] = gg, gt[3 * H + j] = o;
+    const float craw = i * gg + f * cp[j];
+    const float cv = q->on_c ? fq_step(craw, q->cs, -32768.0f, 32767.0f) : craw;
+    const float tv = rnn_tanh(cv);
+    const float hraw = o * tv;
+    cr[j] = craw, c[j] = cv, tc[j] = tv, hr[j] = hraw;
+    h[j] = q->on_h ? fq_step(hraw, q->hs, -128.0f, 127.0f) : hraw;
+  }
+}
+
+/* Backward of one QAT row (arguments as lstm_gates_row_backward, plus P, cr, hr, q). */
+static void lstm_row_backward_q(const float *restrict gt, const float *restrict P,
+                                const float *restrict cr, const float *restrict tcr,
+                                const float *restrict hr, const float *restrict cp,
+                                const float *restrict dyt, float *restrict dgt,
+                                const float *restrict dhb, float *restrict dcb, int H,
+                                const lstm_q *q) {
+  const float hlo = -128.0f * q->hs, hhi = 127.0f * q->hs;
+  const float clo = -32768.0f * q->cs, chi = 32767.0f * q->cs;
+  for (int j = 0; j < H; j++) {
+    const float i = gt[j], f = gt[H + j], gg = gt[2 * H + j], o = gt[3 * H + j], tc = tcr[j];
+    float dhv = dhb[j] + dyt[j];
+    if (q->on_h && (hr[j] < hlo || hr[j] > hhi)) dhv = 0;
+    float dcv = dcb[j] + dhv * o * (1.0f - tc * tc);
+    if (q->on_c && (cr[j] < clo || cr[j] > chi)) dcv = 0;
+    float d[4] = {dcv * gg * i * (1.0f - i), dcv * cp[j] * f * (1.0f - f),
+                  dcv * i * (1.0f - gg * gg), dhv * tc * o * (1.0f - o)};
+    for (int k = 0; k < 4; k++) {
+      const float v = P[k * H + j];
+      dgt[k * H + j] = v < GATE_MIN || v > GATE_MAX ? 0.0f : d[k];
+    }
+    dcb[j] = dcv * f;
+  }
+}
+
+/* The QAT forward after the input projection and biases are in G (see above). */
+static void lstm_forward_q(nas_graph *g, nas_node *nd, int n, int T, int H, const float *zero) {
+  const nas_node *x = op_in(g, nd, 0), *wh = op_in(g, nd, 2);
+  float *r = op_in(g, nd, nd->n_in - 1)->val;
+  const int GH = 4 * H;
+  const size_t NTmax = (size_t)x->shape.d[0] * T;
+  float *G = nd->saved, *cs = G + NTmax * GH, *tcs = cs + NTmax * H, *hs = tcs + NTmax * H;
+  float *P = hs + NTmax * H, *cr = P + NTmax * GH, *hr = cr + NTmax * H;
+  lstm_q *q = (lstm_q *)(hr + NTmax * H);
+  float *rec = g->scratch;
+  lstm_q_of(r, q);
+  for (size_t k = 0; k < (size_t)n * T * GH; k++) G[k] = fq_step(G[k], GATE_STEP, -32768.0f, 32767.0f);
+  for (int t = 0; t < T; t++) {
+    if (t > 0) {
+      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, GH, H, 1.0f, hs + (size_t)(t - 1) * H,
+                  T * H, wh->val, H, 0.0f, rec, GH);
+      for (int b = 0; b < n; b++) {
+        float *gt = G + ((size_t)b * T + t) * GH;
+        for (int k = 0; k < GH; k++)
+          gt[k] += fq_step(rec[(size_t)b * GH + k], GATE_STEP, -32768.0f, 32767.0f);
+      }
+    }
+#pragma omp parallel for schedule(static) if ((size_t)n * H >= RNN_PAR_MIN)
+    for (int b = 0; b < n; b++) {
+      size_t rw = (size_t)b * T + t;
+      lstm_gates_row_q(G + rw * GH, P + rw * GH, cs + rw * H, cr + rw * H, tcs + rw * H,
+                       hs + rw * H, hr + rw * H, t > 0 ? cs + (rw - 1) * H : zero, H, q);
+    }
+  }
+  copy_out(nd, hs, n, T, H);
+  if (!g->training) return;
+  const size_t m = (size_t)n * T * H;
+  if (m == 0) return;
+  const float d = nd->p.momentum > 0 ? nd->p.momentum : 0.99f;
+  const float *src[2] = {hr, cr};
+  for (int k = 0; k < 2; k++) { /* h: r[0..2], c: r[3..5] */
+    float lo = src[k][0], hi = src[k][0];
+    for (size_t i = 1; i < m; i++) {
+      lo = src[k][i] < lo ? src[k][i] : lo;
+      hi = src[k][i] > hi ? src[k][i] : hi;
+    }
+    float *rk = r + 3 * k;
+    if (rk[2] == 0) {
+      rk[0] = lo, rk[1] = hi, rk[2] = 1;
+    } else {
+      rk[0] = d * rk[0] + (1 - d) * lo;
+      rk[1] = d * rk[1] + (1 - d) * hi;
+    }
+  }
+}
+
 void lstm_forward(nas_graph *g, nas_node *nd) {
   const nas_node *x = op_in(g, nd, 0), *wi = op_in(g, nd, 1), *wh = op_in(g, nd, 2);
   int n = op_batch(g, nd), T = x->shape.d[1], F = x->shape.d[2], H = wh->shape.d[1], GH = 4 * H;
@@ -238,9 +406,13 @@ void lstm_forward(nas_graph *g, nas_node *nd) {
   /* input projection of every step at once, plus both biases */
   cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n * T, GH, F, 1.0f, x->val, F, wi->val, F,
               0.0f, G, GH);
-  if (nd->n_in == 5) {
+  if (rnn_biased(nd)) {
     add_rows(G, op_in(g, nd, 3)->val, (size_t)n * T, GH);
     add_rows(G, op_in(g, nd, 4)->val, (size_t)n * T, GH);
+  }
+  if (rnn_qat(nd)) {
+    lstm_forward_q(g, nd, n, T, H, zero);
+    return;
   }
   for (int t = 0; t < T; t++) {
     if (t > 0) /* G_t += h_{t-1} w_hh^T (strided rows of the [N,T,.] buffers) */
@@ -268,10 +440,19 @@ void lstm_backward(nas_graph *g, nas_node *nd) {
   memset(dh, 0, (size_t)n * H * sizeof(float));
   memset(dc, 0, (size_t)n * H * sizeof(float));
   memset(zero, 0, (size_t)H * sizeof(float));
+  const float *P = hs + NTmax * H, *cr = P + NTmax * GH, *hr = cr + NTmax * H; /* QAT only */
+  const lstm_q *q = rnn_qat(nd) ? (const lstm_q *)(hr + NTmax * H) : NULL;
   for (int t = T - 1; t >= 0; t--) {
 #pragma omp parallel for schedule(static) if ((size_t)n * H >= RNN_PAR_MIN)
     for (int b = 0; b < n; b++) {
       size_t r = (size_t)b * T + t;
+      if (q) {
+        lstm_row_backward_q(G + r * GH, P + r * GH, cr + r * H, tcs + r * H, hr + r * H,
+                            t > 0 ? cs + (r - 1) * H : zero,
+                            seq ? dy + r * H : (t == T - 1 ? dy + (size_t)b * H : zero),
+                            dG + r * GH, dh + (size_t)b * H, dc + (size_t)b * H, H, q);
+        continue;
+      }
       lstm_gates_row_backward(G + r * GH, tcs + r * H, t > 0 ? cs + (r - 1) * H : zero,
                               seq ? dy + r * H : (t == T - 1 ? dy + (size_t)b * H : zero),
                               dG + r * GH, dh + (size_t)b * H, dc + (size_t)b * H, H);
@@ -319,10 +500,10 @@ void gru_forward(nas_graph *g, nas_node *nd) {
   float *G = nd->saved, *hn = G + NTmax * GH, *hs = hn + NTmax * H, *gh = g->scratch;
   float *zero = gh + (size_t)x->shape.d[0] * GH; /* h_{-1}: [H] zeros after gh */
   memset(zero, 0, (size_t)H * sizeof(float));
-  const float *bhh = nd->n_in == 5 ? op_in(g, nd, 4)->val : NULL;
+  const float *bhh = rnn_biased(nd) ? op_in(g, nd, 4)->val : NULL;
   cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n * T, GH, F, 1.0f, x->val, F, wi->val, F,
               0.0f, G, GH);
-  if (nd->n_in == 5) add_rows(G, op_in(g, nd, 3)->val, (size_t)n * T, GH);
+  if (rnn_biased(nd)) add_rows(G, op_in(g, nd, 3)->val, (size_t)n * T, GH);
   for (int t = 0; t < T; t++) {
     /* gh = h_{t-1} w_hh^T + b_hh (h_{-1} = 0) */
     if (t > 0)

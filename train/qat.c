@@ -33,7 +33,7 @@ const char *nas_qat_mode_name(int mode) {
 void nas_qat_free(nas_qat *q) {
   if (!q) return;
   nas_net_free(q->net);
-  free(q->map), free(q->range);
+  free(q->map), free(q->range), free(q->cell);
   free(q);
 }
 
@@ -95,7 +95,8 @@ static int weight_q(qb *B, const nas_node *s, int w) {
   nas_op_params p = {0};
   p.kh = s->op == NAS_OP_CONV2D || s->op == NAS_OP_WINO_WT ? 0
          : s->op == NAS_OP_DWCONV2D ? wn->shape.nd - 1
-         : (B->cfg->fc_per_channel ? 0 : -1);
+         : (s->op == NAS_OP_DENSE && B->cfg->fc_per_channel ? 0 : -1);
+  if (s->op == NAS_OP_LSTM) p.sh = 4; /* one scale per gate block of rows, as deploy/ */
   char nm[48];
   suffixed(nm, sizeof nm, wn->name, B->q->mode == NAS_QAT_ALPHA ? ".ab" : ".fq");
   if (B->q->mode != NAS_QAT_ALPHA) return nas_graph_apply(B->g, NAS_OP_FAKEQUANT, &w, 1, &p, nm, B->e);
@@ -149,11 +150,23 @@ static int build_tape(qb *B, const unsigned char *point) {
     } else {
       int in[NAS_MAX_INPUTS];
       for (int k = 0; k < s->n_in; k++) in[k] = q->map[s->in[k]];
-      if ((s->op == NAS_OP_CONV2D || s->op == NAS_OP_DWCONV2D || s->op == NAS_OP_DENSE) && s->n_in > 1 &&
+      if ((s->op == NAS_OP_CONV2D || s->op == NAS_OP_DWCONV2D || s->op == NAS_OP_DENSE ||
+           s->op == NAS_OP_LSTM) && s->n_in > 1 &&
           (in[1] = weight_q(B, s, in[1])) < 0)
         return -1;
       if (wino_q_inputs(B, s, in)) return -1;
-      id = nas_graph_apply(B->g, s->op, in, s->n_in, &s->p, s->name, B->e);
+      int n_in = s->n_in;
+      nas_op_params sp = s->p;
+      if (s->op == NAS_OP_LSTM) { /* recurrent weights, and the cell's ranges STATE */
+        char nm[48];
+        int six[1] = {6};
+        suffixed(nm, sizeof nm, s->name, ".qr");
+        if ((in[2] = weight_q(B, s, in[2])) < 0 || (in[n_in] = nas_graph_state(B->g, nm, 1, six, B->e)) < 0)
+          return -1;
+        q->cell[i] = in[n_in++];
+        sp.kw = 1, sp.momentum = B->cfg->ema_decay;
+      }
+      id = nas_graph_apply(B->g, s->op, in, n_in, &sp, s->name, B->e);
       if (id < 0 || wino_q_output(B, s, &id)) return -1;
       if (s->op == NAS_OP_AVGPOOL || s->op == NAS_OP_GAP) {
         int r = range_source(B->g, in[0]);
@@ -193,10 +206,9 @@ int nas_qat_build(const nas_net *src, const nas_qat_cfg *cfg, nas_qat **out, nas
     return nas_errf(e, NAS_EINVAL, "qat: alpha ramp %g must be in (0,1]", (double)cfg->alpha_ramp);
   const nas_graph *sg = src->g;
   for (int i = 0; i < sg->n; i++)
-    if (sg->nodes[i].kind == NAS_NODE_OP && (sg->nodes[i].op == NAS_OP_LSTM || sg->nodes[i].op == NAS_OP_GRU))
-      return nas_errf(e, NAS_EINVAL, "qat: node '%s' (%s): quantisation-aware training of recurrent layers is not "
-                      "supported yet (nas export quantises them post-training)", sg->nodes[i].name,
-                      nas_op_name(sg->nodes[i].op));
+    if (sg->nodes[i].kind == NAS_NODE_OP && sg->nodes[i].op == NAS_OP_GRU)
+      return nas_errf(e, NAS_EINVAL, "qat: node '%s' (gru): quantisation-aware training of GRU layers is not "
+                      "supported yet (nas export quantises them post-training)", sg->nodes[i].name);
   nas_qat *q = nas_calloc(1, sizeof *q);
   nas_net *n = q ? nas_calloc(1, sizeof *n) : NULL;
   unsigned char *point = nas_malloc((size_t)sg->n);
@@ -204,6 +216,7 @@ int nas_qat_build(const nas_net *src, const nas_qat_cfg *cfg, nas_qat **out, nas
     q->net = n, q->mode = cfg->mode, q->src_n = sg->n, q->alpha = -1, q->ramp = cfg->alpha_ramp;
     q->map = nas_malloc(sizeof *q->map * (size_t)sg->n);
     q->range = nas_malloc(sizeof *q->range * (size_t)sg->n);
+    q->cell = nas_malloc(sizeof *q->cell * (size_t)sg->n);
   }
   if (n) {
     *n = *src;
@@ -212,7 +225,7 @@ int nas_qat_build(const nas_net *src, const nas_qat_cfg *cfg, nas_qat **out, nas
     n->layers = nas_malloc(sizeof *n->layers * (size_t)(src->n_layers > 0 ? src->n_layers : 1));
     n->arch_json = nas_malloc(strlen(src->arch_json ? src->arch_json : "") + 1);
   }
-  if (!q || !n || !point || !q->map || !q->range || !n->g || !n->layers || !n->arch_json) {
+  if (!q || !n || !point || !q->map || !q->range || !q->cell || !n->g || !n->layers || !n->arch_json) {
     free(point);
     nas_qat_free(q);
     return nas_errf(e, NAS_ENOMEM, "qat: out of memory");
@@ -220,7 +233,7 @@ int nas_qat_build(const nas_net *src, const nas_qat_cfg *cfg, nas_qat **out, nas
   memcpy(n->layers, src->layers, sizeof *n->layers * (size_t)src->n_layers);
   strcpy(n->arch_json, src->arch_json ? src->arch_json : "");
   n->g->training = sg->training;
-  for (int i = 0; i < sg->n; i++) q->map[i] = q->range[i] = -1;
+  for (int i = 0; i < sg->n; i++) q->map[i] = q->range[i] = q->cell[i] = -1;
   nas_quant_points(src, point);
   qb B = {src, cfg, q, n->g, e};
   int rc = build_tape(&B, point) < 0 ? (e->code ? e->code : NAS_EINVAL) : NAS_OK;
@@ -253,6 +266,15 @@ int nas_qat_set_ranges(nas_qat *q, const nas_calib *c, nas_err *e) {
     if (q->range[i] < 0) continue;
     float *r = q->net->g->nodes[q->range[i]].val;
     r[0] = c->lo[i], r[1] = c->hi[i], r[2] = 1;
+  }
+  for (int i = 0; i < q->src_n; i++) { /* LSTM cells: h and c from the internal points */
+    if (q->cell[i] < 0) continue;
+    if (!c->sub || c->sub[i] < 0 || c->sub[i] + NAS_LSTM_NPOINTS > c->nsub)
+      return nas_errf(e, NAS_EINVAL, "qat: the calibration has no ranges inside recurrent node %d", i);
+    float *r = q->net->g->nodes[q->cell[i]].val;
+    const int k = c->sub[i];
+    r[0] = c->sub_lo[k + NAS_LSTM_P_H], r[1] = c->sub_hi[k + NAS_LSTM_P_H], r[2] = 1;
+    r[3] = c->sub_lo[k + NAS_LSTM_P_C], r[4] = c->sub_hi[k + NAS_LSTM_P_C], r[5] = 1;
   }
   return NAS_OK;
 }
@@ -297,6 +319,22 @@ int nas_qat_export(const nas_qat *q, nas_net *dst, nas_calib *c, nas_err *e) {
     }
     const float *r = qg->nodes[q->range[i]].val;
     c->lo[i] = r[0] < 0 ? r[0] : 0, c->hi[i] = r[1] > 0 ? r[1] : 0;
+  }
+  if (nas_calib_alloc_sub(dg, c) != NAS_OK) {
+    nas_calib_free(c);
+    return nas_errf(e, NAS_ENOMEM, "qat export: out of memory");
+  }
+  for (int i = 0; i < dg->n; i++) { /* the LSTM cells' learned h and c ranges */
+    if (!c->sub || c->sub[i] < 0) continue;
+    if (q->cell[i] < 0) {
+      nas_calib_free(c);
+      return nas_errf(e, NAS_EINVAL, "qat export: recurrent node '%s' has no learned ranges", dg->nodes[i].name);
+    }
+    const float *r = qg->nodes[q->cell[i]].val;
+    for (int k = 0; k < NAS_LSTM_NPOINTS; k++) {
+      const float lo = r[3 * k], hi = r[3 * k + 1];
+      c->sub_lo[c->sub[i] + k] = lo < 0 ? lo : 0, c->sub_hi[c->sub[i] + k] = hi > 0 ? hi : 0;
+    }
   }
   for (int i = 0; i < dg->n; i++) {
     nas_node *d = &dst->g->nodes[i];
@@ -366,20 +404,53 @@ int nas_qat_run(nas_net *net, const nas_data *d, const nas_qat_cfg *qc, const na
 
 /* ---- ranges as JSON ----------------------------------------------------------------------- */
 
+/* The JSON key of internal point k of recurrent node i: "<node>:h", "<node>:c" (LSTM) or
+ * "<node>:<point>" (GRU, the names of train/quant.h). */
+static void sub_key(const nas_graph *g, int i, int k, char *buf, size_t cap) {
+  static const char *const lstm[NAS_LSTM_NPOINTS] = {"h", "c"};
+  static const char *const gru[NAS_GRU_NPOINTS] = {"gxr", "gxz", "gxn", "ghr", "ghz", "ghn", "ar",
+                                                   "az", "m", "an", "d", "e", "h"};
+  snprintf(buf, cap, "%s:%s", g->nodes[i].name, g->nodes[i].op == NAS_OP_LSTM ? lstm[k] : gru[k]);
+}
+
 cJSON *nas_qat_ranges_to_json(const nas_net *net, const nas_calib *c) {
   cJSON *j = cJSON_CreateObject();
   if (!j) return NULL;
-  for (int i = 0; i < c->n && i < net->g->n; i++) {
-    if (!c->point[i]) continue;
-    double v[2] = {c->lo[i], c->hi[i]};
-    cJSON *a = cJSON_CreateDoubleArray(v, 2);
-    if (!a || !cJSON_AddItemToObject(j, net->g->nodes[i].name, a)) {
-      cJSON_Delete(a);
-      cJSON_Delete(j);
-      return NULL;
+  const nas_graph *g = net->g;
+  for (int i = 0; i < c->n && i < g->n; i++) {
+    const int np = c->sub && c->sub[i] >= 0 ? nas_rnn_npoints(g->nodes[i].op) : 0;
+    for (int k = -1; k < np; k++) { /* k = -1: the node's own point */
+      if (k < 0 && !c->point[i]) continue;
+      char key[96];
+      double v[2] = {k < 0 ? c->lo[i] : c->sub_lo[c->sub[i] + k],
+                     k < 0 ? c->hi[i] : c->sub_hi[c->sub[i] + k]};
+      if (k >= 0) sub_key(g, i, k, key, sizeof key);
+      cJSON *a = cJSON_CreateDoubleArray(v, 2);
+      if (!a || !cJSON_AddItemToObject(j, k < 0 ? g->nodes[i].name : key, a)) {
+        cJSON_Delete(a);
+        cJSON_Delete(j);
+        return NULL;
+      }
     }
   }
   return j;
+}
+
+/* The internal point "<node>:<point>" names: its index into c->sub_lo, or -1. */
+static int sub_index(const nas_graph *g, const nas_calib *c, const char *key) {
+  const char *colon = strrchr(key, ':');
+  if (!colon || !c->sub) return -1;
+  for (int i = 0; i < g->n; i++) {
+    if (c->sub[i] < 0 || strncmp(g->nodes[i].name, key, (size_t)(colon - key)) ||
+        g->nodes[i].name[colon - key])
+      continue;
+    for (int k = 0; k < nas_rnn_npoints(g->nodes[i].op); k++) {
+      char want[96];
+      sub_key(g, i, k, want, sizeof want);
+      if (!strcmp(want, key)) return c->sub[i] + k;
+    }
+  }
+  return -1;
 }
 
 int nas_qat_ranges_from_json(const nas_net *net, const cJSON *j, nas_calib *c, nas_err *e) {
@@ -395,9 +466,32 @@ int nas_qat_ranges_from_json(const nas_net *net, const cJSON *j, nas_calib *c, n
     return nas_errf(e, NAS_ENOMEM, "qat ranges: out of memory");
   }
   nas_quant_points(net, c->point);
+  if (nas_calib_alloc_sub(g, c) != NAS_OK) {
+    nas_calib_free(c);
+    return nas_errf(e, NAS_ENOMEM, "qat ranges: out of memory");
+  }
+  unsigned char *seen = c->nsub ? nas_calloc((size_t)c->nsub, 1) : NULL;
+  if (c->nsub && !seen) {
+    nas_calib_free(c);
+    return nas_errf(e, NAS_ENOMEM, "qat ranges: out of memory");
+  }
   for (const cJSON *it = j->child; it; it = it->next) {
     int id = it->string ? nas_graph_find(g, it->string) : -1;
+    const int si = id < 0 && it->string ? sub_index(g, c, it->string) : -1;
+    if (si >= 0) {
+      const cJSON *lo = cJSON_GetArrayItem(it, 0), *hi = cJSON_GetArrayItem(it, 1);
+      if (!cJSON_IsArray(it) || cJSON_GetArraySize(it) != 2 || !cJSON_IsNumber(lo) || !cJSON_IsNumber(hi) ||
+          !isfinite(lo->valuedouble) || !isfinite(hi->valuedouble) || lo->valuedouble > hi->valuedouble) {
+        nas_errf(e, NAS_EFORMAT, "qat ranges: '%s' must be [lo, hi] with finite lo <= hi", it->string);
+        free(seen);
+        nas_calib_free(c);
+        return NAS_EFORMAT;
+      }
+      c->sub_lo[si] = (float)lo->valuedouble, c->sub_hi[si] = (float)hi->valuedouble, seen[si] = 1;
+      continue;
+    }
     if (id < 0 || !c->point[id]) {
+      free(seen);
       nas_errf(e, NAS_EFORMAT, "qat ranges: '%s' is not a quantisation point of the network",
                it->string ? it->string : "");
       nas_calib_free(c);
@@ -407,11 +501,23 @@ int nas_qat_ranges_from_json(const nas_net *net, const cJSON *j, nas_calib *c, n
     if (!cJSON_IsArray(it) || cJSON_GetArraySize(it) != 2 || !cJSON_IsNumber(lo) || !cJSON_IsNumber(hi) ||
         !isfinite(lo->valuedouble) || !isfinite(hi->valuedouble) || lo->valuedouble > hi->valuedouble) {
       nas_errf(e, NAS_EFORMAT, "qat ranges: '%s' must be [lo, hi] with finite lo <= hi", it->string);
+      free(seen);
       nas_calib_free(c);
       return NAS_EFORMAT;
     }
     c->lo[id] = (float)lo->valuedouble, c->hi[id] = (float)hi->valuedouble;
   }
+  for (int i = 0; c->sub && i < g->n; i++)
+    for (int k = 0; c->sub[i] >= 0 && k < nas_rnn_npoints(g->nodes[i].op); k++) {
+      if (seen[c->sub[i] + k]) continue;
+      char key[96];
+      sub_key(g, i, k, key, sizeof key);
+      nas_errf(e, NAS_EFORMAT, "qat ranges: no range for '%s'", key);
+      free(seen);
+      nas_calib_free(c);
+      return NAS_EFORMAT;
+    }
+  free(seen);
   for (int i = 0; i < g->n; i++) {
     if (c->point[i] && !cJSON_GetObjectItemCaseSensitive(j, g->nodes[i].name)) {
       nas_errf(e, NAS_EFORMAT, "qat ranges: no range for '%s'", g->nodes[i].name);

@@ -9,6 +9,12 @@
  *     fused activation, adds, logits) is followed by an activation FAKEQUANT whose range (a
  *     STATE "<node>.qr") is tracked by an EMA of batch min/max; average pooling and GAP
  *     outputs are fake-quantised again with their input's range (int8 pooling rounds to it).
+ *   - every LSTM layer (train/ops_rnn.c, QAT form): w_ih and w_hh fake-quantised with one
+ *     symmetric scale per gate block of rows (as deploy/ lowers them), and the cell quantised
+ *     inside at the points of the integer LSTM (gate pre-activations int16 2^-12, cell state
+ *     int16 power of two, hidden state int8 symmetric) with a ranges STATE "<node>.qr" [6]
+ *     initialised from the calibration's internal points (nas_calib sub_lo/sub_hi) and
+ *     tracked by EMA. GRU layers are refused (not supported yet);
  *   - a Winograd conv (train/wino.h) also fake-quantises its transformed weights U (int8 per
  *     output channel), its transformed input V and product M (symmetric, with the layer's
  *     wino_bits; ranges tracked like activations, quantisation points of train/quant.h) and,
@@ -55,6 +61,8 @@ typedef struct nas_qat {
   int src_n;           /* nodes of the source network */
   int *map;            /* [src_n] source node -> QAT node with the same value (-1: none) */
   int *range;          /* [src_n] quantisation point -> its range STATE in the QAT net (-1) */
+  int *cell;           /* [src_n] LSTM node -> its cell ranges STATE [6] (h lo, hi, set, c lo,
+                          hi, set) in the QAT net (-1) */
   int alpha;           /* node id of the alpha STATE (-1 unless alpha mode) */
   float ramp;          /* alpha_ramp of the configuration */
 } nas_qat;
@@ -69,7 +77,8 @@ const char *nas_qat_mode_name(int mode); /* "none", "ste", "alpha" */
 int nas_qat_build(const nas_net *src, const nas_qat_cfg *cfg, nas_qat **out, nas_err *e);
 void nas_qat_free(nas_qat *q); /* NULL-safe */
 
-/* Initial ranges from a calibration of the source network (c->n must be src_n). */
+/* Initial ranges from a calibration of the source network (c->n must be src_n; with LSTM
+ * layers it must hold their internal points, as nas_calibrate's does). */
 int nas_qat_set_ranges(nas_qat *q, const nas_calib *c, nas_err *e);
 /* Sets alpha (alpha mode; no effect otherwise). */
 void nas_qat_set_alpha(nas_qat *q, float alpha);
@@ -77,7 +86,8 @@ void nas_qat_set_alpha(nas_qat *q, float alpha);
 float nas_qat_alpha_at(long step, long total, float ramp);
 
 /* Copies the QAT network's parameters and state into dst (built from the same architecture
- * as the source) and fills c with the learned ranges at dst's quantisation points. */
+ * as the source) and fills c with the learned ranges at dst's quantisation points (and the
+ * LSTM cells' h and c ranges as c's internal points). */
 int nas_qat_export(const nas_qat *q, nas_net *dst, nas_calib *c, nas_err *e);
 
 /* The whole QAT phase on net (float-trained or freshly initialised): builds the QAT network,
@@ -88,10 +98,12 @@ int nas_qat_export(const nas_qat *q, nas_net *dst, nas_calib *c, nas_err *e);
 int nas_qat_run(nas_net *net, const nas_data *d, const nas_qat_cfg *qc, const nas_train_cfg *cfg,
                 nas_train_result *r, nas_calib *c, nas_err *e);
 
-/* Ranges as JSON: {"<node name>": [lo, hi], ...} over the quantisation points of net. */
+/* Ranges as JSON: {"<node name>": [lo, hi], ...} over the quantisation points of net, plus
+ * "<node name>:<point>": [lo, hi] for the internal points of its recurrent nodes when c has
+ * them (LSTM "h", "c"; GRU the point names of train/quant.h). */
 cJSON *nas_qat_ranges_to_json(const nas_net *net, const nas_calib *c);
-/* The reverse; every quantisation point of net must be present with two finite numbers
- * lo <= hi, and no other name may appear (errors name the entry). */
+/* The reverse; every quantisation point (and recurrent internal point) of net must be present
+ * with two finite numbers lo <= hi, and no other name may appear (errors name the entry). */
 int nas_qat_ranges_from_json(const nas_net *net, const cJSON *j, nas_calib *c, nas_err *e);
 
 #endif

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "train/ops.h"
+#include "train/prune.h"
 
 /* ---- batch-norm folding ------------------------------------------------------------------ */
 
@@ -27,7 +28,8 @@ int nas_fold_bn(const nas_graph *g, int conv, int bn, float *w_out, float *b_out
        g->nodes[conv].op != NAS_OP_WINO_OUT))
     return nas_errf(e, NAS_EINVAL, "fold: node %d is not a convolution", conv);
   const nas_node *c = &g->nodes[conv];
-  const int wi = c->op == NAS_OP_WINO_OUT ? wino_weights(g, c) : c->in[1];
+  /* pruned weights and batch-norm parameters: read behind their masks (train/prune.h) */
+  const int wi = c->op == NAS_OP_WINO_OUT ? wino_weights(g, c) : nas_prune_source(g, c->in[1]);
   if (wi < 0) return nas_errf(e, NAS_EINVAL, "fold: '%s' is not the output of a Winograd conv", c->name);
   const nas_node *w = &g->nodes[wi];
   const nas_node *b = c->n_in > 2 ? &g->nodes[c->in[2]] : NULL;
@@ -43,7 +45,8 @@ int nas_fold_bn(const nas_graph *g, int conv, int bn, float *w_out, float *b_out
     double s = 1.0, shift = 0.0;
     if (bn >= 0) {
       const nas_node *n = &g->nodes[bn];
-      const float *gamma = g->nodes[n->in[1]].val, *beta = g->nodes[n->in[2]].val;
+      const float *gamma = g->nodes[nas_prune_source(g, n->in[1])].val;
+      const float *beta = g->nodes[nas_prune_source(g, n->in[2])].val;
       const float *mean = g->nodes[n->in[3]].val, *var = g->nodes[n->in[4]].val;
       float eps = n->p.eps > 0 ? n->p.eps : 1e-5f;
       s = gamma[o] / sqrt((double)var[o] + eps);

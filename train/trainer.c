@@ -31,8 +31,9 @@ static int check_data(const nas_net *net, const nas_dataset *ds, const char *whi
     return nas_errf(e, NAS_EINVAL, "%s set has samples of %dx%dx%d, the architecture's input is %dx%dx%d",
                     which, ds->h, ds->w, ds->c, net->in_h, net->in_w, net->in_c);
   if (ds->classes > net->classes)
-    return nas_errf(e, NAS_EINVAL, "%s set has %d classes, the architecture has %d", which,
-                    ds->classes, net->classes);
+    return nas_errf(e, NAS_EINVAL, "%s set has %d classes%s%s%s, the architecture has %d", which,
+                    ds->classes, ds->labels_at[0] ? " (largest label: " : "", ds->labels_at,
+                    ds->labels_at[0] ? ")" : "", net->classes);
   return NAS_OK;
 }
 
@@ -69,26 +70,35 @@ int nas_evaluate(nas_net *net, const nas_dataset *ds, double *acc, double *loss,
   return NAS_OK;
 }
 
-int nas_train(nas_net *net, const nas_data *d, const nas_train_cfg *cfg, nas_train_result *r,
-              nas_err *e) {
+/* The training loop on net (which may be the SVDO training form of the caller's network). */
+static int train_loop(nas_net *net, const nas_data *d, const nas_train_cfg *cfg, nas_train_result *r,
+                      nas_err *e) {
   memset(r, 0, sizeof *r);
   if (check_data(net, &d->train, "training", e)) return e->code;
   if (cfg->batch < 1 || cfg->batch > net->g->max_batch)
     return nas_errf(e, NAS_EINVAL, "batch %d must be 1..%d", cfg->batch, net->g->max_batch);
   if (cfg->epochs < 1) return nas_errf(e, NAS_EINVAL, "epochs %d must be at least 1", cfg->epochs);
   nas_graph *g = net->g;
+  long steps_per_epoch = (d->train.n + cfg->batch - 1) / cfg->batch;
+  nas_prune_run *pr = NULL;
+  if (nas_prune_run_begin(net, steps_per_epoch * cfg->epochs, d->train.n, net->svdo_form, &pr, e))
+    return e->code;
+  const int masks = nas_prune_has_masks(g); /* keep masked weights at zero after each step */
   nas_optim *opt = nas_optim_new(g, &cfg->optim, e);
-  if (!opt) return e->code;
+  if (!opt) {
+    nas_prune_run_free(pr);
+    return e->code;
+  }
   int *perm = nas_malloc((size_t)d->train.n * sizeof *perm);
   if (!perm) {
     nas_optim_free(opt);
+    nas_prune_run_free(pr);
     return nas_errf(e, NAS_ENOMEM, "train: out of memory for the order of %d samples",
                     d->train.n);
   }
   nas_rng rng;
   nas_rng_seed(&rng, cfg->seed);
   nas_rng_seed(&g->rng, cfg->seed ^ 0x5DEECE66Dull); /* dropout draws */
-  long steps_per_epoch = (d->train.n + cfg->batch - 1) / cfg->batch;
   nas_sched sched = {.kind = cfg->sched,
                      .base_lr = cfg->lr,
                      .total_steps = steps_per_epoch * cfg->epochs,
@@ -116,8 +126,11 @@ int nas_train(nas_net *net, const nas_data *d, const nas_train_cfg *cfg, nas_tra
         break;
       }
       nas_graph_backward(g, net->loss);
+      nas_prune_run_pre_step(pr, step);
       float lr = nas_sched_lr(&sched, step);
       nas_optim_step(opt, g, lr);
+      if (pr && (rc = nas_prune_run_post_step(pr, step, e)) != NAS_OK) break;
+      if (!pr && masks) nas_prune_bake(g);
       loss_sum += (double)loss * n;
       seen += n;
       if (cfg->progress) {
@@ -139,10 +152,28 @@ int nas_train(nas_net *net, const nas_data *d, const nas_train_cfg *cfg, nas_tra
       cfg->progress(&rep, cfg->user);
     }
   }
+  if (rc == NAS_OK) rc = nas_prune_run_end(pr, e);
   r->train_seconds = now_s() - t0;
   r->samples_per_s = train_only > 0 ? (double)r->samples / train_only : 0;
   if (rc == NAS_OK && d->test.n > 0) rc = nas_evaluate(net, &d->test, &r->test_acc, NULL, e);
   nas_optim_free(opt);
+  nas_prune_run_free(pr);
   free(perm);
+  return rc;
+}
+
+int nas_train(nas_net *net, const nas_data *d, const nas_train_cfg *cfg, nas_train_result *r,
+              nas_err *e) {
+  if (net->prune.method != NAS_PRUNE_SVDO || net->svdo_form) return train_loop(net, d, cfg, r, e);
+  /* Sparse Variational Dropout: train the SVDO form, then write it into net (train/prune.h) */
+  memset(r, 0, sizeof *r);
+  if (check_data(net, &d->train, "training", e)) return e->code;
+  nas_net *t = NULL;
+  int rc = nas_prune_svdo_build(net, net->g->max_batch, cfg->seed, &t, e);
+  if (rc == NAS_OK) rc = train_loop(t, d, cfg, r, e);
+  if (rc == NAS_OK) rc = nas_prune_svdo_export(t, net, e);
+  nas_net_free(t);
+  if (rc == NAS_OK && d->val.n > 0) rc = nas_evaluate(net, &d->val, &r->val_acc, NULL, e);
+  if (rc == NAS_OK && d->test.n > 0) rc = nas_evaluate(net, &d->test, &r->test_acc, NULL, e);
   return rc;
 }

@@ -143,7 +143,7 @@ int main(int argc, char **argv) {
       for (int i = 0; i < 2; i++) { /* the two Winograd operators */
         row *w = &rows[n];
         w->core = k, w->heldout = p % 4 == 3;
-        w->kind = nas_nasc_features(&g, i, k != NAS_NASC_M0PLUS, w->f, &e);
+        w->kind = nas_nasc_features(&g, NULL, i, k != NAS_NASC_M0PLUS, w->f, &e);
         if (w->kind != NAS_NASC_WINO2 && w->kind != NAS_NASC_WINO4) {
           fprintf(stderr, "nasc_wino_fit: probe %d: operator %d is not a Winograd layer\n", p, i);
           return 1;

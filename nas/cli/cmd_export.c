@@ -17,12 +17,15 @@ static const nas_opt EXPORT_OPTS[] = {
      .help = "the candidate of --db"},
     {"--format", NAS_OPT_ENUM, "tflite|c|onnx", .choices = "tflite|c|onnx", .what = "format",
      .help = "the model file to write"},
-    {"--out", NAS_OPT_STR, "DIR", .help = "output directory (created)"},
+    {"--out", NAS_OPT_STR, "DIR", .help = "output directory (created; checked before any work)"},
     {"--dataset", NAS_OPT_STR, "SPEC", .help = "calibration/evaluation data (default: the checkpoint's)"},
     {"--calibration", NAS_OPT_STR, "NAME", .help = "minmax | percentile (minmax; percentile keeps 99.99%)"},
     {"--calib-samples", NAS_OPT_INT, "N", 1, 10000000,
      .help = "training samples used for calibration (1000)"},
     {"--softmax", NAS_OPT_FLAG, .help = "end the model with an int8 SOFTMAX (default: int8 logits)"},
+    {"--dense-weights", NAS_OPT_FLAG,
+     .help = "--format c: keep every filter dense (default: conv, pointwise and fc\n"
+             "filters with enough zeros are stored sparse, the nas-c runtime's SPARSE)"},
     {"--recalibrate", NAS_OPT_FLAG,
      .help = "calibrate even when the checkpoint holds QAT ranges (`nas train\n"
              "--qat`); by default those learned ranges are used"},
@@ -58,7 +61,8 @@ static int cmd_export(int argc, char **argv) {
                         .calib_samples = (int)nas_arg_int(&a, "--calib-samples", 1000),
                         .softmax = nas_arg_flag(&a, "--softmax"),
                         .recalibrate = nas_arg_flag(&a, "--recalibrate"),
-                        .warn = nas_cli_warn};
+                        .warn = nas_cli_warn,
+                        .dense_weights = nas_arg_flag(&a, "--dense-weights")};
   const char *calib = nas_arg_str(&a, "--calibration", "minmax");
   int json = nas_arg_flag(&a, "--json");
   if (!job.checkpoint && !job.db)
@@ -78,6 +82,7 @@ static int cmd_export(int argc, char **argv) {
   printf("wrote %s: %d int8 operators, tensor arena %lld bytes\n", s.path, s.ops, s.arena_bytes);
   printf("test accuracy: float %.4f  int8 %.4f  (%d samples, %s calibration)\n", s.float_test_acc,
          s.int8_test_acc, s.test_n, job.db ? "stored" : s.qat_ranges ? "QAT ranges, no" : calib);
+  if (s.sparse_ops) printf("sparse weights: %d operators, %lld filter bytes saved\n", s.sparse_ops, s.sparse_saved);
   if (json) {
     cJSON *j = cJSON_CreateObject();
     cJSON_AddStringToObject(j, "path", s.path);
@@ -88,6 +93,8 @@ static int cmd_export(int argc, char **argv) {
     cJSON_AddNumberToObject(j, "ops", s.ops);
     cJSON_AddNumberToObject(j, "arena_bytes", (double)s.arena_bytes);
     cJSON_AddBoolToObject(j, "qat_ranges", s.qat_ranges);
+    cJSON_AddNumberToObject(j, "sparse_ops", s.sparse_ops);
+    cJSON_AddNumberToObject(j, "sparse_saved", (double)s.sparse_saved);
     nas_cli_print_json(j);
   }
   return 0;

@@ -170,7 +170,7 @@ static int cmd_ingest(int argc, char **argv) {
   nas_meas *rows = NULL;
   int n = 0, rc = nas_target_open(nas_arg_str(&a, "--target", NULL), nas_arg_str(&a, "--target-file", NULL), &t, &e);
   if (rc == NAS_OK) rc = nas_board_ingest(log, t->id, &rows, &n, &e);
-  if (rc == NAS_OK) rc = nas_meas_write_csv(out ? out : "-", rows, n, &e);
+  if (rc == NAS_OK) rc = nas_meas_write_csv(out ? out : "-", rows, n, t->clock_mhz, &e);
   if (rc == NAS_OK && out) printf("wrote %s: %d rows (median cycles per layer) for %s\n", out, n, t->id);
   free(rows);
   nas_target_free(t);

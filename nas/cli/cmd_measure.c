@@ -7,7 +7,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include "latency/emulator.h"
@@ -17,8 +16,18 @@
 #include "latency/measure.h"
 #include "nas/cli/cli.h"
 #include "nas/job.h"
+#include "nas/measure_emu.h"
 #include "results/store.h"
 #include "train/quant.h"
+
+/* MACs of a layer as `nas profile` counts them: conv, pwconv, dwconv and fc; 0 for the others
+ * (nas_g8_linfo's macs field counts elements or window reads for them). */
+static long long layer_macs(const nas_g8_linfo *li) {
+  return li->kop == NAS_KOP_CONV || li->kop == NAS_KOP_PWCONV || li->kop == NAS_KOP_DWCONV ||
+                 li->kop == NAS_KOP_FC
+             ? li->macs
+             : 0;
+}
 
 static const nas_opt MEASURE_OPTS[] = {
     {"--checkpoint", NAS_OPT_STR, "FILE", .help = "written by `nas train --save`"},
@@ -80,26 +89,6 @@ static void layer_json(cJSON *o, const nas_emu_layer *L) {
   cJSON_AddNumberToObject(o, "ms", L->ms);
 }
 
-/* The kernel object cache of the emulator: $NAS_CACHE_DIR (empty: none), else
- * $XDG_CACHE_HOME/nas-emu, else $HOME/.cache/nas-emu (created); NULL when unusable. */
-static const char *cache_dir(char *buf, size_t n) {
-  const char *d = getenv("NAS_CACHE_DIR");
-  if (d) return *d ? d : NULL;
-  const char *x = getenv("XDG_CACHE_HOME"), *h = getenv("HOME");
-  if (x && *x) {
-    snprintf(buf, n, "%s/nas-emu", x);
-  } else if (h && *h) {
-    snprintf(buf, n, "%s/.cache", h);
-    mkdir(buf, 0777);
-    snprintf(buf, n, "%s/.cache/nas-emu", h);
-  } else {
-    return NULL;
-  }
-  mkdir(buf, 0777);
-  struct stat st;
-  return stat(buf, &st) == 0 && S_ISDIR(st.st_mode) && access(buf, W_OK) == 0 ? buf : NULL;
-}
-
 static int run_emulator(const nas_g8_graph *g, const nas_target *t, const char *name,
                         const int8_t *in, const char *opt, const char *csv, int json) {
   nas_err e = {0};
@@ -107,7 +96,7 @@ static int run_emulator(const nas_g8_graph *g, const nas_target *t, const char *
   if (nas_cpi_for_core(t->core, &cpi, &e)) return nas_cli_error(&e);
   nas_emu_fw *fw = NULL;
   char cache[4096];
-  nas_emu_cfg cfg = {.opt = opt, .cache_dir = cache_dir(cache, sizeof cache)};
+  nas_emu_cfg cfg = {.opt = opt, .cache_dir = nas_emu_cache_dir(cache, sizeof cache)};
   if (nas_emu_build(g, t, &cfg, &fw, &e)) return nas_cli_error(&e);
   nas_emu_result r;
   if (nas_emu_run(fw, in, 0, &r, &e)) {
@@ -141,7 +130,7 @@ static int run_emulator(const nas_g8_graph *g, const nas_target *t, const char *
     if (!cyc) rc = nas_errf(&e, NAS_ENOMEM, "out of memory");
     for (int i = 0; cyc && i < g->nops; i++) cyc[i] = r.layers[i].cycles;
     if (rc == NAS_OK) rc = nas_meas_from_graph(g, t->id, model, cyc, r.total.cycles, &rows, &n, &e);
-    if (rc == NAS_OK) rc = nas_meas_write_csv(csv, rows, n, &e);
+    if (rc == NAS_OK) rc = nas_meas_write_csv(csv, rows, n, t->clock_mhz, &e);
     free(cyc), free(rows);
   }
   if (rc == NAS_OK && json) {
@@ -169,7 +158,7 @@ static int run_emulator(const nas_g8_graph *g, const nas_target *t, const char *
       if (r.layers[l].op >= 0) nas_g8_layer_info(g, r.layers[l].op, &li);
       cJSON_AddNumberToObject(o, "index", r.layers[l].op);
       cJSON_AddStringToObject(o, "op", r.layers[l].op >= 0 ? li.op : "outside");
-      cJSON_AddNumberToObject(o, "macs", r.layers[l].op >= 0 ? (double)li.macs : 0);
+      cJSON_AddNumberToObject(o, "macs", r.layers[l].op >= 0 ? (double)layer_macs(&li) : 0);
       layer_json(o, &r.layers[l]);
       if (tflm && r.layers[l].op >= 0) cJSON_AddNumberToObject(o, "tflm_ms", tflm[r.layers[l].op]);
       cJSON_AddItemToArray(arr, o);
@@ -190,7 +179,7 @@ static int run_emulator(const nas_g8_graph *g, const nas_target *t, const char *
         nas_g8_linfo li;
         nas_g8_layer_info(g, L->op, &li);
         snprintf(id, sizeof id, "op%d", L->op), snprintf(op, sizeof op, "%s", li.op);
-        macs = li.macs;
+        macs = layer_macs(&li);
       }
       if (l == r.n_layers) macs = -1;
       char mbuf[24] = "";
@@ -209,7 +198,9 @@ static int run_emulator(const nas_g8_graph *g, const nas_target *t, const char *
              "board (TFLite Micro + CMSIS-NN; total = Invoke)\n");
     else
       printf("tflm ms: no prediction (%s)\n", tflm_note);
-    printf("output identical to the host int8 runtime: yes; flash %lld B, SRAM %lld B; cross "
+    /* the emulator firmware's ELF sections, not `nas profile`'s priced flash and peak SRAM */
+    printf("output identical to the host int8 runtime: yes; firmware sections: .text+.rodata "
+           "%lld B, .bss %lld B (not the priced flash and peak SRAM of nas profile); cross "
            "compile %.2f s, emulation %.3f s\n",
            fw->text_bytes, fw->bss_bytes, fw->compile_s, r.run_s);
     if (csv) printf("wrote %s\n", csv);

@@ -203,7 +203,7 @@ static void plot_help(FILE *f) {
                "\n"
                "Scatter of the run's priced candidates: x = predicted latency (or MACs), y = int8 test\n"
                "accuracy (0 for candidates not trained); the Pareto front is highlighted and the run's\n"
-               "latency or MACs budget is drawn as a line.\n"
+               "latency or MACs budget is drawn as a line; a legend below the axis names them.\n"
                "\n",
                PLOT_TABLES, NULL);
 }
@@ -272,7 +272,7 @@ static void write_svg(FILE *f, const nas_run_row *rr, const points *p, int use_m
   for (int i = 0; i < p->m; i++) xmax = X[i] > xmax ? X[i] : xmax;
   if (xmax <= 0) xmax = 1;
   xmax *= 1.05;
-  const int W = 640, H = 440, L = 70, R = 20, T = 40, B = 60;
+  const int W = 640, H = 460, L = 70, R = 20, T = 40, B = 80; /* legend in the bottom row */
   double pw = W - L - R, ph = H - T - B;
 #define PX(x) (L + (x) / xmax * pw)
 #define PY(y) (T + (1 - (y)) * ph)
@@ -287,7 +287,7 @@ static void write_svg(FILE *f, const nas_run_row *rr, const points *p, int use_m
     fprintf(f, "<text x=\"%d\" y=\"%.1f\" text-anchor=\"end\">%.1f</text>\n", L - 6, PY(y) + 4, y);
     fprintf(f, "<text x=\"%.1f\" y=\"%d\" text-anchor=\"middle\">%.3g</text>\n", PX(x), H - B + 16, x);
   }
-  fprintf(f, "<text x=\"%.0f\" y=\"%d\" text-anchor=\"middle\">%s</text>\n", L + pw / 2, H - 18,
+  fprintf(f, "<text x=\"%.0f\" y=\"%d\" text-anchor=\"middle\">%s</text>\n", L + pw / 2, H - 38,
           use_macs ? "MACs" : "predicted latency (ms)");
   fprintf(f, "<text transform=\"translate(18,%.0f) rotate(-90)\" text-anchor=\"middle\">int8 test accuracy</text>\n", T + ph / 2);
   if (budget > 0)
@@ -298,6 +298,21 @@ static void write_svg(FILE *f, const nas_run_row *rr, const points *p, int use_m
     fprintf(f, "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"%d\" fill=\"%s\" stroke=\"%s\"/>\n", PX(X[i]), PY(Y[i]),
             p->front[i] ? 5 : 3, p->front[i] ? "orange" : p->done[i] ? "steelblue" : "lightgray",
             p->front[i] ? "black" : "none");
+  /* the legend: the three kinds of point, and the budget line when drawn */
+  static const char *const KIND[3][3] = {{"orange", "black", "Pareto front"},
+                                         {"steelblue", "none", "trained"},
+                                         {"lightgray", "none", "not trained (accuracy 0)"}};
+  double lx = L;
+  for (int k = 0; k < 3; k++) {
+    fprintf(f, "<circle cx=\"%.0f\" cy=\"%d\" r=\"%d\" fill=\"%s\" stroke=\"%s\"/>"
+               "<text x=\"%.0f\" y=\"%d\">%s</text>\n",
+            lx + 5, H - 16, k ? 3 : 5, KIND[k][0], KIND[k][1], lx + 14, H - 12, KIND[k][2]);
+    lx += 14 + 6.6 * (double)strlen(KIND[k][2]) + 16;
+  }
+  if (budget > 0)
+    fprintf(f, "<line x1=\"%.0f\" y1=\"%d\" x2=\"%.0f\" y2=\"%d\" stroke=\"red\" "
+               "stroke-dasharray=\"6,4\"/><text x=\"%.0f\" y=\"%d\">budget</text>\n",
+            lx, H - 16, lx + 18, H - 16, lx + 22, H - 12);
   /* the front as a step line, by increasing x */
   int prev = -1;
   for (;;) {

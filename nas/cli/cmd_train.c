@@ -2,6 +2,7 @@
  * checkpoint) and `nas eval` (a checkpoint scored on a dataset's test split); the jobs are
  * nas/job.h's. */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -42,6 +43,10 @@ static const nas_opt TRAIN_OPTS[] = {
     {"--qat-epochs", NAS_OPT_INT, "N", 1, 100000,
      .help = "the last N of --epochs are QAT epochs at 0.1x the learning rate (1);\n"
              "N = --epochs: the whole run is QAT at the full learning rate"},
+    {"--prune", NAS_OPT_STR, "SPEC",
+     .help = "pruning: key=value,... or a JSON object, replacing the arch's \"prune\"\n"
+             "(method=magnitude|svdo, sparsity, scope=layer|global, begin, end, every,\n"
+             "threshold, kl_weight, kl_warmup, channels, l1, channels_at; docs/formats.md)"},
     {"--json", NAS_OPT_FLAG, .help = "print one JSON object as the last line of stdout"},
     {0}};
 static const nas_opt *const TRAIN_TABLES[] = {TRAIN_OPTS, NULL};
@@ -78,6 +83,13 @@ static int train_job(const nas_args *a, nas_train_job *job) {
   job->arch_path = nas_arg_str(a, "--arch", NULL);
   job->dataset = nas_arg_str(a, "--dataset", NULL);
   job->save_path = nas_arg_str(a, "--save", NULL);
+  job->prune = nas_arg_str(a, "--prune", NULL);
+  if (job->prune) { /* checked here so that a bad spec is a usage error */
+    char *pj = NULL;
+    nas_err pe = {0};
+    if (nas_prune_spec_parse(job->prune, &pj, &pe) != NAS_OK) return nas_cli_usage_error(cmd, "%s", pe.msg);
+    free(pj);
+  }
   job->train_limit = (int)nas_arg_int(a, "--train-limit", 0);
   job->qat_epochs = (int)nas_arg_int(a, "--qat-epochs", 0);
   job->cfg.epochs = (int)nas_arg_int(a, "--epochs", job->cfg.epochs);
@@ -108,6 +120,21 @@ static int train_job(const nas_args *a, nas_train_job *job) {
   return 0;
 }
 
+/* Below this many optimiser steps in all, an accuracy near chance gets a note on stderr. */
+#define FEW_STEPS 200
+
+/* A hint when training was too short to learn: few optimiser steps (e.g. --train-limit 500
+ * with the default batch of 128: 4 per epoch) and a validation accuracy below twice chance. */
+static void brief_training_note(const nas_train_job *job, const nas_train_summary *s) {
+  int b = job->cfg.batch > 0 ? job->cfg.batch : 1;
+  long long steps = (long long)job->cfg.epochs * ((s->train_n + b - 1) / b);
+  if (steps >= FEW_STEPS || s->classes < 2 || s->r.val_acc >= 2.0 / s->classes) return;
+  fprintf(stderr, "nas: note: val_acc %.4f is near chance (%d classes) after only %lld optimiser "
+          "steps (%d training samples / batch %d x %d epochs); use a smaller --batch, more "
+          "--epochs or more --train-limit\n", s->r.val_acc, s->classes, steps, s->train_n, b,
+          job->cfg.epochs);
+}
+
 static int cmd_train(int argc, char **argv) {
   nas_args a = {.cmd = "train", .tables = TRAIN_TABLES};
   if (nas_args_parse(&a, argc, argv)) return NAS_EXIT_USAGE;
@@ -130,7 +157,18 @@ static int cmd_train(int argc, char **argv) {
     printf("float phase: val_acc %.4f  test_acc %.4f\n", s.float_r.val_acc, s.float_r.test_acc);
   if (job.qat) printf("qat (%s): val_acc %.4f  test_acc %.4f (fake-quantised network)\n",
                       nas_qat_mode_name(job.qat), s.r.val_acc, s.r.test_acc);
+  if (s.pruned) {
+    printf("pruned: %lld of %lld prunable weights zero (%.1f%%), %lld of %lld weights in all",
+           s.prune.masked_zero, s.prune.masked_total,
+           s.prune.masked_total ? 100.0 * (double)s.prune.masked_zero / (double)s.prune.masked_total : 0.0,
+           s.prune.weights_zero, s.prune.weights_total);
+    if (s.prune.channels_total)
+      printf("; %d of %d channels removed (params %lld, MACs %lld after)", s.prune.channels_removed,
+             s.prune.channels_total, s.params_compact, s.macs_compact);
+    printf("\n");
+  }
   if (job.save_path) printf("checkpoint: %s\n", job.save_path);
+  brief_training_note(&job, &s);
   if (nas_arg_flag(&a, "--json")) {
     cJSON *j = cJSON_CreateObject();
     cJSON_AddStringToObject(j, "arch", s.arch_name);
@@ -143,6 +181,13 @@ static int cmd_train(int argc, char **argv) {
     cJSON_AddNumberToObject(j, "samples_per_s", s.r.samples_per_s);
     cJSON_AddNumberToObject(j, "epochs", job.cfg.epochs);
     cJSON_AddNumberToObject(j, "seed", (double)job.cfg.seed);
+    if (s.pruned) {
+      cJSON_AddNumberToObject(j, "pruned_zero", (double)s.prune.masked_zero);
+      cJSON_AddNumberToObject(j, "pruned_total", (double)s.prune.masked_total);
+      cJSON_AddNumberToObject(j, "channels_removed", s.prune.channels_removed);
+      cJSON_AddNumberToObject(j, "params_compact", (double)s.params_compact);
+      cJSON_AddNumberToObject(j, "macs_compact", (double)s.macs_compact);
+    }
     if (job.qat) {
       cJSON_AddStringToObject(j, "qat", nas_qat_mode_name(job.qat));
       if (s.float_r.samples > 0) cJSON_AddNumberToObject(j, "float_test_acc", s.float_r.test_acc);

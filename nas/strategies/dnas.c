@@ -276,6 +276,9 @@ static int prepare(nas_run *r, nas_err *e) {
 static int body(nas_run *r, int *stopped, nas_err *e) {
   dnas_ctx *c = r->state;
   c->st = r->st, c->run_id = r->run_id;
+  /* a new run's checkpoint files cannot exist yet: any found are another store's (of the same
+   * path, deleted), whose supernets would be taken for this run's */
+  if (r->fresh && dnas_ckpt_clear(c, e) != NAS_OK) return e->code;
   return dnas_points(c, stopped, e);
 }
 

@@ -12,6 +12,7 @@
  * dropout), the temperature and the learning-rate schedule are functions of (run seed, point,
  * epoch) and need no state. Everything is decoded and checked before anything is applied, so
  * a refused file leaves the supernet, the optimiser and the state untouched. Never prints. */
+#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -26,6 +27,17 @@
 void dnas_ckpt_path(const dnas_ctx *c, int k, char *buf, size_t n) {
   if (k < 0) snprintf(buf, n, "%s.dnas-r%lld-warmup.ckpt", c->db, (long long)c->run_id);
   else snprintf(buf, n, "%s.dnas-r%lld-p%d.ckpt", c->db, (long long)c->run_id, k);
+}
+
+int dnas_ckpt_clear(const dnas_ctx *c, nas_err *e) {
+  for (int k = -1; k < c->n_points; k++) {
+    char path[4200];
+    dnas_ckpt_path(c, k, path, sizeof path);
+    if (remove(path) != 0 && errno != ENOENT)
+      return nas_errf(e, NAS_EIO, "%s: a stale checkpoint of an earlier store cannot be removed: %s",
+                      path, strerror(errno));
+  }
+  return NAS_OK;
 }
 
 /* ---- base64 of little-endian numbers ----------------------------------------------------- */

@@ -51,6 +51,12 @@ int dnas_ckpt_save(const dnas_ctx *c, int k, const nas_dnas_net *dn, const nas_o
 int dnas_ckpt_load(const dnas_ctx *c, int k, nas_dnas_net *dn, nas_optim *opt, dnas_sn_state *s,
                    nas_err *e);
 
+/* Removes the checkpoint files a new run would read as its own (the warm-up's and every
+ * point's): left beside a store path by an earlier store of the same name, they belong to
+ * another run with the same id. NAS_EIO naming the file when one exists and cannot be
+ * removed. */
+int dnas_ckpt_clear(const dnas_ctx *c, nas_err *e);
+
 /* The sweep points not done yet (nas/strategies/dnas_train.c); *stopped on a stop request. */
 int dnas_points(dnas_ctx *c, int *stopped, nas_err *e);
 

@@ -8,10 +8,11 @@
 extern const nas_strategy nas_strategy_random;    /* random.c: uniform sampling */
 extern const nas_strategy nas_strategy_evolution; /* evolution.c: aging evolution */
 extern const nas_strategy nas_strategy_dnas;      /* dnas.c: differentiable search */
+extern const nas_strategy nas_strategy_sparse;    /* sparse.c: SpArSe-style Bayesian optimisation */
 
 /* Every strategy, in `nas search --help` order; a new one is declared above and added here. */
 static const nas_strategy *const STRATEGIES[] = {&nas_strategy_random, &nas_strategy_evolution,
-                                                 &nas_strategy_dnas};
+                                                 &nas_strategy_dnas, &nas_strategy_sparse};
 #define N_STRATEGIES (int)(sizeof STRATEGIES / sizeof STRATEGIES[0])
 
 int nas_strategy_count(void) { return N_STRATEGIES; }
