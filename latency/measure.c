@@ -10,21 +10,11 @@
 #include "deploy/rnn8.h"
 #include "core/alloc.h"
 
-/* The table name of an operator without a latency-model kind. */
+/* The table name of an operator without a latency-model kind ("other" for a kind without a
+ * short name). */
 static const char *other_name(int kind) {
-  switch (kind) {
-    case NAS_G8_RESHAPE: return "reshape";
-    case NAS_G8_SOFTMAX: return "softmax";
-    case NAS_G8_QUANTIZE: return "quantize";
-    case NAS_G8_UNIDIRECTIONAL_SEQUENCE_LSTM: return "lstm";
-    case NAS_G8_LOGISTIC: return "logistic";
-    case NAS_G8_TANH: return "tanh";
-    case NAS_G8_MUL: return "mul";
-    case NAS_G8_SUB: return "sub";
-    case NAS_G8_STRIDED_SLICE: return "slice";
-    case NAS_G8_CONCATENATION: return "concat";
-    default: return "other";
-  }
+  const char *s = nas_g8_op_short(kind);
+  return strcmp(s, "?") ? s : "other";
 }
 
 void nas_g8_layer_info(const nas_g8_graph *g, int i, nas_g8_linfo *li) {
