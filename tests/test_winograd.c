@@ -288,6 +288,27 @@ static void test_arch_errors(void **st) {
   expect_error("{\"op\":\"dwconv\",\"algo\":\"wino2\"}", "unknown field");
 }
 
+/* Pruning (train/prune.h) has no masks for the Winograd steps: a Winograd layer under a prune
+ * method is refused unless its "sparsity" is 0, which keeps it dense. */
+static void test_prune_refused(void **st) {
+  (void)st;
+  static const char *const FMT =
+      "{\"input\":[8,8,1],\"classes\":2,\"layers\":[{\"op\":\"conv\",\"out\":4},"
+      "{\"op\":\"conv\",\"out\":4,\"algo\":\"wino2\"%s},{\"op\":\"gap\"},{\"op\":\"fc\","
+      "\"out\":2}],\"prune\":{\"method\":\"magnitude\",\"sparsity\":0.5}}";
+  char arch[512];
+  nas_net *n = NULL;
+  nas_err e = {0};
+  snprintf(arch, sizeof arch, FMT, "");
+  assert_int_not_equal(nas_net_build(arch, "p.json", 2, 1, &n, &e), NAS_OK);
+  assert_null(n);
+  if (!strstr(e.msg, "layer 1 (conv): field 'sparsity': 'wino2' layers cannot be pruned"))
+    fail_msg("message '%s'", e.msg);
+  snprintf(arch, sizeof arch, FMT, ",\"sparsity\":0");
+  if (nas_net_build(arch, "p.json", 2, 1, &n, &e)) fail_msg("%s", e.msg);
+  nas_net_free(n);
+}
+
 /* ---- fake quantisation of the transform domain -------------------------------------------- */
 
 /* Symmetric activation fake-quant with bits: scale max(|lo|,|hi|)/(2^(b-1)-1), zero point 0,
@@ -384,6 +405,7 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_transforms_exact),  cmocka_unit_test(test_float_equals_direct),
       cmocka_unit_test(test_net_algos_agree),   cmocka_unit_test(test_arch_errors),
+      cmocka_unit_test(test_prune_refused),
       cmocka_unit_test(test_fakequant_bits),    cmocka_unit_test(test_qat_rewrite),
   };
   return test_exit(cmocka_run_group_tests(tests, NULL, NULL));
