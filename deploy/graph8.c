@@ -57,6 +57,7 @@ static const char *const OP_NAMES[] = {
     "SCATTER_ND", "SELECT_V2", "DENSIFY", "SEGMENT_SUM", "BATCH_MATMUL"};
 
 const char *nas_g8_op_name(int code) {
+  if (code == NAS_G8_WINOGRAD) return "WINOGRAD_CONV_2D";
   if (code < 0 || code >= (int)(sizeof OP_NAMES / sizeof OP_NAMES[0])) return NULL;
   return OP_NAMES[code];
 }
@@ -167,7 +168,8 @@ int nas_g8_validate(const nas_g8_graph *g, nas_err *e) {
     for (int k = 0; k < op->nin && !bad; k++) {
       int t = op->in[k];
       if (t < -1 || t >= g->ntensors) bad = 1;
-      else if (t >= 0 && !g->tensors[t].data && !g->tensors[t].variable && !ready[t]) {
+      else if (t >= 0 && !g->tensors[t].data && !g->tensors[t].variable && !ready[t] &&
+               !(op->kind == NAS_G8_WINOGRAD && k == 3)) { /* its scratch is written by it */
         free(ready);
         return nas_errf(e, NAS_EINVAL, "operator %d (%s): input tensor '%s' is read before any operator writes it",
                         i, nas_g8_op_name(op->kind), g->tensors[t].name);
@@ -280,6 +282,47 @@ int nas_g8_validate(const nas_g8_graph *g, nas_err *e) {
       case NAS_G8_QUANTIZE:
         if (nx != ny) OPFAIL("input and output sizes differ");
         break;
+      case NAS_G8_WINOGRAD: {
+        const int m = op->wino_m, a = m + 2, P = a * a;
+        if (m != 2 && m != 4) OPFAIL("tile %d is not 2 or 4", m);
+        if (op->wino_bits < 8 || op->wino_bits > 16) OPFAIL("wino_bits %d is not 8..16", op->wino_bits);
+        if (op->nin != 5 || op->in[1] < 0 || op->in[2] < 0 || op->in[3] < 0)
+          OPFAIL("needs input, weights, bias, scratch and tables (or -1)");
+        if (x->ndim != 4 || y->ndim != 4) OPFAIL("input and output must be 4-D");
+        const int flex = op->in[4] >= 0, ci = x->dims[3], co = y->dims[3];
+        const nas_g8_tensor *w = &g->tensors[op->in[1]], *b = &g->tensors[op->in[2]];
+        const nas_g8_tensor *sc = &g->tensors[op->in[3]];
+        int wexp[4] = {co, 3, 3, ci}, uexp[3] = {co, P, ci};
+        if (!w->data || w->type != NAS_G8_INT8 || w->ndim != (flex ? 3 : 4) ||
+            memcmp(w->dims, flex ? uexp : wexp, sizeof(int) * (size_t)w->ndim))
+          OPFAIL("weights '%s' must be constant int8 %s", w->name, flex ? "[Co,P,Ci]" : "[Co,3,3,Ci]");
+        if (!(w->nq == co && w->qdim == 0)) OPFAIL("weights '%s' need one scale per output channel", w->name);
+        if (!b->data || b->type != NAS_G8_INT32 || nas_g8_numel(b) != (size_t)co || b->nq != co)
+          OPFAIL("bias '%s' must be constant int32 with %d values and scales", b->name, co);
+        if (sc->data || sc->type != NAS_G8_INT8 ||
+            nas_g8_numel(sc) < (size_t)NASRT_WINO_SCRATCH(m, ci, co, op->wino_rt))
+          OPFAIL("scratch '%s' must be an int8 activation of %d bytes", sc->name,
+                 NASRT_WINO_SCRATCH(m, ci, co, op->wino_rt));
+        if (flex) {
+          const nas_g8_tensor *t = &g->tensors[op->in[4]];
+          if (!t->data || t->type != NAS_G8_INT8 || nas_g8_numel(t) != (size_t)(P + m * a))
+            OPFAIL("tables '%s' must be constant int8 with %d values", t->name, P + m * a);
+          if (op->wino_rt) OPFAIL("a flex layer's weights cannot be transformed at run time");
+        }
+        if (!(op->wino_vscale > 0) || !(op->wino_vscale < 1e30f)) OPFAIL("V scale must be positive");
+        if (op->wino_bshift < 0 || op->wino_bshift > 16) OPFAIL("bias shift %d is not 0..16", op->wino_bshift);
+        if ((double)ci * 127.0 * (double)((1L << (op->wino_bits - 1)) - 1) > 2147483647.0)
+          OPFAIL("%d input channels x 127 x %ld may overflow the int32 product (lower wino_bits)", ci,
+                 (1L << (op->wino_bits - 1)) - 1);
+        const int same = op->padding == NAS_G8_PAD_SAME;
+        int exp[4] = {x->dims[0], same ? x->dims[1] : x->dims[1] - 2, same ? x->dims[2] : x->dims[2] - 2, co};
+        if (memcmp(exp, y->dims, sizeof exp)) {
+          shape_str(y->dims, 4, s1, sizeof s1), shape_str(exp, 4, s2, sizeof s2);
+          OPFAIL("output '%s' has shape %s, expected %s", y->name, s1, s2);
+        }
+        if (exp[1] < 1 || exp[2] < 1) OPFAIL("empty output");
+        break;
+      }
       default:
         if (!nas_g8_is_rnn_kind(op->kind)) OPFAIL("unsupported op");
         if (nas_g8_validate_rnn(g, i, e)) return e->code;

@@ -42,7 +42,14 @@ enum nas_g8_opkind {
   NAS_G8_SUB = 41,
   NAS_G8_UNIDIRECTIONAL_SEQUENCE_LSTM = 44, /* integer 8x8->16 (deploy/prep_rnn.c) */
   NAS_G8_STRIDED_SLICE = 45,
-  NAS_G8_QUANTIZE = 114 /* int8 -> int8 requantisation only */
+  NAS_G8_QUANTIZE = 114, /* int8 -> int8 requantisation only */
+  /* Not a TFLite operator: a Winograd-aware 3x3 stride-1 convolution (deploy/wino8.h). Inputs:
+   * 0 x; 1 the weights (static layer: spatial int8 [Co,3,3,Ci] per channel; flex layer: the
+   * transformed U int8 [Co,P,Ci], P = (m+2)^2, per channel); 2 the bias int32 [Co], per channel
+   * at 2^-bshift of the output transform's scale; 3 the tile scratch (an int8 activation of
+   * NASRT_WINO_SCRATCH bytes that only this operator uses: the planner gives it arena space);
+   * 4 a flex layer's tables int8 [(m+2)^2 + m(m+2)] (Bt then At), -1 for a static layer. */
+  NAS_G8_WINOGRAD = 1000
 };
 
 /* Fused activations (values follow TFLite's ActivationFunctionType). */
@@ -80,6 +87,15 @@ typedef struct nas_g8_op {
   int depth_mult;               /* depthwise channel multiplier */
   int act;                      /* enum nas_g8_act, fused */
   float beta;                   /* softmax beta */
+  int wino_m;                   /* WINOGRAD: output tile, 2 (F2) or 4 (F4) */
+  int wino_bits;                /* WINOGRAD: bits of the transformed input V and product M */
+  int wino_rt;                  /* WINOGRAD, static: 1 = weights transformed at run time into
+                                   the scratch, 0 = pre-transformed by the prepare step */
+  int wino_fb, wino_fa;         /* WINOGRAD, flex: power-of-two exponents of the Bt, At tables
+                                   (real = table * 2^-f) */
+  float wino_vscale;            /* WINOGRAD: scale of V (symmetric, zero point 0) */
+  int wino_bshift;              /* WINOGRAD: the bias is at 2^-bshift (0..16) of the output
+                                   transform's accumulator scale */
   float cell_clip, proj_clip;   /* LSTM clips (0: none) */
   int time_major;               /* LSTM: input [T,B,F] when 1 */
   int axis;                     /* CONCATENATION axis */
@@ -192,6 +208,7 @@ typedef struct nas_g8_prep_op {
     nasrt_softmax_p softmax; /* SOFTMAX */
     nasrt_requant_p requant; /* QUANTIZE */
     nasrt_copy_p copy;       /* RESHAPE */
+    nasrt_wino_p wino;       /* WINOGRAD (prep_wino in prep8.c) */
     nasrt_act_p act;         /* LOGISTIC, TANH */
     nasrt_mul_p mul;         /* MUL */
     nasrt_slice_p slice;     /* STRIDED_SLICE */
@@ -209,6 +226,9 @@ typedef struct nas_g8_prep_op {
   int stage_h, stage_w; /* depthwise staging: input rows/columns the windows cover */
   int16_t *w16;    /* repacked filter, or NULL */
   int32_t *bias;   /* [cop] bias (0 where absent), or NULL */
+  int8_t *wino_u;  /* WINOGRAD: U [co][P][ci4] (pre-transformed or repacked), or NULL */
+  int32_t *wino_i32; /* WINOGRAD: u_mult, m_mult, o_mult, wmax [co] each (rt.wino points here) */
+  int8_t *wino_i8; /* WINOGRAD: u_shift, m_shift, o_shift [co] each */
   int8_t *wq;      /* the device's fast-kernel filter (rt.conv.wq / rt.fc.wq), or NULL */
   int32_t *bq;     /* its bias with the input offset folded in (rt.*.bq), or NULL */
   uint8_t *sp_mask;   /* SPARSE: rt.sparse.mask, owned */

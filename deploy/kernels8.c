@@ -13,6 +13,7 @@
 #include "core/alloc.h"
 #include "deploy/graph8.h"
 #include "deploy/rnn8.h"
+#include "deploy/wino8.h"
 
 /* nas_q_mul + zero point + clamp without branches, so loops over it vectorise: the left shift
  * as a saturated multiply, SRDHM's division by 2^31 truncating toward zero as a biased
@@ -243,6 +244,7 @@ static int run_prepared(const nas_g8_graph *g, const nas_g8_prep_op *pp, int i, 
     case NASRT_RESHAPE: nasrt_copy(&pp->rt.copy, in, out); return NAS_OK;
     case NASRT_SOFTMAX: nasrt_softmax(&pp->rt.softmax, in, out); return NAS_OK;
     case NASRT_QUANTIZE: nasrt_requantize(&pp->rt.requant, in, out); return NAS_OK;
+    case NASRT_WINOGRAD_CONV_2D: nas_g8_wino_run(pp, in, out, scratch); return NAS_OK;
     case NASRT_SPARSE: nasrt_sparse(&pp->rt.sparse, in, out); return NAS_OK;
     default:
       if (nas_g8_is_rnn_kind(op->kind)) return nas_g8_run_rnn(g, pp, i, act, e);

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "deploy/wino8.h"
 #include "train/ops.h"
 #include "train/prune.h"
 
@@ -238,6 +239,74 @@ done:
   return rc;
 }
 
+/* A Winograd conv (WINO_OUT and the steps before it, + folded batch-norm + activation) ->
+ * WINOGRAD_CONV_2D; the constants come from deploy/wino8.h. */
+static int lower_wino(lw *L, int i) {
+  int bn, act, outn = fuse_chain(L, i, &bn, &act);
+  nas_wino_lowered r;
+  if (nas_wino_lower_consts(L->fg, i, bn, L->c, &r, L->e)) {
+    const char *op;
+    int li = layer_of(L, i, &op);
+    if (li >= 0) nas_err_prefix(L->e, "layer %d (%s)", li, op);
+    return -1;
+  }
+  int rc = -1, x = L->tmap[r.x_node];
+  const int a = r.m + 2, P = a * a, rt = L->cfg.wino_rt && !r.flex;
+  const nas_node *wn = &L->fg->nodes[r.w_node];
+  char nm[64];
+  if (x < 0) {
+    nas_lw_lerr(L, i, NAS_EINVAL, "input '%s' was not lowered", L->fg->nodes[r.x_node].name);
+    goto done;
+  }
+  int wd[4] = {r.co, r.flex ? P : 3, r.flex ? r.ci : 3, r.ci};
+  nas_lw_tname(nm, sizeof nm, wn->name, r.flex ? ".wino" : "");
+  int wt = nas_lw_weight_tensor(L, nm, r.flex ? 3 : 4, wd, r.wq, r.wscale, r.co, 0);
+  if (wt < 0) goto done;
+  nas_lw_tname(nm, sizeof nm, wn->name, bn >= 0 ? ".folded_bias" : ".bias");
+  int bt = nas_lw_add_tensor(L, nm, NAS_G8_INT32, 1, &r.co, r.co);
+  if (bt < 0) goto done;
+  nas_g8_tensor *B = &L->g->tensors[bt];
+  if (!(B->data = nas_malloc(B->bytes))) {
+    nas_lw_oom(L);
+    goto done;
+  }
+  memcpy(B->data, r.bias, B->bytes);
+  memcpy(B->scale, r.bscale, sizeof *B->scale * (size_t)r.co);
+  int y = act_tensor(L, outn);
+  if (y < 0) goto done;
+  nas_lw_tname(nm, sizeof nm, L->fg->nodes[i].name, ".tiles");
+  int sb = NASRT_WINO_SCRATCH(r.m, r.ci, r.co, rt);
+  int sc = nas_lw_add_tensor(L, nm, NAS_G8_INT8, 1, &sb, 1);
+  if (sc < 0) goto done;
+  L->g->tensors[sc].scale[0] = 1.0f;
+  int tb = -1;
+  if (r.flex) {
+    int nt = P + r.m * a;
+    nas_lw_tname(nm, sizeof nm, L->fg->nodes[i].name, ".tables");
+    if ((tb = nas_lw_add_tensor(L, nm, NAS_G8_INT8, 1, &nt, 1)) < 0) goto done;
+    nas_g8_tensor *T = &L->g->tensors[tb];
+    if (!(T->data = nas_malloc((size_t)nt))) {
+      nas_lw_oom(L);
+      goto done;
+    }
+    memcpy(T->data, r.tables, (size_t)nt);
+    T->scale[0] = 1.0f;
+  }
+  int oi = nas_lw_add_op(L, NAS_G8_WINOGRAD, y, 3, x, wt, bt);
+  if (oi < 0) goto done;
+  nas_g8_op *op = &L->g->ops[oi];
+  const nas_node *vn = &L->fg->nodes[L->fg->nodes[L->fg->nodes[i].in[0]].in[0]];
+  op->nin = 5, op->in[3] = sc, op->in[4] = tb;
+  op->padding = vn->p.padding == NAS_PAD_SAME ? NAS_G8_PAD_SAME : NAS_G8_PAD_VALID;
+  op->act = act, op->wino_m = r.m, op->wino_bits = r.bits, op->wino_rt = rt;
+  op->wino_fb = r.fb, op->wino_fa = r.fa, op->wino_vscale = r.vscale, op->wino_bshift = r.bshift;
+  L->tmap[i] = L->tmap[outn] = y;
+  rc = 0;
+done:
+  nas_wino_lowered_free(&r);
+  return rc;
+}
+
 static int lower_dense(lw *L, int i) {
   const nas_node *n = &L->fg->nodes[i];
   const nas_node *wn = &L->fg->nodes[nas_prune_source(L->fg, n->in[1])];
@@ -287,6 +356,10 @@ static int lower_node(lw *L, int i) {
     case NAS_OP_CONV2D:
     case NAS_OP_DWCONV2D: return lower_conv(L, i);
     case NAS_OP_DENSE: return lower_dense(L, i);
+    case NAS_OP_WINO_OUT: return lower_wino(L, i);
+    case NAS_OP_WINO_WT:
+    case NAS_OP_WINO_IN:
+    case NAS_OP_WINO_MUL: return 0; /* lowered with their layer's WINO_OUT */
     case NAS_OP_ADD: {
       int a = nas_lw_input_of(L, i, 0), b = a < 0 ? -1 : nas_lw_input_of(L, i, 1);
       if (a < 0 || b < 0) return -1;

@@ -6,10 +6,12 @@
  * FULLY_CONNECTED (per-tensor int8 weights, as TFLite Micro's int8 kernel expects); add (and
  * mbconv's residual) -> ADD; maxpool/avgpool -> MAX_POOL_2D / AVERAGE_POOL_2D; gap ->
  * AVERAGE_POOL_2D over the whole map + RESHAPE to [1,C]; flatten -> RESHAPE; dropout is
- * dropped. ReLU/ReLU6 (fused into batch-norm or following a conv/fc/add) become the op's
- * fused activation. lstm -> UNIDIRECTIONAL_SEQUENCE_LSTM (TFLite's integer LSTM), gru ->
- * the unrolled cell in builtins (deploy/lower_rnn.c), with the ranges of the calibration's
- * internal cell points (nas_calib.sub_lo/sub_hi).
+ * dropped; a Winograd conv (algo wino2/wino4) -> WINOGRAD_CONV_2D (deploy/wino8.h: weights,
+ * folded bias, a tile scratch tensor, a flex layer's tables). ReLU/ReLU6 (fused into
+ * batch-norm or following a conv/fc/add) become the op's fused activation. lstm ->
+ * UNIDIRECTIONAL_SEQUENCE_LSTM (TFLite's integer LSTM), gru -> the unrolled cell in builtins
+ * (deploy/lower_rnn.c), with the ranges of the calibration's internal cell points
+ * (nas_calib.sub_lo/sub_hi).
  * The graph runs one sample (batch 1): input [1,H,W,C] int8, output the logits [1,classes]
  * int8, or with softmax the probabilities (scale 1/256, zero point -128).
  * Ownership: the graph is the caller's (nas_g8_graph_free); net and calibration are read. */
@@ -24,6 +26,9 @@
 typedef struct nas_lower_cfg {
   int softmax;        /* 1: append SOFTMAX after the logits (0) */
   int fc_per_channel; /* 1: per-output-channel FULLY_CONNECTED weights (0: per tensor) */
+  int wino_rt;        /* 1: static Winograd layers keep their spatial int8 weights in flash
+                         and the runtime transforms them into the arena at every invoke;
+                         0: the prepare step stores them pre-transformed (deploy/wino8.h) */
 } nas_lower_cfg;
 
 /* Lowers net with the ranges of c (from nas_calibrate on the same net). cfg may be NULL

@@ -6,7 +6,9 @@
  * max(input scales) after a left shift of 20, SOFTMAX's beta * scale in Q5.26 with its
  * cut-off. The host kernels (kernels8.c) and the C export (export/export_c.c) read the
  * structs; the host adds its own layout (repacked int16 filters, branch-free requantisation)
- * built from them. Also the fixed-point helpers that are not runtime arithmetic. */
+ * built from them. WINOGRAD_CONV_2D's prepare (prep_wino) derives its transformed weights and
+ * three requantisations (deploy/wino8.h). Also the fixed-point helpers that are not runtime
+ * arithmetic. */
 #include <limits.h>
 #include <math.h>
 #include <stdlib.h>
@@ -15,6 +17,7 @@
 #include "core/alloc.h"
 #include "deploy/graph8.h"
 #include "deploy/rnn8.h"
+#include "deploy/wino8.h"
 #include "runtime/nasrt_fixed.h"
 
 /* ---- fixed point ----------------------------------------------------------------------- */
@@ -266,6 +269,67 @@ static void prep_reshape(const nas_g8_graph *g, const nas_g8_plan *plan, const n
   p->rt.copy.n = (int32_t)nas_g8_numel(&g->tensors[op->out]);
 }
 
+/* WINOGRAD_CONV_2D (deploy/wino8.h): U for the kernels (static: transformed from the int8
+ * weights, or left to the runtime with u_mult/u_shift when wino_rt; flex: repacked to
+ * [co][P][ci4]), the
+ * requantisation of V (input scale 2^-2fb / V scale), of M per channel (U scale * V scale / M
+ * scale, M scale = the bias scale * 2^2fa) and of the output (bias scale / output scale). */
+static int prep_wino(const nas_g8_graph *g, const nas_g8_plan *plan, const nas_g8_op *op,
+                     nas_g8_prep_op *p, size_t *scratch) {
+  const nas_g8_tensor *x = &g->tensors[op->in[0]], *w = &g->tensors[op->in[1]];
+  const nas_g8_tensor *b = &g->tensors[op->in[2]], *y = &g->tensors[op->out];
+  const int m = op->wino_m, a = m + 2, P = a * a, flex = op->in[4] >= 0;
+  const int ci = x->dims[3], co = y->dims[3], ci4 = NASRT_WINO_CI4(ci);
+  nasrt_wino_p *c = &p->rt.wino;
+  p->rt_kind = NASRT_WINOGRAD_CONV_2D;
+  p->wino_u = nas_malloc((size_t)co * P * ci4);
+  p->wino_i32 = nas_malloc(sizeof *p->wino_i32 * 4 * (size_t)co);
+  p->wino_i8 = nas_malloc(3 * (size_t)co);
+  if (!p->wino_u || !p->wino_i32 || !p->wino_i8) return NAS_ENOMEM;
+  int32_t *um = p->wino_i32, *mm = um + co, *om = mm + co, *wmax = om + co;
+  int8_t *us = p->wino_i8, *ms = us + co, *os = ms + co;
+  c->in = offset_of(plan, op->in[0]), c->out = offset_of(plan, op->out);
+  c->scratch = offset_of(plan, op->in[3]);
+  c->n = x->dims[0], c->h = x->dims[1], c->w = x->dims[2], c->ci = ci;
+  c->ho = y->dims[1], c->wo = y->dims[2], c->co = co, c->m = m;
+  c->pt = c->pl = op->padding == NAS_G8_PAD_SAME ? 1 : 0;
+  c->in_off = -x->zero_point[0], c->out_off = y->zero_point[0];
+  c->qmax = (int32_t)((1L << (op->wino_bits - 1)) - 1);
+  c->bshift = op->wino_bshift;
+  nas_q_act_range(op->act, y->scale[0], y->zero_point[0], &c->lo, &c->hi);
+  c->bias = b->data;
+  const int gden = m == 2 ? 2 : 24;
+  if (flex) {
+    const int8_t *t = g->tensors[op->in[4]].data, *u = w->data;
+    c->bt = t, c->at = t + P;
+    memset(p->wino_u, 0, (size_t)co * P * ci4);
+    for (size_t r = 0; r < (size_t)co * P; r++) memcpy(p->wino_u + r * ci4, u + r * ci, (size_t)ci);
+    c->u = p->wino_u;
+  } else {
+    nas_wino_static_u(m, w->data, co, ci, wmax, um, us, p->wino_u);
+    if (op->wino_rt) c->wt = w->data, c->u_mult = um, c->u_shift = us;
+    else c->u = p->wino_u;
+  }
+  const double sx = x->scale[0], sv = op->wino_vscale, sy = y->scale[0];
+  int sh;
+  nas_q_quantize_multiplier(ldexp(sx, -2 * (flex ? op->wino_fb : 0)) / sv, &c->v_mult, &sh);
+  c->v_shift = sh;
+  for (int k = 0; k < co; k++) {
+    const double su = flex ? w->scale[k]
+                           : wmax[k] > 0 ? (double)w->scale[k] * wmax[k] * NAS_WINO_UWIDE /
+                                               ((double)gden * gden * 127.0)
+                                         : (double)w->scale[k];
+    const double sacc = ldexp(b->scale[k], op->wino_bshift) /* 2^bshift of the bias's */, sm = ldexp(sacc, 2 * (flex ? op->wino_fa : 0));
+    nas_q_quantize_multiplier(su * sv / sm, &mm[k], &sh);
+    ms[k] = (int8_t)sh;
+    nas_q_quantize_multiplier(sacc / sy, &om[k], &sh);
+    os[k] = (int8_t)sh;
+  }
+  c->m_mult = mm, c->m_shift = ms, c->o_mult = om, c->o_shift = os;
+  *scratch = nas_g8_wino_host_scratch(c);
+  return NAS_OK;
+}
+
 /* ---- sparse weights (the nas-c runtime's SPARSE) ----------------------------------------- */
 
 long long nas_g8_sparse_bytes(const nas_g8_graph *g, int i, long long *nnz) {
@@ -415,6 +479,7 @@ void nas_g8_prep_op_free(nas_g8_prep_op *p) {
   free(p->mult), free(p->shift), free(p->ebias);
   free(p->rq.mult), free(p->rq.lmul), free(p->rq.rsh), free(p->rq.mask), free(p->w16),
       free(p->bias), free(p->wq), free(p->bq);
+  free(p->wino_u), free(p->wino_i32), free(p->wino_i8);
   free(p->sp_mask), free(p->sp_values);
   memset(p, 0, sizeof *p);
 }
@@ -435,6 +500,7 @@ int nas_g8_prep_op_build(const nas_g8_graph *g, const nas_g8_plan *plan, int i,
     case NAS_G8_SOFTMAX: prep_softmax(g, plan, op, p); break;
     case NAS_G8_QUANTIZE: prep_quantize(g, plan, op, p); break;
     case NAS_G8_RESHAPE: prep_reshape(g, plan, op, p); break;
+    case NAS_G8_WINOGRAD: rc = prep_wino(g, plan, op, p, scratch); break;
     default: {
       if (nas_g8_is_rnn_kind(op->kind)) {
         rc = nas_g8_prep_rnn(g, plan, op, p);

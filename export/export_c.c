@@ -155,6 +155,15 @@ static int ptr_name(char *buf, size_t n, const nas_g8_graph *g, const nas_g8_pre
   if (!ptr) return snprintf(buf, n, "NULL"), NAS_OK;
   if (ptr == pp->mult) return snprintf(buf, n, "op%d_mult", i), NAS_OK;
   if (ptr == pp->shift) return snprintf(buf, n, "op%d_shift", i), NAS_OK;
+  if (pp->rt_kind == NASRT_WINOGRAD_CONV_2D) {
+    const nasrt_wino_p *c = &pp->rt.wino;
+    const struct { const void *p; const char *name; } w[] = {
+        {pp->wino_u, "u"},       {c->u_mult, "u_mult"}, {c->u_shift, "u_shift"},
+        {c->m_mult, "m_mult"},   {c->m_shift, "m_shift"}, {c->o_mult, "o_mult"},
+        {c->o_shift, "o_shift"}};
+    for (size_t k = 0; k < sizeof w / sizeof w[0]; k++)
+      if (w[k].p && ptr == w[k].p) return snprintf(buf, n, "op%d_%s", i, w[k].name), NAS_OK;
+  }
   if (pp->ebias && ptr == pp->ebias) return snprintf(buf, n, "op%d_bias", i), NAS_OK;
   /* pp is &ops[i] of the prepared graph's operator array */
   if (pp->wq && ptr == pp->wq) return snprintf(buf, n, "op%d_wq", twin_of(pp - i, i, 0)), NAS_OK;
@@ -163,6 +172,11 @@ static int ptr_name(char *buf, size_t n, const nas_g8_graph *g, const nas_g8_pre
   if (pp->sp_values && ptr == pp->sp_values) return snprintf(buf, n, "op%d_values", i), NAS_OK;
   for (int t = 0; t < g->ntensors; t++)
     if (g->tensors[t].data == ptr) return snprintf(buf, n, "t%d", t), NAS_OK;
+  for (int t = 0; t < g->ntensors; t++) { /* a pointer into a constant (a flex layer's At) */
+    const char *d = g->tensors[t].data;
+    if (d && (const char *)ptr > d && (const char *)ptr < d + g->tensors[t].bytes)
+      return snprintf(buf, n, "t%d + %ld", t, (long)((const char *)ptr - d)), NAS_OK;
+  }
   return nas_errf(e, NAS_EINVAL, "operator %d: C export: a prepared pointer refers to no "
                   "constant tensor", i);
 }
@@ -178,7 +192,7 @@ static int emit_struct(FILE *f, const char *type, const nas_g8_graph *g, const n
                        int i, const pval *ptr, int np, const ival *v, int nv, nas_err *e) {
   fprintf(f, "static const %s op%d = {", type, i);
   for (int k = 0; k < np; k++) {
-    char nm[32];
+    char nm[48];
     int rc = ptr_name(nm, sizeof nm, g, pp, i, ptr[k].p, e);
     if (rc) return rc;
     fprintf(f, "%s.%s = %s", k ? ", " : "\n    ", ptr[k].n, nm);
@@ -253,9 +267,28 @@ static int op_ptrs(const nas_g8_prep_op *pp, pval *out) {
       out[n++] = (pval){"shift", c->shift};
       break;
     }
+    case NASRT_WINOGRAD_CONV_2D: { /* U replaces the spatial weights unless wt is set */
+      const nasrt_wino_p *c = &pp->rt.wino;
+      out[n++] = (pval){"u", c->u}, out[n++] = (pval){"wt", c->wt};
+      out[n++] = (pval){"u_mult", c->u_mult}, out[n++] = (pval){"u_shift", c->u_shift};
+      out[n++] = (pval){"bt", c->bt}, out[n++] = (pval){"at", c->at};
+      out[n++] = (pval){"bias", c->bias};
+      out[n++] = (pval){"m_mult", c->m_mult}, out[n++] = (pval){"m_shift", c->m_shift};
+      out[n++] = (pval){"o_mult", c->o_mult}, out[n++] = (pval){"o_shift", c->o_shift};
+      break;
+    }
     default: break;
   }
   return n;
+}
+
+/* Marks in used[] the constant tensor that ptr points to or into (a flex layer's At is a row
+ * of its tensor); a pointer to an operator's own prepared array marks nothing. */
+static void mark_used(const nas_g8_graph *g, const void *ptr, unsigned char *used) {
+  for (int t = 0; ptr && t < g->ntensors; t++) {
+    const char *d = g->tensors[t].data;
+    if (d && (const char *)ptr >= d && (const char *)ptr < d + g->tensors[t].bytes) used[t] = 1;
+  }
 }
 
 /* Output channels of a prepared operator with per-channel multipliers (8 for an LSTM). */
@@ -358,6 +391,38 @@ static int emit_op(FILE *f, const nas_g8_graph *g, const nas_g8_prep_op *pp, int
       const ival v[] = {{"in", c->in}, {"out", c->out}, {"n", c->n}, {"in_zp", c->in_zp},
                         {"mult", c->mult}, {"shift", c->shift}, {"out_zp", c->out_zp}};
       return emit_struct(f, "nasrt_requant_p", g, pp, i, NULL, 0, v, NV(v), e);
+    }
+    case NASRT_WINOGRAD_CONV_2D: {
+      const nasrt_wino_p *c = &pp->rt.wino;
+      const size_t co = (size_t)c->co, P = (size_t)(c->m + 2) * (c->m + 2);
+      char name[32];
+      if (c->u) {
+        snprintf(name, sizeof name, "op%d_u", i);
+        emit_i8_array(f, name, c->u, co * P * (size_t)NASRT_WINO_CI4(c->ci));
+      }
+      if (c->u_mult) {
+        snprintf(name, sizeof name, "op%d_u_mult", i);
+        emit_i32_array(f, name, c->u_mult, co);
+        snprintf(name, sizeof name, "op%d_u_shift", i);
+        emit_i8_array(f, name, c->u_shift, co);
+      }
+      snprintf(name, sizeof name, "op%d_m_mult", i);
+      emit_i32_array(f, name, c->m_mult, co);
+      snprintf(name, sizeof name, "op%d_m_shift", i);
+      emit_i8_array(f, name, c->m_shift, co);
+      snprintf(name, sizeof name, "op%d_o_mult", i);
+      emit_i32_array(f, name, c->o_mult, co);
+      snprintf(name, sizeof name, "op%d_o_shift", i);
+      emit_i8_array(f, name, c->o_shift, co);
+      const ival v[] = {
+          {"in", c->in},         {"out", c->out},         {"scratch", c->scratch},
+          {"v_mult", c->v_mult}, {"v_shift", c->v_shift}, {"n", c->n},
+          {"h", c->h},           {"w", c->w},             {"ci", c->ci},
+          {"ho", c->ho},         {"wo", c->wo},           {"co", c->co},
+          {"m", c->m},           {"pt", c->pt},           {"pl", c->pl},
+          {"in_off", c->in_off}, {"out_off", c->out_off}, {"qmax", c->qmax},
+          {"lo", c->lo},         {"hi", c->hi},           {"bshift", c->bshift}};
+      return emit_struct(f, "nasrt_wino_p", g, pp, i, p, np, v, NV(v), e);
     }
     case NASRT_RESHAPE: {
       const nasrt_copy_p *c = &pp->rt.copy;
@@ -474,9 +539,7 @@ static int emit_source(const nas_g8_graph *g, const nas_g8_plan *p, const nas_g8
   for (int i = 0; !rc && i < g->nops; i++) {
     pval pv[MAXPTR];
     const int np = op_ptrs(&prep->op[i], pv);
-    for (int k = 0; k < np; k++)
-      for (int t = 0; pv[k].p && t < g->ntensors; t++)
-        if (g->tensors[t].data == pv[k].p) used[t] = 1;
+    for (int k = 0; k < np; k++) mark_used(g, pv[k].p, used);
   }
   for (int t = 0; !rc && t < g->ntensors; t++) {
     if (!used[t]) continue;
@@ -569,6 +632,7 @@ static long long struct_words(int kind) {
     case NASRT_STRIDED_SLICE: return 18;
     case NASRT_CONCATENATION: return 23;
     case NASRT_UNIDIRECTIONAL_SEQUENCE_LSTM: return 11 + 13;
+    case NASRT_WINOGRAD_CONV_2D: return 11 + 21;
     case NASRT_SPARSE: return 6 + 23 + 2 + 2; /* conv's, mask, values, mb, nnz */
     default: return 0;
   }
@@ -592,9 +656,7 @@ int nas_c_export_data_bytes(const nas_g8_graph *g, long long *bytes, nas_err *e)
     const nas_g8_prep_op *pp = &prep.op[i];
     pval pv[MAXPTR];
     const int np = op_ptrs(pp, pv);
-    for (int k = 0; k < np; k++)
-      for (int t = 0; pv[k].p && t < g->ntensors; t++)
-        if (g->tensors[t].data == pv[k].p) used[t] = 1;
+    for (int k = 0; k < np; k++) mark_used(g, pv[k].p, used);
     n += 4 * struct_words(pp->rt_kind);
     if (pp->rt_kind == NASRT_SPARSE) { /* the mask rows and the non-zero values */
       const nasrt_sparse_p *sp = &pp->rt.sparse;
@@ -605,6 +667,11 @@ int nas_c_export_data_bytes(const nas_g8_graph *g, long long *bytes, nas_err *e)
       if (twin_of(prep.op, i, 1) == i) n += (long long)bq_bytes(pp); /* printed once */
       if (pp->ebias) n += 4LL * 8 * pp->rt.lstm.h;     /* an LSTM's effective biases */
       if (twin_of(prep.op, i, 0) == i) n += (long long)wq_bytes(pp);
+    }
+    if (pp->rt_kind == NASRT_WINOGRAD_CONV_2D) { /* its prepared arrays (emit_op) */
+      const nasrt_wino_p *c = &pp->rt.wino;
+      const long long co = c->co, P = (long long)(c->m + 2) * (c->m + 2);
+      n += 10 * co + (c->u_mult ? 5 * co : 0) + (c->u ? co * P * NASRT_WINO_CI4(c->ci) : 0);
     }
   }
   for (int t = 0; !rc && t < g->ntensors; t++)

@@ -324,17 +324,38 @@ static int next_bn(const nas_graph *g, int i) {
   return -1;
 }
 
+/* A Winograd conv (WINO_OUT i): its layer input node, spatial weights node and WINO_IN node
+ * (the padding); a flex layer is refused naming its layer. */
+static int wino_parts(lw *L, int i, int *x, int *w, int *vin) {
+  const nas_graph *g = L->net->g;
+  const nas_node *mul = &g->nodes[g->nodes[i].in[0]];
+  const nas_node *wt = &g->nodes[mul->in[1]];
+  *vin = mul->in[0], *x = g->nodes[*vin].in[0], *w = wt->in[0];
+  if (g->nodes[wt->in[1]].kind == NAS_NODE_PARAM || g->nodes[g->nodes[*vin].in[1]].kind == NAS_NODE_PARAM)
+    return lerr(L, i, "a flex Winograd layer learns its own transforms, so its arithmetic is not a "
+                      "convolution and no ONNX operator computes it (use --format c, or train it "
+                      "with flex false)");
+  return NAS_OK;
+}
+
 static int lower_conv(lw *L, int i) {
   ob *b = L->b;
   const nas_graph *g = L->net->g;
-  const nas_node *n = &g->nodes[i], *x = &g->nodes[n->in[0]];
-  const nas_node *w = &g->nodes[nas_prune_source(g, n->in[1])];
+  const nas_node *n = &g->nodes[i];
+  int xi = n->in[0], wi = n->op == NAS_OP_WINO_OUT ? -1 : nas_prune_source(g, n->in[1]), vin = -1;
+  if (n->op == NAS_OP_WINO_OUT && wino_parts(L, i, &xi, &wi, &vin)) return L->e->code;
+  /* a static Winograd layer is written as the standard convolution it approximates: standard
+     runtimes compute it directly (their int8 result differs from the Winograd-aware one);
+     pruned weights are read behind their masks (train/prune.h) */
+  const nas_op_params pw = {.sh = 1, .sw = 1, .padding = vin >= 0 ? g->nodes[vin].p.padding : 0};
+  const nas_op_params *np = vin >= 0 ? &pw : &n->p;
+  const nas_node *x = &g->nodes[xi], *w = &g->nodes[wi];
   const int dw = n->op == NAS_OP_DWCONV2D;
   const int kh = dw ? w->shape.d[0] : w->shape.d[1], kw = dw ? w->shape.d[1] : w->shape.d[2];
   const int cin = x->shape.d[3], co = dw ? w->shape.d[2] : w->shape.d[0];
   const int per = dw ? kh * kw : kh * kw * cin;
   const int bn = next_bn(g, i);
-  if (L->layout[n->in[0]] != LAY_NCHW) return lerr(L, i, "convolution of a flat input");
+  if (L->layout[xi] != LAY_NCHW) return lerr(L, i, "convolution of a flat input");
   size_t nw = nas_shape_numel(&w->shape);
   float *wf = ob_alloc(b, sizeof(float) * nw), *wo = ob_alloc(b, sizeof(float) * nw);
   float *bias = ob_alloc(b, sizeof(float) * (size_t)co);
@@ -365,7 +386,7 @@ static int lower_conv(lw *L, int i) {
     int8_t *zw = ob_alloc(b, (size_t)co);
     int32_t *zb = ob_alloc(b, sizeof(int32_t) * (size_t)co);
     nas_q_weights(wo, co, per, per, 1, q, ws);
-    const float in_s = L->qs[n->in[0]];
+    const float in_s = L->qs[xi];
     nas_q_bias(bias, co, in_s, ws, qb);
     for (int o = 0; o < co; o++) bs[o] = in_s * ws[o];
     const char *wq = init_i8(b, ob_strf(b, "%s.w.q", n->name), 4, wd, q);
@@ -379,10 +400,10 @@ static int lower_conv(lw *L, int i) {
     bname = ob_strf(b, "%s.b", n->name);
     attr_i(b, ob_node(b, "DequantizeLinear", bname, 3, bq, bsn, bzn), "axis", 0);
   }
-  int64_t pads[4], k[2] = {kh, kw}, s[2] = {n->p.sh, n->p.sw};
-  tf_pads(x->shape.d[1], x->shape.d[2], kh, kw, n->p.sh, n->p.sw, n->p.padding, pads);
+  int64_t pads[4], k[2] = {kh, kw}, s[2] = {np->sh, np->sw};
+  tf_pads(x->shape.d[1], x->shape.d[2], kh, kw, np->sh, np->sw, np->padding, pads);
   char *out = ob_strf(b, "%s", n->name);
-  Onnx__NodeProto *cv = ob_node(b, "Conv", out, 3, L->tname[n->in[0]], wn, bname);
+  Onnx__NodeProto *cv = ob_node(b, "Conv", out, 3, L->tname[xi], wn, bname);
   attr_ints(b, cv, "kernel_shape", 2, k);
   attr_ints(b, cv, "strides", 2, s);
   attr_ints(b, cv, "pads", 4, pads);
@@ -536,8 +557,12 @@ static int lower_node(lw *L, int i) {
   switch (n->op) {
     case NAS_OP_CONV2D:
     case NAS_OP_DWCONV2D:
+    case NAS_OP_WINO_OUT:
       if (lower_conv(L, i)) return L->e->code;
       break;
+    case NAS_OP_WINO_WT:
+    case NAS_OP_WINO_IN:
+    case NAS_OP_WINO_MUL: return NAS_OK; /* written with their WINO_OUT as one Conv */
     case NAS_OP_DENSE:
       if (lower_dense(L, i)) return L->e->code;
       break;

@@ -10,6 +10,7 @@
  * size, u16 table size, one u16 field offset per field id, 0 = absent). Field ids follow
  * tensorflow/lite/schema/schema.fbs, written down once in deploy/tflite_schema.h. */
 #include "export/export_tflite.h"
+#include "deploy/wino8.h"
 #include "core/alloc.h"
 #include "deploy/tflite_schema.h"
 
@@ -233,8 +234,30 @@ static size_t write_options(fbb *f, const nas_g8_graph *g, const nas_g8_op *op,
   return tend(f);
 }
 
+static int write_graph(const nas_g8_graph *g, const char *description, uint8_t **buf, size_t *len,
+                       nas_err *e);
+
+/* Static Winograd layers are written as the CONV_2D a standard runtime computes (deploy/
+ * wino8.h nas_g8_wino_as_conv, with a note in the description), flex ones refused. */
 int nas_tflite_write_mem(const nas_g8_graph *g, const char *description, uint8_t **buf,
                          size_t *len, nas_err *e) {
+  *buf = NULL, *len = 0;
+  if (!nas_g8_wino_count(g, NULL)) return write_graph(g, description, buf, len, e);
+  nas_g8_graph conv;
+  int n = 0, rc = nas_g8_wino_as_conv(g, &conv, &n, e);
+  if (rc) return nas_err_prefix(e, "tflite export"), rc;
+  char desc[512];
+  snprintf(desc, sizeof desc,
+           "%s; %d Winograd-aware layer%s written as CONV_2D: standard runtimes compute %s "
+           "directly, so their int8 result differs from the Winograd-aware one",
+           description ? description : "nas int8 export", n, n == 1 ? "" : "s", n == 1 ? "it" : "them");
+  rc = write_graph(&conv, desc, buf, len, e);
+  nas_g8_graph_free(&conv);
+  return rc;
+}
+
+static int write_graph(const nas_g8_graph *g, const char *description, uint8_t **buf, size_t *len,
+                       nas_err *e) {
   *buf = NULL, *len = 0;
   int rc = nas_g8_validate(g, e);
   if (rc) return nas_err_prefix(e, "tflite export"), rc;

@@ -15,7 +15,11 @@
 #include "deploy/graph8.h"
 
 /* Serialises g (which must pass nas_g8_validate) into a fresh buffer. description may be
- * NULL ("nas int8 export"). */
+ * NULL ("nas int8 export"). A static Winograd layer (WINOGRAD_CONV_2D, no TFLite operator) is
+ * written as the standard CONV_2D of its int8 weights, and the description says so (standard
+ * runtimes compute it directly: their int8 result differs from the Winograd-aware one; the
+ * CLI prints the note, nas_g8_wino_count tells it); a flex layer is refused naming its layer
+ * (its learned transforms are not a convolution). */
 int nas_tflite_write_mem(const nas_g8_graph *g, const char *description, uint8_t **buf,
                          size_t *len, nas_err *e);
 /* Serialises g into the file path (NAS_EIO naming the file when it cannot be written). */

@@ -6,6 +6,7 @@
 
 #include "core/alloc.h"
 #include "core/datadir.h"
+#include "deploy/wino8.h"
 #include "latency/cost_runtime.h"
 
 void nas_target_rt_free(nas_target_rt *rt) {
@@ -208,8 +209,61 @@ static int nasc_latency(nas_price *p, const nas_g8_graph *g, const int *op_layer
   return rc;
 }
 
+/* The C export's flash for its Winograd layers: the prepared U [co][P][ci4] replaces the
+ * spatial int8 weights (unless they are transformed at run time, which keeps them and adds
+ * their u_mult/u_shift), plus the product and output requantisations (int32 + int8 per output
+ * channel each); to the layer of each operator and the totals. */
+static void wino_flash(nas_price *p, const nas_g8_graph *g, const int *op_layer) {
+  for (int i = 0; i < g->nops; i++) {
+    const nas_g8_op *op = &g->ops[i];
+    if (op->kind != NAS_G8_WINOGRAD) continue;
+    const nas_g8_tensor *x = &g->tensors[op->in[0]], *w = &g->tensors[op->in[1]];
+    const long long co = g->tensors[op->out].dims[3], a = op->wino_m + 2;
+    const int rt = op->wino_rt && op->in[4] < 0;
+    long long d = 10 * co;
+    if (rt) d += 5 * co;
+    else d += co * a * a * ((x->dims[3] + 3) / 4 * 4) - (long long)w->bytes;
+    const int L = op_layer[i];
+    if (L >= 0 && L < p->n_layers) p->layers[L].flash_bytes += d;
+    p->model_flash_bytes += d, p->flash_bytes += d;
+  }
+}
+
+static int price_runtime(nas_price *p, const nas_g8_graph *g, const int *op_layer,
+                         const nas_target *t, nas_err *e);
+
 int nas_price_runtime(nas_price *p, const nas_g8_graph *g, const int *op_layer,
                       const nas_target *t, nas_err *e) {
+  const int rt = t->rt ? t->rt->runtime : NAS_RT_NAS_C;
+  int flex = 0;
+  if (!nas_g8_wino_count(g, &flex)) return price_runtime(p, g, op_layer, t, e);
+  if (rt == NAS_RT_NAS_C) {
+    wino_flash(p, g, op_layer);
+    return price_runtime(p, g, op_layer, t, e);
+  }
+  /* TFLM has no Winograd kernel: the TFLite export writes a static layer as CONV_2D, so it is
+     priced as that direct convolution; a flex layer has no TFLite form at all */
+  if (flex) {
+    int rc = price_runtime(p, g, op_layer, t, e);
+    if (!rc)
+      snprintf(p->latency_note, sizeof p->latency_note, "%d flex Winograd layer(s): no TFLite "
+               "form (only --format c runs them); priced from the target's %s model", flex,
+               nas_latmodel_name(t->model));
+    return rc;
+  }
+  nas_g8_graph d;
+  int rc = nas_g8_wino_as_conv(g, &d, NULL, e);
+  if (rc) return rc;
+  rc = price_runtime(p, &d, op_layer, t, e);
+  nas_g8_graph_free(&d);
+  if (!rc && !p->latency_note[0])
+    snprintf(p->latency_note, sizeof p->latency_note, "%s has no Winograd kernel: the Winograd "
+             "layers priced as the direct CONV_2D the TFLite export writes", nas_runtime_name(rt));
+  return rc;
+}
+
+static int price_runtime(nas_price *p, const nas_g8_graph *g, const int *op_layer,
+                         const nas_target *t, nas_err *e) {
   for (int i = 0; i < p->n_layers; i++) p->layers[i].sram_bytes = 0;
   p->peak_layer = 0;
   const int rt = t->rt ? t->rt->runtime : NAS_RT_NAS_C;

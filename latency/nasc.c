@@ -15,7 +15,7 @@
 static const char *const CORE_NAMES[NAS_NASC_NCORE] = {"cortex-m4", "cortex-m7", "cortex-m33",
                                                        "cortex-m0plus"};
 static const char *const KIND_NAMES[NAS_NASC_NKIND] = {"conv", "dwconv", "fc", "avgpool",
-    "maxpool", "add", "softmax", "requantize", "copy"};
+    "maxpool", "add", "softmax", "requantize", "copy", "wino2", "wino4"};
 /* Feature names per kind, NULL-terminated (the kernels' loops: see the *_features helpers). */
 static const char *const F_CONV[] = {"d_pairpix", "d_groups", "d_rem", "d_strided", "s_pairpix",
     "s_groups", "s_rem", "pixels", "widen", "tail", "pad_words", "rows", "taps", "stage_bytes",
@@ -28,8 +28,11 @@ static const char *const F_FC[] = {"rows", "quads", "quad_groups", "pairs", "pai
 static const char *const F_POOL[] = {"one", "pixels", "outputs", "rows", "word_taps", "ch_taps", NULL};
 static const char *const F_ELEM[] = {"elems", "one", NULL};
 static const char *const F_SOFTMAX[] = {"rows", "elems", "one", NULL};
+static const char *const F_WINO[] = {"tiles", "tile_in", "flex_macs", "quads", "products",
+                                     "tile_out", "out", "rt_weights", "one", NULL};
 static const char *const *const FEATS[NAS_NASC_NKIND] = {F_CONV, F_DW, F_FC, F_POOL, F_POOL,
-                                                         F_ELEM, F_SOFTMAX, F_ELEM, F_ELEM};
+                                                         F_ELEM, F_SOFTMAX, F_ELEM, F_ELEM,
+                                                         F_WINO, F_WINO};
 
 const char *nas_nasc_core_name(int c) { return c >= 0 && c < NAS_NASC_NCORE ? CORE_NAMES[c] : NULL; }
 int nas_nasc_core_from_name(const char *s) {
@@ -60,6 +63,8 @@ int nas_nasc_kind_of(const nas_g8_graph *g, int i) {
     case NAS_G8_SOFTMAX: return NAS_NASC_SOFTMAX;
     case NAS_G8_QUANTIZE: return NAS_NASC_REQUANT;
     case NAS_G8_RESHAPE: return NAS_NASC_COPY;
+    case NAS_G8_WINOGRAD:
+      return g->ops[i].wino_m == 2 ? NAS_NASC_WINO2 : g->ops[i].wino_m == 4 ? NAS_NASC_WINO4 : -1;
     default: return -1;
   }
 }
@@ -213,6 +218,22 @@ static void pool_features(const geom *q, double *f) {
   }
 }
 
+/* WINOGRAD_CONV_2D (the loops of runtime/nasrt_wino.c): input [n,h,w,ci], output [n,ho,wo,co],
+ * tile m; a flex layer (op->in[4] >= 0) runs its tables as products, a wino_rt layer transforms
+ * its weights per call. */
+static void wino_features(const nas_g8_graph *g, const nas_g8_op *op, double *f) {
+  const nas_g8_tensor *x = &g->tensors[op->in[0]], *y = &g->tensors[op->out];
+  const double m = op->wino_m, a = m + 2, P = a * a;
+  const double n = x->dims[0], ci = x->dims[3], ho = y->dims[1], wo = y->dims[2], co = y->dims[3];
+  const double ci4 = ceil(ci / 4) * 4;
+  const double tiles = n * ceil(ho / m) * ceil(wo / m);
+  const int flex = op->nin > 4 && op->in[4] >= 0;
+  f[0] = tiles, f[1] = tiles * ci;
+  f[2] = flex ? tiles * (ci * 2 * a * a * a + co * (m * a * a + m * m * a)) : 0;
+  f[3] = tiles * co * P * ci4 / 4, f[4] = tiles * co * P, f[5] = tiles * co;
+  f[6] = n * ho * wo * co, f[7] = op->wino_rt && !flex ? co * ci : 0, f[8] = 1;
+}
+
 int nas_nasc_features(const nas_g8_graph *g, const nas_g8_plan *plan, int i, int dsp, double *f,
                       nas_err *e) {
   const int kind = nas_nasc_kind_of(g, i);
@@ -223,6 +244,10 @@ int nas_nasc_features(const nas_g8_graph *g, const nas_g8_plan *plan, int i, int
   }
   memset(f, 0, sizeof *f * NAS_NASC_MAXF);
   const nas_g8_op *op = &g->ops[i];
+  if (kind == NAS_NASC_WINO2 || kind == NAS_NASC_WINO4) {
+    wino_features(g, op, f);
+    return kind;
+  }
   const double out = (double)nas_g8_numel(&g->tensors[op->out]);
   if (kind == NAS_NASC_ADD || kind == NAS_NASC_REQUANT || kind == NAS_NASC_COPY) {
     f[0] = out, f[1] = 1;
@@ -275,6 +300,14 @@ int nas_nasc_op_insn(const nas_nasc_model *m, int core, const nas_g8_graph *g,
  * and FC read it once, the portable depthwise kernel per output pixel. */
 static double flash_bytes(const nas_g8_graph *g, int i, long dcache) {
   const nas_g8_op *op = &g->ops[i];
+  if (op->kind == NAS_G8_WINOGRAD) { /* U once per input tile (or the spatial weights once) */
+    const nas_g8_tensor *x = &g->tensors[op->in[0]], *y = &g->tensors[op->out];
+    const int m = op->wino_m, a = m + 2, flex = op->nin > 4 && op->in[4] >= 0;
+    if (op->wino_rt && !flex) return (double)g->tensors[op->in[1]].bytes; /* into the arena once */
+    const double u = (double)y->dims[3] * a * a * ((x->dims[3] + 3) / 4 * 4);
+    const double tiles = (double)x->dims[0] * ((y->dims[1] + m - 1) / m) * ((y->dims[2] + m - 1) / m);
+    return u <= dcache ? u : u * tiles;
+  }
   if (op->nin < 2 || op->in[1] < 0 || !g->tensors[op->in[1]].data) return 0;
   const double w = (double)g->tensors[op->in[1]].bytes;
   const nas_g8_tensor *x = &g->tensors[op->in[0]], *y = &g->tensors[op->out];
@@ -394,8 +427,12 @@ int nas_nasc_load(const char *path, nas_nasc_model *m, nas_err *e) {
   const cJSON *cores = cJSON_GetObjectItemCaseSensitive(root, "cores");
   if (!cJSON_IsString(fmt) || strcmp(fmt->valuestring, "nas-nasc-insn-2"))
     rc = nas_errf(e, NAS_EFORMAT, "%s: field 'format' must be \"nas-nasc-insn-2\"", path);
+  int listed[NAS_NASC_NKIND] = {0}; /* a file written before a kind existed leaves it unfitted */
+  if (!rc && !cJSON_IsObject(feats)) rc = nas_errf(e, NAS_EFORMAT, "%s: field 'features' must be an object", path);
   for (int k = 0; !rc && k < NAS_NASC_NKIND; k++) {
     const cJSON *a = cJSON_GetObjectItemCaseSensitive(feats, KIND_NAMES[k]);
+    if (!a) continue;
+    listed[k] = 1;
     int j = 0;
     for (const cJSON *v = cJSON_IsArray(a) ? a->child : NULL; v; v = v->next, j++)
       if (j >= nas_nasc_nfeat(k) || !cJSON_IsString(v) || strcmp(v->valuestring, FEATS[k][j])) break;
@@ -410,7 +447,8 @@ int nas_nasc_load(const char *path, nas_nasc_model *m, nas_err *e) {
       int k = 0;
       while (k < NAS_NASC_NKIND && strcmp(KIND_NAMES[k], ko->string)) k++;
       rc = k == NAS_NASC_NKIND ? nas_errf(e, NAS_EFORMAT, "%s: cores.%s.%s: unknown kind", path, co->string, ko->string)
-                               : load_kind(ko, path, c, k, m, e);
+           : !listed[k] ? nas_errf(e, NAS_EFORMAT, "%s: cores.%s.%s: the kind has no features list", path, co->string, ko->string)
+                        : load_kind(ko, path, c, k, m, e);
     }
   }
   if (!rc && !cJSON_IsObject(cores)) rc = nas_errf(e, NAS_EFORMAT, "%s: field 'cores' must be an object", path);

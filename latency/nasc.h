@@ -16,6 +16,15 @@
  * export's gcc -O2 build too) + the flash term of the weights (a conv walks its filter per
  * pair of output pixels; depthwise and FC read it once).
  *
+ * WINOGRAD_CONV_2D (runtime/nasrt_wino.c) has one kind per tile size (wino2, wino4), its
+ * features following that kernel's loops: per input tile, per tile and input channel (the
+ * input transform and V's requantisation), the flex tables' multiply-adds (0 for a static
+ * layer), per four input channels of every tile position and output channel (two SMLAD; the
+ * same loop of 4 products on a Cortex-M0+), per product (M's requantisation), per tile and
+ * output channel (the output transform), per output value, per weight of a run-time weight
+ * transform (0 with pre-transformed U) and per call. Its flash term reads U once per tile
+ * unless U fits the data cache. Coefficients come from latency/calibration/nasc_wino_fit.c.
+ *
  * Coefficients: latency/calibration/nasc_insn.json (format "nas-nasc-insn-2", written by
  * build/nasc_fit, docs/costs.md). Ownership: nas_nasc_model owns nothing. Never prints. */
 #ifndef NAS_LATENCY_NASC_H
@@ -34,7 +43,9 @@ int nas_nasc_core_from_name(const char *s); /* -1 when unknown */
 /* Operator kinds of the runtime (its NASRT_OPS). */
 enum nas_nasc_kind {
   NAS_NASC_CONV = 0, NAS_NASC_DWCONV, NAS_NASC_FC, NAS_NASC_AVGPOOL, NAS_NASC_MAXPOOL,
-  NAS_NASC_ADD, NAS_NASC_SOFTMAX, NAS_NASC_REQUANT, NAS_NASC_COPY, NAS_NASC_NKIND
+  NAS_NASC_ADD, NAS_NASC_SOFTMAX, NAS_NASC_REQUANT, NAS_NASC_COPY,
+  NAS_NASC_WINO2, NAS_NASC_WINO4, /* WINOGRAD_CONV_2D, F(2x2,3x3) and F(4x4,3x3) */
+  NAS_NASC_NKIND
 };
 const char *nas_nasc_kind_name(int kind); /* "conv", ...; NULL out of range */
 #define NAS_NASC_MAXF 16

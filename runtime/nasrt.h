@@ -50,8 +50,9 @@
   X(SUB, sub, nasrt_add_p)                    \
   X(STRIDED_SLICE, slice, nasrt_slice_p)      \
   X(CONCATENATION, concat, nasrt_concat_p)    \
-  X(UNIDIRECTIONAL_SEQUENCE_LSTM, lstm, nasrt_lstm_p) \
-  X(SPARSE, sparse, nasrt_sparse_p)
+  X(UNIDIRECTIONAL_SEQUENCE_LSTM, lstm, nasrt_lstm_p)   \
+  X(SPARSE, sparse, nasrt_sparse_p)                   \
+  X(WINOGRAD_CONV_2D, wino, nasrt_wino_p)
 
 enum nasrt_kind {
 #define NASRT_KIND_ENUM(K, k, T) NASRT_##K,
@@ -230,6 +231,50 @@ typedef struct nasrt_lstm_p {
   int32_t time_major;         /* 1: input [t,b,f] */
 } nasrt_lstm_p;
 
+/* WINOGRAD_CONV_2D: a 3x3 stride-1 convolution through F(m x m, 3x3) tiles (m = 2: 4x4 input
+ * tiles; m = 4: 6x6), the arithmetic of a Winograd-aware layer (nas docs/winograd.md): per
+ * input tile and channel V = Bt (x - zp) Bt^T in int32, requantised by v_mult/v_shift to
+ * +-qmax; per output channel k and tile position p the product sum_c U[k][p][c] V[p][c] in
+ * int32, requantised by m_mult[k]/m_shift[k] to +-qmax; Y = At M At^T in int32 with bias[k]
+ * (at 2^-bshift of Y's scale) requantised by o_mult[k]/o_shift[k], plus the output zero point,
+ * clamped. Every requantisation rounds once (nasrt_wfixed.h), not twice as TFLite's
+ * MultiplyByQuantizedMultiplier does. Static layers use
+ * the Cook-Toom integer Bt, At (F2: points 0, 1, -1, inf; F4: 0, +-1, +-2, inf); a flex layer
+ * gives its int8 tables bt [a][a] and at [m][a]. U is int8 [co][a*a][ci4] (ci4 = ci rounded up
+ * to 4, zero padded): pre-transformed in flash (u), or transformed from the spatial weights wt
+ * [co][3][3][ci] into the scratch at every invoke (static layers: U = Gn w Gn^T requantised
+ * by u_mult[k]/u_shift[k], Gn = gden * G integer). The scratch (tile buffers and, at run
+ * time, U) is NASRT_WINO_SCRATCH bytes at arena offset scratch. */
+typedef struct nasrt_wino_p {
+  int32_t in, out, scratch;   /* arena offsets: input [n,h,w,ci], output [n,ho,wo,co], scratch */
+  const int8_t *u;            /* pre-transformed weights [co][a*a][ci4], or NULL */
+  const int8_t *wt;           /* with u NULL: spatial weights [co][3][3][ci] */
+  const int32_t *u_mult;      /* with u NULL: [co] Gn w Gn^T -> U multipliers */
+  const int8_t *u_shift;      /* with u NULL: [co] their shifts */
+  const int8_t *bt, *at;      /* flex: Bt [a][a], At [m][a]; NULL: the static tables */
+  const int32_t *bias;        /* [co] at 2^-bshift of the output transform's scale */
+  const int32_t *m_mult;      /* [co] product -> M multipliers */
+  const int8_t *m_shift;      /* [co] their shifts */
+  const int32_t *o_mult;      /* [co] output multipliers */
+  const int8_t *o_shift;      /* [co] their shifts */
+  int32_t v_mult, v_shift;    /* transformed input -> V */
+  int32_t n, h, w, ci;        /* input shape */
+  int32_t ho, wo, co;         /* output shape */
+  int32_t m, pt, pl;          /* output tile (2 or 4), top/left padding */
+  int32_t in_off, out_off;    /* -input zero point, output zero point */
+  int32_t qmax;               /* V and M lie in -qmax..qmax (2^(bits-1) - 1) */
+  int32_t bshift;             /* 0..16: the bias's extra fraction bits */
+  int32_t lo, hi;             /* fused activation clamp */
+} nasrt_wino_p;
+
+/* Scratch bytes of a WINOGRAD_CONV_2D (rt: U transformed at run time): M [a*a] and the
+ * output transform's rows [m*a] int32, V [a*a][ci4] int16, U [co][a*a][ci4] int8 at run time. */
+#define NASRT_WINO_CI4(ci) (((ci) + 3) / 4 * 4)
+#define NASRT_WINO_SCRATCH(m, ci, co, rt)                                                   \
+  (4 * ((m) + 2) * ((m) + 2) + 4 * (m) * ((m) + 2) +                                       \
+   2 * ((m) + 2) * ((m) + 2) * NASRT_WINO_CI4(ci) +                                         \
+   ((rt) ? (co) * ((m) + 2) * ((m) + 2) * NASRT_WINO_CI4(ci) : 0))
+
 /* ---- kernels (pointer level: the host runtime calls them on its own buffers) -------------- */
 
 void nasrt_conv(const nasrt_conv_p *p, const int8_t *in, int8_t *out);
@@ -250,6 +295,7 @@ void nasrt_sub(const nasrt_add_p *p, const int8_t *a, const int8_t *b, int8_t *o
 void nasrt_slice(const nasrt_slice_p *p, const int8_t *in, int8_t *out);
 void nasrt_concat(const nasrt_concat_p *p, int8_t *arena);
 void nasrt_lstm(const nasrt_lstm_p *p, const int8_t *in, int8_t *out, int16_t *cell);
+void nasrt_wino(const nasrt_wino_p *p, const int8_t *in, int8_t *out, void *scratch);
 /* The fast kernels (nasrt_fast_conv.c, nasrt_fast_dw.c): the same results from the prepared
  * wq / bq. scratch: nasrt_conv_scratch_bytes bytes, 4-byte aligned; NULL for a 1x1 filter
  * runs it without (slower). */

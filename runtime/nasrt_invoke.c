@@ -65,6 +65,11 @@ void nasrt_eval_sparse(const void *p, int8_t *arena) {
   nasrt_sparse(c, arena + c->c.in, arena + c->c.out);
 }
 
+void nasrt_eval_wino(const void *p, int8_t *arena) {
+  const nasrt_wino_p *c = p;
+  nasrt_wino(c, arena + c->in, arena + c->out, arena + c->scratch);
+}
+
 nasrt_eval_fn nasrt_eval_of(int kind) {
   static const nasrt_eval_fn evals[NASRT_NKINDS] = {
 #define NASRT_EVAL_ENTRY(K, k, T) nasrt_eval_##k,

@@ -361,7 +361,7 @@ int nas_space_load_file(const char *path, nas_space **out, nas_err *e) {
 }
 
 static const char *const BUILTINS[] = {"kws-dscnn", "kws-rnn", "vision-mbnet", "vision-mbnet-32",
-                                       "vision-mbnet-96"};
+                                       "vision-mbnet-96", "vision-wino"};
 #define N_BUILTINS (int)(sizeof BUILTINS / sizeof BUILTINS[0])
 
 int nas_space_builtin_count(void) { return N_BUILTINS; }

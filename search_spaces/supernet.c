@@ -81,7 +81,7 @@ static nas_sn_slot *add_slot(walker *w) {
   return s;
 }
 
-static const char *const CHOICE_FIELDS[] = {"op", "out", "k", "expand", "rate", NULL};
+static const char *const CHOICE_FIELDS[] = {"op", "out", "k", "expand", "rate", "algo", "flex", NULL};
 
 static int walk_entry(walker *w, const cJSON *entry, const char *path, const nas_sn_cond *cond,
                       int n_cond);
@@ -150,7 +150,7 @@ static int walk_entry(walker *w, const cJSON *entry, const char *path, const nas
       if (!ok)
         return nas_errf(w->e, NAS_EINVAL,
                         "supernet %s: %s: DNAS does not relax choices on field '%s' (only op, "
-                        "out, k, expand, rate, repeat, optional)", name, sub, f->string);
+                        "out, k, expand, rate, algo, flex, repeat, optional)", name, sub, f->string);
       const cJSON *list = cJSON_GetObjectItemCaseSensitive(f, "choice");
       int k = add_dec(w, sub, NAS_SN_CHOICE, f->string, list, cJSON_GetArraySize(list));
       if (k < 0) return w->e->code;
@@ -335,7 +335,19 @@ static int resolve_slot(const nas_supernet *sn, int s, const int *d, nas_sn_laye
   bad |= get_int(field(sn, s, "out", d), L->in_c, &L->out);
   const cJSON *rj = field(sn, s, "rate", d);
   L->rate = cJSON_IsNumber(rj) ? rj->valuedouble : 0.5;
+  const cJSON *aj = field(sn, s, "algo", d);
+  L->algo = NAS_SN_IM2ROW;
+  if (aj && !cJSON_IsString(aj)) bad = 1;
+  else if (aj && !strcmp(aj->valuestring, "wino2")) L->algo = NAS_SN_WINO2;
+  else if (aj && !strcmp(aj->valuestring, "wino4")) L->algo = NAS_SN_WINO4;
+  else if (aj && strcmp(aj->valuestring, "im2row")) bad = 1;
+  bad |= get_bool(field(sn, s, "flex", d), 0, &L->flex);
   if (bad) return nas_errf(e, NAS_EINVAL, "supernet %s: %s: a field has the wrong type", name, path);
+  if (L->algo != NAS_SN_IM2ROW && (L->op != NAS_SN_CONV || k[0] != 3 || k[1] != 3 || st[0] != 1 || st[1] != 1))
+    return nas_errf(e, NAS_EINVAL, "supernet %s: %s: algo %s needs a 3x3 conv with stride 1", name,
+                    path, aj->valuestring);
+  if (L->flex && L->algo == NAS_SN_IM2ROW)
+    return nas_errf(e, NAS_EINVAL, "supernet %s: %s: flex needs algo wino2 or wino4", name, path);
   L->kh = k[0], L->kw = k[1], L->sh = st[0], L->sw = st[1];
   L->out_h = L->in_h, L->out_w = L->in_w, L->out_c = L->in_c, L->out_flat = L->in_flat;
   L->residual = 0;

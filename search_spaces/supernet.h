@@ -12,7 +12,9 @@
  * if the slot were present, so that masks of absent slots are defined). Its shapes for the
  * present slots are those of nas_net_build on the materialised arch (tests/test_dnas.c).
  *
- * Choices are supported on "op", "out", "k", "expand" and "rate" (dropout) fields and on
+ * Choices are supported on "op", "out", "k", "expand", "rate" (dropout), "algo" and "flex"
+ * (a conv's convolution algorithm: im2row, or Winograd F2/F4, static or flex; the float
+ * supernet computes every algorithm alike, the costs tell them apart) fields and on
  * repeat/optional; a choice on any other field is refused at load with its path.
  * Ownership: nas_supernet owns its space, template and arrays; free with nas_supernet_free.
  * Pointers into the template (vals, layer) stay valid until then. */
@@ -74,6 +76,9 @@ typedef struct nas_supernet {
   nas_sn_slot *slots;        /* [n_slots] */
 } nas_supernet;
 
+/* A conv slot's algorithm ("algo" field). */
+enum nas_sn_algo { NAS_SN_IM2ROW = 0, NAS_SN_WINO2, NAS_SN_WINO4 };
+
 /* One slot resolved for a decision vector. Fields follow net.c's defaults. */
 typedef struct nas_sn_layer {
   int present;               /* 1 when the slot is part of the architecture */
@@ -86,6 +91,7 @@ typedef struct nas_sn_layer {
   int expand;                /* mbconv expansion */
   int residual;              /* mbconv: residual add resolved */
   double rate;               /* dropout rate */
+  int algo, flex;            /* conv: enum nas_sn_algo; 1 = flex Winograd transforms */
   int in_h, in_w, in_c, in_flat;     /* input shape (flat: [C] only) */
   int out_h, out_w, out_c, out_flat; /* output shape as if present */
   int hidden;                /* mbconv hidden channels (in_c * expand), else out_c */

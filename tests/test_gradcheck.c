@@ -156,6 +156,42 @@ static void b_rnn(nas_graph *g, gc_graph *b, int op, int v) {
   b->p.kh = v != 1;
 }
 
+/* Winograd steps (train/ops_wino.c); the transforms are PARAMs (a flex layer), filled at
+ * random like the data. WINO_WT: w [3,3,3,2], G [alpha,3]; v0: alpha 4, v1: alpha 6. */
+static void b_wino_wt(nas_graph *g, gc_graph *b, int op, int v) {
+  (void)op;
+  add_in(b, param(g, "w", 4, 3, 3, 3, 2));
+  add_in(b, param(g, "G", 2, v ? 6 : 4, 3, 0, 0));
+}
+
+/* WINO_IN: x [2,5,7,3], Bt [alpha,alpha]. v0: alpha 4, same; v1: alpha 6, valid; v2: alpha 6,
+ * same (partial tiles at the bottom and the right). */
+static void b_wino_in(nas_graph *g, gc_graph *b, int op, int v) {
+  (void)op;
+  const int a = v ? 6 : 4;
+  add_in(b, param(g, "x", 4, 2, 5, 7, 3));
+  add_in(b, param(g, "Bt", 2, a, a, 0, 0));
+  b->p.padding = v == 1 ? NAS_PAD_VALID : NAS_PAD_SAME;
+}
+
+/* WINO_MUL: V [2,4,3,3], U [4,5,3]. */
+static void b_wino_mul(nas_graph *g, gc_graph *b, int op, int v) {
+  (void)op, (void)v;
+  add_in(b, param(g, "V", 4, 2, 4, 3, 3));
+  add_in(b, param(g, "U", 3, 4, 5, 3, 0));
+}
+
+/* WINO_OUT with bias [3]. v0: m 2, output 3x5 (6 tiles, M [2,16,6,3]); v1: m 4, output 5x3
+ * (2 tiles, M [2,36,2,3]); both crop partial tiles. */
+static void b_wino_out(nas_graph *g, gc_graph *b, int op, int v) {
+  (void)op;
+  const int m = v ? 4 : 2, a = m + 2;
+  add_in(b, param(g, "M", 4, 2, a * a, v ? 2 : 6, 3));
+  add_in(b, param(g, "At", 2, m, a, 0, 0));
+  add_in(b, param(g, "b", 1, 3, 0, 0, 0));
+  b->p.nd = 2, b->p.d[0] = v ? 5 : 3, b->p.d[1] = v ? 3 : 5;
+}
+
 /* x [3,5] (square, exp). */
 static void b_unary(nas_graph *g, gc_graph *b, int op, int v) {
   (void)op, (void)v;
@@ -280,6 +316,14 @@ static const gc_case CASES[] = {
     CASE(GRU, 0, "every step", b_rnn, NULL, 1, 1e-2f, 1e-3),
     CASE(GRU, 1, "last step", b_rnn, NULL, 1, 1e-2f, 1e-3),
     CASE(GRU, 2, "every step, no biases", b_rnn, NULL, 1, 1e-2f, 1e-3),
+    CASE(WINO_WT, 0, "G [4,3]", b_wino_wt, NULL, 1, 1e-2f, 5e-4),
+    CASE(WINO_WT, 1, "G [6,3]", b_wino_wt, NULL, 1, 1e-2f, 5e-4),
+    CASE(WINO_IN, 0, "4x4 tiles, same", b_wino_in, NULL, 1, 1e-2f, 5e-4),
+    CASE(WINO_IN, 1, "6x6 tiles, valid", b_wino_in, NULL, 1, 1e-2f, 5e-4),
+    CASE(WINO_IN, 2, "6x6 tiles, same, partial", b_wino_in, NULL, 1, 1e-2f, 5e-4),
+    CASE(WINO_MUL, 0, "4 positions", b_wino_mul, NULL, 1, 1e-2f, 5e-4),
+    CASE(WINO_OUT, 0, "m 2, cropped, bias", b_wino_out, NULL, 1, 1e-2f, 5e-4),
+    CASE(WINO_OUT, 1, "m 4, cropped, bias", b_wino_out, NULL, 1, 1e-2f, 5e-4),
     CASE(SQUARE, 0, "x^2", b_unary, NULL, 1, 1e-2f, 5e-5),
     CASE(EXP, 0, "exp x", b_unary, NULL, 1, 1e-2f, 2e-4),
     CASE(LRT, 0, "training", b_lrt, init_lrt_var, 1, 1e-2f, 5e-4),

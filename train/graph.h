@@ -55,6 +55,9 @@ typedef struct nas_op_params {
   float eps, momentum; /* batchnorm epsilon and running-statistics momentum (PyTorch sense) */
   int act;             /* fused activation of batchnorm: enum nas_act */
   int nd, d[NAS_MAX_DIMS]; /* reshape target per sample (without the batch dim) */
+  int bits;            /* fake-quant bit width (0: 8); Winograd ops: their tensor's bits */
+  int qmode;           /* weight fake-quant scale: enum nas_fq_mode (train/ops.h) */
+  int qlim;            /* NAS_FQ_POW2: largest magnitude (0: 2^(bits-1) - 1) */
 } nas_op_params;
 
 typedef struct nas_node {

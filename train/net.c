@@ -14,6 +14,7 @@
 
 #include "core/json.h"
 #include "train/ops.h"
+#include "train/wino.h"
 
 /* Builder state while lowering one architecture. */
 typedef struct bld {
@@ -330,14 +331,46 @@ static int add_conv(bld *b, const char *part, int dw, int out, const int k[2], c
   return add_act(b, act, part);
 }
 
+/* Winograd conv (3x3, stride 1; tile m = 2 or 4) + optional BN + activation: WINO_WT (weights
+ * through G), WINO_IN (input tiles through Bt), WINO_MUL, WINO_OUT (through At, cropped, bias).
+ * The weight "w" is the im2row conv's (same name and layout), so weights move between the two;
+ * G, Bt, At are STATE (static) or PARAM (flex), initialised to the Cook-Toom tables. The
+ * output node is named like the im2row conv's ("l<i>.conv"). MACs are the direct conv's. */
+static int add_wino(bld *b, int out, int m, int flex, int bits, int pad, int bn, int bias, int act) {
+  const nas_wino_tf *tf = nas_wino_tf_get(m);
+  const int a = tf->a, cin = b->c, x = b->cur, kind = flex ? NAS_NODE_PARAM : NAS_NODE_STATE;
+  int wd[4] = {out, 3, 3, cin}, gd[2] = {a, 3}, bd[2] = {a, a}, ad[2] = {m, a}, cd[1] = {out};
+  int w = new_param(b, "conv", "w", 4, wd, NAS_NODE_PARAM);
+  int G = w < 0 ? -1 : new_param(b, "conv", "G", 2, gd, kind);
+  int Bt = G < 0 ? -1 : new_param(b, "conv", "Bt", 2, bd, kind);
+  int At = Bt < 0 ? -1 : new_param(b, "conv", "At", 2, ad, kind);
+  int bi = -1;
+  if (At < 0 || (bias && (bi = new_param(b, "conv", "b", 1, cd, NAS_NODE_PARAM)) < 0)) return -1;
+  nas_op_params pw = {0}, pv = {.padding = pad, .bits = bits}, pm = {.bits = bits};
+  int win[2] = {w, G};
+  int U = apply(b, NAS_OP_WINO_WT, win, 2, &pw, "conv.wu");
+  int vin[2] = {x, Bt};
+  int V = U < 0 ? -1 : apply(b, NAS_OP_WINO_IN, vin, 2, &pv, "conv.wv");
+  if (V < 0) return -1;
+  nas_op_params po = {.nd = 2, .d = {b->g->nodes[V].p.d[0], b->g->nodes[V].p.d[1]}};
+  int min[2] = {V, U};
+  int M = apply(b, NAS_OP_WINO_MUL, min, 2, &pm, "conv.wm");
+  int oin[3] = {M, At, bi};
+  if (M < 0 || apply(b, NAS_OP_WINO_OUT, oin, bias ? 3 : 2, &po, "conv") < 0) return -1;
+  b->macs += (long long)b->h * b->w * b->c * 9 * cin;
+  if (bn) return add_bn(b, "conv", act, -1);
+  return add_act(b, act, "conv");
+}
+
 /* ---- layers ------------------------------------------------------------------------------ */
 
 /* Fields each op accepts ("op" always). */
 static const struct {
   const char *op;
-  const char *fields[11];
+  const char *fields[13];
 } LAYER_FIELDS[] = {
-    {"conv", {"out", "k", "stride", "padding", "act", "bn", "bias", "algo", "sparsity", "channels"}},
+    {"conv", {"out", "k", "stride", "padding", "act", "bn", "bias", "algo", "flex", "wino_bits",
+              "sparsity", "channels"}},
     {"dwconv", {"k", "stride", "padding", "act", "bn", "bias"}},
     {"pwconv", {"out", "act", "bn", "bias", "sparsity", "channels"}},
     {"dsconv", {"out", "k", "stride", "padding", "act", "sparsity", "channels"}},
@@ -358,7 +391,7 @@ static int check_fields(bld *b, const cJSON *o, int kind) {
   for (const cJSON *f = o->child; f; f = f->next) {
     if (strcmp(f->string, "op") == 0) continue;
     int ok = 0;
-    for (int i = 0; i < 11 && LAYER_FIELDS[kind].fields[i]; i++)
+    for (int i = 0; i < 13 && LAYER_FIELDS[kind].fields[i]; i++)
       if (strcmp(f->string, LAYER_FIELDS[kind].fields[i]) == 0) ok = 1;
     if (!ok) return lerr(b, f->string, "unknown field for op '%s'", LAYER_FIELDS[kind].op);
   }
@@ -382,9 +415,27 @@ static int layer_conv(bld *b, const cJSON *o, int kind) {
     return -1;
   if (kind == 0) {
     if (get_enum(b, o, "algo", ALGOS, 0, &algo)) return -1;
-    if (algo != 0)
-      return lerr(b, "algo", "'%s' (Winograd-aware training) is not implemented yet; use im2row",
-                  ALGOS[algo]);
+    if (algo == 0) {
+      if (cJSON_GetObjectItemCaseSensitive(o, "flex"))
+        return lerr(b, "flex", "needs algo wino2 or wino4 (this layer is im2row)");
+      if (cJSON_GetObjectItemCaseSensitive(o, "wino_bits"))
+        return lerr(b, "wino_bits", "needs algo wino2 or wino4 (this layer is im2row)");
+    } else {
+      int flex = 0, bits = 8;
+      if (k[0] != 3 || k[1] != 3 || s[0] != 1 || s[1] != 1)
+        return lerr(b, "algo", "'%s' needs a 3x3 kernel with stride 1; this layer has k [%d,%d], "
+                    "stride [%d,%d] (use im2row)", ALGOS[algo], k[0], k[1], s[0], s[1]);
+      if (get_bool(b, o, "flex", 0, &flex) || get_int(b, o, "wino_bits", 8, 8, 16, &bits))
+        return -1;
+      /* the Winograd steps have no weight or channel masks (train/prune.h): such a layer stays dense */
+      if (b->wprune)
+        return lerr(b, "sparsity", "'%s' layers cannot be pruned (set \"sparsity\": 0 or algo im2row)",
+                    ALGOS[algo]);
+      if (b->own_cm)
+        return lerr(b, "channels", "'%s' layers cannot be channel-pruned (set \"channels\": 0 or algo "
+                    "im2row)", ALGOS[algo]);
+      return add_wino(b, out, algo == 1 ? 2 : 4, flex, bits, pad, bn, bias, act);
+    }
   }
   if (bn == 0 && b->own_cm) return lerr(b, "channels", "structured pruning needs \"bn\": true");
   int cm = kind == 1 ? b->chan_cur : b->own_cm ? -2 : -1;
@@ -516,7 +567,7 @@ static int layer_rnn(bld *b, const cJSON *o, int gates) {
 static int layer_prune_fields(bld *b, const cJSON *o, int kind, int own, double frac) {
   b->wprune = 0, b->lsp = 0, b->own_cm = own;
   int prunable = 0;
-  for (int i = 0; i < 11 && LAYER_FIELDS[kind].fields[i]; i++)
+  for (int i = 0; i < 13 && LAYER_FIELDS[kind].fields[i]; i++)
     prunable |= !strcmp(LAYER_FIELDS[kind].fields[i], "sparsity");
   const cJSON *sp = cJSON_GetObjectItemCaseSensitive(o, "sparsity");
   if (sp) {

@@ -7,6 +7,22 @@
 #include <string.h>
 
 #include "train/ops.h"
+#include "train/wino.h"
+
+/* A Winograd transform ("G" [a,3], "Bt" [a,a], "At" [m,a]) gets its Cook-Toom table; returns 1
+ * when nd is one. */
+static int wino_fill(nas_node *nd, const char *t) {
+  const nas_shape *s = &nd->shape;
+  if (s->nd != 2) return 0;
+  const nas_wino_tf *tf = NULL;
+  if (!strcmp(t, "G") && s->d[1] == 3) tf = nas_wino_tf_get(s->d[0] - 2);
+  else if (!strcmp(t, "Bt") && s->d[0] == s->d[1]) tf = nas_wino_tf_get(s->d[0] - 2);
+  else if (!strcmp(t, "At") && s->d[1] == s->d[0] + 2) tf = nas_wino_tf_get(s->d[0]);
+  if (!tf) return 0;
+  nas_wino_tf_float(tf, !strcmp(t, "Bt") ? nd->val : NULL, !strcmp(t, "G") ? nd->val : NULL,
+                    !strcmp(t, "At") ? nd->val : NULL);
+  return 1;
+}
 
 void nas_net_init_params(nas_graph *g, uint64_t seed) {
   nas_rng r;
@@ -24,6 +40,7 @@ void nas_net_init_params(nas_graph *g, uint64_t seed) {
       for (size_t k = 0; k < cnt; k++) nd->val[k] = fill;
       continue;
     }
+    if (wino_fill(nd, t)) continue;
     if (nd->kind != NAS_NODE_PARAM) continue; /* other state (e.g. DNAS gates) is the caller's */
     /* recurrent layers (PyTorch): every tensor uniform in +-1/sqrt(units) */
     if (!strcmp(t, "w_ih") || !strcmp(t, "w_hh") || !strcmp(t, "b_ih") || !strcmp(t, "b_hh")) {

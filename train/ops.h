@@ -37,12 +37,27 @@
  *              (-1: per tensor). Activations: x, range:[3] (STATE lo, hi, initialised);
  *              asymmetric, range tracked by EMA of batch min/max in training (decay
  *              p.momentum, 0.99 when 0); p.kw = 1: use the range without updating it.
+ *              With p.bits (2..16, 0 = 8): weights keep their max-abs scale at 2^(bits-1)-1
+ *              levels; p.qmode (enum nas_fq_mode) NAS_FQ_POW2: one power-of-two scale for the
+ *              tensor (magnitude limit p.qlim; a flex layer's At and Bt tables), NAS_FQ_WIDE:
+ *              the max-abs scale widened by 1025/1024 (Winograd U, train/wino.h); activations
+ *              with p.bits > 0 are
+ *              symmetric, scale max(|lo|,|hi|)/(2^(bits-1)-1), zero point 0 (the Winograd-
+ *              domain tensors V and M).
  *   ALPHA_BLEND w, alpha:[1] (STATE); (1-alpha)*w + alpha*q(w), q as FAKEQUANT weights (axis
  *              p.kh); gradient (1-alpha)*dy only (alpha-blending, no STE).
  *   MASK_MUL, MIX, CHANPAD  DNAS supernet gates (channel/kernel masks, weighted mixtures,
  *              channel zero-padding); see train/ops_dnas.c. MASK_MUL with a STATE mask of the
  *              weight's shape (or [C] on batch-norm gamma/beta and on a consumer's input
  *              channels) is also the pruning mask of train/prune.h.
+ *   WINO_WT, WINO_IN, WINO_MUL, WINO_OUT  a Winograd convolution (3x3, stride 1) in four
+ *              steps (train/ops_wino.c; transforms in train/wino.h): U [P,Co,Ci] = G w G^T from
+ *              w [Co,3,3,Ci] and G [alpha,3]; V [N,P,T,Ci] = Bt d Bt^T of every input tile d
+ *              (x [N,H,W,Ci], Bt [alpha,alpha]; p.padding; the pad and the output size, p.d[0..1],
+ *              derived); M [N,P,T,Co] = sum over Ci of V U; y [N,OH,OW,Co] = At M At^T per tile
+ *              (At [m,alpha]; p.d = {OH, OW}), cropped, plus the optional bias [Co]. P = alpha^2,
+ *              T = ceil(OH/m)*ceil(OW/m) tiles, m = alpha - 2. p.bits of WINO_IN / WINO_MUL:
+ *              the bit width that QAT and the lowering give V and M.
  *   SQUARE, EXP, LRT, SVDO_W, SVDO_KL  Sparse Variational Dropout with the local
  *              reparameterisation trick (train/ops_svdo.c, train/prune.h).
  */
@@ -50,6 +65,13 @@
 #define NAS_TRAIN_OPS_H
 
 #include "train/graph.h"
+
+/* Scale of a weight FAKEQUANT (p.qmode). */
+enum nas_fq_mode {
+  NAS_FQ_MAXABS = 0, /* per channel (or tensor): max|w| / (2^(bits-1)-1) */
+  NAS_FQ_POW2 = 1,   /* per tensor: a power of two, |q| <= p.qlim (train/wino.h nas_wino_pow2) */
+  NAS_FQ_WIDE = 2    /* per channel: max|w| / (2^(bits-1)-1) * NAS_WINO_UWIDE */
+};
 
 enum nas_op {
 #define NAS_OP(ID, fn, min_in, max_in) NAS_OP_##ID,

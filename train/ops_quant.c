@@ -20,12 +20,19 @@
  * ALPHA_BLEND (alpha-blending, Liu and Mattina 2019): inputs w and a STATE alpha[1];
  *   y = (1-a)*w + a*q(w) with q the weight quantiser above (axis p.kh). No STE: the quantised
  *   term is a constant for the gradient, dw = (1-a)*dy.
+ * Bit widths (p.bits, 0 = 8): weights use 2^(bits-1)-1 levels each side; with p.qmode
+ *   NAS_FQ_POW2 the weights form uses one power-of-two scale for the tensor (nas_wino_pow2,
+ *   magnitude limit p.qlim), with NAS_FQ_WIDE the max-abs scale times NAS_WINO_UWIDE; the
+ *   activations form with p.bits > 0 is symmetric (zero point 0, scale
+ *   nas_wino_sym_scale of the range), clipping at +-(2^(bits-1)-1) steps: the Winograd-domain
+ *   tensors of train/wino.h.
  * The range/alpha STATE inputs never receive a gradient. */
 #include <math.h>
 #include <string.h>
 
 #include "train/ops_impl.h"
 #include "train/quant.h"
+#include "train/wino.h"
 
 #define FQ_DEFAULT_DECAY 0.99f
 
@@ -55,13 +62,31 @@ static void weight_layout(const nas_node *w, int axis, int blocks, size_t *outer
   *outer = o, *ch = w->shape.d[axis], *inner = in;
 }
 
-/* y = fake-quantised w (per-channel symmetric int8); blended with w by alpha when blend. */
+/* Largest integer magnitude of a symmetric quantiser with p.bits (0: 8). */
+static long qmax_of(const nas_op_params *p) { return (1L << ((p->bits > 0 ? p->bits : 8) - 1)) - 1; }
+
+/* y = w in a power-of-two int8 table (train/wino.h nas_wino_pow2). */
+static void weight_pow2(const nas_node *x, nas_node *nd) {
+  const int n = (int)nas_shape_numel(&x->shape);
+  const int lim = nd->p.qlim > 0 ? nd->p.qlim : (int)qmax_of(&nd->p);
+  int f = nas_wino_pow2(x->val, n, lim, NULL);
+  for (int i = 0; i < n; i++) {
+    double v = round(ldexp((double)x->val[i], f));
+    v = v > lim ? lim : v < -lim ? -lim : v;
+    nd->val[i] = (float)ldexp(v, -f);
+  }
+}
+
+/* y = fake-quantised w (per-channel symmetric, qmax levels: 127 for int8); blended with w by
+ * alpha when blend. */
 static void weight_fq(const nas_node *x, nas_node *nd, int axis, int blend, float alpha) {
   size_t outer, inner;
   int C;
   weight_layout(x, axis, nd->p.sh, &outer, &C, &inner);
   const float *w = x->val;
   float *y = nd->val;
+  const long qm = qmax_of(&nd->p);
+  const float fq = nd->p.qmode == NAS_FQ_WIDE ? (float)((double)qm / NAS_WINO_UWIDE) : (float)qm;
   for (int c = 0; c < C; c++) {
     float m = 0;
     for (size_t o = 0; o < outer; o++) {
@@ -71,12 +96,12 @@ static void weight_fq(const nas_node *x, nas_node *nd, int axis, int blend, floa
         if (a > m) m = a;
       }
     }
-    const float s = m > 0 ? m / 127.0f : 1.0f;
+    const float s = m > 0 ? m / fq : 1.0f;
     for (size_t o = 0; o < outer; o++) {
       size_t base = (o * (size_t)C + (size_t)c) * inner;
       for (size_t i = 0; i < inner; i++) {
         long v = lroundf(w[base + i] / s);
-        float q = (float)(v < -127 ? -127 : v > 127 ? 127 : v) * s;
+        float q = (float)(v < -qm ? -qm : v > qm ? qm : v) * s;
         y[base + i] = blend ? (1.0f - alpha) * w[base + i] + alpha * q : q;
       }
     }
@@ -84,6 +109,11 @@ static void weight_fq(const nas_node *x, nas_node *nd, int axis, int blend, floa
 }
 
 static int check_axis(const nas_node *nd, const nas_node *x, nas_err *e) {
+  if (nd->p.bits < 0 || nd->p.bits == 1 || nd->p.bits > 16 || nd->p.qlim < 0 ||
+      nd->p.qmode < NAS_FQ_MAXABS || nd->p.qmode > NAS_FQ_WIDE ||
+      (nd->p.qmode == NAS_FQ_POW2 && (nd->p.qlim > 127 || (nd->p.qlim == 0 && nd->p.bits > 8))))
+    return nas_errf(e, NAS_EINVAL, "%s '%s': bits %d / scale mode %d / limit %d out of range",
+                    nas_op_name(nd->op), nd->name, nd->p.bits, nd->p.qmode, nd->p.qlim);
   if (x->batched)
     return nas_errf(e, NAS_EINVAL, "%s '%s': weight input must not be batched", nas_op_name(nd->op), nd->name);
   if (nd->p.kh < -1 || nd->p.kh >= x->shape.nd)
@@ -109,6 +139,8 @@ int fakequant_infer(nas_graph *g, nas_node *nd, nas_err *e) {
   nd->shape = x->shape;
   op_like_batch(nd, x);
   if (nd->n_in == 1) return check_axis(nd, x, e);
+  if (nd->p.bits < 0 || nd->p.bits == 1 || nd->p.bits > 16)
+    return nas_errf(e, NAS_EINVAL, "fakequant '%s': bits %d out of range 2..16", nd->name, nd->p.bits);
   if (check_state(nd, op_in(g, nd, 1), 3, "the range", e)) return e->code;
   if (nd->p.momentum < 0 || nd->p.momentum >= 1)
     return nas_errf(e, NAS_EINVAL, "fakequant '%s': EMA decay %g must be in [0,1)", nd->name,
@@ -136,10 +168,22 @@ static void act_forward(nas_graph *g, nas_node *nd) {
       r[1] = d * r[1] + (1 - d) * hi;
     }
   }
+  fq_saved *sv = nd->saved;
+  if (nd->p.bits > 0) { /* symmetric, zero point 0 */
+    const long qm = qmax_of(&nd->p);
+    const float s = nas_wino_sym_scale(r[0], r[1], nd->p.bits);
+    sv->rmin = -s * (float)qm, sv->rmax = s * (float)qm;
+    const float *xv = x->val;
+    float *y = nd->val;
+    for (size_t i = 0; i < n; i++) {
+      long v = lroundf(xv[i] / s);
+      y[i] = (float)(v < -qm ? -qm : v > qm ? qm : v) * s;
+    }
+    return;
+  }
   float s;
   int32_t zp;
   nas_q_choose(r[0], r[1], &s, &zp);
-  fq_saved *sv = nd->saved;
   sv->rmin = s * (float)(-128 - zp);
   sv->rmax = s * (float)(127 - zp);
   const float *xv = x->val;
@@ -152,7 +196,8 @@ void fakequant_forward(nas_graph *g, nas_node *nd) {
     act_forward(g, nd);
     return;
   }
-  weight_fq(op_in(g, nd, 0), nd, nd->p.kh, 0, 0);
+  if (nd->p.qmode == NAS_FQ_POW2) weight_pow2(op_in(g, nd, 0), nd);
+  else weight_fq(op_in(g, nd, 0), nd, nd->p.kh, 0, 0);
 }
 
 void fakequant_backward(nas_graph *g, nas_node *nd) {

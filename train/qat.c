@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "train/ops.h"
+#include "train/wino.h"
 
 void nas_qat_cfg_default(nas_qat_cfg *c) {
   memset(c, 0, sizeof *c);
@@ -59,15 +60,16 @@ static int copy_leaf(qb *B, const nas_node *s) {
   return nas_graph_state(B->g, s->name, s->shape.nd, s->shape.d, B->e);
 }
 
-/* Activation fake-quant of node x with a new range STATE; *range gets the state's id. */
-static int act_fq(qb *B, int x, const char *name, int *range) {
+/* Activation fake-quant of node x with a new range STATE; *range gets the state's id. bits 0:
+ * int8 asymmetric; > 0: symmetric with that many bits (a Winograd-domain tensor). */
+static int act_fq(qb *B, int x, const char *name, int bits, int *range) {
   char nm[48];
   int one[1] = {3};
   suffixed(nm, sizeof nm, name, ".qr");
   int r = nas_graph_state(B->g, nm, 1, one, B->e);
   if (r < 0) return -1;
   suffixed(nm, sizeof nm, name, ".fq");
-  nas_op_params p = {.momentum = B->cfg->ema_decay};
+  nas_op_params p = {.momentum = B->cfg->ema_decay, .bits = bits};
   int in[2] = {x, r};
   *range = r;
   return nas_graph_apply(B->g, NAS_OP_FAKEQUANT, in, 2, &p, nm, B->e);
@@ -91,7 +93,7 @@ static int range_source(const nas_graph *g, int id) {
 static int weight_q(qb *B, const nas_node *s, int w) {
   const nas_node *wn = &B->g->nodes[w];
   nas_op_params p = {0};
-  p.kh = s->op == NAS_OP_CONV2D ? 0
+  p.kh = s->op == NAS_OP_CONV2D || s->op == NAS_OP_WINO_WT ? 0
          : s->op == NAS_OP_DWCONV2D ? wn->shape.nd - 1
          : (s->op == NAS_OP_DENSE && B->cfg->fc_per_channel ? 0 : -1);
   if (s->op == NAS_OP_LSTM) p.sh = 4; /* one scale per gate block of rows, as deploy/ */
@@ -105,6 +107,34 @@ static int weight_q(qb *B, const nas_node *s, int w) {
   }
   int in[2] = {w, B->q->alpha};
   return nas_graph_apply(B->g, NAS_OP_ALPHA_BLEND, in, 2, &p, nm, B->e);
+}
+
+/* Fake quantisation of a Winograd conv's transform-domain tensors (train/wino.h) around
+ * source op s: before it, its weights (WINO_WT) or a flex layer's table (Bt of WINO_IN, At of
+ * WINO_OUT, int8 with a power-of-two scale) in in[]; after it (WINO_WT only, returned in *id),
+ * the transformed weights, int8 per output channel. V and M are quantisation points (act_fq). */
+static int wino_q_inputs(qb *B, const nas_node *s, int *in) {
+  const nas_graph *sg = B->src->g;
+  if (s->op == NAS_OP_WINO_WT) return (in[0] = weight_q(B, s, in[0])) < 0 ? -1 : NAS_OK;
+  if ((s->op != NAS_OP_WINO_IN && s->op != NAS_OP_WINO_OUT) || sg->nodes[s->in[1]].kind != NAS_NODE_PARAM)
+    return NAS_OK;
+  const nas_node *t = &sg->nodes[s->in[1]];
+  nas_op_params p = {.kh = -1, .bits = NAS_WINO_TBITS, .qmode = NAS_FQ_POW2, .qlim = 127};
+  if (s->op == NAS_OP_WINO_OUT) {
+    int bits = sg->nodes[s->in[0]].p.bits;
+    p.qlim = nas_wino_alim(t->shape.d[1], bits > 0 ? bits : 8);
+  }
+  char nm[48];
+  suffixed(nm, sizeof nm, t->name, ".fq");
+  return (in[1] = nas_graph_apply(B->g, NAS_OP_FAKEQUANT, &in[1], 1, &p, nm, B->e)) < 0 ? -1 : NAS_OK;
+}
+
+static int wino_q_output(qb *B, const nas_node *s, int *id) {
+  if (s->op != NAS_OP_WINO_WT) return NAS_OK;
+  nas_op_params p = {.kh = 1, .bits = NAS_WINO_UBITS, .qmode = NAS_FQ_WIDE};
+  char nm[48];
+  suffixed(nm, sizeof nm, s->name, ".fq");
+  return (*id = nas_graph_apply(B->g, NAS_OP_FAKEQUANT, id, 1, &p, nm, B->e)) < 0 ? -1 : NAS_OK;
 }
 
 static int build_tape(qb *B, const unsigned char *point) {
@@ -124,6 +154,7 @@ static int build_tape(qb *B, const unsigned char *point) {
            s->op == NAS_OP_LSTM) && s->n_in > 1 &&
           (in[1] = weight_q(B, s, in[1])) < 0)
         return -1;
+      if (wino_q_inputs(B, s, in)) return -1;
       int n_in = s->n_in;
       nas_op_params sp = s->p;
       if (s->op == NAS_OP_LSTM) { /* recurrent weights, and the cell's ranges STATE */
@@ -136,7 +167,7 @@ static int build_tape(qb *B, const unsigned char *point) {
         sp.kw = 1, sp.momentum = B->cfg->ema_decay;
       }
       id = nas_graph_apply(B->g, s->op, in, n_in, &sp, s->name, B->e);
-      if (id < 0) return -1;
+      if (id < 0 || wino_q_output(B, s, &id)) return -1;
       if (s->op == NAS_OP_AVGPOOL || s->op == NAS_OP_GAP) {
         int r = range_source(B->g, in[0]);
         if (r >= 0) {
@@ -150,7 +181,9 @@ static int build_tape(qb *B, const unsigned char *point) {
       q->map[i] = id;
     }
     if (point[i]) { /* consumers read the fake-quantised value */
-      if ((id = act_fq(B, id, s->name, &q->range[i])) < 0) return -1;
+      const int sym = s->kind == NAS_NODE_OP && (s->op == NAS_OP_WINO_IN || s->op == NAS_OP_WINO_MUL);
+      if ((id = act_fq(B, id, s->name, sym ? (s->p.bits > 0 ? s->p.bits : 8) : 0, &q->range[i])) < 0)
+        return -1;
       q->map[i] = id;
     }
   }

@@ -15,6 +15,10 @@
  *     int16 power of two, hidden state int8 symmetric) with a ranges STATE "<node>.qr" [6]
  *     initialised from the calibration's internal points (nas_calib sub_lo/sub_hi) and
  *     tracked by EMA. GRU layers are refused (not supported yet);
+ *   - a Winograd conv (train/wino.h) also fake-quantises its transformed weights U (int8 per
+ *     output channel), its transformed input V and product M (symmetric, with the layer's
+ *     wino_bits; ranges tracked like activations, quantisation points of train/quant.h) and,
+ *     in a flex layer, its Bt and At tables (int8 with a power-of-two scale).
  * Batch-norm: the convolution weights are fake-quantised before the batch-norm, which stays a
  * normal (training-mode) batch-norm. With per-output-channel symmetric scales this equals
  * fake-quantising the folded weights: q(w*s) = s*q(w) for a per-channel factor s (the scale

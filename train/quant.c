@@ -12,13 +12,26 @@
 
 /* ---- batch-norm folding ------------------------------------------------------------------ */
 
+/* The spatial weights of a Winograd conv's output node (WINO_OUT <- WINO_MUL <- WINO_WT <- w),
+ * or -1. */
+static int wino_weights(const nas_graph *g, const nas_node *out) {
+  int mul = out->in[0];
+  if (g->nodes[mul].kind != NAS_NODE_OP || g->nodes[mul].op != NAS_OP_WINO_MUL) return -1;
+  int wt = g->nodes[mul].in[1];
+  if (g->nodes[wt].kind != NAS_NODE_OP || g->nodes[wt].op != NAS_OP_WINO_WT) return -1;
+  return g->nodes[wt].in[0];
+}
+
 int nas_fold_bn(const nas_graph *g, int conv, int bn, float *w_out, float *b_out, nas_err *e) {
   if (conv < 0 || conv >= g->n || g->nodes[conv].kind != NAS_NODE_OP ||
-      (g->nodes[conv].op != NAS_OP_CONV2D && g->nodes[conv].op != NAS_OP_DWCONV2D))
+      (g->nodes[conv].op != NAS_OP_CONV2D && g->nodes[conv].op != NAS_OP_DWCONV2D &&
+       g->nodes[conv].op != NAS_OP_WINO_OUT))
     return nas_errf(e, NAS_EINVAL, "fold: node %d is not a convolution", conv);
   const nas_node *c = &g->nodes[conv];
   /* pruned weights and batch-norm parameters: read behind their masks (train/prune.h) */
-  const nas_node *w = &g->nodes[nas_prune_source(g, c->in[1])];
+  const int wi = c->op == NAS_OP_WINO_OUT ? wino_weights(g, c) : nas_prune_source(g, c->in[1]);
+  if (wi < 0) return nas_errf(e, NAS_EINVAL, "fold: '%s' is not the output of a Winograd conv", c->name);
+  const nas_node *w = &g->nodes[wi];
   const nas_node *b = c->n_in > 2 ? &g->nodes[c->in[2]] : NULL;
   const int dw = c->op == NAS_OP_DWCONV2D;
   const int co = dw ? w->shape.d[w->shape.nd - 1] : w->shape.d[0];
@@ -78,7 +91,8 @@ void nas_quant_points(const nas_net *net, unsigned char *point) {
     if (n->kind != NAS_NODE_OP) continue;
     switch (n->op) {
       case NAS_OP_CONV2D: case NAS_OP_DWCONV2D: case NAS_OP_DENSE: case NAS_OP_ADD:
-      case NAS_OP_BATCHNORM: case NAS_OP_RELU: case NAS_OP_RELU6: break;
+      case NAS_OP_BATCHNORM: case NAS_OP_RELU: case NAS_OP_RELU6: case NAS_OP_WINO_OUT: break;
+      case NAS_OP_WINO_IN: case NAS_OP_WINO_MUL: point[i] = 1; continue; /* symmetric */
       default: continue;
     }
     int fused = 0;

@@ -6,7 +6,9 @@
  * Quantisation points (where calibration records a range, one per graph node id): the network
  * input, every layer output after its fused activation (the output of a batch-norm, of a
  * RELU/RELU6, or of a conv/dense/add that no batch-norm or activation follows), the add
- * outputs and the logits. Pooling, GAP, reshape and dropout keep their input's quantisation
+ * outputs and the logits; in a Winograd conv also the transformed input V (WINO_IN) and the
+ * product M (WINO_MUL), which the int8 graph quantises symmetrically (train/wino.h), and its
+ * output (WINO_OUT) as a conv's. Pooling, GAP, reshape and dropout keep their input's quantisation
  * (as TFLite requires), so they are not points.
  * Ownership: nas_calib owns its arrays (nas_calib_free, NULL-safe); the net is only read
  * (calibration runs it in eval mode and restores its training flag). */
@@ -20,7 +22,7 @@
 
 /* ---- batch-norm folding ------------------------------------------------------------------ */
 /* Folds the eval-mode batch-norm node `bn` (may be -1: none) into the conv or depthwise conv
- * node `conv`: w' = w * gamma/sqrt(var+eps) per output channel, b' = beta - mean*gamma/
+ * node `conv` (or a Winograd conv's WINO_OUT node, whose spatial weights are folded): w' = w * gamma/sqrt(var+eps) per output channel, b' = beta - mean*gamma/
  * sqrt(var+eps) + b*gamma/sqrt(var+eps) (b = 0 when the conv has no bias). w_out has the
  * conv weight's element count (conv [Cout,KH,KW,Cin], depthwise [KH,KW,C]), b_out one value
  * per output channel. Without bn the weights are copied and the bias is the conv's (or 0).

@@ -8,7 +8,9 @@
  * fits per core and kind by weighted least squares on relative error on the models of the
  * corpus' training split (latency/tflm_fit.h), measures the class mix per core and kind, and
  * prints the errors on the held-out models (markdown for docs/costs.md). A few synthetic nets
- * (SYNTH below) add training rows for the kernel paths the corpus lacks.
+ * (SYNTH below) add training rows for the kernel paths the corpus lacks. Kinds no corpus model
+ * has (the Winograd kinds, fitted by nasc_wino_fit) keep the coefficients of the OUT file
+ * being replaced.
  * With NASC_FIT_CACHE=FILE the emulated counts of every operator are kept in FILE (one line
  * per model, core and operator) and read back on the next run, so features can be refit
  * without emulating again (the cache is only valid for the same runtime kernels). */
@@ -242,8 +244,10 @@ int main(int argc, char **argv) {
   n = st.n, failed = st.failed;
   fprintf(stderr, "\n");
   /* fit per core and kind on the training models */
-  nas_nasc_model m;
+  nas_nasc_model m, prev;
   memset(&m, 0, sizeof m);
+  nas_err pe = {0}; /* kinds the corpus has no rows for (the Winograd kinds, nasc_wino_fit) */
+  const int have_prev = nas_nasc_load(out, &prev, &pe) == NAS_OK;
   double *A = nas_malloc(sizeof *A * (size_t)n * NAS_NASC_MAXF), *b = nas_malloc(sizeof *b * (size_t)n);
   double *err = nas_malloc(sizeof *err * (size_t)n);
   if (!A || !b || !err) return 1;
@@ -260,7 +264,14 @@ int main(int argc, char **argv) {
         for (int j = 0; j < NAS_CYC_NCNT; j++) mix[j] += w->cnt[j];
         tot += w->y;
       }
-      if (mrows == 0) continue;
+      if (mrows == 0) { /* kept from the file this fit replaces */
+        if (have_prev && prev.fitted[k][kd]) {
+          memcpy(m.coef[k][kd], prev.coef[k][kd], sizeof m.coef[k][kd]);
+          memcpy(m.mix[k][kd], prev.mix[k][kd], sizeof m.mix[k][kd]);
+          m.fitted[k][kd] = 1;
+        }
+        continue;
+      }
       if (nas_tflm_lstsq(A, b, mrows, p, m.coef[k][kd], &e)) {
         fprintf(stderr, "nasc_fit: %s\n", e.msg);
         return 1;

@@ -120,9 +120,13 @@ static int graph_latency(const nas_target *t) {
  * decision vector d is priced and the latency of its layer for slot s is taken (the layers of
  * an architecture are its present slots, in order). The runtime models are sums over
  * operators, each a function of its own shapes, so the slot's share depends on its resolved
- * layer only and a one-hot relaxation reproduces the exact figure. */
+ * layer only and a one-hot relaxation reproduces the exact figure. A conv slot's "algo"
+ * decision is one of the slot's decisions like its "k": the table holds one latency per
+ * algorithm, so the relaxed latency is the expected latency over the algorithm's
+ * probabilities (as wiNAS); with a Winograd algorithm the layer's flash (*flash) is the full
+ * price's as well. */
 static int slot_latency(const nas_supernet *sn, const nas_target *t, int s, const int *d,
-                        const nas_sn_layer *L, double *ms, nas_err *e) {
+                        const nas_sn_layer *L, double *ms, double *flash, nas_err *e) {
   *ms = 0;
   if (!L[s].present || !cost_op(L[s].op)) return NAS_OK;
   int idx = 0, n_present = 0;
@@ -136,6 +140,9 @@ static int slot_latency(const nas_supernet *sn, const nas_target *t, int s, cons
     rc = nas_errf(e, NAS_EINVAL, "dnas: %s: the architecture has %d layers for %d present slots",
                   sn->slots[s].path, p->n_layers, n_present);
   if (rc == NAS_OK) *ms = p->layers[idx].latency_ms;
+  /* a Winograd algorithm changes the layer's flash too (nas-c: the prepared U), which the
+     per-call model does not know: take the full price's */
+  if (rc == NAS_OK && flash && L[s].algo != NAS_SN_IM2ROW) *flash = (double)p->layers[idx].flash_bytes;
   nas_price_free(p);
   free(arch);
   return rc;
@@ -181,7 +188,8 @@ static int build_table(const nas_dnas_relax *rx, int s, const nas_sn_layer *base
       return rc;
     }
     if (graph_latency(rx->t) &&
-        (rc = slot_latency(sn, rx->t, s, d, scratch, &tb->cost[k * NAS_COST_COUNT + NAS_COST_LATENCY], e)))
+        (rc = slot_latency(sn, rx->t, s, d, scratch, &tb->cost[k * NAS_COST_COUNT + NAS_COST_LATENCY],
+                           &tb->cost[k * NAS_COST_COUNT + NAS_COST_FLASH], e)))
       return rc;
   }
   return NAS_OK;
