@@ -8,9 +8,9 @@
  * With NAS_FUZZ_SEEDS=DIR in the environment the harness writes seed inputs into DIR (one
  * and three records for a training file and for the test file, a bad label, a truncated
  * record) and exits. */
-#include <math.h>
+#include "fuzz/fuzz_util.h" /* first: it defines _GNU_SOURCE */
 
-#include "fuzz/fuzz_util.h"
+#include <math.h>
 
 #include "datasets/cifar.h"
 

@@ -23,6 +23,7 @@ static const char SPACE[] =
     "{\"op\":\"gap\"},{\"op\":\"fc\",\"out\":2}]}";
 
 static dnas_ctx g_c;
+static nas_target *g_t; /* g_c.t (const there) */
 static nas_dnas_net *g_dn;
 static nas_optim *g_opt;
 static dnas_sn_state g_s;
@@ -33,7 +34,7 @@ static void cleanup(void) {
   nas_dnas_net_free(g_dn);
   nas_dnas_relax_free(g_c.rx);
   nas_supernet_free(g_c.sn);
-  nas_target_free(g_c.t);
+  nas_target_free(g_t);
   free(g_s.alpha), free(g_s.m), free(g_s.v);
   fuzz_rm_tree(g_dir);
 }
@@ -55,7 +56,8 @@ static void setup(void) {
   g_c.cfg.sn_epochs = 4;
   g_c.db = g_db, g_c.run_id = 1;
   SETUP(nas_supernet_load(space, &g_c.sn, &e));
-  SETUP(nas_target_open("stm32f746", NULL, &g_c.t, &e));
+  SETUP(nas_target_open("stm32f746", NULL, &g_t, &e));
+  g_c.t = g_t;
   SETUP(nas_dnas_relax_build(g_c.sn, g_c.t, &g_c.rx, &e));
   SETUP(nas_dnas_net_build(g_c.rx, 1, 1, &g_dn, &e));
   nas_optim_cfg oc;

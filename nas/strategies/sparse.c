@@ -111,7 +111,7 @@ static const nas_opt OPTIONS[] = {
     {"--prune-method", NAS_OPT_ENUM, "M", .choices = "magnitude|svdo|both", .what = "prune method", .help = "unstructured pruning: magnitude, svdo or both\n(a decision) (magnitude)", .key = "prune_method"},
     {"--sparsities", NAS_OPT_STR, "LIST", .help = "target sparsity choices (0,0.5,0.7,0.8,0.9)", .key = "sparsities", .apply = apply_sp},
     {"--channel-fractions", NAS_OPT_STR, "LIST", .help = "removed channel fraction choices (0,0.25,0.5)", .key = "channel_fractions", .apply = apply_ch},
-    {NULL}};
+    {0}};
 
 static int read_list(const cJSON *config, const char *key, const double *def, int ndef,
                      double *out, int *n, nas_err *e) {
