@@ -41,6 +41,18 @@ int store_step_done(nas_store *s, sqlite3_stmt *st, const char *what, nas_err *e
 int store_step_row(nas_store *s, sqlite3_stmt *st, const char *noun, long long id,
                    const char *what, nas_err *e);
 
+/* results/store_schema.c. SQL for the current UTC time with milliseconds. */
+#define NOW "strftime('%Y-%m-%dT%H:%M:%fZ','now')"
+/* A non-empty file must start with the SQLite header (must_exist: an empty or missing file is
+ * an error too); checked before SQLite touches it. */
+int store_check_header(const char *path, int must_exist, nas_err *e);
+/* PRAGMA user_version into *v. */
+int store_read_version(nas_store *s, int *v, nas_err *e);
+/* Refuses a database of user_version v that is not an engine store, naming it. */
+int store_check_foreign(nas_store *s, int v, nas_err *e);
+/* Migrates from the file's version to NAS_STORE_VERSION, one transaction per step. */
+int store_migrate(nas_store *s, nas_err *e);
+
 /* Inside an open transaction (no BEGIN/COMMIT of their own): the state transition and the
  * metric columns of nas_store_candidate_set_state / _set_metrics. */
 int store_set_state_tx(nas_store *s, int64_t cand_id, const char *state, const char *reason,

@@ -13,142 +13,9 @@
 #include <string.h>
 
 #include "core/json.h"
+#include "train/net_impl.h"
 #include "train/ops.h"
 #include "train/wino.h"
-
-/* Builder state while lowering one architecture. */
-typedef struct bld {
-  nas_graph *g;      /* graph being built */
-  nas_err *e;        /* error sink */
-  const char *src;   /* source name for messages */
-  int li;            /* current layer index */
-  const char *op;    /* current layer op */
-  int cur;           /* node id of the current activation */
-  int h, w, c;       /* its per-sample shape; flat = 1 when [N,c] */
-  int flat;          /* 1 after gap/flatten/fc */
-  int seq;           /* 1 when the activation is a sequence [N,T,F] (h = T, w = 1, c = F) */
-  long long params;  /* trainable parameters of the current layer */
-  long long macs;    /* MACs of the current layer */
-  cJSON *canon;      /* canonical layer object being filled */
-  const nas_prune_cfg *pc; /* the arch's pruning configuration */
-  int svdo;          /* 1: build the SVDO training form (train/prune.h) */
-  int wprune;        /* 1: the current layer's conv/fc weights get a pruning mask */
-  double lsp;        /* its unstructured target (nas_layer_info.sparsity) */
-  int own_cm;        /* 1: the current layer's producing batch-norm gets a channel mask */
-  int chan_cur;      /* channel mask of the current activation's channels (-1: none) */
-  int kl_scale;      /* SVDO form: the "svdo.kl_scale" STATE (-1 until created) */
-  int kl[256], n_kl; /* SVDO form: the KL nodes added to the loss */
-  const int *plan_own;      /* [layers] nas_prune_channel_plan own */
-  const double *plan_frac;  /* [layers] its fractions */
-} bld;
-
-static int lerr(bld *b, const char *field, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static int lerr(bld *b, const char *field, const char *fmt, ...) {
-  char msg[384];
-  va_list ap;
-  va_start(ap, fmt);
-  vsnprintf(msg, sizeof msg, fmt, ap);
-  va_end(ap);
-  if (field)
-    nas_errf(b->e, NAS_EINVAL, "%s: layer %d (%s): field '%s': %s", b->src, b->li, b->op, field,
-             msg);
-  else
-    nas_errf(b->e, NAS_EINVAL, "%s: layer %d (%s): %s", b->src, b->li, b->op, msg);
-  return -1; /* layer builders return -1 on failure */
-}
-
-/* ---- field readers (each records the value it settled on in the canonical layer) -------- */
-
-static int get_int(bld *b, const cJSON *o, const char *key, int def, int lo, int hi, int *out) {
-  const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
-  if (!v) {
-    if (def == INT32_MIN) return lerr(b, key, "required");
-    *out = def;
-  } else {
-    if (!cJSON_IsNumber(v) || v->valuedouble != floor(v->valuedouble))
-      return lerr(b, key, "expected an integer");
-    if (v->valuedouble < lo || v->valuedouble > hi)
-      return lerr(b, key, "%g is out of range %d..%d", v->valuedouble, lo, hi);
-    *out = (int)v->valuedouble;
-  }
-  cJSON_AddNumberToObject(b->canon, key, *out);
-  return NAS_OK;
-}
-
-/* An int or a [a, b] pair; a single int means both. */
-static int get_pair(bld *b, const cJSON *o, const char *key, int def, int lo, int hi, int out[2]) {
-  const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
-  out[0] = out[1] = def;
-  if (v && cJSON_IsArray(v)) {
-    if (cJSON_GetArraySize(v) != 2) return lerr(b, key, "expected an integer or a pair [a,b]");
-    for (int i = 0; i < 2; i++) {
-      const cJSON *x = cJSON_GetArrayItem(v, i);
-      if (!cJSON_IsNumber(x) || x->valuedouble != floor(x->valuedouble))
-        return lerr(b, key, "expected an integer or a pair [a,b]");
-      if (x->valuedouble < lo || x->valuedouble > hi)
-        return lerr(b, key, "%g is out of range %d..%d", x->valuedouble, lo, hi);
-      out[i] = (int)x->valuedouble;
-    }
-  } else if (v) {
-    if (!cJSON_IsNumber(v) || v->valuedouble != floor(v->valuedouble))
-      return lerr(b, key, "expected an integer or a pair [a,b]");
-    if (v->valuedouble < lo || v->valuedouble > hi)
-      return lerr(b, key, "%g is out of range %d..%d", v->valuedouble, lo, hi);
-    out[0] = out[1] = (int)v->valuedouble;
-  }
-  nas_json_add(b->canon, key, cJSON_CreateIntArray(out, 2)); /* failure: see build() */
-  return NAS_OK;
-}
-
-static int get_bool(bld *b, const cJSON *o, const char *key, int def, int *out) {
-  const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
-  if (!v)
-    *out = def;
-  else if (!cJSON_IsBool(v))
-    return lerr(b, key, "expected true or false");
-  else
-    *out = cJSON_IsTrue(v);
-  cJSON_AddBoolToObject(b->canon, key, *out);
-  return NAS_OK;
-}
-
-static int get_float(bld *b, const cJSON *o, const char *key, double def, double lo, double hi,
-                     double *out) {
-  const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
-  if (!v)
-    *out = def;
-  else if (!cJSON_IsNumber(v))
-    return lerr(b, key, "expected a number");
-  else if (!(v->valuedouble >= lo && v->valuedouble < hi))
-    return lerr(b, key, "%g is out of range [%g,%g)", v->valuedouble, lo, hi);
-  else
-    *out = v->valuedouble;
-  cJSON_AddNumberToObject(b->canon, key, *out);
-  return NAS_OK;
-}
-
-/* One of the given names (NULL-terminated); returns its index in *out. */
-static int get_enum(bld *b, const cJSON *o, const char *key, const char *const *names, int def,
-                    int *out) {
-  const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
-  *out = def;
-  if (v) {
-    if (!cJSON_IsString(v)) return lerr(b, key, "expected a string");
-    int k = -1;
-    for (int i = 0; names[i]; i++)
-      if (strcmp(names[i], v->valuestring) == 0) k = i;
-    if (k < 0) {
-      char list[128] = "";
-      for (int i = 0; names[i]; i++)
-        snprintf(list + strlen(list), sizeof list - strlen(list), "%s%s", i ? ", " : "", names[i]);
-      return lerr(b, key, "unknown value '%s' (expected one of: %s)", v->valuestring, list);
-    }
-    *out = k;
-  }
-  cJSON_AddStringToObject(b->canon, key, names[*out]);
-  return NAS_OK;
-}
 
 static const char *const ACTS[] = {"none", "relu", "relu6", NULL};
 _Static_assert(sizeof ACTS / sizeof ACTS[0] == NAS_ACT_RELU6 + 2, "one name per enum nas_act");
@@ -195,9 +62,9 @@ static int apply(bld *b, int op, const int *in, int n_in, const nas_op_params *p
 
 static int need_spatial(bld *b) {
   if (b->seq)
-    return lerr(b, NULL, "needs a spatial [H,W,C] input, but the previous layer outputs a "
+    return net_lerr(b, NULL, "needs a spatial [H,W,C] input, but the previous layer outputs a "
                          "sequence [T,F] (a recurrent layer with return_sequences true)");
-  if (b->flat) return lerr(b, NULL, "needs a spatial [H,W,C] input, but the previous layer is flat");
+  if (b->flat) return net_lerr(b, NULL, "needs a spatial [H,W,C] input, but the previous layer is flat");
   return NAS_OK;
 }
 
@@ -237,7 +104,7 @@ static int pruned_weight(bld *b, const char *part, int w, int *ls2) {
     if ((b->kl_scale = nas_graph_state(b->g, "svdo.kl_scale", 1, one, b->e)) < 0) return -1;
   }
   if (b->n_kl == (int)(sizeof b->kl / sizeof b->kl[0]))
-    return lerr(b, NULL, "too many SVDO-pruned weights (at most %d)", b->n_kl);
+    return net_lerr(b, NULL, "too many SVDO-pruned weights (at most %d)", b->n_kl);
   in[2] = b->kl_scale;
   snprintf(p2, sizeof p2, "%.24s.kl", part);
   int kl = side(b, NAS_OP_SVDO_KL, in, 3, NULL, p2);
@@ -393,7 +260,7 @@ static int check_fields(bld *b, const cJSON *o, int kind) {
     int ok = 0;
     for (int i = 0; i < 13 && LAYER_FIELDS[kind].fields[i]; i++)
       if (strcmp(f->string, LAYER_FIELDS[kind].fields[i]) == 0) ok = 1;
-    if (!ok) return lerr(b, f->string, "unknown field for op '%s'", LAYER_FIELDS[kind].op);
+    if (!ok) return net_lerr(b, f->string, "unknown field for op '%s'", LAYER_FIELDS[kind].op);
   }
   return NAS_OK;
 }
@@ -402,45 +269,45 @@ static int layer_conv(bld *b, const cJSON *o, int kind) {
   int out = b->c, k[2] = {1, 1}, s[2] = {1, 1}, pad = 0, act = 0, bn = 1, bias = 0, algo = 0;
   static const char *const ALGOS[] = {"im2row", "wino2", "wino4", NULL};
   if (need_spatial(b)) return -1;
-  if (kind != 1 && get_int(b, o, "out", INT32_MIN, 1, 1 << 16, &out)) return -1;
+  if (kind != 1 && net_get_int(b, o, "out", INT32_MIN, 1, 1 << 16, &out)) return -1;
   if (kind == 2) {
     k[0] = k[1] = s[0] = s[1] = 1, pad = 0;
   } else {
-    if (get_pair(b, o, "k", 3, 1, 64, k) || get_pair(b, o, "stride", 1, 1, 16, s) ||
-        get_enum(b, o, "padding", PADS, 1, &pad))
+    if (net_get_pair(b, o, "k", 3, 1, 64, k) || net_get_pair(b, o, "stride", 1, 1, 16, s) ||
+        net_get_enum(b, o, "padding", PADS, 1, &pad))
       return -1;
   }
-  if (get_enum(b, o, "act", ACTS, ACT_RELU, &act) || get_bool(b, o, "bn", 1, &bn) ||
-      get_bool(b, o, "bias", !bn, &bias))
+  if (net_get_enum(b, o, "act", ACTS, ACT_RELU, &act) || net_get_bool(b, o, "bn", 1, &bn) ||
+      net_get_bool(b, o, "bias", !bn, &bias))
     return -1;
   if (kind == 0) {
-    if (get_enum(b, o, "algo", ALGOS, 0, &algo)) return -1;
+    if (net_get_enum(b, o, "algo", ALGOS, 0, &algo)) return -1;
     if (algo == 0) {
       if (cJSON_GetObjectItemCaseSensitive(o, "flex"))
-        return lerr(b, "flex", "needs algo wino2 or wino4 (this layer is im2row)");
+        return net_lerr(b, "flex", "needs algo wino2 or wino4 (this layer is im2row)");
       if (cJSON_GetObjectItemCaseSensitive(o, "wino_bits"))
-        return lerr(b, "wino_bits", "needs algo wino2 or wino4 (this layer is im2row)");
+        return net_lerr(b, "wino_bits", "needs algo wino2 or wino4 (this layer is im2row)");
     } else {
       int flex = 0, bits = 8;
       if (k[0] != 3 || k[1] != 3 || s[0] != 1 || s[1] != 1)
-        return lerr(b, "algo", "'%s' needs a 3x3 kernel with stride 1; this layer has k [%d,%d], "
+        return net_lerr(b, "algo", "'%s' needs a 3x3 kernel with stride 1; this layer has k [%d,%d], "
                     "stride [%d,%d] (use im2row)", ALGOS[algo], k[0], k[1], s[0], s[1]);
-      if (get_bool(b, o, "flex", 0, &flex) || get_int(b, o, "wino_bits", 8, 8, 16, &bits))
+      if (net_get_bool(b, o, "flex", 0, &flex) || net_get_int(b, o, "wino_bits", 8, 8, 16, &bits))
         return -1;
       /* the Winograd steps have no weight or channel masks (train/prune.h): such a layer stays dense */
       if (b->wprune)
-        return lerr(b, "sparsity", "'%s' layers cannot be pruned (set \"sparsity\": 0 or algo im2row)",
+        return net_lerr(b, "sparsity", "'%s' layers cannot be pruned (set \"sparsity\": 0 or algo im2row)",
                     ALGOS[algo]);
       if (b->own_cm)
-        return lerr(b, "channels", "'%s' layers cannot be channel-pruned (set \"channels\": 0 or algo "
+        return net_lerr(b, "channels", "'%s' layers cannot be channel-pruned (set \"channels\": 0 or algo "
                     "im2row)", ALGOS[algo]);
       return add_wino(b, out, algo == 1 ? 2 : 4, flex, bits, pad, bn, bias, act);
     }
   }
-  if (bn == 0 && b->own_cm) return lerr(b, "channels", "structured pruning needs \"bn\": true");
+  if (bn == 0 && b->own_cm) return net_lerr(b, "channels", "structured pruning needs \"bn\": true");
   int cm = kind == 1 ? b->chan_cur : b->own_cm ? -2 : -1;
   if (kind == 1 && cm >= 0 && !bn)
-    return lerr(b, "bn", "false, but the channels this depthwise layer reads are pruned");
+    return net_lerr(b, "bn", "false, but the channels this depthwise layer reads are pruned");
   return add_conv(b, kind == 0 ? "conv" : kind == 1 ? "dw" : "pw", kind == 1, out, k, s, pad, bn,
                   bias, act, cm);
 }
@@ -448,9 +315,9 @@ static int layer_conv(bld *b, const cJSON *o, int kind) {
 static int layer_dsconv(bld *b, const cJSON *o) {
   int out, k[2], s[2], pad, act;
   static const int one[2] = {1, 1};
-  if (need_spatial(b) || get_int(b, o, "out", INT32_MIN, 1, 1 << 16, &out) ||
-      get_pair(b, o, "k", 3, 1, 64, k) || get_pair(b, o, "stride", 1, 1, 16, s) ||
-      get_enum(b, o, "padding", PADS, 1, &pad) || get_enum(b, o, "act", ACTS, ACT_RELU, &act))
+  if (need_spatial(b) || net_get_int(b, o, "out", INT32_MIN, 1, 1 << 16, &out) ||
+      net_get_pair(b, o, "k", 3, 1, 64, k) || net_get_pair(b, o, "stride", 1, 1, 16, s) ||
+      net_get_enum(b, o, "padding", PADS, 1, &pad) || net_get_enum(b, o, "act", ACTS, ACT_RELU, &act))
     return -1;
   int wp = b->wprune;
   b->wprune = 0; /* the depthwise part stays dense; its BN follows pruned input channels */
@@ -462,14 +329,14 @@ static int layer_dsconv(bld *b, const cJSON *o) {
 static int layer_mbconv(bld *b, const cJSON *o) {
   int out = 0, expand = 1, k[2] = {1, 1}, s[2] = {1, 1}, act = 0, res = 0;
   static const int one[2] = {1, 1};
-  if (need_spatial(b) || get_int(b, o, "out", INT32_MIN, 1, 1 << 16, &out) ||
-      get_int(b, o, "expand", 6, 1, 16, &expand) || get_pair(b, o, "k", 3, 1, 64, k) ||
-      get_pair(b, o, "stride", 1, 1, 16, s) || get_enum(b, o, "act", ACTS, ACT_RELU6, &act))
+  if (need_spatial(b) || net_get_int(b, o, "out", INT32_MIN, 1, 1 << 16, &out) ||
+      net_get_int(b, o, "expand", 6, 1, 16, &expand) || net_get_pair(b, o, "k", 3, 1, 64, k) ||
+      net_get_pair(b, o, "stride", 1, 1, 16, s) || net_get_enum(b, o, "act", ACTS, ACT_RELU6, &act))
     return -1;
   int can_res = s[0] == 1 && s[1] == 1 && out == b->c;
-  if (get_bool(b, o, "residual", can_res, &res)) return -1;
+  if (net_get_bool(b, o, "residual", can_res, &res)) return -1;
   if (res && !can_res)
-    return lerr(b, "residual", "needs stride 1 and out == input channels (%d)", b->c);
+    return net_lerr(b, "residual", "needs stride 1 and out == input channels (%d)", b->c);
   int skip = b->cur;
   if (expand > 1 && add_conv(b, "expand", 0, b->c * expand, one, one, 1, 1, 0, act, -1) < 0)
     return -1;
@@ -487,8 +354,8 @@ static int layer_mbconv(bld *b, const cJSON *o) {
 
 static int layer_pool(bld *b, const cJSON *o, int op) {
   int k[2], s[2], pad;
-  if (need_spatial(b) || get_pair(b, o, "k", 2, 1, 64, k)) return -1;
-  if (get_pair(b, o, "stride", k[0], 1, 64, s) || get_enum(b, o, "padding", PADS, 0, &pad))
+  if (need_spatial(b) || net_get_pair(b, o, "k", 2, 1, 64, k)) return -1;
+  if (net_get_pair(b, o, "stride", k[0], 1, 64, s) || net_get_enum(b, o, "padding", PADS, 0, &pad))
     return -1;
   if (!cJSON_GetObjectItemCaseSensitive(o, "stride")) s[0] = k[0], s[1] = k[1];
   nas_op_params p = {.kh = k[0], .kw = k[1], .sh = s[0], .sw = s[1], .padding = pad};
@@ -497,8 +364,8 @@ static int layer_pool(bld *b, const cJSON *o, int op) {
 
 static int layer_fc(bld *b, const cJSON *o) {
   int out = 0, act = 0, bias = 1;
-  if (get_int(b, o, "out", INT32_MIN, 1, 1 << 20, &out) ||
-      get_enum(b, o, "act", ACTS, ACT_NONE, &act) || get_bool(b, o, "bias", 1, &bias))
+  if (net_get_int(b, o, "out", INT32_MIN, 1, 1 << 20, &out) ||
+      net_get_enum(b, o, "act", ACTS, ACT_NONE, &act) || net_get_bool(b, o, "bias", 1, &bias))
     return -1;
   int k = b->flat ? b->c : b->h * b->w * b->c, x = b->cur, ls2 = -1;
   int wd[2] = {out, k}, bd[1] = {out};
@@ -514,14 +381,14 @@ static int layer_fc(bld *b, const cJSON *o) {
 
 static int layer_add(bld *b, const cJSON *o, const int *outs) {
   int from, act;
-  if (get_int(b, o, "from", INT32_MIN, -b->li, b->li - 1, &from) ||
-      get_enum(b, o, "act", ACTS, ACT_NONE, &act))
+  if (net_get_int(b, o, "from", INT32_MIN, -b->li, b->li - 1, &from) ||
+      net_get_enum(b, o, "act", ACTS, ACT_NONE, &act))
     return -1;
   int src = from < 0 ? b->li + from : from;
-  if (src < 0 || src >= b->li) return lerr(b, "from", "must name an earlier layer");
+  if (src < 0 || src >= b->li) return net_lerr(b, "from", "must name an earlier layer");
   const nas_node *a = &b->g->nodes[b->cur], *s = &b->g->nodes[outs[src]];
   if (nas_node_sample_numel(a) != nas_node_sample_numel(s) || a->shape.nd != s->shape.nd)
-    return lerr(b, "from", "layer %d's output does not have this layer's input shape", src);
+    return net_lerr(b, "from", "layer %d's output does not have this layer's input shape", src);
   int in[2] = {b->cur, outs[src]};
   if (apply(b, NAS_OP_ADD, in, 2, NULL, "add") < 0) return -1;
   return add_act(b, act, "add");
@@ -536,11 +403,11 @@ static int layer_add(bld *b, const cJSON *o, const int *outs) {
 static int layer_rnn(bld *b, const cJSON *o, int gates) {
   int units = 0, rs = 0;
   const char *part = gates == 4 ? "lstm" : "gru";
-  if (get_int(b, o, "units", INT32_MIN, 1, 4096, &units) ||
-      get_bool(b, o, "return_sequences", 0, &rs))
+  if (net_get_int(b, o, "units", INT32_MIN, 1, 4096, &units) ||
+      net_get_bool(b, o, "return_sequences", 0, &rs))
     return -1;
   if (b->flat)
-    return lerr(b, NULL, "needs a sequence [T,F] or spatial [H,W,C] input, but the previous "
+    return net_lerr(b, NULL, "needs a sequence [T,F] or spatial [H,W,C] input, but the previous "
                          "layer is flat");
   if (!b->seq) {
     nas_op_params rp = {.nd = 2, .d = {b->h, b->w * b->c}};
@@ -572,9 +439,9 @@ static int layer_prune_fields(bld *b, const cJSON *o, int kind, int own, double 
   const cJSON *sp = cJSON_GetObjectItemCaseSensitive(o, "sparsity");
   if (sp) {
     if (!cJSON_IsNumber(sp) || !(sp->valuedouble >= 0 && sp->valuedouble < 1))
-      return lerr(b, "sparsity", "expected a number in [0,1)");
+      return net_lerr(b, "sparsity", "expected a number in [0,1)");
     if (b->pc->method == NAS_PRUNE_NONE && sp->valuedouble > 0)
-      return lerr(b, "sparsity", "needs a top-level \"prune\" object with a method");
+      return net_lerr(b, "sparsity", "needs a top-level \"prune\" object with a method");
     cJSON_AddNumberToObject(b->canon, "sparsity", sp->valuedouble);
   }
   if (cJSON_GetObjectItemCaseSensitive(o, "channels")) cJSON_AddNumberToObject(b->canon, "channels", frac);
@@ -598,12 +465,12 @@ static int lower_layer(bld *b, const cJSON *o, const int *outs) {
     return nas_errf(b->e, NAS_EINVAL, "%s: layer %d: expected an object", b->src, b->li), -1;
   const cJSON *opj = cJSON_GetObjectItemCaseSensitive(o, "op");
   b->op = "?";
-  if (!cJSON_IsString(opj)) return lerr(b, "op", "required (a string)");
+  if (!cJSON_IsString(opj)) return net_lerr(b, "op", "required (a string)");
   b->op = opj->valuestring;
   int kind = -1;
   for (int i = 0; i < N_LAYER_KINDS; i++)
     if (strcmp(LAYER_FIELDS[i].op, b->op) == 0) kind = i;
-  if (kind < 0) return lerr(b, "op", "unknown op '%s'", b->op);
+  if (kind < 0) return net_lerr(b, "op", "unknown op '%s'", b->op);
   if (check_fields(b, o, kind)) return -1;
   cJSON_AddStringToObject(b->canon, "op", b->op);
   if (layer_prune_fields(b, o, kind, b->plan_own[b->li], b->plan_frac[b->li])) return -1;
@@ -626,7 +493,7 @@ static int lower_layer(bld *b, const cJSON *o, const int *outs) {
     case 13: return layer_rnn(b, o, 3);
     default: {
       double rate = 0;
-      if (get_float(b, o, "rate", 0.5, 0.0, 1.0, &rate)) return -1;
+      if (net_get_float(b, o, "rate", 0.5, 0.0, 1.0, &rate)) return -1;
       nas_op_params p = {.rate = (float)rate};
       return apply(b, NAS_OP_DROPOUT, &b->cur, 1, &p, "dropout");
     }
