@@ -699,13 +699,7 @@ static int run_nas(const char *dir, const char *args) {
 static char *slurp(const char *dir, const char *file) {
   char path[512];
   snprintf(path, sizeof path, "%s/%s", dir, file);
-  FILE *f = fopen(path, "rb");
-  if (!f) return NULL;
-  static char buf[1 << 16];
-  size_t n = fread(buf, 1, sizeof buf - 1, f);
-  fclose(f);
-  buf[n] = 0;
-  return buf;
+  return test_slurp(path);
 }
 
 /* The CLI end to end: a checkpoint trained for a moment on Fashion-MNIST, measured on the

@@ -124,16 +124,6 @@ static int run_nas(const char *args, const char *out) {
   return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
 }
 
-static char *slurp(const char *path) {
-  static char buf[1 << 16];
-  FILE *f = fopen(path, "rb");
-  if (!f) return NULL;
-  size_t n = fread(buf, 1, sizeof buf - 1, f);
-  fclose(f);
-  buf[n] = 0;
-  return buf;
-}
-
 static void test_cli(void **state) {
   (void)state;
   if (!getenv("NAS_BIN")) test_skip("the CLI check: NAS_BIN not set (run through ctest)");
@@ -169,7 +159,7 @@ static void test_cli(void **state) {
   /* the .tflite: per-layer rows, the tflm prediction beside them */
   snprintf(args, sizeof args, "measure --tflite %s --target stm32f446re --json", tfl);
   assert_int_equal(run_nas(args, out), 0);
-  char *j = slurp(out);
+  char *j = test_slurp(out);
   assert_non_null(strstr(j, "\"runtime\":\"nas-c\""));
   assert_non_null(strstr(j, "\"tflm_invoke_ms\":"));
   assert_non_null(strstr(j, "\"tflm_ms\":"));
@@ -178,22 +168,22 @@ static void test_cli(void **state) {
   /* the stored candidate: the same graph and input, so the same counts */
   snprintf(args, sizeof args, "measure --db %s --candidate %lld --target stm32f446re --json", db, (long long)c);
   assert_int_equal(run_nas(args, out), 0);
-  j = slurp(out);
+  j = test_slurp(out);
   assert_string_equal(strstr(j, "\"layers\""), first);
   snprintf(args, sizeof args, "measure --db %s --candidate %lld --target stm32f446re", db, (long long)c);
   assert_int_equal(run_nas(args, out), 0);
-  j = slurp(out);
+  j = test_slurp(out);
   assert_non_null(strstr(j, "tflm ms"));
   assert_non_null(strstr(j, "cand"));
   /* usage */
   snprintf(args, sizeof args, "measure --db %s --target stm32f446re", db);
   assert_int_equal(run_nas(args, out), 2);
-  assert_non_null(strstr(slurp(out), "--db and --candidate N go together"));
+  assert_non_null(strstr(test_slurp(out), "--db and --candidate N go together"));
   snprintf(args, sizeof args, "measure --tflite %s --checkpoint x --target stm32f446re", tfl);
   assert_int_equal(run_nas(args, out), 2);
   snprintf(args, sizeof args, "measure --tflite %s --softmax --target stm32f446re", tfl);
   assert_int_equal(run_nas(args, out), 2);
-  assert_non_null(strstr(slurp(out), "int8 already"));
+  assert_non_null(strstr(test_slurp(out), "int8 already"));
   snprintf(args, sizeof args, "measure --db %s --candidate 99 --target stm32f446re", db);
   assert_int_equal(run_nas(args, out), 1);
   nas_g8_graph_free(&g);

@@ -21,6 +21,7 @@
 #include <sqlite3.h>
 
 #include "core/rng.h"
+#include "tests/test_proc.h"
 #include "tests/test_util.h"
 #include "core/alloc.h"
 #include "nas/candidate.h"
@@ -544,7 +545,6 @@ static void test_train_candidate_api(void **state) {
   assert_true(es.int8_test_acc == m.acc_int8_test);
 }
 
-static int count_where(const char *db, const char *cond);
 
 /* Fault injection (core/alloc.h), SQLite style: a small search whose candidates are all over
  * budget (priced, never trained) is run with the 1st, 2nd, ... allocation failing, once
@@ -593,8 +593,8 @@ static void test_fault_injection(void **state) {
        * in the WAL and is read back on the next open). Then the store must hold the whole
        * run, and no candidate's reason may be the failure. */
       if (rc == NAS_OK) {
-        assert_int_equal(count_where(db, "reason LIKE '%out of memory%'"), 0);
-        assert_int_equal(count_where(db, "state = 'rejected'"), 3);
+        assert_int_equal(test_count_where(db, "reason LIKE '%out of memory%'"), 0);
+        assert_int_equal(test_count_where(db, "state = 'rejected'"), 3);
       }
     }
     assert_true(k > 100); /* the whole path was exercised */
@@ -605,6 +605,9 @@ static void test_fault_injection(void **state) {
 
 /* ---- through the real binary ------------------------------------------------------------- */
 
+#define RUN_STATUS "SELECT status FROM runs WHERE id = 1" /* with test_sql_int's want */
+#define FINISHED "state IN ('done','rejected','failed')"
+
 static const char *nas_bin(void) {
   const char *bin = getenv("NAS_BIN");
   if (!bin) return NULL;
@@ -613,70 +616,6 @@ static const char *nas_bin(void) {
   int st = system(cmd);
   if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) fail_msg("%s search --help failed", bin);
   return bin;
-}
-
-static pid_t spawn(const char *bin, char *const *args) {
-  pid_t p = fork();
-  if (p == 0) {
-    FILE *f = freopen("/dev/null", "w", stdout);
-    (void)f;
-    execv(bin, args);
-    _exit(127);
-  }
-  return p;
-}
-
-static int count_finished(const char *db) {
-  sqlite3 *s = NULL;
-  int n = -1;
-  if (sqlite3_open_v2(db, &s, SQLITE_OPEN_READONLY, NULL) == SQLITE_OK) {
-    sqlite3_busy_timeout(s, 2000);
-    sqlite3_stmt *q = NULL;
-    if (sqlite3_prepare_v2(s, "SELECT count(*) FROM candidates WHERE state IN ('done','rejected','failed')",
-                           -1, &q, NULL) == SQLITE_OK &&
-        sqlite3_step(q) == SQLITE_ROW)
-      n = sqlite3_column_int(q, 0);
-    sqlite3_finalize(q);
-  }
-  sqlite3_close(s);
-  return n;
-}
-
-/* count(*) of candidates matching an SQL condition, -1 when the store is not readable yet */
-static int count_where(const char *db, const char *cond) {
-  sqlite3 *s = NULL;
-  int n = -1;
-  char sql[300];
-  snprintf(sql, sizeof sql, "SELECT count(*) FROM candidates WHERE %s", cond);
-  if (sqlite3_open_v2(db, &s, SQLITE_OPEN_READONLY, NULL) == SQLITE_OK) {
-    sqlite3_busy_timeout(s, 2000);
-    sqlite3_stmt *q = NULL;
-    if (sqlite3_prepare_v2(s, sql, -1, &q, NULL) == SQLITE_OK && sqlite3_step(q) == SQLITE_ROW)
-      n = sqlite3_column_int(q, 0);
-    sqlite3_finalize(q);
-  }
-  sqlite3_close(s);
-  return n;
-}
-
-static int run_status_is(const char *db, const char *status) {
-  sqlite3 *s = NULL;
-  int yes = 0;
-  if (sqlite3_open_v2(db, &s, SQLITE_OPEN_READONLY, NULL) == SQLITE_OK) {
-    sqlite3_busy_timeout(s, 2000);
-    sqlite3_stmt *q = NULL;
-    if (sqlite3_prepare_v2(s, "SELECT status FROM runs WHERE id = 1", -1, &q, NULL) == SQLITE_OK &&
-        sqlite3_step(q) == SQLITE_ROW)
-      yes = !strcmp((const char *)sqlite3_column_text(q, 0), status);
-    sqlite3_finalize(q);
-  }
-  sqlite3_close(s);
-  return yes;
-}
-
-static void sleep_ms(int ms) {
-  struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
-  nanosleep(&ts, NULL);
 }
 
 static void test_kill_and_resume_binary(void **state) {
@@ -694,10 +633,10 @@ static void test_kill_and_resume_binary(void **state) {
                       "--batch", "16", "--seed", seed, "--db", u, NULL};
     int st;
     if (at == 1) { /* the reference run, with readers running all along: they never fail */
-      pid_t p = spawn(bin, args_u);
+      pid_t p = test_spawn(bin, args_u);
       int reads = 0;
       while (waitpid(p, &st, WNOHANG) != p) {
-        if (count_where(u, "1") >= 0) {
+        if (test_count_where(u, "1") >= 0) {
           char cmd[1200];
           snprintf(cmd, sizeof cmd, "%s pareto --db %s >/dev/null && %s runs --db %s >/dev/null",
                    bin, u, bin, u);
@@ -705,7 +644,7 @@ static void test_kill_and_resume_binary(void **state) {
           assert_true(WIFEXITED(rs) && WEXITSTATUS(rs) == 0);
           reads++;
         }
-        sleep_ms(5);
+        test_sleep_ms(5);
       }
       assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
       assert_true(reads > 0);
@@ -713,18 +652,18 @@ static void test_kill_and_resume_binary(void **state) {
     char *args_k[sizeof args_u / sizeof args_u[0]];
     memcpy(args_k, args_u, sizeof args_u);
     args_k[23] = k;
-    pid_t p = spawn(bin, args_k);
+    pid_t p = test_spawn(bin, args_k);
     /* a reader while the search writes: never fails */
     int reads = 0, due = 0;
     for (time_t t0 = time(NULL); time(NULL) - t0 < 900;) {
-      int n = count_finished(k);
+      int n = test_count_where(k, FINISHED);
       /* kill mid-training (a candidate in state training) once `at` candidates are final */
-      if (n >= at && count_where(k, "state = 'training'") > 0) {
+      if (n >= at && test_count_where(k, "state = 'training'") > 0) {
         /* freeze it, and kill it only if it is still mid-training (else let it go on) */
         assert_int_equal(kill(p, SIGSTOP), 0);
         assert_int_equal(waitpid(p, &st, WUNTRACED), p);
         if (!WIFSTOPPED(st)) fail_msg("the search ended (status %d) before the kill", st);
-        if (count_where(k, "state = 'training'") > 0) {
+        if (test_count_where(k, "state = 'training'") > 0) {
           due = 1;
           break;
         }
@@ -740,7 +679,7 @@ static void test_kill_and_resume_binary(void **state) {
       if (waitpid(p, &st, WNOHANG) == p)
         fail_msg("the search ended (status %d) before the kill due after %d final candidates",
                  st, at);
-      sleep_ms(1);
+      test_sleep_ms(1);
     }
     if (!due) fail_msg("no candidate was training after %d final ones within 900 s", at);
     /* the kill happened, mid-training: the process died by SIGKILL and left a candidate in
@@ -748,14 +687,14 @@ static void test_kill_and_resume_binary(void **state) {
     assert_int_equal(kill(p, SIGKILL), 0); /* a stopped process dies by SIGKILL at once */
     assert_int_equal(waitpid(p, &st, 0), p);
     assert_true(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL);
-    assert_true(count_where(k, "state = 'training'") > 0);
-    assert_false(run_status_is(k, "done"));
+    assert_true(test_count_where(k, "state = 'training'") > 0);
+    assert_false(test_sql_int(k, RUN_STATUS, "done"));
     char *args_r[] = {(char *)bin, "resume", "--db", k, NULL};
-    p = spawn(bin, args_r);
+    p = test_spawn(bin, args_r);
     waitpid(p, &st, 0);
     assert_true(WIFEXITED(st));
     assert_int_equal(WEXITSTATUS(st), 0);
-    assert_int_equal(count_where(k, "state NOT IN ('done','rejected','failed')"), 0);
+    assert_int_equal(test_count_where(k, "state NOT IN ('done','rejected','failed')"), 0);
     char *du = dump(u, 1), *dk = dump(k, 1);
     assert_string_equal(du, dk);
     free(du), free(dk);
@@ -780,7 +719,7 @@ static void test_sigint_binary(void **state) {
                   "--seed", "11", "--retrain-front", "1", "--db", u, NULL};
   const int DB_ARG = 25;
   int st;
-  pid_t p = spawn(bin, args);
+  pid_t p = test_spawn(bin, args);
   waitpid(p, &st, 0);
   assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
   char *du = dump(u, 1);
@@ -790,19 +729,19 @@ static void test_sigint_binary(void **state) {
     char *a2[sizeof args / sizeof args[0]];
     memcpy(a2, args, sizeof args);
     a2[DB_ARG] = k;
-    p = spawn(bin, a2);
+    p = test_spawn(bin, a2);
     int signalled = 0;
     for (int t = 0; t < 60000 && !signalled; t++) {
-      if (count_where(k, "state = 'training' AND retrain_epochs = 0") > 0 &&
-          count_finished(k) >= 1) {
+      if (test_count_where(k, "state = 'training' AND retrain_epochs = 0") > 0 &&
+          test_count_where(k, FINISHED) >= 1) {
         kill(p, SIGINT);
-        if (twice) sleep_ms(2), kill(p, SIGINT);
+        if (twice) test_sleep_ms(2), kill(p, SIGINT);
         signalled = 1;
       } else if (waitpid(p, &st, WNOHANG) == p) {
         p = 0;
         break;
       } else {
-        sleep_ms(1);
+        test_sleep_ms(1);
       }
     }
     assert_true(signalled);
@@ -812,19 +751,19 @@ static void test_sigint_binary(void **state) {
       /* nothing is left mid-training; when the signal lands just after the candidate it was
          aimed at finished, the next one may already be proposed (priced, not trained): it
          stays proposed and resume trains it */
-      assert_int_equal(count_where(k, "state = 'training'"), 0);
-      assert_true(count_where(k, "state = 'proposed'") <= 1);
-      assert_true(run_status_is(k, "interrupted"));
-      assert_true(count_where(k, "1") < 6); /* stopped before the budget */
+      assert_int_equal(test_count_where(k, "state = 'training'"), 0);
+      assert_true(test_count_where(k, "state = 'proposed'") <= 1);
+      assert_true(test_sql_int(k, RUN_STATUS, "interrupted"));
+      assert_true(test_count_where(k, "1") < 6); /* stopped before the budget */
     } else if (WIFSIGNALED(st)) {
       assert_int_equal(WTERMSIG(st), SIGINT);
-      assert_false(run_status_is(k, "done"));
+      assert_false(test_sql_int(k, RUN_STATUS, "done"));
     }
     char *args_r[] = {(char *)bin, "resume", "--db", k, NULL};
-    pid_t r = spawn(bin, args_r);
+    pid_t r = test_spawn(bin, args_r);
     waitpid(r, &st, 0);
     assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
-    assert_true(run_status_is(k, "done"));
+    assert_true(test_sql_int(k, RUN_STATUS, "done"));
     char *dk = dump(k, 1);
     assert_string_equal(du, dk);
     free(dk);

@@ -26,6 +26,7 @@
 #include "nas/run.h"
 #include "nas/strategies/strategy.h"
 #include "results/store.h"
+#include "tests/test_proc.h"
 #include "tests/test_util.h"
 
 static char dir[256], data_spec[300], space_path[300];
@@ -213,38 +214,6 @@ static const char *nas_bin(void) {
   return WIFEXITED(st) && WEXITSTATUS(st) == 0 ? bin : NULL;
 }
 
-static pid_t spawn(const char *bin, char *const *args) {
-  pid_t p = fork();
-  if (p == 0) {
-    FILE *f = freopen("/dev/null", "w", stdout);
-    (void)f;
-    execv(bin, args);
-    _exit(127);
-  }
-  return p;
-}
-
-static int count_where(const char *db, const char *cond) {
-  sqlite3 *s = NULL;
-  int n = -1;
-  char sql[300];
-  snprintf(sql, sizeof sql, "SELECT count(*) FROM candidates WHERE %s", cond);
-  if (sqlite3_open_v2(db, &s, SQLITE_OPEN_READONLY, NULL) == SQLITE_OK) {
-    sqlite3_busy_timeout(s, 2000);
-    sqlite3_stmt *q = NULL;
-    if (sqlite3_prepare_v2(s, sql, -1, &q, NULL) == SQLITE_OK && sqlite3_step(q) == SQLITE_ROW)
-      n = sqlite3_column_int(q, 0);
-    sqlite3_finalize(q);
-  }
-  sqlite3_close(s);
-  return n;
-}
-
-static void sleep_ms(int ms) {
-  struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
-  nanosleep(&ts, NULL);
-}
-
 static void test_kill_and_resume(void **state) {
   (void)state;
   const char *bin = nas_bin();
@@ -258,37 +227,37 @@ static void test_kill_and_resume(void **state) {
                   "--epochs", "2", "--batch", "16", "--seed", "7", "--init", "3", "--pool", "40",
                   "--morphs", "6", "--finetune-epochs", "1", "--db", u, NULL};
   int st;
-  pid_t p = spawn(bin, args);
+  pid_t p = test_spawn(bin, args);
   waitpid(p, &st, 0);
   assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
   /* killed while a candidate of the surrogate phase (after the 3 uniform ones) trains: frozen
    * with SIGSTOP first and killed only if it is still mid-training (as tests/test_search.c) */
   args[29] = k;
-  p = spawn(bin, args);
+  p = test_spawn(bin, args);
   int due = 0;
   for (time_t t0 = time(NULL); !due && time(NULL) - t0 < 900;) {
-    if (count_where(k, "state IN ('done','rejected','failed')") >= 5 &&
-        count_where(k, "state = 'training'") > 0) {
+    if (test_count_where(k, "state IN ('done','rejected','failed')") >= 5 &&
+        test_count_where(k, "state = 'training'") > 0) {
       assert_int_equal(kill(p, SIGSTOP), 0);
       assert_int_equal(waitpid(p, &st, WUNTRACED), p);
       if (!WIFSTOPPED(st)) fail_msg("the search ended (status %d) before the kill", st);
-      if (count_where(k, "state = 'training'") > 0) due = 1;
+      if (test_count_where(k, "state = 'training'") > 0) due = 1;
       else assert_int_equal(kill(p, SIGCONT), 0);
     }
     if (!due && waitpid(p, &st, WNOHANG) == p)
       fail_msg("the search ended (status %d) before the kill due after 5 final candidates", st);
-    sleep_ms(2);
+    test_sleep_ms(2);
   }
   if (!due) fail_msg("no candidate of the surrogate phase was training within 900 s");
   assert_int_equal(kill(p, SIGKILL), 0); /* a stopped process dies by SIGKILL at once */
   assert_int_equal(waitpid(p, &st, 0), p);
   assert_true(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL);
-  assert_true(count_where(k, "state = 'training'") > 0);
+  assert_true(test_count_where(k, "state = 'training'") > 0);
   char *rargs[] = {(char *)bin, "resume", "--db", k, NULL};
-  p = spawn(bin, rargs);
+  p = test_spawn(bin, rargs);
   waitpid(p, &st, 0);
   assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
-  assert_int_equal(count_where(k, "state NOT IN ('done','rejected','failed')"), 0);
+  assert_int_equal(test_count_where(k, "state NOT IN ('done','rejected','failed')"), 0);
   char *du = dump(u), *dk = dump(k);
   assert_string_equal(du, dk);
   free(du), free(dk);
