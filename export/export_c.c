@@ -370,7 +370,8 @@ static int emit_op(FILE *f, const nas_g8_graph *g, const nas_g8_prep_op *pp, int
                         {"lo", c->lo}, {"hi", c->hi}};
       return emit_struct(f, "nasrt_pool_p", g, pp, i, NULL, 0, v, NV(v), e);
     }
-    case NASRT_ADD: {
+    case NASRT_ADD:
+    case NASRT_SUB: { /* one parameter struct */
       const nasrt_add_p *c = &pp->rt.add;
       const ival v[] = {
           {"a", c->a}, {"b", c->b}, {"out", c->out}, {"n", c->n}, {"a_off", c->a_off},
@@ -460,16 +461,6 @@ static int emit_op(FILE *f, const nas_g8_graph *g, const nas_g8_prep_op *pp, int
                         {"a_off", c->a_off}, {"b_off", c->b_off}, {"mult", c->mult},
                         {"shift", c->shift}, {"out_zp", c->out_zp}, {"lo", c->lo}, {"hi", c->hi}};
       return emit_struct(f, "nasrt_mul_p", g, pp, i, p, np, v, NV(v), e);
-    }
-    case NASRT_SUB: {
-      const nasrt_add_p *c = &pp->rt.add;
-      const ival v[] = {
-          {"a", c->a}, {"b", c->b}, {"out", c->out}, {"n", c->n}, {"a_off", c->a_off},
-          {"b_off", c->b_off}, {"left_shift", c->left_shift}, {"a_mult", c->a_mult},
-          {"a_shift", c->a_shift}, {"b_mult", c->b_mult}, {"b_shift", c->b_shift},
-          {"out_mult", c->out_mult}, {"out_shift", c->out_shift}, {"out_zp", c->out_zp},
-          {"lo", c->lo}, {"hi", c->hi}};
-      return emit_struct(f, "nasrt_add_p", g, pp, i, p, np, v, NV(v), e);
     }
     case NASRT_STRIDED_SLICE: {
       const nasrt_slice_p *c = &pp->rt.slice;
